@@ -1,0 +1,61 @@
+# dashd — the README's two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+STATE ?= state
+QUICK ?=
+SRC := $(shell find src twisted -name '*.py' -o -name '*.sql') setup.cfg pyproject.toml
+FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
+
+.PHONY: run test install test-deps frontend test-py test-js test-e2e bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+
+# A regular (non-editable) install: twistd finds plugins by scanning sys.path
+# for twisted/plugins/, which a PEP 660 editable install does not provide.
+$(VENV)/.installed: $(BIN)/python $(SRC)
+	$(BIN)/pip install --quiet --no-build-isolation .
+	@touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.test-deps: $(BIN)/python setup.cfg
+	$(BIN)/pip install --quiet "pytest>=8" "pytest-twisted>=1.14" "pytest-cov>=5" "hypothesis>=6.100" "websockets>=13"
+	@touch $@
+
+test-deps: $(VENV)/.test-deps
+
+frontend/dist/index.html: $(FRONTEND_SRC) frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund && npm run build
+	@touch $@
+
+frontend:
+	@if [ -f frontend/package.json ]; then $(MAKE) frontend/dist/index.html; fi
+
+run: install frontend
+	$(BIN)/dashd migrate --state-dir $(STATE)
+	@echo "== viewer token (valid 24h) =="
+	@$(BIN)/dashd token --role viewer --ttl 24h --state-dir $(STATE)
+	@echo "== dashboard: http://localhost:$(PORT)  (first start: admin password in $(STATE)/initial-admin-password) =="
+	$(BIN)/twistd --nodaemon --pidfile= dashd --listen tcp:$(PORT) --state-dir $(STATE) --static frontend/dist
+
+test-py: install test-deps
+	$(BIN)/pytest -q -ra --cov=dashd --cov-config=setup.cfg --cov-report=term --cov-fail-under=85 tests
+
+test-js: frontend
+	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
+
+test-e2e: install frontend
+	@if [ -f frontend/package.json ]; then cd frontend && npm run e2e; fi
+
+# JavaScript first, Python last: the closing line is pytest's summary.
+test: test-js test-e2e test-py
+
+bench: install test-deps
+	$(BIN)/python -m dashd.bench $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) build *.egg-info frontend/dist frontend/node_modules .coverage .coverage.*

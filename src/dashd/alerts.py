@@ -1,0 +1,289 @@
+"""Notifications and alert rules.
+
+NotificationCenter raises notifications (from rules, admins or the daemon)
+and acknowledgements onto the bus; RuleEngine watches samples and fires and
+resolves rules with a hold time (`for`) and hysteresis (`clear`).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from .bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
+from .collector import Sample
+from .errors import ProtocolError
+from .settings import AlertRuleConfig, parse_duration
+from .streams import NOTIFICATION, NOTIFICATION_ACK
+from .timefmt import iso_ms, now_ms
+
+LEVELS = ("info", "warning", "critical")
+COMPARATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}
+MAX_TITLE = 200
+MAX_MESSAGE = 2000
+
+
+class NotificationCenter:
+    """Creates notifications and acknowledgements and publishes them."""
+
+    log = Logger()
+
+    def __init__(self, bus: Bus, store: Any | None, wall_clock_ms: Callable[[], int] = now_ms,
+                 remembered: int = 1000) -> None:
+        self._bus = bus
+        self._store = store
+        self._wall_clock_ms = wall_clock_ms
+        self._recent: OrderedDict[str, dict] = OrderedDict()
+        self._remembered = remembered
+
+    def raise_notification(self, level: str, title: str, message: str, source: str,
+                           state: str | None = None) -> dict:
+        if level not in LEVELS:
+            raise ValueError(level)
+        timestamp_ms = self._wall_clock_ms()
+        body = {
+            "id": "n-" + uuid.uuid4().hex[:20], "level": level, "title": title[:MAX_TITLE],
+            "message": message[:MAX_MESSAGE], "timestamp": iso_ms(timestamp_ms), "source": source,
+            "acknowledged_by": None, "acknowledged_at": None,
+        }
+        if state:
+            body["state"] = state
+        self._remember(body)
+        self._publish(NOTIFICATION, timestamp_ms, body)
+        return body
+
+    def _remember(self, body: dict) -> None:
+        self._recent[body["id"]] = body
+        while len(self._recent) > self._remembered:
+            self._recent.popitem(last=False)
+
+    def _publish(self, type_: str, timestamp_ms: int, body: dict) -> None:
+        self._bus.publish(NOTIFICATIONS_TOPIC, {"type": type_, "timestamp_ms": timestamp_ms, "data": body}).addErrback(
+            lambda f: self.log.failure("publishing a notification failed", f))
+
+    async def find(self, notification_id: str) -> dict | None:
+        if notification_id in self._recent:
+            return self._recent[notification_id]
+        if self._store is None:
+            return None
+        return await self._store.notification(notification_id)
+
+    async def acknowledge(self, notification_id: str, user: str) -> dict:
+        """Mark a notification acknowledged for everyone; idempotent."""
+        body = await self.find(notification_id)
+        if body is None:
+            raise ProtocolError("not_found", f"no notification {notification_id!r}")
+        if body.get("acknowledged_by"):
+            return {"id": notification_id, "acknowledged_by": body["acknowledged_by"],
+                    "acknowledged_at": body["acknowledged_at"]}
+        timestamp_ms = self._wall_clock_ms()
+        ack = {"id": notification_id, "acknowledged_by": user, "acknowledged_at": iso_ms(timestamp_ms)}
+        body = dict(body, acknowledged_by=user, acknowledged_at=ack["acknowledged_at"])
+        self._remember(body)
+        self._publish(NOTIFICATION_ACK, timestamp_ms, ack)
+        return ack
+
+    def recent(self, limit: int, unacknowledged: bool) -> list[dict]:
+        items = [b for b in reversed(self._recent.values()) if not (unacknowledged and b.get("acknowledged_by"))]
+        return items[:limit]
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    name: str
+    metric: str
+    op: str
+    threshold: float
+    for_seconds: float = 0.0
+    level: str = "warning"
+    clear: float | None = None
+    enabled: bool = True
+
+    @property
+    def clear_threshold(self) -> float:
+        return self.threshold if self.clear is None else self.clear
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["for"] = data.pop("for_seconds")
+        return data
+
+    def describe(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g} for {self.for_seconds:g}s"
+
+
+_RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_RULE_SPEC = re.compile(r"^\s*(?P<metric>[A-Za-z0-9_]+)\s*(?P<op>>=|<=|>|<)\s*(?P<threshold>-?[0-9.]+)\s*"
+                        r"(?:for\s+(?P<for>\S+))?\s*(?P<rest>.*)$")
+
+
+def rule_from_dict(data: Mapping[str, Any], known_metrics: tuple[str, ...]) -> AlertRule:
+    """Validate a rule from `rule_set` (JSON); ProtocolError on bad input."""
+
+    def bad(message: str) -> ProtocolError:
+        return ProtocolError("bad_message", f"rule_set: {message}")
+
+    name = data.get("name")
+    if not isinstance(name, str) or not _RULE_NAME.match(name):
+        raise bad("'name' must be 1-64 letters, digits, '_', '.' or '-'")
+    metric = data.get("metric")
+    if metric not in known_metrics:
+        raise ProtocolError("bad_message", f"rule_set: unknown metric {metric!r}", {"known": list(known_metrics)})
+    op = data.get("op")
+    if op not in COMPARATORS:
+        raise bad(f"'op' must be one of {', '.join(COMPARATORS)}")
+    threshold = _finite(data.get("threshold"), "threshold", bad)
+    for_raw = data.get("for", 0)
+    try:
+        for_seconds = parse_duration(for_raw) if not isinstance(for_raw, bool) else -1
+    except (TypeError, ValueError):
+        for_seconds = -1
+    if not 0 <= for_seconds <= 86_400:
+        raise bad("'for' must be a duration from 0 to 1d (seconds or e.g. '30s')")
+    level = data.get("level", "warning")
+    if level not in LEVELS:
+        raise bad(f"'level' must be one of {', '.join(LEVELS)}")
+    clear = data.get("clear")
+    if clear is not None:
+        clear = _finite(clear, "clear", bad)
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise bad("'enabled' must be true or false")
+    return AlertRule(name, metric, op, threshold, for_seconds, level, clear, enabled)
+
+
+def _finite(value: Any, name: str, bad: Callable[[str], ProtocolError]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > 1e15:
+        raise bad(f"'{name}' must be a number")
+    return float(value)
+
+
+def rule_from_config(config: AlertRuleConfig, known_metrics: tuple[str, ...]) -> AlertRule:
+    """`[rules]` line: `cpu_high = cpu_usage > 90 for 30s level=warning clear=85`."""
+    match = _RULE_SPEC.match(config.spec)
+    if not match:
+        raise ValueError(f"rules.{config.name}: expected 'METRIC OP THRESHOLD [for DURATION] [level=L] [clear=N]'")
+    data: dict[str, Any] = {"name": config.name, "metric": match.group("metric"), "op": match.group("op"),
+                            "threshold": float(match.group("threshold")), "for": match.group("for") or 0}
+    for option in match.group("rest").split():
+        key, _, value = option.partition("=")
+        if key == "level":
+            data["level"] = value
+        elif key == "clear":
+            try:
+                data["clear"] = float(value)
+            except ValueError:
+                raise ValueError(f"rules.{config.name}: clear must be a number") from None
+        elif key == "enabled":
+            data["enabled"] = value.lower() in ("1", "true", "yes", "on")
+        else:
+            raise ValueError(f"rules.{config.name}: unknown option {option!r} (level=, clear=, enabled=)")
+    try:
+        return rule_from_dict(data, known_metrics)
+    except ProtocolError as e:
+        raise ValueError(f"rules.{config.name}: {e.message.removeprefix('rule_set: ')}") from None
+
+
+DEFAULT_RULES = (
+    AlertRule("cpu_high", "cpu_usage", ">", 90, 60, "warning", 80),
+    AlertRule("memory_high", "memory_usage", ">", 90, 60, "warning", 85),
+    AlertRule("disk_full", "disk_usage", ">", 95, 60, "critical", 90),
+)
+
+
+class RuleEngine:
+    """Evaluates rules against each sample, per host."""
+
+    log = Logger()
+
+    def __init__(self, notifications: NotificationCenter) -> None:
+        self._notifications = notifications
+        self.rules: dict[str, AlertRule] = {}
+        self._pending_since: dict[tuple[str, str], int] = {}
+        self._firing: set[tuple[str, str]] = set()
+
+    def attach(self, bus: Bus) -> None:
+        bus.subscribe(METRICS_TOPIC, lambda topic, sample: self.evaluate(sample))
+
+    def set_rule(self, rule: AlertRule) -> None:
+        self.rules[rule.name] = rule
+        self._forget(rule.name)
+
+    def replace_rules(self, rules) -> None:
+        self.rules = {}
+        self._pending_since.clear()
+        self._firing.clear()
+        for rule in rules:
+            self.rules[rule.name] = rule
+
+    def delete_rule(self, name: str) -> None:
+        self.rules.pop(name, None)
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._pending_since if k[0] == name]:
+            del self._pending_since[key]
+        self._firing = {k for k in self._firing if k[0] != name}
+
+    def is_firing(self, name: str, host: str) -> bool:
+        return (name, host) in self._firing
+
+    def evaluate(self, sample: Sample) -> None:
+        if not isinstance(sample, Sample):
+            return
+        for rule in list(self.rules.values()):
+            value = sample.metrics.get(rule.metric)
+            if not rule.enabled or value is None:
+                continue
+            key = (rule.name, sample.host)
+            compare = COMPARATORS[rule.op]
+            if key in self._firing:
+                if not compare(value, rule.clear_threshold):
+                    self._firing.discard(key)
+                    self._notifications.raise_notification(
+                        "info", f"{rule.metric} back to normal on {sample.host}",
+                        f"{rule.name}: {rule.metric} is {value:g} (clears at {rule.clear_threshold:g})",
+                        f"rule:{rule.name}", state="resolved")
+                continue
+            if not compare(value, rule.threshold):
+                self._pending_since.pop(key, None)
+                continue
+            since = self._pending_since.setdefault(key, sample.timestamp_ms)
+            if sample.timestamp_ms - since >= rule.for_seconds * 1000:
+                self._pending_since.pop(key, None)
+                self._firing.add(key)
+                self._notifications.raise_notification(
+                    rule.level, f"{rule.metric} {rule.op} {rule.threshold:g} on {sample.host}",
+                    f"{rule.name}: {rule.describe()} (now {value:g})", f"rule:{rule.name}", state="firing")
+
+
+async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> None:
+    """Stored rules, overridden by the INI's rules of the same name; on the
+    very first start (no stored rules, none configured) the built-in defaults."""
+    stored = await store.rules()
+    merged: dict[str, AlertRule] = {}
+    for name, spec in stored.items():
+        try:
+            merged[name] = AlertRule(name=name, metric=spec["metric"], op=spec["op"],
+                                     threshold=float(spec["threshold"]), for_seconds=float(spec["for"]),
+                                     level=spec["level"], clear=spec.get("clear"), enabled=spec.get("enabled", True))
+        except (KeyError, TypeError, ValueError):
+            engine.log.warn("ignoring stored rule {name}: unreadable", name=name)
+    seeds = configured if configured or stored else DEFAULT_RULES
+    for rule in seeds:
+        merged[rule.name] = rule
+        await store.save_rule(rule.name, rule.as_dict(), "config")
+    engine.replace_rules(merged.values())
+
+
+def deferred_load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> Deferred:
+    return Deferred.fromCoroutine(load_rules(engine, store, configured))

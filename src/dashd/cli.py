@@ -1,0 +1,219 @@
+"""The `dashd` command: administration beside the daemon. Every subcommand
+reads the same configuration as `twistd dashd` (--config, DASHD_*, and the
+options below), so a token minted here is accepted by a running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any, Callable
+
+from . import __version__
+from .settings import FIELDS_BY_NAME, ConfigError, Settings, load_settings, parse_duration, redact_url
+
+COMMON = ("config", "state_dir", "db", "secret_file")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    for name in COMMON:
+        spec = FIELDS_BY_NAME[name]
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=spec.help)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings({name: getattr(args, name, None) for name in COMMON})
+
+
+def _run_async(work: Callable[[Any], Any]) -> Any:
+    """Run `work(reactor)` (a coroutine function) on a reactor, return its result."""
+    from twisted.internet import task
+    from twisted.internet.defer import Deferred
+
+    outcome: dict[str, Any] = {}
+
+    def main(reactor):
+        async def go():
+            outcome["value"] = await work(reactor)
+        return Deferred.fromCoroutine(go())
+
+    try:
+        task.react(main)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    return outcome.get("value")
+
+
+def _with_store(settings: Settings, action: Callable) -> Any:
+    from .store import Store
+
+    async def work(reactor):
+        store = Store(settings.db_url, reactor)
+        store.pool = store.dialect.connection_pool()
+        store.pool.start()
+        try:
+            await store.ensure_schema()
+            return await action(store)
+        finally:
+            store.pool.close()
+
+    return _run_async(work)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .auth import TokenIssuer, load_or_create_secret
+
+    settings = _settings(args)
+    try:
+        ttl = parse_duration(args.ttl)
+    except ValueError:
+        raise ConfigError("ttl", args.ttl, "a duration such as 30m, 1h or 7d") from None
+    if not 1 <= ttl <= 366 * 86400:
+        raise ConfigError("ttl", args.ttl, "a duration from 1s to 366d")
+    token, _ = TokenIssuer(load_or_create_secret(settings.secret_path)).mint(args.subject or f"token-{args.role}",
+                                                                             args.role, ttl)
+    print(token)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def nothing(store):
+        return None
+
+    _with_store(settings, nothing)
+    print(f"database up to date: {redact_url(settings.db_url)}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from .alerts import rule_from_config
+    from .collector import build_catalogue
+
+    settings = _settings(args)
+    import psutil
+
+    names = tuple(i.name for i in build_catalogue(psutil.cpu_count() or 1))
+    for rule in settings.rules:
+        try:
+            rule_from_config(rule, names)
+        except ValueError as e:
+            raise ConfigError(f"rules.{rule.name}", rule.spec, str(e).split(": ", 1)[-1]) from None
+    print(f"configuration OK (db {redact_url(settings.db_url)}, listen {', '.join(settings.listen)}, "
+          f"interval {settings.interval:g}s, {len(settings.rules)} rules)")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise SystemExit("dashd: the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from .auth import TokenIssuer, load_or_create_secret
+    from .core import RevocationList
+    from .users import UserDirectory, UserError
+
+    settings = _settings(args)
+    password = _read_password(args) if args.action in ("add", "passwd") else None
+
+    async def action(store):
+        users = UserDirectory(store, TokenIssuer(load_or_create_secret(settings.secret_path)), RevocationList(),
+                              access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl)
+        if args.action == "add":
+            await users.add(args.name, args.role, password)
+            return f"added {args.name} ({args.role})"
+        if args.action == "list":
+            rows = await users.list()
+            return "\n".join(f"{u['name']}\t{u['role']}\t{'disabled' if u['disabled'] else 'active'}" for u in rows)
+        if args.action == "passwd":
+            await users.set_password(args.name, password)
+            return f"password changed for {args.name}; their sessions were revoked"
+        if args.action == "disable":
+            await users.set_disabled(args.name, True)
+            return f"disabled {args.name}"
+        if args.action == "enable":
+            await users.set_disabled(args.name, False)
+            return f"enabled {args.name}"
+        if args.action == "role":
+            await users.set_role(args.name, args.role)
+            return f"{args.name} is now {args.role}"
+        raise AssertionError(args.action)
+
+    try:
+        message = _with_store(settings, action)
+    except UserError as e:
+        raise SystemExit(f"dashd: {e}") from None
+    if message:
+        print(message)
+    return 0
+
+
+def cmd_dev_cert(args: argparse.Namespace) -> int:
+    from .devcert import write_self_signed
+
+    key_path, cert_path = write_self_signed(args.out, args.hostname)
+    print(f"wrote {key_path} and {cert_path}")
+    print(f"use: twistd dashd --tls-listen ssl:8443:privateKey={key_path}:certKey={cert_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dashd", description="dashd administration (the daemon runs as `twistd dashd`)")
+    parser.add_argument("--version", action="version", version=f"dashd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    token = commands.add_parser("token", help="mint an access token and print it")
+    _add_common(token)
+    token.add_argument("--role", choices=("viewer", "operator", "admin", "agent"), default="viewer")
+    token.add_argument("--ttl", default="1h", help="lifetime, e.g. 30m, 1h, 7d (default 1h)")
+    token.add_argument("--subject", default=None, help="name recorded in the token (default token-ROLE)")
+    token.set_defaults(func=cmd_token)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    _add_common(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    check = commands.add_parser("check-config", help="validate the configuration and exit")
+    _add_common(check)
+    check.set_defaults(func=cmd_check_config)
+
+    user = commands.add_parser("user", help="manage users (passwords are read from a prompt or stdin)")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    for action, needs_role in (("add", True), ("list", False), ("passwd", False), ("disable", False),
+                               ("enable", False), ("role", True)):
+        sub = user_actions.add_parser(action)
+        _add_common(sub)
+        if action != "list":
+            sub.add_argument("name")
+        if needs_role:
+            sub.add_argument("--role", choices=("viewer", "operator", "admin"), required=(action == "role"),
+                             default="viewer" if action == "add" else None)
+        sub.set_defaults(func=cmd_user)
+
+    dev_cert = commands.add_parser("dev-cert", help="write a self-signed key and certificate for local TLS")
+    dev_cert.add_argument("--out", default="state/tls", help="directory (default state/tls)")
+    dev_cert.add_argument("--hostname", default="localhost")
+    dev_cert.set_defaults(func=cmd_dev_cert)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ConfigError as e:
+        print(f"dashd: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Source of samples: reads the host with psutil every interval and publishes
+one Sample per tick on the bus (the original specification's MetricsCollector).
+
+Sampling is split in two so the maths can be tested without psutil: a
+HostReader returns raw counters and gauges, and RateCalculator turns counters
+into per-second rates (first sample has none; a counter that goes backwards
+was reset, and its rate is left out rather than reported as a spike).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+
+import psutil
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .bus import METRICS_TOPIC, Bus
+from .timefmt import now_ms
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    unit: str
+    description: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "unit": self.unit, "description": self.description}
+
+
+BASE_CATALOGUE: tuple[MetricInfo, ...] = (
+    MetricInfo("cpu_usage", "%", "CPU busy over the last interval, all cores"),
+    MetricInfo("memory_usage", "%", "memory in use (total minus available)"),
+    MetricInfo("network_traffic", "B/s", "network bytes received plus sent per second"),
+    MetricInfo("active_connections", "count", "live authenticated WebSocket clients of this daemon"),
+    MetricInfo("swap_usage", "%", "swap in use"),
+    MetricInfo("disk_usage", "%", "space used on the watched filesystem"),
+    MetricInfo("disk_read", "B/s", "bytes read per second, all disks"),
+    MetricInfo("disk_write", "B/s", "bytes written per second, all disks"),
+    MetricInfo("network_rx", "B/s", "network bytes received per second"),
+    MetricInfo("network_tx", "B/s", "network bytes sent per second"),
+    MetricInfo("load_1", "", "load average over 1 minute"),
+    MetricInfo("load_5", "", "load average over 5 minutes"),
+    MetricInfo("load_15", "", "load average over 15 minutes"),
+    MetricInfo("process_count", "count", "processes on the host"),
+    MetricInfo("uptime", "s", "seconds since the host booted"),
+)
+
+
+def build_catalogue(cpu_count: int) -> tuple[MetricInfo, ...]:
+    cores = tuple(MetricInfo(f"cpu_core_{i}", "%", f"CPU busy, core {i}") for i in range(cpu_count))
+    return BASE_CATALOGUE[:1] + cores + BASE_CATALOGUE[1:]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of one host. `timestamp_ms` is Unix milliseconds."""
+
+    host: str
+    timestamp_ms: int
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class HostReading:
+    """Raw values at one instant: gauges are used as they are, counters
+    (monotonic byte totals) become rates."""
+
+    gauges: Mapping[str, float]
+    counters: Mapping[str, float]
+    monotonic: float
+
+
+class HostReader(Protocol):
+    def read(self) -> HostReading: ...
+
+
+# Which counter feeds which rate metric.
+RATE_OF_COUNTER = {
+    "network_rx": "net_bytes_recv",
+    "network_tx": "net_bytes_sent",
+    "disk_read": "disk_read_bytes",
+    "disk_write": "disk_write_bytes",
+}
+
+
+class PsutilReader:
+    """Reads this host through psutil. Each read takes about a millisecond
+    (see docs/benchmarks.md); nothing here sleeps or blocks on I/O other than
+    /proc."""
+
+    def __init__(self, disk_path: str = "/", clock: Callable[[], float] = time.monotonic) -> None:
+        self._disk_path = disk_path
+        self._clock = clock
+        self._boot_time = psutil.boot_time()
+        # cpu_percent(interval=None) compares with the previous call: prime it.
+        psutil.cpu_percent(interval=None, percpu=True)
+        self._cpu_times = psutil.cpu_times()
+
+    def read(self) -> HostReading:
+        per_core = psutil.cpu_percent(interval=None, percpu=True)
+        gauges: dict[str, float] = {"cpu_usage": self._total_cpu_percent()}
+        for index, value in enumerate(per_core):
+            gauges[f"cpu_core_{index}"] = round(value, 2)
+        memory = psutil.virtual_memory()
+        gauges["memory_usage"] = round(memory.percent, 2)
+        gauges["swap_usage"] = round(psutil.swap_memory().percent, 2)
+        try:
+            gauges["disk_usage"] = round(psutil.disk_usage(self._disk_path).percent, 2)
+        except OSError:
+            pass
+        load_1, load_5, load_15 = os.getloadavg()
+        gauges.update(load_1=round(load_1, 2), load_5=round(load_5, 2), load_15=round(load_15, 2))
+        gauges["process_count"] = len(psutil.pids())
+        gauges["uptime"] = round(time.time() - self._boot_time, 1)
+        counters: dict[str, float] = {}
+        net = _network_totals()
+        if net is not None:
+            counters["net_bytes_recv"], counters["net_bytes_sent"] = net
+        disk = psutil.disk_io_counters()
+        if disk is not None:
+            counters["disk_read_bytes"] = disk.read_bytes
+            counters["disk_write_bytes"] = disk.write_bytes
+        return HostReading(gauges=gauges, counters=counters, monotonic=self._clock())
+
+    def _total_cpu_percent(self) -> float:
+        # psutil.cpu_percent() keeps one shared "last" snapshot per process,
+        # which the per-core call already consumed; compute the total from our
+        # own snapshot so the two calls do not race each other.
+        current = psutil.cpu_times()
+        previous, self._cpu_times = self._cpu_times, current
+        busy = _busy(current) - _busy(previous)
+        total = sum(current) - sum(previous)
+        if total <= 0:
+            return 0.0
+        return round(max(0.0, min(100.0, 100.0 * busy / total)), 2)
+
+
+def _busy(times) -> float:
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle
+
+
+def _network_totals() -> tuple[float, float] | None:
+    counters = psutil.net_io_counters(pernic=True)
+    if not counters:
+        return None
+    recv = sum(c.bytes_recv for name, c in counters.items() if name != "lo")
+    sent = sum(c.bytes_sent for name, c in counters.items() if name != "lo")
+    return recv, sent
+
+
+@dataclass
+class RateCalculator:
+    """Turns successive counter readings into per-second rates."""
+
+    _previous: HostReading | None = field(default=None)
+
+    def prime(self, reading: HostReading) -> None:
+        self._previous = reading
+
+    def rates(self, reading: HostReading) -> dict[str, float]:
+        previous, self._previous = self._previous, reading
+        if previous is None:
+            return {}
+        elapsed = reading.monotonic - previous.monotonic
+        if elapsed <= 0:
+            return {}
+        rates: dict[str, float] = {}
+        for metric, counter in RATE_OF_COUNTER.items():
+            if counter in reading.counters and counter in previous.counters:
+                delta = reading.counters[counter] - previous.counters[counter]
+                if delta >= 0:  # a negative delta is a reset (interface or driver restarted)
+                    rates[metric] = round(delta / elapsed, 1)
+        if "network_rx" in rates and "network_tx" in rates:
+            rates["network_traffic"] = round(rates["network_rx"] + rates["network_tx"], 1)
+        return rates
+
+
+class MetricsCollector:
+    """Builds a Sample from a HostReader: gauges, counter rates and the
+    daemon's own connection count."""
+
+    def __init__(
+        self,
+        reader: HostReader,
+        host: str,
+        connection_count: Callable[[], int],
+        wall_clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self._reader = reader
+        self._host = host
+        self._connection_count = connection_count
+        self._wall_clock_ms = wall_clock_ms
+        self._rates = RateCalculator()
+
+    def prime(self) -> None:
+        """Take the baseline reading, so the first published sample has rates."""
+        self._rates.prime(self._reader.read())
+
+    def sample(self) -> Sample:
+        reading = self._reader.read()
+        metrics = dict(reading.gauges)
+        metrics.update(self._rates.rates(reading))
+        metrics["active_connections"] = self._connection_count()
+        return Sample(host=self._host, timestamp_ms=self._wall_clock_ms(), metrics=metrics)
+
+
+class CollectorService(Service):
+    """Drives a MetricsCollector from a LoopingCall on the injected clock and
+    publishes each sample on the metrics topic."""
+
+    log = Logger()
+
+    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float) -> None:
+        self._collector = collector
+        self._bus = bus
+        self._clock = clock
+        self.interval = interval
+        self._loop: LoopingCall | None = None
+        self.last_tick: float | None = None  # clock time of the last successful sample
+        self.last_duration: float = 0.0  # seconds the last sample took
+        self.on_sample_duration: Callable[[float], None] = lambda seconds: None
+
+    def startService(self) -> None:
+        super().startService()
+        self._collector.prime()
+        self._start_loop(now=False)
+
+    def stopService(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        return super().stopService()
+
+    def set_interval(self, interval: float) -> None:
+        """Change the collection period at run time."""
+        self.interval = interval
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+            self._start_loop(now=False)
+
+    def _start_loop(self, now: bool) -> None:
+        self._loop = LoopingCall(self.tick)
+        self._loop.clock = self._clock
+        self._loop.start(self.interval, now=now).addErrback(
+            lambda failure: self.log.failure("collector loop stopped", failure)
+        )
+
+    def tick(self) -> None:
+        # Guarded: an exception escaping a LoopingCall stops it for good.
+        started = time.perf_counter()
+        try:
+            sample = self._collector.sample()
+        except Exception:
+            self.log.failure("collecting a sample failed; will retry next interval")
+            return
+        self.last_duration = time.perf_counter() - started
+        self.on_sample_duration(self.last_duration)
+        self.last_tick = self._clock.seconds()
+        self._bus.publish(METRICS_TOPIC, sample).addErrback(
+            lambda failure: self.log.failure("publishing a sample failed", failure)
+        )

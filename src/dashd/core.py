@@ -1,0 +1,90 @@
+"""The daemon's parts as one plain object: what a client session and the HTTP
+API talk to. Built by dashd.tap.makeService; tests build it with fakes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from .alerts import NotificationCenter, RuleEngine
+from .auth import AuthError, Principal, TokenIssuer
+from .collector import MetricInfo
+from .connections import ConnectionManager
+from .hub import StreamHub
+from .settings import Settings
+from .timefmt import now_ms
+
+log = Logger()
+
+
+class RevocationList:
+    """Login sessions that were revoked (logout, user disabled). Checked on
+    every token use, in memory, so authentication never waits on the store."""
+
+    def __init__(self) -> None:
+        self._revoked_sessions: set[str] = set()
+        self._disabled_users: set[str] = set()
+
+    def revoke_session(self, session_id: str) -> None:
+        self._revoked_sessions.add(session_id)
+
+    def disable_user(self, name: str) -> None:
+        self._disabled_users.add(name)
+
+    def enable_user(self, name: str) -> None:
+        self._disabled_users.discard(name)
+
+    def check(self, principal: Principal) -> None:
+        if principal.session_id and principal.session_id in self._revoked_sessions:
+            raise AuthError("session revoked")
+        if principal.subject in self._disabled_users:
+            raise AuthError("user disabled")
+
+
+@dataclass
+class Core:
+    settings: Settings
+    clock: IReactorTime
+    hub: StreamHub
+    store: Any  # dashd.store.Store (duck-typed so tests can pass a fake)
+    tokens: TokenIssuer
+    connections: ConnectionManager
+    notifications: NotificationCenter
+    rules: RuleEngine
+    catalogue_info: tuple[MetricInfo, ...]
+    collector: Any = None  # CollectorService: interval and set_interval
+    telemetry: Any = None  # dashd.telemetry.Telemetry or None
+    revocations: RevocationList = field(default_factory=RevocationList)
+    wall_clock_ms: Callable[[], int] = now_ms
+    on_session_closed: list[Callable[[Any], None]] = field(default_factory=list)
+
+    @property
+    def catalogue(self) -> tuple[str, ...]:
+        return tuple(info.name for info in self.catalogue_info)
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    @property
+    def interval(self) -> float:
+        return self.collector.interval if self.collector is not None else self.settings.interval
+
+    def verify_token(self, token: object) -> Principal:
+        principal = self.tokens.verify(token)
+        self.revocations.check(principal)
+        return principal
+
+    def audit(self, actor: str, action: str, detail: dict, peer: str | None) -> Deferred:
+        """Record an admin action (who, what, when, from where)."""
+        log.info("audit: {actor} {action} {detail} from {peer}", actor=actor, action=action, detail=detail, peer=peer)
+        d = Deferred.fromCoroutine(self.store.execute(
+            "INSERT INTO audit_log (ts_ms, actor, action, detail, peer) VALUES (?, ?, ?, ?, ?)",
+            (self.wall_clock_ms(), actor, action, json.dumps(detail, sort_keys=True), peer)))
+        d.addErrback(lambda f: log.failure("could not write the audit log", f))
+        return d

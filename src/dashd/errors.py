@@ -1,0 +1,50 @@
+"""Errors that travel to clients (the original specification's
+WebSocketException and ConnectionException)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_CODES = (
+    "bad_json", "bad_message", "unknown_type", "unauthorized", "forbidden",
+    "rate_limited", "too_large", "not_found", "unavailable", "internal",
+)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_KICKED = 4002
+
+
+class ProtocolError(Exception):
+    """A request that gets an `error` reply (WebSocketException). With a
+    close_code, the connection is closed after the reply."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None,
+                 close_code: int | None = None) -> None:
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.close_code = close_code
+
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            data["details"] = self.details
+        return data
+
+
+class HandshakeRefused(Exception):
+    """A WebSocket handshake refused with an HTTP status (ConnectionException)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

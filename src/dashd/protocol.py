@@ -1,0 +1,263 @@
+"""The WebSocket server (the original specification's WebSocketServer): thin
+Autobahn protocol and factory classes. They check the handshake, turn frames
+into ClientSession calls, and implement ClientSink and the push-producer
+interface through which the transport reports a full send buffer."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.types import ConnectionDeny
+from twisted.logger import Logger
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
+
+from .auth import AuthError
+from .core import Core
+from .errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from .session import ClientSession
+from .streams import OutboundFrame
+
+
+class _DeflateAccept(PerMessageDeflateOfferAccept):
+    """Tells the client we use server_no_context_takeover even when it did
+    not ask (RFC 7692 7.1.1.1 allows it): every message is compressed on its
+    own, so no compression state outlives a message."""
+
+    def get_extension_string(self) -> str:
+        text = super().get_extension_string()
+        if self.no_context_takeover and "server_no_context_takeover" not in text:
+            text += "; server_no_context_takeover"
+        return text
+
+
+def accept_deflate(offers: list, window_bits: int, mem_level: int) -> PerMessageDeflateOfferAccept | None:
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            bits = window_bits
+            if offer.request_max_window_bits:
+                bits = min(bits, offer.request_max_window_bits)
+            return _DeflateAccept(offer, no_context_takeover=True, window_bits=bits, mem_level=mem_level)
+    return None
+
+
+@implementer(IPushProducer)
+class _FlowControl:
+    """Registered with the transport: pause/resume mean the socket's send
+    buffer went over / back under its high-water mark."""
+
+    def __init__(self, session: ClientSession) -> None:
+        self._session = session
+
+    def pauseProducing(self) -> None:
+        self._session.stream.pause()
+
+    def resumeProducing(self) -> None:
+        self._session.stream.resume()
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def peer_address(peer: str) -> str:
+    """'tcp:127.0.0.1:5000' / 'tcp6:[::1]:5000' -> the address alone."""
+    if peer.startswith("tcp4:") or peer.startswith("tcp:") or peer.startswith("tcp6:"):
+        rest = peer.split(":", 1)[1]
+        host = rest.rsplit(":", 1)[0]
+        return host.strip("[]")
+    return peer
+
+
+def client_address(request_peer: str, headers: dict, trusted_proxies: tuple[str, ...]) -> str:
+    """The client's address: X-Forwarded-For is believed only from a trusted
+    proxy, and then its last untrusted hop is taken."""
+    address = peer_address(request_peer)
+    if address not in trusted_proxies:
+        return address
+    forwarded = headers.get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return address
+    return address
+
+
+def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...]) -> bool:
+    if "*" in allowed:
+        return True
+    origin = origin.rstrip("/").lower()
+    if origin in (a.rstrip("/").lower() for a in allowed):
+        return True
+    if not allowed:
+        # Default: only the daemon's own origin (the Host the browser dialled).
+        scheme = "https" if secure else "http"
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return False
+        return parts.scheme == scheme and parts.netloc == host_header.lower()
+    return False
+
+
+class DashboardServerProtocol(WebSocketServerProtocol):
+    log = Logger()
+
+    session: ClientSession | None = None
+    _principal = None
+    _handshake_error: str | None = None
+
+    # ----- handshake
+
+    def _parseExtensionsHeader(self, header, removeQuotes=True):
+        # Autobahn answers a deflate offer it cannot parse (for example
+        # server_max_window_bits=8, which zlib cannot honour) with HTTP 400.
+        # RFC 7692 says to decline such an offer: drop it here, so the
+        # connection proceeds uncompressed.
+        extensions = super()._parseExtensionsHeader(header, removeQuotes)
+        usable = []
+        for extension, params in extensions:
+            if extension == "permessage-deflate":
+                try:
+                    PerMessageDeflateOffer.parse(params)
+                except Exception:
+                    self.log.debug("declining a permessage-deflate offer: {params}", params=params)
+                    continue
+            usable.append((extension, params))
+        return usable
+
+    def onConnect(self, request) -> Any:
+        factory: DashboardServerFactory = self.factory
+        core = factory.core
+        headers = request.headers
+        address = client_address(request.peer, headers, core.settings.trusted_proxies)
+        origin = headers.get("origin")
+        if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
+                                                     core.settings.allowed_origins):
+            self.log.info("refused a handshake from {address}: origin {origin} not allowed",
+                          address=address, origin=origin[:200])
+            if core.telemetry is not None:
+                core.telemetry.auth_failed("origin")
+            raise ConnectionDeny(403, "origin not allowed")
+        # Clients without an Origin (not browsers) skip the origin check but,
+        # like everyone, must authenticate: Bearer header or `auth` message.
+        authorization = headers.get("authorization", "")
+        try:
+            core.connections.admit(address)
+        except HandshakeRefused as refused:
+            self.log.info("refused a handshake from {address}: {reason}", address=address, reason=refused.reason)
+            raise ConnectionDeny(refused.status, refused.reason) from None
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                try:
+                    self._principal = core.verify_token(token.strip())
+                except AuthError as e:
+                    self._handshake_error = str(e)
+            else:
+                self._handshake_error = "the Authorization header must be 'Bearer <token>'"
+        self.session = ClientSession(core, self, factory.endpoint, address)
+        return None
+
+    def onOpen(self) -> None:
+        session = self.session
+        transport = self.transport
+        # twisted.web's HTTPChannel registered itself as the transport's
+        # producer; the connection is ours now, so is the flow control.
+        try:
+            transport.unregisterProducer()
+        except Exception:
+            pass
+        transport.registerProducer(_FlowControl(session), True)
+        try:
+            if self._handshake_error is not None:
+                session.open(None)
+                self._refuse(self._handshake_error)
+            else:
+                session.open(self._principal)
+        except ProtocolError as error:
+            session.send_error(error, None)
+            if error.close_code is not None:
+                session.close(error.close_code, error.message[:100])
+
+    def _refuse(self, why: str) -> None:
+        core = self.factory.core
+        if core.telemetry is not None:
+            core.telemetry.auth_failed(why)
+        self.session.send_error(ProtocolError("unauthorized", why), None)
+        self.session.close(CLOSE_UNAUTHORIZED, why[:100])
+
+    # ----- frames
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        if isBinary:
+            session.close(CLOSE_UNSUPPORTED_DATA, "text JSON frames only")
+            return
+        try:
+            session.receive(payload)
+        except ProtocolError as error:  # raised by authenticate()
+            session.send_error(error, None)
+            if error.close_code is not None:
+                session.close(error.close_code, error.message[:100])
+        except Exception:
+            self.log.failure("internal error on a message from {peer}", peer=session.address)
+            session.send_error(ProtocolError("internal", "internal error"), None)
+
+    def onPong(self, payload: bytes) -> None:
+        if self.session is not None:
+            self.session.touch()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self.session is not None:
+            self.session.lost()
+
+    # ----- ClientSink
+
+    def send_frame(self, frame: OutboundFrame) -> None:
+        if self.state != WebSocketServerProtocol.STATE_OPEN:
+            return
+        if frame.prepared is None:
+            frame.prepared = self.factory.prepareMessage(frame.payload)
+        self.sendPreparedMessage(frame.prepared)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendClose(code, reason)
+
+
+class DashboardServerFactory(WebSocketServerFactory):
+    """One per endpoint (/dashboard, /metrics, /notifications) and listener
+    kind (secure or not)."""
+
+    protocol = DashboardServerProtocol
+
+    def __init__(self, core: Core, endpoint: str, secure: bool = False) -> None:
+        super().__init__()
+        self.core = core
+        self.endpoint = endpoint
+        self.secure = secure
+        settings = core.settings
+        options: dict[str, Any] = dict(
+            maxMessagePayloadSize=settings.max_message_size,
+            maxFramePayloadSize=settings.max_frame_size,
+            autoPingInterval=settings.ping_interval or None,
+            autoPingTimeout=settings.ping_timeout if settings.ping_interval else None,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=3,
+            failByDrop=False,
+            echoCloseCodeReason=True,
+        )
+        if settings.compression:
+            window_bits, mem_level = settings.deflate_window_bits, settings.deflate_mem_level
+            options["perMessageCompressionAccept"] = lambda offers: accept_deflate(offers, window_bits, mem_level)
+        self.setProtocolOptions(**options)
+        self.server = "dashd"

@@ -1,0 +1,484 @@
+"""The message router: parses a client frame, checks it against its schema and
+the connection's role, runs the handler, and turns every failure into one
+typed `error` reply carrying the request's correlation_id."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import orjson
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from .alerts import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
+from .auth import AuthError
+from .errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError
+from .settings import parse_duration
+from .store import StoreUnavailable
+from .streams import unknown_patterns
+from .timefmt import iso_ms, parse_time
+
+MAX_CORRELATION_ID = 128
+MAX_PATTERN = 128
+DEFAULT_HISTORY_POINTS = 300
+DEFAULT_STATS_WINDOW = 300.0
+RESUME_LIMIT = 20_000
+
+# type -> (role needed, endpoints where it makes sense or None for all)
+METRIC_ENDPOINTS = ("dashboard", "metrics")
+NOTIFICATION_ENDPOINTS = ("dashboard", "notifications")
+REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "auth": ("viewer", None),
+    "ping": ("viewer", None),
+    "subscribe": ("viewer", METRIC_ENDPOINTS),
+    "unsubscribe": ("viewer", METRIC_ENDPOINTS),
+    "set_rate": ("viewer", METRIC_ENDPOINTS),
+    "resume": ("viewer", None),
+    "history": ("viewer", None),
+    "stats": ("viewer", None),
+    "notifications": ("viewer", None),
+    "rule_list": ("viewer", None),
+    "settings_get": ("viewer", None),
+    "ack": ("operator", None),
+    "rule_set": ("admin", None),
+    "rule_delete": ("admin", None),
+    "broadcast": ("admin", None),
+    "settings_set": ("admin", None),
+    "clients_list": ("admin", None),
+    "client_disconnect": ("admin", None),
+}
+
+
+def bad(message: str, **details: Any) -> ProtocolError:
+    return ProtocolError("bad_message", message, details or None)
+
+
+def string_field(data: dict, key: str, request: str, *, required: bool = True, max_length: int = 256,
+                 default: str | None = None) -> str | None:
+    value = data.get(key, default)
+    if value is None:
+        if required:
+            raise bad(f"{request}: '{key}' is required")
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise bad(f"{request}: '{key}' must be a non-empty string of at most {max_length} characters")
+    return value
+
+
+def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: float | None = None,
+                 integer: bool = False) -> float | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise bad(f"{request}: '{key}' must be {kind} from {low:g} to {high:g}")
+    if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
+        raise bad(f"{request}: '{key}' must be {kind} from {low:g} to {high:g}")
+    return value
+
+
+def pattern_list(data: dict, key: str, request: str) -> list[str] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(p, str) and 0 < len(p) <= MAX_PATTERN for p in value):
+        raise bad(f"{request}: '{key}' must be a list of names or glob patterns")
+    return value
+
+
+class MessageRouter:
+    """Routes one connection's messages to its handlers."""
+
+    log = Logger()
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.core = session.core
+
+    # ----- entry points
+
+    def handle(self, payload: bytes) -> Deferred | None:
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.session.send_error(ProtocolError("bad_json", "the message is not valid JSON"), None)
+            return None
+        if not isinstance(message, dict):
+            self.session.send_error(ProtocolError("bad_json", "the message must be a JSON object"), None)
+            return None
+        correlation_id = message.get("correlation_id")
+        if correlation_id is not None and not (isinstance(correlation_id, (str, int)) and not isinstance(correlation_id, bool)
+                                               and len(str(correlation_id)) <= MAX_CORRELATION_ID):
+            self.session.send_error(bad(f"'correlation_id' must be a string of at most {MAX_CORRELATION_ID} characters"),
+                                    None)
+            return None
+        try:
+            type_, data, handler = self._route(message)
+        except ProtocolError as error:
+            self._fail(error, correlation_id)
+            return None
+        try:
+            result = handler(data, correlation_id)
+        except ProtocolError as error:
+            self._fail(error, correlation_id)
+            return None
+        except Exception:
+            self.log.failure("internal error handling {type}", type=type_)
+            self._fail(ProtocolError("internal", f"{type_}: internal error"), correlation_id)
+            return None
+        if isinstance(result, Awaitable):
+            d = Deferred.fromCoroutine(self._finish(type_, result, correlation_id))
+            d.addErrback(lambda f: self.log.failure("router failed on {type}", f, type=type_))
+            return d
+        if result is not None:
+            self.session.reply(type_, result, correlation_id)
+        return None
+
+    def reject_rate_limited(self, payload: bytes, retry_after: float) -> None:
+        correlation_id = None
+        try:
+            message = orjson.loads(payload)
+            if isinstance(message, dict) and isinstance(message.get("correlation_id"), (str, int)):
+                correlation_id = message["correlation_id"]
+        except orjson.JSONDecodeError:
+            pass
+        self.session.send_error(ProtocolError("rate_limited", "too many messages; slow down",
+                                              {"retry_after": round(retry_after, 3)}), correlation_id)
+
+    # ----- plumbing
+
+    def _route(self, message: dict) -> tuple[str, dict, Callable]:
+        type_ = message.get("type")
+        if not isinstance(type_, str):
+            raise bad("'type' must be a string")
+        data = message.get("data", {})
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise bad(f"{type_}: 'data' must be an object")
+        session = self.session
+        if session.principal is None and type_ != "auth":
+            raise ProtocolError("unauthorized", "authenticate first: send auth {token}", close_code=CLOSE_UNAUTHORIZED)
+        if type_ not in REQUESTS:
+            raise ProtocolError("unknown_type", f"unknown message type {type_[:64]!r}", {"known": sorted(REQUESTS)})
+        role, endpoints = REQUESTS[type_]
+        if endpoints is not None and session.endpoint not in endpoints:
+            raise bad(f"{type_}: not available on /{session.endpoint}")
+        if session.principal is not None and not session.principal.may(role):
+            raise ProtocolError("forbidden", f"{type_} needs the {role} role; you are {session.principal.role}")
+        return type_, data, getattr(self, "handle_" + type_)
+
+    async def _finish(self, type_: str, result: Awaitable, correlation_id: Any) -> None:
+        try:
+            reply = await result
+        except ProtocolError as error:
+            self._fail(error, correlation_id)
+            return
+        except StoreUnavailable:
+            self._fail(ProtocolError("unavailable", f"{type_}: the store is unavailable; try again shortly"),
+                       correlation_id)
+            return
+        except Exception:
+            self.log.failure("internal error handling {type}", type=type_)
+            self._fail(ProtocolError("internal", f"{type_}: internal error"), correlation_id)
+            return
+        if reply is not None:
+            self.session.reply(type_, reply, correlation_id)
+
+    def _fail(self, error: ProtocolError, correlation_id: Any) -> None:
+        self.session.send_error(error, correlation_id)
+        if error.code == "unauthorized" and self.core.telemetry is not None:
+            self.core.telemetry.auth_failed(error.message)
+        if error.close_code is not None:
+            self.session.close(error.close_code, error.message[:100])
+
+    # Handlers return a dict (sent as the reply), None (they replied
+    # themselves), or an awaitable of either. They raise ProtocolError.
+
+    def handle_auth(self, data: dict, correlation_id: Any):
+        session = self.session
+        try:
+            principal = self.core.verify_token(data.get("token"))
+        except AuthError as e:
+            if session.principal is None:
+                raise ProtocolError("unauthorized", str(e), close_code=CLOSE_UNAUTHORIZED) from None
+            raise ProtocolError("unauthorized", str(e)) from None
+        resume_after = number_field(data, "resume_after_seq", "auth", 0, 2**62, integer=True)
+        if session.principal is not None:
+            return session.reauthenticate(principal)
+        session.authenticate(principal, correlation_id)
+        if resume_after is not None:
+            return self._resume_then_report(int(resume_after))
+        return None
+
+    async def _resume_then_report(self, after_seq: int) -> None:
+        result = await self._resume(after_seq, None)
+        self.session.reply("resume", result, None)
+
+    def handle_ping(self, data: dict, correlation_id: Any):
+        self.session.send({"type": "pong", "correlation_id": correlation_id,
+                           "data": {"server_time": iso_ms(self.core.wall_clock_ms()),
+                                    "client_time": data.get("client_time")}})
+
+    def _check_metric_patterns(self, patterns: list[str], request: str) -> None:
+        check_metric_patterns(self.core, patterns, request)
+
+    def _check_subscription_size(self, metrics: list[str], hosts: list[str], request: str) -> None:
+        if len(metrics) + len(hosts) > self.core.settings.max_subscriptions:
+            raise ProtocolError("too_large", f"{request}: at most {self.core.settings.max_subscriptions} "
+                                "metric and host patterns per connection")
+
+    def handle_subscribe(self, data: dict, correlation_id: Any):
+        subscription = self.session.stream.subscription
+        metrics = pattern_list(data, "metrics", "subscribe")
+        hosts = pattern_list(data, "hosts", "subscribe")
+        if metrics is None and hosts is None:
+            raise bad("subscribe: give 'metrics' and/or 'hosts'")
+        if metrics is not None:
+            self._check_metric_patterns(metrics, "subscribe")
+        new_metrics = metrics if metrics is not None else list(subscription.metrics)
+        new_hosts = hosts if hosts is not None else list(subscription.hosts)
+        self._check_subscription_size(new_metrics, new_hosts, "subscribe")
+        return self._apply_subscription(new_metrics, new_hosts)
+
+    def handle_unsubscribe(self, data: dict, correlation_id: Any):
+        subscription = self.session.stream.subscription
+        metrics = pattern_list(data, "metrics", "unsubscribe")
+        hosts = pattern_list(data, "hosts", "unsubscribe")
+        if metrics is None:
+            remaining_metrics: list[str] = [] if hosts is None else list(subscription.metrics)
+        else:
+            self._check_metric_patterns(metrics, "unsubscribe")
+            # Expand the current patterns to names, so a name can be taken out of "*".
+            current = subscription.selected(self.core.catalogue)
+            current_names = list(self.core.catalogue if current is None else current)
+            removed = set(n for n in current_names if any(_match(n, p) for p in metrics))
+            remaining_metrics = [n for n in current_names if n not in removed]
+            if current is None and not removed:
+                remaining_metrics = list(subscription.metrics)
+        remaining_hosts = list(subscription.hosts)
+        if hosts is not None:
+            remaining_hosts = [h for h in remaining_hosts if h not in hosts]
+        return self._apply_subscription(remaining_metrics, remaining_hosts)
+
+    def _apply_subscription(self, metrics: list[str], hosts: list[str]) -> dict:
+        from .streams import SubscriptionFilter
+
+        stream = self.session.stream
+        stream.subscription = SubscriptionFilter(metrics, hosts)
+        return stream.subscription.as_dict()
+
+    def handle_set_rate(self, data: dict, correlation_id: Any):
+        if "max_hz" not in data:
+            raise bad("set_rate: 'max_hz' is required (a number above 0)")
+        max_hz = number_field(data, "max_hz", "set_rate", 0.001, 1000)
+        session = self.session
+        session.asked_hz = max_hz
+        session.stream.set_rate(min(max_hz, self.core.settings.max_rate_hz))
+        return session.rate_data()
+
+    def handle_resume(self, data: dict, correlation_id: Any):
+        if "after_seq" not in data:
+            raise bad("resume: 'after_seq' is required (the last seq you received, or 0)")
+        after_seq = number_field(data, "after_seq", "resume", 0, 2**62, integer=True)
+        return self._resume(int(after_seq), correlation_id)
+
+    async def _resume(self, after_seq: int, correlation_id: Any) -> dict:
+        store = self.core.store
+        backfill = store.read_stream if store is not None else None
+        result = await self.core.hub.resume(self.session.stream, after_seq, backfill, RESUME_LIMIT,
+                                            correlation_id=correlation_id)
+        return result.as_dict()
+
+    def _metric_names(self, data: dict, request: str) -> list[str]:
+        return metric_names(self.core, data, request)
+
+    def _host(self, data: dict, request: str) -> str:
+        return string_field(data, "host", request, required=False, max_length=128) or self.core.host
+
+    def handle_history(self, data: dict, correlation_id: Any):
+        return fetch_history(self.core, validate_history(self.core, data))
+
+    def handle_stats(self, data: dict, correlation_id: Any):
+        settings = self.core.settings
+        metrics = self._metric_names(data, "stats")
+        window_raw = data.get("window", DEFAULT_STATS_WINDOW)
+        try:
+            if isinstance(window_raw, bool):
+                raise ValueError
+            window = parse_duration(window_raw)
+        except (TypeError, ValueError):
+            raise bad("stats: 'window' must be seconds or a duration such as '5m'") from None
+        if window <= 0:
+            raise bad("stats: 'window' must be above 0")
+        if window > settings.retention_raw:
+            raise ProtocolError("too_large", f"stats: 'window' may be at most the raw retention "
+                                f"({settings.retention_raw:g}s)")
+        host = self._host(data, "stats")
+        now = self.core.wall_clock_ms()
+        return self._stats(host, metrics, now - int(window * 1000), now, window)
+
+    async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:
+        summary = await self.core.store.stats(host, metrics, from_ms, to_ms)
+        return {"window": window, "from": iso_ms(from_ms), "to": iso_ms(to_ms), "host": host, "metrics": summary}
+
+    def handle_notifications(self, data: dict, correlation_id: Any):
+        limit = int(number_field(data, "limit", "notifications", 1, 500, default=50, integer=True))
+        unacknowledged = data.get("unacknowledged", False)
+        if not isinstance(unacknowledged, bool):
+            raise bad("notifications: 'unacknowledged' must be true or false")
+        return self._notifications(limit, unacknowledged)
+
+    async def _notifications(self, limit: int, unacknowledged: bool) -> dict:
+        try:
+            items = await self.core.store.notifications(limit, unacknowledged)
+        except StoreUnavailable:
+            items = self.core.notifications.recent(limit, unacknowledged)
+        return {"notifications": items}
+
+    def handle_ack(self, data: dict, correlation_id: Any):
+        notification_id = string_field(data, "notification_id", "ack", max_length=64)
+        return self.core.notifications.acknowledge(notification_id, self.session.principal.subject)
+
+    def handle_rule_list(self, data: dict, correlation_id: Any):
+        rules = []
+        engine = self.core.rules
+        for rule in sorted(engine.rules.values(), key=lambda r: r.name):
+            item = rule.as_dict()
+            item["firing"] = sorted(host for (name, host) in engine._firing if name == rule.name)
+            rules.append(item)
+        return {"rules": rules}
+
+    def handle_rule_set(self, data: dict, correlation_id: Any):
+        rule = rule_from_dict(data, self.core.catalogue)
+        return self._rule_set(rule)
+
+    async def _rule_set(self, rule) -> dict:
+        await self.core.store.save_rule(rule.name, rule.as_dict(), self.session.principal.subject)
+        self.core.rules.set_rule(rule)
+        self._audit("rule_set", rule.as_dict())
+        return {"rule": rule.as_dict()}
+
+    def handle_rule_delete(self, data: dict, correlation_id: Any):
+        name = string_field(data, "name", "rule_delete", max_length=64)
+        if name not in self.core.rules.rules:
+            raise ProtocolError("not_found", f"no rule named {name!r}")
+        return self._rule_delete(name)
+
+    async def _rule_delete(self, name: str) -> dict:
+        await self.core.store.delete_rule(name)
+        self.core.rules.delete_rule(name)
+        self._audit("rule_delete", {"name": name})
+        return {"name": name}
+
+    def handle_broadcast(self, data: dict, correlation_id: Any):
+        level = data.get("level", "info")
+        if level not in LEVELS:
+            raise bad(f"broadcast: 'level' must be one of {', '.join(LEVELS)}")
+        title = string_field(data, "title", "broadcast", max_length=MAX_TITLE)
+        text = data.get("message", "")
+        if not isinstance(text, str) or len(text) > MAX_MESSAGE:
+            raise bad(f"broadcast: 'message' must be a string of at most {MAX_MESSAGE} characters")
+        subject = self.session.principal.subject
+        body = self.core.notifications.raise_notification(level, title, text, f"admin:{subject}")
+        self._audit("broadcast", {"id": body["id"], "level": level, "title": title})
+        return {"id": body["id"]}
+
+    def handle_settings_get(self, data: dict, correlation_id: Any):
+        settings = self.core.settings
+        return {"interval": self.core.interval, "max_rate_hz": settings.max_rate_hz,
+                "retention_raw": settings.retention_raw, "retention_rollup": settings.retention_rollup,
+                "host": self.core.host}
+
+    def handle_settings_set(self, data: dict, correlation_id: Any):
+        interval = number_field(data, "interval", "settings_set", 0.1, 60)
+        if interval is None:
+            raise bad("settings_set: 'interval' is required (seconds from 0.1 to 60)")
+        collector = self.core.collector
+        if collector is not None:
+            collector.set_interval(float(interval))
+        for session in self.core.connections:
+            session.stream.collection_hz = 1.0 / float(interval)
+        self._audit("settings_set", {"interval": interval})
+        return {"interval": float(interval)}
+
+    def handle_clients_list(self, data: dict, correlation_id: Any):
+        return {"clients": [session.describe() for session in self.core.connections]}
+
+    def handle_client_disconnect(self, data: dict, correlation_id: Any):
+        session_id = string_field(data, "session_id", "client_disconnect", max_length=64)
+        target = self.core.connections.get(session_id)
+        if target is None:
+            raise ProtocolError("not_found", f"no client with session_id {session_id!r}")
+        self._audit("client_disconnect", {"session_id": session_id,
+                                          "user": target.principal.subject if target.principal else None})
+        target.close(CLOSE_KICKED, "disconnected by an administrator")
+        return {"session_id": session_id}
+
+    def _audit(self, action: str, detail: dict) -> None:
+        self.core.audit(self.session.principal.subject, action, detail, self.session.address)
+
+
+def _match(name: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def check_metric_patterns(core, patterns: list[str], request: str) -> None:
+    unknown = unknown_patterns(patterns, core.catalogue)
+    if unknown:
+        raise bad(f"{request}: unknown metric(s) {', '.join(repr(u[:64]) for u in unknown[:10])}",
+                  known=list(core.catalogue))
+
+
+def metric_names(core, data: dict, request: str) -> list[str]:
+    patterns = pattern_list(data, "metrics", request)
+    if not patterns:
+        raise bad(f"{request}: 'metrics' is required (names or glob patterns)")
+    check_metric_patterns(core, patterns, request)
+    return [name for name in core.catalogue if any(_match(name, p) for p in patterns)]
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    host: str
+    metrics: list[str]
+    from_ms: int
+    to_ms: int
+    max_points: int
+
+
+def validate_history(core, data: dict) -> HistoryQuery:
+    """Check a history request (WebSocket or HTTP); ProtocolError if bad."""
+    settings = core.settings
+    metrics = metric_names(core, data, "history")
+    now = core.wall_clock_ms()
+    try:
+        to_ms = parse_time(data["to"], now) if data.get("to") is not None else now
+        from_ms = parse_time(data["from"], now) if data.get("from") is not None else to_ms - 3_600_000
+    except (ValueError, OverflowError, OSError):
+        raise bad("history: 'from' and 'to' must be ISO-8601 times, Unix seconds, or '-<duration>' "
+                  "such as '-15m'") from None
+    if from_ms >= to_ms:
+        raise bad("history: 'from' must be before 'to'")
+    if (to_ms - from_ms) / 1000.0 > settings.max_history_span:
+        raise ProtocolError("too_large", f"history: the range may span at most {settings.max_history_span:g}s")
+    max_points = data.get("max_points", DEFAULT_HISTORY_POINTS)
+    if isinstance(max_points, int) and not isinstance(max_points, bool) and max_points > settings.max_history_points:
+        raise ProtocolError("too_large", f"history: at most {settings.max_history_points} points")
+    max_points = number_field(data, "max_points", "history", 1, settings.max_history_points,
+                              default=DEFAULT_HISTORY_POINTS, integer=True)
+    host = string_field(data, "host", "history", required=False, max_length=128) or core.host
+    return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
+
+
+async def fetch_history(core, query: HistoryQuery) -> dict:
+    result = await core.store.history(query.host, query.metrics, query.from_ms, query.to_ms, query.max_points,
+                                      int(core.interval * 1000))
+    return {"from": iso_ms(query.from_ms), "to": iso_ms(query.to_ms), "tier": result.tier,
+            "bucket_ms": result.bucket_ms, "host": query.host, "series": result.series}

@@ -1,0 +1,250 @@
+"""One client connection's state, independent of the network: authentication
+and its timers, the inbound rate limit, and its ClientStream. The
+protocol feeds it frames; it answers through a ClientSink."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from .auth import AGENT_ROLE, AuthError, Principal
+from .core import Core
+from .errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
+from .limits import TokenBucket
+from .streams import ClientSink, ClientStream
+from .timefmt import iso_ms
+
+PROTOCOL_VERSION = 1
+ENDPOINTS = ("dashboard", "metrics", "notifications")
+
+
+class ClientSession:
+    log = Logger()
+
+    def __init__(self, core: Core, sink: ClientSink, endpoint: str, address: str) -> None:
+        assert endpoint in ENDPOINTS, endpoint
+        settings = core.settings
+        self.core = core
+        self.sink = sink
+        self.endpoint = endpoint
+        self.address = address
+        self.session_id = uuid.uuid4().hex
+        self.connected_at_ms = core.wall_clock_ms()
+        self.principal: Principal | None = None
+        self.closed = False
+        clock = core.clock
+        self.stream = ClientStream(
+            sink, clock,
+            wants_metrics=endpoint in ("dashboard", "metrics"),
+            wants_notifications=endpoint in ("dashboard", "notifications"),
+            queue_bound=settings.send_queue,
+            slow_timeout=settings.slow_consumer_timeout,
+            collection_hz=1.0 / core.interval,
+        )
+        self.stream.set_rate(settings.max_rate_hz)
+        self.asked_hz: float | None = None
+        self.bucket = TokenBucket(settings.messages_per_second, settings.message_burst, clock.seconds())
+        self._abuse_since: float | None = None
+        self._timers: dict[str, IDelayedCall] = {}
+        self._last_activity = clock.seconds()
+        self.router = None  # set by open(); see dashd.router
+
+    # ----- lifecycle
+
+    def open(self, principal: Principal | None) -> None:
+        from .router import MessageRouter  # the router imports this module
+
+        self.router = MessageRouter(self)
+        self.core.connections.add(self)
+        if principal is not None:
+            self.authenticate(principal, correlation_id=None)
+        else:
+            self._schedule("auth", self.core.settings.auth_timeout, self._auth_timed_out)
+        if self.core.settings.idle_timeout > 0:
+            self._schedule("idle", self.core.settings.idle_timeout, self._check_idle)
+
+    def lost(self) -> None:
+        """The connection is gone (closed cleanly or not)."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+        self.stream.close()
+        self.core.hub.detach(self.stream)
+        self.core.connections.remove(self)
+        for callback in self.core.on_session_closed:
+            callback(self)
+
+    def close(self, code: int, reason: str) -> None:
+        self.stream.close()
+        self.sink.close(code, reason)
+
+    # ----- inbound
+
+    def touch(self) -> None:
+        """Any traffic from the peer (a message or a pong)."""
+        self._last_activity = self.core.clock.seconds()
+
+    def receive(self, payload: bytes) -> Deferred | None:
+        self.touch()
+        now = self.core.clock.seconds()
+        if not self.bucket.take(now):
+            if self._abuse_since is None:
+                self._abuse_since = now
+            elif now - self._abuse_since >= self.core.settings.abuse_close_after:
+                self.log.warn("closing {peer}: over the message rate for {seconds:.0f}s", peer=self.address,
+                              seconds=now - self._abuse_since)
+                if self.core.telemetry is not None:
+                    self.core.telemetry.rate_limited(abuse_close=True)
+                self.close(CLOSE_POLICY, "message rate limit exceeded")
+                return None
+            if self.core.telemetry is not None:
+                self.core.telemetry.rate_limited(abuse_close=False)
+            return self.router.reject_rate_limited(payload, self.bucket.retry_after())
+        self._abuse_since = None
+        return self.router.handle(payload)
+
+    # ----- authentication
+
+    def authenticate(self, principal: Principal, correlation_id: Any) -> None:
+        if principal.role == AGENT_ROLE:
+            raise ProtocolError("unauthorized", "agent tokens may only publish samples", close_code=CLOSE_UNAUTHORIZED)
+        self._cancel("auth")
+        self.principal = principal
+        self._schedule_expiry(principal)
+        self.send({"type": "connection_ack", "correlation_id": correlation_id, "data": self.ack_data()})
+        self.stream.live = True
+        self.core.hub.attach(self.stream)
+        self.core.hub.send_latest(self.stream)
+
+    def reauthenticate(self, principal: Principal) -> dict:
+        if self.principal is not None and principal.subject != self.principal.subject:
+            raise ProtocolError("forbidden", "a new token must be for the same user")
+        if principal.role == AGENT_ROLE:
+            raise ProtocolError("forbidden", "agent tokens may only publish samples")
+        self.principal = principal
+        self._schedule_expiry(principal)
+        return {"role": principal.role, "expires_at": iso_ms(principal.expires_at * 1000)}
+
+    def ack_data(self) -> dict:
+        settings = self.core.settings
+        principal = self.principal
+        return {
+            "session_id": self.session_id,
+            "user": principal.subject,
+            "role": principal.role,
+            "protocol_version": PROTOCOL_VERSION,
+            "endpoint": self.endpoint,
+            "server_time": iso_ms(self.core.wall_clock_ms()),
+            "host": self.core.host,
+            "interval": self.core.interval,
+            "seq": self.core.hub.seq,
+            "token_expires_at": iso_ms(principal.expires_at * 1000),
+            "metrics": [info.as_dict() for info in self.core.catalogue_info] if self.stream.wants_metrics else [],
+            "subscription": self.stream.subscription.as_dict(),
+            "rate": self.rate_data(),
+            "limits": {
+                "max_message_bytes": settings.max_message_size,
+                "max_rate_hz": settings.max_rate_hz,
+                "messages_per_second": settings.messages_per_second,
+                "burst": settings.message_burst,
+                "max_subscriptions": settings.max_subscriptions,
+                "max_history_points": settings.max_history_points,
+                "max_history_span": settings.max_history_span,
+            },
+        }
+
+    def rate_data(self) -> dict:
+        return {"max_hz": self.asked_hz, "effective_hz": round(self.stream.effective_hz, 4)}
+
+    def _schedule_expiry(self, principal: Principal) -> None:
+        now_s = self.core.wall_clock_ms() / 1000.0
+        remaining = principal.expires_at - now_s
+        warning = remaining - self.core.settings.token_warning
+        self._cancel("expiry_warning")
+        if warning > 0:
+            self._schedule("expiry_warning", warning, self._warn_expiry)
+        elif remaining > 0:
+            self._warn_expiry()
+        self._schedule("expiry", max(0.0, remaining), self._expired)
+
+    def _warn_expiry(self) -> None:
+        self.send({"type": "token_expiring", "correlation_id": None,
+                   "data": {"expires_at": iso_ms(self.principal.expires_at * 1000)}})
+
+    def _expired(self) -> None:
+        self.send_error(ProtocolError("unauthorized", "token expired"), None)
+        self.close(CLOSE_UNAUTHORIZED, "token expired")
+
+    def _auth_timed_out(self) -> None:
+        if self.principal is None and not self.closed:
+            self.send_error(ProtocolError("unauthorized", "authentication required: send auth within "
+                                          f"{self.core.settings.auth_timeout:g}s"), None)
+            self.close(CLOSE_UNAUTHORIZED, "authentication timeout")
+
+    def revalidate(self) -> None:
+        """Called when sessions are revoked or users disabled."""
+        if self.principal is None:
+            return
+        try:
+            self.core.revocations.check(self.principal)
+        except AuthError as e:
+            self.send_error(ProtocolError("unauthorized", str(e)), None)
+            self.close(CLOSE_UNAUTHORIZED, str(e))
+
+    def _check_idle(self) -> None:
+        idle_timeout = self.core.settings.idle_timeout
+        idle = self.core.clock.seconds() - self._last_activity
+        if idle >= idle_timeout:
+            self.close(1000, "idle timeout")
+        else:
+            self._schedule("idle", idle_timeout - idle, self._check_idle)
+
+    # ----- timers
+
+    def _schedule(self, name: str, delay: float, call) -> None:
+        self._cancel(name)
+        self._timers[name] = self.core.clock.callLater(delay, self._fire, name, call)
+
+    def _fire(self, name: str, call) -> None:
+        self._timers.pop(name, None)
+        if not self.closed:
+            call()
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    # ----- outbound
+
+    def send(self, message: dict) -> None:
+        if not self.closed:
+            self.stream.send(message)
+
+    def reply(self, type_: str, data: dict, correlation_id: Any) -> None:
+        self.send({"type": type_, "correlation_id": correlation_id, "data": data})
+
+    def send_error(self, error: ProtocolError, correlation_id: Any) -> None:
+        self.send({"type": "error", "correlation_id": correlation_id, "data": error.data()})
+
+    def describe(self) -> dict:
+        principal = self.principal
+        return {
+            "session_id": self.session_id,
+            "user": principal.subject if principal else None,
+            "role": principal.role if principal else None,
+            "endpoint": self.endpoint,
+            "peer": self.address,
+            "connected_at": iso_ms(self.connected_at_ms),
+            "subscription": self.stream.subscription.as_dict(),
+            "rate": self.rate_data(),
+            "queued": self.stream.queued,
+        }

@@ -1,0 +1,385 @@
+"""dashd's configuration: one frozen Settings object built from, in rising
+priority, built-in defaults, an INI file, DASHD_* environment variables and
+command-line options.
+
+Every key is declared once in FIELDS; the twistd options, the `dashd` CLI
+options, the environment names and the error messages are all derived from
+that table so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import unquote, urlsplit
+
+SECOND = 1.0
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+KIB = 1024
+MIB = 1024 * KIB
+
+ENV_PREFIX = "DASHD_"
+INI_SECTION = "dashd"
+RULES_SECTION = "rules"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; str() is one line naming the key."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid configuration: {key} = {value!r}: {allowed}")
+
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, None: SECOND}
+_SIZE = re.compile(r"^\s*([0-9]+)\s*(b|k|kb|kib|m|mb|mib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB}
+
+
+def parse_duration(text: str | float) -> float:
+    """'100ms', '5s', '10m', '24h', '30d' or a plain number of seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_size(text: str | int) -> int:
+    """'64KiB', '1MiB', '512' (bytes)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(text)
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def parse_list(text: str | list | tuple) -> tuple[str, ...]:
+    """Comma- or newline-separated; a list stays a list."""
+    if isinstance(text, (list, tuple)):
+        return tuple(str(item).strip() for item in text if str(item).strip())
+    return tuple(part.strip() for part in re.split(r"[,\n]", str(text)) if part.strip())
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    allowed: str
+    help: str
+    check: Callable[[Any], bool] = lambda value: True
+    repeatable: bool = False  # a command-line option that appends
+
+
+def _number(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda value: low <= value <= high
+
+
+def _endpoint_list(value: tuple[str, ...]) -> bool:
+    return all(":" in item for item in value)
+
+
+def _db_url(value: str) -> bool:
+    return value == "" or value.startswith("sqlite:///") or value.startswith("mysql://")
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("config", "", str, "a path to an INI file", "INI file to read ([dashd] section)"),
+    Field("listen", ("tcp:8080",), parse_list, "Twisted endpoint strings such as tcp:8080 or systemd:domain=INET:index=0",
+          "endpoint to serve HTTP/WebSocket on (repeatable)", _endpoint_list, repeatable=True),
+    Field("tls_listen", (), parse_list, "Twisted endpoint strings such as ssl:8443:privateKey=key.pem:certKey=cert.pem",
+          "endpoint to serve HTTPS/WSS on (repeatable)", _endpoint_list, repeatable=True),
+    Field("redirect_http", False, parse_bool, "true or false", "redirect plain HTTP to the first TLS listener"),
+    Field("state_dir", "state", str, "a directory path", "directory for the secret, the SQLite database and other state"),
+    Field("db", "", str, "sqlite:///PATH or mysql://user:pass@host:port/db",
+          "database URL (default sqlite:///STATE_DIR/dashd.db)", _db_url),
+    Field("interval", 1.0, parse_duration, "a number of seconds from 0.1 to 60", "collection period in seconds",
+          _number(0.1, 60)),
+    Field("secret_file", "", str, "a file path", "token signing key (default STATE_DIR/secret.key; created 0600)"),
+    Field("static", "frontend/dist", str, "a directory path", "frontend build directory served at /"),
+    Field("host_name", "", str, "a host name (letters, digits, '.', '-', '_')",
+          "name this daemon gives its samples (default: the machine's host name)",
+          lambda value: value == "" or re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value) is not None),
+    Field("disk_path", "/", str, "a mounted directory", "filesystem whose usage disk_usage reports"),
+    Field("retention_raw", DAY, parse_duration, "a duration from 1m to 365d (e.g. 24h)",
+          "how long raw samples are kept", _number(MINUTE, 365 * DAY)),
+    Field("retention_rollup", 30 * DAY, parse_duration, "a duration from 1h to 3650d (e.g. 30d)",
+          "how long 1-minute rollups are kept", _number(HOUR, 3650 * DAY)),
+    Field("batch_interval", 2.0, parse_duration, "a duration from 0.1s to 60s", "how often samples are written to the store",
+          _number(0.1, 60)),
+    Field("prune_interval", 5 * MINUTE, parse_duration, "a duration from 10s to 1d",
+          "how often retention pruning and rollup run", _number(10, DAY)),
+    Field("store_queue", 100_000, int, "an integer from 100 to 10000000",
+          "rows held in memory while the database is down", _number(100, 10_000_000)),
+    Field("ring_span", 5 * MINUTE, parse_duration, "a duration from 10s to 1h", "how far back resume replays from memory",
+          _number(10, HOUR)),
+    Field("ping_interval", 20.0, parse_duration, "a duration from 0 (off) to 300s", "WebSocket ping period",
+          _number(0, 300)),
+    Field("ping_timeout", 10.0, parse_duration, "a duration from 1s to 300s", "drop a peer that does not answer a ping in this time",
+          _number(1, 300)),
+    Field("auth_timeout", 5.0, parse_duration, "a duration from 0.5s to 60s", "time a client has to authenticate",
+          _number(0.5, 60)),
+    Field("idle_timeout", 300.0, parse_duration, "a duration from 0 (off) to 1d",
+          "close a connection that sends nothing (not even a pong) for this long", _number(0, DAY)),
+    Field("token_warning", 60.0, parse_duration, "a duration from 5s to 1h",
+          "how long before expiry a client is sent token_expiring", _number(5, HOUR)),
+    Field("max_message_size", 64 * KIB, parse_size, "a size from 1KiB to 16MiB", "largest inbound message (close 1009 above)",
+          _number(KIB, 16 * MIB)),
+    Field("max_frame_size", 64 * KIB, parse_size, "a size from 1KiB to 16MiB", "largest inbound frame (close 1009 above)",
+          _number(KIB, 16 * MIB)),
+    Field("max_connections", 20_000, int, "an integer from 1 to 1000000", "most WebSocket connections in total (HTTP 503 above)",
+          _number(1, 1_000_000)),
+    Field("max_connections_per_ip", 1_000, int, "an integer from 1 to 1000000",
+          "most WebSocket connections from one client address (HTTP 429 above)", _number(1, 1_000_000)),
+    Field("messages_per_second", 20.0, float, "a number from 1 to 10000", "inbound messages a connection may send per second",
+          _number(1, 10_000)),
+    Field("message_burst", 40, int, "an integer from 1 to 100000", "inbound burst allowance (token bucket size)",
+          _number(1, 100_000)),
+    Field("abuse_close_after", 10.0, parse_duration, "a duration from 1s to 1h",
+          "close (1008) a connection that stays over the rate limit this long", _number(1, HOUR)),
+    Field("max_rate_hz", 10.0, float, "a number from 0.1 to 100", "highest per-client update rate", _number(0.1, 100)),
+    Field("max_subscriptions", 64, int, "an integer from 1 to 10000", "most metric/host patterns per connection",
+          _number(1, 10_000)),
+    Field("max_history_points", 5_000, int, "an integer from 10 to 1000000", "most buckets one history request returns",
+          _number(10, 1_000_000)),
+    Field("max_history_span", 30 * DAY, parse_duration, "a duration from 1m to 3650d", "longest time range one history request covers",
+          _number(MINUTE, 3650 * DAY)),
+    Field("send_queue", 64, int, "an integer from 4 to 100000",
+          "messages queued per connection while its socket is full", _number(4, 100_000)),
+    Field("slow_consumer_timeout", 30.0, parse_duration, "a duration from 1s to 1h",
+          "close (1013) a client that stays over its queue bound this long", _number(1, HOUR)),
+    Field("compression", True, parse_bool, "true or false", "negotiate permessage-deflate when a client offers it"),
+    Field("deflate_window_bits", 11, int, "an integer from 9 to 15", "permessage-deflate window (server side)",
+          _number(9, 15)),
+    Field("deflate_mem_level", 4, int, "an integer from 1 to 9", "permessage-deflate memory level (server side)",
+          _number(1, 9)),
+    Field("allowed_origins", (), parse_list, "origins such as https://dash.example.com, or *",
+          "browser origins allowed to connect (default: the daemon's own origin)"),
+    Field("trusted_proxies", (), parse_list, "IP addresses", "proxies whose X-Forwarded-For is believed"),
+    Field("access_token_ttl", 15 * MINUTE, parse_duration, "a duration from 1m to 1d", "lifetime of a login access token",
+          _number(MINUTE, DAY)),
+    Field("refresh_token_ttl", 7 * DAY, parse_duration, "a duration from 1h to 365d", "lifetime of a login session (refresh cookie)",
+          _number(HOUR, 365 * DAY)),
+    Field("log_format", "text", str, "text or json", "log output format", lambda value: value in ("text", "json")),
+    Field("metrics_token", "", str, "a string", "bearer token required for the Prometheus endpoint (empty: open)"),
+    Field("bus", "memory", str, "memory or redis://host:port/db", "message bus shared by dashd nodes",
+          lambda value: value == "memory" or value.startswith("redis://")),
+)
+
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class AlertRuleConfig:
+    """One `[rules]` line, not yet validated against the metric catalogue."""
+
+    name: str
+    spec: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything below makeService reads configuration from this object."""
+
+    config: str = ""
+    listen: tuple[str, ...] = ("tcp:8080",)
+    tls_listen: tuple[str, ...] = ()
+    redirect_http: bool = False
+    state_dir: str = "state"
+    db: str = ""
+    interval: float = 1.0
+    secret_file: str = ""
+    static: str = "frontend/dist"
+    host_name: str = ""
+    disk_path: str = "/"
+    retention_raw: float = DAY
+    retention_rollup: float = 30 * DAY
+    batch_interval: float = 2.0
+    prune_interval: float = 5 * MINUTE
+    store_queue: int = 100_000
+    ring_span: float = 5 * MINUTE
+    ping_interval: float = 20.0
+    ping_timeout: float = 10.0
+    auth_timeout: float = 5.0
+    idle_timeout: float = 300.0
+    token_warning: float = 60.0
+    max_message_size: int = 64 * KIB
+    max_frame_size: int = 64 * KIB
+    max_connections: int = 20_000
+    max_connections_per_ip: int = 1_000
+    messages_per_second: float = 20.0
+    message_burst: int = 40
+    abuse_close_after: float = 10.0
+    max_rate_hz: float = 10.0
+    max_subscriptions: int = 64
+    max_history_points: int = 5_000
+    max_history_span: float = 30 * DAY
+    send_queue: int = 64
+    slow_consumer_timeout: float = 30.0
+    compression: bool = True
+    deflate_window_bits: int = 11
+    deflate_mem_level: int = 4
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    access_token_ttl: float = 15 * MINUTE
+    refresh_token_ttl: float = 7 * DAY
+    log_format: str = "text"
+    metrics_token: str = ""
+    bus: str = "memory"
+    rules: tuple[AlertRuleConfig, ...] = field(default=())
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{os.path.join(self.state_dir, 'dashd.db')}"
+
+    @property
+    def secret_path(self) -> str:
+        return self.secret_file or os.path.join(self.state_dir, "secret.key")
+
+    @property
+    def host(self) -> str:
+        return self.host_name or socket.gethostname()
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(spec: Field, raw: Any) -> Any:
+    try:
+        value = spec.parse(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(spec.name, raw, spec.allowed) from None
+    if not spec.check(value):
+        raise ConfigError(spec.name, raw, spec.allowed)
+    return value
+
+
+def read_ini(path: str) -> tuple[dict[str, str], tuple[AlertRuleConfig, ...]]:
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    try:
+        with open(path, encoding="utf-8") as ini_file:
+            parser.read_file(ini_file)
+    except OSError as e:
+        raise ConfigError("config", path, f"cannot read the file ({e.strerror})") from None
+    except configparser.Error as e:
+        raise ConfigError("config", path, f"not a valid INI file ({str(e).splitlines()[0]})") from None
+    values: dict[str, str] = {}
+    if parser.has_section(INI_SECTION):
+        for key, value in parser.items(INI_SECTION):
+            key = key.replace("-", "_")
+            if key not in FIELDS_BY_NAME or key == "config":
+                raise ConfigError(key, value, f"unknown key in [{INI_SECTION}] of {path}")
+            values[key] = value
+    rules = ()
+    if parser.has_section(RULES_SECTION):
+        rules = tuple(AlertRuleConfig(name, spec) for name, spec in parser.items(RULES_SECTION))
+    return values, rules
+
+
+def load_settings(
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings: defaults < INI (--config) < DASHD_* < options.
+
+    `options` holds only what was given on the command line (None values are
+    ignored), keyed by field name.
+    """
+    options = {k.replace("-", "_"): v for k, v in (options or {}).items() if v not in (None, [], ())}
+    environ = os.environ if environ is None else environ
+    env_values = {}
+    for spec in FIELDS:
+        env_name = ENV_PREFIX + spec.name.upper()
+        if env_name in environ and environ[env_name] != "":
+            env_values[spec.name] = environ[env_name]
+    config_path = options.get("config") or env_values.get("config") or ""
+    ini_values: dict[str, str] = {}
+    rules: tuple[AlertRuleConfig, ...] = ()
+    if config_path:
+        ini_values, rules = read_ini(config_path)
+    values: dict[str, Any] = {"config": config_path}
+    for spec in FIELDS:
+        if spec.name == "config":
+            continue
+        for source in (options, env_values, ini_values):
+            if spec.name in source:
+                values[spec.name] = _coerce(spec, source[spec.name])
+                break
+    settings = Settings(rules=rules, **values)
+    if settings.retention_rollup < settings.retention_raw:
+        raise ConfigError("retention_rollup", format_duration(settings.retention_rollup),
+                          f"must be at least retention_raw ({format_duration(settings.retention_raw)})")
+    check_db_url(settings.db_url)
+    return settings
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    dialect: str  # "sqlite" or "mysql"
+    path: str = ""
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = ""
+    database: str = ""
+
+
+def check_db_url(url: str) -> DatabaseURL:
+    allowed = FIELDS_BY_NAME["db"].allowed
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path:
+            raise ConfigError("db", url, allowed)
+        # sqlite:////abs/path and sqlite:///relative/path, as SQLAlchemy reads them.
+        return DatabaseURL("sqlite", path=path)
+    if url.startswith("mysql://"):
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ConfigError("db", url, allowed) from None
+        if not parts.hostname or not database:
+            raise ConfigError("db", url, allowed)
+        return DatabaseURL(
+            "mysql", host=parts.hostname, port=port, user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""), database=database,
+        )
+    raise ConfigError("db", url, allowed)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

@@ -1,0 +1,544 @@
+"""The store (the original specification's DataProvider): samples,
+notifications, rules, users and audit in SQLite (default) or MySQL, through
+twisted.enterprise.adbapi so no query runs on the reactor thread.
+
+Samples are written in batches every `batch_interval`. While the database is
+unreachable rows wait in a bounded in-memory queue (oldest dropped first, with
+a log line) and are written when it comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Iterable, Sequence
+
+from twisted.application.service import Service
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .settings import DatabaseURL, check_db_url, redact_url
+from .streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
+from .timefmt import iso_ms
+
+MINUTE_MS = 60_000
+ROLLUP_LATE_MS = 10 * MINUTE_MS  # re-roll this far back each run, for late rows
+
+
+class StoreUnavailable(Exception):
+    """The database cannot answer now."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load_migrations(dialect: str) -> list[Migration]:
+    folder = resources.files("dashd") / "migrations" / dialect
+    migrations = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        match = re.match(r"^(\d+)_(.+)\.sql$", entry.name)
+        if not match:
+            continue
+        text = entry.read_text(encoding="utf-8")
+        text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+        statements = tuple(s.strip() for s in text.split(";") if s.strip())
+        migrations.append(Migration(int(match.group(1)), match.group(2), statements))
+    return migrations
+
+
+class Dialect:
+    """What differs between SQLite and MySQL, in one place."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        self.url = url
+        self.name = url.dialect
+
+    def sql(self, query: str) -> str:
+        return query.replace("?", "%s") if self.name == "mysql" else query
+
+    def bucket(self, column: str) -> str:
+        """Integer bucket index of `column` given (origin, width) parameters."""
+        if self.name == "mysql":
+            return f"FLOOR(({column} - ?) / ?)"
+        return f"(({column} - ?) / ?)"
+
+    def minute(self, column: str) -> str:
+        if self.name == "mysql":
+            return f"({column} DIV {MINUTE_MS}) * {MINUTE_MS}"
+        return f"({column} / {MINUTE_MS}) * {MINUTE_MS}"
+
+    def connection_pool(self) -> adbapi.ConnectionPool:
+        if self.name == "sqlite":
+            directory = os.path.dirname(os.path.abspath(self.url.path))
+            os.makedirs(directory, exist_ok=True)
+            # One connection: SQLite serializes writers anyway, and one
+            # thread means no "database is locked" between our own threads.
+            return adbapi.ConnectionPool(
+                "sqlite3", self.url.path, check_same_thread=False, timeout=30,
+                cp_min=1, cp_max=1, cp_openfun=_sqlite_open,
+            )
+        return adbapi.ConnectionPool(
+            "pymysql", host=self.url.host, port=self.url.port, user=self.url.user,
+            password=self.url.password, database=self.url.database, charset="utf8mb4",
+            connect_timeout=5, read_timeout=30, write_timeout=30, autocommit=False,
+            cp_min=1, cp_max=3, cp_reconnect=True, cp_noisy=False,
+        )
+
+
+def _sqlite_open(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
+@dataclass(frozen=True)
+class HistorySeries:
+    tier: str
+    bucket_ms: int
+    series: dict[str, list[dict]]
+
+
+def rows_of(message: StreamMessage) -> list[tuple]:
+    return [
+        (message.seq, message.host, message.timestamp_ms, name, float(value))
+        for name, value in (message.metrics or {}).items()
+        if isinstance(value, (int, float)) and math.isfinite(value)
+    ]
+
+
+class Store(Service):
+    """Batched writes, history and stats queries, notifications, rules,
+    users and sessions. Started and stopped with the service tree."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        db_url: str,
+        clock: IReactorTime,
+        *,
+        batch_interval: float = 2.0,
+        prune_interval: float = 300.0,
+        retention_raw: float = 86_400.0,
+        retention_rollup: float = 30 * 86_400.0,
+        max_queue_rows: int = 100_000,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.db_url = db_url
+        self.dialect = Dialect(check_db_url(db_url))
+        self.clock = clock
+        self.batch_interval = batch_interval
+        self.prune_interval = prune_interval
+        self.retention_raw_ms = int(retention_raw * 1000)
+        self.retention_rollup_ms = int(retention_rollup * 1000)
+        self.max_queue_rows = max_queue_rows
+        self.wall_clock_ms = wall_clock_ms
+        self.pool: adbapi.ConnectionPool | None = None
+        self.migrated = False
+        self.available = False
+        self._sample_rows: list[tuple] = []
+        self._notification_rows: list[tuple] = []
+        self._ack_rows: list[tuple] = []
+        self._flush_lock = DeferredLock()
+        self._schema_lock = DeferredLock()
+        self._flush_loop: LoopingCall | None = None
+        self._prune_loop: LoopingCall | None = None
+        self._outage_logged = False
+        self._dropped = 0
+        self._rollup_from_ms: int | None = None
+        self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
+
+    # ----- lifecycle
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool = self.dialect.connection_pool()
+        self.pool.start()
+        self.log.info("store: {url}", url=redact_url(self.db_url))
+        self._flush_loop = self._loop(self._flush_tick, self.batch_interval)
+        self._prune_loop = self._loop(self._prune_tick, self.prune_interval)
+        Deferred.fromCoroutine(self._prepare()).addErrback(lambda f: self.log.failure("store start failed", f))
+
+    async def _prepare(self) -> None:
+        try:
+            await self.ensure_schema()
+        except StoreUnavailable as e:
+            # The flush loop retries the migrations; samples queue meanwhile.
+            self._outage_logged = True
+            self.log.error("store: database unavailable at start ({error}); samples will queue in memory",
+                           error=str(e).splitlines()[0] if str(e) else "no detail")
+
+    def _loop(self, tick: Callable[[], Any], interval: float) -> LoopingCall:
+        loop = LoopingCall(tick)
+        loop.clock = self.clock
+        loop.start(interval, now=False).addErrback(lambda f: self.log.failure("store loop stopped", f))
+        return loop
+
+    def stopService(self) -> Deferred:
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        for loop in (self._flush_loop, self._prune_loop):
+            if loop is not None and loop.running:
+                loop.stop()
+        # Flush what is pending; a database that is down gets a few tries.
+        for attempt in range(3):
+            await self.flush()
+            if not self.pending_rows:
+                break
+        if self.pending_rows:
+            self.log.error("store: {rows} rows could not be written before shutdown", rows=self.pending_rows)
+        if self.pool is not None:
+            self.pool.close()
+        Service.stopService(self)
+
+    async def ensure_schema(self) -> int:
+        """Apply pending migrations; returns how many ran."""
+        async with self._schema_lock:
+            if self.migrated:
+                return 0
+            applied = await self._run(self._migrate)
+            self.migrated = True
+            return applied
+
+    def _migrate(self, cursor) -> int:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, "
+            "applied_at_ms BIGINT NOT NULL)"
+        )
+        cursor.execute("SELECT version FROM schema_migrations")
+        done = {row[0] for row in cursor.fetchall()}
+        applied = 0
+        for migration in load_migrations(self.dialect.name):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                cursor.execute(statement)
+            cursor.execute(self.dialect.sql("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)"),
+                           (migration.version, migration.name, self.wall_clock_ms()))
+            applied += 1
+            self.log.info("store: applied migration {version} {name}", version=migration.version, name=migration.name)
+        return applied
+
+    async def _run(self, interaction: Callable, *args: Any) -> Any:
+        if self.pool is None:
+            raise StoreUnavailable("store not started")
+        try:
+            result = await self.pool.runInteraction(interaction, *args)
+        except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
+            self.available = False
+            raise StoreUnavailable(str(e)) from e
+        self.available = True
+        return result
+
+    async def check(self) -> bool:
+        """Readiness: can the database answer a query now?"""
+        try:
+            await self._run(lambda cursor: cursor.execute("SELECT 1"))
+            return True
+        except StoreUnavailable:
+            return False
+
+    # ----- writes
+
+    def record(self, message: StreamMessage) -> None:
+        """Queue a sequenced stream message for the next batch."""
+        if message.type == METRICS_UPDATE:
+            rows = rows_of(message)
+            self._sample_rows.extend(rows)
+            self._note_rollup(message.timestamp_ms)
+        elif message.type == NOTIFICATION:
+            body = message.body or {}
+            self._notification_rows.append((
+                body["id"], message.seq, message.timestamp_ms, body.get("level", "info"), body.get("title", ""),
+                body.get("message", ""), body.get("source", ""), body.get("state"),
+            ))
+        elif message.type == NOTIFICATION_ACK:
+            body = message.body or {}
+            self._ack_rows.append((message.seq, body["id"], body["acknowledged_by"], message.timestamp_ms))
+        overflow = len(self._sample_rows) - self.max_queue_rows
+        if overflow > 0:
+            del self._sample_rows[:overflow]
+            self._dropped += overflow
+            self.log.warn("store: queue full ({limit} rows), dropped the oldest {count} sample rows",
+                          limit=self.max_queue_rows, count=overflow)
+
+    def _note_rollup(self, timestamp_ms: int) -> None:
+        if self._rollup_from_ms is None or timestamp_ms < self._rollup_from_ms:
+            self._rollup_from_ms = timestamp_ms
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self._sample_rows) + len(self._notification_rows) + len(self._ack_rows)
+
+    def _flush_tick(self) -> None:
+        Deferred.fromCoroutine(self.flush()).addErrback(lambda f: self.log.failure("store flush failed", f))
+
+    async def flush(self) -> int:
+        """Write everything queued in one transaction; on failure keep it."""
+        async with self._flush_lock:
+            samples, notifications, acks = self._sample_rows, self._notification_rows, self._ack_rows
+            if not (samples or notifications or acks):
+                return 0
+            self._sample_rows, self._notification_rows, self._ack_rows = [], [], []
+            started = time.perf_counter()
+            try:
+                if not self.migrated:
+                    await self.ensure_schema()
+                await self._run(self._write_batch, samples, notifications, acks)
+            except StoreUnavailable as e:
+                self._sample_rows[:0] = samples
+                self._notification_rows[:0] = notifications
+                self._ack_rows[:0] = acks
+                if not self._outage_logged:
+                    self._outage_logged = True
+                    self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
+                                   error=str(e).splitlines()[0] if str(e) else type(e).__name__, rows=self.pending_rows)
+                return 0
+            if self._outage_logged:
+                self._outage_logged = False
+                self.log.info("store: database back; wrote the queued rows")
+            written = len(samples) + len(notifications) + len(acks)
+            self.on_write(time.perf_counter() - started, written)
+            return written
+
+    def _write_batch(self, cursor, samples, notifications, acks) -> None:
+        sql = self.dialect.sql
+        if samples:
+            cursor.executemany(sql("INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (?, ?, ?, ?, ?)"), samples)
+        if notifications:
+            cursor.executemany(sql(
+                "REPLACE INTO notifications (id, seq, ts_ms, level, title, message, source, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), notifications)
+        if acks:
+            cursor.executemany(sql(
+                "REPLACE INTO notification_acks (seq, notification_id, acknowledged_by, ts_ms) VALUES (?, ?, ?, ?)"), acks)
+            for _, notification_id, by, at in acks:
+                cursor.execute(sql("UPDATE notifications SET acknowledged_by = ?, acknowledged_at_ms = ? WHERE id = ?"),
+                               (by, at, notification_id))
+
+    # ----- retention
+
+    def _prune_tick(self) -> None:
+        Deferred.fromCoroutine(self.prune()).addErrback(lambda f: self.log.failure("store prune failed", f))
+
+    async def prune(self) -> None:
+        """Roll raw samples up into 1-minute buckets, then drop what is past
+        retention in both tiers."""
+        now = self.wall_clock_ms()
+        try:
+            await self.flush()
+            await self.rollup(now)
+            await self._run(self._delete_old, now - self.retention_raw_ms, now - self.retention_rollup_ms)
+        except StoreUnavailable:
+            pass
+
+    async def rollup(self, now_ms: int) -> None:
+        until = (now_ms // MINUTE_MS) * MINUTE_MS  # complete minutes only
+        last = await self._run(self._get_meta, "rollup_until_ms")
+        start = int(last) - ROLLUP_LATE_MS if last else now_ms - self.retention_raw_ms
+        if self._rollup_from_ms is not None:
+            start = min(start, (self._rollup_from_ms // MINUTE_MS) * MINUTE_MS)
+        await self._run(self._rollup, max(0, start), until)
+        self._rollup_from_ms = None
+
+    def _rollup(self, cursor, start_ms: int, until_ms: int) -> None:
+        minute = self.dialect.minute("ts_ms")
+        cursor.execute(self.dialect.sql(
+            f"REPLACE INTO rollup_1m (host, metric, bucket_ms, avg_value, min_value, max_value, sample_count) "
+            f"SELECT host, metric, {minute}, AVG(value), MIN(value), MAX(value), COUNT(*) FROM samples "
+            f"WHERE ts_ms >= ? AND ts_ms < ? GROUP BY host, metric, {minute}"), (start_ms, until_ms))
+        self._set_meta(cursor, "rollup_until_ms", str(until_ms))
+
+    def _delete_old(self, cursor, raw_before_ms: int, rollup_before_ms: int) -> None:
+        sql = self.dialect.sql
+        cursor.execute(sql("DELETE FROM samples WHERE ts_ms < ?"), (raw_before_ms,))
+        cursor.execute(sql("DELETE FROM rollup_1m WHERE bucket_ms < ?"), (rollup_before_ms,))
+        cursor.execute(sql("DELETE FROM notification_acks WHERE ts_ms < ?"), (rollup_before_ms,))
+        cursor.execute(sql("DELETE FROM notifications WHERE ts_ms < ?"), (rollup_before_ms,))
+
+    def _get_meta(self, cursor, name: str) -> str | None:
+        cursor.execute(self.dialect.sql("SELECT value FROM meta WHERE name = ?"), (name,))
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, cursor, name: str, value: str) -> None:
+        cursor.execute(self.dialect.sql("REPLACE INTO meta (name, value) VALUES (?, ?)"), (name, value))
+
+    # ----- reads
+
+    async def history(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int,
+                      max_points: int, raw_resolution_ms: int) -> HistorySeries:
+        """Downsampled series: at most `max_points` equal buckets per metric,
+        each with avg/min/max/count; raw tier when the range lies within raw
+        retention, else the 1-minute rollup."""
+        await self.flush()
+        now = self.wall_clock_ms()
+        raw = from_ms >= now - self.retention_raw_ms
+        span = max(1, to_ms - from_ms)
+        resolution = raw_resolution_ms if raw else MINUTE_MS
+        bucket_ms = max(resolution, math.ceil(span / max_points))
+        if not raw:
+            await self.rollup(now)
+        rows = await self._run(self._history, raw, host, list(metrics), from_ms, to_ms, bucket_ms)
+        series: dict[str, list[dict]] = {name: [] for name in metrics}
+        for metric, bucket, avg, low, high, count in rows:
+            series[metric].append({
+                "t": from_ms + int(bucket) * bucket_ms, "avg": round(avg, 4), "min": low, "max": high, "count": int(count),
+            })
+        return HistorySeries("raw" if raw else "1m", bucket_ms, series)
+
+    def _history(self, cursor, raw: bool, host: str, metrics: list[str], from_ms: int, to_ms: int, bucket_ms: int):
+        placeholders = ", ".join("?" for _ in metrics)
+        if raw:
+            bucket = self.dialect.bucket("ts_ms")
+            query = (f"SELECT metric, {bucket} AS b, AVG(value), MIN(value), MAX(value), COUNT(*) FROM samples "
+                     f"WHERE host = ? AND metric IN ({placeholders}) AND ts_ms >= ? AND ts_ms < ? "
+                     f"GROUP BY metric, b ORDER BY metric, b")
+        else:
+            bucket = self.dialect.bucket("bucket_ms")
+            query = (f"SELECT metric, {bucket} AS b, SUM(avg_value * sample_count) / SUM(sample_count), "
+                     f"MIN(min_value), MAX(max_value), SUM(sample_count) FROM rollup_1m "
+                     f"WHERE host = ? AND metric IN ({placeholders}) AND bucket_ms >= ? AND bucket_ms < ? "
+                     f"GROUP BY metric, b ORDER BY metric, b")
+        cursor.execute(self.dialect.sql(query), (from_ms, bucket_ms, host, *metrics, from_ms, to_ms))
+        return cursor.fetchall()
+
+    async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, dict]:
+        """avg/min/max/p95/count/last per metric over raw samples."""
+        await self.flush()
+        return await self._run(self._stats, host, list(metrics), from_ms, to_ms)
+
+    def _stats(self, cursor, host: str, metrics: list[str], from_ms: int, to_ms: int) -> dict[str, dict]:
+        from .analytics import summarize  # the maths lives with the analytics service
+
+        placeholders = ", ".join("?" for _ in metrics)
+        cursor.execute(self.dialect.sql(
+            f"SELECT metric, value FROM samples WHERE host = ? AND metric IN ({placeholders}) "
+            f"AND ts_ms >= ? AND ts_ms <= ? ORDER BY metric, ts_ms"), (host, *metrics, from_ms, to_ms))
+        values: dict[str, list[float]] = {name: [] for name in metrics}
+        for metric, value in cursor.fetchall():
+            values[metric].append(value)
+        return {name: summarize(series) for name, series in values.items()}
+
+    async def read_stream(self, from_seq: int, to_seq: int) -> list[StreamMessage]:
+        """Stream messages with from_seq <= seq <= to_seq, rebuilt from the
+        tables, in seq order (for resume)."""
+        await self.flush()
+        return await self._run(self._read_stream, from_seq, to_seq)
+
+    def _read_stream(self, cursor, from_seq: int, to_seq: int) -> list[StreamMessage]:
+        sql = self.dialect.sql
+        messages: dict[int, StreamMessage] = {}
+        cursor.execute(sql("SELECT seq, host, ts_ms, metric, value FROM samples WHERE seq >= ? AND seq <= ? ORDER BY seq"),
+                       (from_seq, to_seq))
+        grouped: dict[int, tuple[str, int, dict]] = {}
+        for seq, host, ts_ms, metric, value in cursor.fetchall():
+            grouped.setdefault(seq, (host, ts_ms, {}))[2][metric] = value
+        for seq, (host, ts_ms, metrics) in grouped.items():
+            messages[seq] = StreamMessage(seq, METRICS_UPDATE, ts_ms, host, metrics)
+        cursor.execute(sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= ? AND seq <= ?"),
+                       (from_seq, to_seq))
+        for row in cursor.fetchall():
+            body = notification_of_row(row)
+            messages[row[1]] = StreamMessage(row[1], NOTIFICATION, row[2], body=body)
+        cursor.execute(sql("SELECT seq, notification_id, acknowledged_by, ts_ms FROM notification_acks "
+                           "WHERE seq >= ? AND seq <= ?"), (from_seq, to_seq))
+        for seq, notification_id, by, ts_ms in cursor.fetchall():
+            messages[seq] = StreamMessage(seq, NOTIFICATION_ACK, ts_ms, body={
+                "id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)})
+        return [messages[seq] for seq in sorted(messages)]
+
+    async def max_seq(self) -> int:
+        def query(cursor) -> int:
+            best = 0
+            for table in ("samples", "notifications", "notification_acks"):
+                cursor.execute(f"SELECT MAX(seq) FROM {table}")
+                row = cursor.fetchone()
+                best = max(best, row[0] or 0)
+            return best
+        return await self._run(query)
+
+    # ----- notifications
+
+    async def notification(self, notification_id: str) -> dict | None:
+        def query(cursor):
+            cursor.execute(self.dialect.sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?"),
+                           (notification_id,))
+            row = cursor.fetchone()
+            return notification_of_row(row) if row else None
+        await self.flush()
+        return await self._run(query)
+
+    async def notifications(self, limit: int, unacknowledged: bool) -> list[dict]:
+        def query(cursor):
+            where = "WHERE acknowledged_by IS NULL " if unacknowledged else ""
+            cursor.execute(self.dialect.sql(
+                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications {where}ORDER BY seq DESC LIMIT ?"), (limit,))
+            return [notification_of_row(row) for row in cursor.fetchall()]
+        await self.flush()
+        return await self._run(query)
+
+    # ----- rules
+
+    async def rules(self) -> dict[str, dict]:
+        def query(cursor):
+            cursor.execute("SELECT name, spec FROM alert_rules ORDER BY name")
+            return {name: json.loads(spec) for name, spec in cursor.fetchall()}
+        return await self._run(query)
+
+    async def save_rule(self, name: str, spec: dict, by: str) -> None:
+        await self._run(lambda cursor: cursor.execute(
+            self.dialect.sql("REPLACE INTO alert_rules (name, spec, updated_by, updated_at_ms) VALUES (?, ?, ?, ?)"),
+            (name, json.dumps(spec), by, self.wall_clock_ms())))
+
+    async def delete_rule(self, name: str) -> None:
+        await self._run(lambda cursor: cursor.execute(self.dialect.sql("DELETE FROM alert_rules WHERE name = ?"), (name,)))
+
+    # ----- generic access for the auth and audit modules
+
+    async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
+        def run(cursor):
+            cursor.execute(self.dialect.sql(query), tuple(params))
+            return cursor.rowcount
+        return await self._run(run)
+
+    async def fetchall(self, query: str, params: Iterable[Any] = ()) -> list[tuple]:
+        def run(cursor):
+            cursor.execute(self.dialect.sql(query), tuple(params))
+            return list(cursor.fetchall())
+        return await self._run(run)
+
+
+NOTIFICATION_COLUMNS = ("id, seq, ts_ms, level, title, message, source, state, acknowledged_by, acknowledged_at_ms")
+
+
+def notification_of_row(row: Sequence) -> dict:
+    (notification_id, _seq, ts_ms, level, title, message, source, state, by, at_ms) = row
+    body = {
+        "id": notification_id, "level": level, "title": title, "message": message,
+        "timestamp": iso_ms(ts_ms), "source": source,
+        "acknowledged_by": by, "acknowledged_at": iso_ms(at_ms) if at_ms else None,
+    }
+    if state:
+        body["state"] = state
+    return body
+
+
+def _mysql_errors() -> type:
+    import pymysql
+
+    return pymysql.err.Error
+

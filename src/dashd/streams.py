@@ -1,0 +1,431 @@
+"""Per-client streams: what each connection receives, at what rate, and what
+happens when it cannot keep up. No networking here: a ClientStream writes to
+a ClientSink (the protocol implements it) and is told by the protocol when
+the socket's buffer is full (pause) or has drained (resume).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol
+
+import orjson
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from .timefmt import iso_ms
+
+METRICS_UPDATE = "metrics_update"
+NOTIFICATION = "notification"
+NOTIFICATION_ACK = "notification_ack"
+STREAM_TYPES = (METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK)
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """The one JSON encoder for everything dashd sends."""
+    return orjson.dumps(message)
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """One message of the daemon's sequenced stream."""
+
+    seq: int
+    type: str  # one of STREAM_TYPES
+    timestamp_ms: int
+    host: str | None = None
+    metrics: Mapping[str, float] | None = None  # metrics_update
+    body: Mapping[str, Any] | None = None  # notification / notification_ack data
+    recovered: bool = False
+
+    def with_recovered(self) -> "StreamMessage":
+        return StreamMessage(self.seq, self.type, self.timestamp_ms, self.host, self.metrics, self.body, True)
+
+    def envelope(self, metric_names: Iterable[str] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
+        if self.type == METRICS_UPDATE:
+            metrics = self.metrics or {}
+            if metric_names is not None:
+                metrics = {name: metrics[name] for name in metric_names if name in metrics}
+            data: dict[str, Any] = {"timestamp": iso_ms(self.timestamp_ms), "host": self.host, "metrics": metrics}
+        else:
+            data = dict(self.body or {})
+        if self.recovered:
+            data["recovered"] = True
+        if extra:
+            data.update(extra)
+        return {"type": self.type, "seq": self.seq, "correlation_id": None, "data": data}
+
+
+class OutboundFrame:
+    """A serialized message, shared by every client that gets the same bytes.
+    `prepared` is filled in once by the protocol layer (a framed copy)."""
+
+    __slots__ = ("payload", "prepared", "seq", "coalesce_key")
+
+    def __init__(self, payload: bytes, seq: int | None = None, coalesce_key: str | None = None) -> None:
+        self.payload = payload
+        self.prepared: Any = None
+        self.seq = seq
+        # Frames with the same non-None key replace each other in a full queue.
+        self.coalesce_key = coalesce_key
+
+
+def frame_of(message: Mapping[str, Any]) -> OutboundFrame:
+    return OutboundFrame(encode(message))
+
+
+class FrameCache:
+    """The frames built for one stream message, one per distinct payload,
+    so N clients with M distinct subscriptions cost M serializations."""
+
+    __slots__ = ("message", "_frames")
+
+    def __init__(self, message: StreamMessage) -> None:
+        self.message = message
+        self._frames: dict[Any, OutboundFrame] = {}
+
+    def frame(self, metric_names: tuple[str, ...] | None) -> OutboundFrame:
+        frame = self._frames.get(metric_names)
+        if frame is None:
+            message = self.message
+            coalesce_key = f"metrics:{message.host}" if message.type == METRICS_UPDATE else None
+            frame = OutboundFrame(encode(message.envelope(metric_names)), message.seq, coalesce_key)
+            self._frames[metric_names] = frame
+        return frame
+
+
+class ClientSink(Protocol):
+    def send_frame(self, frame: OutboundFrame) -> None:
+        """Write one text frame now (the transport buffers it)."""
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class SubscriptionFilter:
+    """Metric and host patterns (names or shell globs) a client selected."""
+
+    def __init__(self, metrics: Iterable[str] = ("*",), hosts: Iterable[str] = ("*",)) -> None:
+        self.metrics: tuple[str, ...] = tuple(dict.fromkeys(metrics))
+        self.hosts: tuple[str, ...] = tuple(dict.fromkeys(hosts))
+        self._selection_cache: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+
+    @property
+    def pattern_count(self) -> int:
+        return len(self.metrics) + len(self.hosts)
+
+    def selected(self, available: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The metric names to send out of `available`; None means all of
+        them (the shared, unfiltered payload)."""
+        if "*" in self.metrics:
+            return None
+        cached = self._selection_cache.get(available, False)
+        if cached is not False:
+            return cached
+        chosen = tuple(name for name in available if any(fnmatch.fnmatchcase(name, p) for p in self.metrics))
+        if len(self._selection_cache) > 16:
+            self._selection_cache.clear()
+        self._selection_cache[available] = chosen
+        return chosen
+
+    def wants_host(self, host: str | None) -> bool:
+        return "*" in self.hosts or any(fnmatch.fnmatchcase(host or "", p) for p in self.hosts)
+
+    def as_dict(self) -> dict:
+        return {"metrics": list(self.metrics), "hosts": list(self.hosts)}
+
+
+def unknown_patterns(patterns: Iterable[str], known: Iterable[str]) -> list[str]:
+    known = list(known)
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in known)]
+
+
+@dataclass
+class WindowStats:
+    """min/max/avg over the samples a throttled client's update folds in."""
+
+    samples: int = 0
+    minimum: dict[str, float] = field(default_factory=dict)
+    maximum: dict[str, float] = field(default_factory=dict)
+    total: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, metrics: Mapping[str, float]) -> None:
+        self.samples += 1
+        for name, value in metrics.items():
+            if value is None:
+                continue
+            if name in self.minimum:
+                self.minimum[name] = min(self.minimum[name], value)
+                self.maximum[name] = max(self.maximum[name], value)
+                self.total[name] += value
+                self.counts[name] += 1
+            else:
+                self.minimum[name] = self.maximum[name] = self.total[name] = value
+                self.counts[name] = 1
+
+    def as_dict(self) -> dict:
+        return {
+            "samples": self.samples,
+            "min": self.minimum,
+            "max": self.maximum,
+            "avg": {name: round(self.total[name] / self.counts[name], 3) for name in self.total},
+        }
+
+
+class StreamStats:
+    """Counters a stream keeps for operators (exported by the telemetry)."""
+
+    __slots__ = ("sent", "coalesced", "degraded_events", "slow_closes")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.coalesced = 0
+        self.degraded_events = 0
+        self.slow_closes = 0
+
+
+CLOSE_SLOW_CONSUMER = 1013
+
+
+class ClientStream:
+    """Everything one connection is sent goes through here, in order.
+
+    Writing: while the socket accepts data (not paused) frames go straight to
+    the sink. While paused (the transport's buffer is over its high-water
+    mark), frames wait in a bounded queue in which a newer metrics update for
+    a host replaces the older one (stale metrics are worthless), while
+    notifications and replies are kept. A client that stays paused longer
+    than `slow_timeout`, or whose queue of uncoalescable frames exceeds four
+    times `queue_bound`, is closed with 1013 and can resume.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        sink: ClientSink,
+        clock: IReactorTime,
+        *,
+        wants_metrics: bool,
+        wants_notifications: bool,
+        queue_bound: int = 64,
+        slow_timeout: float = 30.0,
+        collection_hz: float = 1.0,
+    ) -> None:
+        self.sink = sink
+        self.clock = clock
+        self.wants_metrics = wants_metrics
+        self.wants_notifications = wants_notifications
+        self.subscription = SubscriptionFilter() if wants_metrics else SubscriptionFilter(metrics=())
+        self.queue_bound = queue_bound
+        self.slow_timeout = slow_timeout
+        self.collection_hz = collection_hz
+        self.stats = StreamStats()
+        self.live = False  # set once authenticated; before that nothing streams
+        self.resuming = False  # while a resume replays, live offers are skipped (the ring has them)
+        self.last_seq = 0  # highest stream seq written (or queued) to this client
+        self._queue: deque[OutboundFrame] = deque()
+        self._paused = False
+        self._degraded = False
+        self._slow_timer: IDelayedCall | None = None
+        self._closed = False
+        # throttle state
+        self.max_hz: float | None = None
+        self._last_sent_at: dict[str | None, float] = {}
+        self._pending: dict[str | None, StreamMessage] = {}
+        self._windows: dict[str | None, WindowStats] = {}
+        self._throttle_timers: dict[str | None, IDelayedCall] = {}
+
+    # ----- what to send
+
+    @property
+    def effective_hz(self) -> float:
+        if self.max_hz is None:
+            return self.collection_hz
+        return min(self.max_hz, self.collection_hz)
+
+    def offer(self, cache: FrameCache, catalogue: tuple[str, ...]) -> None:
+        """A new stream message from the hub."""
+        if not self.live or self.resuming or self._closed:
+            return
+        message = cache.message
+        if message.seq <= self.last_seq:
+            return
+        if message.type == METRICS_UPDATE:
+            if not self.wants_metrics or not self.subscription.wants_host(message.host):
+                return
+            selected = self.subscription.selected(catalogue)
+            if selected == ():
+                return
+            if self._throttled():
+                self._throttle(message, selected)
+                return
+            self._write_stream(cache.frame(selected))
+        elif self.wants_notifications:
+            self._write_stream(cache.frame(None))
+
+    def replay(self, message: StreamMessage, catalogue: tuple[str, ...]) -> bool:
+        """Write a message during resume, unthrottled and uncoalesced (the
+        replay is bounded by the ring and the resume limit). Returns whether
+        the client's filter selected it."""
+        if message.seq <= self.last_seq:
+            return False
+        if message.type == METRICS_UPDATE:
+            if not self.wants_metrics or not self.subscription.wants_host(message.host):
+                return False
+            selected = self.subscription.selected(catalogue)
+            if selected == ():
+                return False
+        elif not self.wants_notifications:
+            return False
+        else:
+            selected = None
+        self.last_seq = message.seq
+        self.stats.sent += 1
+        self.sink.send_frame(OutboundFrame(encode(message.envelope(selected)), message.seq))
+        return True
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """A reply or control message (no seq), in order with the stream."""
+        self._write(frame_of(message))
+
+    # ----- throttle
+
+    def _throttled(self) -> bool:
+        return self.max_hz is not None and self.max_hz < self.collection_hz
+
+    def set_rate(self, max_hz: float | None) -> None:
+        self.max_hz = max_hz
+        if not self._throttled():
+            for host in list(self._pending):
+                self._flush_throttled(host)
+
+    def _throttle(self, message: StreamMessage, selected: tuple[str, ...] | None) -> None:
+        host = message.host
+        now = self.clock.seconds()
+        period = 1.0 / self.max_hz
+        window = self._windows.setdefault(host, WindowStats())
+        window.add(message.metrics if selected is None else {k: message.metrics[k] for k in selected if k in message.metrics})
+        self._pending[host] = message
+        last = self._last_sent_at.get(host)
+        # A little slack so a 1 Hz client of a 1 Hz-ish collector is not
+        # pushed a whole period late by timer jitter.
+        if last is None or now - last >= period * 0.95:
+            self._flush_throttled(host)
+        elif host not in self._throttle_timers:
+            self._throttle_timers[host] = self.clock.callLater(last + period - now, self._flush_throttled, host)
+
+    def _flush_throttled(self, host: str | None) -> None:
+        timer = self._throttle_timers.pop(host, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        message = self._pending.pop(host, None)
+        window = self._windows.pop(host, None)
+        if message is None or self._closed:
+            return
+        self._last_sent_at[host] = self.clock.seconds()
+        selected = self.subscription.selected(tuple(message.metrics or ()))
+        extra = {"window": window.as_dict()} if window is not None and window.samples > 1 else None
+        payload = encode(message.envelope(selected, extra))
+        self._write_stream(OutboundFrame(payload, message.seq, f"metrics:{host}"))
+
+    # ----- flow control
+
+    def _write_stream(self, frame: OutboundFrame) -> None:
+        self.last_seq = frame.seq if frame.seq is not None else self.last_seq
+        self._write(frame)
+
+    def _write(self, frame: OutboundFrame) -> None:
+        if self._closed:
+            return
+        if not self._paused and not self._queue:
+            self.stats.sent += 1
+            self.sink.send_frame(frame)
+            return
+        self._enqueue(frame)
+
+    def _enqueue(self, frame: OutboundFrame) -> None:
+        if frame.coalesce_key is not None:
+            for index, queued in enumerate(self._queue):
+                if queued.coalesce_key == frame.coalesce_key:
+                    del self._queue[index]
+                    self.stats.coalesced += 1
+                    self._mark_degraded()
+                    break
+        self._queue.append(frame)
+        if len(self._queue) > 4 * self.queue_bound:
+            self._close_slow("send queue overflow")
+
+    def _mark_degraded(self) -> None:
+        if self._degraded:
+            return
+        self._degraded = True
+        self.stats.degraded_events += 1
+        # Queued ahead of the coalesced update, so the client learns why the
+        # next update skipped some samples.
+        notice = frame_of({
+            "type": "stream_degraded", "correlation_id": None,
+            "data": {"reason": "slow_consumer", "coalesced": self.stats.coalesced,
+                     "effective_hz": round(self.effective_hz / 2, 3)},
+        })
+        self._queue.appendleft(notice)
+
+    def pause(self) -> None:
+        """The transport's buffer is full."""
+        if self._paused:
+            return
+        self._paused = True
+        if self._slow_timer is None:
+            self._slow_timer = self.clock.callLater(self.slow_timeout, self._close_slow, "slow consumer")
+
+    def resume(self) -> None:
+        """The transport drained its buffer: write what waited, in order."""
+        self._paused = False
+        while self._queue and not self._paused and not self._closed:
+            self.stats.sent += 1
+            self.sink.send_frame(self._queue.popleft())
+        if not self._paused:
+            self._cancel_slow_timer()
+            if self._degraded and not self._queue:
+                self._degraded = False
+                self.sink.send_frame(frame_of({
+                    "type": "stream_degraded", "correlation_id": None,
+                    "data": {"reason": "recovered", "effective_hz": self.effective_hz},
+                }))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _cancel_slow_timer(self) -> None:
+        if self._slow_timer is not None and self._slow_timer.active():
+            self._slow_timer.cancel()
+        self._slow_timer = None
+
+    def _close_slow(self, why: str) -> None:
+        self._slow_timer = None
+        if self._closed:
+            return
+        self.stats.slow_closes += 1
+        self.log.info("closing a slow consumer ({why}, {queued} queued)", why=why, queued=len(self._queue))
+        self._queue.clear()
+        self.close()
+        self.sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and resume")
+
+    def close(self) -> None:
+        """Stop everything; called when the connection goes away."""
+        self._closed = True
+        self._queue.clear()
+        self._cancel_slow_timer()
+        for timer in self._throttle_timers.values():
+            if timer.active():
+                timer.cancel()
+        self._throttle_timers.clear()
+        self._pending.clear()
+        self._windows.clear()

@@ -1,0 +1,327 @@
+"""`twistd dashd`: command-line options and the service tree.
+
+Only makeService reads the options; everything below it takes a Settings
+object or plain arguments."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+
+import psutil
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet import defer
+from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.task import deferLater
+from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.server import Site
+
+from . import __version__
+from .alerts import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
+from .auth import TokenIssuer, load_or_create_secret
+from .bus import InMemoryBus
+from .collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
+from .connections import ConnectionManager
+from .core import Core
+from .errors import CLOSE_GOING_AWAY
+from .hub import SequenceFile, StreamHub
+from .settings import FIELDS, ConfigError, Settings, load_settings, redact_url
+from .store import Store, StoreUnavailable
+from .telemetry import Telemetry
+from .users import UserDirectory
+from .web import RedirectToTLS, build_site
+
+log = Logger()
+
+SHUTDOWN_CLOSE_WAIT = 3.0
+STARTUP_RETRY = 5.0
+
+
+class Options(usage.Options):
+    """Every settings key is an option (--listen and --tls-listen repeat)."""
+
+    synopsis = "[options]"
+    longdesc = ("dashd samples this host with psutil and streams live metrics and notifications over "
+                "WebSockets. Options override DASHD_* environment variables, which override the INI file "
+                "given with --config. See etc/dashd.ini for every key.")
+    optParameters = [
+        [spec.name.replace("_", "-"), None, None, f"{spec.help} [{spec.allowed}]"]
+        for spec in FIELDS if not spec.repeatable
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["tls_listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """Endpoint to serve HTTP/WebSocket on, e.g. tcp:8080 (repeatable; default tcp:8080)."""
+        self["listen"].append(endpoint)
+
+    def opt_tls_listen(self, endpoint: str) -> None:
+        """HTTPS/WSS endpoint, e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem (repeatable)."""
+        self["tls_listen"].append(endpoint)
+
+    opt_tls_listen.__name__ = "tls-listen"
+
+    def opt_version(self) -> None:
+        print(f"dashd {__version__}")
+        sys.exit(0)
+
+    def postOptions(self) -> None:
+        values = {key.replace("-", "_"): value for key, value in self.items()}
+        try:
+            self.settings = load_settings(values)
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+class ListenerService(Service):
+    """Listens on one endpoint; keeps the port so tests and logs can read it."""
+
+    def __init__(self, endpoint, factory, description: str) -> None:
+        self.endpoint = endpoint
+        self.factory = factory
+        self.description = description
+        self.port: IListeningPort | None = None
+        self.ready: defer.Deferred = defer.Deferred()
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+
+    def _listen(self) -> None:
+        if self.port is not None or getattr(self, "_listening", None) is not None:
+            return
+        d = self.endpoint.listen(self.factory)
+        self._listening = d
+        failures: list = []
+        d.addCallbacks(self._listened, failures.append)
+        if failures:
+            # Raise at start-up so twistd exits with the reason (port in use...).
+            failures[0].raiseException()
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        address = port.getHost()
+        log.info("listening on {endpoint} ({host}:{port})", endpoint=self.description,
+                 host=getattr(address, "host", "?"), port=getattr(address, "port", "?"))
+        self.ready.callback(port)
+        return port
+
+    def stopService(self) -> defer.Deferred | None:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return defer.maybeDeferred(port.stopListening)
+        return None
+
+
+def tls_endpoint(reactor: Any, description: str):
+    """`ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDR][:extraCertChain=CHAIN]`
+    with TLS 1.2 as the minimum version (Twisted's own parser cannot set it)."""
+    parts = re.split(r"(?<!\\):", description)
+    if len(parts) < 2 or parts[0] != "ssl":
+        raise ConfigError("tls_listen", description, "ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDR]")
+    try:
+        port = int(parts[1])
+    except ValueError:
+        raise ConfigError("tls_listen", description, "the port must be a number") from None
+    options = {}
+    for part in parts[2:]:
+        key, _, value = part.partition("=")
+        options[key] = value.replace("\\:", ":")
+    key_path = options.get("privateKey")
+    cert_path = options.get("certKey", key_path)
+    if not key_path:
+        raise ConfigError("tls_listen", description, "privateKey=PATH is required")
+    try:
+        with open(key_path, "rb") as f:
+            key = KeyPair.load(f.read(), 1)  # FILETYPE_PEM
+        with open(cert_path, "rb") as f:
+            cert_pem = f.read()
+        certificate = Certificate.loadPEM(cert_pem)
+        chain = []
+        if options.get("extraCertChain"):
+            with open(options["extraCertChain"], "rb") as f:
+                chain = [Certificate.loadPEM(c).original for c in _pem_blocks(f.read())]
+    except (OSError, ValueError, Exception) as e:
+        raise ConfigError("tls_listen", description, f"cannot load the key/certificate ({e})") from None
+    context = CertificateOptions(privateKey=key.original, certificate=certificate.original, extraCertChain=chain,
+                                 raiseMinimumTo=TLSVersion.TLSv1_2)
+    return SSL4ServerEndpoint(reactor, port, context, interface=options.get("interface", ""))
+
+
+def _pem_blocks(data: bytes) -> list[bytes]:
+    return re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.S)
+
+
+class DashdService(MultiService):
+    """The root: starts store, hub, collector, listeners in that order and
+    stops them in a deliberate order so nothing is lost: stop accepting,
+    close clients with 1001, stop sampling, flush the store."""
+
+    def __init__(self, core: Core, store: Store, hub: StreamHub, collector: CollectorService,
+                 users: UserDirectory, configured_rules: tuple, clock: IReactorTime) -> None:
+        super().__init__()
+        self.core = core
+        self.store = store
+        self.hub = hub
+        self.collector = collector
+        self.users = users
+        self.configured_rules = configured_rules
+        self.clock = clock
+        self.listeners: list[ListenerService] = []
+        self.prepared: defer.Deferred = defer.Deferred()
+        for child in (store, hub, collector):
+            child.setServiceParent(self)
+
+    def add_listener(self, listener: ListenerService) -> None:
+        self.listeners.append(listener)
+        listener.setServiceParent(self)
+
+    def startService(self) -> None:
+        super().startService()
+        self.collector.started_at = self.clock.seconds()
+        defer.Deferred.fromCoroutine(self._prepare()).addErrback(lambda f: log.failure("start-up failed", f))
+
+    async def _prepare(self) -> None:
+        """Once the store answers: first-start admin, revocations, rules."""
+        while self.running:
+            try:
+                await self.store.ensure_schema()
+                await self.users.ensure_initial_admin(self.core.settings.state_dir)
+                await self.users.load_revocations()
+                await deferred_load_rules(self.core.rules, self.store, self.configured_rules)
+                break
+            except StoreUnavailable as e:
+                log.warn("store not ready ({error}); retrying in {delay:g}s", error=str(e).splitlines()[0]
+                         if str(e) else "no detail", delay=STARTUP_RETRY)
+                await _sleep(self.clock, STARTUP_RETRY)
+        if not self.prepared.called:
+            self.prepared.callback(None)
+
+    def stopService(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        Service.stopService(self)
+        for listener in self.listeners:
+            await defer.maybeDeferred(listener.stopService)
+        await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")
+        await defer.maybeDeferred(self.collector.stopService)
+        await defer.maybeDeferred(self.hub.stopService)
+        await defer.maybeDeferred(self.store.stopService)
+        log.info("dashd stopped")
+
+    async def close_clients(self, code: int, reason: str) -> None:
+        sessions = list(self.core.connections)
+        for session in sessions:
+            session.close(code, reason)
+        waited = 0.0
+        while len(self.core.connections) and waited < SHUTDOWN_CLOSE_WAIT:
+            await _sleep(self.clock, 0.05)
+            waited += 0.05
+        for session in list(self.core.connections):
+            session.sink.dropConnection(abort=True)
+            session.lost()
+
+
+def _sleep(clock: IReactorTime, seconds: float) -> defer.Deferred:
+    return deferLater(clock, seconds, lambda: None)
+
+
+def build_daemon(settings: Settings, reactor: Any) -> DashdService:
+    """The whole service tree for these settings (no listening yet)."""
+    os.makedirs(settings.state_dir, exist_ok=True)
+    secret = load_or_create_secret(settings.secret_path)
+    tokens = TokenIssuer(secret)
+    catalogue_info = build_catalogue(psutil.cpu_count(logical=True) or 1)
+    names = tuple(info.name for info in catalogue_info)
+    configured_rules = tuple(rule_from_config_or_exit(rule, names) for rule in settings.rules)
+    bus = InMemoryBus()
+    telemetry = Telemetry()
+    store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
+                  prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
+                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue)
+    store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
+                                            telemetry.store_rows.inc(rows))
+    hub = StreamHub(bus, reactor, SequenceFile(os.path.join(settings.state_dir, "stream.seq")),
+                    settings.ring_span, lambda: names, sink=store)
+    connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
+    notifications = NotificationCenter(bus, store)
+    rules = RuleEngine(notifications)
+    rules.replace_rules(configured_rules or DEFAULT_RULES)
+    rules.attach(bus)
+    collector = CollectorService(
+        MetricsCollector(PsutilReader(settings.disk_path), settings.host, connections.authenticated_count),
+        bus, reactor, settings.interval)
+    collector.on_sample_duration = telemetry.collection_seconds.observe
+    core = Core(settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens, connections=connections,
+                notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
+                telemetry=telemetry)
+    hub.on_fanout = lambda message, clients: _observe_fanout(telemetry, core, message)
+    telemetry.watch(lambda: {
+        "connections": connections.counts_by(),
+        "queued": sum(s.stream.queued for s in connections),
+        "paused": sum(1 for s in connections if s.stream.paused),
+        "store_queue": store.pending_rows,
+        "seq": hub.seq,
+    })
+    users = UserDirectory(store, tokens, core.revocations, access_ttl=settings.access_token_ttl,
+                          refresh_ttl=settings.refresh_token_ttl)
+    users.on_revoked.append(lambda: [session.revalidate() for session in connections])
+    core.users = users
+    daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
+    tls_port = None
+    for description in settings.tls_listen:
+        endpoint = tls_endpoint(reactor, description)
+        tls_port = endpoint._port
+        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True), description))
+    for description in settings.listen:
+        site = build_site(core, users, secure=False)
+        if settings.redirect_http and settings.tls_listen:
+            site = Site(RedirectToTLS(tls_port))
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError("listen", description, f"not a Twisted endpoint string ({e})") from None
+        daemon.add_listener(ListenerService(endpoint, site, description))
+    return daemon
+
+
+def _observe_fanout(telemetry: Telemetry, core: Core, message) -> None:
+    if message.type == "metrics_update":
+        age = core.wall_clock_ms() - message.timestamp_ms
+        telemetry.fanout_seconds.observe(max(0.0, age / 1000.0))
+
+
+def rule_from_config_or_exit(rule, names):
+    try:
+        return rule_from_config(rule, names)
+    except ValueError as e:
+        raise ConfigError(f"rules.{rule.name}", rule.spec, str(e).split(": ", 1)[-1]) from None
+
+
+def makeService(config: Options, reactor: Any = None) -> IService:
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    settings: Settings = config.settings
+    log.info("dashd {version} starting: db {db}, interval {interval}s, host {host}", version=__version__,
+             db=redact_url(settings.db_url), interval=settings.interval, host=settings.host)
+    try:
+        return build_daemon(settings, reactor)
+    except ConfigError as e:
+        # One clear line on stderr and exit status 1, not a traceback.
+        raise SystemExit(f"dashd: {e}") from None

@@ -1,0 +1,279 @@
+"""Users and login sessions: accounts in the store with scrypt password
+hashes, login with back-off after repeated failures, refresh sessions that
+can be revoked, and the first-start admin account."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from .auth import ROLES, AuthError, TokenIssuer
+from .core import RevocationList
+from .timefmt import iso_ms, now_ms
+
+log = Logger()
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+# scrypt cost: N=2**15, r=8 uses 32 MiB and ~50-100 ms per hash; run in a thread.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+FAILURES_BEFORE_BACKOFF = 5
+MAX_BACKOFF_SECONDS = 15 * 60
+INITIAL_PASSWORD_FILE = "initial-admin-password"
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
+                            maxmem=SCRYPT_MAXMEM, dklen=32)
+    return "scrypt${}${}${}${}${}".format(n, SCRYPT_R, SCRYPT_P, base64.b64encode(salt).decode(),
+                                          base64.b64encode(digest).decode())
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r),
+                                p=int(p), maxmem=SCRYPT_MAXMEM, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A hash to check against when the user does not exist, so a login for an
+# unknown name costs the same time as one for a known name.
+_DUMMY_HASH = hash_password("not a real password", n=SCRYPT_N)
+
+
+class UserError(ValueError):
+    """Bad user input (name, role, password); str() says what is wrong."""
+
+
+def check_username(name: str) -> str:
+    if not isinstance(name, str) or not USERNAME.match(name):
+        raise UserError("a user name is 1-64 letters, digits, '_', '.', '@' or '-'")
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise UserError(f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last_ms: int = 0
+
+    def locked_for(self, now: int) -> float:
+        if self.count < FAILURES_BEFORE_BACKOFF:
+            return 0.0
+        backoff = min(MAX_BACKOFF_SECONDS, 2 ** (self.count - FAILURES_BEFORE_BACKOFF))
+        return max(0.0, (self.last_ms + backoff * 1000 - now) / 1000.0)
+
+
+class LoginThrottled(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many failed logins; retry in {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    username: str
+    role: str
+    access_token: str
+    expires_at: float
+    expires_in: int
+    refresh_token: str
+    session_id: str
+
+    def body(self) -> dict:
+        return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in,
+                "expires_at": iso_ms(self.expires_at * 1000), "role": self.role, "username": self.username}
+
+
+class UserDirectory:
+    def __init__(self, store: Any, tokens: TokenIssuer, revocations: RevocationList, *,
+                 access_ttl: float, refresh_ttl: float, wall_clock_ms: Callable[[], int] = now_ms) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._revocations = revocations
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self._now = wall_clock_ms
+        self._failures_by_user: dict[str, _Failures] = {}
+        self._failures_by_address: dict[str, _Failures] = {}
+        self.on_revoked: list[Callable[[], None]] = []
+
+    # ----- accounts
+
+    async def get(self, name: str) -> dict | None:
+        rows = await self._store.fetchall("SELECT name, password_hash, role, disabled FROM users WHERE name = ?", (name,))
+        if not rows:
+            return None
+        name, password_hash, role, disabled = rows[0]
+        return {"name": name, "password_hash": password_hash, "role": role, "disabled": bool(disabled)}
+
+    async def add(self, name: str, role: str, password: str) -> None:
+        check_username(name), check_role(role), check_password(password)
+        if await self.get(name) is not None:
+            raise UserError(f"user {name!r} exists")
+        password_hash = await deferToThread(hash_password, password)
+        now = self._now()
+        await self._store.execute(
+            "INSERT INTO users (name, password_hash, role, disabled, created_at_ms, updated_at_ms) VALUES (?, ?, ?, 0, ?, ?)",
+            (name, password_hash, role, now, now))
+
+    async def list(self) -> list[dict]:
+        rows = await self._store.fetchall("SELECT name, role, disabled, created_at_ms FROM users ORDER BY name")
+        return [{"name": n, "role": r, "disabled": bool(d), "created_at": iso_ms(c)} for n, r, d, c in rows]
+
+    async def set_password(self, name: str, password: str) -> None:
+        check_password(password)
+        if await self.get(name) is None:
+            raise UserError(f"no user {name!r}")
+        password_hash = await deferToThread(hash_password, password)
+        await self._store.execute("UPDATE users SET password_hash = ?, updated_at_ms = ? WHERE name = ?",
+                                  (password_hash, self._now(), name))
+        await self.revoke_user_sessions(name)
+
+    async def set_disabled(self, name: str, disabled: bool) -> None:
+        if await self.get(name) is None:
+            raise UserError(f"no user {name!r}")
+        await self._store.execute("UPDATE users SET disabled = ?, updated_at_ms = ? WHERE name = ?",
+                                  (1 if disabled else 0, self._now(), name))
+        if disabled:
+            self._revocations.disable_user(name)
+            await self.revoke_user_sessions(name)
+        else:
+            self._revocations.enable_user(name)
+
+    async def set_role(self, name: str, role: str) -> None:
+        check_role(role)
+        if await self.get(name) is None:
+            raise UserError(f"no user {name!r}")
+        await self._store.execute("UPDATE users SET role = ?, updated_at_ms = ? WHERE name = ?",
+                                  (role, self._now(), name))
+        await self.revoke_user_sessions(name)
+
+    async def count(self) -> int:
+        rows = await self._store.fetchall("SELECT COUNT(*) FROM users")
+        return int(rows[0][0])
+
+    async def ensure_initial_admin(self, state_dir: str) -> str | None:
+        """First start with no users: create `admin` with a random password
+        written to STATE_DIR/initial-admin-password (0600). Returns the path."""
+        if await self.count() > 0:
+            return None
+        password = secrets.token_urlsafe(18)
+        await self.add("admin", "admin", password)
+        os.makedirs(state_dir, exist_ok=True)
+        path = os.path.join(state_dir, INITIAL_PASSWORD_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+        os.chmod(path, 0o600)
+        log.info("created user 'admin'; its password is in {path} (log in, then change it with "
+                 "'dashd user passwd admin')", path=path)
+        return path
+
+    async def load_revocations(self) -> None:
+        """Fill the in-memory revocation list from the store (at start)."""
+        now = self._now()
+        for (session_id,) in await self._store.fetchall(
+                "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,)):
+            self._revocations.revoke_session(session_id)
+        for (name,) in await self._store.fetchall("SELECT name FROM users WHERE disabled = 1"):
+            self._revocations.disable_user(name)
+
+    # ----- login sessions
+
+    async def login(self, name: object, password: object, address: str) -> LoginResult:
+        if not isinstance(name, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD \
+                or len(name) > 64:
+            raise AuthError("username and password must be strings")
+        now = self._now()
+        user_failures = self._failures_by_user.setdefault(name, _Failures())
+        address_failures = self._failures_by_address.setdefault(address, _Failures())
+        wait = max(user_failures.locked_for(now), address_failures.locked_for(now))
+        if wait > 0:
+            log.warn("login for {user} from {address} throttled for {wait:.0f}s", user=name, address=address, wait=wait)
+            raise LoginThrottled(wait)
+        user = await self.get(name) if USERNAME.match(name) else None
+        password_ok = await deferToThread(verify_password, password, user["password_hash"] if user else _DUMMY_HASH)
+        if user is None or not password_ok or user["disabled"]:
+            for failures in (user_failures, address_failures):
+                failures.count += 1
+                failures.last_ms = now
+            reason = "disabled" if user and user["disabled"] and password_ok else "bad credentials"
+            log.warn("failed login for {user} from {address}: {reason} ({count} in a row)", user=name,
+                     address=address, reason=reason, count=user_failures.count)
+            raise AuthError("wrong username or password" if reason == "bad credentials" else "user disabled")
+        self._failures_by_user.pop(name, None)
+        self._failures_by_address.pop(address, None)
+        session_id = uuid.uuid4().hex
+        await self._store.execute(
+            "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer) VALUES (?, ?, ?, ?, NULL, ?)",
+            (session_id, name, now, now + int(self.refresh_ttl * 1000), address[:128]))
+        log.info("{user} logged in from {address}", user=name, address=address)
+        return self._issue(name, user["role"], session_id)
+
+    def _issue(self, name: str, role: str, session_id: str) -> LoginResult:
+        token, expires_at = self._tokens.mint(name, role, self.access_ttl, session_id=session_id)
+        refresh = self._tokens.mint_refresh(name, session_id, self.refresh_ttl)
+        return LoginResult(name, role, token, expires_at, int(self.access_ttl), refresh, session_id)
+
+    async def refresh(self, refresh_token: object) -> LoginResult:
+        name, session_id = self._tokens.verify_refresh(refresh_token)
+        rows = await self._store.fetchall("SELECT username, expires_at_ms, revoked_at_ms FROM sessions WHERE id = ?",
+                                          (session_id,))
+        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= self._now():
+            raise AuthError("session expired or revoked")
+        user = await self.get(name)
+        if user is None or user["disabled"]:
+            raise AuthError("user disabled")
+        token, expires_at = self._tokens.mint(name, user["role"], self.access_ttl, session_id=session_id)
+        return LoginResult(name, user["role"], token, expires_at, int(self.access_ttl), refresh_token, session_id)
+
+    async def logout(self, refresh_token: object) -> None:
+        name, session_id = self._tokens.verify_refresh(refresh_token)
+        await self._revoke(session_id)
+
+    async def revoke_user_sessions(self, name: str) -> None:
+        for (session_id,) in await self._store.fetchall(
+                "SELECT id FROM sessions WHERE username = ? AND revoked_at_ms IS NULL", (name,)):
+            await self._revoke(session_id, notify=False)
+        self._notify_revoked()
+
+    async def _revoke(self, session_id: str, notify: bool = True) -> None:
+        await self._store.execute("UPDATE sessions SET revoked_at_ms = ? WHERE id = ?", (self._now(), session_id))
+        self._revocations.revoke_session(session_id)
+        if notify:
+            self._notify_revoked()
+
+    def _notify_revoked(self) -> None:
+        for callback in self.on_revoked:
+            callback()

@@ -1,0 +1,135 @@
+"""Fixtures: settings for a throwaway daemon, the real service tree started
+in-process on 127.0.0.1 port 0, and the database URLs the store suite runs
+against (SQLite always; MariaDB/MySQL when DASHD_TEST_MYSQL_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.logger import globalLogPublisher
+
+from dashd.auth import TokenIssuer, load_or_create_secret
+from dashd.settings import Settings, load_settings
+from dashd.tap import DashdService, build_daemon
+
+MYSQL_URL = os.environ.get("DASHD_TEST_MYSQL_URL", "")
+REQUIRE_MYSQL = os.environ.get("DASHD_REQUIRE_MYSQL") == "1"
+
+
+def database_params():
+    """SQLite, and MySQL when configured (CI requires it)."""
+    params = [pytest.param("sqlite", id="sqlite")]
+    if MYSQL_URL:
+        params.append(pytest.param("mysql", id="mysql"))
+    elif REQUIRE_MYSQL:
+        raise RuntimeError("DASHD_REQUIRE_MYSQL=1 but DASHD_TEST_MYSQL_URL is not set")
+    else:
+        params.append(pytest.param("mysql", id="mysql", marks=pytest.mark.skip(
+            reason="DASHD_TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)")))
+    return params
+
+
+@pytest.fixture
+def db_url(request, tmp_path):
+    """A fresh, empty database of the parametrized dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    import pymysql
+
+    from dashd.settings import check_db_url
+
+    base = check_db_url(MYSQL_URL)
+    name = f"dashd_test_{uuid.uuid4().hex[:10]}"
+    admin = pymysql.connect(host=base.host, port=base.port, user=base.user, password=base.password)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        password = f":{base.password}" if base.password else ""
+        yield f"mysql://{base.user}{password}@{base.host}:{base.port}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+def pytest_generate_tests(metafunc):
+    if "db_url" in metafunc.fixturenames:
+        metafunc.parametrize("db_url", database_params(), indirect=True)
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    def make(**overrides) -> Settings:
+        values = {
+            "state_dir": str(tmp_path / "state"),
+            "listen": "tcp:0:interface=127.0.0.1",
+            "interval": "0.2",
+            "batch_interval": "0.2",
+            "ping_interval": "0",
+            "static": str(tmp_path / "no-frontend"),
+            "host_name": "testhost",
+        }
+        values.update({k: v for k, v in overrides.items()})
+        return load_settings(values, environ={})
+    return make
+
+
+class RunningDaemon:
+    """The real service tree, listening on 127.0.0.1:<port>."""
+
+    def __init__(self, service: DashdService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.port = 0
+        self.issuer = TokenIssuer(load_or_create_secret(settings.secret_path))
+
+    @property
+    def core(self):
+        return self.service.core
+
+    def url(self, path: str = "/dashboard", scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def token(self, role: str = "viewer", ttl: float = 3600, subject: str | None = None) -> str:
+        return self.issuer.mint(subject or f"test-{role}", role, ttl)[0]
+
+    async def start(self) -> "RunningDaemon":
+        self.service.startService()
+        port = await self.service.listeners[0].ready
+        self.port = port.getHost().port
+        await self.service.prepared
+        return self
+
+    async def stop(self) -> None:
+        if self.service.running:
+            await self.service.stopService()
+
+
+async def start_daemon(settings: Settings) -> RunningDaemon:
+    return await RunningDaemon(build_daemon(settings, reactor), settings).start()
+
+
+@pytest_twisted.async_yield_fixture
+async def daemon(make_settings):
+    running = await start_daemon(make_settings())
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def logged_failures():
+    """Collects logged failures; the test asserts on them (no unhandled errors)."""
+    failures = []
+
+    def observer(event):
+        if event.get("log_failure") is not None or event.get("isError"):
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    yield failures
+    globalLogPublisher.removeObserver(observer)
