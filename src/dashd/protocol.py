@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.types import ConnectionDeny
+from autobahn.util import encode_truncate
 from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
@@ -106,8 +107,12 @@ def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[s
     return False
 
 
+log = Logger()
+
+
 class DashboardServerProtocol(WebSocketServerProtocol):
-    log = Logger()
+    # Note: `self.log` is Autobahn's txaio logger (level-filtered); dashd's
+    # own events go to the module-level `log`.
 
     session: ClientSession | None = None
     _principal = None
@@ -127,7 +132,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
                 try:
                     PerMessageDeflateOffer.parse(params)
                 except Exception:
-                    self.log.debug("declining a permessage-deflate offer: {params}", params=params)
+                    log.debug("declining a permessage-deflate offer: {params}", params=params)
                     continue
             usable.append((extension, params))
         return usable
@@ -140,7 +145,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         origin = headers.get("origin")
         if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
                                                      core.settings.allowed_origins):
-            self.log.info("refused a handshake from {address}: origin {origin} not allowed",
+            log.info("refused a handshake from {address}: origin {origin} not allowed",
                           address=address, origin=origin[:200])
             if core.telemetry is not None:
                 core.telemetry.auth_failed("origin")
@@ -151,7 +156,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         try:
             core.connections.admit(address)
         except HandshakeRefused as refused:
-            self.log.info("refused a handshake from {address}: {reason}", address=address, reason=refused.reason)
+            log.info("refused a handshake from {address}: {reason}", address=address, reason=refused.reason)
             raise ConnectionDeny(refused.status, refused.reason) from None
         if authorization:
             scheme, _, token = authorization.partition(" ")
@@ -209,7 +214,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             if error.close_code is not None:
                 session.close(error.close_code, error.message[:100])
         except Exception:
-            self.log.failure("internal error on a message from {peer}", peer=session.address)
+            log.failure("internal error on a message from {peer}", peer=session.address)
             session.send_error(ProtocolError("internal", "internal error"), None)
 
     def onPong(self, payload: bytes) -> None:
@@ -230,8 +235,11 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         self.sendPreparedMessage(frame.prepared)
 
     def close(self, code: int, reason: str) -> None:
+        # sendClose() only lets applications use 1000 and 3000-4999; the
+        # server's protocol-level codes (1001, 1003, 1008, 1009, 1011, 1013)
+        # go through sendCloseFrame, which does the same with no such check.
         if self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendClose(code, reason)
+            self.sendCloseFrame(code, encode_truncate(reason, 123), isReply=False)
 
 
 class DashboardServerFactory(WebSocketServerFactory):

@@ -20,6 +20,7 @@ from .timefmt import iso_ms
 
 PROTOCOL_VERSION = 1
 ENDPOINTS = ("dashboard", "metrics", "notifications")
+ABUSE_QUIET_SECONDS = 1.0
 
 
 class ClientSession:
@@ -49,6 +50,7 @@ class ClientSession:
         self.asked_hz: float | None = None
         self.bucket = TokenBucket(settings.messages_per_second, settings.message_burst, clock.seconds())
         self._abuse_since: float | None = None
+        self._last_refusal = 0.0
         self._timers: dict[str, IDelayedCall] = {}
         self._last_activity = clock.seconds()
         self.router = None  # set by open(); see dashd.router
@@ -96,9 +98,12 @@ class ClientSession:
         self.touch()
         now = self.core.clock.seconds()
         if not self.bucket.take(now):
-            if self._abuse_since is None:
+            # Abuse = refusals with no quiet second between them; the odd
+            # message the bucket lets through does not reset it.
+            if self._abuse_since is None or now - self._last_refusal > ABUSE_QUIET_SECONDS:
                 self._abuse_since = now
-            elif now - self._abuse_since >= self.core.settings.abuse_close_after:
+            self._last_refusal = now
+            if now - self._abuse_since >= self.core.settings.abuse_close_after:
                 self.log.warn("closing {peer}: over the message rate for {seconds:.0f}s", peer=self.address,
                               seconds=now - self._abuse_since)
                 if self.core.telemetry is not None:
@@ -108,7 +113,6 @@ class ClientSession:
             if self.core.telemetry is not None:
                 self.core.telemetry.rate_limited(abuse_close=False)
             return self.router.reject_rate_limited(payload, self.bucket.retry_after())
-        self._abuse_since = None
         return self.router.handle(payload)
 
     # ----- authentication

@@ -382,4 +382,6 @@ def check_db_url(url: str) -> DatabaseURL:
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced, for logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    # Up to the last "@" before the path: urlsplit reads an unescaped "@" in
+    # a password that way too; the user part may be empty (redis://:pw@host).
+    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)

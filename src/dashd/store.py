@@ -235,11 +235,20 @@ class Store(Service):
     async def _run(self, interaction: Callable, *args: Any) -> Any:
         if self.pool is None:
             raise StoreUnavailable("store not started")
-        try:
-            result = await self.pool.runInteraction(interaction, *args)
-        except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
-            self.available = False
-            raise StoreUnavailable(str(e)) from e
+        # A pooled MySQL connection the server dropped (restart, wait_timeout)
+        # fails the interaction that finds it dead; cp_reconnect only discards
+        # it. Retry on a fresh one, once per pooled connection at most.
+        retries = self.pool.max if self.dialect.name == "mysql" else 0
+        while True:
+            try:
+                result = await self.pool.runInteraction(interaction, *args)
+                break
+            except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
+                if retries > 0 and _connection_dropped(e):
+                    retries -= 1
+                    continue
+                self.available = False
+                raise StoreUnavailable(str(e)) from e
         self.available = True
         return result
 
@@ -541,4 +550,15 @@ def _mysql_errors() -> type:
     import pymysql
 
     return pymysql.err.Error
+
+
+def _connection_dropped(error: Exception) -> bool:
+    """Did the interaction fail because its connection had died (so adbapi
+    discarded it), rather than because the server cannot be reached?"""
+    import pymysql
+
+    if isinstance(error, (adbapi.ConnectionLost, pymysql.err.InterfaceError)):
+        return True
+    # 2006 server gone away, 2013 / 2055 connection lost during a query.
+    return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in (2006, 2013, 2055)
 

@@ -409,7 +409,7 @@ class ClientStream:
         self._slow_timer = None
 
     def _close_slow(self, why: str) -> None:
-        self._slow_timer = None
+        # close() cancels the slow timer: on a queue overflow it is still pending.
         if self._closed:
             return
         self.stats.slow_closes += 1

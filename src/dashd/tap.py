@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import psutil
+import txaio
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
@@ -242,6 +243,10 @@ def _sleep(clock: IReactorTime, seconds: float) -> defer.Deferred:
 
 def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     """The whole service tree for these settings (no listening yet)."""
+    # Autobahn logs every frame and connection loss at debug level through
+    # txaio; keep that out of the daemon's log (and off the hot path).
+    txaio.use_twisted()
+    txaio.set_global_log_level("info")
     os.makedirs(settings.state_dir, exist_ok=True)
     secret = load_or_create_secret(settings.secret_path)
     tokens = TokenIssuer(secret)
