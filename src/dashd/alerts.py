@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from .bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from .collector import Sample
 from .errors import ProtocolError
-from .settings import AlertRuleConfig, parse_duration
+from .settings import AlertRuleConfig, parse_bool, parse_duration
 from .streams import NOTIFICATION, NOTIFICATION_ACK
 from .timefmt import iso_ms, now_ms
 
@@ -172,8 +172,12 @@ def rule_from_config(config: AlertRuleConfig, known_metrics: tuple[str, ...]) ->
     match = _RULE_SPEC.match(config.spec)
     if not match:
         raise ValueError(f"rules.{config.name}: expected 'METRIC OP THRESHOLD [for DURATION] [level=L] [clear=N]'")
+    try:
+        threshold = float(match.group("threshold"))  # the pattern lets "9.9.9" through
+    except ValueError:
+        raise ValueError(f"rules.{config.name}: threshold must be a number") from None
     data: dict[str, Any] = {"name": config.name, "metric": match.group("metric"), "op": match.group("op"),
-                            "threshold": float(match.group("threshold")), "for": match.group("for") or 0}
+                            "threshold": threshold, "for": match.group("for") or 0}
     for option in match.group("rest").split():
         key, _, value = option.partition("=")
         if key == "level":
@@ -184,7 +188,10 @@ def rule_from_config(config: AlertRuleConfig, known_metrics: tuple[str, ...]) ->
             except ValueError:
                 raise ValueError(f"rules.{config.name}: clear must be a number") from None
         elif key == "enabled":
-            data["enabled"] = value.lower() in ("1", "true", "yes", "on")
+            try:
+                data["enabled"] = parse_bool(value)  # a typo must not silently disable the rule
+            except ValueError:
+                raise ValueError(f"rules.{config.name}: enabled must be true or false") from None
         else:
             raise ValueError(f"rules.{config.name}: unknown option {option!r} (level=, clear=, enabled=)")
     try:

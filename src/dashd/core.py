@@ -39,6 +39,13 @@ class RevocationList:
     def enable_user(self, name: str) -> None:
         self._disabled_users.discard(name)
 
+    def replace(self, revoked_sessions: set[str], disabled_users: set[str]) -> bool:
+        """Take the store's view; True when something new was revoked or disabled."""
+        tightened = bool(revoked_sessions - self._revoked_sessions or disabled_users - self._disabled_users)
+        self._revoked_sessions = set(revoked_sessions) | self._revoked_sessions
+        self._disabled_users = set(disabled_users)
+        return tightened
+
     def check(self, principal: Principal) -> None:
         if principal.session_id and principal.session_id in self._revoked_sessions:
             raise AuthError("session revoked")

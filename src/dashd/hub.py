@@ -16,6 +16,8 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from .timefmt import iso_ms
+
 from .bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from .collector import Sample
 from .streams import (
@@ -247,22 +249,50 @@ class StreamHub(Service):
                      correlation_id: Any = None) -> ResumeResult:
         """Replay to `stream` every message after `after_seq` it selects:
         from the store for what the ring no longer holds (marked recovered),
-        then from the ring; then the live stream continues."""
+        then from the ring; then the live stream continues. Ranges neither
+        holds are reported, in order, with `resume_gap`."""
         stream.resuming = True
         catalogue = self._catalogue()
-        replayed = recovered = 0
+        # Messages this connection already got live (the latest sample sent
+        # right after connection_ack, and everything after it) are not sent
+        # again; everything before them and after after_seq is.
+        live_from = stream.first_live_seq
+        previous_last = stream.last_seq
+        stream.last_seq = after_seq
+        counts = {"replayed": 0, "recovered": 0}
         gaps: list[dict] = []
+        last_timestamp: list[int | None] = [None]
+
+        def gap(from_seq: int, to_seq: int, next_timestamp: int | None) -> None:
+            data: dict[str, Any] = {"from_seq": from_seq, "to_seq": to_seq}
+            if last_timestamp[0] is not None:
+                data["from"] = iso_ms(last_timestamp[0])
+            if next_timestamp is not None:
+                data["to"] = iso_ms(next_timestamp)
+            gaps.append(data)
+            stream.send({"type": "resume_gap", "correlation_id": correlation_id, "data": data})
+            stream.last_seq = max(stream.last_seq, to_seq)
+
+        def deliver(message: StreamMessage, kind: str) -> None:
+            last_timestamp[0] = message.timestamp_ms
+            if live_from is not None and message.seq >= live_from:
+                stream.last_seq = max(stream.last_seq, message.seq)
+            elif stream.replay(message, catalogue):
+                counts[kind] += 1
+
+        current = self.seq
+        if after_seq > current:
+            stream.last_seq = max(previous_last, current)
+            stream.resuming = False
+            return ResumeResult(after_seq, 0, 0, [], current, reset=True)
         try:
-            current = self.seq
-            if after_seq > current:
-                return ResumeResult(after_seq, 0, 0, [], current, reset=True)
             ring_first = self.ring.first_seq
             oldest_in_ring = ring_first if ring_first is not None else current + 1
             # The ring holds everything from oldest_in_ring on; before that, the store.
             if after_seq + 1 < oldest_in_ring:
                 missing_from, missing_to = after_seq + 1, oldest_in_ring - 1
                 if missing_to - missing_from + 1 > limit:
-                    gaps.append(self._gap(missing_from, missing_to - limit))
+                    gap(missing_from, missing_to - limit, None)
                     missing_from = missing_to - limit + 1
                 stored: list[StreamMessage] = []
                 if backfill is not None:
@@ -273,25 +303,24 @@ class StreamHub(Service):
                         stored = []
                 expected = missing_from
                 for message in stored:
-                    if message.seq < expected:
+                    if message.seq < expected or message.seq > missing_to:
                         continue
                     if message.seq > expected:
-                        gaps.append(self._gap(expected, message.seq - 1))
-                    if stream.replay(message.with_recovered(), catalogue):
-                        recovered += 1
+                        gap(expected, message.seq - 1, message.timestamp_ms)
+                    deliver(message.with_recovered(), "recovered")
                     expected = message.seq + 1
                 if expected <= missing_to:
-                    gaps.append(self._gap(expected, missing_to))
-            stream.last_seq = max(stream.last_seq, after_seq)
-            for gap in gaps:
-                stream.send({"type": "resume_gap", "correlation_id": correlation_id, "data": gap})
+                    ring_now = self.ring.after(missing_to)
+                    gap(expected, missing_to, ring_now[0].timestamp_ms if ring_now else None)
         finally:
-            # Whatever arrived while the store was read is in the ring.
-            for message in self.ring.after(stream.last_seq):
-                if stream.replay(message, catalogue):
-                    replayed += 1
+            # Whatever arrived while the store was read is in the ring, unless
+            # the ring moved past it meanwhile: then that part is a gap too.
+            pending = self.ring.after(stream.last_seq)
+            if pending and pending[0].seq > stream.last_seq + 1:
+                gap(stream.last_seq + 1, pending[0].seq - 1, pending[0].timestamp_ms)
+            for message in pending:
+                deliver(message, "replayed")
+            stream.last_seq = max(stream.last_seq, previous_last)
             stream.resuming = False
-        return ResumeResult(after_seq, replayed, recovered, gaps, self.seq)
+        return ResumeResult(after_seq, counts["replayed"], counts["recovered"], gaps, self.seq)
 
-    def _gap(self, from_seq: int, to_seq: int) -> dict:
-        return {"from_seq": from_seq, "to_seq": to_seq}

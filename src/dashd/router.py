@@ -212,7 +212,9 @@ class MessageRouter:
         resume_after = number_field(data, "resume_after_seq", "auth", 0, 2**62, integer=True)
         if session.principal is not None:
             return session.reauthenticate(principal)
-        session.authenticate(principal, correlation_id)
+        # A resuming client gets its missed messages in order instead of the
+        # latest sample first.
+        session.authenticate(principal, correlation_id, send_latest=resume_after is None)
         if resume_after is not None:
             return self._resume_then_report(int(resume_after))
         return None

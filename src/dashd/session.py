@@ -117,16 +117,17 @@ class ClientSession:
 
     # ----- authentication
 
-    def authenticate(self, principal: Principal, correlation_id: Any) -> None:
+    def authenticate(self, principal: Principal, correlation_id: Any, send_latest: bool = True) -> None:
         if principal.role == AGENT_ROLE:
             raise ProtocolError("unauthorized", "agent tokens may only publish samples", close_code=CLOSE_UNAUTHORIZED)
         self._cancel("auth")
         self.principal = principal
-        self._schedule_expiry(principal)
         self.send({"type": "connection_ack", "correlation_id": correlation_id, "data": self.ack_data()})
+        self._schedule_expiry(principal)
         self.stream.live = True
         self.core.hub.attach(self.stream)
-        self.core.hub.send_latest(self.stream)
+        if send_latest:
+            self.core.hub.send_latest(self.stream)
 
     def reauthenticate(self, principal: Principal) -> dict:
         if self.principal is not None and principal.subject != self.principal.subject:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -151,7 +151,8 @@ class Store(Service):
         self._sample_rows: list[tuple] = []
         self._notification_rows: list[tuple] = []
         self._ack_rows: list[tuple] = []
-        self._flush_lock = DeferredLock()
+        self._flushing: Deferred | None = None
+        self._flush_waiters: list[Deferred] = []
         self._schema_lock = DeferredLock()
         self._flush_loop: LoopingCall | None = None
         self._prune_loop: LoopingCall | None = None
@@ -293,35 +294,53 @@ class Store(Service):
         return len(self._sample_rows) + len(self._notification_rows) + len(self._ack_rows)
 
     def _flush_tick(self) -> None:
-        Deferred.fromCoroutine(self.flush()).addErrback(lambda f: self.log.failure("store flush failed", f))
+        self.flush().addErrback(lambda f: self.log.failure("store flush failed", f))
 
-    async def flush(self) -> int:
-        """Write everything queued in one transaction; on failure keep it."""
-        async with self._flush_lock:
-            samples, notifications, acks = self._sample_rows, self._notification_rows, self._ack_rows
-            if not (samples or notifications or acks):
-                return 0
-            self._sample_rows, self._notification_rows, self._ack_rows = [], [], []
-            started = time.perf_counter()
-            try:
-                if not self.migrated:
-                    await self.ensure_schema()
-                await self._run(self._write_batch, samples, notifications, acks)
-            except StoreUnavailable as e:
-                self._sample_rows[:0] = samples
-                self._notification_rows[:0] = notifications
-                self._ack_rows[:0] = acks
-                if not self._outage_logged:
-                    self._outage_logged = True
-                    self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
-                                   error=str(e).splitlines()[0] if str(e) else type(e).__name__, rows=self.pending_rows)
-                return 0
-            if self._outage_logged:
-                self._outage_logged = False
-                self.log.info("store: database back; wrote the queued rows")
-            written = len(samples) + len(notifications) + len(acks)
-            self.on_write(time.perf_counter() - started, written)
-            return written
+    def flush(self) -> Deferred:
+        """Write everything queued in one transaction; on failure keep it.
+
+        Concurrent callers (the batch timer, every history or stats request)
+        share the write in flight rather than queueing on a lock: a lock's
+        waiters resume one inside another, which under a flood of requests
+        exhausts the stack."""
+        if self._flushing is None:
+            if not self.pending_rows:
+                return succeed(0)
+            self._flushing = Deferred.fromCoroutine(self._write_pending())
+            self._flushing.addBoth(self._settle_flush)
+        waiter: Deferred = Deferred()
+        self._flush_waiters.append(waiter)
+        return waiter
+
+    def _settle_flush(self, result: Any) -> None:
+        self._flushing = None
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for waiter in waiters:
+            waiter.callback(result)
+
+    async def _write_pending(self) -> int:
+        samples, notifications, acks = self._sample_rows, self._notification_rows, self._ack_rows
+        self._sample_rows, self._notification_rows, self._ack_rows = [], [], []
+        started = time.perf_counter()
+        try:
+            if not self.migrated:
+                await self.ensure_schema()
+            await self._run(self._write_batch, samples, notifications, acks)
+        except StoreUnavailable as e:
+            self._sample_rows[:0] = samples
+            self._notification_rows[:0] = notifications
+            self._ack_rows[:0] = acks
+            if not self._outage_logged:
+                self._outage_logged = True
+                self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
+                               error=str(e).splitlines()[0] if str(e) else type(e).__name__, rows=self.pending_rows)
+            return 0
+        if self._outage_logged:
+            self._outage_logged = False
+            self.log.info("store: database back; wrote the queued rows")
+        written = len(samples) + len(notifications) + len(acks)
+        self.on_write(time.perf_counter() - started, written)
+        return written
 
     def _write_batch(self, cursor, samples, notifications, acks) -> None:
         sql = self.dialect.sql

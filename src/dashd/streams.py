@@ -226,6 +226,7 @@ class ClientStream:
         self.live = False  # set once authenticated; before that nothing streams
         self.resuming = False  # while a resume replays, live offers are skipped (the ring has them)
         self.last_seq = 0  # highest stream seq written (or queued) to this client
+        self.first_live_seq: int | None = None  # first stream seq sent live on this connection
         self._queue: deque[OutboundFrame] = deque()
         self._paused = False
         self._degraded = False
@@ -334,7 +335,10 @@ class ClientStream:
     # ----- flow control
 
     def _write_stream(self, frame: OutboundFrame) -> None:
-        self.last_seq = frame.seq if frame.seq is not None else self.last_seq
+        if frame.seq is not None:
+            self.last_seq = frame.seq
+            if self.first_live_seq is None:
+                self.first_live_seq = frame.seq
         self._write(frame)
 
     def _write(self, frame: OutboundFrame) -> None:

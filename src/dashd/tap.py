@@ -16,7 +16,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
 from twisted.logger import Logger
 from twisted.python import usage
@@ -41,6 +41,7 @@ log = Logger()
 
 SHUTDOWN_CLOSE_WAIT = 3.0
 STARTUP_RETRY = 5.0
+REVOCATION_POLL = 5.0
 
 
 class Options(usage.Options):
@@ -208,14 +209,29 @@ class DashdService(MultiService):
                 log.warn("store not ready ({error}); retrying in {delay:g}s", error=str(e).splitlines()[0]
                          if str(e) else "no detail", delay=STARTUP_RETRY)
                 await _sleep(self.clock, STARTUP_RETRY)
+        if not self.running:
+            return
+        self._revocation_poll = LoopingCall(self._poll_revocations)
+        self._revocation_poll.clock = self.clock
+        self._revocation_poll.start(REVOCATION_POLL, now=False).addErrback(
+            lambda f: log.failure("revocation poll stopped", f))
         if not self.prepared.called:
             self.prepared.callback(None)
+
+    def _poll_revocations(self) -> defer.Deferred:
+        d = defer.Deferred.fromCoroutine(self.users.load_revocations())
+        d.addErrback(lambda f: f.trap(StoreUnavailable))
+        d.addErrback(lambda f: log.failure("checking revocations failed", f))
+        return d
 
     def stopService(self) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
         Service.stopService(self)
+        poll = getattr(self, "_revocation_poll", None)
+        if poll is not None and poll.running:
+            poll.stop()
         for listener in self.listeners:
             await defer.maybeDeferred(listener.stopService)
         await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")

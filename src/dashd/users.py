@@ -200,14 +200,18 @@ class UserDirectory:
                  "'dashd user passwd admin')", path=path)
         return path
 
-    async def load_revocations(self) -> None:
-        """Fill the in-memory revocation list from the store (at start)."""
+    async def load_revocations(self) -> bool:
+        """Refresh the in-memory revocation list from the store: at start and
+        then periodically, so `dashd user disable` or a logout on another
+        node reaches this daemon. Returns whether anything changed."""
         now = self._now()
-        for (session_id,) in await self._store.fetchall(
-                "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,)):
-            self._revocations.revoke_session(session_id)
-        for (name,) in await self._store.fetchall("SELECT name FROM users WHERE disabled = 1"):
-            self._revocations.disable_user(name)
+        revoked = {session_id for (session_id,) in await self._store.fetchall(
+            "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
+        disabled = {name for (name,) in await self._store.fetchall("SELECT name FROM users WHERE disabled = 1")}
+        changed = self._revocations.replace(revoked, disabled)
+        if changed:
+            self._notify_revoked()
+        return changed
 
     # ----- login sessions
 

@@ -228,8 +228,12 @@ class _SessionResource(AsyncJsonResource):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
-        request.addCookie(REFRESH_COOKIE, value.encode("ascii"), path=b"/api", max_age=str(max_age).encode(),
-                          httpOnly=True, secure=request.isSecure(), sameSite="strict")
+        # Written by hand: twisted.web's addCookie lower-cases SameSite.
+        parts = [REFRESH_COOKIE + b"=" + value.encode("ascii"), b"Path=/api", b"Max-Age=%d" % max_age,
+                 b"HttpOnly", b"SameSite=Strict"]
+        if request.isSecure():
+            parts.append(b"Secure")
+        request.responseHeaders.addRawHeader(b"Set-Cookie", b"; ".join(parts))
 
     def _cookie(self, request: Request) -> str:
         value = request.getCookie(REFRESH_COOKIE)
