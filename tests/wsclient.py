@@ -70,14 +70,17 @@ class TestClient:
         return await d
 
     async def recv_type(self, type_: str, timeout: float = TIMEOUT) -> dict:
+        """The next message of this type; `timeout` bounds the whole wait."""
+        deadline = reactor.seconds() + timeout
         while True:
-            message = await self.recv(timeout)
+            message = await self.recv(max(0.01, deadline - reactor.seconds()))
             if message["type"] == type_:
                 return message
 
     async def reply_to(self, correlation_id: Any, timeout: float = TIMEOUT) -> dict:
+        deadline = reactor.seconds() + timeout
         while True:
-            message = await self.recv(timeout)
+            message = await self.recv(max(0.01, deadline - reactor.seconds()))
             if message.get("correlation_id") == correlation_id and message["type"] not in ("resume_gap",):
                 return message
 

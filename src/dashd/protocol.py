@@ -6,11 +6,13 @@ interface through which the transport reports a full send buffer."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.util import encode_truncate
 from twisted.logger import Logger
@@ -20,6 +22,7 @@ from twisted.internet.interfaces import IPushProducer
 from .auth import AuthError
 from .core import Core
 from .errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from .fastpath import FramedMessage, send_message
 from .session import ClientSession
 from .streams import OutboundFrame
 
@@ -180,6 +183,12 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         except Exception:
             pass
         transport.registerProducer(_FlowControl(session), True)
+        send_buffer = self.factory.core.settings.send_buffer
+        sock = getattr(transport, "socket", None)
+        if send_buffer and sock is not None:
+            # Caps what the kernel holds for a client that stops reading
+            # (autotuning would let it grow to tcp_wmem's max, 4 MiB).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         try:
             if self._handshake_error is not None:
                 session.open(None)
@@ -230,9 +239,25 @@ class DashboardServerProtocol(WebSocketServerProtocol):
     def send_frame(self, frame: OutboundFrame) -> None:
         if self.state != WebSocketServerProtocol.STATE_OPEN:
             return
-        if frame.prepared is None:
-            frame.prepared = self.factory.prepareMessage(frame.payload)
-        self.sendPreparedMessage(frame.prepared)
+        if self.factory.direct_writes:
+            # Framed (and, for compressed clients, deflated) once per frame,
+            # then shared by every connection it goes to; see dashd.fastpath.
+            framed = frame.prepared
+            if not isinstance(framed, FramedMessage):
+                framed = frame.prepared = FramedMessage(frame.payload)
+            send_message(self, framed)
+        else:
+            prepared = frame.prepared
+            if not isinstance(prepared, PreparedMessage):
+                prepared = frame.prepared = self.factory.prepareMessage(frame.payload)
+            self.sendPreparedMessage(prepared)
+        self._count_sent(frame)
+
+    def _count_sent(self, frame: OutboundFrame) -> None:
+        """Telemetry: one message of frame.kind written (payload bytes, before compression)."""
+        telemetry = self.factory.core.telemetry
+        if telemetry is not None:
+            telemetry.frame_sent(frame.kind, len(frame.payload))
 
     def close(self, code: int, reason: str) -> None:
         # sendClose() only lets applications use 1000 and 3000-4999; the
@@ -248,24 +273,34 @@ class DashboardServerFactory(WebSocketServerFactory):
 
     protocol = DashboardServerProtocol
 
+    # Send through dashd.fastpath (direct socket writes on plain TCP when
+    # nothing is buffered; one shared compressed frame). False keeps
+    # Autobahn's own write path: the bench's "stock" mode.
+    direct_writes: bool = True
+
     def __init__(self, core: Core, endpoint: str, secure: bool = False) -> None:
         super().__init__()
         self.core = core
         self.endpoint = endpoint
         self.secure = secure
-        settings = core.settings
-        options: dict[str, Any] = dict(
-            maxMessagePayloadSize=settings.max_message_size,
-            maxFramePayloadSize=settings.max_frame_size,
-            autoPingInterval=settings.ping_interval or None,
-            autoPingTimeout=settings.ping_timeout if settings.ping_interval else None,
-            openHandshakeTimeout=10,
-            closeHandshakeTimeout=3,
-            failByDrop=False,
-            echoCloseCodeReason=True,
-        )
-        if settings.compression:
-            window_bits, mem_level = settings.deflate_window_bits, settings.deflate_mem_level
-            options["perMessageCompressionAccept"] = lambda offers: accept_deflate(offers, window_bits, mem_level)
-        self.setProtocolOptions(**options)
+        self.setProtocolOptions(**protocol_options(core.settings))
         self.server = "dashd"
+
+
+def protocol_options(settings) -> dict[str, Any]:
+    """The Autobahn options every dashd WebSocket factory uses (the daemon's,
+    and the conformance echo server's, so a test suite sees the same stack)."""
+    options: dict[str, Any] = dict(
+        maxMessagePayloadSize=settings.max_message_size,
+        maxFramePayloadSize=settings.max_frame_size,
+        autoPingInterval=settings.ping_interval or None,
+        autoPingTimeout=settings.ping_timeout if settings.ping_interval else None,
+        openHandshakeTimeout=10,
+        closeHandshakeTimeout=3,
+        failByDrop=False,
+        echoCloseCodeReason=True,
+    )
+    if settings.compression:
+        window_bits, mem_level = settings.deflate_window_bits, settings.deflate_mem_level
+        options["perMessageCompressionAccept"] = lambda offers: accept_deflate(offers, window_bits, mem_level)
+    return options

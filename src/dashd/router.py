@@ -107,8 +107,10 @@ class MessageRouter:
         try:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError:
+            self._count_received(None, payload)
             self.session.send_error(ProtocolError("bad_json", "the message is not valid JSON"), None)
             return None
+        self._count_received(message, payload)
         if not isinstance(message, dict):
             self.session.send_error(ProtocolError("bad_json", "the message must be a JSON object"), None)
             return None
@@ -142,14 +144,28 @@ class MessageRouter:
 
     def reject_rate_limited(self, payload: bytes, retry_after: float) -> None:
         correlation_id = None
+        message = None
         try:
             message = orjson.loads(payload)
             if isinstance(message, dict) and isinstance(message.get("correlation_id"), (str, int)):
                 correlation_id = message["correlation_id"]
         except orjson.JSONDecodeError:
             pass
+        self._count_received(message, payload)
         self.session.send_error(ProtocolError("rate_limited", "too many messages; slow down",
                                               {"retry_after": round(retry_after, 3)}), correlation_id)
+
+    def _count_received(self, message: Any, payload: bytes) -> None:
+        """Telemetry: one inbound message by type; types dashd does not
+        handle count as "unknown", unparsable ones as "invalid"."""
+        telemetry = self.core.telemetry
+        if telemetry is not None:
+            type_ = message.get("type") if isinstance(message, dict) else None
+            if isinstance(type_, str) and type_ in REQUESTS:
+                kind = type_
+            else:
+                kind = "unknown" if isinstance(message, dict) else "invalid"
+            telemetry.frame_received(kind, len(payload))
 
     # ----- plumbing
 

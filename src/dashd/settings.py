@@ -178,6 +178,9 @@ FIELDS: tuple[Field, ...] = (
           _number(MINUTE, 3650 * DAY)),
     Field("send_queue", 64, int, "an integer from 4 to 100000",
           "messages queued per connection while its socket is full", _number(4, 100_000)),
+    Field("send_buffer", 256 * KIB, parse_size, "a size from 4KiB to 64MiB, or 0 for the kernel's default",
+          "kernel send buffer (SO_SNDBUF) of each WebSocket connection; bounds what a slow client holds",
+          lambda value: value == 0 or 4 * KIB <= value <= 64 * MIB),
     Field("slow_consumer_timeout", 30.0, parse_duration, "a duration from 1s to 1h",
           "close (1013) a client that stays over its queue bound this long", _number(1, HOUR)),
     Field("compression", True, parse_bool, "true or false", "negotiate permessage-deflate when a client offers it"),
@@ -247,6 +250,7 @@ class Settings:
     max_history_points: int = 5_000
     max_history_span: float = 30 * DAY
     send_queue: int = 64
+    send_buffer: int = 256 * KIB
     slow_consumer_timeout: float = 30.0
     compression: bool = True
     deflate_window_bits: int = 11

@@ -60,20 +60,24 @@ class StreamMessage:
 
 class OutboundFrame:
     """A serialized message, shared by every client that gets the same bytes.
-    `prepared` is filled in once by the protocol layer (a framed copy)."""
+    `prepared` is filled in once by the protocol layer (a framed copy).
+    `kind` is the message's type, so telemetry can count frames by type
+    without parsing the payload again."""
 
-    __slots__ = ("payload", "prepared", "seq", "coalesce_key")
+    __slots__ = ("payload", "prepared", "seq", "coalesce_key", "kind")
 
-    def __init__(self, payload: bytes, seq: int | None = None, coalesce_key: str | None = None) -> None:
+    def __init__(self, payload: bytes, seq: int | None = None, coalesce_key: str | None = None,
+                 kind: str | None = None) -> None:
         self.payload = payload
         self.prepared: Any = None
         self.seq = seq
         # Frames with the same non-None key replace each other in a full queue.
         self.coalesce_key = coalesce_key
+        self.kind = kind
 
 
 def frame_of(message: Mapping[str, Any]) -> OutboundFrame:
-    return OutboundFrame(encode(message))
+    return OutboundFrame(encode(message), kind=message.get("type"))
 
 
 class FrameCache:
@@ -91,7 +95,7 @@ class FrameCache:
         if frame is None:
             message = self.message
             coalesce_key = f"metrics:{message.host}" if message.type == METRICS_UPDATE else None
-            frame = OutboundFrame(encode(message.envelope(metric_names)), message.seq, coalesce_key)
+            frame = OutboundFrame(encode(message.envelope(metric_names)), message.seq, coalesce_key, message.type)
             self._frames[metric_names] = frame
         return frame
 
@@ -177,13 +181,14 @@ class WindowStats:
 class StreamStats:
     """Counters a stream keeps for operators (exported by the telemetry)."""
 
-    __slots__ = ("sent", "coalesced", "degraded_events", "slow_closes")
+    __slots__ = ("sent", "coalesced", "degraded_events", "slow_closes", "dropped")
 
     def __init__(self) -> None:
         self.sent = 0
         self.coalesced = 0
         self.degraded_events = 0
         self.slow_closes = 0
+        self.dropped = 0  # queued frames discarded when a slow consumer is closed
 
 
 CLOSE_SLOW_CONSUMER = 1013
@@ -285,7 +290,7 @@ class ClientStream:
             selected = None
         self.last_seq = message.seq
         self.stats.sent += 1
-        self.sink.send_frame(OutboundFrame(encode(message.envelope(selected)), message.seq))
+        self.sink.send_frame(OutboundFrame(encode(message.envelope(selected)), message.seq, kind=message.type))
         return True
 
     def send(self, message: Mapping[str, Any]) -> None:
@@ -330,7 +335,7 @@ class ClientStream:
         selected = self.subscription.selected(tuple(message.metrics or ()))
         extra = {"window": window.as_dict()} if window is not None and window.samples > 1 else None
         payload = encode(message.envelope(selected, extra))
-        self._write_stream(OutboundFrame(payload, message.seq, f"metrics:{host}"))
+        self._write_stream(OutboundFrame(payload, message.seq, f"metrics:{host}", message.type))
 
     # ----- flow control
 
@@ -417,6 +422,7 @@ class ClientStream:
         if self._closed:
             return
         self.stats.slow_closes += 1
+        self.stats.dropped += len(self._queue)
         self.log.info("closing a slow consumer ({why}, {queued} queued)", why=why, queued=len(self._queue))
         self._queue.clear()
         self.close()

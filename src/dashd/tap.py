@@ -18,8 +18,9 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.web.server import Site
 
 from . import __version__
@@ -31,6 +32,8 @@ from .connections import ConnectionManager
 from .core import Core
 from .errors import CLOSE_GOING_AWAY
 from .hub import SequenceFile, StreamHub
+from .logs import observer_for_twistd
+from .sdnotify import SystemdNotifier, WatchdogService
 from .settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from .store import Store, StoreUnavailable
 from .telemetry import Telemetry
@@ -184,8 +187,21 @@ class DashdService(MultiService):
         self.clock = clock
         self.listeners: list[ListenerService] = []
         self.prepared: defer.Deferred = defer.Deferred()
+        # Set by makeService: systemd notifications (Type=notify, watchdog)
+        # and the observer twistd logs to for log_format = json.
+        self.notifier: SystemdNotifier | None = None
+        self.log_observer: ILogObserver | None = None
+        self._watchdog: WatchdogService | None = None
         for child in (store, hub, collector):
             child.setServiceParent(self)
+
+    def setServiceParent(self, parent) -> None:
+        # twistd starts logging to the application's ILogObserver component
+        # when it has one (and no --logger was given): the documented way for
+        # an application to choose its log format.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
 
     def add_listener(self, listener: ListenerService) -> None:
         self.listeners.append(listener)
@@ -195,6 +211,22 @@ class DashdService(MultiService):
         super().startService()
         self.collector.started_at = self.clock.seconds()
         defer.Deferred.fromCoroutine(self._prepare()).addErrback(lambda f: log.failure("start-up failed", f))
+        if self.notifier is not None and self.notifier.enabled:
+            self._watchdog = WatchdogService(self.notifier, self.clock, self.collector_ticking)
+            self._watchdog.startService()
+            self.prepared.addCallback(self._notify_ready)
+
+    def _notify_ready(self, result: Any) -> Any:
+        if self.running and self.notifier is not None:
+            endpoints = ", ".join(listener.description for listener in self.listeners)
+            self.notifier.ready(f"dashd {__version__} serving on {endpoints}")
+        return result
+
+    def collector_ticking(self) -> bool:
+        """The collector sampled within two intervals (or is starting)."""
+        last = self.collector.last_tick
+        since = last if last is not None else getattr(self.collector, "started_at", None)
+        return since is not None and self.clock.seconds() - since <= 2 * self.collector.interval + 1
 
     async def _prepare(self) -> None:
         """Once the store answers: first-start admin, revocations, rules."""
@@ -229,6 +261,10 @@ class DashdService(MultiService):
 
     async def _stop(self) -> None:
         Service.stopService(self)
+        if self.notifier is not None and self.notifier.enabled:
+            self.notifier.stopping()
+        if self._watchdog is not None:
+            self._watchdog.stopService()
         poll = getattr(self, "_revocation_poll", None)
         if poll is not None and poll.running:
             poll.stop()
@@ -286,18 +322,20 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     collector = CollectorService(
         MetricsCollector(PsutilReader(settings.disk_path), settings.host, connections.authenticated_count),
         bus, reactor, settings.interval)
-    collector.on_sample_duration = telemetry.collection_seconds.observe
+    collector.on_sample_duration = telemetry.sample_taken
     core = Core(settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens, connections=connections,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
                 telemetry=telemetry)
-    hub.on_fanout = lambda message, clients: _observe_fanout(telemetry, core, message)
+    hub.on_fanout = lambda message, clients: telemetry.fanout_done(message, settings.host, core.wall_clock_ms())
     telemetry.watch(lambda: {
         "connections": connections.counts_by(),
         "queued": sum(s.stream.queued for s in connections),
         "paused": sum(1 for s in connections if s.stream.paused),
         "store_queue": store.pending_rows,
         "seq": hub.seq,
+        "stream_stats": [s.stream.stats for s in connections],
     })
+    core.on_session_closed.append(lambda session: telemetry.stream_closed(session.stream.stats))
     users = UserDirectory(store, tokens, core.revocations, access_ttl=settings.access_token_ttl,
                           refresh_ttl=settings.refresh_token_ttl)
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])
@@ -320,12 +358,6 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     return daemon
 
 
-def _observe_fanout(telemetry: Telemetry, core: Core, message) -> None:
-    if message.type == "metrics_update":
-        age = core.wall_clock_ms() - message.timestamp_ms
-        telemetry.fanout_seconds.observe(max(0.0, age / 1000.0))
-
-
 def rule_from_config_or_exit(rule, names):
     try:
         return rule_from_config(rule, names)
@@ -342,7 +374,12 @@ def makeService(config: Options, reactor: Any = None) -> IService:
     log.info("dashd {version} starting: db {db}, interval {interval}s, host {host}", version=__version__,
              db=redact_url(settings.db_url), interval=settings.interval, host=settings.host)
     try:
-        return build_daemon(settings, reactor)
+        daemon = build_daemon(settings, reactor)
     except ConfigError as e:
         # One clear line on stderr and exit status 1, not a traceback.
         raise SystemExit(f"dashd: {e}") from None
+    if settings.log_format == "json":
+        # config.parent: twistd's own options (--logfile, --nodaemon).
+        daemon.log_observer = observer_for_twistd(getattr(config, "parent", None))
+    daemon.notifier = SystemdNotifier.from_environment()
+    return daemon

@@ -1,26 +1,92 @@
 """dashd's own health in Prometheus form (prometheus-client writes the text
-format). One registry per daemon, so tests can run several in a process."""
+format), served on a plain GET of /metrics. One registry per daemon, so tests
+can run several in a process.
+
+Two kinds of numbers: prometheus-client Counters and Histograms for events
+off the hot path (auth failures, store writes, collection), and plain Python
+integers read at scrape time for what happens once per frame (messages and
+bytes by type) or lives in each client's stream (coalesced updates, slow
+consumer closes): a dict increment costs a fraction of a labelled Counter's
+lock and lookup, and a broadcast to thousands of clients pays it per client.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import time
+from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Fan-out to a few clients takes tens of microseconds, to thousands some milliseconds.
+FANOUT_BUCKETS = (0.0001, 0.00025) + LATENCY_BUCKETS
+
+# Inbound type labels: the client chooses the type, so anything not in this
+# set is counted as "unknown" (a label's values must stay bounded).
+INVALID = "invalid"  # not JSON, or not an object
+UNKNOWN = "unknown"  # an object whose type dashd does not handle
+
+
+class FrameCounts:
+    """Messages and payload bytes per message type, as plain integers."""
+
+    __slots__ = ("_by_kind",)
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str | None, list[int]] = {}
+
+    def add(self, kind: str | None, size: int) -> None:
+        entry = self._by_kind.get(kind)
+        if entry is None:
+            entry = self._by_kind[kind] = [0, 0]
+        entry[0] += 1
+        entry[1] += size
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """type -> (messages, bytes); a frame built without a type counts as unknown."""
+        merged: dict[str, tuple[int, int]] = {}
+        for kind, (count, size) in self._by_kind.items():
+            before = merged.get(kind or UNKNOWN, (0, 0))
+            merged[kind or UNKNOWN] = (before[0] + count, before[1] + size)
+        return merged
+
+
+class StreamTotals:
+    """Sums of the per-client StreamStats counters: those of live streams are
+    read at scrape time, those of closed streams are folded in when the
+    connection goes, so the exported counters never go down."""
+
+    FIELDS = ("coalesced", "dropped", "slow_closes", "degraded_events")
+
+    def __init__(self) -> None:
+        self._retired = dict.fromkeys(self.FIELDS, 0)
+
+    def retire(self, stats) -> None:
+        for name in self.FIELDS:
+            self._retired[name] += getattr(stats, name, 0)
+
+    def read(self, live: Iterable) -> dict[str, int]:
+        totals = dict(self._retired)
+        for stats in live:
+            for name in self.FIELDS:
+                totals[name] += getattr(stats, name, 0)
+        return totals
 
 
 class _LiveState(Collector):
-    """Gauges read at scrape time: connections, queues."""
+    """Families read at scrape time: connections, queues, frame counts and
+    the stream counters."""
 
-    def __init__(self, read: Callable[[], dict]) -> None:
+    def __init__(self, read: Callable[[], dict], telemetry: "Telemetry") -> None:
         self._read = read
+        self._telemetry = telemetry
 
     def collect(self):
         state = self._read()
+        telemetry = self._telemetry
         connections = GaugeMetricFamily("dashd_connections", "Open WebSocket connections",
                                         labels=["endpoint", "role"])
         for (endpoint, role), count in sorted(state["connections"].items()):
@@ -32,21 +98,43 @@ class _LiveState(Collector):
         yield GaugeMetricFamily("dashd_store_queue_rows", "Rows waiting to be written to the store",
                                 value=state["store_queue"])
         yield GaugeMetricFamily("dashd_stream_seq", "Last stream sequence number issued", value=state["seq"])
+        streams = telemetry.streams.read(state.get("stream_stats", ()))
+        yield CounterMetricFamily("dashd_updates_coalesced",
+                                  "Metric updates replaced by a newer one in a slow client's queue",
+                                  value=streams["coalesced"])
+        yield CounterMetricFamily("dashd_updates_dropped",
+                                  "Queued frames discarded when a slow client was closed",
+                                  value=streams["dropped"])
+        yield CounterMetricFamily("dashd_slow_consumer_closes", "Clients closed with 1013 for falling behind",
+                                  value=streams["slow_closes"])
+        yield CounterMetricFamily("dashd_stream_degraded", "Times a client's stream was marked degraded",
+                                  value=streams["degraded_events"])
+        yield from _frame_families("sent", "to", telemetry.sent.totals())
+        yield from _frame_families("received", "from", telemetry.received.totals())
+
+
+def _frame_families(direction: str, preposition: str, totals: dict[str, tuple[int, int]]):
+    messages = CounterMetricFamily(f"dashd_messages_{direction}",
+                                   f"WebSocket messages {direction} {preposition} clients, by type", labels=["type"])
+    sizes = CounterMetricFamily(f"dashd_bytes_{direction}",
+                                f"WebSocket payload bytes (before compression) {direction} {preposition} clients, "
+                                f"by type", labels=["type"])
+    for kind, (count, size) in sorted(totals.items()):
+        messages.add_metric([kind], count)
+        sizes.add_metric([kind], size)
+    yield messages
+    yield sizes
 
 
 class Telemetry:
+    """The daemon's Prometheus registry and the hooks that feed it."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.messages_sent = Counter("dashd_messages_sent", "Messages sent to clients, by type", ["type"], registry=r)
-        self.bytes_sent = Counter("dashd_bytes_sent", "Payload bytes sent to clients, by type", ["type"], registry=r)
-        self.messages_received = Counter("dashd_messages_received", "Messages received from clients, by type",
-                                         ["type"], registry=r)
-        self.bytes_received = Counter("dashd_bytes_received", "Payload bytes received from clients", registry=r)
-        self.coalesced = Counter("dashd_updates_coalesced", "Metric updates replaced by newer ones for slow clients",
-                                 registry=r)
-        self.slow_closes = Counter("dashd_slow_consumer_closes", "Clients closed with 1013 for falling behind",
-                                   registry=r)
+        self.sent = FrameCounts()
+        self.received = FrameCounts()
+        self.streams = StreamTotals()
         self.auth_failures = Counter("dashd_auth_failures", "Refused authentications, by reason", ["reason"],
                                      registry=r)
         self.rate_limit_hits = Counter("dashd_rate_limit_hits", "Inbound messages refused by the rate limit",
@@ -59,11 +147,51 @@ class Telemetry:
                                              buckets=LATENCY_BUCKETS, registry=r)
         self.store_rows = Counter("dashd_store_rows_written", "Rows written to the store", registry=r)
         self.fanout_seconds = Histogram("dashd_fanout_latency_seconds",
-                                        "Sample taken to last frame written, per stream message",
-                                        buckets=LATENCY_BUCKETS, registry=r)
+                                        "Sample taken to last frame written, per metrics update",
+                                        buckets=FANOUT_BUCKETS, registry=r)
+        self._sampled_at: float | None = None
 
     def watch(self, read: Callable[[], dict]) -> None:
-        self.registry.register(_LiveState(read))
+        """Register the scrape-time reader: a dict with connections (a
+        Counter of (endpoint, role)), queued, paused, store_queue, seq and
+        stream_stats (the StreamStats of the live connections)."""
+        self.registry.register(_LiveState(read, self))
+
+    # ----- hooks (once per sample)
+
+    def sample_taken(self, seconds: float) -> None:
+        """The collector finished a reading that took `seconds`; the hub
+        fans it out next, in the same reactor turn (the bus is synchronous)."""
+        self.collection_seconds.observe(seconds)
+        self._sampled_at = time.perf_counter()
+
+    def fanout_done(self, message, local_host: str, wall_clock_ms: int) -> None:
+        """The hub wrote a stream message to every client. For this host's
+        own samples the latency is measured on the monotonic clock from the
+        end of the reading; for samples from elsewhere, from their
+        (millisecond) timestamp."""
+        if message.type != "metrics_update":
+            return
+        if self._sampled_at is not None and message.host == local_host:
+            latency = time.perf_counter() - self._sampled_at
+            self._sampled_at = None
+        else:
+            latency = (wall_clock_ms - message.timestamp_ms) / 1000.0
+        self.fanout_seconds.observe(max(0.0, latency))
+
+    # ----- hooks (cheap: called per frame)
+
+    def frame_sent(self, kind: str | None, size: int) -> None:
+        self.sent.add(kind, size)
+
+    def frame_received(self, kind: str | None, size: int) -> None:
+        self.received.add(kind, size)
+
+    def stream_closed(self, stats) -> None:
+        """A connection went away: keep its stream counters in the totals."""
+        self.streams.retire(stats)
+
+    # ----- hooks (rare)
 
     def auth_failed(self, reason: str) -> None:
         self.auth_failures.labels(reason=_reason_label(reason)).inc()

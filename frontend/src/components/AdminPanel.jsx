@@ -1,0 +1,218 @@
+// Admin controls: collection interval (settings_get/settings_set), alert rules
+// (rule_list/rule_set/rule_delete) and broadcasting a notification.
+
+import { useCallback, useEffect, useId, useState } from 'react';
+
+const EMPTY_RULE = { name: '', metric: 'cpu_usage', op: '>', threshold: '90', for: '30', level: 'warning', clear: '', enabled: true };
+
+function useResult() {
+  const [result, setResult] = useState(null);
+  const run = useCallback(async (fn, okText) => {
+    setResult({ kind: 'busy', text: 'Working…' });
+    try {
+      const r = await fn();
+      setResult({ kind: 'ok', text: typeof okText === 'function' ? okText(r) : okText });
+      return r;
+    } catch (err) {
+      setResult({ kind: 'error', text: err.message || String(err) });
+      return undefined;
+    }
+  }, []);
+  return [result, run];
+}
+
+function Result({ result }) {
+  if (!result) return null;
+  return (
+    <p className={`result result-${result.kind}`} role={result.kind === 'error' ? 'alert' : 'status'}>
+      {result.text}
+    </p>
+  );
+}
+
+export default function AdminPanel({ send, connected, metricNames }) {
+  const ids = { interval: useId(), title: useId(), message: useId(), level: useId(), heading: useId() };
+  const [interval, setIntervalValue] = useState('');
+  const [intervalResult, runInterval] = useResult();
+  const [rules, setRules] = useState([]);
+  const [rule, setRule] = useState(EMPTY_RULE);
+  const [ruleResult, runRule] = useResult();
+  const [bc, setBc] = useState({ level: 'info', title: '', message: '' });
+  const [bcResult, runBc] = useResult();
+
+  useEffect(() => {
+    if (!connected) return;
+    let cancelled = false;
+    send('settings_get', {})
+      .then((d) => !cancelled && setIntervalValue(String(d.interval ?? '')))
+      .catch(() => {});
+    send('rule_list', {})
+      .then((d) => !cancelled && setRules(Array.isArray(d.rules) ? d.rules : []))
+      .catch(() => {});
+    return () => {
+      cancelled = true;
+    };
+  }, [connected, send]);
+
+  const saveInterval = (e) => {
+    e.preventDefault();
+    runInterval(async () => {
+      const d = await send('settings_set', { interval: Number(interval) });
+      setIntervalValue(String(d.interval));
+      return d;
+    }, (d) => `Collection interval set to ${d.interval} s.`);
+  };
+
+  const saveRule = (e) => {
+    e.preventDefault();
+    const data = {
+      name: rule.name.trim(),
+      metric: rule.metric,
+      op: rule.op,
+      threshold: Number(rule.threshold),
+      for: Number(rule.for || 0),
+      level: rule.level,
+      enabled: rule.enabled,
+    };
+    if (rule.clear !== '') data.clear = Number(rule.clear);
+    runRule(async () => {
+      const d = await send('rule_set', data);
+      const saved = d.rule || data;
+      setRules((rs) => [...rs.filter((r) => r.name !== saved.name), saved].sort((a, b) => a.name.localeCompare(b.name)));
+      setRule(EMPTY_RULE);
+      return saved;
+    }, (r) => `Rule ${r.name} saved.`);
+  };
+
+  const deleteRule = (name) =>
+    runRule(async () => {
+      await send('rule_delete', { name });
+      setRules((rs) => rs.filter((r) => r.name !== name));
+      return name;
+    }, `Rule ${name} deleted.`);
+
+  const broadcast = (e) => {
+    e.preventDefault();
+    runBc(async () => {
+      const d = await send('broadcast', { level: bc.level, title: bc.title.trim(), message: bc.message.trim() });
+      setBc((b) => ({ ...b, title: '', message: '' }));
+      return d;
+    }, 'Notification sent.');
+  };
+
+  return (
+    <section className="panel admin" aria-labelledby={ids.heading}>
+      <header className="panel-head">
+        <h2 id={ids.heading}>Administration</h2>
+      </header>
+      <div className="admin-grid">
+        <form onSubmit={saveInterval} className="admin-card" aria-label="Collection interval">
+          <h3>Collection interval</h3>
+          <label htmlFor={ids.interval}>Seconds between samples</label>
+          <div className="row">
+            <input id={ids.interval} type="number" min="0.1" step="0.1" value={interval} onChange={(e) => setIntervalValue(e.target.value)} required />
+            <button className="btn" type="submit" disabled={!connected || !interval}>Apply</button>
+          </div>
+          <Result result={intervalResult} />
+        </form>
+
+        <form onSubmit={broadcast} className="admin-card" aria-label="Broadcast a notification">
+          <h3>Broadcast a notification</h3>
+          <label htmlFor={ids.level}>Level</label>
+          <select id={ids.level} value={bc.level} onChange={(e) => setBc({ ...bc, level: e.target.value })}>
+            <option value="info">Info</option>
+            <option value="warning">Warning</option>
+            <option value="critical">Critical</option>
+          </select>
+          <label htmlFor={ids.title}>Title</label>
+          <input id={ids.title} value={bc.title} maxLength={200} onChange={(e) => setBc({ ...bc, title: e.target.value })} required />
+          <label htmlFor={ids.message}>Message</label>
+          <textarea id={ids.message} rows={2} value={bc.message} maxLength={2000} onChange={(e) => setBc({ ...bc, message: e.target.value })} />
+          <button className="btn btn-primary" type="submit" disabled={!connected || !bc.title.trim()}>Send</button>
+          <Result result={bcResult} />
+        </form>
+
+        <div className="admin-card admin-rules">
+          <h3>Alert rules</h3>
+          {rules.length ? (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Condition</th>
+                    <th scope="col">Level</th>
+                    <th scope="col"><span className="sr-only">Actions</span></th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {rules.map((r) => (
+                    <tr key={r.name}>
+                      <td>{r.name}{r.enabled === false ? ' (off)' : ''}</td>
+                      <td><code>{r.metric} {r.op} {r.threshold}</code>{r.for ? ` for ${r.for}s` : ''}</td>
+                      <td><span className={`level level-${r.level}`}>{r.level}</span></td>
+                      <td>
+                        <button type="button" className="btn btn-small" onClick={() => deleteRule(r.name)} aria-label={`Delete rule ${r.name}`}>
+                          Delete
+                        </button>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          ) : (
+            <p className="empty">No rules.</p>
+          )}
+          <form onSubmit={saveRule} className="rule-form" aria-label="Add or replace a rule">
+            <label>
+              Name
+              <input value={rule.name} onChange={(e) => setRule({ ...rule, name: e.target.value })} required pattern="[A-Za-z0-9_.\-]+" />
+            </label>
+            <label>
+              Metric
+              <select value={rule.metric} onChange={(e) => setRule({ ...rule, metric: e.target.value })}>
+                {metricNames.map((m) => (
+                  <option key={m} value={m}>{m}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Op
+              <select value={rule.op} onChange={(e) => setRule({ ...rule, op: e.target.value })}>
+                {['>', '>=', '<', '<='].map((o) => (
+                  <option key={o} value={o}>{o}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Threshold
+              <input type="number" step="any" value={rule.threshold} onChange={(e) => setRule({ ...rule, threshold: e.target.value })} required />
+            </label>
+            <label>
+              For (s)
+              <input type="number" min="0" step="1" value={rule.for} onChange={(e) => setRule({ ...rule, for: e.target.value })} />
+            </label>
+            <label>
+              Clear at
+              <input type="number" step="any" value={rule.clear} placeholder="threshold" onChange={(e) => setRule({ ...rule, clear: e.target.value })} />
+            </label>
+            <label>
+              Level
+              <select value={rule.level} onChange={(e) => setRule({ ...rule, level: e.target.value })}>
+                <option value="info">info</option>
+                <option value="warning">warning</option>
+                <option value="critical">critical</option>
+              </select>
+            </label>
+            <label className="check">
+              <input type="checkbox" checked={rule.enabled} onChange={(e) => setRule({ ...rule, enabled: e.target.checked })} /> Enabled
+            </label>
+            <button className="btn" type="submit" disabled={!connected || !rule.name.trim()}>Save rule</button>
+          </form>
+          <Result result={ruleResult} />
+        </div>
+      </div>
+    </section>
+  );
+}

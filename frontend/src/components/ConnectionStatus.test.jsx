@@ -1,0 +1,45 @@
+import { act, cleanup, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import ConnectionStatus, { describeConnection } from './ConnectionStatus.jsx';
+import { trendOf } from './MetricTile.jsx';
+
+afterEach(() => {
+  cleanup();
+  vi.useRealTimers();
+});
+
+describe('ConnectionStatus', () => {
+  it('describes each state', () => {
+    expect(describeConnection({ status: 'connected', latencyMs: 12.4, messagesPerSecond: 2 })).toBe('12 ms · 2.0 msg/s');
+    expect(describeConnection({ status: 'connected', latencyMs: null, messagesPerSecond: 0 })).toBe('0.0 msg/s');
+    expect(describeConnection({ status: 'reconnecting', attempt: 3 }, 4)).toBe('attempt 3, next try in 4 s');
+    expect(describeConnection({ status: 'reconnecting', attempt: 3 }, null)).toBe('attempt 3, connecting now');
+    expect(describeConnection({ status: 'offline' })).toMatch(/offline/);
+    expect(describeConnection({ status: 'unauthorized' })).toMatch(/sign in/);
+  });
+
+  it('counts down to the next reconnect attempt and exposes the state for tests', () => {
+    vi.useFakeTimers();
+    const retryAt = Date.now() + 3000;
+    const onRetry = vi.fn();
+    render(<ConnectionStatus view={{ status: 'reconnecting', attempt: 2, retryAt }} onRetry={onRetry} />);
+    const el = screen.getByTestId('connection-status');
+    expect(el.dataset.state).toBe('reconnecting');
+    expect(el.getAttribute('role')).toBe('status');
+    expect(el.textContent).toMatch(/next try in 3 s/);
+    act(() => vi.advanceTimersByTime(1000));
+    expect(el.textContent).toMatch(/next try in 2 s/);
+    act(() => screen.getByRole('button', { name: 'Retry now' }).click());
+    expect(onRetry).toHaveBeenCalled();
+  });
+});
+
+describe('trendOf', () => {
+  const pts = (ys) => ys.map((y, x) => ({ x, y }));
+  it('reads rising, falling and steady series', () => {
+    expect(trendOf(pts([1, 1, 1, 1, 5, 6, 7]))).toBe('up');
+    expect(trendOf(pts([9, 9, 9, 9, 2, 1, 1]))).toBe('down');
+    expect(trendOf(pts([5, 5, 5, 5, 5, 5]))).toBe('flat');
+    expect(trendOf(pts([1, 2]))).toBe('flat');
+  });
+});
