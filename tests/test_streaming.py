@@ -4,11 +4,8 @@ restart), alert rules and notifications, permessage-deflate."""
 
 from __future__ import annotations
 
-import json
 import socket
-import time
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater

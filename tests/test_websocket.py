@@ -218,7 +218,7 @@ async def test_flooding_client_is_rate_limited_then_closed_with_1008(make_settin
         assert limited and all(r["data"]["code"] == "rate_limited" for r in limited)
         assert "retry_after" in limited[0]["data"]["details"]
         # keep flooding past abuse_close_after
-        for i in range(200):
+        for _ in range(200):
             if client.close_info:
                 break
             client.send({"type": "ping"})

@@ -98,7 +98,7 @@ class TokenIssuer:
         except jwt.InvalidTokenError as e:
             raise AuthError(f"invalid token ({type(e).__name__})") from None
         if claims.get("typ") != kind:
-            raise AuthError(f"invalid token (not an {kind} token)")
+            raise AuthError(f"invalid token (expected a {kind} token)")
         return claims
 
     def mint_refresh(self, subject: str, session_id: str, ttl: float) -> str:

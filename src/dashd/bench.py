@@ -949,14 +949,15 @@ def serve(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dashd bench", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command")
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The bench's options, on `python -m dashd.bench` and on `dashd bench`."""
+    commands = parser.add_subparsers(dest="bench_command")
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--quick", action="store_true", help="a short run (under 3 minutes)")
         p.add_argument("--repeats", type=int, default=None, help="repeat every scenario this many times")
-        p.add_argument("--sessions", default=None, help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)")
+        p.add_argument("--sessions", default=None,
+                       help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)")
         p.add_argument("--servers", default="dashd,ws", help="dashd, ws and/or dashd-stock (default dashd,ws)")
         p.add_argument("--bench-dir", default=None, help="the directory holding client.js and server.js")
         p.add_argument("--json", default=None, help="also write every measurement to this file")
@@ -980,13 +981,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "serve":
+def dispatch(args: argparse.Namespace) -> int:
+    if args.bench_command == "serve":
         return serve(args)
-    if args.command == "collector":
+    if args.bench_command == "collector":
         return collector_cost(args)
     return run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashd.bench", description=__doc__.split("\n\n")[0])
+    return dispatch(configure_parser(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

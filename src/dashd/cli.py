@@ -203,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 
+    from . import bench, conformance
+
+    bench_parser = commands.add_parser("bench", help="load test dashd against a Node ws baseline (docs/benchmarks.md)")
+    bench.configure_parser(bench_parser)
+    bench_parser.set_defaults(func=bench.dispatch)
+
+    echo = commands.add_parser("conformance-echo",
+                               help="TEST TOOL: dashd's WebSocket stack as an echo server for conformance suites")
+    _add_common(echo)
+    conformance.add_arguments(echo)
+    echo.set_defaults(func=lambda args: conformance.run(args, _settings(args)))
+
     return parser
 
 

@@ -18,7 +18,7 @@ from .auth import AuthError
 from .errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError
 from .settings import parse_duration
 from .store import StoreUnavailable
-from .streams import unknown_patterns
+from .streams import SubscriptionFilter, unknown_patterns
 from .timefmt import iso_ms, parse_time
 
 MAX_CORRELATION_ID = 128
@@ -286,8 +286,6 @@ class MessageRouter:
         return self._apply_subscription(remaining_metrics, remaining_hosts)
 
     def _apply_subscription(self, metrics: list[str], hosts: list[str]) -> dict:
-        from .streams import SubscriptionFilter
-
         stream = self.session.stream
         stream.subscription = SubscriptionFilter(metrics, hosts)
         return stream.subscription.as_dict()

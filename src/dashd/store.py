@@ -195,7 +195,7 @@ class Store(Service):
             if loop is not None and loop.running:
                 loop.stop()
         # Flush what is pending; a database that is down gets a few tries.
-        for attempt in range(3):
+        for _attempt in range(3):
             await self.flush()
             if not self.pending_rows:
                 break

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 import orjson
 from twisted.internet.interfaces import IDelayedCall, IReactorTime

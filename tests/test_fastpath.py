@@ -1,0 +1,408 @@
+"""dashd.fastpath: frames built once, compressed once, written straight to
+the socket when nothing is waiting -- and everything that must not change
+because of it: per-connection order with Autobahn's own frames, nothing
+after a close frame, every compressed frame decodable, flow control and
+coalescing for slow clients. Plus pins on the Twisted/Autobahn internals
+the module reads, so an upgrade that moves one fails here first.
+
+The daemon tests run the real service tree on 127.0.0.1 and read the wire
+with an independent client (websockets' sans-I/O protocol, RawClient)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import zlib
+
+import pytest
+import pytest_twisted
+from autobahn.websocket.compress_deflate import PerMessageDeflate
+from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
+from twisted.internet import reactor, tcp
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
+from websockets.frames import Frame, Opcode
+
+from dashd import fastpath
+from dashd.fastpath import FramedMessage, deflate_message, frame, send_message, write_now
+from dashd.protocol import DashboardServerFactory
+
+from test_conformance import RawClient, open_client, wire_frames
+
+TIMEOUT = 10.0
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds, lambda: None)
+
+
+# --------------------------------------------------------------------------
+# Framing and compression, against independent implementations
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("binary", [False, True])
+def test_frame_matches_autobahns_framing(length, binary):
+    payload = bytes(i % 251 for i in range(length))
+    assert frame(payload, binary=binary) == PreparedMessage(payload, binary, False, True).payloadHybi
+
+
+def test_compressed_frame_sets_rsv1_and_keeps_the_opcode():
+    assert frame(b"abc", compressed=True)[0] == 0x80 | 0x40 | 0x1
+    assert frame(b"abc", binary=True, compressed=True)[0] == 0x80 | 0x40 | 0x2
+
+
+@pytest.mark.parametrize("window_bits", [9, 11, 15])
+def test_deflated_message_decodes_with_that_window_by_zlib_and_by_websockets(window_bits):
+    payload = json.dumps({"type": "metrics_update", "seq": 7, "data": {"metrics": {"cpu_usage": 12.5} }}).encode()
+    data = deflate_message(payload, window_bits, 4)
+    assert not data.endswith(b"\x00\x00\xff\xff")
+    assert zlib.decompressobj(-window_bits).decompress(data + b"\x00\x00\xff\xff") == payload
+    decoder = WebsocketsDeflate(remote_no_context_takeover=True, local_no_context_takeover=True,
+                                remote_max_window_bits=window_bits, local_max_window_bits=window_bits)
+    decoded = decoder.decode(Frame(Opcode.TEXT, data, rsv1=True))
+    assert decoded.data == payload and not decoded.rsv1
+
+
+def test_framed_message_builds_each_form_once():
+    message = FramedMessage(b'{"hello": 1}')
+    assert message.plain() is message.plain()
+    assert message.deflated(11, 4) is message.deflated(11, 4)
+    assert message.deflated(9, 4) is not message.deflated(11, 4)
+    assert message.deflated(11, 4)[0] & 0x40
+
+
+# --------------------------------------------------------------------------
+# The internals fastpath reads: pinned on live objects
+
+class _Sink(Protocol):
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.waiters: list[tuple[int, Deferred]] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        for waiter in list(self.waiters):
+            if len(self.data) >= waiter[0]:
+                self.waiters.remove(waiter)
+                waiter[1].callback(None)
+
+    async def wait_for(self, size: int) -> None:
+        if len(self.data) >= size:
+            return
+        d: Deferred = Deferred()
+        self.waiters.append((size, d))
+        d.addTimeout(TIMEOUT, reactor)
+        await d
+
+
+class _ServerSide(Protocol):
+    def connectionMade(self) -> None:
+        self.factory.connected.callback(self)
+
+
+@pytest_twisted.async_yield_fixture
+async def tcp_pair():
+    """(server-side tcp.Server transport, client-side _Sink) over loopback."""
+    factory = Factory.forProtocol(_ServerSide)
+    factory.connected = Deferred()
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    sink = _Sink()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), sink)
+    server = await factory.connected
+    yield server.transport, sink
+    server.transport.abortConnection()
+    sink.transport.abortConnection()
+    await port.stopListening()
+    await sleep(0.01)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_twisted_internals_fastpath_reads_exist(tcp_pair):
+    transport, _ = tcp_pair
+    assert type(transport) is tcp.Server
+    assert isinstance(transport.socket, socket.socket) and transport.socket.gettimeout() == 0.0
+    assert transport.dataBuffer == b"" and transport._tempDataLen == 0
+    assert transport.connected and not transport.disconnecting
+    assert transport._writeDisconnected is False and transport.producerPaused is False
+    assert transport.TLS is False
+
+
+def test_the_autobahn_constants_and_deflate_fields_fastpath_reads_exist():
+    assert WebSocketProtocol.STATE_OPEN == 1 and WebSocketProtocol.SEND_STATE_GROUND == 0
+    deflate = PerMessageDeflate(True, True, False, 11, 0, 4)
+    assert (deflate._is_server, deflate.server_no_context_takeover, deflate.server_max_window_bits,
+            deflate.mem_level, deflate._compressor) == (True, True, 11, 4, None)
+
+
+# --------------------------------------------------------------------------
+# write_now on a real loopback connection
+
+@pytest_twisted.ensureDeferred
+async def test_write_now_sends_at_once_when_nothing_is_buffered(tcp_pair):
+    transport, sink = tcp_pair
+    before = fastpath.stats.direct
+    write_now(transport, b"hello")
+    assert fastpath.stats.direct == before + 1
+    assert transport.dataBuffer == b"" and transport._tempDataLen == 0  # never went through Twisted
+    await sink.wait_for(5)
+    assert bytes(sink.data) == b"hello"
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_now_queues_behind_what_twisted_already_holds(tcp_pair):
+    transport, sink = tcp_pair
+    transport.write(b"first ")  # buffered until the next reactor turn
+    before = fastpath.stats.buffered
+    write_now(transport, b"second")
+    assert fastpath.stats.buffered == before + 1
+    await sink.wait_for(12)
+    assert bytes(sink.data) == b"first second"
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_now_hands_what_the_kernel_refused_to_twisted_in_order(tcp_pair):
+    transport, sink = tcp_pair
+    transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sink.transport.pauseProducing()  # the peer stops reading: the kernel fills up
+    big = bytes(i % 256 for i in range(4 * 1024 * 1024))
+    partial = fastpath.stats.partial
+    write_now(transport, big)
+    assert fastpath.stats.partial == partial + 1
+    assert 0 < len(transport.dataBuffer) + transport._tempDataLen < len(big)
+    write_now(transport, b"tail")  # must not overtake the buffered rest
+    sink.transport.resumeProducing()
+    await sink.wait_for(len(big) + 4)
+    assert bytes(sink.data) == big + b"tail"
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_now_leaves_a_closing_or_non_tcp_transport_to_its_write(tcp_pair):
+    transport, sink = tcp_pair
+    transport.loseConnection()
+    before = fastpath.stats.buffered
+    write_now(transport, b"last words")
+    assert fastpath.stats.buffered == before + 1
+    await sink.wait_for(10)
+    assert bytes(sink.data) == b"last words"
+
+    class TLSLike:
+        written: list = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+    tls = TLSLike()
+    write_now(tls, b"encrypted by someone else")
+    assert tls.written == [b"encrypted by someone else"]
+
+
+def test_send_message_leaves_context_takeover_compression_to_autobahn():
+    """A compressor whose state outlives a message cannot share frames."""
+
+    class FakeProtocol:
+        state = WebSocketProtocol.STATE_OPEN
+        send_state = WebSocketProtocol.SEND_STATE_GROUND
+        send_queue: list = []
+        _perMessageCompress = PerMessageDeflate(True, False, False, 11, 0, 4)
+
+        def __init__(self) -> None:
+            self.sent: list = []
+
+        def sendMessage(self, payload: bytes, isBinary: bool = False) -> None:
+            self.sent.append(payload)
+
+    protocol = FakeProtocol()
+    send_message(protocol, FramedMessage(b"{}"))
+    assert protocol.sent == [b"{}"]
+    protocol.state = WebSocketProtocol.STATE_CLOSING
+    send_message(protocol, FramedMessage(b"late"))
+    assert protocol.sent == [b"{}"]
+
+
+# --------------------------------------------------------------------------
+# The daemon, end to end
+
+def updates(client: RawClient) -> list[dict]:
+    return [json.loads(payload) for kind, payload in client.messages() if kind == "text"]
+
+
+async def dashboard_client(daemon, deflate: bool = False) -> RawClient:
+    client = await open_client(daemon.url(), {"Authorization": f"Bearer {daemon.token()}"}, deflate=deflate)
+    await client.wait(lambda: any(m["type"] == "connection_ack" for m in updates(client)))
+    return client
+
+
+def session_of(daemon, count: int = 1):
+    sessions = list(daemon.core.connections)
+    assert len(sessions) == count
+    return sessions
+
+
+def publish(daemon, n: int) -> int:
+    message = daemon.core.hub.publish("metrics_update", daemon.core.wall_clock_ms(), host="fast-test",
+                                      metrics={"cpu_usage": float(n), "memory_usage": 40.0})
+    return message.seq
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_autobahn_protocol_fields_fastpath_reads_exist(daemon):
+    client = await dashboard_client(daemon, deflate=True)
+    (session,) = session_of(daemon)
+    protocol = session.sink
+    assert protocol.state == WebSocketProtocol.STATE_OPEN
+    assert protocol.send_state == WebSocketProtocol.SEND_STATE_GROUND
+    assert len(protocol.send_queue) == 0
+    assert type(protocol._perMessageCompress) is PerMessageDeflate
+    assert protocol._perMessageCompress.server_no_context_takeover is True
+    assert type(protocol.transport) is tcp.Server
+    client.abort()
+
+
+@pytest.mark.parametrize("ping_first", [False, True], ids=["idle-socket", "behind-a-buffered-ping"])
+@pytest_twisted.ensureDeferred
+async def test_a_reply_between_two_broadcasts_arrives_between_them(daemon, ping_first):
+    client = await dashboard_client(daemon)
+    (session,) = session_of(daemon)
+    protocol = session.sink
+    frames_before = len(client.frames)
+    first = publish(daemon, 1)
+    if ping_first:
+        protocol.sendPing(b"keepalive")  # Autobahn's own write: waits in Twisted's buffer
+    session.reply("pong", {"note": "between"}, "c-1")
+    second = publish(daemon, 2)
+    await client.wait(lambda: any(m.get("seq") == second for m in updates(client)))
+    ours = [f for f in client.frames[frames_before:]
+            if f.opcode is Opcode.PING or (f.opcode is Opcode.TEXT
+                                           and (b'"fast-test"' in f.data or b'"c-1"' in f.data))]
+    seen = [f.opcode.name if f.opcode is Opcode.PING else
+            (json.loads(f.data).get("seq") or json.loads(f.data)["correlation_id"]) for f in ours]
+    assert seen == [first] + (["PING"] if ping_first else []) + ["c-1", second]
+    client.abort()
+
+
+@pytest_twisted.ensureDeferred
+async def test_frames_after_an_autobahn_sync_write_wait_for_it(daemon):
+    """Autobahn's own delayed-write queue (sync=True) is respected."""
+    client = await dashboard_client(daemon)
+    (session,) = session_of(daemon)
+    session.sink.sendMessage(b'{"type": "sync-first"}', sync=True)
+    seq = publish(daemon, 3)
+    await client.wait(lambda: any(m.get("seq") == seq for m in updates(client)))
+    types = [m["type"] for m in updates(client)]
+    assert types.index("sync-first") < max(i for i, m in enumerate(updates(client)) if m.get("seq") == seq)
+    client.abort()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_close_mid_broadcast_is_the_last_frame(daemon):
+    client = await dashboard_client(daemon)
+    (session,) = session_of(daemon)
+    sent = [publish(daemon, n) for n in range(5)]
+    session.close(1000, "test over")
+    after = [publish(daemon, n) for n in range(5)]
+    await client.wait(lambda: client.lost)
+    assert client.kinds()[-1] == "CLOSE" and client.close_code() == 1000
+    seqs = [m["seq"] for m in updates(client) if m["type"] == "metrics_update"]
+    assert set(sent) <= set(seqs) and not set(after) & set(seqs)
+    assert [opcode for _, _, opcode, _ in wire_frames(client.raw)][-1] == 8
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_closes_mid_broadcast_gets_no_frame_after_its_close_frame(daemon):
+    """Broadcasts at 500 Hz; the client closes after 20 updates."""
+    client = await dashboard_client(daemon)
+    stop: list = []
+
+    async def broadcast() -> None:
+        for n in range(2000):
+            if stop:
+                return
+            publish(daemon, n)
+            await sleep(0.002)
+
+    running = Deferred.fromCoroutine(broadcast())
+    await client.wait(lambda: sum(m["type"] == "metrics_update" for m in updates(client)) >= 20)
+    client.send(lambda ws: ws.send_close(1000, "enough"))
+    await client.wait(lambda: client.lost)
+    stop.append(True)
+    await running
+    assert client.kinds().count("CLOSE") == 1 and client.kinds()[-1] == "CLOSE"
+    seqs = [m["seq"] for m in updates(client) if m["type"] == "metrics_update"]
+    assert seqs == sorted(seqs)
+    live = [s for s in seqs if s > seqs[0]]
+    assert live == list(range(seqs[0] + 1, seqs[0] + 1 + len(live)))  # no gap
+    assert len(daemon.core.connections) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_compressed_client_decodes_every_frame_compressed_once_for_all(daemon, monkeypatch):
+    compressions: list[int] = []
+    real = fastpath.deflate_message
+    monkeypatch.setattr(fastpath, "deflate_message",
+                        lambda payload, bits, level: (compressions.append(1), real(payload, bits, level))[1])
+    squeezed = [await dashboard_client(daemon, deflate=True) for _ in range(3)]
+    plain = await dashboard_client(daemon)
+    sessions = session_of(daemon, 4)
+    compressions.clear()
+    seqs = [publish(daemon, n) for n in range(100)]
+    for client in squeezed + [plain]:
+        await client.wait(lambda c=client: any(m.get("seq") == seqs[-1] for m in updates(c)))
+    expected = [m for m in updates(plain) if m.get("seq") in seqs]
+    assert [m["seq"] for m in expected] == seqs
+    for client in squeezed:
+        assert [m for m in updates(client) if m.get("seq") in seqs] == expected
+        assert all(rsv1 for _, rsv1, opcode, _ in wire_frames(client.raw) if opcode == 1)
+    # One compression per update (not per client), and no per-connection compressor.
+    assert len(compressions) == len(seqs)
+    for session in sessions:
+        compressor = session.sink._perMessageCompress
+        assert compressor is None or compressor._compressor is None
+    for client in squeezed + [plain]:
+        client.abort()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_client_gets_coalesced_not_unbounded_data(daemon):
+    client = await dashboard_client(daemon)
+    (session,) = session_of(daemon)
+    protocol = session.sink
+    protocol.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.transport.pauseProducing()  # the client stops reading
+    stream = session.stream
+    published = 0
+    while not stream.paused and published < 50_000:
+        publish(daemon, published)
+        published += 1
+    assert stream.paused, "the transport never reported a full buffer"
+    for n in range(500):
+        last = publish(daemon, n)
+    transport = protocol.transport
+    buffered = len(transport.dataBuffer) + transport._tempDataLen
+    assert buffered <= transport.bufferSize + 4096  # Twisted's buffer stopped growing at the pause
+    assert stream.queued <= 3  # a degraded notice and one coalesced update
+    assert stream.stats.coalesced >= 499
+    client.transport.resumeProducing()
+    await client.wait(lambda: any(m["type"] == "stream_degraded" and m["data"]["reason"] == "recovered"
+                                  for m in updates(client)), timeout=20)
+    messages = updates(client)
+    degraded = [m["data"]["reason"] for m in messages if m["type"] == "stream_degraded"]
+    assert degraded == ["slow_consumer", "recovered"]
+    seqs = [m["seq"] for m in messages if m["type"] == "metrics_update"]
+    assert seqs == sorted(seqs) and last in seqs
+    assert len(seqs) < published + 500  # coalesced, not everything
+    client.abort()
+
+
+@pytest_twisted.ensureDeferred
+async def test_autobahns_own_write_path_still_works_when_chosen(daemon, monkeypatch):
+    """direct_writes = False: the bench's "stock" comparison."""
+    monkeypatch.setattr(DashboardServerFactory, "direct_writes", False)
+    before = fastpath.stats.as_dict()
+    client = await dashboard_client(daemon, deflate=True)
+    seq = publish(daemon, 1)
+    await client.wait(lambda: any(m.get("seq") == seq for m in updates(client)))
+    assert fastpath.stats.as_dict() == before
+    client.abort()
