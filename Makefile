@@ -23,7 +23,7 @@ $(VENV)/.installed: $(BIN)/python $(SRC)
 install: $(VENV)/.installed
 
 $(VENV)/.test-deps: $(BIN)/python setup.cfg
-	$(BIN)/pip install --quiet "pytest>=8" "pytest-twisted>=1.14" "pytest-cov>=5" "hypothesis>=6.100" "websockets>=13"
+	$(BIN)/pip install --quiet "pytest>=8" "pytest-twisted>=1.14" "pytest-cov>=5" "hypothesis>=6.100" "websockets>=13" "pyyaml>=6"
 	@touch $@
 
 test-deps: $(VENV)/.test-deps
@@ -55,7 +55,7 @@ test-e2e: install frontend
 test: test-js test-e2e test-py
 
 bench: install test-deps
-	$(BIN)/python -m dashd.bench $(if $(QUICK),--quick,)
+	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info frontend/dist frontend/node_modules .coverage .coverage.*

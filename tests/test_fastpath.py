@@ -131,7 +131,9 @@ async def test_the_twisted_internals_fastpath_reads_exist(tcp_pair):
 
 
 def test_the_autobahn_constants_and_deflate_fields_fastpath_reads_exist():
-    assert WebSocketProtocol.STATE_OPEN == 1 and WebSocketProtocol.SEND_STATE_GROUND == 0
+    states = (WebSocketProtocol.STATE_CONNECTING, WebSocketProtocol.STATE_OPEN, WebSocketProtocol.STATE_CLOSING,
+              WebSocketProtocol.STATE_CLOSED)
+    assert len(set(states)) == 4 and isinstance(WebSocketProtocol.SEND_STATE_GROUND, int)
     deflate = PerMessageDeflate(True, True, False, 11, 0, 4)
     assert (deflate._is_server, deflate.server_no_context_takeover, deflate.server_max_window_bits,
             deflate.mem_level, deflate._compressor) == (True, True, 11, 4, None)

@@ -27,6 +27,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -139,15 +140,20 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/PID/stat."""
+def process_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all its threads, from /proc/PID/stat."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def process_cpu_seconds(pid: int) -> float:
+    user, system = process_cpu_split(pid)
+    return user + system
 
 
 def process_rss_kb(pid: int) -> int:
@@ -347,44 +353,61 @@ def clients_per_process(clients: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(processes)]
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class ServerUnderTest:
-    """dashd (`serve`) or the Node baseline, started for one session."""
+    """dashd (`serve`), the Node baseline, or -- the multi-process
+    experiment -- `dashd-2w`: two dashd processes sharing one port
+    (SO_REUSEPORT), each with its own publisher, started for one session."""
 
     def __init__(self, kind: str, env: Environment, session: Session, run_id: str) -> None:
         self.kind = kind
-        log = os.path.join(env.work_dir, f"{run_id}-{kind}-server.log")
-        if kind == "ws":
-            argv = [env.node, os.path.join(env.bench_dir, "server.js"), "--port", "0", "--rate", str(IDLE_HZ),
-                    "--metrics", json.dumps(BENCH_METRICS), "--host-name", BENCH_HOST]
-            if session.deflate:
-                argv.append("--deflate")
-        else:
-            state = os.path.join(env.work_dir, f"{run_id}-state")
-            shutil.copytree(env.state_dir, state)
-            argv = [env.python, "-m", "dashd.bench", "serve", "--state-dir", state, "--port", "0",
-                    "--rate", str(IDLE_HZ)]
-            if kind == "dashd-stock":
-                argv.append("--stock")
-        if session.tls:
-            argv += ["--tls-key", env.tls_key, "--tls-cert", env.tls_cert]
-        self.child = Child(f"{kind} server", argv, cwd=env.bench_dir if kind == "ws" else None, log_path=log)
-        ready = self.child.wait_event("ready", 60)
-        self.port = int(ready["port"])
+        workers = 2 if kind == "dashd-2w" else 1
+        port = free_port() if workers > 1 else 0
+        self.children: list[Child] = []
+        for worker in range(workers):
+            log = os.path.join(env.work_dir, f"{run_id}-{kind}-server{worker}.log")
+            if kind == "ws":
+                argv = [env.node, os.path.join(env.bench_dir, "server.js"), "--port", "0", "--rate", str(IDLE_HZ),
+                        "--metrics", json.dumps(BENCH_METRICS), "--host-name", BENCH_HOST]
+                if session.deflate:
+                    argv.append("--deflate")
+            else:
+                state = os.path.join(env.work_dir, f"{run_id}-state{worker}")
+                shutil.copytree(env.state_dir, state)
+                argv = [env.python, "-m", "dashd.bench", "serve", "--state-dir", state, "--port", str(port),
+                        "--rate", str(IDLE_HZ)]
+                if kind == "dashd-stock":
+                    argv.append("--stock")
+                if workers > 1:
+                    argv.append("--reuse-port")
+            if session.tls:
+                argv += ["--tls-key", env.tls_key, "--tls-cert", env.tls_cert]
+            self.children.append(Child(f"{kind} server {worker}", argv, cwd=env.bench_dir if kind == "ws" else None,
+                                       log_path=log))
+        ready = [child.wait_event("ready", 60) for child in self.children]
+        self.port = int(ready[0]["port"])
         self.url = f"{'wss' if session.tls else 'ws'}://127.0.0.1:{self.port}/dashboard"
 
     @property
-    def pid(self) -> int:
-        return self.child.pid
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
 
     def set_rate(self, hz: float) -> None:
-        self.child.send(f"rate {hz:g}")
+        for child in self.children:
+            child.send(f"rate {hz:g}")
 
     def stats(self) -> dict:
-        self.child.send("stats")
-        return self.child.wait_event("stats", 10)
+        self.children[0].send("stats")
+        return self.children[0].wait_event("stats", 10)
 
     def stop(self) -> None:
-        self.child.stop()
+        for child in self.children:
+            child.stop()
 
 
 class Generator:
@@ -433,14 +456,16 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
     server.set_rate(rate)
     time.sleep(warmup)
     generator.broadcast("reset")
-    server_cpu0 = process_cpu_seconds(server.pid)
+    server_cpu0 = [sum(t) for t in zip(*(process_cpu_split(pid) for pid in server.pids))]
     gen_cpu0 = sum(process_cpu_seconds(pid) for pid in generator.pids)
     busy0 = machine_busy_seconds()
     started = time.monotonic()
     time.sleep(seconds)
     reports = generator.report()
     elapsed = time.monotonic() - started
-    server_cpu = process_cpu_seconds(server.pid) - server_cpu0
+    server_cpu1 = [sum(t) for t in zip(*(process_cpu_split(pid) for pid in server.pids))]
+    server_user, server_sys = server_cpu1[0] - server_cpu0[0], server_cpu1[1] - server_cpu0[1]
+    server_cpu = server_user + server_sys
     gen_cpu = sum(process_cpu_seconds(pid) for pid in generator.pids) - gen_cpu0
     busy = machine_busy_seconds() - busy0
     histogram = LatencyHistogram(bucket_ms=float(reports[0].get("bucket_ms", 0.25)))
@@ -468,9 +493,11 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
         "bytes_per_update": (sum(r["bytes"] for r in reports) / received) if received else None,
         "server_cpu_pct": 100.0 * server_cpu / elapsed,
         "cpu_us_per_delivery": (1e6 * server_cpu / received) if received else None,
+        "user_us_per_delivery": (1e6 * server_user / received) if received else None,
+        "sys_us_per_delivery": (1e6 * server_sys / received) if received else None,
         "generator_cpu_pct": 100.0 * gen_cpu / elapsed,
         "other_cpu_pct": max(0.0, 100.0 * (busy - server_cpu - gen_cpu) / elapsed),
-        "server_rss_mb": process_rss_kb(server.pid) / KB,
+        "server_rss_mb": sum(process_rss_kb(pid) for pid in server.pids) / KB,
     }
 
 
@@ -486,7 +513,7 @@ def run_session(kind: str, session: Session, env: Environment, plan: Plan, run_i
     generator = None
     try:
         time.sleep(1.0)
-        rss_before = process_rss_kb(server.pid)
+        rss_before = sum(process_rss_kb(pid) for pid in server.pids)
         generator = Generator(env, server.url, session, run_id)
         connected = generator.wait_connected(timeout=max(60.0, session.clients / 50.0))
         if connected["failed"]:
@@ -495,7 +522,7 @@ def run_session(kind: str, session: Session, env: Environment, plan: Plan, run_i
                 "connected": connected["ok"]}
         if session.memory:
             time.sleep(3.0)  # let the handshakes' garbage go
-            rss_after = process_rss_kb(server.pid)
+            rss_after = sum(process_rss_kb(pid) for pid in server.pids)
             base["rss_per_conn_kb"] = (rss_after - rss_before) / max(1, connected["ok"])
         for window in session.windows:
             row = dict(base, scenario=window.name,
@@ -576,6 +603,8 @@ TABLE_COLUMNS = (
     ("B/upd", "bytes_per_update", ".0f"),
     ("srv cpu%", "server_cpu_pct", ".0f"),
     ("us/deliv", "cpu_us_per_delivery", ".1f"),
+    ("usr", "user_us_per_delivery", ".1f"),
+    ("sys", "sys_us_per_delivery", ".1f"),
     ("gen cpu%", "generator_cpu_pct", ".0f"),
     ("other%", "other_cpu_pct", ".0f"),
     ("rss MB", "server_rss_mb", ".0f"),
@@ -789,6 +818,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmachine: {os.cpu_count()} cores; total {time.monotonic() - started:.0f}s; "
           "'other%' is CPU used by processes outside the bench during each window")
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"rows": rows, "summary": summary, "collector": collector, "result": values,
                        "quick": args.quick}, f, indent=1, default=str)
@@ -883,6 +913,18 @@ def serve(args: argparse.Namespace) -> int:
         "max_rate_hz": 100,
         "static": os.path.join(args.state_dir, "no-frontend"),
     }
+    if args.reuse_port:
+        # Several processes on one port: the kernel spreads connections
+        # over them. Handed to Twisted the systemd way (an inherited fd 3).
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", args.port))
+        listener.listen(4096)
+        listener.setblocking(False)
+        os.dup2(listener.fileno(), 3)
+        os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="dashd")
+        values["listen"] = "systemd:domain=INET:index=0"
     if args.tls_key:
         values["listen"] = f"tcp:0:{interface}"
         values["tls_listen"] = f"ssl:{args.port}:privateKey={args.tls_key}:certKey={args.tls_cert}:{interface}"
@@ -974,6 +1016,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     serve_parser.add_argument("--tls-key", default=None)
     serve_parser.add_argument("--tls-cert", default=None)
     serve_parser.add_argument("--stock", action="store_true", help="Autobahn's own write path (no dashd.fastpath)")
+    serve_parser.add_argument("--reuse-port", action="store_true",
+                              help="listen with SO_REUSEPORT (the multi-process experiment: start several)")
 
     collector_parser = commands.add_parser("collector", help="CPU of the psutil collector alone")
     collector_parser.add_argument("--seconds", type=float, default=60.0)

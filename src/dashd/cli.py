@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 
+    from . import agent
+
+    agent_parser = commands.add_parser("agent", help="run only the collector and push its samples to a hub's /ingest")
+    agent.configure_parser(agent_parser)
+    agent_parser.set_defaults(func=agent.run)
+
     from . import bench, conformance
 
     bench_parser = commands.add_parser("bench", help="load test dashd against a Node ws baseline (docs/benchmarks.md)")

@@ -67,6 +67,7 @@ class Core:
     collector: Any = None  # CollectorService: interval and set_interval
     telemetry: Any = None  # dashd.telemetry.Telemetry or None
     revocations: RevocationList = field(default_factory=RevocationList)
+    prepared: bool = True  # False until the store answered and users, revocations and rules are loaded
     wall_clock_ms: Callable[[], int] = now_ms
     on_session_closed: list[Callable[[Any], None]] = field(default_factory=list)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -68,6 +69,15 @@ class SequenceFile:
             self._write(self._reserved)
         return self.last
 
+    def advance_to(self, seq: int) -> None:
+        """A number issued elsewhere (the Redis bus's global counter) was
+        seen: later local numbers go above it."""
+        if seq > self.last:
+            self.last = seq
+            if self.last > self._reserved:
+                self._reserved = self.last + self.BLOCK
+                self._write(self._reserved)
+
     def close(self) -> None:
         """Clean stop: the next start continues at last + 1."""
         self._reserved = self.last
@@ -84,6 +94,9 @@ class MemorySequence:
         self.last += 1
         return self.last
 
+    def advance_to(self, seq: int) -> None:
+        self.last = max(self.last, seq)
+
     def close(self) -> None:
         pass
 
@@ -93,7 +106,66 @@ class Sequence(Protocol):
 
     def next(self) -> int: ...
 
+    def advance_to(self, seq: int) -> None: ...
+
     def close(self) -> None: ...
+
+
+# topic, bus message, its seq, and whether this node records it in the store
+Delivery = Callable[[str, Any, int, bool], None]
+# from_seq, to_seq, from_ms, to_ms: a range this node's clients may have missed
+GapNotice = Callable[[int, int, "int | None", "int | None"], None]
+
+
+class Sequencing(Protocol):
+    """Where the hub's messages and their seq numbers come from: numbered
+    here (LocalSequencing, the in-process bus) or numbered by the bus itself
+    (the Redis bus, whose seq is global across nodes)."""
+
+    @property
+    def last(self) -> int: ...
+
+    def next(self) -> int:
+        """A node-local number, for messages the hub is handed directly."""
+
+    def start(self, deliver: Delivery, gap: GapNotice) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class LocalSequencing:
+    """The hub numbers every message it takes from the bus, in arrival order."""
+
+    def __init__(self, bus: Bus, sequence: Sequence) -> None:
+        self._bus = bus
+        self._sequence = sequence
+        self._subscriptions: list = []
+
+    @property
+    def last(self) -> int:
+        return self._sequence.last
+
+    def next(self) -> int:
+        return self._sequence.next()
+
+    def start(self, deliver: Delivery, gap: GapNotice) -> None:
+        def on_message(topic: str, message: Any) -> None:
+            deliver(topic, message, self._sequence.next(), True)
+
+        self._subscriptions = [self._bus.subscribe(topic, on_message) for topic in (METRICS_TOPIC, NOTIFICATIONS_TOPIC)]
+
+    def stop(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        self._subscriptions = []
+        self._sequence.close()
+
+
+class SharedRing(Protocol):
+    """A replay ring every node can read (the Redis bus's capped stream)."""
+
+    def read_range(self, from_seq: int, to_seq: int) -> Deferred:
+        """(topic, bus message, seq) for the seqs it still holds in the range, in order."""
 
 
 class ReplayRing:
@@ -163,57 +235,81 @@ class StreamHub(Service):
         ring_span: float,
         catalogue: Callable[[], tuple[str, ...]],
         sink: StreamSink | None = None,
+        *,
+        sequencing: Sequencing | None = None,
+        shared_ring: SharedRing | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
-        self._sequence = sequence
+        self._sequencing: Sequencing = sequencing if sequencing is not None else LocalSequencing(bus, sequence)
+        self._shared_ring = shared_ring
         self.ring = ReplayRing(ring_span)
         self._catalogue = catalogue
         self._sink = sink
         self._streams: set[ClientStream] = set()
         self.latest_sample: dict[str, StreamMessage] = {}
-        self._subscriptions: list = []
         self.on_fanout: Callable[[StreamMessage, int], None] = lambda message, clients: None
 
     def startService(self) -> None:
         super().startService()
-        self._subscriptions = [
-            self._bus.subscribe(METRICS_TOPIC, self._on_bus_message),
-            self._bus.subscribe(NOTIFICATIONS_TOPIC, self._on_bus_message),
-        ]
+        self._sequencing.start(self._on_bus_message, self.announce_gap)
 
     def stopService(self):
-        for subscription in self._subscriptions:
-            subscription.cancel()
-        self._subscriptions = []
-        self._sequence.close()
+        self._sequencing.stop()
         return super().stopService()
 
     @property
     def seq(self) -> int:
-        return self._sequence.last
+        return self._sequencing.last
 
     # ----- intake
 
-    def _on_bus_message(self, topic: str, message: Any) -> None:
+    def _on_bus_message(self, topic: str, message: Any, seq: int, record: bool = True) -> None:
+        stream_message = self._stream_message(topic, message, seq)
+        if stream_message is not None:
+            self._take(stream_message, record)
+
+    def _stream_message(self, topic: str, message: Any, seq: int) -> StreamMessage | None:
         if isinstance(message, Sample):
-            self.publish(METRICS_UPDATE, message.timestamp_ms, host=message.host, metrics=dict(message.metrics))
-        elif isinstance(message, dict) and message.get("type") in (NOTIFICATION, NOTIFICATION_ACK):
-            body = message["data"]
-            self.publish(message["type"], message.get("timestamp_ms", 0), body=body)
-        else:
-            self.log.warn("ignoring an unknown bus message on {topic}: {kind}", topic=topic, kind=type(message).__name__)
+            return StreamMessage(seq, METRICS_UPDATE, int(message.timestamp_ms), message.host, dict(message.metrics))
+        if isinstance(message, dict) and message.get("type") in (NOTIFICATION, NOTIFICATION_ACK):
+            return StreamMessage(seq, message["type"], int(message.get("timestamp_ms", 0)), body=message["data"])
+        self.log.warn("ignoring an unknown bus message on {topic}: {kind}", topic=topic, kind=type(message).__name__)
+        return None
 
     def publish(self, type_: str, timestamp_ms: int, *, host: str | None = None,
                 metrics: dict | None = None, body: dict | None = None) -> StreamMessage:
-        message = StreamMessage(self._sequence.next(), type_, int(timestamp_ms), host, metrics, body)
+        """Number a message here (node-local seq), record it and fan it out."""
+        message = StreamMessage(self._sequencing.next(), type_, int(timestamp_ms), host, metrics, body)
+        self._take(message, True)
+        return message
+
+    def _take(self, message: StreamMessage, record: bool) -> None:
         self.ring.append(message, self._clock.seconds())
-        if type_ == METRICS_UPDATE:
-            self.latest_sample[host] = message
-        if self._sink is not None:
+        if message.type == METRICS_UPDATE:
+            self.latest_sample[message.host] = message
+        # With a shared database only the node that produced a message
+        # records it, so each is written once.
+        if record and self._sink is not None:
             self._sink.record(message)
         self.fan_out(message)
-        return message
+
+    def announce_gap(self, from_seq: int, to_seq: int, from_ms: int | None, to_ms: int | None) -> None:
+        """Tell every client it may have missed the messages numbered
+        from_seq..to_seq (the bus lost them, e.g. during a Redis outage):
+        one `resume_gap` with no correlation_id."""
+        data: dict[str, Any] = {"from_seq": from_seq, "to_seq": to_seq}
+        if from_ms is not None:
+            data["from"] = iso_ms(from_ms)
+        if to_ms is not None:
+            data["to"] = iso_ms(to_ms)
+        self.log.info("clients may have missed seq {from_seq}..{to_seq}; sending resume_gap to {count}",
+                      from_seq=from_seq, to_seq=to_seq, count=len(self._streams))
+        for stream in list(self._streams):
+            try:
+                stream.send({"type": "resume_gap", "correlation_id": None, "data": data})
+            except Exception:
+                self.log.failure("sending resume_gap to a client failed")
 
     def fan_out(self, message: StreamMessage) -> None:
         cache = FrameCache(message)
@@ -251,6 +347,8 @@ class StreamHub(Service):
         from the store for what the ring no longer holds (marked recovered),
         then from the ring; then the live stream continues. Ranges neither
         holds are reported, in order, with `resume_gap`."""
+        if self._shared_ring is not None:
+            backfill = self._shared_backfill(backfill)
         stream.resuming = True
         catalogue = self._catalogue()
         # Messages this connection already got live (the latest sample sent
@@ -324,3 +422,26 @@ class StreamHub(Service):
             stream.resuming = False
         return ResumeResult(after_seq, counts["replayed"], counts["recovered"], gaps, self.seq)
 
+
+    def _shared_backfill(self, store_backfill: Callable[[int, int], Any] | None) -> Callable[[int, int], Any]:
+        """What the local ring lacks: from the shared ring (other nodes' and
+        older messages), and from the store for what it no longer holds."""
+        shared_ring = self._shared_ring
+
+        async def backfill(from_seq: int, to_seq: int) -> list[StreamMessage]:
+            shared: list[StreamMessage] = []
+            try:
+                for topic, message, seq in await shared_ring.read_range(from_seq, to_seq):
+                    stream_message = self._stream_message(topic, message, seq)
+                    if stream_message is not None:
+                        shared.append(stream_message)
+            except Exception:
+                self.log.failure("resume could not read the shared ring; using the store")
+                shared = []
+            first = shared[0].seq if shared else to_seq + 1
+            stored: list[StreamMessage] = []
+            if from_seq < first and store_backfill is not None:
+                stored = [m for m in await store_backfill(from_seq, first - 1) if m.seq < first]
+            return stored + shared
+
+        return backfill

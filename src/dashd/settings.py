@@ -195,7 +195,7 @@ FIELDS: tuple[Field, ...] = (
           _number(MINUTE, DAY)),
     Field("refresh_token_ttl", 7 * DAY, parse_duration, "a duration from 1h to 365d", "lifetime of a login session (refresh cookie)",
           _number(HOUR, 365 * DAY)),
-    Field("log_format", "text", str, "text or json", "log output format", lambda value: value in ("text", "json")),
+    Field("log_format", "text", str, "text or json", "log output: text, or json (one JSON object per line; docs/operations.md#logs)", lambda value: value in ("text", "json")),
     Field("metrics_token", "", str, "a string", "bearer token required for the Prometheus endpoint (empty: open)"),
     Field("bus", "memory", str, "memory or redis://host:port/db", "message bus shared by dashd nodes",
           lambda value: value == "memory" or value.startswith("redis://")),

@@ -181,6 +181,7 @@ class DashdService(MultiService):
         self.core = core
         self.store = store
         self.hub = hub
+        self.bus_service: Service | None = None  # the Redis bus, when configured
         self.collector = collector
         self.users = users
         self.configured_rules = configured_rules
@@ -247,6 +248,7 @@ class DashdService(MultiService):
         self._revocation_poll.clock = self.clock
         self._revocation_poll.start(REVOCATION_POLL, now=False).addErrback(
             lambda f: log.failure("revocation poll stopped", f))
+        self.core.prepared = True
         if not self.prepared.called:
             self.prepared.callback(None)
 
@@ -273,6 +275,8 @@ class DashdService(MultiService):
         await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")
         await defer.maybeDeferred(self.collector.stopService)
         await defer.maybeDeferred(self.hub.stopService)
+        if self.bus_service is not None:
+            await defer.maybeDeferred(self.bus_service.stopService)
         await defer.maybeDeferred(self.store.stopService)
         log.info("dashd stopped")
 
@@ -305,15 +309,22 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     catalogue_info = build_catalogue(psutil.cpu_count(logical=True) or 1)
     names = tuple(info.name for info in catalogue_info)
     configured_rules = tuple(rule_from_config_or_exit(rule, names) for rule in settings.rules)
-    bus = InMemoryBus()
+    sequence = SequenceFile(os.path.join(settings.state_dir, "stream.seq"))
+    redis_bus = None
+    if settings.bus == "memory":
+        bus = InMemoryBus()
+    else:
+        from .redisbus import RedisBus  # txredisapi is imported only when Redis is configured
+
+        bus = redis_bus = RedisBus.from_url(settings.bus, settings.host, reactor, sequence)
     telemetry = Telemetry()
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
                   retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue)
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
-    hub = StreamHub(bus, reactor, SequenceFile(os.path.join(settings.state_dir, "stream.seq")),
-                    settings.ring_span, lambda: names, sink=store)
+    hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
+                    sequencing=redis_bus, shared_ring=redis_bus)
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
     rules = RuleEngine(notifications)
@@ -323,7 +334,8 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         MetricsCollector(PsutilReader(settings.disk_path), settings.host, connections.authenticated_count),
         bus, reactor, settings.interval)
     collector.on_sample_duration = telemetry.sample_taken
-    core = Core(settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens, connections=connections,
+    core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
+                connections=connections,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
                 telemetry=telemetry)
     hub.on_fanout = lambda message, clients: telemetry.fanout_done(message, settings.host, core.wall_clock_ms())
@@ -341,6 +353,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])
     core.users = users
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
+    if redis_bus is not None:
+        daemon.bus_service = redis_bus
+        redis_bus.setServiceParent(daemon)
     tls_port = None
     for description in settings.tls_listen:
         endpoint = tls_endpoint(reactor, description)

@@ -19,6 +19,7 @@ from twisted.web.static import File
 from .auth import AuthError, Principal
 from .core import Core
 from .errors import ProtocolError
+from .ingest import IngestServerFactory
 from .protocol import DashboardServerFactory, client_address, origin_allowed
 from .router import fetch_history, validate_history
 from .store import StoreUnavailable
@@ -163,7 +164,8 @@ class ReadyResource(AsyncJsonResource):
                 "collector": {"ok": ticking, "interval": core.interval,
                               "last_sample_age": None if last_tick is None else round(now - last_tick, 3)},
             }
-            ready = store_ok and ticking
+            checks["startup"] = {"ok": core.prepared}
+            ready = store_ok and ticking and core.prepared
             return (200 if ready else 503), {"status": "ready" if ready else "not_ready", "checks": checks}
         return self._respond(request, handle)
 
@@ -427,6 +429,8 @@ def build_site(core: Core, users: UserDirectory | None, *, secure: bool) -> Site
         factory = DashboardServerFactory(core, endpoint, secure=secure)
         fallback = prometheus if endpoint == "metrics" else static
         root.putChild(endpoint.encode(), WebSocketEndpoint(factory, fallback))
+    # Agents push their samples here (dashd.ingest); a plain GET is a 404.
+    root.putChild(b"ingest", WebSocketEndpoint(IngestServerFactory(core, secure=secure), NotFoundJson()))
     site = Site(root)
     site.displayTracebacks = False
     site.timeout = 60

@@ -1,0 +1,453 @@
+"""`dashd agent`: the collector alone, pushing its samples to a hub's
+`/ingest` endpoint (see dashd.ingest and docs/protocol.md, *Agents*).
+
+    dashd agent --hub ws://hub:8080/ingest --token TOKEN [--host-name NAME] [--interval 1]
+
+Samples go into a bounded local buffer (the oldest are dropped, with one log
+line, when the hub stays away too long). While connected, the agent sends
+the buffer in batches and removes a sample only when the hub's reply
+confirms it, so a sample in flight when the hub restarts is sent again on
+the next connection; the hub de-duplicates by (host, timestamp). The
+WebSocket client reconnects through a ClientService with exponential
+back-off; every timer runs on an injected clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import orjson
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .bus import METRICS_TOPIC, InMemoryBus
+from .collector import CollectorService, MetricsCollector, PsutilReader, Sample
+from .timefmt import iso_ms
+
+log = Logger()
+
+SECOND = 1.0
+KIB = 1024
+
+DEFAULT_BUFFER = 100_000  # samples; a day of 1 s samples is 86,400
+DEFAULT_BATCH_INTERVAL = 1.0 * SECOND
+DEFAULT_BATCH_SIZE = 500  # the hub's per-message maximum
+DEFAULT_MAX_BATCH_BYTES = 60 * KIB  # under the hub's default 64 KiB max_message_size
+MAX_IN_FLIGHT = 4  # batches sent and not yet confirmed
+SHUTDOWN_FLUSH = 3.0 * SECOND
+# Errors after which a batch will never be accepted: drop it rather than
+# block the buffer behind it forever.
+PERMANENT_ERRORS = ("bad_message", "forbidden", "too_large")
+
+
+def sample_json(sample: Sample) -> dict:
+    return {"host": sample.host, "timestamp": iso_ms(sample.timestamp_ms), "metrics": dict(sample.metrics)}
+
+
+@dataclass(frozen=True)
+class Batch:
+    correlation_id: str
+    timestamps: tuple[int, ...]
+    payload: bytes
+
+
+class SampleBuffer:
+    """Samples not yet confirmed by the hub, oldest first, keyed by
+    timestamp (the hub's de-duplication key), bounded by `capacity`."""
+
+    def __init__(self, capacity: int = DEFAULT_BUFFER) -> None:
+        self.capacity = capacity
+        self._samples: OrderedDict[int, bytes] = OrderedDict()  # timestamp_ms -> encoded sample
+        self._in_flight: set[int] = set()
+        self.dropped = 0
+        self._drop_logged = False
+
+    def add(self, sample: Sample) -> None:
+        key = sample.timestamp_ms
+        if key in self._samples:
+            return  # the same instant twice (clock stepped back): the hub would drop it too
+        self._samples[key] = orjson.dumps(sample_json(sample))
+        while len(self._samples) > self.capacity:
+            oldest, _ = self._samples.popitem(last=False)
+            self._in_flight.discard(oldest)
+            self.dropped += 1
+            if not self._drop_logged:
+                self._drop_logged = True
+                log.warn("agent buffer full ({capacity} samples): dropping the oldest until the hub is back",
+                         capacity=self.capacity)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    @property
+    def unsent(self) -> int:
+        return len(self._samples) - len(self._in_flight)
+
+    def next_batch(self, correlation_id: str, max_samples: int, max_bytes: int) -> Batch | None:
+        """The oldest unsent samples that fit one message; marks them in flight."""
+        envelope = len(b'{"type":"samples","correlation_id":"","data":{"samples":[]}}') + len(correlation_id)
+        size = envelope
+        chosen: list[int] = []
+        parts: list[bytes] = []
+        for timestamp, encoded in self._samples.items():
+            if timestamp in self._in_flight:
+                continue
+            if chosen and (len(chosen) >= max_samples or size + len(encoded) + 1 > max_bytes):
+                break
+            chosen.append(timestamp)
+            parts.append(encoded)
+            size += len(encoded) + 1
+        if not chosen:
+            return None
+        self._in_flight.update(chosen)
+        payload = (b'{"type":"samples","correlation_id":' + orjson.dumps(correlation_id)
+                   + b',"data":{"samples":[' + b",".join(parts) + b"]}}")
+        return Batch(correlation_id, tuple(chosen), payload)
+
+    def confirm(self, batch: Batch) -> None:
+        """The hub has these: forget them."""
+        for timestamp in batch.timestamps:
+            self._samples.pop(timestamp, None)
+            self._in_flight.discard(timestamp)
+        if self._drop_logged and len(self._samples) < self.capacity // 2:
+            self._drop_logged = False
+
+    def unsend(self, batch: Batch) -> None:
+        """Not confirmed: send these again later."""
+        self._in_flight.difference_update(batch.timestamps)
+
+    def reset_in_flight(self) -> None:
+        """The connection is gone: everything unconfirmed is unsent again."""
+        self._in_flight.clear()
+
+
+class IngestClientProtocol(WebSocketClientProtocol):
+    """Thin: hands the open connection and the hub's messages to the Uplink."""
+
+    def onOpen(self) -> None:
+        self.factory.uplink.opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            return
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.warn("the hub sent a frame that is not JSON; ignored")
+            return
+        if isinstance(message, dict):
+            self.factory.uplink.received(self, message)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.uplink.closed(self, code, reason)
+
+    def send_bytes(self, payload: bytes) -> None:
+        self.sendMessage(payload)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.state == WebSocketClientProtocol.STATE_OPEN:
+            self.sendClose(code, reason[:100] or None)
+
+
+class Uplink(Service):
+    """The connection to the hub and the batching over it: sends the buffer
+    in batches of at most `batch_size` samples / `max_batch_bytes` bytes
+    every `batch_interval` (or at once when a full batch is waiting), at
+    most MAX_IN_FLIGHT unconfirmed batches at a time."""
+
+    def __init__(self, buffer: SampleBuffer, clock: IReactorTime, *, batch_interval: float = DEFAULT_BATCH_INTERVAL,
+                 batch_size: int = DEFAULT_BATCH_SIZE, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES) -> None:
+        self.buffer = buffer
+        self.clock = clock
+        self.batch_interval = batch_interval
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.protocol: IngestClientProtocol | None = None
+        self.acknowledged = False  # the hub sent connection_ack on this connection
+        self._in_flight: dict[str, Batch] = {}
+        self._counter = 0
+        self._loop: LoopingCall | None = None
+        self.confirmed = 0  # samples the hub confirmed, over the agent's life
+        self._idle_waiters: list[defer.Deferred] = []
+        self.on_ack: Callable[[dict], None] = lambda data: None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(self.pump)
+        self._loop.clock = self.clock
+        self._loop.start(self.batch_interval, now=False).addErrback(
+            lambda f: log.failure("agent batch loop stopped", f))
+
+    def stopService(self) -> Any:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return super().stopService()
+
+    # ----- connection events (from the protocol)
+
+    def opened(self, protocol: IngestClientProtocol) -> None:
+        self.protocol = protocol
+        self.acknowledged = False
+        self._in_flight.clear()
+        self.buffer.reset_in_flight()
+
+    def closed(self, protocol: IngestClientProtocol, code: int | None, reason: str | None) -> None:
+        if protocol is not self.protocol:
+            return
+        was_acked = self.acknowledged
+        self.protocol = None
+        self.acknowledged = False
+        self._in_flight.clear()
+        self.buffer.reset_in_flight()
+        if code == 4001:
+            log.error("the hub refused the agent token ({reason}); retrying with back-off", reason=reason)
+        elif was_acked:
+            log.info("connection to the hub closed ({code} {reason}); {pending} samples buffered",
+                     code=code, reason=reason or "", pending=len(self.buffer))
+        self._notify_idle()
+
+    def received(self, protocol: IngestClientProtocol, message: dict) -> None:
+        kind = message.get("type")
+        data = message.get("data") if isinstance(message.get("data"), dict) else {}
+        if kind == "connection_ack":
+            self.acknowledged = True
+            limits = data.get("limits") or {}
+            if isinstance(limits.get("max_message_bytes"), int):
+                self.max_batch_bytes = min(self.max_batch_bytes, max(1024, limits["max_message_bytes"] - 1024))
+            if isinstance(limits.get("max_samples_per_message"), int):
+                self.batch_size = min(self.batch_size, max(1, limits["max_samples_per_message"]))
+            log.info("connected to the hub as {host}; {pending} samples to send", host=data.get("host"),
+                     pending=len(self.buffer))
+            self.on_ack(data)
+            self.pump()
+            return
+        batch = self._in_flight.pop(str(message.get("correlation_id")), None)
+        if kind == "samples" and batch is not None:
+            self.buffer.confirm(batch)
+            self.confirmed += len(batch.timestamps)
+            self.pump()
+        elif kind == "error":
+            code = data.get("code")
+            if batch is None:
+                log.warn("the hub reported an error: {code} {message}", code=code, message=data.get("message"))
+            elif code in PERMANENT_ERRORS:
+                log.error("the hub refused a batch of {n} samples for good ({code}: {message}); dropped",
+                          n=len(batch.timestamps), code=code, message=data.get("message"))
+                self.buffer.confirm(batch)
+            else:  # unavailable, rate_limited, internal: resend later
+                self.buffer.unsend(batch)
+        self._notify_idle()
+
+    # ----- sending
+
+    def pump(self, force: bool = False) -> None:
+        """Send batches while there is room; called by the batch timer, after
+        each confirmation, and when a new sample arrives (full batches only)."""
+        if self.protocol is None or not self.acknowledged:
+            return
+        while len(self._in_flight) < MAX_IN_FLIGHT and self.buffer.unsent:
+            self._counter += 1
+            batch = self.buffer.next_batch(f"b{self._counter}", self.batch_size, self.max_batch_bytes)
+            if batch is None:
+                break
+            self._in_flight[batch.correlation_id] = batch
+            self.protocol.send_bytes(batch.payload)
+
+    def sample_added(self) -> None:
+        if self.buffer.unsent >= self.batch_size:
+            self.pump()
+
+    # ----- shutdown
+
+    @property
+    def idle(self) -> bool:
+        """Nothing left that could be sent and confirmed now."""
+        return self.protocol is None or not self.acknowledged or (not self._in_flight and not self.buffer.unsent)
+
+    def _notify_idle(self) -> None:
+        if self.idle:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.called:
+                    waiter.callback(None)
+
+    async def flush(self, timeout: float) -> None:
+        """Send what is buffered and wait (at most `timeout`) for the hub to confirm it."""
+        self.pump()
+        if self.idle:
+            return
+        waiter: defer.Deferred = defer.Deferred()
+        self._idle_waiters.append(waiter)
+        waiter.addTimeout(timeout, self.clock)
+        try:
+            await waiter
+        except defer.TimeoutError:
+            pass
+
+
+class AgentService(MultiService):
+    """Collector -> buffer -> uplink. Stopping samples no more, then sends
+    what it can within SHUTDOWN_FLUSH before closing the connection."""
+
+    def __init__(self, collector: CollectorService, bus: InMemoryBus, buffer: SampleBuffer, uplink: Uplink,
+                 connection: ClientService, clock: IReactorTime, shutdown_flush: float = SHUTDOWN_FLUSH) -> None:
+        super().__init__()
+        self.collector = collector
+        self.buffer = buffer
+        self.uplink = uplink
+        self.connection = connection
+        self.clock = clock
+        self.shutdown_flush = shutdown_flush
+        bus.subscribe(METRICS_TOPIC, self._on_sample)
+        for child in (uplink, connection, collector):
+            child.setServiceParent(self)
+
+    def _on_sample(self, topic: str, sample: Any) -> None:
+        if isinstance(sample, Sample):
+            sample = Sample(sample.host, sample.timestamp_ms,
+                            {k: v for k, v in sample.metrics.items() if k != "active_connections"})
+            self.buffer.add(sample)
+            self.uplink.sample_added()
+
+    def stopService(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        Service.stopService(self)
+        await defer.maybeDeferred(self.collector.stopService)
+        await self.uplink.flush(self.shutdown_flush)
+        if self.uplink.protocol is not None:
+            self.uplink.protocol.close(1000, "agent stopping")
+        await defer.maybeDeferred(self.connection.stopService)
+        await defer.maybeDeferred(self.uplink.stopService)
+        if len(self.buffer):
+            log.warn("agent stopped with {n} samples the hub has not confirmed (lost)", n=len(self.buffer))
+        else:
+            log.info("agent stopped; every sample was confirmed by the hub")
+
+
+def hub_endpoint(reactor: Any, url: str, ca_file: str | None = None):
+    """A client endpoint for ws://HOST:PORT/... or wss://HOST:PORT/... (TLS
+    verified against the system trust store, or only `ca_file` if given)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"--hub must be a ws:// or wss:// URL, not {url!r}")
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    endpoint = HostnameEndpoint(reactor, parts.hostname, port, timeout=10)
+    if not secure:
+        if ca_file:
+            raise ValueError("--ca-file needs a wss:// hub URL")
+        return endpoint
+    from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+    trust_root = None
+    if ca_file:
+        with open(ca_file, "rb") as f:
+            trust_root = Certificate.loadPEM(f.read())
+    options = optionsForClientTLS(parts.hostname, trustRoot=trust_root) if trust_root is not None \
+        else optionsForClientTLS(parts.hostname)
+    return wrapClientTLS(options, endpoint)
+
+
+def build_agent(reactor: Any, *, hub: str, token: str, host: str, interval: float = 1.0,
+                batch_interval: float = DEFAULT_BATCH_INTERVAL, buffer_size: int = DEFAULT_BUFFER,
+                ca_file: str | None = None, disk_path: str = "/", max_retry_delay: float = 30.0,
+                reader: Any = None) -> AgentService:
+    """The agent's service tree (not started)."""
+    import txaio
+
+    txaio.use_twisted()
+    txaio.set_global_log_level("info")
+    bus = InMemoryBus()
+    buffer = SampleBuffer(buffer_size)
+    uplink = Uplink(buffer, reactor, batch_interval=batch_interval)
+    factory = WebSocketClientFactory(hub, headers={"Authorization": f"Bearer {token}"},
+                                     useragent="dashd-agent")
+    factory.protocol = IngestClientProtocol
+    factory.uplink = uplink
+    factory.setProtocolOptions(autoPingInterval=20, autoPingTimeout=10, openHandshakeTimeout=10,
+                               closeHandshakeTimeout=3, maxMessagePayloadSize=1024 * KIB)
+    connection = ClientService(hub_endpoint(reactor, hub, ca_file), factory,
+                               retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=max_retry_delay), clock=reactor)
+    collector = CollectorService(MetricsCollector(reader or PsutilReader(disk_path), host, lambda: 0),
+                                 bus, reactor, interval)
+    return AgentService(collector, bus, buffer, uplink, connection, reactor)
+
+
+def token_subject(token: str) -> str | None:
+    """The `sub` of a JWT, read without verifying it (only the hub has the key)."""
+    try:
+        import jwt
+
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except Exception:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub", required=True, help="the hub's ingest URL, ws://HOST:PORT/ingest or wss://...")
+    parser.add_argument("--token", default=None,
+                        help="agent token (dashd token --role agent --subject HOST); default: $DASHD_AGENT_TOKEN")
+    parser.add_argument("--host-name", default=None, help="host name of the samples (default: the token's subject)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (0.1 to 60, default 1)")
+    parser.add_argument("--batch-interval", type=float, default=DEFAULT_BATCH_INTERVAL,
+                        help="seconds between batches sent to the hub (default 1)")
+    parser.add_argument("--buffer", type=int, default=DEFAULT_BUFFER,
+                        help=f"samples kept while the hub is away (default {DEFAULT_BUFFER})")
+    parser.add_argument("--ca-file", default=None, help="PEM CA certificate to trust for a wss:// hub (self-signed)")
+    parser.add_argument("--disk-path", default="/", help="filesystem whose usage is reported (default /)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`dashd agent`: runs until SIGTERM/SIGINT, then flushes and exits."""
+    import os
+
+    from twisted.internet import task
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    token = args.token or os.environ.get("DASHD_AGENT_TOKEN", "")
+    if not token:
+        print("dashd agent: give --token or set DASHD_AGENT_TOKEN", file=sys.stderr)
+        return 2
+    if not 0.1 <= args.interval <= 60 or not 0.05 <= args.batch_interval <= 60 or args.buffer < 1:
+        print("dashd agent: --interval must be 0.1 to 60, --batch-interval 0.05 to 60, --buffer at least 1",
+              file=sys.stderr)
+        return 2
+    subject = token_subject(token)
+    host = args.host_name or subject or socket.gethostname()
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    if subject is not None and host != subject:
+        log.warn("--host-name {host} differs from the token's subject {subject}: the hub will refuse the samples",
+                 host=host, subject=subject)
+
+    def main(reactor: Any) -> defer.Deferred:
+        try:
+            agent = build_agent(reactor, hub=args.hub, token=token, host=host, interval=args.interval,
+                                batch_interval=args.batch_interval, buffer_size=args.buffer, ca_file=args.ca_file,
+                                disk_path=args.disk_path)
+        except (ValueError, OSError) as e:
+            print(f"dashd agent: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        log.info("dashd agent for {host} sending to {hub} every {interval:g}s", host=host, hub=args.hub,
+                 interval=args.interval)
+        agent.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", agent.stopService)
+        return defer.Deferred()  # runs until the reactor is stopped (SIGTERM, SIGINT)
+
+    task.react(main)
+    return 0
