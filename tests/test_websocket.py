@@ -108,6 +108,15 @@ async def test_anything_but_a_valid_auth_first_is_refused_with_4001(daemon, firs
     assert logged_failures == []
 
 
+@pytest.mark.parametrize("payload", [b"{nope", b"[1]"])
+@pytest_twisted.ensureDeferred
+async def test_garbage_before_auth_gets_bad_json_and_4001(daemon, payload):
+    client = await connect(daemon.url("/dashboard"))
+    client.send_raw(payload)
+    assert (await client.closed())[0] == 4001
+    assert [m["data"]["code"] for m in client.received] == ["bad_json"]
+
+
 @pytest.mark.parametrize("header", ["Bearer nonsense", "Basic dXNlcjpwYXNz", "Bearer "])
 @pytest_twisted.ensureDeferred
 async def test_bad_authorization_header_gets_unauthorized_and_4001(daemon, header):

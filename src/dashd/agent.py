@@ -71,6 +71,7 @@ class SampleBuffer:
         self.capacity = capacity
         self._samples: OrderedDict[int, bytes] = OrderedDict()  # timestamp_ms -> encoded sample
         self._in_flight: set[int] = set()
+        self.added = 0  # samples taken, over the agent's life
         self.dropped = 0
         self._drop_logged = False
 
@@ -79,6 +80,7 @@ class SampleBuffer:
         if key in self._samples:
             return  # the same instant twice (clock stepped back): the hub would drop it too
         self._samples[key] = orjson.dumps(sample_json(sample))
+        self.added += 1
         while len(self._samples) > self.capacity:
             oldest, _ = self._samples.popitem(last=False)
             self._in_flight.discard(oldest)
@@ -333,9 +335,10 @@ class AgentService(MultiService):
         await defer.maybeDeferred(self.connection.stopService)
         await defer.maybeDeferred(self.uplink.stopService)
         if len(self.buffer):
-            log.warn("agent stopped with {n} samples the hub has not confirmed (lost)", n=len(self.buffer))
+            log.warn("agent stopped: {taken} samples taken, {n} not confirmed by the hub (lost)",
+                     taken=self.buffer.added, n=len(self.buffer))
         else:
-            log.info("agent stopped; every sample was confirmed by the hub")
+            log.info("agent stopped: {taken} samples taken, all confirmed by the hub", taken=self.buffer.added)
 
 
 def hub_endpoint(reactor: Any, url: str, ca_file: str | None = None):

@@ -338,8 +338,9 @@ class IngestServerProtocol(WebSocketServerProtocol):
             return
         correlation_id = None
         try:
-            message = _parse(payload)
-            correlation_id = message.get("correlation_id")
+            message = _decode(payload)
+            correlation_id = _correlation_id(message)
+            _check_type(message)
             self._check_live()
             if not self.bucket.take(self.factory.core.clock.seconds()):
                 raise ProtocolError("rate_limited", "too many messages; slow down",
@@ -401,23 +402,29 @@ class IngestServerProtocol(WebSocketServerProtocol):
             log.info("agent {host} disconnected ({code})", host=self.principal.subject, code=code)
 
 
-def _parse(payload: bytes) -> dict:
+def _decode(payload: bytes) -> dict:
     try:
         message = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError("bad_json", "a message must be a JSON object")
+    return message
+
+
+def _correlation_id(message: dict) -> Any:
     correlation_id = message.get("correlation_id")
     if correlation_id is not None and (not isinstance(correlation_id, str) or len(correlation_id) > 128):
-        message["correlation_id"] = None
         raise _bad("'correlation_id' must be a string of at most 128 characters")
+    return correlation_id
+
+
+def _check_type(message: dict) -> None:
     kind = message.get("type")
     if not isinstance(kind, str):
         raise _bad("'type' must be a string")
     if kind not in INGEST_TYPES:
         raise ProtocolError("unknown_type", f"unknown type {kind[:40]!r} on /ingest", {"known": list(INGEST_TYPES)})
-    return message
 
 
 class IngestServerFactory(WebSocketServerFactory):

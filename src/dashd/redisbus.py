@@ -127,6 +127,12 @@ def decode_message(payload: str) -> tuple[str, str, Any]:
     return body["o"], body["t"], body["d"]
 
 
+def _unwrap(protocol: Any) -> Any:
+    """ClientService hands prepareConnection a proxy; connectionLost comes
+    from the protocol itself."""
+    return getattr(protocol, "_protocol", protocol)
+
+
 class _CommandProtocol(txredisapi.RedisProtocol):
     def connectionLost(self, why) -> None:
         super().connectionLost(why)
@@ -147,6 +153,7 @@ class _RedisClientFactory(Factory):
     reconnecting), with the injected clock for reply timeouts."""
 
     isLazy = False  # read by txredisapi when AUTH or SELECT fails
+    noisy = False
 
     def __init__(self, protocol_class: type, bus: "RedisBus") -> None:
         self.protocol_class = protocol_class
@@ -242,12 +249,16 @@ class RedisBus(Service):
     # ----- connections
 
     def _prepare_command(self, protocol) -> Deferred:
+        protocol = _unwrap(protocol)
+
         def ready(_: Any) -> None:
             self._command = protocol
             self._maybe_recover()
         return protocol.whenConnected().addCallback(ready)
 
     def _prepare_subscriber(self, protocol) -> Deferred:
+        protocol = _unwrap(protocol)
+
         def ready(_: Any) -> None:
             self._subscriber = protocol
             self._maybe_recover()

@@ -108,11 +108,11 @@ class MessageRouter:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError:
             self._count_received(None, payload)
-            self.session.send_error(ProtocolError("bad_json", "the message is not valid JSON"), None)
+            self._fail(self._before_auth(ProtocolError("bad_json", "the message is not valid JSON")), None)
             return None
         self._count_received(message, payload)
         if not isinstance(message, dict):
-            self.session.send_error(ProtocolError("bad_json", "the message must be a JSON object"), None)
+            self._fail(self._before_auth(ProtocolError("bad_json", "the message must be a JSON object")), None)
             return None
         correlation_id = message.get("correlation_id")
         if correlation_id is not None and not (isinstance(correlation_id, (str, int)) and not isinstance(correlation_id, bool)
@@ -141,6 +141,13 @@ class MessageRouter:
         if result is not None:
             self.session.reply(type_, result, correlation_id)
         return None
+
+    def _before_auth(self, error: ProtocolError) -> ProtocolError:
+        """Before authentication the only acceptable message is `auth`:
+        anything else also ends the connection (4001)."""
+        if self.session.principal is None:
+            error.close_code = CLOSE_UNAUTHORIZED
+        return error
 
     def reject_rate_limited(self, payload: bytes, retry_after: float) -> None:
         correlation_id = None

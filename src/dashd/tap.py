@@ -83,7 +83,8 @@ class Options(usage.Options):
         try:
             self.settings = load_settings(values)
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            # One clear line and exit status 1, not the whole usage text.
+            raise SystemExit(f"dashd: {e}") from None
 
 
 class ListenerService(Service):
