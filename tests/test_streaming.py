@@ -394,3 +394,19 @@ async def test_compression_can_be_switched_off(make_settings):
         assert await deferToThread(handshake_extensions, daemon.port, "permessage-deflate") is None
     finally:
         await daemon.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_only_other_hosts_have_can_be_subscribed_and_streamed(daemon):
+    from dashd.bus import METRICS_TOPIC
+    from dashd.collector import Sample
+
+    client = await authed(daemon)
+    sample = Sample("bighost", daemon.core.wall_clock_ms(), {"cpu_usage": 5.0, "cpu_core_31": 7.5})
+    await daemon.core.bus.publish(METRICS_TOPIC, sample)
+    reply = await client.request("subscribe", {"metrics": ["cpu_core_31"], "hosts": ["bighost"]})
+    assert reply["type"] == "subscribe", reply
+    await daemon.core.bus.publish(METRICS_TOPIC, Sample("bighost", daemon.core.wall_clock_ms() + 1,
+                                                        {"cpu_usage": 6.0, "cpu_core_31": 8.5}))
+    update = await client.recv_type("metrics_update")
+    assert update["data"]["host"] == "bighost" and update["data"]["metrics"] == {"cpu_core_31": 8.5}

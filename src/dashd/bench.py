@@ -886,6 +886,20 @@ def emit(event: Mapping[str, Any]) -> None:
 def serve(args: argparse.Namespace) -> int:
     """dashd's service tree on 127.0.0.1 with the synthetic sampler; stdin
     takes `rate HZ`, `stats`, `profile-start`, `profile-stop PATH`, `quit`."""
+    if args.reuse_port:
+        # Several processes on one port (the multi-process experiment): the
+        # kernel spreads connections over their sockets. Handed to Twisted
+        # the systemd way, as fd 3, before Twisted reads the environment.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", args.port))
+        listener.listen(4096)
+        listener.setblocking(False)
+        os.dup2(listener.fileno(), 3)
+        os.set_inheritable(3, False)
+        os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="dashd")
+        assert "twisted.internet.endpoints" not in sys.modules
     from twisted.internet import reactor, stdio
     from twisted.logger import FileLogObserver, LogLevel, LogLevelFilterPredicate, FilteringLogObserver, \
         formatEventAsClassicLogText, globalLogBeginner
@@ -914,16 +928,6 @@ def serve(args: argparse.Namespace) -> int:
         "static": os.path.join(args.state_dir, "no-frontend"),
     }
     if args.reuse_port:
-        # Several processes on one port: the kernel spreads connections
-        # over them. Handed to Twisted the systemd way (an inherited fd 3).
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        listener.bind(("127.0.0.1", args.port))
-        listener.listen(4096)
-        listener.setblocking(False)
-        os.dup2(listener.fileno(), 3)
-        os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="dashd")
         values["listen"] = "systemd:domain=INET:index=0"
     if args.tls_key:
         values["listen"] = f"tcp:0:{interface}"

@@ -65,15 +65,19 @@ class Core:
     rules: RuleEngine
     catalogue_info: tuple[MetricInfo, ...]
     collector: Any = None  # CollectorService: interval and set_interval
+    bus: Any = None  # dashd.bus.Bus: where producers (ingest, admin) publish
     telemetry: Any = None  # dashd.telemetry.Telemetry or None
     revocations: RevocationList = field(default_factory=RevocationList)
     prepared: bool = True  # False until the store answered and users, revocations and rules are loaded
     wall_clock_ms: Callable[[], int] = now_ms
     on_session_closed: list[Callable[[Any], None]] = field(default_factory=list)
+    # Called when the daemon stops, before clients are closed (e.g. agents' /ingest connections).
+    shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def catalogue(self) -> tuple[str, ...]:
-        return tuple(info.name for info in self.catalogue_info)
+        """Metric names clients may ask for: ours and other hosts'."""
+        return self.hub.known_metrics()
 
     @property
     def host(self) -> str:

@@ -31,6 +31,11 @@ from .streams import (
 )
 
 
+def metric_keys(message: StreamMessage) -> tuple[str, ...]:
+    """The metric names a message carries (what a subscription selects from)."""
+    return tuple(message.metrics) if message.metrics else ()
+
+
 class SequenceFile:
     """Persists how far `seq` may have gone, so numbers keep growing across
     restarts. Numbers are reserved in blocks: after a crash the daemon starts
@@ -313,10 +318,10 @@ class StreamHub(Service):
 
     def fan_out(self, message: StreamMessage) -> None:
         cache = FrameCache(message)
-        catalogue = self._catalogue()
+        keys = metric_keys(message)
         for stream in list(self._streams):
             try:
-                stream.offer(cache, catalogue)
+                stream.offer(cache, keys)
             except Exception:
                 self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
         self.on_fanout(message, len(self._streams))
@@ -336,9 +341,16 @@ class StreamHub(Service):
     def send_latest(self, stream: ClientStream) -> None:
         """Right after connection_ack: the newest sample of each host, so a new
         dashboard has values at once."""
-        catalogue = self._catalogue()
         for message in sorted(self.latest_sample.values(), key=lambda m: m.seq):
-            stream.offer(FrameCache(message), catalogue)
+            stream.offer(FrameCache(message), metric_keys(message))
+
+    def known_metrics(self) -> tuple[str, ...]:
+        """This node's catalogue plus the metric names other hosts (agents,
+        other nodes) send, so clients can subscribe to those too."""
+        names = dict.fromkeys(self._catalogue())
+        for message in self.latest_sample.values():
+            names.update(dict.fromkeys(message.metrics or ()))
+        return tuple(names)
 
     async def resume(self, stream: ClientStream, after_seq: int,
                      backfill: Callable[[int, int], Any] | None, limit: int,
@@ -350,7 +362,6 @@ class StreamHub(Service):
         if self._shared_ring is not None:
             backfill = self._shared_backfill(backfill)
         stream.resuming = True
-        catalogue = self._catalogue()
         # Messages this connection already got live (the latest sample sent
         # right after connection_ack, and everything after it) are not sent
         # again; everything before them and after after_seq is.
@@ -375,7 +386,7 @@ class StreamHub(Service):
             last_timestamp[0] = message.timestamp_ms
             if live_from is not None and message.seq >= live_from:
                 stream.last_seq = max(stream.last_seq, message.seq)
-            elif stream.replay(message, catalogue):
+            elif stream.replay(message, metric_keys(message)):
                 counts[kind] += 1
 
         current = self.seq

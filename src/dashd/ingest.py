@@ -39,7 +39,13 @@ from .auth import AGENT_ROLE, AuthError, Principal
 from .bus import METRICS_TOPIC
 from .collector import Sample
 from .core import Core
-from .errors import CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from .errors import (
+    CLOSE_GOING_AWAY,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UNSUPPORTED_DATA,
+    HandshakeRefused,
+    ProtocolError,
+)
 from .limits import TokenBucket
 from .protocol import client_address, protocol_options
 from .store import StoreUnavailable
@@ -81,7 +87,7 @@ def parse_timestamp(value: object, index: int) -> int:
         raise _bad(f"samples[{index}].timestamp is not ISO-8601: {value[:40]!r}", index=index) from None
     if moment.tzinfo is None:
         raise _bad(f"samples[{index}].timestamp needs a time zone (end it with Z)", index=index)
-    return int(round(moment.timestamp() * 1000))
+    return round(moment.timestamp() * 1000)
 
 
 def validate_batch(data: object, host: str, now_ms: int) -> list[Sample]:
@@ -246,9 +252,8 @@ class IngestService:
 
 
 def bus_of(core: Core) -> Any:
-    """The daemon's bus (Core has no public field for it yet)."""
-    bus = getattr(core, "bus", None)
-    return bus if bus is not None else core.hub._bus
+    """The daemon's bus; cores built by hand in tests may have none set."""
+    return core.bus if core.bus is not None else core.hub._bus
 
 
 def ingest_service_for(core: Core) -> IngestService:

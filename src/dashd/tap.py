@@ -273,6 +273,8 @@ class DashdService(MultiService):
             poll.stop()
         for listener in self.listeners:
             await defer.maybeDeferred(listener.stopService)
+        for hook in self.core.shutdown_hooks:
+            hook()
         await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")
         await defer.maybeDeferred(self.collector.stopService)
         await defer.maybeDeferred(self.hub.stopService)
@@ -336,7 +338,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         bus, reactor, settings.interval)
     collector.on_sample_duration = telemetry.sample_taken
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
-                connections=connections,
+                connections=connections, bus=bus,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
                 telemetry=telemetry)
     hub.on_fanout = lambda message, clients: telemetry.fanout_done(message, settings.host, core.wall_clock_ms())

@@ -430,7 +430,9 @@ def build_site(core: Core, users: UserDirectory | None, *, secure: bool) -> Site
         fallback = prometheus if endpoint == "metrics" else static
         root.putChild(endpoint.encode(), WebSocketEndpoint(factory, fallback))
     # Agents push their samples here (dashd.ingest); a plain GET is a 404.
-    root.putChild(b"ingest", WebSocketEndpoint(IngestServerFactory(core, secure=secure), NotFoundJson()))
+    ingest = IngestServerFactory(core, secure=secure)
+    core.shutdown_hooks.append(ingest.close_all)
+    root.putChild(b"ingest", WebSocketEndpoint(ingest, NotFoundJson()))
     site = Site(root)
     site.displayTracebacks = False
     site.timeout = 60

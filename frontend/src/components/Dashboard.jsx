@@ -12,6 +12,7 @@ import ConnectionStatus from './ConnectionStatus.jsx';
 import ControlPanel from './ControlPanel.jsx';
 import MetricsChart from './MetricsChart.jsx';
 import MetricTiles from './MetricTiles.jsx';
+import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
 import NotificationsPanel, { notificationsReducer, unreadCount } from './NotificationsPanel.jsx';
 import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
@@ -132,6 +133,8 @@ export default function Dashboard({ auth, theme }) {
   // Current settings for callbacks that run outside render (socket events).
   const settings = useRef({ windowMs, paused, rateId, groups, host });
   const knownHosts = useRef(new Set());
+  // CPU/memory of every host for the overview (small multiples), fed below.
+  const hostSeries = useMemo(() => createHostsSeries(), []);
   const sendRef = useRef(null);
   const ackRef = useRef(null);
   const hiddenThrottle = useRef(null);
@@ -270,6 +273,7 @@ export default function Dashboard({ auth, theme }) {
             const sample = toSample(msg);
             if (!sample) break;
             noteHost(sample.host);
+            hostSeries.add(sample);
             const shown = settings.current.host ?? ackRef.current?.host;
             if (sample.host && shown && sample.host !== shown) {
               store.noteSeq(sample.seq);
@@ -322,7 +326,7 @@ export default function Dashboard({ auth, theme }) {
       // measured time covers store, chart draws and the tile render.
       queueMicrotask(() => profiler.record(start, profiler.now()));
     },
-    [store, profiler, fillHistory, refillGap, pushToast, noteHost],
+    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries],
   );
 
   const onConnected = useCallback(
@@ -617,6 +621,7 @@ export default function Dashboard({ auth, theme }) {
 
       <div className="layout">
         <main id="main" className="main" tabIndex={-1}>
+          <HostsOverview series={hostSeries} hosts={hosts} current={host ?? ack?.host} onSelect={onHost} />
           <MetricTiles store={store} units={units} cores={cores} groups={groups} available={available} paused={paused} theme={theme.resolved} />
           <section className="charts" aria-label="Live charts">
             {charts
