@@ -12,6 +12,7 @@ and the RSV1 ("compressed") bit that higher-level clients hide."""
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any, Callable
 
 import pytest
@@ -382,3 +383,27 @@ async def test_close_handshake_during_a_broadcast(echo):
     # What arrived before the close frame is a prefix of the burst, in order.
     received = [payload for _, payload in closer.messages()]
     assert received == burst[:len(received)]
+
+
+def test_the_conformance_echo_command_serves_until_stopped(tmp_path):
+    """`dashd conformance-echo` as an external suite would start it."""
+    import re
+    import signal
+    import subprocess
+
+    from websockets.sync.client import connect
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dashd.cli", "conformance-echo", "--listen", "tcp:0:interface=127.0.0.1",
+         "--state-dir", str(tmp_path), "--max-message-size", "16MiB", "--max-frame-size", "16MiB"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        banner = process.stdout.readline()
+        assert "test tool" in banner and "dashd.fastpath" in banner
+        url = re.search(r"ws://[0-9.]+:[0-9]+/", banner).group(0)
+        with connect(url + "any/path", compression="deflate", max_size=None, open_timeout=10) as ws:
+            ws.send("x" * 100_000)  # above the daemon's 64 KiB default, under the 16 MiB asked for
+            assert ws.recv(timeout=10) == "x" * 100_000
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)

@@ -408,3 +408,172 @@ async def test_autobahns_own_write_path_still_works_when_chosen(daemon, monkeypa
     await client.wait(lambda: any(m.get("seq") == seq for m in updates(client)))
     assert fastpath.stats.as_dict() == before
     client.abort()
+
+
+# --------------------------------------------------------------------------
+# The bench tool's arithmetic (dashd.bench; the runs themselves are `make bench`)
+
+def test_bench_histogram_merges_processes_and_reads_percentiles():
+    from dashd.bench import LatencyHistogram
+
+    histogram = LatencyHistogram(bucket_ms=0.25)
+    histogram.add({"0": 50, "3": 40}, 0.9)
+    histogram.add({3: 9, 399: 1}, 99.9)
+    assert histogram.total == 100
+    assert histogram.percentile(0.5) == 0.25
+    assert histogram.percentile(0.95) == 1.0
+    assert histogram.percentile(1.0) == 99.9  # the exact max, not the bucket edge
+    assert LatencyHistogram().percentile(0.5) is None
+
+
+def test_bench_summary_takes_medians_and_builds_the_result_line():
+    from dashd.bench import format_table, result_line, summarize, target_checks
+
+    def row(server, scenario, **values):
+        return {"server": server, "scenario": scenario, "session": "1k", **values}
+
+    rows = []
+    for repeat, (dashd_cpu, ws_cpu) in enumerate([(10.0, 8.0), (12.0, 8.0), (11.0, 9.0)]):
+        rows += [
+            row("dashd", "1000x10Hz", p99_ms=20.0 + repeat, cpu_us_per_delivery=11.0, deliveries_per_s=1e4),
+            row("ws", "1000x10Hz", p99_ms=15.0, cpu_us_per_delivery=8.0, deliveries_per_s=1e4),
+            row("dashd", "1000x100Hz", cpu_us_per_delivery=dashd_cpu),
+            row("ws", "1000x100Hz", cpu_us_per_delivery=ws_cpu),
+            row("dashd", "ramp 50Hz", deliveries_per_s=5e4),
+            row("dashd", "ramp: sustained", sustained_deliveries_per_s=6e4 + repeat),
+            row("ws", "ramp: sustained", sustained_deliveries_per_s=5e4),
+            row("dashd", "10000x1Hz idle", rss_per_conn_kb=14.0),
+            row("dashd", "1000x10Hz deflate", cpu_us_per_delivery=13.2),
+        ]
+    summary = summarize(rows)
+    assert [(r["scenario"], r["server"]) for r in summary][:4] == [
+        ("1000x10Hz", "dashd"), ("1000x10Hz", "ws"), ("1000x100Hz", "dashd"), ("1000x100Hz", "ws")]
+    assert not any(r["scenario"] == "ramp 50Hz" for r in summary)
+    line, values = result_line(summary)
+    assert line == "RESULT deliveries_ratio=1.2 cpu_per_delivery_ratio=1.38 p99_ms=21.0 rss_per_conn_kb=14.0"
+    assert values["p99_ms"] == 21.0
+    checks = "\n".join(target_checks(summary, values))
+    assert "1.2 (target >= 1.1): met" in checks and "1.38 (target <= 0.7): MISSED" in checks
+    assert "deflate" in checks and "1.2 (target <= 1.3): met" in checks
+    table = format_table(summary)
+    assert table.splitlines()[0].startswith("| scenario") and "21.0" in table
+
+
+def test_bench_helpers_synthetic_samples_process_split_and_proc_readers():
+    import os
+
+    from dashd.bench import (BENCH_METRICS, SyntheticSampler, clients_per_process, machine_busy_seconds,
+                             process_cpu_seconds, process_rss_kb, ratio, synthetic_metrics)
+
+    assert list(synthetic_metrics(5)) == list(BENCH_METRICS)
+    assert synthetic_metrics(5) != synthetic_metrics(6)
+    sampler = SyntheticSampler("bench-0", lambda: 1_000)
+    sampler.prime()
+    sample = sampler.sample()
+    assert (sample.host, sample.timestamp_ms, sampler.count) == ("bench-0", 1_000, 1)
+    assert clients_per_process(1000) == [500, 500]
+    assert clients_per_process(10001) == [2501, 2500, 2500, 2500]
+    assert process_rss_kb(os.getpid()) > 1000 and process_cpu_seconds(os.getpid()) > 0
+    assert machine_busy_seconds() > 0
+    assert ratio(1.0, 0) is None and ratio(3.0, 2.0) == 1.5
+
+
+class _FakeGenerator:
+    """Stands in for the Node load generator: reports `fraction` of what the
+    server was asked to publish (the real one is exercised by `make bench`)."""
+
+    def __init__(self, clients: int, fraction: float = 1.0) -> None:
+        import os
+
+        self.clients = clients
+        self.fraction = fraction
+        self.rate = 0.0
+        self.pids = [os.getpid()]
+        self._reset_at = 0.0
+
+    def broadcast(self, command: str) -> None:
+        import time
+
+        if command == "reset":
+            self._reset_at = time.monotonic()
+
+    def report(self) -> list[dict]:
+        import time
+
+        received = int(self.clients * self.rate * (time.monotonic() - self._reset_at) * self.fraction)
+        return [{"received": received, "received_full": received, "full_clients": self.clients, "open": self.clients,
+                 "bytes": 297 * received, "bucket_ms": 0.25, "hist": {"40": received}, "max_ms": 10.1,
+                 "missing": 0, "out_of_order": 0, "degraded": 0, "unexpected_closes": 0}]
+
+
+def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
+    """`python -m dashd.bench serve` in a subprocess, driven the way `run`
+    drives it; an independent client reads the synthetic stream."""
+    import os
+    import sys
+
+    from websockets.sync.client import connect
+
+    from dashd.auth import TokenIssuer, load_or_create_secret
+    from dashd.bench import (Environment, ServerUnderTest, Session, measure_collector, measure_window, run_ramp,
+                             Plan, process_cpu_seconds)
+
+    template = tmp_path / "template"
+    template.mkdir()
+    token = TokenIssuer(load_or_create_secret(str(template / "secret.key"))).mint("bench", "viewer", 600)[0]
+    env = Environment(python=sys.executable, node="node", bench_dir=str(tmp_path), work_dir=str(tmp_path),
+                      token=token, state_dir=str(template), tls_key="", tls_cert="")
+    session = Session("tiny", 1)
+    server = ServerUnderTest("dashd", env, session, "t")
+    try:
+        with connect(server.url, additional_headers={"Authorization": f"Bearer {token}"},
+                     open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+            server.set_rate(50)
+            seqs = []
+            while len(seqs) < 5:
+                message = json.loads(ws.recv(timeout=10))
+                if message["type"] == "metrics_update":
+                    assert message["data"]["host"] == "bench-0" and len(message["data"]["metrics"]) == 8
+                    seqs.append(message["seq"])
+            assert seqs == sorted(seqs)
+            stats = server.stats()
+            assert stats["clients"] == 1 and stats["published"] >= 5
+            assert stats["write_stats"]["direct"] >= 5
+            server.children[0].send(f"profile-start")
+            server.children[0].send(f"profile-stop {tmp_path / 'serve.pstats'}")
+            assert server.children[0].wait_event("profile", 10)["path"].endswith("serve.pstats")
+            generator = _FakeGenerator(clients=1)
+            original = server.set_rate
+            server.set_rate = lambda hz: (setattr(generator, "rate", hz), original(hz))
+            row = measure_window(server, generator, 20, 0.1, 0.3, 1)
+            assert 0.9 < row["delivered"] < 1.1 and row["p99_ms"] == 10.1 and row["bytes_per_update"] == 297
+            assert row["server_cpu_pct"] >= 0 and process_cpu_seconds(server.pids[0]) > 0
+            plan = Plan(sessions=(), repeats=1, warmup=0.05, window=0.2, ramp_window=0.2, ramp_refine=1,
+                        collector_seconds=0)
+            ramp_session = Session("tiny", 1, ramp=(10, 20, 40))
+            generator.fraction = 1.0
+            rows = run_ramp(server, generator, ramp_session, plan, {"server": "dashd"}, lambda text: None)
+            assert rows[-1]["scenario"] == "ramp: sustained" and rows[-1]["ceiling"] is True
+            generator.fraction = 0.5  # nothing is sustained now: the ramp stops at once
+            rows = run_ramp(server, generator, ramp_session, plan, {"server": "dashd"}, lambda text: None)
+            assert rows[-1]["sustained_rate_hz"] is None and len(rows) == 2
+    finally:
+        server.stop()
+    assert server.children[0].process.poll() is not None
+    collector = measure_collector(sys.executable, 1.0)
+    assert collector["samples"] >= 1 and 0 <= collector["cpu_pct"] < 50
+
+
+def test_bench_child_reports_an_exit_and_a_missing_event():
+    import sys
+
+    from dashd.bench import BenchError, Child
+
+    child = Child("echo", [sys.executable, "-c", "print('{\"event\": \"hello\"}'); print('not json')"])
+    try:
+        assert child.wait_event("hello", 10) == {"event": "hello"}
+        with pytest.raises(BenchError, match="exited"):
+            child.wait_event("never", 10)
+    finally:
+        child.stop()
