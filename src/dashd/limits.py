@@ -7,6 +7,8 @@ class TokenBucket:
     """`rate` tokens per second, at most `burst` saved up. `now` is passed in
     so the bucket is testable without a clock."""
 
+    __slots__ = ("rate", "burst", "_tokens", "_updated")
+
     def __init__(self, rate: float, burst: int, now: float) -> None:
         self.rate = rate
         self.burst = float(burst)

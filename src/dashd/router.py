@@ -96,6 +96,7 @@ class MessageRouter:
     """Routes one connection's messages to its handlers."""
 
     log = Logger()
+    __slots__ = ("session", "core")
 
     def __init__(self, session) -> None:
         self.session = session

@@ -25,6 +25,10 @@ ABUSE_QUIET_SECONDS = 1.0
 
 class ClientSession:
     log = Logger()
+    # One per connection: slots keep thousands of idle clients small.
+    __slots__ = ("core", "sink", "endpoint", "address", "session_id", "connected_at_ms", "principal", "closed",
+                 "stream", "asked_hz", "bucket", "_abuse_since", "_last_refusal", "_timers", "_last_activity",
+                 "router")
 
     def __init__(self, core: Core, sink: ClientSink, endpoint: str, address: str) -> None:
         assert endpoint in ENDPOINTS, endpoint
@@ -170,14 +174,21 @@ class ClientSession:
         return {"max_hz": self.asked_hz, "effective_hz": round(self.stream.effective_hz, 4)}
 
     def _schedule_expiry(self, principal: Principal) -> None:
+        """One timer per connection for the token: first the warning, then
+        (rescheduled) the expiry itself."""
         now_s = self.core.wall_clock_ms() / 1000.0
         remaining = principal.expires_at - now_s
         warning = remaining - self.core.settings.token_warning
-        self._cancel("expiry_warning")
         if warning > 0:
-            self._schedule("expiry_warning", warning, self._warn_expiry)
-        elif remaining > 0:
-            self._warn_expiry()
+            self._schedule("expiry", warning, self._warn_then_wait)
+        else:
+            if remaining > 0:
+                self._warn_expiry()
+            self._schedule("expiry", max(0.0, remaining), self._expired)
+
+    def _warn_then_wait(self) -> None:
+        self._warn_expiry()
+        remaining = self.principal.expires_at - self.core.wall_clock_ms() / 1000.0
         self._schedule("expiry", max(0.0, remaining), self._expired)
 
     def _warn_expiry(self) -> None:

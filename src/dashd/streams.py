@@ -110,6 +110,8 @@ class ClientSink(Protocol):
 class SubscriptionFilter:
     """Metric and host patterns (names or shell globs) a client selected."""
 
+    __slots__ = ("metrics", "hosts", "_selection_cache")
+
     def __init__(self, metrics: Iterable[str] = ("*",), hosts: Iterable[str] = ("*",)) -> None:
         self.metrics: tuple[str, ...] = tuple(dict.fromkeys(metrics))
         self.hosts: tuple[str, ...] = tuple(dict.fromkeys(hosts))
@@ -138,6 +140,12 @@ class SubscriptionFilter:
 
     def as_dict(self) -> dict:
         return {"metrics": list(self.metrics), "hosts": list(self.hosts)}
+
+
+# Shared by every client that has not subscribed to anything else (a
+# subscription is replaced, never changed in place).
+ALL_METRICS = SubscriptionFilter()
+NO_METRICS = SubscriptionFilter(metrics=())
 
 
 def unknown_patterns(patterns: Iterable[str], known: Iterable[str]) -> list[str]:
@@ -207,6 +215,11 @@ class ClientStream:
     """
 
     log = Logger()
+    # One per connection: slots keep thousands of idle clients small.
+    __slots__ = ("sink", "clock", "wants_metrics", "wants_notifications", "subscription", "queue_bound",
+                 "slow_timeout", "collection_hz", "stats", "live", "resuming", "last_seq", "first_live_seq",
+                 "_queue", "_paused", "_degraded", "_slow_timer", "_closed", "max_hz", "_last_sent_at",
+                 "_pending", "_windows", "_throttle_timers")
 
     def __init__(
         self,
@@ -223,7 +236,7 @@ class ClientStream:
         self.clock = clock
         self.wants_metrics = wants_metrics
         self.wants_notifications = wants_notifications
-        self.subscription = SubscriptionFilter() if wants_metrics else SubscriptionFilter(metrics=())
+        self.subscription = ALL_METRICS if wants_metrics else NO_METRICS
         self.queue_bound = queue_bound
         self.slow_timeout = slow_timeout
         self.collection_hz = collection_hz
@@ -232,7 +245,9 @@ class ClientStream:
         self.resuming = False  # while a resume replays, live offers are skipped (the ring has them)
         self.last_seq = 0  # highest stream seq written (or queued) to this client
         self.first_live_seq: int | None = None  # first stream seq sent live on this connection
-        self._queue: deque[OutboundFrame] = deque()
+        # An empty tuple until something has to wait: most clients never
+        # queue, and an empty deque costs ~600 bytes per connection.
+        self._queue: deque[OutboundFrame] | tuple = ()
         self._paused = False
         self._degraded = False
         self._slow_timer: IDelayedCall | None = None
@@ -356,6 +371,8 @@ class ClientStream:
         self._enqueue(frame)
 
     def _enqueue(self, frame: OutboundFrame) -> None:
+        if not self._queue:
+            self._queue = deque()
         if frame.coalesce_key is not None:
             for index, queued in enumerate(self._queue):
                 if queued.coalesce_key == frame.coalesce_key:
@@ -395,6 +412,8 @@ class ClientStream:
         while self._queue and not self._paused and not self._closed:
             self.stats.sent += 1
             self.sink.send_frame(self._queue.popleft())
+        if not self._queue:
+            self._queue = ()
         if not self._paused:
             self._cancel_slow_timer()
             if self._degraded and not self._queue:
@@ -424,14 +443,14 @@ class ClientStream:
         self.stats.slow_closes += 1
         self.stats.dropped += len(self._queue)
         self.log.info("closing a slow consumer ({why}, {queued} queued)", why=why, queued=len(self._queue))
-        self._queue.clear()
+        self._queue = ()
         self.close()
         self.sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and resume")
 
     def close(self) -> None:
         """Stop everything; called when the connection goes away."""
         self._closed = True
-        self._queue.clear()
+        self._queue = ()
         self._cancel_slow_timer()
         for timer in self._throttle_timers.values():
             if timer.active():
