@@ -938,7 +938,7 @@ def serve(args: argparse.Namespace) -> int:
     collector = daemon.collector
     # Bench-only seam: the real CollectorService, bus and hub, fed synthetic
     # samples instead of psutil readings.
-    collector._collector = sampler
+    collector.sampler = sampler  # the real service tree, fed synthetic samples
     collector.interval = 1.0 / args.rate
     profiler: list = []
 

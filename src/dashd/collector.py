@@ -219,7 +219,8 @@ class CollectorService(Service):
     log = Logger()
 
     def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float) -> None:
-        self._collector = collector
+        # Public so tools can feed the real tree other samples (dashd bench).
+        self.sampler = collector
         self._bus = bus
         self._clock = clock
         self.interval = interval
@@ -230,7 +231,7 @@ class CollectorService(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._collector.prime()
+        self.sampler.prime()
         self._start_loop(now=False)
 
     def stopService(self):
@@ -257,7 +258,7 @@ class CollectorService(Service):
         # Guarded: an exception escaping a LoopingCall stops it for good.
         started = time.perf_counter()
         try:
-            sample = self._collector.sample()
+            sample = self.sampler.sample()
         except Exception:
             self.log.failure("collecting a sample failed; will retry next interval")
             return
