@@ -509,7 +509,6 @@ class _FakeGenerator:
 def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
     """`python -m dashd.bench serve` in a subprocess, driven the way `run`
     drives it; an independent client reads the synthetic stream."""
-    import os
     import sys
 
     from websockets.sync.client import connect

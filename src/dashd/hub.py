@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
