@@ -8,7 +8,7 @@ QUICK ?=
 SRC := $(shell find src twisted -name '*.py' -o -name '*.sql') setup.cfg pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend test-py test-js test-e2e bench clean
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,15 @@ test-py: install test-deps
 test-js: frontend
 	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
 
-test-e2e: install frontend
+# Browser tests need Debian's Chromium (never a downloaded browser): install
+# it when missing and we may (root with apt), else say what to do.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test-e2e: install frontend chromium
 	@if [ -f frontend/package.json ]; then cd frontend && npm run e2e; fi
 
 # JavaScript first, Python last: the closing line is pytest's summary.
