@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 ERROR_CODES = (
     "bad_json", "bad_message", "unknown_type", "unauthorized", "forbidden",
     "rate_limited", "too_large", "not_found", "unavailable", "internal",
@@ -48,3 +50,15 @@ class HandshakeRefused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def decode_object(payload: bytes, what: str) -> dict:
+    """A JSON object from the wire (a message, a frame, a request body);
+    ProtocolError bad_json otherwise."""
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("bad_json", f"the {what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ProtocolError("bad_json", f"the {what} must be a JSON object")
+    return value

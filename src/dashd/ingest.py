@@ -45,6 +45,7 @@ from .errors import (
     CLOSE_UNSUPPORTED_DATA,
     HandshakeRefused,
     ProtocolError,
+    decode_object,
 )
 from .limits import TokenBucket
 from .protocol import client_address, protocol_options
@@ -343,7 +344,7 @@ class IngestServerProtocol(WebSocketServerProtocol):
             return
         correlation_id = None
         try:
-            message = _decode(payload)
+            message = decode_object(payload, "frame")
             correlation_id = _correlation_id(message)
             _check_type(message)
             self._check_live()
@@ -405,16 +406,6 @@ class IngestServerProtocol(WebSocketServerProtocol):
         self.factory.closed(self)
         if self.principal is not None and self._refusal is None:
             log.info("agent {host} disconnected ({code})", host=self.principal.subject, code=code)
-
-
-def _decode(payload: bytes) -> dict:
-    try:
-        message = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("bad_json", "a message must be a JSON object")
-    return message
 
 
 def _correlation_id(message: dict) -> Any:

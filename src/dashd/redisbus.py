@@ -36,7 +36,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from .bus import Subscriber, Subscription, _InMemorySubscription
+from .bus import InMemoryBus, Subscriber, Subscription
 from .collector import Sample
 from .hub import Delivery, GapNotice, Sequence
 from .settings import ConfigError, redact_url
@@ -195,7 +195,7 @@ class RedisBus(Service):
         policy = retry_policy or backoffPolicy(initialDelay=RETRY_INITIAL, maxDelay=RETRY_MAX, factor=2.0)
         self._retry_policy = policy
         self._wall_clock_ms = wall_clock_ms or (lambda: int(clock.seconds() * 1000))
-        self._subscribers: dict[str, list[Subscriber]] = {}
+        self._local = InMemoryBus()  # this node's own subscribers
         self._deliver: Delivery | None = None
         self._gap: GapNotice | None = None
         self._services: list[ClientService] = []
@@ -332,16 +332,10 @@ class RedisBus(Service):
 
     def subscribe(self, topic: str, subscriber: Subscriber) -> Subscription:
         """Local subscribers see this node's own messages only."""
-        subscribers = self._subscribers.setdefault(topic, [])
-        subscribers.append(subscriber)
-        return _InMemorySubscription(subscribers, subscriber)
+        return self._local.subscribe(topic, subscriber)
 
     def publish(self, topic: str, message: Any) -> Deferred:
-        for subscriber in list(self._subscribers.get(topic, ())):
-            try:
-                subscriber(topic, message)
-            except Exception:
-                self.log.failure("bus subscriber failed on topic {topic}", topic=topic)
+        self._local.publish(topic, message)
         if not self.up:
             self._deliver_here(topic, message)
             return succeed(None)

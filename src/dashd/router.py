@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from .alerts import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from .auth import AuthError
-from .errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError
+from .errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from .settings import parse_duration
 from .store import StoreUnavailable
 from .streams import SubscriptionFilter, unknown_patterns
@@ -106,15 +106,12 @@ class MessageRouter:
 
     def handle(self, payload: bytes) -> Deferred | None:
         try:
-            message = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            message = decode_object(payload, "message")
+        except ProtocolError as error:
             self._count_received(None, payload)
-            self._fail(self._before_auth(ProtocolError("bad_json", "the message is not valid JSON")), None)
+            self._fail(self._before_auth(error), None)
             return None
         self._count_received(message, payload)
-        if not isinstance(message, dict):
-            self._fail(self._before_auth(ProtocolError("bad_json", "the message must be a JSON object")), None)
-            return None
         correlation_id = message.get("correlation_id")
         if correlation_id is not None and not (isinstance(correlation_id, (str, int)) and not isinstance(correlation_id, bool)
                                                and len(str(correlation_id)) <= MAX_CORRELATION_ID):

@@ -18,7 +18,7 @@ from twisted.web.static import File
 
 from .auth import AuthError, Principal
 from .core import Core
-from .errors import ProtocolError
+from .errors import ProtocolError, decode_object
 from .ingest import IngestServerFactory
 from .protocol import DashboardServerFactory, client_address, origin_allowed
 from .router import fetch_history, validate_history
@@ -130,13 +130,7 @@ def read_json_body(request: Request) -> dict:
     body = request.content.read(MAX_JSON_BODY + 1)
     if len(body) > MAX_JSON_BODY:
         raise ProtocolError("too_large", f"the body may be at most {MAX_JSON_BODY} bytes")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ProtocolError("bad_json", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("bad_json", "the body must be a JSON object")
-    return data
+    return decode_object(body, "body")
 
 
 class HealthResource(AsyncJsonResource):
