@@ -12,7 +12,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import globalLogPublisher
 
-from dashd.auth import TokenIssuer, load_or_create_secret
+from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 from dashd.settings import Settings, load_settings
 from dashd.tap import DashdService, build_daemon
 

@@ -27,10 +27,10 @@ from twisted.internet.task import Clock, deferLater
 from websockets.sync.client import connect as ws_connect
 from wsclient import connect
 
-from dashd.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink, build_agent, hub_endpoint
-from dashd.collector import Sample
+from dashd.collect.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink, build_agent, hub_endpoint
+from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
-from dashd.ingest import (
+from dashd.wire.ingest import (
     IngestService,
     RecentTimestamps,
     StoredTimestamps,
@@ -336,7 +336,7 @@ async def test_agent_pushes_its_samples_and_flushes_on_stop(daemon):
 
 @pytest_twisted.ensureDeferred
 async def test_agent_connects_over_wss_trusting_a_ca_file(make_settings, tmp_path):
-    from dashd.devcert import write_self_signed
+    from dashd.auth.devcert import write_self_signed
 
     key, cert = write_self_signed(str(tmp_path / "tls"))
     daemon = await start_daemon(make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from twisted.internet.defer import Deferred
 
-from dashd.alerts import AlertRule, NotificationCenter, RuleEngine, rule_from_config, rule_from_dict
-from dashd.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
-from dashd.collector import Sample
+from dashd.alerting.engine import AlertRule, NotificationCenter, RuleEngine, rule_from_config, rule_from_dict
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
+from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.settings import AlertRuleConfig, ConfigError
 from dashd.tap import rule_from_config_or_exit

@@ -12,8 +12,8 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from dashd.bus import METRICS_TOPIC, InMemoryBus
-from dashd.collector import (
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
+from dashd.collect.collector import (
     BASE_CATALOGUE,
     RATE_OF_COUNTER,
     CollectorService,

@@ -28,7 +28,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from dashd import fastpath
+from dashd.wire import fastpath
 from dashd.conformance import BROADCAST_PATH, listen_echo
 
 TIMEOUT = 10.0
@@ -399,7 +399,7 @@ def test_the_conformance_echo_command_serves_until_stopped(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         banner = process.stdout.readline()
-        assert "test tool" in banner and "dashd.fastpath" in banner
+        assert "test tool" in banner and "dashd.wire.fastpath" in banner
         url = re.search(r"ws://[0-9.]+:[0-9]+/", banner).group(0)
         with connect(url + "any/path", compression="deflate", max_size=None, open_timeout=10) as ws:
             ws.send("x" * 100_000)  # above the daemon's 64 KiB default, under the 16 MiB asked for

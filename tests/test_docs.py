@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dashd.errors import ERROR_CODES
-from dashd.router import REQUESTS
+from dashd.clients.router import REQUESTS
 from dashd.settings import FIELDS, load_settings, read_ini
 
 ROOT = Path(__file__).resolve().parent.parent

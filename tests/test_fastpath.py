@@ -1,4 +1,4 @@
-"""dashd.fastpath: frames built once, compressed once, written straight to
+"""dashd.wire.fastpath: frames built once, compressed once, written straight to
 the socket when nothing is waiting -- and everything that must not change
 because of it: per-connection order with Autobahn's own frames, nothing
 after a close frame, every compressed frame decodable, flow control and
@@ -26,9 +26,9 @@ from twisted.internet.task import deferLater
 from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
 from websockets.frames import Frame, Opcode
 
-from dashd import fastpath
-from dashd.fastpath import FramedMessage, deflate_message, frame, send_message, write_now
-from dashd.protocol import DashboardServerFactory
+from dashd.wire import fastpath
+from dashd.wire.fastpath import FramedMessage, deflate_message, frame, send_message, write_now
+from dashd.wire.protocol import DashboardServerFactory
 
 from test_conformance import RawClient, open_client, wire_frames
 
@@ -513,7 +513,7 @@ def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
 
     from websockets.sync.client import connect
 
-    from dashd.auth import TokenIssuer, load_or_create_secret
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
     from dashd.bench import (Environment, ServerUnderTest, Session, measure_collector, measure_window, run_ramp,
                              Plan, process_cpu_seconds)
 

@@ -12,10 +12,10 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from dashd.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
-from dashd.collector import Sample
-from dashd.hub import MemorySequence, ReplayRing, SequenceFile, StreamHub
-from dashd.streams import (
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
+from dashd.collect.collector import Sample
+from dashd.stream.hub import MemorySequence, ReplayRing, SequenceFile, StreamHub
+from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
     ClientStream,

@@ -28,9 +28,9 @@ from conftest import start_daemon
 from httpclient import http
 from wsclient import connect
 
-from dashd.logs import event_as_json, json_file_observer, observer_for_twistd
-from dashd.streams import METRICS_UPDATE, NOTIFICATION, StreamMessage
-from dashd.telemetry import FrameCounts, Telemetry
+from dashd.ops.logs import event_as_json, json_file_observer, observer_for_twistd
+from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, StreamMessage
+from dashd.ops.telemetry import FrameCounts, Telemetry
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 20.0
@@ -368,8 +368,8 @@ def test_full_session_log_holds_no_secret(tmp_path, log_format):
 
 
 def test_twistd_logger_option_gives_json_lines(tmp_path):
-    """`twistd --logger dashd.logs.json_observer dashd` works as well."""
-    daemon = Twistd(tmp_path, "--logger", "dashd.logs.json_observer")
+    """`twistd --logger dashd.ops.logs.json_observer dashd` works as well."""
+    daemon = Twistd(tmp_path, "--logger", "dashd.ops.logs.json_observer")
     daemon.stop()
     records = [json.loads(line) for line in daemon.output().splitlines() if line.strip()]
     assert any("dashd" in r["message"] and "starting" in r["message"] for r in records)

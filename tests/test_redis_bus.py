@@ -16,11 +16,11 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.protocols.portforward import ProxyFactory
 
-from dashd.collector import Sample
-from dashd.hub import MemorySequence, StreamHub
-from dashd.redisbus import RedisBus, RedisURL, decode_message, encode_message, parse_redis_url
+from dashd.collect.collector import Sample
+from dashd.stream.hub import MemorySequence, StreamHub
+from dashd.stream.redisbus import RedisBus, RedisURL, decode_message, encode_message, parse_redis_url
 from dashd.settings import ConfigError
-from dashd.streams import NOTIFICATION
+from dashd.stream.streams import NOTIFICATION
 
 REDIS_URL = os.environ.get("DASHD_TEST_REDIS_URL", "")
 REQUIRE_REDIS = os.environ.get("DASHD_REQUIRE_REDIS") == "1" or os.environ.get("DASHD_REQUIRE_MYSQL") == "1"

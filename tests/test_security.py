@@ -205,7 +205,7 @@ async def test_admin_lists_and_disconnects_clients_and_it_is_audited(daemon):
 
 @pytest.fixture
 def tls_settings(make_settings, tmp_path):
-    from dashd.devcert import write_self_signed
+    from dashd.auth.devcert import write_self_signed
 
     key, cert = write_self_signed(str(tmp_path / "tls"))
     return make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"), cert
@@ -290,7 +290,7 @@ async def test_login_cookie_is_secure_over_tls(tls_settings):
 
 @pytest_twisted.ensureDeferred
 async def test_plain_http_redirects_to_https_when_asked(make_settings, tmp_path):
-    from dashd.devcert import write_self_signed
+    from dashd.auth.devcert import write_self_signed
 
     key, cert = write_self_signed(str(tmp_path / "tls"))
     daemon = await start_daemon(make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1",
@@ -304,7 +304,7 @@ async def test_plain_http_redirects_to_https_when_asked(make_settings, tmp_path)
 
 
 def test_dev_cert_writes_a_private_key_only_we_can_read(tmp_path):
-    from dashd.devcert import write_self_signed
+    from dashd.auth.devcert import write_self_signed
 
     key, cert = write_self_signed(str(tmp_path))
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
@@ -417,12 +417,12 @@ class InstantStore:
     pending_rows = 0
 
     async def history(self, host, metrics, from_ms, to_ms, max_points, raw_resolution_ms):
-        from dashd.store import HistorySeries
+        from dashd.store.database import HistorySeries
 
         return HistorySeries("raw", raw_resolution_ms, {name: [] for name in metrics})
 
     async def stats(self, host, metrics, from_ms, to_ms):
-        from dashd.analytics import summarize
+        from dashd.store.analytics import summarize
 
         return {name: summarize([]) for name in metrics}
 
@@ -451,13 +451,13 @@ class InstantStore:
 def in_memory_core():
     from twisted.internet.task import Clock
 
-    from dashd.alerts import NotificationCenter, RuleEngine, DEFAULT_RULES
-    from dashd.auth import TokenIssuer
-    from dashd.bus import InMemoryBus
-    from dashd.collector import build_catalogue
-    from dashd.connections import ConnectionManager
-    from dashd.core import Core
-    from dashd.hub import MemorySequence, StreamHub
+    from dashd.alerting.engine import NotificationCenter, RuleEngine, DEFAULT_RULES
+    from dashd.auth.tokens import TokenIssuer
+    from dashd.stream.bus import InMemoryBus
+    from dashd.collect.collector import build_catalogue
+    from dashd.clients.connections import ConnectionManager
+    from dashd.clients.core import Core
+    from dashd.stream.hub import MemorySequence, StreamHub
     from dashd.settings import Settings
 
     clock, bus, store = Clock(), InMemoryBus(), InstantStore()
@@ -482,7 +482,7 @@ def test_random_and_malformed_messages_get_typed_errors_and_never_crash(messages
     from twisted.logger import globalLogPublisher
 
     from dashd.errors import ERROR_CODES
-    from dashd.session import ClientSession
+    from dashd.clients.session import ClientSession
 
     failures = []
     observer = lambda event: failures.append(event) if event.get("log_failure") is not None else None

@@ -26,8 +26,8 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.protocols import portforward
 
 from dashd.settings import check_db_url
-from dashd.store import MINUTE_MS, Store, load_migrations
-from dashd.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
+from dashd.store.database import MINUTE_MS, Store, load_migrations
+from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
 
 SECOND_MS = 1000
@@ -136,7 +136,7 @@ def store_log():
     events: list[dict] = []
 
     def observer(event: dict) -> None:
-        if event.get("log_namespace", "").startswith("dashd.store"):
+        if event.get("log_namespace", "").startswith("dashd.store.database"):
             events.append(event)
 
     globalLogPublisher.addObserver(observer)

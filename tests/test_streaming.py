@@ -398,8 +398,8 @@ async def test_compression_can_be_switched_off(make_settings):
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_only_other_hosts_have_can_be_subscribed_and_streamed(daemon):
-    from dashd.bus import METRICS_TOPIC
-    from dashd.collector import Sample
+    from dashd.stream.bus import METRICS_TOPIC
+    from dashd.collect.collector import Sample
 
     client = await authed(daemon)
     sample = Sample("bighost", daemon.core.wall_clock_ms(), {"cpu_usage": 5.0, "cpu_core_31": 7.5})

@@ -14,9 +14,9 @@ import json
 import pytest
 from twisted.internet.task import Clock
 
-from dashd import streams
-from dashd.limits import TokenBucket
-from dashd.streams import (
+from dashd.stream import streams
+from dashd.clients.limits import TokenBucket
+from dashd.stream.streams import (
     CLOSE_SLOW_CONSUMER,
     METRICS_UPDATE,
     NOTIFICATION,

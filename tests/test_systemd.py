@@ -23,7 +23,7 @@ import pytest
 from twisted.internet.task import Clock
 from websockets.sync.client import connect as ws_connect
 
-from dashd.sdnotify import SystemdNotifier, WatchdogService
+from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "etc" / "systemd"

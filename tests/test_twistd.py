@@ -96,7 +96,7 @@ def test_wheel_carries_the_plugin_and_the_migrations(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "twisted/plugins/dashd_plugin.py" in names
     assert "twisted/__init__.py" not in names and "twisted/plugins/__init__.py" not in names
-    assert "dashd/migrations/sqlite/0001_init.sql" in names and "dashd/migrations/mysql/0001_init.sql" in names
+    assert "dashd/store/migrations/sqlite/0001_init.sql" in names and "dashd/store/migrations/mysql/0001_init.sql" in names
     # Installed from the wheel alone, Twisted's plugin scan finds it.
     target = tmp_path / "site"
     assert run(str(BIN / "pip"), "install", "--no-deps", "-q", "--target", str(target), str(wheel)).returncode == 0

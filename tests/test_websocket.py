@@ -136,7 +136,7 @@ async def test_expired_token_is_refused(daemon):
 
 @pytest_twisted.ensureDeferred
 async def test_token_signed_with_another_key_is_refused(daemon):
-    from dashd.auth import TokenIssuer
+    from dashd.auth.tokens import TokenIssuer
 
     forged, _ = TokenIssuer(b"x" * 64).mint("mallory", "admin", 3600)
     client = await connect(daemon.url("/dashboard"), token=forged)
@@ -335,7 +335,7 @@ async def test_shutdown_closes_clients_with_1001_and_flushes_samples(make_settin
     await daemon.stop()
     assert (await client.closed())[0] == 1001
     # Reopen the database: every sample the client saw is stored.
-    from dashd.store import Store
+    from dashd.store.database import Store
 
     reopened = Store(daemon.settings.db_url, reactor)
     reopened.pool = reopened.dialect.connection_pool()

@@ -81,7 +81,7 @@ class SyntheticSampler:
         pass
 
     def sample(self):
-        from .collector import Sample
+        from dashd.collect.collector import Sample
 
         self.count += 1
         return Sample(host=self.host, timestamp_ms=self._wall_clock_ms(), metrics=synthetic_metrics(self.count))
@@ -734,8 +734,8 @@ def ensure_node_deps(bench_dir: str, node: str, say: Callable[[str], None]) -> N
 
 
 def prepare_environment(args: argparse.Namespace, work_dir: str, say: Callable[[str], None]) -> Environment:
-    from .auth import TokenIssuer, load_or_create_secret
-    from .devcert import write_self_signed
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
+    from dashd.auth.devcert import write_self_signed
 
     node = shutil.which("node")
     if node is None:
@@ -843,8 +843,8 @@ def collector_cost(args: argparse.Namespace) -> int:
     import psutil
     from twisted.internet import reactor
 
-    from .bus import InMemoryBus
-    from .collector import CollectorService, MetricsCollector, PsutilReader
+    from dashd.stream.bus import InMemoryBus
+    from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader
 
     durations: list[float] = []
     service = CollectorService(MetricsCollector(PsutilReader("/"), "bench", lambda: 0), InMemoryBus(), reactor,
@@ -905,11 +905,11 @@ def serve(args: argparse.Namespace) -> int:
         formatEventAsClassicLogText, globalLogBeginner
     from twisted.protocols.basic import LineReceiver
 
-    from . import fastpath
-    from .protocol import DashboardServerFactory
-    from .settings import load_settings
-    from .tap import build_daemon
-    from .timefmt import now_ms
+    from dashd.wire import fastpath
+    from dashd.wire.protocol import DashboardServerFactory
+    from dashd.settings import load_settings
+    from dashd.tap import build_daemon
+    from dashd.timefmt import now_ms
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     globalLogBeginner.beginLoggingTo(
@@ -1019,7 +1019,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     serve_parser.add_argument("--rate", type=float, default=IDLE_HZ)
     serve_parser.add_argument("--tls-key", default=None)
     serve_parser.add_argument("--tls-cert", default=None)
-    serve_parser.add_argument("--stock", action="store_true", help="Autobahn's own write path (no dashd.fastpath)")
+    serve_parser.add_argument("--stock", action="store_true", help="Autobahn's own write path (no dashd.wire.fastpath)")
     serve_parser.add_argument("--reuse-port", action="store_true",
                               help="listen with SO_REUSEPORT (the multi-process experiment: start several)")
 

@@ -9,8 +9,8 @@ import getpass
 import sys
 from typing import Any, Callable
 
-from . import __version__
-from .settings import FIELDS_BY_NAME, ConfigError, Settings, load_settings, parse_duration, redact_url
+from dashd import __version__
+from dashd.settings import FIELDS_BY_NAME, ConfigError, Settings, load_settings, parse_duration, redact_url
 
 COMMON = ("config", "state_dir", "db", "secret_file")
 
@@ -46,7 +46,7 @@ def _run_async(work: Callable[[Any], Any]) -> Any:
 
 
 def _with_store(settings: Settings, action: Callable) -> Any:
-    from .store import Store
+    from dashd.store.database import Store
 
     async def work(reactor):
         store = Store(settings.db_url, reactor)
@@ -62,7 +62,7 @@ def _with_store(settings: Settings, action: Callable) -> Any:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from .auth import TokenIssuer, load_or_create_secret
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 
     settings = _settings(args)
     try:
@@ -89,8 +89,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .alerts import rule_from_config
-    from .collector import build_catalogue
+    from dashd.alerting.engine import rule_from_config
+    from dashd.collect.collector import build_catalogue
 
     settings = _settings(args)
     import psutil
@@ -116,9 +116,9 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from .auth import TokenIssuer, load_or_create_secret
-    from .core import RevocationList
-    from .users import UserDirectory, UserError
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
+    from dashd.clients.core import RevocationList
+    from dashd.auth.users import UserDirectory, UserError
 
     settings = _settings(args)
     password = _read_password(args) if args.action in ("add", "passwd") else None
@@ -156,7 +156,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_cert(args: argparse.Namespace) -> int:
-    from .devcert import write_self_signed
+    from dashd.auth.devcert import write_self_signed
 
     key_path, cert_path = write_self_signed(args.out, args.hostname)
     print(f"wrote {key_path} and {cert_path}")
@@ -202,13 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 
-    from . import agent
+    from dashd.collect import agent
 
     agent_parser = commands.add_parser("agent", help="run only the collector and push its samples to a hub's /ingest")
     agent.configure_parser(agent_parser)
     agent_parser.set_defaults(func=agent.run)
 
-    from . import bench, conformance
+    from dashd import bench, conformance
 
     bench_parser = commands.add_parser("bench", help="load test dashd against a Node ws baseline (docs/benchmarks.md)")
     bench.configure_parser(bench_parser)

@@ -1,9 +1,9 @@
 """`dashd conformance-echo`: a TEST TOOL, never part of the daemon.
 
 It serves dashd's own WebSocket stack -- the same Autobahn factory options
-(`dashd.protocol.protocol_options`), the same deflate negotiation
+(`dashd.wire.protocol.protocol_options`), the same deflate negotiation
 (server_no_context_takeover, declined unusable offers), the same protocol
-class and the same send path (`dashd.fastpath`: one frame, one compressed
+class and the same send path (`dashd.wire.fastpath`: one frame, one compressed
 copy, direct socket writes) behind the same twisted.web resource -- as an
 echo server, so an external conformance suite (the Autobahn testsuite's
 `fuzzingclient`, for one) can exercise it:
@@ -33,9 +33,9 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from .fastpath import FramedMessage, send_message
-from .protocol import DashboardServerProtocol, protocol_options
-from .settings import Settings
+from dashd.wire.fastpath import FramedMessage, send_message
+from dashd.wire.protocol import DashboardServerProtocol, protocol_options
+from dashd.settings import Settings
 
 log = Logger()
 
@@ -106,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest inbound frame (default: the daemon's max_frame_size)")
     parser.add_argument("--no-compression", action="store_true", help="do not negotiate permessage-deflate")
     parser.add_argument("--stock", action="store_true",
-                        help="Autobahn's own send path instead of dashd.fastpath (to compare)")
+                        help="Autobahn's own send path instead of dashd.wire.fastpath (to compare)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,11 +119,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     changes: dict[str, Any] = {}
     if args.max_message_size:
-        from .settings import parse_size
+        from dashd.settings import parse_size
 
         changes["max_message_size"] = parse_size(args.max_message_size)
     if args.max_frame_size:
-        from .settings import parse_size
+        from dashd.settings import parse_size
 
         changes["max_frame_size"] = parse_size(args.max_frame_size)
     if args.no_compression:
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         address = port.getHost()
         print(f"dashd conformance echo server (a test tool, not the daemon) on "
               f"ws://{address.host}:{address.port}/ ({BROADCAST_PATH} broadcasts); "
-              f"send path: {'Autobahn' if args.stock else 'dashd.fastpath'}", flush=True)
+              f"send path: {'Autobahn' if args.stock else 'dashd.wire.fastpath'}", flush=True)
 
     def failed(failure) -> None:
         print(f"dashd: cannot listen on {args.listen}: {failure.getErrorMessage()}", file=sys.stderr, flush=True)

@@ -23,22 +23,22 @@ from twisted.python import usage
 from twisted.python.components import Componentized
 from twisted.web.server import Site
 
-from . import __version__
-from .alerts import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
-from .auth import TokenIssuer, load_or_create_secret
-from .bus import InMemoryBus
-from .collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
-from .connections import ConnectionManager
-from .core import Core
-from .errors import CLOSE_GOING_AWAY
-from .hub import SequenceFile, StreamHub
-from .logs import observer_for_twistd
-from .sdnotify import SystemdNotifier, WatchdogService
-from .settings import FIELDS, ConfigError, Settings, load_settings, redact_url
-from .store import Store, StoreUnavailable
-from .telemetry import Telemetry
-from .users import UserDirectory
-from .web import RedirectToTLS, build_site
+from dashd import __version__
+from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
+from dashd.auth.tokens import TokenIssuer, load_or_create_secret
+from dashd.stream.bus import InMemoryBus
+from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
+from dashd.clients.connections import ConnectionManager
+from dashd.clients.core import Core
+from dashd.errors import CLOSE_GOING_AWAY
+from dashd.stream.hub import SequenceFile, StreamHub
+from dashd.ops.logs import observer_for_twistd
+from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
+from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
+from dashd.store.database import Store, StoreUnavailable
+from dashd.ops.telemetry import Telemetry
+from dashd.auth.users import UserDirectory
+from dashd.wire.web import RedirectToTLS, build_site
 
 log = Logger()
 
@@ -317,7 +317,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     if settings.bus == "memory":
         bus = InMemoryBus()
     else:
-        from .redisbus import RedisBus  # txredisapi is imported only when Redis is configured
+        from dashd.stream.redisbus import RedisBus  # txredisapi is imported only when Redis is configured
 
         bus = redis_bus = RedisBus.from_url(settings.bus, settings.host, reactor, sequence)
     telemetry = Telemetry()

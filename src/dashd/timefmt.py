@@ -6,7 +6,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from .settings import parse_duration
+from dashd.settings import parse_duration
 
 
 def now_ms() -> int:

@@ -17,12 +17,12 @@ from typing import Any, Callable, Mapping
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from .bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
-from .collector import Sample
-from .errors import ProtocolError
-from .settings import AlertRuleConfig, parse_bool, parse_duration
-from .streams import NOTIFICATION, NOTIFICATION_ACK
-from .timefmt import iso_ms, now_ms
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
+from dashd.collect.collector import Sample
+from dashd.errors import ProtocolError
+from dashd.settings import AlertRuleConfig, parse_bool, parse_duration
+from dashd.stream.streams import NOTIFICATION, NOTIFICATION_ACK
+from dashd.timefmt import iso_ms, now_ms
 
 LEVELS = ("info", "warning", "critical")
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {

@@ -13,13 +13,13 @@ import orjson
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from .alerts import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
-from .auth import AuthError
-from .errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
-from .settings import parse_duration
-from .store import StoreUnavailable
-from .streams import SubscriptionFilter, unknown_patterns
-from .timefmt import iso_ms, parse_time
+from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
+from dashd.auth.tokens import AuthError
+from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
+from dashd.settings import parse_duration
+from dashd.store.database import StoreUnavailable
+from dashd.stream.streams import SubscriptionFilter, unknown_patterns
+from dashd.timefmt import iso_ms, parse_time
 
 MAX_CORRELATION_ID = 128
 MAX_PATTERN = 128

@@ -1,6 +1,6 @@
 """The hub's side of agents: the `/ingest` WebSocket endpoint.
 
-An agent (`dashd agent`, see dashd.agent) authenticates with an `agent`
+An agent (`dashd agent`, see dashd.collect.agent) authenticates with an `agent`
 token whose subject is its host name and sends batches of samples:
 
     {"type": "samples", "correlation_id": "b17", "data": {"samples": [
@@ -8,7 +8,7 @@ token whose subject is its host name and sends batches of samples:
 
 Each batch is validated as a whole, de-duplicated by (host, timestamp_ms)
 (agents resend what the hub did not confirm, so a sample may arrive twice),
-published on the bus as dashd.collector.Sample objects (the hub then
+published on the bus as dashd.collect.collector.Sample objects (the hub then
 sequences, stores and streams them like local samples), and answered with
 `{"type": "samples", "data": {"accepted", "duplicates", "last_timestamp"}}`
 once the store has written them, so an agent drops exactly what is safe.
@@ -35,11 +35,11 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
-from .auth import AGENT_ROLE, AuthError, Principal
-from .bus import METRICS_TOPIC
-from .collector import Sample
-from .core import Core
-from .errors import (
+from dashd.auth.tokens import AGENT_ROLE, AuthError, Principal
+from dashd.stream.bus import METRICS_TOPIC
+from dashd.collect.collector import Sample
+from dashd.clients.core import Core
+from dashd.errors import (
     CLOSE_GOING_AWAY,
     CLOSE_UNAUTHORIZED,
     CLOSE_UNSUPPORTED_DATA,
@@ -47,10 +47,10 @@ from .errors import (
     ProtocolError,
     decode_object,
 )
-from .limits import TokenBucket
-from .protocol import client_address, protocol_options
-from .store import StoreUnavailable
-from .timefmt import iso_ms
+from dashd.clients.limits import TokenBucket
+from dashd.wire.protocol import client_address, protocol_options
+from dashd.store.database import StoreUnavailable
+from dashd.timefmt import iso_ms
 
 log = Logger()
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Iterator
 
-from .errors import HandshakeRefused
+from dashd.errors import HandshakeRefused
 
 if TYPE_CHECKING:
-    from .session import ClientSession
+    from dashd.clients.session import ClientSession
 
 
 class ConnectionManager:

@@ -17,9 +17,9 @@ from typing import Any, Callable
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from .auth import ROLES, AuthError, TokenIssuer
-from .core import RevocationList
-from .timefmt import iso_ms, now_ms
+from dashd.auth.tokens import ROLES, AuthError, TokenIssuer
+from dashd.clients.core import RevocationList
+from dashd.timefmt import iso_ms, now_ms
 
 log = Logger()
 

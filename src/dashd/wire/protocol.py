@@ -19,12 +19,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
-from .auth import AuthError
-from .core import Core
-from .errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
-from .fastpath import FramedMessage, send_message
-from .session import ClientSession
-from .streams import OutboundFrame
+from dashd.auth.tokens import AuthError
+from dashd.clients.core import Core
+from dashd.errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from dashd.wire.fastpath import FramedMessage, send_message
+from dashd.clients.session import ClientSession
+from dashd.stream.streams import OutboundFrame
 
 
 class _DeflateAccept(PerMessageDeflateOfferAccept):
@@ -241,7 +241,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             return
         if self.factory.direct_writes:
             # Framed (and, for compressed clients, deflated) once per frame,
-            # then shared by every connection it goes to; see dashd.fastpath.
+            # then shared by every connection it goes to; see dashd.wire.fastpath.
             framed = frame.prepared
             if not isinstance(framed, FramedMessage):
                 framed = frame.prepared = FramedMessage(frame.payload)
@@ -273,7 +273,7 @@ class DashboardServerFactory(WebSocketServerFactory):
 
     protocol = DashboardServerProtocol
 
-    # Send through dashd.fastpath (direct socket writes on plain TCP when
+    # Send through dashd.wire.fastpath (direct socket writes on plain TCP when
     # nothing is buffered; one shared compressed frame). False keeps
     # Autobahn's own write path: the bench's "stock" mode.
     direct_writes: bool = True

@@ -20,8 +20,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .bus import METRICS_TOPIC, Bus
-from .timefmt import now_ms
+from dashd.stream.bus import METRICS_TOPIC, Bus
+from dashd.timefmt import now_ms
 
 
 @dataclass(frozen=True)

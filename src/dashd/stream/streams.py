@@ -15,7 +15,7 @@ import orjson
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from .timefmt import iso_ms
+from dashd.timefmt import iso_ms
 
 METRICS_UPDATE = "metrics_update"
 NOTIFICATION = "notification"

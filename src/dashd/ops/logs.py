@@ -7,7 +7,7 @@ Two ways to get them:
   the application's ILogObserver component, so it replaces twistd's text
   observer and writes where twistd would have (stdout with --nodaemon, else
   --logfile, default twistd.log).
-- `twistd --logger dashd.logs.json_observer dashd ...`: twistd's own switch;
+- `twistd --logger dashd.ops.logs.json_observer dashd ...`: twistd's own switch;
   always writes to stdout (use it with --nodaemon).
 
 Each line is one JSON object:
@@ -89,7 +89,7 @@ def json_file_observer(out: IO[str]) -> FileLogObserver:
 
 
 def json_observer() -> FileLogObserver:
-    """`twistd --logger dashd.logs.json_observer`: JSON lines on stdout.
+    """`twistd --logger dashd.ops.logs.json_observer`: JSON lines on stdout.
 
     sys.stdout is taken now, before twistd redirects it into the log."""
     return json_file_observer(sys.stdout)

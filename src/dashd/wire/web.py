@@ -16,15 +16,15 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
-from .auth import AuthError, Principal
-from .core import Core
-from .errors import ProtocolError, decode_object
-from .ingest import IngestServerFactory
-from .protocol import DashboardServerFactory, client_address, origin_allowed
-from .router import fetch_history, validate_history
-from .store import StoreUnavailable
-from .timefmt import iso_ms
-from .users import LoginThrottled, UserDirectory
+from dashd.auth.tokens import AuthError, Principal
+from dashd.clients.core import Core
+from dashd.errors import ProtocolError, decode_object
+from dashd.wire.ingest import IngestServerFactory
+from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
+from dashd.clients.router import fetch_history, validate_history
+from dashd.store.database import StoreUnavailable
+from dashd.timefmt import iso_ms
+from dashd.auth.users import LoginThrottled, UserDirectory
 
 log = Logger()
 
@@ -423,7 +423,7 @@ def build_site(core: Core, users: UserDirectory | None, *, secure: bool) -> Site
         factory = DashboardServerFactory(core, endpoint, secure=secure)
         fallback = prometheus if endpoint == "metrics" else static
         root.putChild(endpoint.encode(), WebSocketEndpoint(factory, fallback))
-    # Agents push their samples here (dashd.ingest); a plain GET is a 404.
+    # Agents push their samples here (dashd.wire.ingest); a plain GET is a 404.
     ingest = IngestServerFactory(core, secure=secure)
     core.shutdown_hooks.append(ingest.close_all)
     root.putChild(b"ingest", WebSocketEndpoint(ingest, NotFoundJson()))

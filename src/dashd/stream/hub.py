@@ -17,11 +17,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from .timefmt import iso_ms
+from dashd.timefmt import iso_ms
 
-from .bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
-from .collector import Sample
-from .streams import (
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
+from dashd.collect.collector import Sample
+from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
     NOTIFICATION_ACK,

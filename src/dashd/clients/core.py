@@ -11,13 +11,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from .alerts import NotificationCenter, RuleEngine
-from .auth import AuthError, Principal, TokenIssuer
-from .collector import MetricInfo
-from .connections import ConnectionManager
-from .hub import StreamHub
-from .settings import Settings
-from .timefmt import now_ms
+from dashd.alerting.engine import NotificationCenter, RuleEngine
+from dashd.auth.tokens import AuthError, Principal, TokenIssuer
+from dashd.collect.collector import MetricInfo
+from dashd.clients.connections import ConnectionManager
+from dashd.stream.hub import StreamHub
+from dashd.settings import Settings
+from dashd.timefmt import now_ms
 
 log = Logger()
 
@@ -58,15 +58,15 @@ class Core:
     settings: Settings
     clock: IReactorTime
     hub: StreamHub
-    store: Any  # dashd.store.Store (duck-typed so tests can pass a fake)
+    store: Any  # dashd.store.database.Store (duck-typed so tests can pass a fake)
     tokens: TokenIssuer
     connections: ConnectionManager
     notifications: NotificationCenter
     rules: RuleEngine
     catalogue_info: tuple[MetricInfo, ...]
     collector: Any = None  # CollectorService: interval and set_interval
-    bus: Any = None  # dashd.bus.Bus: where producers (ingest, admin) publish
-    telemetry: Any = None  # dashd.telemetry.Telemetry or None
+    bus: Any = None  # dashd.stream.bus.Bus: where producers (ingest, admin) publish
+    telemetry: Any = None  # dashd.ops.telemetry.Telemetry or None
     revocations: RevocationList = field(default_factory=RevocationList)
     prepared: bool = True  # False until the store answered and users, revocations and rules are loaded
     wall_clock_ms: Callable[[], int] = now_ms

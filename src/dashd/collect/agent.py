@@ -1,5 +1,5 @@
 """`dashd agent`: the collector alone, pushing its samples to a hub's
-`/ingest` endpoint (see dashd.ingest and docs/protocol.md, *Agents*).
+`/ingest` endpoint (see dashd.wire.ingest and docs/protocol.md, *Agents*).
 
     dashd agent --hub ws://hub:8080/ingest --token TOKEN [--host-name NAME] [--interval 1]
 
@@ -32,9 +32,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .bus import METRICS_TOPIC, InMemoryBus
-from .collector import CollectorService, MetricsCollector, PsutilReader, Sample
-from .timefmt import iso_ms
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
+from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, Sample
+from dashd.timefmt import iso_ms
 
 log = Logger()
 

@@ -26,9 +26,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .settings import DatabaseURL, check_db_url, redact_url
-from .streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
-from .timefmt import iso_ms
+from dashd.settings import DatabaseURL, check_db_url, redact_url
+from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
+from dashd.timefmt import iso_ms
 
 MINUTE_MS = 60_000
 ROLLUP_LATE_MS = 10 * MINUTE_MS  # re-roll this far back each run, for late rows
@@ -46,7 +46,7 @@ class Migration:
 
 
 def load_migrations(dialect: str) -> list[Migration]:
-    folder = resources.files("dashd") / "migrations" / dialect
+    folder = resources.files("dashd.store") / "migrations" / dialect
     migrations = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         match = re.match(r"^(\d+)_(.+)\.sql$", entry.name)
@@ -450,7 +450,7 @@ class Store(Service):
         return await self._run(self._stats, host, list(metrics), from_ms, to_ms)
 
     def _stats(self, cursor, host: str, metrics: list[str], from_ms: int, to_ms: int) -> dict[str, dict]:
-        from .analytics import summarize  # the maths lives with the analytics service
+        from dashd.store.analytics import summarize  # the maths lives with the analytics service
 
         placeholders = ", ".join("?" for _ in metrics)
         cursor.execute(self.dialect.sql(

@@ -11,12 +11,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from .auth import AGENT_ROLE, AuthError, Principal
-from .core import Core
-from .errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
-from .limits import TokenBucket
-from .streams import ClientSink, ClientStream
-from .timefmt import iso_ms
+from dashd.auth.tokens import AGENT_ROLE, AuthError, Principal
+from dashd.clients.core import Core
+from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
+from dashd.clients.limits import TokenBucket
+from dashd.stream.streams import ClientSink, ClientStream
+from dashd.timefmt import iso_ms
 
 PROTOCOL_VERSION = 1
 ENDPOINTS = ("dashboard", "metrics", "notifications")
@@ -57,12 +57,12 @@ class ClientSession:
         self._last_refusal = 0.0
         self._timers: dict[str, IDelayedCall] = {}
         self._last_activity = clock.seconds()
-        self.router = None  # set by open(); see dashd.router
+        self.router = None  # set by open(); see dashd.clients.router
 
     # ----- lifecycle
 
     def open(self, principal: Principal | None) -> None:
-        from .router import MessageRouter  # the router imports this module
+        from dashd.clients.router import MessageRouter  # the router imports this module
 
         self.router = MessageRouter(self)
         self.core.connections.add(self)

@@ -36,10 +36,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from .bus import InMemoryBus, Subscriber, Subscription
-from .collector import Sample
-from .hub import Delivery, GapNotice, Sequence
-from .settings import ConfigError, redact_url
+from dashd.stream.bus import InMemoryBus, Subscriber, Subscription
+from dashd.collect.collector import Sample
+from dashd.stream.hub import Delivery, GapNotice, Sequence
+from dashd.settings import ConfigError, redact_url
 
 SECOND = 1.0
 REPLY_TIMEOUT = 5 * SECOND

@@ -1,0 +1,1 @@
+"""Who may connect: tokens, users and login sessions, TLS certificates for development."""

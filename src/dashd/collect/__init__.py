@@ -1,0 +1,1 @@
+"""Sources of samples: the host collector and the agent."""

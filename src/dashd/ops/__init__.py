@@ -1,0 +1,1 @@
+"""Running the daemon: logs, systemd notification, Prometheus telemetry."""

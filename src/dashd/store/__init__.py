@@ -1,0 +1,1 @@
+"""Persistence: the database store, its migrations and the analytics over history."""
