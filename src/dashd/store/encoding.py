@@ -1,0 +1,231 @@
+"""Chunk encoding: columns of one series' samples (or rollup buckets) in a
+compact, checksummed blob. Pure functions over numpy arrays; no I/O.
+
+Layout (version 1): one byte version, one byte chunk type, then a zlib
+stream (whose Adler-32 detects corrupt bytes) holding the columns. Each
+column is one of:
+
+- integers (timestamps, seqs, counts, series ids): the first value, then
+  delta-of-delta (delta for ids), zigzagged, stored in the narrowest of
+  1/2/4/8 bytes that holds them and byte-shuffled, so the runs of zeros
+  regular data produces compress to almost nothing;
+- floats that are decimals in disguise (psutil values rounded to 1-2
+  places): scaled by 10**e to exact integers (checked to round-trip bit for
+  bit), then encoded as integer deltas;
+- other floats: the IEEE bits XORed with the previous value (Gorilla's
+  idea), byte-shuffled, so slowly moving values leave zero high bytes.
+
+docs/storage.md has the measurements behind these choices.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+VERSION = 1
+RAW = 1  # columns: t, seq, value
+AGGREGATE = 2  # columns: t, avg, min, max, count
+HEAD = 3  # columns: series id, t, seq, value (the write-ahead rows of open chunks)
+
+_INT_DELTA, _INT_DOD = 1, 2
+_FLOAT_DECIMAL, _FLOAT_XOR = 3, 4
+_MAX_DECIMALS = 6
+_COLUMN_HEADER = struct.Struct("<BBBI")  # kind, width, extra (decimals), payload length
+_WIDTHS = ((1, np.uint8), (2, np.uint16), (4, np.uint32), (8, np.uint64))
+_ZLIB_LEVEL = 6
+
+
+class ChunkCorrupt(ValueError):
+    """The bytes are not a chunk this code wrote (corrupt or truncated)."""
+
+
+@dataclass(frozen=True)
+class RawColumns:
+    t: np.ndarray  # int64 ms
+    seq: np.ndarray  # int64
+    value: np.ndarray  # float64
+
+
+@dataclass(frozen=True)
+class AggregateColumns:
+    t: np.ndarray  # int64 bucket start ms
+    avg: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    count: np.ndarray  # int64
+
+
+@dataclass(frozen=True)
+class HeadColumns:
+    series: np.ndarray  # int64
+    t: np.ndarray
+    seq: np.ndarray
+    value: np.ndarray
+
+
+# ----- columns
+
+
+def _zigzag(values: np.ndarray) -> np.ndarray:
+    return ((values << 1) ^ (values >> 63)).view(np.uint64)
+
+
+def _unzigzag(values: np.ndarray) -> np.ndarray:
+    signed = values.view(np.int64)
+    return (values >> np.uint64(1)).view(np.int64) ^ -(signed & 1)
+
+
+def _shuffled(values: np.ndarray) -> tuple[int, bytes]:
+    """Narrowest width holding every value, bytes grouped by significance."""
+    top = int(values.max()) if values.size else 0
+    for width, dtype in _WIDTHS:
+        if top < (1 << (8 * width)):
+            narrow = values.astype(dtype)
+            return width, narrow.view(np.uint8).reshape(-1, width).T.tobytes()
+    raise AssertionError("unreachable")
+
+
+def _unshuffled(payload: bytes, width: int, count: int) -> np.ndarray:
+    dtype = dict(_WIDTHS).get(width)
+    if dtype is None or len(payload) != width * count:
+        raise ChunkCorrupt("column length does not match its header")
+    planes = np.frombuffer(payload, dtype=np.uint8).reshape(width, count)
+    return planes.T.copy().view(dtype).reshape(count).astype(np.uint64)
+
+
+def _column(kind: int, width: int, extra: int, payload: bytes) -> bytes:
+    return _COLUMN_HEADER.pack(kind, width, extra, len(payload)) + payload
+
+
+def encode_ints(values: np.ndarray, delta_of_delta: bool = True) -> bytes:
+    values = np.asarray(values, dtype=np.int64)
+    diffs = np.diff(values, prepend=np.int64(0))
+    if delta_of_delta and diffs.size > 1:
+        diffs = np.concatenate((diffs[:1], diffs[1:2], np.diff(diffs[1:])))
+    width, payload = _shuffled(_zigzag(diffs))
+    return _column(_INT_DOD if delta_of_delta else _INT_DELTA, width, 0, payload)
+
+
+def _decode_ints(kind: int, width: int, payload: bytes, count: int) -> np.ndarray:
+    diffs = _unzigzag(_unshuffled(payload, width, count))
+    if kind == _INT_DOD and count > 1:
+        deltas = np.concatenate((diffs[:1], np.cumsum(diffs[1:])))
+        return np.cumsum(deltas)
+    return np.cumsum(diffs)
+
+
+def _decimals(values: np.ndarray) -> int | None:
+    """Smallest e with values == round(values * 10**e) / 10**e exactly."""
+    if not values.size or not np.isfinite(values).all():
+        return None
+    for decimals in range(_MAX_DECIMALS + 1):
+        scale = 10.0 ** decimals
+        scaled = np.round(values * scale)
+        if np.abs(scaled).max() >= 2.0 ** 53:
+            return None
+        if np.array_equal(scaled / scale, values) and not np.signbit(values[values == 0]).any():
+            return decimals
+    return None
+
+
+def encode_floats(values: np.ndarray) -> bytes:
+    values = np.asarray(values, dtype=np.float64)
+    decimals = _decimals(values)
+    if decimals is not None:
+        scaled = np.round(values * 10.0 ** decimals).astype(np.int64)
+        width, payload = _shuffled(_zigzag(np.diff(scaled, prepend=np.int64(0))))
+        return _column(_FLOAT_DECIMAL, width, decimals, payload)
+    bits = values.view(np.uint64)
+    xored = bits ^ np.concatenate((np.zeros(1, np.uint64), bits[:-1]))
+    width, payload = _shuffled(xored)
+    return _column(_FLOAT_XOR, width, 0, payload)
+
+
+def _decode_floats(kind: int, width: int, extra: int, payload: bytes, count: int) -> np.ndarray:
+    raw = _unshuffled(payload, width, count)
+    if kind == _FLOAT_DECIMAL:
+        return np.cumsum(_unzigzag(raw)) / 10.0 ** extra
+    return np.bitwise_xor.accumulate(raw).view(np.float64)
+
+
+def _read_column(body: bytes, offset: int, count: int) -> tuple[np.ndarray, int]:
+    if offset + _COLUMN_HEADER.size > len(body):
+        raise ChunkCorrupt("truncated column header")
+    kind, width, extra, length = _COLUMN_HEADER.unpack_from(body, offset)
+    offset += _COLUMN_HEADER.size
+    payload = body[offset:offset + length]
+    if len(payload) != length:
+        raise ChunkCorrupt("truncated column")
+    if kind in (_INT_DELTA, _INT_DOD):
+        return _decode_ints(kind, width, payload, count), offset + length
+    if kind in (_FLOAT_DECIMAL, _FLOAT_XOR):
+        return _decode_floats(kind, width, extra, payload, count), offset + length
+    raise ChunkCorrupt(f"unknown column kind {kind}")
+
+
+# ----- chunks
+
+
+_CHUNK_HEADER = struct.Struct("<BB")
+_COUNT = struct.Struct("<I")
+
+
+def _pack(chunk_type: int, count: int, columns: list[bytes]) -> bytes:
+    body = _COUNT.pack(count) + b"".join(columns)
+    return _CHUNK_HEADER.pack(VERSION, chunk_type) + zlib.compress(body, _ZLIB_LEVEL)
+
+
+def _unpack(blob: bytes, chunk_type: int, columns: int) -> list[np.ndarray]:
+    if blob is None or len(blob) < _CHUNK_HEADER.size:
+        raise ChunkCorrupt("shorter than a chunk header")
+    version, found_type = _CHUNK_HEADER.unpack_from(blob)
+    if version != VERSION or found_type != chunk_type:
+        raise ChunkCorrupt(f"unexpected chunk version {version} / type {found_type}")
+    try:
+        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size:]))
+    except zlib.error as e:
+        raise ChunkCorrupt(f"bad compressed data ({e})") from None
+    if len(body) < _COUNT.size:
+        raise ChunkCorrupt("no sample count")
+    (count,) = _COUNT.unpack_from(body)
+    offset, result = _COUNT.size, []
+    for _ in range(columns):
+        column, offset = _read_column(body, offset, count)
+        result.append(column)
+    if offset != len(body):
+        raise ChunkCorrupt("trailing bytes after the columns")
+    return result
+
+
+def encode_raw(t: np.ndarray, seq: np.ndarray, value: np.ndarray) -> bytes:
+    return _pack(RAW, len(t), [encode_ints(t), encode_ints(seq), encode_floats(value)])
+
+
+def decode_raw(blob: bytes) -> RawColumns:
+    t, seq, value = _unpack(blob, RAW, 3)
+    return RawColumns(t, seq, value)
+
+
+def encode_aggregate(columns: AggregateColumns) -> bytes:
+    return _pack(AGGREGATE, len(columns.t), [
+        encode_ints(columns.t), encode_floats(columns.avg), encode_floats(columns.min),
+        encode_floats(columns.max), encode_ints(columns.count, delta_of_delta=False)])
+
+
+def decode_aggregate(blob: bytes) -> AggregateColumns:
+    t, avg, low, high, count = _unpack(blob, AGGREGATE, 5)
+    return AggregateColumns(t, avg, low, high, count)
+
+
+def encode_head(series: np.ndarray, t: np.ndarray, seq: np.ndarray, value: np.ndarray) -> bytes:
+    return _pack(HEAD, len(t), [encode_ints(series, delta_of_delta=False), encode_ints(t, delta_of_delta=False),
+                                encode_ints(seq, delta_of_delta=False), encode_floats(value)])
+
+
+def decode_head(blob: bytes) -> HeadColumns:
+    series, t, seq, value = _unpack(blob, HEAD, 4)
+    return HeadColumns(series, t, seq, value)
