@@ -36,6 +36,7 @@ from dashd.ops.logs import observer_for_twistd
 from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
+from dashd.collect.collector import describe_metric
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
 from dashd.wire.web import RedirectToTLS, build_site
@@ -323,7 +324,8 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     telemetry = Telemetry()
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
-                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue)
+                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
+                  retention_hourly=settings.retention_hourly, describe=describe_metric)
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
