@@ -169,6 +169,7 @@ class Store(Service):
         self._flush_loop: LoopingCall | None = None
         self._prune_loop: LoopingCall | None = None
         self._outage_logged = False
+        self._write_failing = False
         self._dropped = 0
         # The chunk engine: series ids, open chunks (already in the head
         # rows), sealed chunks not written yet, and a seal counter that lets a
@@ -299,12 +300,13 @@ class Store(Service):
         return result
 
     async def check(self) -> bool:
-        """Readiness: can the database answer a query now?"""
+        """Readiness: can the database answer a query now, and did the last
+        write go through? (A full disk still answers SELECT 1.)"""
         try:
             await self._run(lambda cursor: cursor.execute("SELECT 1"))
-            return True
         except StoreUnavailable:
             return False
+        return not self._write_failing
 
     # ----- writes
 
@@ -369,6 +371,7 @@ class Store(Service):
             self._sample_rows[:0] = samples
             self._notification_rows[:0] = notifications
             self._ack_rows[:0] = acks
+            self._write_failing = True
             if not self._outage_logged:
                 self._outage_logged = True
                 self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
@@ -378,6 +381,7 @@ class Store(Service):
         # windows that are over (their own transaction; on failure they wait
         # in memory and in the head for the next flush).
         self.open_chunks.add(series_ids, samples)
+        self._write_failing = False
         if self._outage_logged:
             self._outage_logged = False
             self.log.info("store: database back; wrote the queued rows")
