@@ -8,7 +8,7 @@ QUICK ?=
 SRC := $(shell find src twisted -name '*.py' -o -name '*.sql') setup.cfg pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench clean
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench bench-store clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ test: test-js test-e2e test-py
 
 bench: install test-deps
 	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
+
+# The chunk store on SQLite and the local MariaDB (docs/storage.md); QUICK=1: a few minutes.
+bench-store: install
+	$(BIN)/python -m dashd.bench store $(if $(QUICK),--quick,) --json bench/results/store-latest.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info frontend/dist frontend/node_modules .coverage .coverage.*

@@ -1026,6 +1026,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     collector_parser = commands.add_parser("collector", help="CPU of the psutil collector alone")
     collector_parser.add_argument("--seconds", type=float, default=60.0)
     collector_parser.add_argument("--interval", type=float, default=1.0)
+    from dashd.store import bench_store  # the store benchmark lives with the store
+
+    bench_store.configure(commands)
     return parser
 
 
@@ -1034,6 +1037,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return serve(args)
     if args.bench_command == "collector":
         return collector_cost(args)
+    if args.bench_command == "store":
+        from dashd.store import bench_store
+
+        return bench_store.main(args)
     return run(args)
 
 

@@ -81,7 +81,9 @@ class OpenChunks:
 
     def __init__(self) -> None:
         self._chunks: dict[tuple[int, int], OpenChunk] = {}
-        self._latest_window: dict[int, int] = {}  # series id -> newest window with samples
+        self._current: dict[int, OpenChunk] = {}  # series id -> chunk of its newest window
+        self._passed: set[tuple[int, int]] = set()  # chunks a newer window of their series has overtaken
+        self._deadline: int | None = None  # earliest window end + LATE_MS among the open chunks
         self.samples = 0
 
     def __len__(self) -> int:
@@ -93,37 +95,65 @@ class OpenChunks:
     def add(self, series_ids: Iterable[int], rows: Iterable[tuple]) -> None:
         """Append (seq, host, ts_ms, metric, value) rows to their chunks."""
         window = WINDOW_MS[RAW]
-        chunks, latest = self._chunks, self._latest_window
+        current = self._current
         added = 0
         for series_id, (seq, _host, ts_ms, _metric, value) in zip(series_ids, rows):
-            start = ts_ms - ts_ms % window
-            chunk = chunks.get((series_id, start))
-            if chunk is None:
-                chunk = chunks[(series_id, start)] = OpenChunk.empty(series_id, start)
-                if start > latest.get(series_id, start - 1):
-                    latest[series_id] = start
+            chunk = current.get(series_id)
+            if chunk is None or not chunk.start_ms <= ts_ms < chunk.start_ms + window:
+                chunk = self._chunk_for(series_id, ts_ms - ts_ms % window)
             chunk.t.append(ts_ms)
             chunk.seq.append(seq)
             chunk.value.append(value)
             added += 1
         self.samples += added
 
+    def _chunk_for(self, series_id: int, start: int) -> OpenChunk:
+        """The open chunk of a series' window, made on first use (the slow path)."""
+        chunk = self._chunks.get((series_id, start))
+        if chunk is None:
+            chunk = self._chunks[(series_id, start)] = OpenChunk.empty(series_id, start)
+            deadline = start + WINDOW_MS[RAW] + LATE_MS
+            if self._deadline is None or deadline < self._deadline:
+                self._deadline = deadline
+        newest = self._current.get(series_id)
+        if newest is None or start > newest.start_ms:
+            if newest is not None:
+                self._passed.add((series_id, newest.start_ms))
+            self._current[series_id] = chunk
+        elif start < newest.start_ms:
+            self._passed.add((series_id, start))
+        return chunk
+
     def add_columns(self, head: HeadColumns) -> None:
         rows = zip(head.seq.tolist(), [None] * len(head.t), head.t.tolist(), [None] * len(head.t), head.value.tolist())
         self.add(head.series.tolist(), rows)
 
     def take_due(self, now_ms: int, everything: bool = False) -> list[SealedChunk]:
-        """Remove and return the chunks whose window is over."""
+        """Remove and return the chunks whose window is over: overtaken by a
+        newer window of their series, or idle past LATE_MS (checked only
+        when the earliest deadline has come: this runs every flush)."""
+        if everything:
+            keys = list(self._chunks)
+        else:
+            keys = [key for key in self._passed if key in self._chunks]
+            if self._deadline is not None and now_ms >= self._deadline:
+                keys = list(self._chunks)
         window = WINDOW_MS[RAW]
         due = []
-        for key, chunk in list(self._chunks.items()):
-            over = (everything or chunk.start_ms < self._latest_window.get(chunk.series_id, chunk.start_ms)
-                    or now_ms >= chunk.start_ms + window + LATE_MS)
-            if over:
-                del self._chunks[key]
-                self.samples -= len(chunk)
-                if len(chunk):
-                    due.append(SealedChunk(chunk.series_id, chunk.start_ms, chunk.columns()))
+        for key in keys:
+            chunk = self._chunks[key]
+            if not (everything or key in self._passed or now_ms >= chunk.start_ms + window + LATE_MS):
+                continue
+            del self._chunks[key]
+            self._passed.discard(key)
+            if self._current.get(chunk.series_id) is chunk:
+                del self._current[chunk.series_id]
+            self.samples -= len(chunk)
+            if len(chunk):
+                due.append(SealedChunk(chunk.series_id, chunk.start_ms, chunk.columns()))
+        self._passed.intersection_update(self._chunks)
+        if due or (self._deadline is not None and now_ms >= self._deadline):
+            self._deadline = min((c.start_ms + window + LATE_MS for c in self._chunks.values()), default=None)
         return due
 
     def head_columns(self) -> HeadColumns:
