@@ -18,6 +18,7 @@ import math
 import os
 import re
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -40,6 +41,7 @@ from dashd.timefmt import iso_ms
 
 MINUTE_MS = 60_000
 DAY = 86_400.0
+GIL_SWITCH_INTERVAL = 0.0005  # seconds; see Store.startService
 QUERY_ATTEMPTS = 5  # a query overlapping a seal reads again (seals are minutes apart)
 
 
@@ -193,6 +195,13 @@ class Store(Service):
 
     def startService(self) -> None:
         super().startService()
+        # Chunks are decoded and bucketed (numpy, Python) in the database
+        # threads. With CPython's default 5 ms GIL switch interval a thread
+        # kept busy by a flood of queries makes the reactor wait up to 5 ms at
+        # every GIL hand-off (the convoy effect) and live updates stall; a
+        # shorter interval keeps the reactor responsive. Only ever lowered.
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self.pool = self.dialect.connection_pool()
         self.pool.start()
         self.log.info("store: {url}", url=redact_url(self.db_url))
@@ -519,6 +528,8 @@ class Store(Service):
         covers the range (raw, 1-minute, 1-hour); samples not rolled up yet
         are folded in from the finer data."""
         await self.flush()
+        if not self._recovered:
+            await self.ready()
         tier = self.tier_for(from_ms, self.wall_clock_ms())
         span = max(1, to_ms - from_ms)
         resolution = raw_resolution_ms if tier == RAW else (MINUTE_MS if tier == MINUTE else HOUR_MS)
@@ -546,6 +557,8 @@ class Store(Service):
         from raw samples where raw retention covers the window; the part
         before it from 1-minute buckets, marked `"approximate": true`."""
         await self.flush()
+        if not self._recovered:
+            await self.ready()
         return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
                                       self.wall_clock_ms() - self.retention_raw_ms)
 
@@ -571,6 +584,8 @@ class Store(Service):
         """Stream messages with from_seq <= seq <= to_seq, rebuilt from the
         chunks and tables, in seq order (for resume)."""
         await self.flush()
+        if not self._recovered:
+            await self.ready()
         return await self._consistent(lambda: None, self._read_stream, from_seq, to_seq)
 
     def _read_stream(self, cursor, memory: Memory, from_seq: int, to_seq: int) -> list[StreamMessage]:
@@ -600,6 +615,43 @@ class Store(Service):
             messages[seq] = StreamMessage(seq, NOTIFICATION_ACK, ts_ms, body={
                 "id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)})
         return [messages[seq] for seq in sorted(messages)]
+
+    async def newest_timestamp(self, host: str) -> int | None:
+        """The newest sample time stored for a host (ingest de-duplication)."""
+        times = await self._host_times(host, None, None)
+        return max(times) if times else None
+
+    async def sample_times(self, host: str, from_ms: int, to_ms: int) -> set[int]:
+        """The sample times stored for a host in [from_ms, to_ms]."""
+        return await self._host_times(host, from_ms, to_ms)
+
+    async def _host_times(self, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
+        await self.flush()
+        if not self._recovered:
+            await self.ready()
+        ids = {i.id for i in self.registry.all() if i.host == host}
+        return await self._consistent(lambda: ids, self._times, host, from_ms, to_ms)
+
+    def _times(self, cursor, memory: Memory, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
+        cursor.execute(self.dialect.sql("SELECT id FROM series WHERE host = ?"), (host,))
+        ids = [row[0] for row in cursor.fetchall()]
+        times: set[int] = set()
+        if from_ms is None:
+            for part in _batches(ids):
+                marks = ", ".join("?" for _ in part)
+                cursor.execute(self.dialect.sql(f"SELECT MAX(end_ms) FROM chunks WHERE tier = 0 AND series_id IN ({marks})"),
+                               tuple(part))
+                newest = cursor.fetchone()[0]
+                if newest is not None:
+                    times.add(int(newest))
+            for series_id in ids:
+                times.update(int(c.t.max()) for c in memory.of(series_id) if len(c.t))
+            return times
+        stored = self.tables.read_raw(cursor, ids, from_ms, to_ms)
+        for series_id in ids:
+            for columns in stored.get(series_id, []) + memory.of(series_id):
+                times.update(t for t in columns.t.tolist() if from_ms <= t <= to_ms)
+        return times
 
     async def max_seq(self) -> int:
         def query(cursor) -> int:
@@ -676,6 +728,10 @@ def notification_of_row(row: Sequence) -> dict:
     if state:
         body["state"] = state
     return body
+
+
+def _batches(items: list, size: int = 500) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _merged(parts: list[Points]) -> Points:

@@ -102,6 +102,9 @@ class SeriesRegistry:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def all(self) -> list[SeriesInfo]:
+        return list(self._info.values())
+
     def info(self, series_id: int) -> SeriesInfo | None:
         return self._info.get(series_id)
 
