@@ -42,7 +42,8 @@ from dashd.timefmt import iso_ms
 MINUTE_MS = 60_000
 DAY = 86_400.0
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see Store.startService
-QUERY_ATTEMPTS = 5  # a query overlapping a seal reads again (seals are minutes apart)
+QUERY_ATTEMPTS = 5
+HEAD_COMPACT_ROWS = 60  # flushes between head compactions (a minute at the default batch_interval)  # a query overlapping a seal reads again (seals are minutes apart)
 
 
 class StoreUnavailable(Exception):
@@ -187,6 +188,7 @@ class Store(Service):
         self.open_chunks = OpenChunks()
         self._sealed: list[SealedChunk] = []
         self._seal_epoch = 0
+        self._head_rows = 0  # head rows written since the head was last rewritten
         self._seal_waiters: list[Deferred] = []
         self._recovered = False
         self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
@@ -397,10 +399,12 @@ class Store(Service):
         # in memory and in the head for the next flush).
         self.open_chunks.add(series_ids, samples)
         self._write_failing = False
+        self._head_rows += 1
         if self._outage_logged:
             self._outage_logged = False
             self.log.info("store: database back; wrote the queued rows")
-        await self._seal()
+        if not await self._seal() and self._head_rows >= HEAD_COMPACT_ROWS:
+            await self._compact_head()
         written = len(samples) + len(notifications) + len(acks)
         self.on_write(time.perf_counter() - started, written)
         return written
@@ -443,9 +447,21 @@ class Store(Service):
             waiters, self._seal_waiters = self._seal_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
+        self._head_rows = 1
         written = {id(chunk) for chunk in sealed}
         self._sealed = [chunk for chunk in self._sealed if id(chunk) not in written]
         return len(sealed)
+
+    async def _compact_head(self) -> None:
+        """Replace the head rows (one per flush, one sample per series each)
+        by one row of every open sample ordered by series and time, which
+        compresses like a chunk: the head's pages stay few."""
+        try:
+            await self._run(self._seal_interaction, [], self.open_chunks.head_columns())
+            self._head_rows = 1
+        except StoreUnavailable as e:
+            self.log.warn("store: compacting the head failed ({error}); retried later",
+                          error=str(e).splitlines()[0] if str(e) else type(e).__name__)
 
     def _seal_interaction(self, cursor, sealed: list[SealedChunk], still_open) -> None:
         self.tables.seal(cursor, sealed, still_open)

@@ -222,8 +222,11 @@ def decode_aggregate(blob: bytes) -> AggregateColumns:
 
 
 def encode_head(series: np.ndarray, t: np.ndarray, seq: np.ndarray, value: np.ndarray) -> bytes:
-    return _pack(HEAD, len(t), [encode_ints(series, delta_of_delta=False), encode_ints(t, delta_of_delta=False),
-                                encode_ints(seq, delta_of_delta=False), encode_floats(value)])
+    # Ordered by series then time (a compacted head) the time and seq columns
+    # are as regular as in a chunk; a flush's head row (one sample per
+    # series, one time) is regular too.
+    return _pack(HEAD, len(t), [encode_ints(series, delta_of_delta=False), encode_ints(t),
+                                encode_ints(seq), encode_floats(value)])
 
 
 def decode_head(blob: bytes) -> HeadColumns:

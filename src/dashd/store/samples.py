@@ -71,12 +71,14 @@ class SampleTables:
     def seal(self, cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
         """Write sealed raw chunks, merge their rollups into the tiers and
         replace the head rows by the samples still open: one transaction."""
-        cursor.executemany(self.sql(
-            "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-            [(c.series_id, RAW, c.start_ms, c.end_ms, c.first_seq, c.last_seq, c.count,
-              encode_raw(c.columns.t, c.columns.seq, c.columns.value)) for c in sealed])
-        self.merge_rollups(cursor, [(c.series_id, Points.of_samples(c.columns.t, c.columns.value)) for c in sealed])
+        if sealed:
+            cursor.executemany(self.sql(
+                "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(c.series_id, RAW, c.start_ms, c.end_ms, c.first_seq, c.last_seq, c.count,
+                  encode_raw(c.columns.t, c.columns.seq, c.columns.value)) for c in sealed])
+            self.merge_rollups(cursor, [(c.series_id, Points.of_samples(c.columns.t, c.columns.value))
+                                        for c in sealed])
         cursor.execute("DELETE FROM chunk_head")
         if len(still_open.t):
             self._insert_head(cursor, still_open)
@@ -118,10 +120,9 @@ class SampleTables:
             if (series_id, start) in existing:
                 chunk_id, old = existing[(series_id, start)]
                 merged = merge(old, fresh)
-                changes.append((int(merged.t[-1]), len(merged), encode_aggregate(merged.columns()), chunk_id))
+                changes.append((int(merged.t[-1]), len(merged), _encode_tier(merged), chunk_id))
             else:
-                inserts.append((series_id, tier, start, int(fresh.t[-1]), 0, 0, len(fresh),
-                                encode_aggregate(fresh.columns())))
+                inserts.append((series_id, tier, start, int(fresh.t[-1]), 0, 0, len(fresh), _encode_tier(fresh)))
         if inserts:
             cursor.executemany(self.sql(
                 "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
@@ -205,6 +206,16 @@ class SampleTables:
             row = cursor.fetchone()
             best = max(best, int(row[0] or 0))
         return best
+
+
+AVG_DECIMALS = 4  # what history reports; lets the averages use the decimal encoding
+
+
+def _encode_tier(points: Points) -> bytes:
+    """Tier buckets as a chunk; averages kept to AVG_DECIMALS places (min,
+    max and count stay exact)."""
+    return encode_aggregate(Points(points.t, np.round(points.avg, AVG_DECIMALS), points.min, points.max,
+                                   points.count).columns())
 
 
 def _log_corrupt(chunk_id, series_id, tier, error: Exception) -> None:
