@@ -405,7 +405,8 @@ async def test_history_beyond_raw_retention_reads_the_1m_rollup(open_store, db_u
     start = T0_MS - 3 * HOUR_MS  # older than raw retention
     for i in range(600):  # 10 minutes, cpu == i
         store.record(sample(i + 1, start + i * SECOND_MS, cpu=i))
-    await store.flush()  # the windows are long over: sealed with their rollups
+    await store.flush()  # the windows are long over: sealed
+    await store.rollup()  # (the store batches rollups; prune and stop run them too)
     minutes = await minute_buckets(db_url, "h1", "cpu")
     assert minutes == [(start + m * MINUTE_MS, 60 * m + 29.5, 60 * m, 60 * m + 59, 60) for m in range(10)]
 
@@ -436,9 +437,11 @@ async def test_rollup_rerolls_late_rows_into_their_minute(open_store, db_url):
     rig.wall.ms = T0_MS + 2 * MINUTE_MS  # the window [T0 - 10 min, T0) is over
     store.record(sample(1, minute + 1_000, cpu=10))
     await store.flush()
+    await store.rollup()
     assert await minute_buckets(db_url, "h1", "cpu") == [(minute, 10.0, 10.0, 10.0, 1)]
     store.record(sample(2, minute + 2_000, cpu=30))
     await store.flush()
+    await store.rollup()
     assert await minute_buckets(db_url, "h1", "cpu") == [(minute, 20.0, 10.0, 30.0, 2)]
     assert await count_rows(db_url, "chunks WHERE tier = 0") == 2 and await count_samples(db_url) == 2
 

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
+from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
 from dashd.store.samples import Memory, SampleTables, bucketed, exact_summary, summary
 from dashd.store.series import Describe, SeriesRegistry
 from dashd.store.tiers import HOUR, HOUR_MS, MINUTE, RAW, TIER_NAMES, Points
@@ -43,7 +44,8 @@ MINUTE_MS = 60_000
 DAY = 86_400.0
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see Store.startService
 QUERY_ATTEMPTS = 5
-HEAD_COMPACT_ROWS = 60  # flushes between head compactions (a minute at the default batch_interval)  # a query overlapping a seal reads again (seals are minutes apart)
+ROLLUP_SAMPLES = 2_000_000  # sealed samples that trigger a rollup batch
+ROLLUP_INTERVAL = 3600.0  # seconds: and at least this often  # a query overlapping a seal reads again (seals are minutes apart)
 
 
 class StoreUnavailable(Exception):
@@ -111,6 +113,10 @@ class Dialect:
 
 
 def _sqlite_open(connection: sqlite3.Connection) -> None:
+    # Head rows are written every flush and deleted at every seal: with
+    # incremental auto-vacuum (settable only before the first table, so new
+    # databases only) the seal gives their pages back to the file system.
+    connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
 
@@ -188,7 +194,8 @@ class Store(Service):
         self.open_chunks = OpenChunks()
         self._sealed: list[SealedChunk] = []
         self._seal_epoch = 0
-        self._head_rows = 0  # head rows written since the head was last rewritten
+        self._unrolled = 0  # samples sealed since the last rollup
+        self._rolled_at = clock.seconds()
         self._seal_waiters: list[Deferred] = []
         self._recovered = False
         self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
@@ -241,8 +248,10 @@ class Store(Service):
         if self.pending_rows:
             self.log.error("store: {rows} rows could not be written before shutdown", rows=self.pending_rows)
         elif self._recovered:
-            # A clean stop seals every open chunk: nothing waits in the head.
+            # A clean stop seals every open chunk (nothing waits in the
+            # head) and rolls them up.
             await self._seal(everything=True)
+            await self.rollup()
         if self.pool is not None:
             self.pool.close()
         Service.stopService(self)
@@ -399,12 +408,10 @@ class Store(Service):
         # in memory and in the head for the next flush).
         self.open_chunks.add(series_ids, samples)
         self._write_failing = False
-        self._head_rows += 1
         if self._outage_logged:
             self._outage_logged = False
             self.log.info("store: database back; wrote the queued rows")
-        if not await self._seal() and self._head_rows >= HEAD_COMPACT_ROWS:
-            await self._compact_head()
+        await self._seal()
         written = len(samples) + len(notifications) + len(acks)
         self.on_write(time.perf_counter() - started, written)
         return written
@@ -447,25 +454,38 @@ class Store(Service):
             waiters, self._seal_waiters = self._seal_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
-        self._head_rows = 1
         written = {id(chunk) for chunk in sealed}
         self._sealed = [chunk for chunk in self._sealed if id(chunk) not in written]
+        self._unrolled += sum(chunk.count for chunk in sealed)
+        if self._unrolled >= ROLLUP_SAMPLES or self.clock.seconds() - self._rolled_at >= ROLLUP_INTERVAL:
+            await self.rollup()
         return len(sealed)
 
-    async def _compact_head(self) -> None:
-        """Replace the head rows (one per flush, one sample per series each)
-        by one row of every open sample ordered by series and time, which
-        compresses like a chunk: the head's pages stay few."""
+    async def rollup(self, now_ms: int | None = None) -> int:
+        """Merge the sealed raw chunks not rolled up yet into the 1-minute
+        and 1-hour tiers (batched: every ROLLUP_SAMPLES samples or
+        ROLLUP_INTERVAL, at each prune and at a clean stop; a bucket is
+        rewritten once per batch, not once per seal). Returns chunks read."""
+        total = 0
         try:
-            await self._run(self._seal_interaction, [], self.open_chunks.head_columns())
-            self._head_rows = 1
+            while True:
+                count = await self._run(self.tables.roll_up)
+                total += count
+                if count < ROLLUP_BATCH_CHUNKS:
+                    break
         except StoreUnavailable as e:
-            self.log.warn("store: compacting the head failed ({error}); retried later",
+            self.log.warn("store: rolling up failed ({error}); retried later",
                           error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return total
+        self._unrolled = 0
+        self._rolled_at = self.clock.seconds()
+        return total
 
     def _seal_interaction(self, cursor, sealed: list[SealedChunk], still_open) -> None:
         self.tables.seal(cursor, sealed, still_open)
         self.registry.committed()
+        if self.dialect.name == "sqlite":
+            cursor.execute("PRAGMA incremental_vacuum")
 
     def _memory(self, series_ids: set[int] | None) -> Memory:
         """Copies of the samples not in the chunks table yet."""
@@ -504,6 +524,7 @@ class Store(Service):
         try:
             await self.flush()
             await self._seal()
+            await self.rollup()
             await self._run(self._delete_old, now)
         except StoreUnavailable:
             pass
@@ -558,6 +579,9 @@ class Store(Service):
                  bucket_ms: int) -> dict[str, list[dict]]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         stored = self.tables.read_tier(cursor, list(ids.values()), tier, from_ms, to_ms)
+        if tier != RAW:  # sealed chunks whose rollups are not merged yet
+            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms, to_ms).items():
+                stored.setdefault(series_id, []).extend(points)
         series: dict[str, list[dict]] = {}
         for name in metrics:
             series_id = ids.get(name)
@@ -583,8 +607,12 @@ class Store(Service):
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         exact_from = max(from_ms, raw_from_ms)
         raw = self.tables.read_raw(cursor, list(ids.values()), exact_from, to_ms)
-        older = (self.tables.read_tier(cursor, list(ids.values()), MINUTE, from_ms, exact_from - 1)
-                 if from_ms < raw_from_ms else {})
+        older: dict[int, list[Points]] = {}
+        if from_ms < raw_from_ms:
+            older = self.tables.read_tier(cursor, list(ids.values()), MINUTE, from_ms, exact_from - 1)
+            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms,
+                                                               exact_from - 1).items():
+                older.setdefault(series_id, []).extend(points)
         result = {}
         for name in metrics:
             series_id = ids.get(name, -1)
@@ -751,10 +779,13 @@ def _batches(items: list, size: int = 500) -> list[list]:
 
 
 def _merged(parts: list[Points]) -> Points:
-    from dashd.store.tiers import concat, merge
+    from dashd.store.tiers import concat
+    from dashd.store.tiers import rollup as rollup_points
+
+    from dashd.store.tiers import MINUTE_MS as BUCKET
 
     every = concat(parts)
-    return merge(every, concat([])) if len(every) else every
+    return rollup_points(every, BUCKET) if len(every) else every
 
 
 def _mysql_errors() -> type:

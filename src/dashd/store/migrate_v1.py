@@ -106,6 +106,11 @@ class V1Migration:
             if "rollup_1m" not in tables or not self._rollup_batch(cursor, progress):
                 progress.phase, progress.position = "samples", None
         elif progress.phase == "samples":
+            # Chunks written by the daemon meanwhile get their rollups first:
+            # then the mark can move past this batch's chunks, whose rollups
+            # this batch merges itself (only from v1's rollup mark on).
+            while self.store.tables.roll_up(cursor):
+                pass
             if "samples" not in tables or not self._samples_batch(cursor, progress):
                 progress.phase, progress.position = "drop", None
         elif progress.phase == "drop":
@@ -188,6 +193,8 @@ class V1Migration:
             "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), chunk_rows)
         self.store.tables.merge_rollups(cursor, to_roll)
+        cursor.execute(self.sql("SELECT MAX(id) FROM chunks WHERE tier = ?"), (RAW,))
+        self.store.tables.set_rollup_mark(cursor, int(cursor.fetchone()[0]))
         host, metric, ts_ms = rows[-1][:3]
         progress.position = [host, metric, int(ts_ms)]
         progress.sample_rows += len(rows)

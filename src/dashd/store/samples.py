@@ -26,6 +26,8 @@ from dashd.store.tiers import BUCKET_MS, HOUR, MINUTE, RAW, WINDOW_MS, Points, c
 log = Logger()
 
 IN_CHUNK = 500  # ids per IN (...) list
+ROLLUP_MARK = "rollup_chunk_id"
+ROLLUP_BATCH = 5_000  # raw chunks merged into the tiers per transaction
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,10 @@ class SampleTables:
 
     def write_head(self, cursor, rows: Sequence[tuple], now_ms: int) -> list[int]:
         """Register new series, write the batch as one head row; the rows' series ids."""
-        resolve, sql = self.registry.resolve, self.sql
-        ids = [resolve(cursor, sql, host, metric, now_ms) for (_seq, host, _ts, metric, _value) in rows]
+        resolve, sql, cached = self.registry.resolve, self.sql, self.registry.cached_ids
+        ids = [cached.get((host, metric)) for (_seq, host, _ts, metric, _value) in rows]
+        if None in ids:
+            ids = [resolve(cursor, sql, row[1], row[3], now_ms) if i is None else i for i, row in zip(ids, rows)]
         if rows:
             seqs = [row[0] for row in rows]
             head = HeadColumns(np.asarray(ids, np.int64), np.asarray([row[2] for row in rows], np.int64),
@@ -69,19 +73,47 @@ class SampleTables:
                         encode_head(head.series, head.t, head.seq, head.value)))
 
     def seal(self, cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
-        """Write sealed raw chunks, merge their rollups into the tiers and
-        replace the head rows by the samples still open: one transaction."""
+        """Write sealed raw chunks and replace the head rows by the samples
+        still open: one transaction. (Their rollups follow: `roll_up`.)"""
         if sealed:
             cursor.executemany(self.sql(
                 "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(c.series_id, RAW, c.start_ms, c.end_ms, c.first_seq, c.last_seq, c.count,
                   encode_raw(c.columns.t, c.columns.seq, c.columns.value)) for c in sealed])
-            self.merge_rollups(cursor, [(c.series_id, Points.of_samples(c.columns.t, c.columns.value))
-                                        for c in sealed])
         cursor.execute("DELETE FROM chunk_head")
         if len(still_open.t):
             self._insert_head(cursor, still_open)
+
+    def rollup_mark(self, cursor) -> int:
+        """Raw chunks with ids up to this are in the 1-minute and 1-hour tiers."""
+        cursor.execute(self.sql("SELECT value FROM meta WHERE name = ?"), (ROLLUP_MARK,))
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def set_rollup_mark(self, cursor, chunk_id: int) -> None:
+        cursor.execute(self.sql("REPLACE INTO meta (name, value) VALUES (?, ?)"), (ROLLUP_MARK, str(chunk_id)))
+
+    def roll_up(self, cursor, limit: int = ROLLUP_BATCH) -> int:
+        """Merge the next raw chunks past the mark into the tiers, in chunk id
+        order, and move the mark: what a crash interrupts is redone from
+        the chunks. Returns how many chunks were read."""
+        mark = self.rollup_mark(cursor)
+        cursor.execute(self.sql("SELECT id, series_id, data FROM chunks WHERE tier = ? AND id > ? ORDER BY id LIMIT ?"),
+                       (RAW, mark, limit))
+        rows = cursor.fetchall()
+        points = []
+        for chunk_id, series_id, data in rows:
+            try:
+                columns = decode_raw(data)
+            except ChunkCorrupt as e:
+                _log_corrupt(chunk_id, series_id, RAW, e)
+                continue
+            points.append((int(series_id), Points.of_samples(columns.t, columns.value)))
+        self.merge_rollups(cursor, points)
+        if rows:
+            self.set_rollup_mark(cursor, int(rows[-1][0]))
+        return len(rows)
 
     def merge_rollups(self, cursor, points: list[tuple[int, Points]]) -> None:
         """Fold finer points into the 1-minute and 1-hour tier chunks they
@@ -167,6 +199,19 @@ class SampleTables:
             found.setdefault(int(series_id), []).append(points)
         return found
 
+    def read_unrolled(self, cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[Points]]:
+        """Raw chunks past the rollup mark (not in the tiers yet) as points."""
+        mark = self.rollup_mark(cursor)
+        found: dict[int, list[Points]] = {}
+        for series_id, chunk_id, data in self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms, after_id=mark):
+            try:
+                columns = decode_raw(data)
+            except ChunkCorrupt as e:
+                _log_corrupt(chunk_id, series_id, RAW, e)
+                continue
+            found.setdefault(int(series_id), []).append(Points.of_samples(columns.t, columns.value))
+        return found
+
     def read_raw(self, cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[RawColumns]]:
         found: dict[int, list[RawColumns]] = {}
         for series_id, chunk_id, data in self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms):
@@ -176,14 +221,16 @@ class SampleTables:
                 _log_corrupt(chunk_id, series_id, RAW, e)
         return found
 
-    def _chunk_rows(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int) -> list[tuple]:
+    def _chunk_rows(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int,
+                    after_id: int | None = None) -> list[tuple]:
         rows: list[tuple] = []
+        after = "AND id > ? " if after_id is not None else ""
         for part in _chunks_of(sorted(series_ids)):
             marks = ", ".join("?" for _ in part)
             cursor.execute(self.sql(
                 f"SELECT series_id, id, data FROM chunks WHERE series_id IN ({marks}) AND tier = ? "
-                f"AND start_ms >= ? AND start_ms <= ? AND end_ms >= ? ORDER BY series_id, start_ms, id"),
-                (*part, tier, from_ms - WINDOW_MS[tier], to_ms, from_ms))
+                f"AND start_ms >= ? AND start_ms <= ? AND end_ms >= ? {after}ORDER BY series_id, start_ms, id"),
+                (*part, tier, from_ms - WINDOW_MS[tier], to_ms, from_ms, *(() if after_id is None else (after_id,))))
             rows.extend(cursor.fetchall())
         return rows
 

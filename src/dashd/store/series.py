@@ -102,6 +102,11 @@ class SeriesRegistry:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def cached_ids(self) -> dict[tuple[str, str], int]:
+        """(host, key) -> id of the series seen so far (read-only use)."""
+        return self._ids
+
     def all(self) -> list[SeriesInfo]:
         return list(self._info.values())
 
