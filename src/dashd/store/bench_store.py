@@ -207,6 +207,7 @@ async def _queries(url: str, days: int, step_s: int, repeats: int, say: Callable
     start = T_END_MS - days * DAY_MS
     store, _cpu, samples = await _ingest(url, values, 1, start, step_s, flush_every=max(1, 600 // step_s))
     store.wall_clock_ms.ms = T_END_MS
+    await store.rollup()  # the daemon's hourly rollup batch: what a long-running store has done
     say(f"  queries: {samples} samples over {days} d ingested (a sample every {step_s} s)")
     results = {}
     try:
@@ -257,6 +258,49 @@ async def bench_dialect(dialect: str, args: argparse.Namespace, work: str, say: 
     return result
 
 
+def encoding_cases(psutil_seconds: float, period: float = 0.25) -> dict[str, float]:
+    """Bytes per sample of the chunk encoding alone (one chunk per series):
+    real psutil readings of this host, and synthetic worst cases."""
+    from dashd.collect.collector import MetricsCollector, PsutilReader
+    from dashd.store.encoding import encode_raw
+
+    def per_sample(series: dict[str, tuple[list[int], list[float]]]) -> float:
+        total = count = 0
+        for times, values in series.values():
+            t = np.asarray(times, np.int64)
+            total += len(encode_raw(t, np.arange(len(t), dtype=np.int64) * 17 + 1000, np.asarray(values)))
+            count += len(t)
+        return round(total / count, 3)
+
+    collector = MetricsCollector(PsutilReader(), "bench", lambda: 0)
+    collector.prime()
+    real: dict[str, tuple[list[int], list[float]]] = {}
+    for _ in range(max(2, int(psutil_seconds / period))):
+        time.sleep(period)
+        reading = collector.sample()
+        for name, value in reading.metrics.items():
+            times, values = real.setdefault(name, ([], []))
+            times.append(reading.timestamp_ms)
+            values.append(float(value))
+    rng = np.random.default_rng(3)
+    n, t0 = 600, T_END_MS
+    regular = (t0 + np.arange(n) * 1000).tolist()
+    walk = np.round(np.clip(50 + np.cumsum(rng.normal(0, 1.5, n)), 0, 100), 2).tolist()
+    keep = np.sort(rng.choice(n, int(n * 0.7), replace=False))
+    keep = keep[(keep < 200) | (keep >= 500)]  # 30 % missing at random and a 5-minute hole
+    cases = {
+        "psutil (this host, all catalogue metrics)": per_sample(real),
+        "2-decimal random walk, 1 s": per_sample({"a": (regular, walk)}),
+        "2-decimal uniform noise 0-100, 1 s": per_sample({"a": (regular, np.round(rng.uniform(0, 100, n), 2).tolist())}),
+        "random float64 (no decimals), 1 s": per_sample({"a": (regular, rng.standard_normal(n).tolist())}),
+        "irregular times (1 s ± 0-500 ms)": per_sample({"a": ((t0 + np.cumsum(rng.integers(500, 1500, n))).tolist(),
+                                                            walk)}),
+        "gaps (30 % missing, a 5 min hole)": per_sample({"a": ([regular[i] for i in keep], [walk[i] for i in keep])}),
+        "constant value, 1 s": per_sample({"a": (regular, [42.0] * n)}),
+    }
+    return cases
+
+
 def _report(results: list[dict], args: argparse.Namespace) -> None:
     by = {r["dialect"]: r for r in results}
     if args.json:
@@ -296,6 +340,8 @@ def configure(commands: Any) -> None:
                                                               "mysql://root@127.0.0.1:3306/test"),
                         help="MariaDB server to measure on ('' to skip)")
     parser.add_argument("--json", default=None, help="also write the measurements to this file")
+    parser.add_argument("--psutil-seconds", type=float, default=150.0,
+                        help="how long to read this host for the encoding table (quick: 30)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -304,11 +350,18 @@ def main(args: argparse.Namespace) -> int:
     from twisted.internet.defer import Deferred
 
     if args.quick:
-        args.minutes, args.query_step, args.repeats = min(args.minutes, 20.0), max(args.query_step, 60), 10
+        args.minutes, args.query_step, args.repeats = min(args.minutes, 20.0), max(args.query_step, 10), 20
     dialects = ["sqlite"] + (["mysql"] if args.mysql_url else [])
 
     def say(text: str) -> None:
         print(text, flush=True)
+
+    if args.quick:
+        args.psutil_seconds = min(args.psutil_seconds, 30.0)
+    cases = encoding_cases(args.psutil_seconds)
+    say("| data (one 10-minute-class chunk per series) | bytes/sample |\n|---|---|")
+    for name, value in cases.items():
+        say(f"| {name} | {value} |")
 
     async def go(_reactor) -> None:
         with tempfile.TemporaryDirectory(prefix="dashd-bench-store-") as work:
