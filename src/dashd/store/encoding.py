@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -74,9 +75,13 @@ def _zigzag(values: np.ndarray) -> np.ndarray:
     return ((values << 1) ^ (values >> 63)).view(np.uint64)
 
 
+_ONE = np.uint64(1)
+
+
 def _unzigzag(values: np.ndarray) -> np.ndarray:
-    signed = values.view(np.int64)
-    return (values >> np.uint64(1)).view(np.int64) ^ -(signed & 1)
+    signed = (values >> _ONE).view(np.int64)
+    signed ^= -(values & _ONE).view(np.int64)
+    return signed
 
 
 def _shuffled(values: np.ndarray) -> tuple[int, bytes]:
@@ -93,6 +98,8 @@ def _unshuffled(payload: bytes, width: int, count: int) -> np.ndarray:
     dtype = dict(_WIDTHS).get(width)
     if dtype is None or len(payload) != width * count:
         raise ChunkCorrupt("column length does not match its header")
+    if width == 1:  # one plane: nothing to unshuffle
+        return np.frombuffer(payload, dtype=np.uint8).astype(np.uint64)
     planes = np.frombuffer(payload, dtype=np.uint8).reshape(width, count)
     return planes.T.copy().view(dtype).reshape(count).astype(np.uint64)
 
@@ -247,3 +254,108 @@ def encode_head(series: np.ndarray, t: np.ndarray, seq: np.ndarray, value: np.nd
 def decode_head(blob: bytes) -> HeadColumns:
     series, t, seq, value = _unpack(blob, HEAD, 4)
     return HeadColumns(series, t, seq, value)
+
+
+# ----- many chunks of one series at once (history, stats)
+
+
+@dataclass(frozen=True)
+class _Column:
+    kind: int
+    width: int
+    extra: int
+    payload: bytes
+
+
+def _parse(blob: bytes, chunk_type: int, columns: int) -> tuple[int, list[_Column]]:
+    """Decompress and split one chunk into its columns (no decoding)."""
+    if blob is None or len(blob) < _CHUNK_HEADER.size:
+        raise ChunkCorrupt("shorter than a chunk header")
+    version, found_type = _CHUNK_HEADER.unpack_from(blob)
+    if version != VERSION or found_type != chunk_type:
+        raise ChunkCorrupt(f"unexpected chunk version {version} / type {found_type}")
+    try:
+        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size:]))
+    except zlib.error as e:
+        raise ChunkCorrupt(f"bad compressed data ({e})") from None
+    if len(body) < _COUNT.size:
+        raise ChunkCorrupt("no sample count")
+    (count,) = _COUNT.unpack_from(body)
+    offset, parsed = _COUNT.size, []
+    for _ in range(columns):
+        if offset + _COLUMN_HEADER.size > len(body):
+            raise ChunkCorrupt("truncated column header")
+        kind, width, extra, length = _COLUMN_HEADER.unpack_from(body, offset)
+        offset += _COLUMN_HEADER.size
+        payload = body[offset:offset + length]
+        if len(payload) != length or length != width * count or dict(_WIDTHS).get(width) is None:
+            raise ChunkCorrupt("column length does not match its header")
+        if kind not in (_INT_DELTA, _INT_DOD, _FLOAT_DECIMAL, _FLOAT_XOR):
+            raise ChunkCorrupt(f"unknown column kind {kind}")
+        parsed.append(_Column(kind, width, extra, payload))
+        offset += length
+    if offset != len(body):
+        raise ChunkCorrupt("trailing bytes after the columns")
+    return count, parsed
+
+
+def _segmented(op: np.ufunc, values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """op.accumulate restarted at every segment start (op is add or xor)."""
+    running = op.accumulate(values)
+    base = np.zeros(len(starts), dtype=values.dtype)
+    base[1:] = running[starts[1:] - 1]
+    if op is np.add:
+        return running - np.repeat(base, counts)
+    return running ^ np.repeat(base, counts)
+
+
+def _decode_column(parts: list[_Column], counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    first = parts[0]
+    raw = np.concatenate([_unshuffled(p.payload, p.width, int(n)) for p, n in zip(parts, counts)]) \
+        if any(p.width != 1 for p in parts) else np.frombuffer(b"".join(p.payload for p in parts), np.uint8).astype(np.uint64)
+    if first.kind == _FLOAT_XOR:
+        return _segmented(np.bitwise_xor, raw, starts, counts).view(np.float64)
+    diffs = _unzigzag(raw)
+    if first.kind == _INT_DOD:
+        inner = diffs.copy()
+        inner[starts] = 0
+        deltas = _segmented(np.add, inner, starts, counts)
+        deltas[starts] = diffs[starts]
+        return _segmented(np.add, deltas, starts, counts)
+    values = _segmented(np.add, diffs, starts, counts)
+    if first.kind == _FLOAT_DECIMAL:
+        return values / 10.0 ** first.extra
+    return values
+
+
+def decode_many(blobs: list[bytes], chunk_type: int, columns: int,
+                on_corrupt: Callable[[int, ChunkCorrupt], None]) -> list[np.ndarray]:
+    """The columns of many chunks, concatenated in order: one numpy pass per
+    column instead of one per chunk (chunks of one series usually share
+    their column formats; a column whose formats differ is decoded chunk by
+    chunk). A chunk that does not parse is reported by index and left out."""
+    parsed: list[tuple[int, list[_Column]]] = []
+    for index, blob in enumerate(blobs):
+        try:
+            parsed.append(_parse(blob, chunk_type, columns))
+        except ChunkCorrupt as e:
+            on_corrupt(index, e)
+    if not parsed:
+        return [np.zeros(0, np.int64) if i == 0 else np.zeros(0) for i in range(columns)]
+    counts = np.asarray([count for count, _ in parsed], np.int64)
+    keep = counts > 0
+    parsed = [p for p, k in zip(parsed, keep) if k]
+    counts = counts[keep]
+    if not parsed:
+        return [np.zeros(0, np.int64) if i == 0 else np.zeros(0) for i in range(columns)]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    result = []
+    for j in range(columns):
+        parts = [cols[j] for _, cols in parsed]
+        kinds = {(p.kind, p.extra if p.kind == _FLOAT_DECIMAL else 0) for p in parts}
+        if len(kinds) == 1:
+            result.append(_decode_column(parts, counts, starts))
+        else:
+            result.append(np.concatenate([
+                _decode_column([p], np.asarray([n]), np.zeros(1, np.int64)) for p, n in zip(parts, counts)]))
+    return result

@@ -16,9 +16,11 @@ import numpy as np
 from twisted.logger import Logger
 
 from dashd.store.chunks import SealedChunk
+from dashd.store.encoding import AGGREGATE as AGGREGATE_TYPE
+from dashd.store.encoding import RAW as RAW_TYPE
 from dashd.store.encoding import (
-    ChunkCorrupt, HeadColumns, RawColumns, decode_aggregate, decode_head, decode_raw, encode_aggregate, encode_head,
-    encode_raw,
+    ChunkCorrupt, HeadColumns, RawColumns, decode_aggregate, decode_head, decode_many, decode_raw, encode_aggregate,
+    encode_head, encode_raw,
 )
 from dashd.store.series import SeriesRegistry
 from dashd.store.tiers import BUCKET_MS, HOUR, MINUTE, RAW, WINDOW_MS, Points, concat, group, merge, rollup
@@ -184,41 +186,35 @@ class SampleTables:
         return heads
 
     def read_tier(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int) -> dict[int, list[Points]]:
-        """Points of the tier's chunks overlapping [from_ms, to_ms], by series."""
+        """Points of the tier's chunks overlapping [from_ms, to_ms], by series
+        (each series' chunks decoded together: see decode_many)."""
+        return self._decoded_points(self._chunk_rows(cursor, series_ids, tier, from_ms, to_ms), tier)
+
+    def _decoded_points(self, rows: list[tuple], tier: int) -> dict[int, list[Points]]:
         found: dict[int, list[Points]] = {}
-        for series_id, chunk_id, data in self._chunk_rows(cursor, series_ids, tier, from_ms, to_ms):
-            try:
-                if tier == RAW:
-                    columns = decode_raw(data)
-                    points = Points.of_samples(columns.t, columns.value)
-                else:
-                    points = Points.of_columns(decode_aggregate(data))
-            except ChunkCorrupt as e:
-                _log_corrupt(chunk_id, series_id, tier, e)
-                continue
-            found.setdefault(int(series_id), []).append(points)
+        for series_id, chunk_ids, blobs in _by_series(rows):
+            report = _reporter(series_id, chunk_ids, tier)
+            if tier == RAW:
+                t, _seq, value = decode_many(blobs, RAW_TYPE, 3, report)
+                points = Points.of_samples(t, value)
+            else:
+                t, avg, low, high, count = decode_many(blobs, AGGREGATE_TYPE, 5, report)
+                points = Points(t, avg, low, high, count.astype(np.int64))
+            if len(points):
+                found[series_id] = [points]
         return found
 
     def read_unrolled(self, cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[Points]]:
         """Raw chunks past the rollup mark (not in the tiers yet) as points."""
         mark = self.rollup_mark(cursor)
-        found: dict[int, list[Points]] = {}
-        for series_id, chunk_id, data in self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms, after_id=mark):
-            try:
-                columns = decode_raw(data)
-            except ChunkCorrupt as e:
-                _log_corrupt(chunk_id, series_id, RAW, e)
-                continue
-            found.setdefault(int(series_id), []).append(Points.of_samples(columns.t, columns.value))
-        return found
+        return self._decoded_points(self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms, after_id=mark), RAW)
 
     def read_raw(self, cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[RawColumns]]:
         found: dict[int, list[RawColumns]] = {}
-        for series_id, chunk_id, data in self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms):
-            try:
-                found.setdefault(int(series_id), []).append(decode_raw(data))
-            except ChunkCorrupt as e:
-                _log_corrupt(chunk_id, series_id, RAW, e)
+        for series_id, chunk_ids, blobs in _by_series(self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms)):
+            t, seq, value = decode_many(blobs, RAW_TYPE, 3, _reporter(series_id, chunk_ids, RAW))
+            if len(t):
+                found[series_id] = [RawColumns(t, seq, value)]
         return found
 
     def _chunk_rows(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int,
@@ -263,6 +259,20 @@ def _encode_tier(points: Points) -> bytes:
     max and count stay exact)."""
     return encode_aggregate(Points(points.t, np.round(points.avg, AVG_DECIMALS), points.min, points.max,
                                    points.count).columns())
+
+
+def _by_series(rows: list[tuple]) -> list[tuple[int, list, list]]:
+    """(series_id, chunk id, data) rows -> per series: (id, chunk ids, blobs)."""
+    grouped: dict[int, tuple[list, list]] = {}
+    for series_id, chunk_id, data in rows:
+        ids, blobs = grouped.setdefault(int(series_id), ([], []))
+        ids.append(chunk_id)
+        blobs.append(data)
+    return [(series_id, ids, blobs) for series_id, (ids, blobs) in grouped.items()]
+
+
+def _reporter(series_id: int, chunk_ids: list, tier: int) -> Callable[[int, Exception], None]:
+    return lambda index, error: _log_corrupt(chunk_ids[index], series_id, tier, error)
 
 
 def _log_corrupt(chunk_id, series_id, tier, error: Exception) -> None:

@@ -24,7 +24,9 @@ BUCKET_MS = {MINUTE: MINUTE_MS, HOUR: HOUR_MS}
 # Time span of one chunk row per tier. Raw: 10 minutes (600 samples at 1 Hz,
 # about a kilobyte: small enough to stay inside an InnoDB page, big enough
 # that the row and index overhead is a fraction of a byte per sample).
-WINDOW_MS = {RAW: 10 * MINUTE_MS, MINUTE: 6 * HOUR_MS, HOUR: 15 * DAY_MS}
+# Tiers: a day of minutes, 60 days of hours (1,440 buckets, about 8 KB):
+# a 30-day history reads 30 chunks per series.
+WINDOW_MS = {RAW: 10 * MINUTE_MS, MINUTE: DAY_MS, HOUR: 60 * DAY_MS}
 
 
 def window_start(t_ms: int, tier: int) -> int:
