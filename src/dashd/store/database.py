@@ -485,7 +485,12 @@ class Store(Service):
         self.tables.seal(cursor, sealed, still_open)
         self.registry.committed()
         if self.dialect.name == "sqlite":
-            cursor.execute("PRAGMA incremental_vacuum")
+            # Last in the transaction: executescript commits first and runs
+            # the pragma to the end (execute() would free a single page).
+            try:
+                cursor.executescript("PRAGMA incremental_vacuum;")
+            except sqlite3.Error as e:  # the seal is committed already: only space is not returned
+                self.log.warn("store: returning free pages failed ({error})", error=str(e))
 
     def _memory(self, series_ids: set[int] | None) -> Memory:
         """Copies of the samples not in the chunks table yet."""
