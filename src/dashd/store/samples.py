@@ -220,13 +220,22 @@ class SampleTables:
     def _chunk_rows(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int,
                     after_id: int | None = None) -> list[tuple]:
         rows: list[tuple] = []
-        after = "AND id > ? " if after_id is not None else ""
         for part in _chunks_of(sorted(series_ids)):
             marks = ", ".join("?" for _ in part)
-            cursor.execute(self.sql(
-                f"SELECT series_id, id, data FROM chunks WHERE series_id IN ({marks}) AND tier = ? "
-                f"AND start_ms >= ? AND start_ms <= ? AND end_ms >= ? {after}ORDER BY series_id, start_ms, id"),
-                (*part, tier, from_ms - WINDOW_MS[tier], to_ms, from_ms, *(() if after_id is None else (after_id,))))
+            if after_id is None:
+                cursor.execute(self.sql(
+                    f"SELECT series_id, id, data FROM chunks WHERE series_id IN ({marks}) AND tier = ? "
+                    f"AND start_ms >= ? AND start_ms <= ? AND end_ms >= ? ORDER BY series_id, start_ms, id"),
+                    (*part, tier, from_ms - WINDOW_MS[tier], to_ms, from_ms))
+            else:
+                # Chunks past the rollup mark are the newest few: walk the
+                # primary key from the mark (the unary + keeps both SQLite
+                # and MariaDB off the per-series index, which would visit
+                # every chunk of the range).
+                cursor.execute(self.sql(
+                    f"SELECT series_id, id, data FROM chunks WHERE id > ? AND +tier = ? AND +series_id IN ({marks}) "
+                    f"AND +start_ms >= ? AND +start_ms <= ? AND +end_ms >= ? ORDER BY id"),
+                    (after_id, tier, *part, from_ms - WINDOW_MS[tier], to_ms, from_ms))
             rows.extend(cursor.fetchall())
         return rows
 
