@@ -18,9 +18,8 @@ from dashd.store.database import Store, load_migrations
 from dashd.store.migrate_v1 import V1Migration
 from dashd.store.series import parse_series_key, series_key
 
-from test_store import (  # noqa: F401  (fixtures)
-    DAY, DAY_MS, HOUR, HOUR_MS, MINUTE_MS, SECOND_MS, T0_MS, Clock, WallClock, count_rows, open_store, query,
-    sample, store_log, store_messages,
+from test_store import (  # noqa: F401  (open_store and store_log are fixtures)
+    DAY, DAY_MS, HOUR, HOUR_MS, MINUTE_MS, SECOND_MS, T0_MS, open_store, query, sample, store_log, store_messages,
 )
 
 # ----- encoding (no I/O)
