@@ -225,3 +225,19 @@ def test_a_process_started_by_the_test_shows_in_the_top_n_and_its_cpu_rises_when
     finally:
         child.kill()
         child.wait()
+
+
+def test_an_idle_process_keeps_its_io_counters_without_rereading_them(tmp_path):
+    """/proc/PID/io is read again only for a process that used CPU (or waits
+    on disk) since the last reading: an idle one cannot have issued I/O."""
+    host = FakeHost(str(tmp_path / "host"))
+    host.base()
+    host.process(5, "idle", cpu_ticks=10, io=(100, 200))
+    host.process(6, "busy", cpu_ticks=10, io=(100, 200))
+    reader = ProcfsProcessReader(HostPaths(host.root))
+    reader.read()
+    host.process(5, "idle", cpu_ticks=10, io=(999, 999))  # a change the kernel could not have made
+    host.process(6, "busy", cpu_ticks=11, io=(300, 400))
+    by_pid = {p.pid: p for p in reader.read().processes}
+    assert (by_pid[5].io_read_bytes, by_pid[5].io_write_bytes) == (100, 200)
+    assert (by_pid[6].io_read_bytes, by_pid[6].io_write_bytes) == (300, 400)

@@ -120,12 +120,17 @@ class SourceStats:
     series: int = 0  # series in the last read
     last_read_seconds: float = 0.0
     total_read_seconds: float = 0.0
+    total_read_cpu_seconds: float = 0.0  # CPU of the reading thread: wall time minus waiting on a busy machine
     max_read_seconds: float = 0.0
     max_block_seconds: float = 0.0  # the longest the reactor thread was held by this source
 
     @property
     def mean_read_seconds(self) -> float:
         return self.total_read_seconds / self.reads if self.reads else 0.0
+
+    @property
+    def mean_read_cpu_seconds(self) -> float:
+        return self.total_read_cpu_seconds / self.reads if self.reads else 0.0
 
 
 Runner = Callable[[Callable[[], Any]], Deferred]
@@ -172,7 +177,9 @@ class SourceScheduler(Service):
         if self._runner is None:
             # Our own pool: a slow read (a hung network file system) cannot
             # starve the reactor's default pool, which adbapi uses.
-            self._pool = ThreadPool(minthreads=0, maxthreads=self._threads, name="dashd-collect")
+            # minthreads = maxthreads: the threads start here, not in the
+            # first tick (starting a thread held the reactor ~20 ms under load).
+            self._pool = ThreadPool(minthreads=self._threads, maxthreads=self._threads, name="dashd-collect")
             self._pool.start()
             pool = self._pool
             self._runner = lambda f: deferToThreadPool(self._clock, pool, f)
@@ -213,12 +220,13 @@ class SourceScheduler(Service):
         finally:
             self._blocked(stats, time.perf_counter() - started)
 
-    def _read_done(self, result: tuple[Any, float], source: Source, timestamp_ms: int) -> Deferred:
+    def _read_done(self, result: tuple[Any, float, float], source: Source, timestamp_ms: int) -> Deferred:
         started = time.perf_counter()
         self._busy.discard(source.name)
-        value, seconds = result
+        value, seconds, cpu_seconds = result
         stats = self.stats[source.name]
         stats.reads += 1
+        stats.total_read_cpu_seconds += cpu_seconds
         stats.last_read_seconds = seconds
         stats.total_read_seconds += seconds
         stats.max_read_seconds = max(stats.max_read_seconds, seconds)
@@ -247,7 +255,7 @@ class SourceScheduler(Service):
         stats.max_block_seconds = max(stats.max_block_seconds, seconds)
 
 
-def _timed(read: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
+def _timed(read: Callable[[], Any]) -> tuple[Any, float, float]:
+    started, cpu_started = time.perf_counter(), time.thread_time()
     value = read()
-    return value, time.perf_counter() - started
+    return value, time.perf_counter() - started, time.thread_time() - cpu_started

@@ -7,6 +7,8 @@ also maps every socket to its process).
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Callable
 
 from dashd.collect.hostroot import HostPaths, read_text
@@ -21,25 +23,27 @@ TCP_STATES = {
 }
 
 
+# "  12: 0100007F:1F90 0100007F:D431 01 ...": local port and state, matched
+# over the whole file in one pass (a host with 50,000 sockets has a 7 MB
+# /proc/net/tcp; splitting it line by line in Python cost 10 ms a read).
+_TCP_LINE = re.compile(r"^\s*\d+: [0-9A-Fa-f]+:([0-9A-Fa-f]{4}) [0-9A-Fa-f]+:[0-9A-Fa-f]{4} ([0-9A-Fa-f]{2}) ", re.M)
+
+
 def count_tcp(texts: list[str]) -> tuple[dict[str, int], int]:
     """Connections per state name, and distinct listening ports, over the
     given /proc/net/tcp and tcp6 texts."""
-    states = {name: 0 for name in TCP_STATES.values()}
-    listening: set[int] = set()
+    counts: Counter[str] = Counter()
+    listening: set[str] = set()
     for text in texts:
-        for line in text.splitlines()[1:]:
-            parts = line.split(None, 4)
-            if len(parts) < 4:
-                continue
-            name = TCP_STATES.get(parts[3].upper())
-            if name is None:
-                continue
-            states[name] += 1
-            if name == "listen":
-                try:
-                    listening.add(int(parts[1].rsplit(":", 1)[1], 16))
-                except (IndexError, ValueError):
-                    pass
+        for port, state in _TCP_LINE.findall(text):
+            counts[state] += 1
+            if state == "0A":
+                listening.add(port.upper())
+    states = {name: 0 for name in TCP_STATES.values()}
+    for code, count in counts.items():
+        name = TCP_STATES.get(code.upper())
+        if name is not None:
+            states[name] += count
     return states, len(listening)
 
 
