@@ -150,3 +150,21 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
 @pytest_twisted.ensureDeferred
 async def test_the_default_daemon_has_no_extra_collectors(daemon):
     assert not [s for s in daemon.service if isinstance(s, SourceScheduler)]
+
+
+def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
+    """`dashd bench collector` (short run): the RESULT line carries the four
+    figures of the issue's budget (their values are the benchmark's job)."""
+    import re
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "dashd.bench", "collector", "--seconds", "4.5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"RESULT collector_cpu_percent=([\d.]+) max_tick_block_ms=([\d.]+) "
+                         r"process_snapshot_ms=([\d.]+) series=(\d+)", last)
+    assert match, last
+    assert float(match.group(3)) > 0 and int(match.group(4)) > 10
+    assert "processes" in done.stdout and "bytes per snapshot" in done.stdout

@@ -849,7 +849,8 @@ def collector_cost(args: argparse.Namespace) -> int:
 
     from dashd.collect.assembly import build_sources
     from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader
-    from dashd.collect.sources import SERIES_TOPIC, SourceScheduler
+    from dashd.collect.processes import encode_snapshot
+    from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SourceScheduler
     from dashd.settings import load_settings
     from dashd.stream.bus import InMemoryBus
     from dashd.timefmt import now_ms
@@ -866,8 +867,14 @@ def collector_cost(args: argparse.Namespace) -> int:
         scheduler = SourceScheduler(sources, intervals, bus, reactor, "bench", now_ms)
     names: set[str] = set()
     bus.subscribe(SERIES_TOPIC, lambda topic, sample: names.update(sample.values))
+    snapshot_sizes: list[int] = []
+    bus.subscribe(PROCESSES_TOPIC, lambda topic, snapshot: (snapshot_sizes.append(len(encode_snapshot(snapshot))),
+                                                            result.update(processes_on_host=snapshot.table.total)))
     this = psutil.Process()
     result: dict = {}
+    # Idle children, so the process table is measured at the issue's ~300
+    # processes on a machine that has fewer; each is ended by its own pid.
+    spawned = [subprocess.Popen(["sleep", str(args.seconds + 60)]) for _ in range(max(0, args.spawn))]
 
     def begin() -> None:
         service.startService()
@@ -882,6 +889,9 @@ def collector_cost(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - result["t0"]
         used = (cpu.user - result["cpu0"].user) + (cpu.system - result["cpu0"].system)
         service.stopService()
+        for child in spawned:
+            child.kill()
+            child.wait()
         event = {"event": "collector", "seconds": round(elapsed, 1), "samples": len(durations),
                  "cpu_pct": 100.0 * used / elapsed,
                  "mean_sample_ms": 1000.0 * statistics.mean(durations) if durations else None,
@@ -889,14 +899,18 @@ def collector_cost(args: argparse.Namespace) -> int:
         if scheduler is not None:
             scheduler.stopService()
             event.update(collectors_report(scheduler, names, durations))
+            event["snapshot_bytes"] = statistics.mean(snapshot_sizes) if snapshot_sizes else 0
+            event["processes_on_host"] = result.get("processes_on_host", 0)
         emit(event)
         if scheduler is not None:
             for name, stats in event["per_collector"].items():
                 print(f"  {name:12s} reads {stats['reads']:4d}  read {stats['mean_read_ms']:7.2f} ms "
                       f"(cpu {stats['mean_read_cpu_ms']:6.2f} ms, max {stats['max_read_ms']:7.2f} ms)  "
                       f"reactor max {stats['max_block_ms']:.3f} ms  series {stats['series']}", flush=True)
-            print(f"  process table: {event['process_snapshot_cpu_ms']:.2f} ms of CPU per snapshot "
-                  f"({event['process_snapshot_ms']:.2f} ms wall in its thread on this machine's load)", flush=True)
+            print(f"  process table of {event['processes_on_host']} processes: "
+                  f"{event['process_snapshot_cpu_ms']:.2f} ms of CPU per snapshot "
+                  f"({event['process_snapshot_ms']:.2f} ms wall in its thread on this machine's load); "
+                  f"look-back encoding {event['snapshot_bytes']:.0f} bytes per snapshot", flush=True)
             print(f"RESULT collector_cpu_percent={event['cpu_pct']:.2f} max_tick_block_ms={event['max_tick_block_ms']:.2f} "
                   f"process_snapshot_ms={event['process_snapshot_cpu_ms']:.2f} series={event['series']}", flush=True)
         reactor.stop()
@@ -1081,6 +1095,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     collector_parser = commands.add_parser("collector", help="CPU of the collectors (all, at default cadences)")
     collector_parser.add_argument("--seconds", type=float, default=60.0)
     collector_parser.add_argument("--interval", type=float, default=1.0)
+    collector_parser.add_argument("--spawn", type=int, default=0,
+                                  help="start this many idle processes first (to measure ~300 processes)")
     collector_parser.add_argument("--only-host", action="store_true",
                                   help="only the seed's psutil host collector (what `run` measures)")
     return parser
