@@ -13,7 +13,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from dashd.collect.processes import ProcessSnapshot, ProcessTable
+from dashd.collect.processes import ProcessSnapshot, ProcessSource, ProcessTable
 from dashd.collect.sources import (
     PROCESSES_TOPIC,
     SERIES_TOPIC,
@@ -157,6 +157,7 @@ def test_the_process_source_is_published_as_a_process_snapshot():
     table = ProcessTable(rows=(), total=3)
     source = FakeSource("processes", [table])
     source.topic = PROCESSES_TOPIC
+    source.envelope = ProcessSource.envelope.__get__(source)
     scheduler = scheduler_for([source], {"processes": 2.0}, bus, clock)
     scheduler.startService()
     scheduler.stopService()

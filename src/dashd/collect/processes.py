@@ -401,6 +401,9 @@ class ProcessSource:
         self._reader = reader
         self._sampler = ProcessSampler(top_n=top_n)
 
+    def envelope(self, host: str, timestamp_ms: int, table: ProcessTable) -> ProcessSnapshot:
+        return ProcessSnapshot(host, timestamp_ms, table)
+
     def read(self) -> ProcessTable:
         reading = self._reader.read()
         table = self._sampler.table(reading, self._reader.details)

@@ -50,8 +50,9 @@ class SeriesSample:
 
 class Source(Protocol):
     """A collector. `read()` runs in a worker thread, never two at once for
-    one source; it returns a Mapping of series to values, or (for the
-    process table) a ProcessTable."""
+    one source. A source on SERIES_TOPIC returns a Mapping of series to
+    values; a source on another topic returns anything and also has
+    `envelope(host, timestamp_ms, value)`, the message to publish."""
 
     name: str
     topic: str
@@ -245,10 +246,7 @@ class SourceScheduler(Service):
     def _envelope(self, source: Source, value: Any, timestamp_ms: int) -> Any:
         if source.topic == SERIES_TOPIC:
             return SeriesSample(self._host, timestamp_ms, source.name, dict(value))
-        # Imported here: processes.py imports this module.
-        from dashd.collect.processes import ProcessSnapshot
-
-        return ProcessSnapshot(self._host, timestamp_ms, value)
+        return source.envelope(self._host, timestamp_ms, value)  # type: ignore[attr-defined]
 
     @staticmethod
     def _blocked(stats: SourceStats, seconds: float) -> None:
