@@ -185,10 +185,15 @@ def test_a_child_cgroup_with_a_spinning_process_shows_its_cpu(tmp_path):
             pytest.skip("cannot create a cgroup here; test_the_tests_own_group_is_read covers reading")
         source = CgroupSource(HostPaths("/"), max_depth=1, max_groups=10_000)
         source.read()
-        time.sleep(1.0)  # the spinner runs; no assertion on timing
-        values = source.read()
-        cpu = by_family(values, "cgroup_cpu_percent")
-        assert cpu[group] > 20.0, cpu.get(group)
+        # The spinner runs; on a loaded machine it gets what it gets, so
+        # read once a second until its group shows CPU (at most 15 tries).
+        for _ in range(15):
+            time.sleep(1.0)
+            values = source.read()
+            cpu = by_family(values, "cgroup_cpu_percent")
+            if cpu.get(group, 0.0) > 5.0:
+                break
+        assert cpu[group] > 5.0, cpu.get(group)
         if "pids" in source.layout.controllers and source.layout.controllers["pids"][0] == hierarchy:
             assert by_family(values, "cgroup_pids")[group] == 1.0
     finally:
