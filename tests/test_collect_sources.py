@@ -189,3 +189,27 @@ def test_reads_run_in_the_dedicated_pool_not_on_the_reactor_thread():
     assert message.values == {"open_fds": 1.0}
     assert threads and threads[0] != threading.main_thread().name
     assert "dashd-collect" in threads[0]
+
+
+def test_every_read_is_measured_and_reported_by_collector_name():
+    clock, bus = Clock(), InMemoryBus()
+    reports = []
+    source = FakeSource("disks", ({"d": float(n)} for n in range(10)))
+    scheduler = SourceScheduler([source], {"disks": 1.0}, bus, clock, "h1", lambda: 0, runner=run_now,
+                                on_read=lambda *report: reports.append(report))
+    scheduler.startService()
+    clock.advance(1.0)
+    scheduler.stopService()
+    assert [name for name, _, _ in reports] == ["disks", "disks"]
+    assert all(read >= 0 and block >= 0 for _, read, block in reports)
+    assert scheduler.stats["disks"].max_block_seconds >= max(block for _, _, block in reports) / 2
+
+
+def test_collector_timings_are_exported_to_prometheus():
+    from dashd.ops.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    telemetry.collector_read("processes", 0.012, 0.0003)
+    text = telemetry.exposition().decode()
+    assert 'dashd_collector_read_duration_seconds_count{collector="processes"} 1.0' in text
+    assert 'dashd_collector_reactor_block_seconds_count{collector="processes"} 1.0' in text

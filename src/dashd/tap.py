@@ -363,7 +363,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
     # Issue 19 collectors: off unless `collectors` names them; they publish
     # SeriesSample / ProcessSnapshot on the bus (dashd.collect.sources).
-    sources = build_scheduler(settings, bus, reactor, core.wall_clock_ms)
+    sources = build_scheduler(settings, bus, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
     if sources is not None:
         sources.setServiceParent(daemon)
         core.shutdown_hooks.append(sources.stopService)

@@ -49,10 +49,13 @@ def build_sources(settings: Settings, paths: HostPaths | None = None) -> tuple[l
     return sources, intervals
 
 
-def build_scheduler(settings: Settings, bus: Publisher, clock: IReactorTime,
-                    wall_clock_ms: Callable[[], int]) -> SourceScheduler | None:
-    """The service running the enabled collectors, or None when none is enabled."""
+def build_scheduler(settings: Settings, bus: Publisher, clock: IReactorTime, wall_clock_ms: Callable[[], int],
+                    on_read: Callable[[str, float, float], None] | None = None) -> SourceScheduler | None:
+    """The service running the enabled collectors, or None when none is enabled.
+    `on_read(name, read seconds, reactor seconds)` follows every read (telemetry)."""
     sources, intervals = build_sources(settings)
     if not sources:
         return None
-    return SourceScheduler(sources, intervals, bus, clock, settings.host, wall_clock_ms)
+    if on_read is None:
+        return SourceScheduler(sources, intervals, bus, clock, settings.host, wall_clock_ms)
+    return SourceScheduler(sources, intervals, bus, clock, settings.host, wall_clock_ms, on_read=on_read)

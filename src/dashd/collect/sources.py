@@ -155,6 +155,7 @@ class SourceScheduler(Service):
         wall_clock_ms: Callable[[], int],
         runner: Runner | None = None,
         threads: int = 2,
+        on_read: Callable[[str, float, float], None] = lambda name, read_seconds, block_seconds: None,
     ) -> None:
         self.sources = list(sources)
         self.intervals = dict(intervals)
@@ -164,9 +165,11 @@ class SourceScheduler(Service):
         self._wall_clock_ms = wall_clock_ms
         self._runner = runner
         self._threads = threads
+        self._on_read = on_read  # (source name, read seconds, reactor seconds of start + publish)
         self._pool: ThreadPool | None = None
         self._loops: dict[str, LoopingCall] = {}
         self._busy: set[str] = set()
+        self._started_block: dict[str, float] = {}  # reactor seconds of each source's current tick start
         self.stats: dict[str, SourceStats] = {source.name: SourceStats() for source in self.sources}
 
     @property
@@ -219,7 +222,9 @@ class SourceScheduler(Service):
             self._busy.discard(source.name)
             self.log.failure("starting collector {name} failed; will retry next interval", name=source.name)
         finally:
-            self._blocked(stats, time.perf_counter() - started)
+            blocked = time.perf_counter() - started
+            self._started_block[source.name] = blocked
+            self._blocked(stats, blocked)
 
     def _read_done(self, result: tuple[Any, float, float], source: Source, timestamp_ms: int) -> Deferred:
         started = time.perf_counter()
@@ -236,7 +241,15 @@ class SourceScheduler(Service):
             stats.series = len(value) if isinstance(value, Mapping) else len(getattr(value, "rows", ()))
             return maybeDeferred(self._bus.publish, source.topic, message)
         finally:
-            self._blocked(stats, time.perf_counter() - started)
+            blocked = time.perf_counter() - started
+            self._blocked(stats, blocked)
+            self._report(source.name, seconds, self._started_block.pop(source.name, 0.0) + blocked)
+
+    def _report(self, name: str, read_seconds: float, block_seconds: float) -> None:
+        try:
+            self._on_read(name, read_seconds, block_seconds)
+        except Exception:
+            self.log.failure("recording collector {name}'s timing failed", name=name)
 
     def _read_failed(self, failure, source: Source) -> None:
         self._busy.discard(source.name)
