@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -213,3 +212,22 @@ def test_collector_timings_are_exported_to_prometheus():
     text = telemetry.exposition().decode()
     assert 'dashd_collector_read_duration_seconds_count{collector="processes"} 1.0' in text
     assert 'dashd_collector_reactor_block_seconds_count{collector="processes"} 1.0' in text
+
+
+def test_a_read_that_finishes_after_stop_is_not_published():
+    clock, bus = Clock(), InMemoryBus()
+    received = collect(bus, SERIES_TOPIC)
+    pending: list[defer.Deferred] = []
+
+    def slow_runner(function):
+        d = defer.Deferred()
+        pending.append(d)
+        d.addCallback(lambda _: function())
+        return d
+
+    source = FakeSource("system", [{"open_fds": 1.0}])
+    scheduler = scheduler_for([source], {"system": 1.0}, bus, clock, runner=slow_runner)
+    scheduler.startService()
+    scheduler.stopService()
+    pending[0].callback(None)
+    assert received == [] and source.reads == 1

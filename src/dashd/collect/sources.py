@@ -226,7 +226,7 @@ class SourceScheduler(Service):
             self._started_block[source.name] = blocked
             self._blocked(stats, blocked)
 
-    def _read_done(self, result: tuple[Any, float, float], source: Source, timestamp_ms: int) -> Deferred:
+    def _read_done(self, result: tuple[Any, float, float], source: Source, timestamp_ms: int) -> Deferred | None:
         started = time.perf_counter()
         self._busy.discard(source.name)
         value, seconds, cpu_seconds = result
@@ -237,6 +237,8 @@ class SourceScheduler(Service):
         stats.total_read_seconds += seconds
         stats.max_read_seconds = max(stats.max_read_seconds, seconds)
         try:
+            if not self.running:
+                return None  # a read that finished after stopService: dashd is shutting down
             message = self._envelope(source, value, timestamp_ms)
             stats.series = len(value) if isinstance(value, Mapping) else len(getattr(value, "rows", ()))
             return maybeDeferred(self._bus.publish, source.topic, message)
