@@ -168,3 +168,29 @@ def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
     assert match, last
     assert float(match.group(3)) > 0 and int(match.group(4)) > 10
     assert "processes" in done.stdout and "bytes per snapshot" in done.stdout
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_whole_daemon_reads_the_host_through_a_host_root(make_settings, tmp_path):
+    """A symlink farm (root/proc -> /proc, root/sys -> /sys, root/etc ...) is
+    a host root without bind mounts: the real daemon with host_root pointing
+    at it reads this machine through it — psutil included."""
+    root = tmp_path / "hostroot"
+    root.mkdir()
+    for name in ("proc", "sys"):
+        (root / name).symlink_to("/" + name)
+    saved = psutil.PROCFS_PATH
+    try:
+        running = await start_daemon(make_settings(host_root=str(root), collectors="netifs,processes",
+                                                   netifs_interval="1s", processes_interval="1s"))
+        try:
+            assert psutil.PROCFS_PATH == str(root / "proc")
+            bus = running.core.bus
+            sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "netifs")
+            assert sample.values[series("net_link_up", iface="lo")] == 1.0
+            snapshot = await first_message(bus, PROCESSES_TOPIC, lambda m: True)
+            assert snapshot.table.total > 1 and all(row.name for row in snapshot.table.rows)
+        finally:
+            await running.stop()
+    finally:
+        psutil.PROCFS_PATH = saved
