@@ -208,12 +208,16 @@ class SourceScheduler(Service):
     def tick(self, source: Source) -> None:
         started = time.perf_counter()
         stats = self.stats[source.name]
+        if source.name in self._busy:
+            stats.skipped += 1
+            self._blocked(stats, time.perf_counter() - started)
+            return
         try:
-            if source.name in self._busy:
-                stats.skipped += 1
-                return
             self._busy.add(source.name)
             timestamp_ms = self._wall_clock_ms()
+            # Recorded before the runner: a synchronous runner (tests) calls
+            # _read_done, which reports it, before this returns.
+            self._started_block[source.name] = time.perf_counter() - started
             d = self._runner(lambda: _timed(source.read))  # type: ignore[misc]
             d.addCallbacks(self._read_done, self._read_failed, callbackArgs=(source, timestamp_ms),
                            errbackArgs=(source,))
@@ -222,9 +226,7 @@ class SourceScheduler(Service):
             self._busy.discard(source.name)
             self.log.failure("starting collector {name} failed; will retry next interval", name=source.name)
         finally:
-            blocked = time.perf_counter() - started
-            self._started_block[source.name] = blocked
-            self._blocked(stats, blocked)
+            self._blocked(stats, time.perf_counter() - started)
 
     def _read_done(self, result: tuple[Any, float, float], source: Source, timestamp_ms: int) -> Deferred | None:
         started = time.perf_counter()
