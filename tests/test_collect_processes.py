@@ -248,3 +248,16 @@ def test_an_idle_process_keeps_its_io_counters_without_rereading_them(tmp_path):
     by_pid = {p.pid: p for p in reader.read().processes}
     assert (by_pid[5].io_read_bytes, by_pid[5].io_write_bytes) == (100, 200)
     assert (by_pid[6].io_read_bytes, by_pid[6].io_write_bytes) == (300, 400)
+
+
+def test_a_process_that_execs_another_program_gets_its_new_command_line(tmp_path):
+    """fork + exec keeps the pid and the start time; the cached command line
+    must not outlive the program it belonged to."""
+    host = FakeHost(str(tmp_path / "host"))
+    host.base()
+    host.process(12, "bash", start_ticks=300, cmdline=["bash", "-c", "make test"])
+    source = ProcessSource(ProcfsProcessReader(HostPaths(host.root)))
+    assert source.read().rows[0].cmdline == "bash -c make test"
+    host.process(12, "make", start_ticks=300, cmdline=["make", "test"])
+    row = source.read().rows[0]
+    assert (row.name, row.cmdline) == ("make", "make test")

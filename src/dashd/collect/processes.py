@@ -261,7 +261,7 @@ class ProcfsProcessReader:
         self._wall = wall
         self._monotonic = monotonic
         self._users: dict[int, str] = {}
-        self._details: dict[tuple[int, float], tuple[str | None, str | None, str]] = {}
+        self._details: dict[tuple[int, float], tuple[str, str | None, str | None, str]] = {}
         self._last_io: dict[tuple[int, int], tuple[int, tuple[int | None, int | None]]] = {}
         self._tick = float(os.sysconf("SC_CLK_TCK"))
         self._page = os.sysconf("SC_PAGE_SIZE")
@@ -303,14 +303,16 @@ class ProcfsProcessReader:
         """The reading with its user and (if enabled) command line; a process
         that exited meanwhile keeps what it had.
 
-        Cached per (pid, create time) while the process lives: a process's
-        owner and arguments rarely change, and reading them for every row of
-        every table was a third of the table's cost."""
+        Cached per (pid, create time) while the process lives and keeps its
+        command name: a process's owner and arguments rarely change, and
+        reading them for every row of every table was a third of the table's
+        cost."""
         key = (reading.pid, reading.create_time)
         cached = self._details.get(key)
-        if cached is None:
-            cached = self._details[key] = self._read_details(reading)
-        user, cmdline, name = cached
+        # exec() keeps the pid and start time but changes comm: read again.
+        if cached is None or cached[0] != reading.name:
+            cached = self._details[key] = (reading.name, *self._read_details(reading))
+        _, user, cmdline, name = cached
         return ProcessReading(reading.pid, reading.ppid, name, user, reading.state, reading.cpu_seconds, reading.rss,
                               reading.threads, reading.io_read_bytes, reading.io_write_bytes, reading.create_time,
                               cmdline)
