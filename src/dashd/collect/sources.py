@@ -187,6 +187,8 @@ class SourceScheduler(Service):
             self._pool.start()
             pool = self._pool
             self._runner = lambda f: deferToThreadPool(self._clock, pool, f)
+        self.log.info("collectors running: {collectors}", collectors=", ".join(
+            f"{source.name} every {self.intervals[source.name]:g}s" for source in self.sources))
         for source in self.sources:
             loop = LoopingCall(self.tick, source)
             loop.clock = self._clock
