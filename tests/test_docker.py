@@ -137,7 +137,7 @@ def compose(environ: dict) -> dict:
 
 def test_compose_runs_dashd_after_a_healthy_mariadb():
     services = compose({"DASHD_DB_PASSWORD": "pw"})["services"]
-    assert set(services) == {"db", "dashd"}
+    assert set(services) == {"db", "dashd", "dashd-host"}  # dashd-host: tests/test_collect_compose.py
     db, dashd = services["db"], services["dashd"]
     assert db["image"].startswith("mariadb:")
     assert db["healthcheck"]["test"] == ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]

@@ -115,6 +115,8 @@ def _db_url(value: str) -> bool:
     return value == "" or value.startswith("sqlite:///") or value.startswith("mysql://")
 
 
+COLLECTOR_NAMES = ("host", "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes")
+
 FIELDS: tuple[Field, ...] = (
     Field("config", "", str, "a path to an INI file", "INI file to read ([dashd] section)"),
     Field("listen", ("tcp:8080",), parse_list, "Twisted endpoint strings such as tcp:8080 or systemd:domain=INET:index=0",
@@ -199,6 +201,42 @@ FIELDS: tuple[Field, ...] = (
     Field("metrics_token", "", str, "a string", "bearer token required for the Prometheus endpoint (empty: open)"),
     Field("bus", "memory", str, "memory or redis://host:port/db", "message bus shared by dashd nodes",
           lambda value: value == "memory" or value.startswith("redis://")),
+    # Issue 19 collectors (dashd.collect.*). Only `host` (the seed's metrics)
+    # runs by default until the labelled-series store lands; see
+    # docs/operations.md#collectors.
+    Field("collectors", ("host",), parse_list,
+          "a list of host, filesystems, disks, netifs, system, sensors, cgroups, processes, or all",
+          "collectors to run besides the host metrics (which always run)",
+          lambda value: all(item in COLLECTOR_NAMES + ("all",) for item in value)),
+    Field("host_root", "", str, "a directory holding the host's proc and sys (e.g. /host), or empty",
+          "read /proc and /sys under this root (dashd in a container watching its host)",
+          lambda value: value == "" or value.startswith("/")),
+    Field("filesystems_interval", 10.0, parse_duration, "a duration from 1s to 1h", "file system collector period",
+          _number(1, HOUR)),
+    Field("filesystems_include", (), parse_list, "mount point globs such as /, /var*",
+          "report only these mount points (default: every disk-backed file system)"),
+    Field("filesystems_exclude", (), parse_list, "mount point globs such as /snap/*", "never report these mount points"),
+    Field("disks_interval", 2.0, parse_duration, "a duration from 0.5s to 1h", "disk I/O collector period",
+          _number(0.5, HOUR)),
+    Field("disks_exclude", ("loop*", "ram*", "zram*"), parse_list, "device name globs such as loop*",
+          "block devices not reported"),
+    Field("netifs_interval", 2.0, parse_duration, "a duration from 0.5s to 1h", "network interface collector period",
+          _number(0.5, HOUR)),
+    Field("netifs_exclude", (), parse_list, "interface name globs such as veth*", "network interfaces not reported"),
+    Field("system_interval", 5.0, parse_duration, "a duration from 0.5s to 1h",
+          "TCP states, file descriptors, context switches collector period", _number(0.5, HOUR)),
+    Field("sensors_interval", 10.0, parse_duration, "a duration from 1s to 1h", "temperature, fan, battery collector period",
+          _number(1, HOUR)),
+    Field("cgroups_interval", 5.0, parse_duration, "a duration from 1s to 1h", "services and containers collector period",
+          _number(1, HOUR)),
+    Field("cgroups_depth", 4, int, "an integer from 1 to 16", "how deep the cgroup tree is walked", _number(1, 16)),
+    Field("cgroups_max", 200, int, "an integer from 1 to 10000", "most control groups reported", _number(1, 10_000)),
+    Field("processes_interval", 2.0, parse_duration, "a duration from 0.5s to 1h", "process table period",
+          _number(0.5, HOUR)),
+    Field("processes_top", 50, int, "an integer from 1 to 1000", "rows of the process table (top N by CPU, memory, I/O)",
+          _number(1, 1000)),
+    Field("process_cmdlines", True, parse_bool, "true or false",
+          "read process command lines (shown to operators and admins only)"),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -262,6 +300,23 @@ class Settings:
     log_format: str = "text"
     metrics_token: str = ""
     bus: str = "memory"
+    collectors: tuple[str, ...] = ("host",)
+    host_root: str = ""
+    filesystems_interval: float = 10.0
+    filesystems_include: tuple[str, ...] = ()
+    filesystems_exclude: tuple[str, ...] = ()
+    disks_interval: float = 2.0
+    disks_exclude: tuple[str, ...] = ("loop*", "ram*", "zram*")
+    netifs_interval: float = 2.0
+    netifs_exclude: tuple[str, ...] = ()
+    system_interval: float = 5.0
+    sensors_interval: float = 10.0
+    cgroups_interval: float = 5.0
+    cgroups_depth: int = 4
+    cgroups_max: int = 200
+    processes_interval: float = 2.0
+    processes_top: int = 50
+    process_cmdlines: bool = True
     rules: tuple[AlertRuleConfig, ...] = field(default=())
 
     @property

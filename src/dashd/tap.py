@@ -28,6 +28,8 @@ from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine,
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 from dashd.stream.bus import InMemoryBus
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
+from dashd.collect.assembly import build_scheduler
+from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.clients.connections import ConnectionManager
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_GOING_AWAY
@@ -333,8 +335,11 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     rules = RuleEngine(notifications)
     rules.replace_rules(configured_rules or DEFAULT_RULES)
     rules.attach(bus)
+    if settings.host_root:  # dashd in a container watching its host (issue 19 item 6)
+        point_psutil_at(host_paths(settings.host_root))
+    disk_path = host_paths(settings.host_root).on_host(settings.disk_path)
     collector = CollectorService(
-        MetricsCollector(PsutilReader(settings.disk_path), settings.host, connections.authenticated_count),
+        MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
         bus, reactor, settings.interval)
     collector.on_sample_duration = telemetry.sample_taken
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
@@ -356,6 +361,12 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])
     core.users = users
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
+    # Issue 19 collectors: off unless `collectors` names them; they publish
+    # SeriesSample / ProcessSnapshot on the bus (dashd.collect.sources).
+    sources = build_scheduler(settings, bus, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
+    if sources is not None:
+        sources.setServiceParent(daemon)
+        core.shutdown_hooks.append(sources.stopService)
     if redis_bus is not None:
         daemon.bus_service = redis_bus
         redis_bus.setServiceParent(daemon)

@@ -149,6 +149,13 @@ class Telemetry:
         self.fanout_seconds = Histogram("dashd_fanout_latency_seconds",
                                         "Sample taken to last frame written, per metrics update",
                                         buckets=FANOUT_BUCKETS, registry=r)
+        # Issue 19 collectors (dashd.collect.sources.SourceScheduler).
+        self.collector_read_seconds = Histogram(
+            "dashd_collector_read_duration_seconds", "Time one collector read takes in its thread, by collector",
+            ["collector"], buckets=LATENCY_BUCKETS, registry=r)
+        self.collector_block_seconds = Histogram(
+            "dashd_collector_reactor_block_seconds", "Time one collector tick holds the reactor thread, by collector",
+            ["collector"], buckets=LATENCY_BUCKETS, registry=r)
         self._sampled_at: float | None = None
 
     def watch(self, read: Callable[[], dict]) -> None:
@@ -164,6 +171,11 @@ class Telemetry:
         fans it out next, in the same reactor turn (the bus is synchronous)."""
         self.collection_seconds.observe(seconds)
         self._sampled_at = time.perf_counter()
+
+    def collector_read(self, collector: str, read_seconds: float, block_seconds: float) -> None:
+        """An issue 19 collector read (in its thread) and published (on the reactor)."""
+        self.collector_read_seconds.labels(collector).observe(read_seconds)
+        self.collector_block_seconds.labels(collector).observe(block_seconds)
 
     def fanout_done(self, message, local_host: str, wall_clock_ms: int) -> None:
         """The hub wrote a stream message to every client. For this host's
