@@ -17,7 +17,7 @@ from typing import Any, Callable
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from dashd.auth.tokens import ROLES, AuthError, TokenIssuer
+from dashd.auth.tokens import ROLES, AuthError, Principal, TokenIssuer
 from dashd.clients.core import RevocationList
 from dashd.timefmt import iso_ms, now_ms
 
@@ -281,3 +281,18 @@ class UserDirectory:
     def _notify_revoked(self) -> None:
         for callback in self.on_revoked:
             callback()
+
+    async def session_principal(self, refresh_token: object) -> Principal:
+        """Who holds this session cookie, without rotating it: for GET routes a
+        browser reaches by a plain link (the export download). The session
+        must be live and the user enabled; the role is the user's current one."""
+        parts = self._tokens.verify_refresh(refresh_token)
+        name, session_id = parts[0], parts[1]
+        rows = await self._store.fetchall("SELECT username, expires_at_ms, revoked_at_ms FROM sessions WHERE id = ?",
+                                          (session_id,))
+        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= self._now():
+            raise AuthError("session expired or revoked")
+        user = await self.get(name)
+        if user is None or user["disabled"]:
+            raise AuthError("user disabled")
+        return Principal(name, user["role"], rows[0][1] / 1000.0, session_id=session_id)

@@ -300,6 +300,8 @@ class ApiResource(Resource):
         self.putChild(b"catalogue", CatalogueResource(core))
         self.putChild(b"history", HistoryResource(core))
         self.putChild(b"me", MeResource(core))
+        from dashd.wire.export import ExportResource  # here: export.py uses this module's helpers
+        self.putChild(b"export", ExportResource(core, users))
         if users is not None:
             self.putChild(b"login", LoginResource(core, users))
             self.putChild(b"refresh", RefreshResource(core, users))
