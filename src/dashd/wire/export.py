@@ -39,7 +39,6 @@ import orjson
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
@@ -50,7 +49,7 @@ from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
-from dashd.wire.web import HTTP_STATUS_FOR_CODE, REFRESH_COOKIE, bearer_principal, error_body, write_json, _headers
+from dashd.wire.web import HTTP_STATUS_FOR_CODE, REFRESH_COOKIE, JsonLeaf, _headers, bearer_principal, error_body, write_json
 
 log = Logger()
 
@@ -231,7 +230,7 @@ class PageGate:
             d.callback(None)
 
 
-class ExportResource(Resource):
+class ExportResource(JsonLeaf):
     """GET /api/export: authenticated like the other /api routes (a bearer
     access token, or the dashboard's session cookie so a plain link or
     download button works); agent tokens are refused."""
