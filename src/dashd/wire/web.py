@@ -91,10 +91,16 @@ class JsonLeaf(Resource):
 
     isLeaf = True
 
+    def allowed_methods(self) -> list[str]:
+        names = {name[len("render_"):] for name in dir(self) if name.startswith("render_")} - {"OPTIONS"}
+        if "GET" not in names:
+            names.discard("HEAD")  # Resource.render_HEAD is render_GET
+        return sorted(names)
+
     def render(self, request: Request) -> Any:
         method = request.method.decode("ascii", "replace")
-        if method != "HEAD" and getattr(self, f"render_{method}", None) is None:
-            allowed = sorted(name[len("render_"):] for name in dir(self) if name.startswith("render_"))
+        allowed = self.allowed_methods()
+        if method not in allowed and not (method == "OPTIONS" and hasattr(self, "render_OPTIONS")):
             request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
             return write_json(request, 405, error_body("bad_message", f"method {method[:16]!r} not allowed here"))
         return super().render(request)
