@@ -14,7 +14,11 @@ Buckets: `bucket_ms` is the one `history` would choose for the same range
 and `max_points` (or `resolution` when given), never finer than the sample
 interval, or than one minute where the range starts beyond raw retention.
 Bucket k covers [from + k*bucket_ms, from + (k+1)*bucket_ms), the last one
-ends at `to`; empty buckets are left out, as in `history`.
+ends at `to`; empty buckets are left out, as in `history`. One difference:
+a range that starts beyond raw retention but ends within it is answered by
+`history` from the rollup throughout, while the export's later pages come
+from raw samples (finer data, the same buckets); values agree except where a
+minute straddles a bucket edge.
 
 CSV columns (RFC 4180, header line first, `\\r\\n` line ends):
   host          the host the samples came from
