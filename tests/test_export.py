@@ -344,3 +344,48 @@ def test_pages_are_whole_buckets_then_the_short_last_one():
     assert pages == [(1_799_999_000_000, 1_799_999_428_574, 3), (1_799_999_428_574, 1_799_999_857_148, 3),
                      (1_799_999_857_148, 1_800_000_000_000, 1)]
     assert isinstance(plan, ExportPlan) and plan.format == "csv"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_hangs_up_mid_export_stops_the_paging_quietly(filled, logged_failures):
+    """Closing the connection part-way through a long export stops the
+    paging (no further history queries once it has noticed) and logs no
+    failure (twisted.web has dropped the request's channel by then)."""
+    from twisted.internet.protocol import ClientCreator, Protocol
+    from twisted.internet.task import deferLater
+
+    store = filled.core.store
+    calls = []
+    real_history = store.history
+
+    async def counting_history(*args, **kwargs):
+        calls.append(args[2])
+        return await real_history(*args, **kwargs)
+
+    store.history = counting_history
+    export_resource = filled.service.listeners[0].factory.resource.children[b"api"].children[b"export"]
+    start_s = filled.start_ms / 1000
+    path = "/api/export?" + urlencode({"metrics": "cpu_usage,memory_usage", "host": HOST, "resolution": "1s",
+                                       "from": start_s, "to": start_s + 2400})
+    received = Deferred()
+
+    class HangUpAfterFirstBytes(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            if not received.called:
+                received.callback(data)
+                self.transport.abortConnection()
+
+    client = await ClientCreator(reactor, HangUpAfterFirstBytes).connectTCP("127.0.0.1", filled.port)
+    client.transport.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {filled.token()}\r\n\r\n"
+                           .encode())
+    assert (await received).startswith(b"HTTP/1.1 200")
+    for _ in range(200):  # until the export notices; it checks between pages
+        if export_resource.running == 0:
+            break
+        await deferLater(reactor, 0.05, lambda: None)
+    assert export_resource.running == 0
+    pages_per_metric = 2400 // 5 + 1
+    assert len(calls) < 2 * pages_per_metric  # it stopped early
+    settled = len(calls)
+    await deferLater(reactor, 0.3, lambda: None)
+    assert len(calls) == settled and logged_failures == []

@@ -246,6 +246,7 @@ class ExportResource(JsonLeaf):
         self.core = core
         self.users = users
         self.page_points = page_points or DEFAULT_PAGE_POINTS
+        self.running = 0  # exports streaming now
 
     def render_GET(self, request: Request) -> Any:
         Deferred.fromCoroutine(self._serve(request)).addErrback(
@@ -277,18 +278,23 @@ class ExportResource(JsonLeaf):
             return self._fail(request, gate, 503, error_body("unavailable", "the store is unavailable; try again shortly"))
         self._start(request, plan)
         request.registerProducer(gate, True)
+        self.running += 1
         try:
             await self._stream(request, plan, gate, first)
         except Exception:
             # Headers are gone: the only honest signal left is a cut stream
             # (no final chunk), which clients report as an incomplete body.
             log.failure("export of {metrics} stopped part-way", metrics=plan.query.metrics)
-            request.unregisterProducer()
             if not gate.stopped:
+                request.unregisterProducer()
                 request.channel.loseConnection()
             return
-        request.unregisterProducer()
+        finally:
+            self.running -= 1
+        # A stopped gate means the client went away: twisted.web has already
+        # dropped the request's channel, there is nothing to finish.
         if not gate.stopped:
+            request.unregisterProducer()
             request.finish()
 
     async def _first_page(self, plan: ExportPlan) -> tuple[ExportPlan, dict]:
