@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from urllib.parse import urlencode
 
@@ -102,6 +101,15 @@ async def test_csv_export_of_a_range_matches_history_value_by_value(filled):
     assert exported.header("Content-Type") == "text/csv; charset=utf-8"
     assert exported.header("Content-Disposition").startswith('attachment; filename="dashd-exporthost-')
     assert parse_csv(exported.body) == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_any_host_name_gives_an_ascii_file_name(filled):
+    """The host goes into the download's file name: letters outside ASCII
+    and separators become '_' (a non-ASCII host once failed the header)."""
+    response = await http("GET", export_url(filled, metrics="cpu_usage", host='hôst/"x"'), headers=auth(filled))
+    assert response.status == 200 and response.body == CSV_HEADER  # no samples for that host
+    assert response.header("Content-Disposition").startswith('attachment; filename="dashd-h_st__x_-')
 
 
 @pytest_twisted.ensureDeferred

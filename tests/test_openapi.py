@@ -9,9 +9,7 @@ import os
 import re
 import subprocess
 import urllib.request
-from pathlib import Path
 
-import pytest
 import pytest_twisted
 import yaml
 

@@ -41,11 +41,11 @@ from typing import Any, Protocol
 
 import orjson
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
 from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.router import HistoryQuery, validate_history
@@ -53,7 +53,8 @@ from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
-from dashd.wire.web import HTTP_STATUS_FOR_CODE, REFRESH_COOKIE, JsonLeaf, _headers, bearer_principal, error_body, write_json
+from dashd.wire.web import (HTTP_STATUS_FOR_CODE, REFRESH_COOKIE, JsonLeaf, _headers, bearer_principal, error_body,
+                            write_json)
 
 log = Logger()
 
@@ -276,6 +277,11 @@ class ExportResource(JsonLeaf):
             return self._fail(request, gate, HTTP_STATUS_FOR_CODE[e.code], error_body(e.code, e.message))
         except StoreUnavailable:
             return self._fail(request, gate, 503, error_body("unavailable", "the store is unavailable; try again shortly"))
+        except Exception:
+            log.failure("internal error on {method} {path}", method=request.method, path=request.path)
+            return self._fail(request, gate, 500, error_body("internal", "internal error"))
+        if gate.stopped:
+            return  # the client went away while the first page was read
         self._start(request, plan)
         request.registerProducer(gate, True)
         self.running += 1
@@ -320,7 +326,7 @@ class ExportResource(JsonLeaf):
         request.setHeader(b"Content-Type", FORMATS[plan.format])
         request.setHeader(b"Cache-Control", b"no-store")
         name = f"dashd-{plan.query.host}-{iso_ms(plan.query.from_ms)}.{plan.format}".replace(":", "")
-        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in name)
+        safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "_" for c in name)
         request.setHeader(b"Content-Disposition", f'attachment; filename="{safe}"'.encode("ascii"))
         _headers(request)
 
