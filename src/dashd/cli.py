@@ -125,7 +125,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
     async def action(store):
         users = UserDirectory(store, TokenIssuer(load_or_create_secret(settings.secret_path)), RevocationList(),
-                              access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl)
+                              access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl,
+                              clock=store.clock)
         if args.action == "add":
             await users.add(args.name, args.role, password)
             return f"added {args.name} ({args.role})"

@@ -26,6 +26,29 @@ class AuthError(Exception):
     """A token or credential was refused; str() says why (never the secret)."""
 
 
+class EndpointForbidden(AuthError):
+    """A valid token used where its role may not go (HTTP 403)."""
+
+
+INGEST_ENDPOINT = "ingest"
+AGENT_SUBJECT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def check_endpoint(principal: "Principal", endpoint: str) -> None:
+    """The one rule on where a role may go: an agent token (one on every
+    fleet host) only pushes samples to /ingest, and /ingest takes only agent
+    tokens. Every HTTP request, WebSocket handshake and `auth` message passes
+    through Core.verify_token, which applies it."""
+    if principal.role == AGENT_ROLE:
+        if endpoint != INGEST_ENDPOINT:
+            raise EndpointForbidden("agent tokens may only publish samples to /ingest")
+        if not principal.subject or len(principal.subject) > 128 or not set(principal.subject) <= AGENT_SUBJECT_CHARS:
+            # The subject is the host name the agent publishes (and is logged) as.
+            raise EndpointForbidden("an agent token's subject must be a host name (letters, digits, '.', '_', '-')")
+    elif endpoint == INGEST_ENDPOINT:
+        raise EndpointForbidden("/ingest needs an agent token (dashd token --role agent)")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is on a connection or request."""

@@ -14,11 +14,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
 from dashd.auth.tokens import ROLES, AuthError, TokenIssuer
 from dashd.clients.core import RevocationList
+from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.timefmt import iso_ms, now_ms
 
 log = Logger()
@@ -29,8 +32,6 @@ MAX_PASSWORD = 1024
 # scrypt cost: N=2**15, r=8 uses 32 MiB and ~50-100 ms per hash; run in a thread.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
-FAILURES_BEFORE_BACKOFF = 5
-MAX_BACKOFF_SECONDS = 15 * 60
 INITIAL_PASSWORD_FILE = "initial-admin-password"
 
 
@@ -82,24 +83,6 @@ def check_password(password: str) -> str:
     return password
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last_ms: int = 0
-
-    def locked_for(self, now: int) -> float:
-        if self.count < FAILURES_BEFORE_BACKOFF:
-            return 0.0
-        backoff = min(MAX_BACKOFF_SECONDS, 2 ** (self.count - FAILURES_BEFORE_BACKOFF))
-        return max(0.0, (self.last_ms + backoff * 1000 - now) / 1000.0)
-
-
-class LoginThrottled(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many failed logins; retry in {retry_after:.0f}s")
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class LoginResult:
     username: str
@@ -117,16 +100,25 @@ class LoginResult:
 
 class UserDirectory:
     def __init__(self, store: Any, tokens: TokenIssuer, revocations: RevocationList, *,
-                 access_ttl: float, refresh_ttl: float, wall_clock_ms: Callable[[], int] = now_ms) -> None:
+                 access_ttl: float, refresh_ttl: float, clock: IReactorTime,
+                 wall_clock_ms: Callable[[], int] = now_ms, throttle: LoginThrottle | None = None,
+                 hash_slots: HashSlots | None = None,
+                 check_password: Callable[[str, str], bool] = verify_password) -> None:
         self._store = store
         self._tokens = tokens
         self._revocations = revocations
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._now = wall_clock_ms
-        self._failures_by_user: dict[str, _Failures] = {}
-        self._failures_by_address: dict[str, _Failures] = {}
+        self.throttle = throttle or LoginThrottle()
+        self.hash_slots = hash_slots or HashSlots()
+        self._check_password = check_password
+        self._log = SummarizedLog(log, clock)
         self.on_revoked: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        """At shutdown: write the summary of rate-limited log lines."""
+        self._log.stop()
 
     # ----- accounts
 
@@ -216,28 +208,43 @@ class UserDirectory:
     # ----- login sessions
 
     async def login(self, name: object, password: object, address: str) -> LoginResult:
+        """Check a password. The attempt is counted against the user name and
+        the address *before* the hash runs (dashd.auth.throttle), so parallel
+        attempts cannot overrun the budget; raises LoginThrottled or AuthError."""
         if not isinstance(name, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD \
                 or len(name) > 64:
             raise AuthError("username and password must be strings")
         now = self._now()
-        user_failures = self._failures_by_user.setdefault(name, _Failures())
-        address_failures = self._failures_by_address.setdefault(address, _Failures())
-        wait = max(user_failures.locked_for(now), address_failures.locked_for(now))
-        if wait > 0:
-            log.warn("login for {user} from {address} throttled for {wait:.0f}s", user=name, address=address, wait=wait)
-            raise LoginThrottled(wait)
-        user = await self.get(name) if USERNAME.match(name) else None
-        password_ok = await deferToThread(verify_password, password, user["password_hash"] if user else _DUMMY_HASH)
+        shown = printable(name, 64)
+        try:
+            reservation = self.throttle.reserve(name, address, now)
+        except LoginThrottled as e:
+            self._log.warn("login-throttled", "login for {user} from {address} throttled for {wait:.0f}s",
+                           user=shown, address=address, wait=e.retry_after)
+            raise
+        try:
+            self.hash_slots.acquire(address)
+        except LoginThrottled as e:
+            reservation.cancelled()
+            self._log.warn("login-busy", "login for {user} from {address} refused: {why}", user=shown,
+                           address=address, why=e.why)
+            raise
+        try:
+            user = await self.get(name) if USERNAME.match(name) else None
+            password_ok = await deferToThread(self._check_password, password,
+                                              user["password_hash"] if user else _DUMMY_HASH)
+        except BaseException:
+            reservation.cancelled()
+            raise
+        finally:
+            self.hash_slots.release(address)
         if user is None or not password_ok or user["disabled"]:
-            for failures in (user_failures, address_failures):
-                failures.count += 1
-                failures.last_ms = now
+            count = reservation.failed(self._now())
             reason = "disabled" if user and user["disabled"] and password_ok else "bad credentials"
-            log.warn("failed login for {user} from {address}: {reason} ({count} in a row)", user=name,
-                     address=address, reason=reason, count=user_failures.count)
+            self._log.warn("login-failed", "failed login for {user} from {address}: {reason} ({count} in a row)",
+                           user=shown, address=address, reason=reason, count=count)
             raise AuthError("wrong username or password" if reason == "bad credentials" else "user disabled")
-        self._failures_by_user.pop(name, None)
-        self._failures_by_address.pop(address, None)
+        reservation.succeeded()
         session_id = uuid.uuid4().hex
         await self._store.execute(
             "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer) VALUES (?, ?, ?, ?, NULL, ?)",

@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from dashd.alerting.engine import NotificationCenter, RuleEngine
-from dashd.auth.tokens import AuthError, Principal, TokenIssuer
+from dashd.auth.tokens import AuthError, Principal, TokenIssuer, check_endpoint
 from dashd.collect.collector import MetricInfo
 from dashd.clients.connections import ConnectionManager
 from dashd.stream.hub import StreamHub
@@ -87,8 +87,13 @@ class Core:
     def interval(self) -> float:
         return self.collector.interval if self.collector is not None else self.settings.interval
 
-    def verify_token(self, token: object) -> Principal:
+    def verify_token(self, token: object, endpoint: str = "") -> Principal:
+        """The principal of a valid, unrevoked token allowed on `endpoint`
+        ('' for the WebSocket `auth` message and the HTTP API: anything but
+        /ingest). Raises AuthError (EndpointForbidden for a role that may
+        not go there)."""
         principal = self.tokens.verify(token)
+        check_endpoint(principal, endpoint)
         self.revocations.check(principal)
         return principal
 

@@ -165,7 +165,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 try:
-                    self._principal = core.verify_token(token.strip())
+                    self._principal = core.verify_token(token.strip(), factory.endpoint)
                 except AuthError as e:
                     self._handshake_error = str(e)
             else:
