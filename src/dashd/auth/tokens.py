@@ -97,13 +97,14 @@ class TokenIssuer:
         self._secret = secret
         self._clock = clock
 
-    def mint(self, subject: str, role: str, ttl: float, session_id: str | None = None) -> tuple[str, float]:
+    def mint(self, subject: str, role: str, ttl: float, session_id: str | None = None,
+             token_id: str | None = None) -> tuple[str, float]:
         if role not in ROLE_RANK and role != AGENT_ROLE:
             raise AuthError(f"unknown role {role!r}; one of {', '.join(ROLES + (AGENT_ROLE,))}")
         now = self._clock()
         expires = now + ttl
         claims = {"iss": ISSUER, "typ": "access", "sub": subject, "role": role, "iat": int(now),
-                  "exp": int(expires), "jti": uuid.uuid4().hex}
+                  "exp": int(expires), "jti": token_id or uuid.uuid4().hex}
         if session_id:
             claims["sid"] = session_id
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), float(int(expires))
@@ -124,16 +125,20 @@ class TokenIssuer:
             raise AuthError(f"invalid token (expected a {kind} token)")
         return claims
 
-    def mint_refresh(self, subject: str, session_id: str, ttl: float) -> str:
+    def mint_refresh(self, subject: str, session_id: str, ttl: float, jti: str = "") -> str:
         now = self._clock()
         claims = {"iss": ISSUER, "typ": "refresh", "sub": subject, "sid": session_id, "iat": int(now),
                   "exp": int(now + ttl)}
+        if jti:
+            claims["jti"] = jti
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def verify_refresh(self, token: object) -> tuple[str, str]:
-        """(subject, session id) of a valid refresh token."""
+    def verify_refresh(self, token: object) -> tuple[str, str, str | None]:
+        """(subject, session id, token id) of a valid refresh token (the id is
+        None for one minted before rotation existed)."""
         claims = self._decode(token, "refresh", ["exp", "sub", "sid", "iss"])
-        return claims["sub"], claims["sid"]
+        jti = claims.get("jti")
+        return claims["sub"], claims["sid"], jti if isinstance(jti, str) else None
 
     def verify(self, token: object) -> Principal:
         claims = self._decode(token, "access", ["exp", "sub", "role", "iss"])

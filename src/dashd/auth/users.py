@@ -33,6 +33,9 @@ MAX_PASSWORD = 1024
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 INITIAL_PASSWORD_FILE = "initial-admin-password"
+# A refresh token rotated away this recently is accepted once more, without
+# a new refresh token: two tabs refreshing together are not a theft.
+REFRESH_REUSE_GRACE_MS = 5_000
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
@@ -92,6 +95,7 @@ class LoginResult:
     expires_in: int
     refresh_token: str
     session_id: str
+    refresh_max_age: int  # seconds the refresh cookie lives: what is left of the session
 
     def body(self) -> dict:
         return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in,
@@ -200,7 +204,9 @@ class UserDirectory:
         revoked = {session_id for (session_id,) in await self._store.fetchall(
             "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
         disabled = {name for (name,) in await self._store.fetchall("SELECT name FROM users WHERE disabled = 1")}
-        changed = self._revocations.replace(revoked, disabled)
+        tokens = {token_id for (token_id,) in await self._store.fetchall(
+            "SELECT id FROM issued_tokens WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
+        changed = self._revocations.replace(revoked, disabled, tokens)
         if changed:
             self._notify_revoked()
         return changed
@@ -245,32 +251,73 @@ class UserDirectory:
                            user=shown, address=address, reason=reason, count=count)
             raise AuthError("wrong username or password" if reason == "bad credentials" else "user disabled")
         reservation.succeeded()
-        session_id = uuid.uuid4().hex
+        session_id, refresh_jti = uuid.uuid4().hex, uuid.uuid4().hex
+        expires_ms = now + int(self.refresh_ttl * 1000)
         await self._store.execute(
-            "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer) VALUES (?, ?, ?, ?, NULL, ?)",
-            (session_id, name, now, now + int(self.refresh_ttl * 1000), address[:128]))
+            "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer, refresh_jti) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (session_id, name, now, expires_ms, address[:128], refresh_jti))
         log.info("{user} logged in from {address}", user=name, address=address)
-        return self._issue(name, user["role"], session_id)
+        return self._issue(name, user["role"], session_id, refresh_jti, expires_ms)
 
-    def _issue(self, name: str, role: str, session_id: str) -> LoginResult:
+    def _issue(self, name: str, role: str, session_id: str, refresh_jti: str, session_expires_ms: int) -> LoginResult:
         token, expires_at = self._tokens.mint(name, role, self.access_ttl, session_id=session_id)
-        refresh = self._tokens.mint_refresh(name, session_id, self.refresh_ttl)
-        return LoginResult(name, role, token, expires_at, int(self.access_ttl), refresh, session_id)
+        # The refresh token ends with its session: rotation does not extend it.
+        remaining = max(1, (session_expires_ms - self._now()) // 1000)
+        refresh = self._tokens.mint_refresh(name, session_id, remaining, jti=refresh_jti)
+        return LoginResult(name, role, token, expires_at, int(self.access_ttl), refresh, session_id, int(remaining))
 
-    async def refresh(self, refresh_token: object) -> LoginResult:
-        name, session_id = self._tokens.verify_refresh(refresh_token)
-        rows = await self._store.fetchall("SELECT username, expires_at_ms, revoked_at_ms FROM sessions WHERE id = ?",
-                                          (session_id,))
-        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= self._now():
+    async def refresh(self, refresh_token: object, _raced: bool = False) -> LoginResult:
+        """A new access token and a new refresh token (rotation). A refresh
+        token already rotated away is a stolen or replayed one: the whole
+        session (the family of refresh tokens it belongs to) is revoked,
+        which also closes the sockets of its access tokens."""
+        name, session_id, jti = self._tokens.verify_refresh(refresh_token)
+        rows = await self._store.fetchall(
+            "SELECT username, expires_at_ms, revoked_at_ms, refresh_jti, previous_jti, rotated_at_ms "
+            "FROM sessions WHERE id = ?", (session_id,))
+        now = self._now()
+        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= now:
             raise AuthError("session expired or revoked")
+        _, expires_ms, _, current_jti, previous_jti, rotated_at_ms = rows[0]
         user = await self.get(name)
         if user is None or user["disabled"]:
             raise AuthError("user disabled")
-        token, expires_at = self._tokens.mint(name, user["role"], self.access_ttl, session_id=session_id)
-        return LoginResult(name, user["role"], token, expires_at, int(self.access_ttl), refresh_token, session_id)
+        if current_jti is not None and jti != current_jti:
+            if jti is not None and jti == previous_jti and now - (rotated_at_ms or 0) <= REFRESH_REUSE_GRACE_MS:
+                # Two tabs refreshed at once: the other one's response carries
+                # the new cookie. An access token, but no refresh token.
+                token, expires_at = self._tokens.mint(name, user["role"], self.access_ttl, session_id=session_id)
+                return LoginResult(name, user["role"], token, expires_at, int(self.access_ttl), "", session_id, 0)
+            await self._reuse_detected(name, session_id)
+        next_jti = uuid.uuid4().hex
+        # Compare-and-set: of two requests racing with one refresh token,
+        # exactly one rotates it.
+        if current_jti is None:
+            rotated = await self._store.execute(
+                "UPDATE sessions SET refresh_jti = ?, previous_jti = NULL, rotated_at_ms = ? "
+                "WHERE id = ? AND refresh_jti IS NULL AND revoked_at_ms IS NULL", (next_jti, now, session_id))
+        else:
+            rotated = await self._store.execute(
+                "UPDATE sessions SET refresh_jti = ?, previous_jti = ?, rotated_at_ms = ? "
+                "WHERE id = ? AND refresh_jti = ? AND revoked_at_ms IS NULL",
+                (next_jti, current_jti, now, session_id, current_jti))
+        if rotated != 1:
+            if not _raced:
+                # Another request rotated it first: look again (the grace
+                # above applies to it, or this is reuse).
+                return await self.refresh(refresh_token, _raced=True)
+            await self._reuse_detected(name, session_id)
+        return self._issue(name, user["role"], session_id, next_jti, int(expires_ms))
+
+    async def _reuse_detected(self, name: str, session_id: str) -> None:
+        log.warn("a rotated refresh token of {user} was used again: session {session} revoked (stolen cookie?)",
+                 user=printable(name, 64), session=session_id[:8])
+        await self._revoke(session_id)
+        raise AuthError("refresh token already used; the session was revoked, log in again")
 
     async def logout(self, refresh_token: object) -> None:
-        name, session_id = self._tokens.verify_refresh(refresh_token)
+        name, session_id, _ = self._tokens.verify_refresh(refresh_token)
         await self._revoke(session_id)
 
     async def revoke_user_sessions(self, name: str) -> None:

@@ -20,7 +20,7 @@ from twisted.web.static import File
 
 from dashd.auth.tokens import AuthError, EndpointForbidden, Principal
 from dashd.clients.core import Core
-from dashd.errors import ProtocolError, decode_object
+from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.wire.ingest import IngestServerFactory
 from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
 from dashd.clients.router import fetch_history, validate_history
@@ -275,7 +275,7 @@ class LoginResource(_SessionResource):
                 if self.core.telemetry is not None:
                     self.core.telemetry.auth_failed("password")
                 raise ProtocolError("unauthorized", str(e)) from None
-            self._set_cookie(request, result.refresh_token, int(self.users.refresh_ttl))
+            self._set_cookie(request, result.refresh_token, result.refresh_max_age)
             return 200, result.body()
         return self._respond(request, handle)
 
@@ -288,6 +288,8 @@ class RefreshResource(_SessionResource):
                 result = await self.users.refresh(self._cookie(request))
             except AuthError as e:
                 raise ProtocolError("unauthorized", str(e)) from None
+            if result.refresh_token:
+                self._set_cookie(request, result.refresh_token, result.refresh_max_age)  # rotated
             return 200, result.body()
         return self._respond(request, handle)
 
@@ -466,6 +468,17 @@ class RedirectToTLS(Resource):
         return b""
 
 
+def revalidate_agents(core: Core, ingest: IngestServerFactory) -> None:
+    """After a revocation (`dashd token revoke`): close agents whose token it was."""
+    for agent in list(ingest.agents):
+        if agent.principal is None:
+            continue
+        try:
+            core.revocations.check(agent.principal)
+        except AuthError as e:
+            agent.close(CLOSE_UNAUTHORIZED, str(e))
+
+
 def front_door(core: Core, gate: ConnectionGate, *, secure: bool) -> SiteGuard:
     """The checks every connection and request of a listener passes."""
     settings = core.settings
@@ -490,6 +503,8 @@ def build_site(core: Core, users: UserDirectory | None, *, secure: bool, gate: C
     # Agents push their samples here (dashd.wire.ingest); a plain GET is a 404.
     ingest = IngestServerFactory(core, secure=secure)
     core.shutdown_hooks.append(ingest.close_all)
+    if users is not None:
+        users.on_revoked.append(lambda: revalidate_agents(core, ingest))
     root.putChild(b"ingest", WebSocketEndpoint(ingest, NotFoundJson()))
     site = GuardedSite(root, front_door(core, gate, secure=secure))
     site.displayTracebacks = False
