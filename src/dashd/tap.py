@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
@@ -40,6 +40,7 @@ from dashd.auth.users import UserDirectory
 from dashd.ops.private import private_directory
 from dashd.ops.rlimits import raise_open_files_limit
 from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
+from dashd.wire.tls import server_tls_options
 from dashd.wire.web import RedirectToTLS, build_site, front_door
 
 log = Logger()
@@ -168,8 +169,7 @@ def tls_endpoint(reactor: Any, description: str):
                 chain = [Certificate.loadPEM(c).original for c in _pem_blocks(f.read())]
     except (OSError, ValueError, Exception) as e:
         raise ConfigError("tls_listen", description, f"cannot load the key/certificate ({e})") from None
-    context = CertificateOptions(privateKey=key.original, certificate=certificate.original, extraCertChain=chain,
-                                 raiseMinimumTo=TLSVersion.TLSv1_2)
+    context = server_tls_options(key.original, certificate.original, chain)  # TLS 1.2+, ECDHE+AEAD
     return SSL4ServerEndpoint(reactor, port, context, interface=options.get("interface", ""))
 
 

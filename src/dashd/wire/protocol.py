@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IPushProducer
 from dashd.auth.tokens import AuthError
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from dashd.ops.ratelog import printable
 from dashd.wire.fastpath import FramedMessage, send_message
 from dashd.clients.session import ClientSession
 from dashd.stream.streams import OutboundFrame
@@ -149,7 +150,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
                                                      core.settings.allowed_origins):
             log.info("refused a handshake from {address}: origin {origin} not allowed",
-                          address=address, origin=origin[:200])
+                          address=address, origin=printable(origin))
             if core.telemetry is not None:
                 core.telemetry.auth_failed("origin")
             raise ConnectionDeny(403, "origin not allowed")
