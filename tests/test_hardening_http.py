@@ -370,3 +370,29 @@ async def test_the_open_files_limit_is_raised_at_start(make_settings):
             await daemon.stop()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_gate_forgets_closed_connections_and_stays_bounded():
+    from dashd.wire.httpguard import ConnectionGate
+
+    class Transport:
+        disconnected = False
+
+    gate = ConnectionGate(per_address=3, total=1000, exempt=["10.0.0.9"])
+    held = [Transport() for _ in range(3)]
+    assert all(gate.admit("10.0.0.1", t) is None for t in held)
+    assert gate.admit("10.0.0.1", Transport()).status == 429
+    held[0].disconnected = True
+    assert gate.admit("10.0.0.1", Transport()) is None  # swept before refusing
+    assert all(gate.admit("10.0.0.9", Transport()) is None for _ in range(10))  # a trusted proxy
+    churn = []
+    for _ in range(5000):  # short-lived connections: dead entries do not pile up
+        t = Transport()
+        assert gate.admit("10.0.0.2", t) is None
+        t.disconnected = True
+        churn.append(t)
+    assert len(gate._by_address["10.0.0.2"]) <= 64 * 2
+    assert gate.count() == 3 + 10
+    filler = [Transport() for _ in range(1000)]
+    refusals = [gate.admit(f"192.0.{i // 250}.{i % 250}", t) for i, t in enumerate(filler)]
+    assert refusals.count(None) == 1000 - 13 and refusals[-1].status == 503  # the total cap

@@ -78,29 +78,36 @@ class ConnectionGate:
     A connection is tracked by its transport and counted until the
     transport is disconnected, whichever protocol owns it by then (a
     WebSocket upgrade hands the socket from the HTTP channel to Autobahn, so
-    the channel never hears of its end); closed ones are swept lazily."""
+    the channel never hears of its end). Closed ones are swept lazily: before
+    refusing, and whenever a list has doubled since its last sweep, so the
+    cost per connection stays constant and dead entries stay bounded."""
 
     def __init__(self, per_address: int, total: int, exempt: Iterable[str] = ()) -> None:
         self.per_address = per_address
         self.total = total
         self.exempt = frozenset(exempt)
         self._by_address: dict[str, list[Any]] = {}
+        self._swept_size: dict[str, int] = {}
         self._count = 0
+        self._total_swept_size = 0
 
     def admit(self, address: str, transport: Any) -> Refusal | None:
-        if self._count >= self.total:
+        if self._count >= self.total or self._count >= 2 * self._total_swept_size + 64:
             self._sweep_all()
             if self._count >= self.total:
                 return Refusal(503, "unavailable", "server at its connection limit")
         if address not in self.exempt:
-            open_here = self._sweep(address)
-            if len(open_here) >= self.per_address:
+            tracked = self._by_address.get(address, ())
+            if len(tracked) >= self.per_address or len(tracked) >= 2 * self._swept_size.get(address, 0) + 64:
+                tracked = self._sweep(address)
+            if len(tracked) >= self.per_address:
                 return Refusal(429, "rate_limited", "too many connections from this address")
         self._by_address.setdefault(address, []).append(transport)
         self._count += 1
         return None
 
     def count(self, address: str | None = None) -> int:
+        """Open connections (from `address`, or in total), swept now."""
         if address is None:
             self._sweep_all()
             return self._count
@@ -114,13 +121,16 @@ class ConnectionGate:
         self._count -= len(transports) - len(alive)
         if alive:
             self._by_address[address] = alive
+            self._swept_size[address] = len(alive)
         else:
             del self._by_address[address]
+            self._swept_size.pop(address, None)
         return alive
 
     def _sweep_all(self) -> None:
         for address in list(self._by_address):
             self._sweep(address)
+        self._total_swept_size = self._count
 
 
 # ----- allowed hosts
