@@ -142,4 +142,4 @@ def test_each_role_has_its_own_cap(tmp_path, role):
     from dashd.settings import load_settings
 
     settings = load_settings({}, environ={})
-    assert settings.token_max_ttl(role) == {"viewer": 30, "operator": 7, "admin": 1, "agent": 365}[role] * 86400
+    assert settings.token_max_ttl(role) == {"viewer": 30, "operator": 7, "admin": 1, "agent": 366}[role] * 86400

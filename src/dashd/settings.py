@@ -225,7 +225,7 @@ FIELDS: tuple[Field, ...] = (
           "longest --ttl `dashd token` mints for an operator", _number(MINUTE, 366 * DAY)),
     Field("token_max_ttl_admin", DAY, parse_duration, "a duration from 1m to 366d",
           "longest --ttl `dashd token` mints for an admin", _number(MINUTE, 366 * DAY)),
-    Field("token_max_ttl_agent", 365 * DAY, parse_duration, "a duration from 1m to 366d",
+    Field("token_max_ttl_agent", 366 * DAY, parse_duration, "a duration from 1m to 366d",
           "longest --ttl `dashd token` mints for an agent", _number(MINUTE, 366 * DAY)),
 )
 
@@ -300,7 +300,7 @@ class Settings:
     token_max_ttl_viewer: float = 30 * DAY
     token_max_ttl_operator: float = 7 * DAY
     token_max_ttl_admin: float = DAY
-    token_max_ttl_agent: float = 365 * DAY
+    token_max_ttl_agent: float = 366 * DAY
     rules: tuple[AlertRuleConfig, ...] = field(default=())
 
     @property
