@@ -276,11 +276,14 @@ async def test_request_bodies_are_refused_before_they_are_read(daemon):
                                b"Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n")
     assert status_of(huge) == 413 and b'"too_large"' in huge
     # Routes that take no body refuse one.
-    for method, path in (("POST", "/api/refresh"), ("POST", "/api/logout"), ("GET", "/api/health"),
-                         ("PUT", "/dashboard")):
+    for method, path, size in (("POST", "/api/refresh", 65), ("POST", "/api/logout", 65), ("GET", "/api/health", 1),
+                               ("PUT", "/dashboard", 1), ("GET", "/", 1)):
         response = await deferToThread(raw_request, port, f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
-                                       "Content-Length: 5\r\n\r\nhello".encode())
+                                       f"Content-Length: {size}\r\n\r\n{'x' * size}".encode())
         assert status_of(response) == 413, (method, path, response[:120])
+    # `{}` from clients that always send JSON is ignored where no body is read.
+    empty = await http("POST", daemon.url("/api/refresh", "http"), json_body={})
+    assert empty.status == 401 and empty.json()["error"]["code"] == "unauthorized"
     # A body without a length is counted as it streams.
     chunk = b"a" * 8192
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"

@@ -44,7 +44,10 @@ SECURITY_HEADERS = {
     b"Referrer-Policy": b"no-referrer",
 }
 # Body limits by path; every other path takes no request body (dashd.wire.httpguard).
-BODY_LIMITS = {b"/api/login": MAX_JSON_BODY}
+# Refresh and logout read none, but clients that always send JSON send `{}`:
+# a few bytes are accepted and ignored there.
+IGNORED_BODY = 64
+BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY}
 
 
 def spa_csp(public_url: str) -> bytes:
