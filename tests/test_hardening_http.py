@@ -19,8 +19,6 @@ from conftest import start_daemon
 from httpclient import http
 from wsclient import connect
 
-from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
-
 
 def admin_password(daemon) -> str:
     return open(os.path.join(daemon.settings.state_dir, "initial-admin-password")).read().strip()
@@ -85,6 +83,8 @@ async def test_a_login_flood_from_one_address_leaves_other_addresses_able_to_log
 
 
 def test_the_throttle_reserves_before_the_verdict_and_backs_off():
+    from dashd.auth.throttle import LoginThrottle, LoginThrottled
+
     throttle = LoginThrottle(threshold=3, max_backoff=60)
     held = [throttle.reserve("alice", "10.0.0.1", 0) for _ in range(3)]
     with pytest.raises(LoginThrottled):
@@ -100,6 +100,8 @@ def test_the_throttle_reserves_before_the_verdict_and_backs_off():
 
 
 def test_hash_slots_are_bounded_per_address_and_in_total():
+    from dashd.auth.throttle import HashSlots, LoginThrottled
+
     slots = HashSlots(per_address=2, total=3)
     slots.acquire("a"), slots.acquire("a")
     with pytest.raises(LoginThrottled):
@@ -115,6 +117,8 @@ def test_hash_slots_are_bounded_per_address_and_in_total():
 # ----- 6. bounded throttle tables, summarised log lines
 
 def test_throttle_tables_are_lru_bounded_and_expire():
+    from dashd.auth.throttle import LoginThrottle
+
     throttle = LoginThrottle(max_entries=100, max_backoff=60)
     for i in range(5000):
         throttle.reserve(f"user-{i}", f"10.0.{i // 250}.{i % 250}", i).failed(i)
@@ -127,6 +131,8 @@ def test_throttle_tables_are_lru_bounded_and_expire():
 
 @pytest_twisted.ensureDeferred
 async def test_throttled_login_spray_keeps_tables_bounded_and_logs_a_summary(daemon):
+    from dashd.auth.throttle import LoginThrottle
+
     users = daemon.core.users
     users.throttle = LoginThrottle(max_entries=50)
     lines = []
