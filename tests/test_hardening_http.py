@@ -350,6 +350,21 @@ def trickle_headers(port: int, every: float, limit: float, head: bytes = HEALTH_
     return b"", time.monotonic() - started
 
 
+def keep_alive_then_trickle(port: int) -> tuple[bytes, bytes]:
+    """One complete request, then a trickled second one on the same connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        first = sock.recv(65536)
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n")
+        for n in range(60):
+            sock.settimeout(0.3)
+            try:
+                return first, sock.recv(65536)
+            except socket.timeout:
+                sock.sendall(b"X-Trickle-%d: x\r\n" % n)
+    return first, b""
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_trickled_request_is_cut_off_at_the_total_deadline(make_settings):
     daemon = await start_daemon(make_settings(request_timeout="2s"))
@@ -359,6 +374,12 @@ async def test_a_trickled_request_is_cut_off_at_the_total_deadline(make_settings
         # An unfinished WebSocket handshake gets the same deadline.
         handshake = await deferToThread(trickle_headers, daemon.port, 0.3, 20, HANDSHAKE_HEAD)
         assert status_of(handshake[0]) == 408
+        # A connection that sends nothing is closed quietly at the deadline.
+        silent = await deferToThread(raw_request, daemon.port, b"", timeout=20)
+        assert silent == b""
+        # On a kept-alive connection the next request gets the same deadline.
+        kept = await deferToThread(keep_alive_then_trickle, daemon.port)
+        assert status_of(kept[0]) == 200 and status_of(kept[1]) == 408
     finally:
         await daemon.stop()
 

@@ -262,6 +262,7 @@ class GuardedChannel(HTTPChannel):
     _refused = False
     _deadline: IDelayedCall | None = None
     _address = "unknown"
+    _heard = False  # bytes arrived since the deadline started
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -275,6 +276,7 @@ class GuardedChannel(HTTPChannel):
 
     def _start_deadline(self) -> None:
         self._cancel_deadline()
+        self._heard = False
         guard = self.site.guard
         self._deadline = guard.clock.callLater(guard.request_timeout, self._deadline_passed)
 
@@ -285,9 +287,21 @@ class GuardedChannel(HTTPChannel):
 
     def _deadline_passed(self) -> None:
         self._deadline = None
-        if self.transport is not None and not self._refused:
-            self.refuse(Refusal(408, "bad_message",
-                                f"the request did not arrive within {self.site.guard.request_timeout:g}s"))
+        if self.transport is None or self._refused:
+            return
+        if not self._heard:
+            # Idle (a fresh or kept-alive connection that sent nothing): close
+            # quietly; an unasked-for 408 could be taken as the answer to a
+            # request the client is sending at this very moment.
+            self._refused = True
+            self.transport.loseConnection()
+            return
+        self.refuse(Refusal(408, "bad_message",
+                            f"the request did not arrive within {self.site.guard.request_timeout:g}s"))
+
+    def dataReceived(self, data: bytes) -> None:
+        self._heard = True
+        super().dataReceived(data)
 
     def refuse(self, refusal: Refusal) -> None:
         """Answer `refusal` and close, reading nothing more."""
@@ -324,8 +338,10 @@ class GuardedChannel(HTTPChannel):
 
     def requestDone(self, request: Request) -> None:
         super().requestDone(request)
-        if self.persistent and self.transport is not None and not self._refused:
-            self._start_deadline()  # the next request has the same time
+        # The next request has the same time, unless a pipelined one was
+        # already complete and is being handled now.
+        if self.persistent and self.transport is not None and not self._refused and not self._handlingRequest:
+            self._start_deadline()
 
     def connectionLost(self, reason: Any) -> None:
         self._cancel_deadline()
