@@ -42,6 +42,26 @@ async def test_foreign_host_names_are_refused_with_421(daemon):
         assert status_of(await deferToThread(get, port, "/api/health", host)) == 200, host
     missing = await deferToThread(raw_request, port, b"GET /api/health HTTP/1.0\r\n\r\n")
     assert status_of(missing) == 400
+    # Agents reach /ingest by the fleet's name for the hub (404: a plain GET there).
+    assert status_of(await deferToThread(get, port, "/ingest", "hub.fleet.example")) == 404
+
+
+def upgrade_status(port: int, path: str, host: str, token: str) -> bytes:
+    head = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        return sock.recv(65536)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_agent_dials_the_hub_by_any_name_but_a_dashboard_needs_an_allowed_one(daemon):
+    agent = await deferToThread(upgrade_status, daemon.port, "/ingest", "hub.fleet.example",
+                                daemon.token("agent", subject="agent-x"))
+    assert agent.startswith(b"HTTP/1.1 101 ")
+    viewer = await deferToThread(upgrade_status, daemon.port, "/dashboard", "hub.fleet.example", daemon.token())
+    assert status_of(viewer) == 421
 
 
 @pytest_twisted.ensureDeferred

@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
-from dashd.auth.tokens import AuthError, EndpointForbidden, Principal
+from dashd.auth.tokens import INGEST_ENDPOINT, AuthError, EndpointForbidden, Principal
 from dashd.ops.ratelog import SummarizedLog, printable
 
 log = Logger()
@@ -220,7 +220,10 @@ class SiteGuard:
         if len(hosts) != 1:
             return Refusal(400, "bad_message", "send exactly one Host header")
         host = hosts[0].decode("latin-1")
-        if not self.hosts.allows(host):
+        # Agents dial the hub by whatever name the fleet uses; /ingest is no
+        # target for DNS rebinding (browsers are refused there by Origin, and
+        # it takes only agent tokens).
+        if not self.hosts.allows(host) and _endpoint_of(path) != INGEST_ENDPOINT:
             return Refusal(421, "bad_message", "this server does not serve that host name (see allowed_hosts)")
         limit = self.body_limit(path)
         if length is not None and length > limit:
@@ -237,9 +240,8 @@ class SiteGuard:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         upgrade = (headers.getRawHeaders(b"upgrade") or [b""])[-1].lower() == b"websocket"
-        endpoint = path.split(b"?", 1)[0].strip(b"/").split(b"/", 1)[0].decode("latin-1")
         try:
-            self.verify_token(token.strip(), endpoint)
+            self.verify_token(token.strip(), _endpoint_of(path))
         except EndpointForbidden as e:
             # A WebSocket handshake is refused by the same rule in the
             # protocol, with a typed error frame and close code 4001.
@@ -252,6 +254,11 @@ class SiteGuard:
         if self.refusals is not None:
             self.refusals.warn(f"http-{refusal.status}", "refused a request from {address}: {status} {why}",
                                address=printable(address), status=refusal.status, why=refusal.message)
+
+
+def _endpoint_of(path: bytes) -> str:
+    """b'/ingest?x' -> 'ingest', b'/api/me' -> 'api'."""
+    return path.split(b"?", 1)[0].strip(b"/").split(b"/", 1)[0].decode("latin-1")
 
 
 class GuardedChannel(HTTPChannel):
