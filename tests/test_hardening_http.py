@@ -426,3 +426,37 @@ def test_the_gate_forgets_closed_connections_and_stays_bounded():
     filler = [Transport() for _ in range(1000)]
     refusals = [gate.admit(f"192.0.{i // 250}.{i % 250}", t) for i, t in enumerate(filler)]
     assert refusals.count(None) == 1000 - 13 and refusals[-1].status == 503  # the total cap
+
+
+def test_summarized_log_writes_a_few_lines_then_a_count_per_window():
+    from twisted.internet.task import Clock
+    from twisted.logger import Logger
+
+    from dashd.ops.ratelog import SummarizedLog, printable
+
+    events = []
+    clock = Clock()
+    summarized = SummarizedLog(Logger(observer=events.append), clock, per_window=3, window=60)
+    written = [summarized.warn("flood", "line {n}", n=n) for n in range(10)]
+    assert written == [True] * 3 + [False] * 7 and len(events) == 3
+    clock.advance(60)
+    assert formatEvent(events[-1]) == "7 more 'flood' lines in the last 60s were not logged (rate limit)"
+    assert summarized.info("flood", "again") and len(events) == 5  # a new window
+    summarized.stop()
+    assert not clock.getDelayedCalls()
+    assert printable("a\r\nb\x1b[0m\x85") == "a\\r\\nb\\x1b[0m\\x85"
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_handshakes_are_logged_a_few_times_not_once_each(daemon):
+    from test_security import handshake_status
+
+    lines = []
+    observer = lambda event: lines.append(formatEvent(event)) if "refused a handshake" in formatEvent(event) else None
+    globalLogPublisher.addObserver(observer)
+    try:
+        for _ in range(15):
+            assert await deferToThread(handshake_status, daemon.url(), origin="https://evil.example") == 403
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert 1 <= len(lines) <= 10

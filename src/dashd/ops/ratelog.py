@@ -44,12 +44,19 @@ class SummarizedLog:
 
     def warn(self, kind: str, format: str, **fields: Any) -> bool:
         """Log at warn level unless `kind` is over its budget; True if written."""
+        return self._emit(self._log.warn, kind, format, fields)
+
+    def info(self, kind: str, format: str, **fields: Any) -> bool:
+        """Log at info level unless `kind` is over its budget; True if written."""
+        return self._emit(self._log.info, kind, format, fields)
+
+    def _emit(self, emit: Any, kind: str, format: str, fields: dict) -> bool:
         if self._timer is None:
             self._timer = self._clock.callLater(self.window, self._end_window)
         written = self._written.get(kind, 0)
         if written < self.per_window:
             self._written[kind] = written + 1
-            self._log.warn(format, **fields)
+            emit(format, **fields)
             return True
         self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
         return False
