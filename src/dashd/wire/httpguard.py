@@ -239,13 +239,14 @@ class SiteGuard:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        upgrade = (headers.getRawHeaders(b"upgrade") or [b""])[-1].lower() == b"websocket"
+        if (headers.getRawHeaders(b"upgrade") or [b""])[-1].lower() == b"websocket":
+            # A WebSocket handshake is refused by the same rule in the
+            # protocol (one verification), with a typed error frame and 4001.
+            return None
         try:
             self.verify_token(token.strip(), _endpoint_of(path))
         except EndpointForbidden as e:
-            # A WebSocket handshake is refused by the same rule in the
-            # protocol, with a typed error frame and close code 4001.
-            return None if upgrade else Refusal(403, "forbidden", str(e))
+            return Refusal(403, "forbidden", str(e))
         except AuthError:
             return None  # not our concern here: the resource answers 401 where a token is needed
         return None
