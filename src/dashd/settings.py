@@ -237,6 +237,34 @@ FIELDS: tuple[Field, ...] = (
           _number(1, 1000)),
     Field("process_cmdlines", True, parse_bool, "true or false",
           "read process command lines (shown to operators and admins only)"),
+    # HTTP hardening (docs/security.md): connection caps, request deadline,
+    # allowed hosts, the public origin, static root, headers, token lifetimes.
+    Field("max_tcp_connections_per_ip", 0, int, "an integer from 0 (max_connections_per_ip + 100) to 1000000",
+          "most TCP connections (HTTP and WebSocket) from one address; trusted_proxies are exempt (HTTP 429 above)",
+          _number(0, 1_000_000)),
+    Field("request_timeout", 15.0, parse_duration, "a duration from 1s to 300s",
+          "time to send a request's headers and body (and the WebSocket handshake), from connecting or the last "
+          "response; not reset by each line (HTTP 408 above)", _number(1, 300)),
+    Field("public_url", "", str, "an origin such as https://dash.example.com, or empty",
+          "the address users open (behind a reverse proxy: the proxy's); used for allowed hosts, CSP and redirects",
+          lambda value: value == "" or re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", value) is not None),
+    Field("allowed_hosts", (), parse_list, "host names such as dash.example.com, or *",
+          "Host headers served (default: localhost, this machine's and public_url's names; IP addresses always); "
+          "others get HTTP 421"),
+    Field("static_follow_symlinks", False, parse_bool, "true or false",
+          "serve files behind symbolic links that lead outside the static directory"),
+    Field("hsts_max_age", 180 * DAY, parse_duration, "a duration from 0 (off) to 730d",
+          "Strict-Transport-Security max-age sent on HTTPS responses", _number(0, 730 * DAY)),
+    Field("metrics_token_file", "", str, "a file path, or empty",
+          "file holding the Prometheus bearer token (keeps it out of `ps`; instead of metrics_token)"),
+    Field("token_max_ttl_viewer", 30 * DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for a viewer", _number(MINUTE, 366 * DAY)),
+    Field("token_max_ttl_operator", 7 * DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for an operator", _number(MINUTE, 366 * DAY)),
+    Field("token_max_ttl_admin", DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for an admin", _number(MINUTE, 366 * DAY)),
+    Field("token_max_ttl_agent", 366 * DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for an agent", _number(MINUTE, 366 * DAY)),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -317,6 +345,17 @@ class Settings:
     processes_interval: float = 2.0
     processes_top: int = 50
     process_cmdlines: bool = True
+    max_tcp_connections_per_ip: int = 0
+    request_timeout: float = 15.0
+    public_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()
+    static_follow_symlinks: bool = False
+    hsts_max_age: float = 180 * DAY
+    metrics_token_file: str = ""
+    token_max_ttl_viewer: float = 30 * DAY
+    token_max_ttl_operator: float = 7 * DAY
+    token_max_ttl_admin: float = DAY
+    token_max_ttl_agent: float = 366 * DAY
     rules: tuple[AlertRuleConfig, ...] = field(default=())
 
     @property
@@ -330,6 +369,13 @@ class Settings:
     @property
     def host(self) -> str:
         return self.host_name or socket.gethostname()
+
+    @property
+    def tcp_connections_per_ip(self) -> int:
+        return self.max_tcp_connections_per_ip or self.max_connections_per_ip + 100
+
+    def token_max_ttl(self, role: str) -> float:
+        return getattr(self, f"token_max_ttl_{role}")
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -401,7 +447,23 @@ def load_settings(
         raise ConfigError("retention_rollup", format_duration(settings.retention_rollup),
                           f"must be at least retention_raw ({format_duration(settings.retention_raw)})")
     check_db_url(settings.db_url)
-    return settings
+    return _with_metrics_token_file(settings)
+
+
+def _with_metrics_token_file(settings: Settings) -> Settings:
+    """metrics_token_file: the token read from a file (0600, not on the command line)."""
+    if not settings.metrics_token_file:
+        return settings
+    if settings.metrics_token:
+        raise ConfigError("metrics_token_file", settings.metrics_token_file, "set metrics_token or metrics_token_file, not both")
+    try:
+        with open(settings.metrics_token_file, encoding="utf-8") as token_file:
+            token = token_file.read().strip()
+    except OSError as e:
+        raise ConfigError("metrics_token_file", settings.metrics_token_file, f"cannot read the file ({e.strerror})") from None
+    if not token:
+        raise ConfigError("metrics_token_file", settings.metrics_token_file, "the file is empty")
+    return settings.replace(metrics_token=token)
 
 
 @dataclass(frozen=True)

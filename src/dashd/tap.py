@@ -17,11 +17,10 @@ from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
-from twisted.web.server import Site
 
 from dashd import __version__
 from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
@@ -40,7 +39,11 @@ from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_
 from dashd.store.database import Store, StoreUnavailable
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
-from dashd.wire.web import RedirectToTLS, build_site
+from dashd.ops.private import private_directory
+from dashd.ops.rlimits import raise_open_files_limit
+from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
+from dashd.wire.tls import server_tls_options
+from dashd.wire.web import RedirectToTLS, build_site, front_door
 
 log = Logger()
 
@@ -82,6 +85,10 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         values = {key.replace("-", "_"): value for key, value in self.items()}
+        if values.get("metrics_token"):
+            # Arguments are visible to every local user (ps, /proc/PID/cmdline).
+            log.warn("--metrics-token on the command line is visible in `ps`; use metrics_token_file, "
+                     "DASHD_METRICS_TOKEN or the INI file instead")
         try:
             self.settings = load_settings(values)
         except ConfigError as e:
@@ -164,8 +171,7 @@ def tls_endpoint(reactor: Any, description: str):
                 chain = [Certificate.loadPEM(c).original for c in _pem_blocks(f.read())]
     except (OSError, ValueError, Exception) as e:
         raise ConfigError("tls_listen", description, f"cannot load the key/certificate ({e})") from None
-    context = CertificateOptions(privateKey=key.original, certificate=certificate.original, extraCertChain=chain,
-                                 raiseMinimumTo=TLSVersion.TLSv1_2)
+    context = server_tls_options(key.original, certificate.original, chain)  # TLS 1.2+, ECDHE+AEAD
     return SSL4ServerEndpoint(reactor, port, context, interface=options.get("interface", ""))
 
 
@@ -308,7 +314,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     # txaio; keep that out of the daemon's log (and off the hot path).
     txaio.use_twisted()
     txaio.set_global_log_level("info")
-    os.makedirs(settings.state_dir, exist_ok=True)
+    private_directory(settings.state_dir)
     secret = load_or_create_secret(settings.secret_path)
     tokens = TokenIssuer(secret)
     catalogue_info = build_catalogue(psutil.cpu_count(logical=True) or 1)
@@ -357,7 +363,8 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     })
     core.on_session_closed.append(lambda session: telemetry.stream_closed(session.stream.stats))
     users = UserDirectory(store, tokens, core.revocations, access_ttl=settings.access_token_ttl,
-                          refresh_ttl=settings.refresh_token_ttl)
+                          refresh_ttl=settings.refresh_token_ttl, clock=reactor)
+    core.shutdown_hooks.append(users.close)
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])
     core.users = users
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
@@ -370,15 +377,19 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     if redis_bus is not None:
         daemon.bus_service = redis_bus
         redis_bus.setServiceParent(daemon)
+    # One gate for every listener: TCP connections per address and in total,
+    # the total kept below the open-files limit (raised first).
+    gate = ConnectionGate(settings.tcp_connections_per_ip, max(16, raise_open_files_limit() - FD_HEADROOM),
+                          exempt=settings.trusted_proxies)
     tls_port = None
     for description in settings.tls_listen:
         endpoint = tls_endpoint(reactor, description)
         tls_port = endpoint._port
-        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True), description))
+        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True, gate=gate), description))
     for description in settings.listen:
-        site = build_site(core, users, secure=False)
+        site = build_site(core, users, secure=False, gate=gate)
         if settings.redirect_http and settings.tls_listen:
-            site = Site(RedirectToTLS(tls_port))
+            site = GuardedSite(RedirectToTLS(tls_port, settings.public_url), front_door(core, gate, secure=False))
         try:
             endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as e:

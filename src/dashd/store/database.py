@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from dashd.ops.private import private_file
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
@@ -83,7 +84,8 @@ class Dialect:
     def connection_pool(self) -> adbapi.ConnectionPool:
         if self.name == "sqlite":
             directory = os.path.dirname(os.path.abspath(self.url.path))
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            private_file(self.url.path)  # 0600 whatever the umask (dashd.ops.private)
             # One connection: SQLite serializes writers anyway, and one
             # thread means no "database is locked" between our own threads.
             return adbapi.ConnectionPool(

@@ -297,13 +297,9 @@ class IngestServerProtocol(WebSocketServerProtocol):
                                           close_code=CLOSE_UNAUTHORIZED)
             return None
         try:
-            principal = core.verify_token(token.strip())
+            principal = core.verify_token(token.strip(), endpoint="ingest")  # agent tokens only
         except AuthError as e:
             self._refusal = ProtocolError("unauthorized", str(e), close_code=CLOSE_UNAUTHORIZED)
-            return None
-        if principal.role != AGENT_ROLE:
-            self._refusal = ProtocolError("unauthorized", "/ingest needs an agent token (dashd token --role agent)",
-                                          close_code=CLOSE_UNAUTHORIZED)
             return None
         if len(principal.subject) > MAX_HOST_NAME:
             self._refusal = ProtocolError("unauthorized", "the token's subject is too long for a host name",

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IPushProducer
 from dashd.auth.tokens import AuthError
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.wire.fastpath import FramedMessage, send_message
 from dashd.clients.session import ClientSession
 from dashd.stream.streams import OutboundFrame
@@ -148,8 +149,8 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         origin = headers.get("origin")
         if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
                                                      core.settings.allowed_origins):
-            log.info("refused a handshake from {address}: origin {origin} not allowed",
-                          address=address, origin=origin[:200])
+            factory.refusals.info("handshake-origin", "refused a handshake from {address}: origin {origin} not allowed",
+                                  address=address, origin=printable(origin))
             if core.telemetry is not None:
                 core.telemetry.auth_failed("origin")
             raise ConnectionDeny(403, "origin not allowed")
@@ -159,13 +160,14 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         try:
             core.connections.admit(address)
         except HandshakeRefused as refused:
-            log.info("refused a handshake from {address}: {reason}", address=address, reason=refused.reason)
+            factory.refusals.info("handshake-limit", "refused a handshake from {address}: {reason}", address=address,
+                                  reason=refused.reason)
             raise ConnectionDeny(refused.status, refused.reason) from None
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 try:
-                    self._principal = core.verify_token(token.strip())
+                    self._principal = core.verify_token(token.strip(), factory.endpoint)
                 except AuthError as e:
                     self._handshake_error = str(e)
             else:
@@ -285,6 +287,9 @@ class DashboardServerFactory(WebSocketServerFactory):
         self.secure = secure
         self.setProtocolOptions(**protocol_options(core.settings))
         self.server = "dashd"
+        # Refused handshakes are client-triggered: rate-limited log lines.
+        self.refusals = SummarizedLog(log, core.clock)
+        core.shutdown_hooks.append(self.refusals.stop)
 
 
 def protocol_options(settings) -> dict[str, Any]:
