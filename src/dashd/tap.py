@@ -323,7 +323,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     telemetry = Telemetry()
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
-                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue)
+                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
+                  query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
+                  spill_path=settings.spill_path)
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
