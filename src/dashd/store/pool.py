@@ -119,6 +119,11 @@ class DeadlinePool(adbapi.ConnectionPool):
         def finish(result: Any) -> None:
             if timer.active():
                 timer.cancel()
+            elif isinstance(result, Failure) and not result.check(DeadlineExceeded):
+                # Failed after the deadline aborted it: say so, callers must
+                # not mistake it for a dropped connection worth retrying at once.
+                result = Failure(DeadlineExceeded(f"no answer from the database within {timeout:g}s "
+                                                  f"({result.getErrorMessage()})"))
             if not answer.called:
                 answer.errback(result) if isinstance(result, Failure) else answer.callback(result)
 
