@@ -23,6 +23,7 @@ class StallingForwarder:
         self._pairs: dict[socket.socket, socket.socket] = {}
         self._held: list[socket.socket] = []  # accepted while stalled: connected upstream on resume
         self._closing = threading.Event()
+        self._cut = threading.Event()
         self.accepted = 0
         self._thread = threading.Thread(target=self._run, name="stalling-forwarder", daemon=True)
         self._thread.start()
@@ -34,6 +35,13 @@ class StallingForwarder:
     def resume(self) -> None:
         self.stalled.clear()
 
+    def cut(self) -> None:
+        """Close every relayed connection (a server restart, a dropped link);
+        new connections are still relayed."""
+        self._cut.set()
+        while self._cut.is_set() and self._thread.is_alive():
+            threading.Event().wait(0.01)
+
     def close(self) -> None:
         self._closing.set()
         self._thread.join(timeout=5)
@@ -42,6 +50,11 @@ class StallingForwarder:
 
     def _run(self) -> None:
         while not self._closing.is_set():
+            if self._cut.is_set():
+                for sock in list(self._pairs):
+                    sock.close()
+                self._pairs.clear()
+                self._cut.clear()
             relaying = not self.stalled.is_set()
             if relaying and self._held:
                 for client in self._held:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import globalLogPublisher
 
@@ -248,6 +249,39 @@ def test_abort_connection_shuts_the_socket_of_a_pymysql_connection():
         connection.cursor().execute("SELECT 1")
 
 
+# ----- 3. a cut is one warning, not tracebacks
+
+
+@pytest_twisted.ensureDeferred
+async def test_mariadb_cut_is_one_warning_line_and_the_next_write_reconnects(mysql_via_forwarder, store_events):
+    """Every pooled connection to MariaDB is closed under the store (the
+    forwarder drops them): the next write finds them dead, reconnects and
+    succeeds; the log holds one warning line and no "Rollback failed"
+    traceback (adbapi's default is two per dead connection)."""
+    from dashd.store.database import Store
+
+    forwarder, via, direct = mysql_via_forwarder
+    store = Store(via, reactor, batch_interval=3600)
+    store.startService()
+    try:
+        await store.ensure_schema()
+        for seq in (1, 2, 3):  # use all three pooled connections at once
+            store.record(StreamMessage(seq, METRICS_UPDATE, 1000 + seq, "h", {"cpu": float(seq)}))
+        await store.flush()
+        await DeferredList([Deferred.fromCoroutine(store.check()) for _ in range(3)])
+        assert len(store.pool.connections) >= 1
+        forwarder.cut()
+        store.record(StreamMessage(4, METRICS_UPDATE, 1004, "h", {"cpu": 4.0}))
+        assert await store.flush() == 1
+        assert [row[0] for row in direct_query(direct, "SELECT seq FROM samples ORDER BY seq")] == [1, 2, 3, 4]
+        failures = [e for e in store_events if e.get("log_failure") is not None or e.get("isError")]
+        assert failures == [], [str(e.get("log_failure")) for e in failures]
+        assert len(lines(store_events, "database connection lost")) == 1
+        assert lines(store_events, "database unavailable") == []
+    finally:
+        await store.stopService()
+
+
 # ----- 2. spill at shutdown
 
 
@@ -395,3 +429,34 @@ async def test_spilled_rows_are_queued_before_new_samples(tmp_path):
     assert not os.path.exists(spill_path)
     assert await store.fetchall("SELECT seq FROM samples ORDER BY seq") == [(1,), (2,)]
     await store.stopService()
+
+
+# ----- 4. repeated stop signals
+
+
+def test_second_sigterm_and_a_sigint_during_shutdown_are_quiet_and_the_shutdown_completes(
+        tmp_path, mysql_via_forwarder):
+    """While a shutdown waits on a stalled database (its deadline), SIGTERM
+    and SIGINT arrive again: each is one log line, no ReactorNotRunning
+    traceback, and the shutdown finishes its work (the spill)."""
+    forwarder, via, direct = mysql_via_forwarder
+    state = tmp_path / "state"
+    daemon = Daemon(tmp_path, state, via, "signals")
+    try:
+        daemon.wait_ready()
+        forwarder.stall()
+        time.sleep(0.5)
+        daemon.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # shutdown is now waiting on the stalled flush (2 s deadline)
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.process.send_signal(signal.SIGINT)
+        status = daemon.process.wait(timeout=60)
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+        forwarder.resume()
+    output = daemon.output()
+    assert status in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output and "ReactorNotRunning" not in output, output
+    assert output.count("already shutting down") == 2, output
+    assert "spilled" in output and (state / "store-spill.json").exists(), output

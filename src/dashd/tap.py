@@ -34,6 +34,7 @@ from dashd.errors import CLOSE_GOING_AWAY
 from dashd.stream.hub import SequenceFile, StreamHub
 from dashd.ops.logs import observer_for_twistd
 from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
+from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
 from dashd.ops.telemetry import Telemetry
@@ -402,4 +403,6 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         # config.parent: twistd's own options (--logfile, --nodaemon).
         daemon.log_observer = observer_for_twistd(getattr(config, "parent", None))
     daemon.notifier = SystemdNotifier.from_environment()
+    # Only twistd calls makeService: a second SIGTERM/SIGINT is answered quietly.
+    reactor.callWhenRunning(StopSignals().install, reactor)
     return daemon
