@@ -460,3 +460,37 @@ def test_second_sigterm_and_a_sigint_during_shutdown_are_quiet_and_the_shutdown_
     assert "Traceback" not in output and "ReactorNotRunning" not in output, output
     assert output.count("already shutting down") == 2, output
     assert "spilled" in output and (state / "store-spill.json").exists(), output
+
+
+# ----- 5. dev-cert reads the common options
+
+
+def run_dashd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
+    return subprocess.run([str(BIN / "dashd"), *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
+
+
+def test_dev_cert_accepts_the_common_options_and_writes_under_the_state_dir(tmp_path):
+    """`dashd dev-cert` takes --state-dir, --config, --db and --secret-file
+    like every subcommand; without --out the pair goes to STATE_DIR/tls."""
+    state = tmp_path / "custom-state"
+    result = run_dashd("dev-cert", "--state-dir", str(state), "--db", f"sqlite:///{tmp_path / 'x.db'}",
+                       "--secret-file", str(tmp_path / "secret.key"), "--hostname", "dash.test", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (state / "tls" / "key.pem").exists() and (state / "tls" / "cert.pem").exists()
+    assert str(state / "tls" / "key.pem") in result.stdout
+
+    ini = tmp_path / "dashd.ini"
+    ini.write_text(f"[dashd]\nstate_dir = {tmp_path / 'from-ini'}\n")
+    result = run_dashd("dev-cert", "--config", str(ini), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "from-ini" / "tls" / "cert.pem").exists()
+
+    result = run_dashd("dev-cert", "--out", str(tmp_path / "elsewhere"), cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "elsewhere" / "key.pem").exists()
+
+
+def test_dev_cert_with_a_bad_common_option_says_which_and_exits_2(tmp_path):
+    result = run_dashd("dev-cert", "--db", "postgres://nope", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "db" in result.stderr and "Traceback" not in result.stderr
