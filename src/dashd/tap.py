@@ -350,6 +350,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         "queued": sum(s.stream.queued for s in connections),
         "paused": sum(1 for s in connections if s.stream.paused),
         "store_queue": store.pending_rows,
+        "store_available": store.available,
         "seq": hub.seq,
         "stream_stats": [s.stream.stats for s in connections],
     })
