@@ -1,4 +1,5 @@
-# syntax=docker/dockerfile:1
+# (No `# syntax=` line: BuildKit's built-in Dockerfile frontend, Docker
+# 20.10+, handles RUN --mount, and a build needs no registry for the frontend.)
 # dashd image: three stages.
 #   frontend  builds the browser dashboard (frontend/dist) with Node.
 #   wheels    builds the dashd wheel and every dependency's wheel.
@@ -14,15 +15,20 @@
 ARG NODE_VERSION=22
 # 3.11: the Python requirements.lock is resolved for (make lock).
 ARG PYTHON_VERSION=3.11
+# The public base images by default. A build without a registry passes its
+# own (docs/operations.md#the-image: tests/test_image.py makes one with
+# debootstrap); the python one must have `python` and `pip` on PATH.
+ARG NODE_IMAGE=node:${NODE_VERSION}-bookworm-slim
+ARG PYTHON_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 
-FROM node:${NODE_VERSION}-bookworm-slim AS frontend
+FROM ${NODE_IMAGE} AS frontend
 WORKDIR /src/frontend
 COPY frontend/package.json frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY frontend/ ./
 RUN npm run build
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS wheels
+FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
 RUN pip install --no-cache-dir --upgrade pip setuptools wheel
 # The dependencies as locked (versions and hashes: requirements.lock), then dashd.
@@ -33,7 +39,7 @@ COPY src/ src/
 COPY twisted/ twisted/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 RUN groupadd --system --gid 10001 dashd \

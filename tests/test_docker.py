@@ -29,13 +29,18 @@ def dockerfile_stages() -> list[dict]:
     """[{name, base, instructions: [(INSTRUCTION, args)]}] in order."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
     stages: list[dict] = []
+    global_args: dict[str, str] = {}  # ARG defaults before the first FROM, as a plain build sees them
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         instruction, _, args = line.partition(" ")
         instruction, args = instruction.upper(), args.strip()
+        if instruction == "ARG" and not stages:
+            name, _, default = args.partition("=")
+            global_args[name] = re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), ""), default)
         if instruction == "FROM":
+            args = re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), ""), args)
             words = args.split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             stages.append({"name": name, "base": words[0], "instructions": []})
