@@ -1,4 +1,5 @@
-"""The container files, checked without a Docker engine (none runs here):
+"""The container files, checked without a Docker engine (tests/test_image.py
+builds and runs the image where one can run):
 the Dockerfile's stages, user, healthcheck, port and volume; the
 healthcheck command run for real against a daemon; docker-compose.yml's
 services, dependencies, healthchecks and environment, the environment
