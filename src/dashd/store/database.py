@@ -222,8 +222,8 @@ class Store(Service):
                 break
         if self.pending_rows:
             self._spill_or_report()
-        elif self.spill is not None:
-            self.spill.remove()
+        elif self.spill is not None and os.path.exists(self.spill.path):
+            self._forget_spill(0)  # its rows were written, or dropped by the queue bound
         if self.pool is not None:
             # close() joins the pool's threads: wake any blocked on a stall.
             self.pool.abort_running()
@@ -243,6 +243,17 @@ class Store(Service):
         self.log.warn("store: database unavailable at shutdown; spilled {rows} rows to {path}, "
                       "written at the next start", rows=rows, path=self.spill.path)
 
+    def _forget_spill(self, rows: int) -> None:
+        """The spilled rows are in the database: remove the file."""
+        try:
+            self.spill.remove()
+        except OSError as e:
+            # Left in place it would be written again at the next start.
+            self.log.error("store: wrote the {rows} spilled rows but cannot remove {path} ({error}); remove it "
+                           "before the next start", rows=rows, path=self.spill.path, error=e)
+            return
+        self.log.info("store: wrote the {rows} rows spilled at the last shutdown", rows=rows)
+
     def _load_spill(self) -> None:
         """Put what an earlier shutdown spilled at the head of the queue."""
         if self.spill is None:
@@ -252,7 +263,10 @@ class Store(Service):
         except (OSError, ValueError) as e:
             # Keep the daemon up, and the file for whoever wants to recover it.
             aside = f"{self.spill.path}.unreadable"
-            os.replace(self.spill.path, aside)
+            try:
+                os.replace(self.spill.path, aside)
+            except OSError:
+                aside = self.spill.path  # cannot move it either: say where it is
             self.log.error("store: cannot read the spill file ({error}); moved it to {aside}", error=e, aside=aside)
             return
         if batch is None:
@@ -435,8 +449,7 @@ class Store(Service):
             return 0
         self._read_error = None
         if spilled and self.spill is not None:
-            self.spill.remove()  # now in the database
-            self.log.info("store: wrote the {rows} rows spilled at the last shutdown", rows=spilled)
+            self._forget_spill(spilled)
         written = len(samples) + len(notifications) + len(acks)
         self.on_write(time.perf_counter() - started, written)
         return written
