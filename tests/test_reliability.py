@@ -494,3 +494,35 @@ def test_dev_cert_with_a_bad_common_option_says_which_and_exits_2(tmp_path):
     result = run_dashd("dev-cert", "--db", "postgres://nope", cwd=tmp_path)
     assert result.returncode == 2
     assert "db" in result.stderr and "Traceback" not in result.stderr
+
+
+# ----- start-up during an outage: one line, not one per retry
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_during_an_outage_logs_one_line_not_one_per_retry(make_settings, monkeypatch, store_events):
+    """The database refuses connections from the start: the start-up retries
+    (every 0.1 s here) log "store not ready" once, and the store one
+    "database unavailable" line, however many retries pass."""
+    from twisted.logger import formatEvent
+
+    from dashd import tap
+
+    monkeypatch.setattr(tap, "STARTUP_RETRY", 0.1)
+    seen: list[str] = []
+
+    def observer(event: dict) -> None:
+        if "store not ready" in (event.get("log_format") or ""):
+            seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    service = tap.build_daemon(make_settings(db=f"mysql://root@127.0.0.1:{free_port()}/nothing_here"), reactor)
+    service.startService()
+    try:
+        await sleep(1.5)
+        assert not service.core.prepared
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        await service.stopService()
+    assert len(seen) == 1, seen
+    assert len(lines(store_events, "database unavailable (")) == 1

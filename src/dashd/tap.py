@@ -233,6 +233,7 @@ class DashdService(MultiService):
 
     async def _prepare(self) -> None:
         """Once the store answers: first-start admin, revocations, rules."""
+        warned = False  # one line per outage; the store logs when it is back
         while self.running:
             try:
                 await self.store.ensure_schema()
@@ -241,8 +242,10 @@ class DashdService(MultiService):
                 await deferred_load_rules(self.core.rules, self.store, self.configured_rules)
                 break
             except StoreUnavailable as e:
-                log.warn("store not ready ({error}); retrying in {delay:g}s", error=str(e).splitlines()[0]
-                         if str(e) else "no detail", delay=STARTUP_RETRY)
+                if not warned:
+                    warned = True
+                    log.warn("store not ready ({error}); start-up retries every {delay:g}s",
+                             error=str(e).splitlines()[0] if str(e) else "no detail", delay=STARTUP_RETRY)
                 await _sleep(self.clock, STARTUP_RETRY)
         if not self.running:
             return
