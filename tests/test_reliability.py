@@ -112,6 +112,11 @@ async def sleep(seconds: float) -> None:
     await deferLater(reactor, seconds, lambda: None)
 
 
+async def bounded(coroutine) -> object:
+    """Await with the HUNG bound, so a test of a missing deadline fails instead of hanging."""
+    return await Deferred.fromCoroutine(coroutine).addTimeout(HUNG, reactor)
+
+
 async def eventually(predicate, what: str, timeout: float = HUNG) -> None:
     deadline = reactor.seconds() + timeout
     while not await predicate():
@@ -144,7 +149,7 @@ async def test_stalled_database_gives_not_ready_unavailable_replies_two_log_line
         seq_at_stall = running.core.hub.seq
 
         forwarder.stall()
-        ready = await http("GET", ready_url)  # would hang for the stall without a deadline
+        ready = await bounded(http("GET", ready_url))  # without a deadline: hangs for the whole stall
         assert ready.status == 503
         assert ready.json()["checks"]["store"]["ok"] is False
         history = await client.request("history", {"metrics": ["cpu_usage"], "from": "-1m"}, timeout=HUNG)
@@ -152,7 +157,7 @@ async def test_stalled_database_gives_not_ready_unavailable_replies_two_log_line
         stats = await client.request("stats", {"metrics": ["cpu_usage"], "window": "1m"}, timeout=HUNG)
         assert stats["type"] == "error" and stats["data"]["code"] == "unavailable", stats
         await sleep(3 * QUERY_TIMEOUT)  # more failed flushes and probes: still one line
-        assert (await http("GET", ready_url)).status == 503
+        assert (await bounded(http("GET", ready_url))).status == 503
         down = lines(store_events, "database unavailable")
         assert len(down) == 1, down
         seq_in_stall = running.core.hub.seq
