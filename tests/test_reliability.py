@@ -531,3 +531,18 @@ async def test_start_during_an_outage_logs_one_line_not_one_per_retry(make_setti
         await service.stopService()
     assert len(seen) == 1, seen
     assert len(lines(store_events, "database unavailable (")) == 1
+
+
+# ----- found by the fuzz test while running the suite
+
+
+@pytest_twisted.ensureDeferred
+async def test_resume_with_a_null_after_seq_is_a_bad_message_not_an_internal_error(daemon, logged_failures):
+    """{"after_seq": null} once raised TypeError inside the router (an
+    `internal` error and a critical log line)."""
+    client = await connect(daemon.url(), daemon.token())
+    reply = await client.request("resume", {"after_seq": None})
+    assert reply["type"] == "error" and reply["data"]["code"] == "bad_message", reply
+    assert "after_seq" in reply["data"]["message"]
+    assert logged_failures == []
+    client.close()
