@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import Any, Callable
 
@@ -188,7 +189,10 @@ def cmd_user(args: argparse.Namespace) -> int:
 def cmd_dev_cert(args: argparse.Namespace) -> int:
     from dashd.auth.devcert import write_self_signed
 
-    key_path, cert_path = write_self_signed(args.out, args.hostname)
+    # Like every subcommand it reads the daemon's configuration: by default
+    # the pair goes under the state directory the daemon uses.
+    out = args.out or os.path.join(_settings(args).state_dir, "tls")
+    key_path, cert_path = write_self_signed(out, args.hostname)
     print(f"wrote {key_path} and {cert_path}")
     print(f"use: twistd dashd --tls-listen ssl:8443:privateKey={key_path}:certKey={cert_path}")
     return 0
@@ -231,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=cmd_user)
 
     dev_cert = commands.add_parser("dev-cert", help="write a self-signed key and certificate for local TLS")
-    dev_cert.add_argument("--out", default="state/tls", help="directory (default state/tls)")
+    _add_common(dev_cert)
+    dev_cert.add_argument("--out", default=None, help="directory (default STATE_DIR/tls)")
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 

@@ -145,6 +145,11 @@ FIELDS: tuple[Field, ...] = (
           "how often retention pruning and rollup run", _number(10, DAY)),
     Field("store_queue", 100_000, int, "an integer from 100 to 10000000",
           "rows held in memory while the database is down", _number(100, 10_000_000)),
+    # Database deadlines (docs/operations.md#database-deadlines).
+    Field("db_query_timeout", 5.0, parse_duration, "a duration from 0.5s to 1h",
+          "deadline of each database query (readiness checks use at most 1.5s)", _number(0.5, HOUR)),
+    Field("db_connect_timeout", 5.0, parse_duration, "a duration from 0.5s to 5m",
+          "deadline for opening a database connection", _number(0.5, 5 * MINUTE)),
     Field("ring_span", 5 * MINUTE, parse_duration, "a duration from 10s to 1h", "how far back resume replays from memory",
           _number(10, HOUR)),
     Field("ping_interval", 20.0, parse_duration, "a duration from 0 (off) to 300s", "WebSocket ping period",
@@ -298,6 +303,8 @@ class Settings:
     batch_interval: float = 2.0
     prune_interval: float = 5 * MINUTE
     store_queue: int = 100_000
+    db_query_timeout: float = 5.0
+    db_connect_timeout: float = 5.0
     ring_span: float = 5 * MINUTE
     ping_interval: float = 20.0
     ping_timeout: float = 10.0
@@ -361,6 +368,11 @@ class Settings:
     @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{os.path.join(self.state_dir, 'dashd.db')}"
+
+    @property
+    def spill_path(self) -> str:
+        """Where the store spills rows it cannot write at shutdown."""
+        return os.path.join(self.state_dir, "store-spill.json")
 
     @property
     def secret_path(self) -> str:

@@ -35,6 +35,7 @@ from dashd.errors import CLOSE_GOING_AWAY
 from dashd.stream.hub import SequenceFile, StreamHub
 from dashd.ops.logs import observer_for_twistd
 from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
+from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
 from dashd.ops.telemetry import Telemetry
@@ -240,6 +241,7 @@ class DashdService(MultiService):
 
     async def _prepare(self) -> None:
         """Once the store answers: first-start admin, revocations, rules."""
+        warned = False  # one line per outage; the store logs when it is back
         while self.running:
             try:
                 await self.store.ensure_schema()
@@ -248,8 +250,10 @@ class DashdService(MultiService):
                 await deferred_load_rules(self.core.rules, self.store, self.configured_rules)
                 break
             except StoreUnavailable as e:
-                log.warn("store not ready ({error}); retrying in {delay:g}s", error=str(e).splitlines()[0]
-                         if str(e) else "no detail", delay=STARTUP_RETRY)
+                if not warned:
+                    warned = True
+                    log.warn("store not ready ({error}); start-up retries every {delay:g}s",
+                             error=str(e).splitlines()[0] if str(e) else "no detail", delay=STARTUP_RETRY)
                 await _sleep(self.clock, STARTUP_RETRY)
         if not self.running:
             return
@@ -331,7 +335,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     telemetry = Telemetry()
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
-                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue)
+                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
+                  query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
+                  spill_path=settings.spill_path)
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
@@ -358,6 +364,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         "queued": sum(s.stream.queued for s in connections),
         "paused": sum(1 for s in connections if s.stream.paused),
         "store_queue": store.pending_rows,
+        "store_available": store.available,
         "seq": hub.seq,
         "stream_stats": [s.stream.stats for s in connections],
     })
@@ -422,4 +429,6 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         # config.parent: twistd's own options (--logfile, --nodaemon).
         daemon.log_observer = observer_for_twistd(getattr(config, "parent", None))
     daemon.notifier = SystemdNotifier.from_environment()
+    # Only twistd calls makeService: a second SIGTERM/SIGINT is answered quietly.
+    reactor.callWhenRunning(StopSignals().install, reactor)
     return daemon

@@ -305,7 +305,7 @@ class MessageRouter:
         return session.rate_data()
 
     def handle_resume(self, data: dict, correlation_id: Any):
-        if "after_seq" not in data:
+        if data.get("after_seq") is None:
             raise bad("resume: 'after_seq' is required (the last seq you received, or 0)")
         after_seq = number_field(data, "after_seq", "resume", 0, 2**62, integer=True)
         return self._resume(int(after_seq), correlation_id)

@@ -98,6 +98,10 @@ class _LiveState(Collector):
         yield GaugeMetricFamily("dashd_store_queue_rows", "Rows waiting to be written to the store",
                                 value=state["store_queue"])
         yield GaugeMetricFamily("dashd_stream_seq", "Last stream sequence number issued", value=state["seq"])
+        if "store_available" in state:
+            yield GaugeMetricFamily("dashd_store_available",
+                                    "1 when the store's last database operation succeeded in time, else 0",
+                                    value=1 if state["store_available"] else 0)
         streams = telemetry.streams.read(state.get("stream_stats", ()))
         yield CounterMetricFamily("dashd_updates_coalesced",
                                   "Metric updates replaced by a newer one in a slow client's queue",
