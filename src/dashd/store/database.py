@@ -9,11 +9,13 @@ a log line) and are written when it comes back.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -80,6 +82,23 @@ class Dialect:
             return f"({column} DIV {MINUTE_MS}) * {MINUTE_MS}"
         return f"({column} / {MINUTE_MS}) * {MINUTE_MS}"
 
+    def system_pool(self) -> adbapi.ConnectionPool:
+        """One connection of its own for the daemon's small, urgent queries
+        (authentication, revocation polling, readiness), so they never wait
+        behind clients' history and stats queries on the main pool. SQLite
+        in WAL mode lets it read while the main connection reads or writes."""
+        if self.name == "sqlite":
+            return adbapi.ConnectionPool(
+                "sqlite3", self.url.path, check_same_thread=False, timeout=30,
+                cp_min=1, cp_max=1, cp_openfun=_sqlite_open,
+            )
+        return adbapi.ConnectionPool(
+            "pymysql", host=self.url.host, port=self.url.port, user=self.url.user,
+            password=self.url.password, database=self.url.database, charset="utf8mb4",
+            connect_timeout=5, read_timeout=30, write_timeout=30, autocommit=False,
+            cp_min=1, cp_max=1, cp_reconnect=True, cp_noisy=False,
+        )
+
     def connection_pool(self) -> adbapi.ConnectionPool:
         if self.name == "sqlite":
             directory = os.path.dirname(os.path.abspath(self.url.path))
@@ -118,6 +137,57 @@ def rows_of(message: StreamMessage) -> list[tuple]:
     ]
 
 
+class _RunningInteraction:
+    """Where one interaction runs, so it can be interrupted from the reactor
+    thread when its caller cancels (the client went away).
+
+    Reaches into adbapi: the Transaction an interaction gets keeps its
+    adbapi Connection as `_connection`, which keeps the DB-API connection
+    as `_connection` (pinned by tests/test_hardening_stream.py)."""
+
+    __slots__ = ("lock", "connection", "cancelled")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connection: Any = None  # the raw DB-API connection while the interaction runs
+        self.cancelled = False
+
+    def wrap(self, interaction: Callable) -> Callable:
+        @functools.wraps(interaction)
+        def run(transaction, *args: Any) -> Any:
+            with self.lock:
+                if self.cancelled:
+                    raise CancelledError("cancelled before it started")
+                self.connection = transaction._connection._connection
+            try:
+                return interaction(transaction, *args)
+            finally:
+                with self.lock:
+                    self.connection = None
+        return run
+
+
+class SystemQueries:
+    """The store's generic `execute`/`fetchall` on the system connection:
+    what authentication and revocation polling use (UserDirectory), so
+    logins and the 5 s revocation bound never wait behind user queries."""
+
+    def __init__(self, store: "Store") -> None:
+        self._store = store
+
+    async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
+        def run(cursor):
+            cursor.execute(self._store.dialect.sql(query), tuple(params))
+            return cursor.rowcount
+        return await self._store._run_system(run)
+
+    async def fetchall(self, query: str, params: Iterable[Any] = ()) -> list[tuple]:
+        def run(cursor):
+            cursor.execute(self._store.dialect.sql(query), tuple(params))
+            return list(cursor.fetchall())
+        return await self._store._run_system(run)
+
+
 class Store(Service):
     """Batched writes, history and stats queries, notifications, rules,
     users and sessions. Started and stopped with the service tree."""
@@ -146,6 +216,8 @@ class Store(Service):
         self.max_queue_rows = max_queue_rows
         self.wall_clock_ms = wall_clock_ms
         self.pool: adbapi.ConnectionPool | None = None
+        self.system_pool: adbapi.ConnectionPool | None = None
+        self.system = SystemQueries(self)
         self.migrated = False
         self.available = False
         self._sample_rows: list[tuple] = []
@@ -167,6 +239,8 @@ class Store(Service):
         super().startService()
         self.pool = self.dialect.connection_pool()
         self.pool.start()
+        self.system_pool = self.dialect.system_pool()
+        self.system_pool.start()
         self.log.info("store: {url}", url=redact_url(self.db_url))
         self._flush_loop = self._loop(self._flush_tick, self.batch_interval)
         self._prune_loop = self._loop(self._prune_tick, self.prune_interval)
@@ -203,6 +277,8 @@ class Store(Service):
             self.log.error("store: {rows} rows could not be written before shutdown", rows=self.pending_rows)
         if self.pool is not None:
             self.pool.close()
+        if self.system_pool is not None:
+            self.system_pool.close()
         Service.stopService(self)
 
     async def ensure_schema(self) -> int:
@@ -234,15 +310,22 @@ class Store(Service):
         return applied
 
     async def _run(self, interaction: Callable, *args: Any) -> Any:
-        if self.pool is None:
+        return await self._run_in(self.pool, interaction, *args)
+
+    async def _run_system(self, interaction: Callable, *args: Any) -> Any:
+        """On the system connection (see Dialect.system_pool)."""
+        return await self._run_in(self.system_pool, interaction, *args)
+
+    async def _run_in(self, pool: adbapi.ConnectionPool | None, interaction: Callable, *args: Any) -> Any:
+        if pool is None:
             raise StoreUnavailable("store not started")
         # A pooled MySQL connection the server dropped (restart, wait_timeout)
         # fails the interaction that finds it dead; cp_reconnect only discards
         # it. Retry on a fresh one, once per pooled connection at most.
-        retries = self.pool.max if self.dialect.name == "mysql" else 0
+        retries = pool.max if self.dialect.name == "mysql" else 0
         while True:
             try:
-                result = await self.pool.runInteraction(interaction, *args)
+                result = await self._cancellable(pool, interaction, *args)
                 break
             except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
                 if retries > 0 and _connection_dropped(e):
@@ -253,10 +336,56 @@ class Store(Service):
         self.available = True
         return result
 
+    def _cancellable(self, pool: adbapi.ConnectionPool, interaction: Callable, *args: Any) -> Deferred:
+        """runInteraction, cancellable: cancelling the Deferred (a client
+        went away) keeps a queued interaction from starting and interrupts a
+        running one: sqlite3's Connection.interrupt(), or MySQL's KILL QUERY
+        sent on the system connection."""
+        running = _RunningInteraction()
+
+        def cancel(_: Deferred) -> None:
+            with running.lock:
+                running.cancelled = True
+                connection = running.connection
+                if connection is None:
+                    return
+                if self.dialect.name == "sqlite":
+                    connection.interrupt()  # thread-safe; the statement fails with "interrupted"
+                    return
+            self._kill_query(connection, running)
+
+        outer = Deferred(cancel)
+        inner = pool.runInteraction(running.wrap(interaction), *args)
+
+        def settle(result: Any) -> None:
+            if not outer.called:
+                outer.callback(result)
+            # else: cancelled; the interaction's own result or failure is moot.
+        inner.addBoth(settle)
+        return outer
+
+    def _kill_query(self, connection: Any, running: _RunningInteraction) -> None:
+        """KILL QUERY on another connection, only while the cancelled
+        interaction still holds `connection` (checked under its lock, so a
+        later interaction that reuses the connection is never killed)."""
+        thread_id = connection.thread_id()
+
+        def kill(cursor) -> None:
+            with running.lock:
+                if running.connection is connection:
+                    cursor.execute(f"KILL QUERY {int(thread_id)}")
+
+        if self.system_pool is None:
+            return
+        self.system_pool.runInteraction(kill).addErrback(
+            lambda f: self.log.warn("could not cancel a query: {error}", error=f.getErrorMessage()))
+
     async def check(self) -> bool:
-        """Readiness: can the database answer a query now?"""
+        """Readiness: can the database answer a query now? Asked on the
+        system connection, so a flood of client queries does not make the
+        daemon look dead."""
         try:
-            await self._run(lambda cursor: cursor.execute("SELECT 1"))
+            await self._run_system(lambda cursor: cursor.execute("SELECT 1"))
             return True
         except StoreUnavailable:
             return False
