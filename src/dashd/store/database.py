@@ -230,6 +230,11 @@ class Store(Service):
         self._prune_loop: LoopingCall | None = None
         self._outage_logged = False
         self._dropped = 0
+        # Durability tickets (when_written): each write takes the whole
+        # queue and bumps the generation; a ticket is settled by the first
+        # write that took its rows.
+        self._generation = 0
+        self._durability_waiters: list[tuple[int, int, Deferred]] = []
         self._rollup_from_ms: int | None = None
         self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
 
@@ -275,6 +280,7 @@ class Store(Service):
                 break
         if self.pending_rows:
             self.log.error("store: {rows} rows could not be written before shutdown", rows=self.pending_rows)
+        self._settle_tickets(self._generation, -1, written=False)
         if self.pool is not None:
             self.pool.close()
         if self.system_pool is not None:
@@ -447,15 +453,46 @@ class Store(Service):
         for waiter in waiters:
             waiter.callback(result)
 
+    def when_written(self) -> Deferred:
+        """A ticket for every row recorded so far: fires True once they are
+        all written, False when the write that took them failed or rows were
+        dropped (queue overflow) before it took them. Starts a write. This
+        is what an acknowledgement to an agent waits for (issue 11 D)."""
+        if not self.pending_rows and self._flushing is None:
+            return succeed(True)
+        waiter: Deferred = Deferred()
+        self._durability_waiters.append((self._generation, self._dropped, waiter))
+
+        async def write() -> None:
+            # The first flush may share a write that took earlier rows only.
+            await self.flush()
+            await self.flush()
+        Deferred.fromCoroutine(write()).addErrback(lambda f: self.log.failure("store flush failed", f))
+        return waiter
+
+    def _settle_tickets(self, taken: int, dropped_at_take: int, written: bool) -> None:
+        keep = []
+        for generation, dropped_at_issue, waiter in self._durability_waiters:
+            if generation <= taken:
+                waiter.callback(written and dropped_at_take == dropped_at_issue)
+            elif written and not self.pending_rows:
+                waiter.callback(dropped_at_take == dropped_at_issue)  # issued with nothing new to write
+            else:
+                keep.append((generation, dropped_at_issue, waiter))
+        self._durability_waiters = keep
+
     async def _write_pending(self) -> int:
         samples, notifications, acks = self._sample_rows, self._notification_rows, self._ack_rows
         self._sample_rows, self._notification_rows, self._ack_rows = [], [], []
+        taken, dropped_at_take = self._generation, self._dropped
+        self._generation += 1
         started = time.perf_counter()
         try:
             if not self.migrated:
                 await self.ensure_schema()
             await self._run(self._write_batch, samples, notifications, acks)
         except StoreUnavailable as e:
+            self._settle_tickets(taken, dropped_at_take, written=False)
             self._sample_rows[:0] = samples
             self._notification_rows[:0] = notifications
             self._ack_rows[:0] = acks
@@ -468,6 +505,7 @@ class Store(Service):
             self._outage_logged = False
             self.log.info("store: database back; wrote the queued rows")
         written = len(samples) + len(notifications) + len(acks)
+        self._settle_tickets(taken, dropped_at_take, written=True)
         self.on_write(time.perf_counter() - started, written)
         return written
 
