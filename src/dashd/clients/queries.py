@@ -219,7 +219,9 @@ class QueryScheduler:
     def cancel_owner(self, owner: Hashable) -> None:
         """The connection (or HTTP request) went away: drop its query if it
         has not started, cancel it if it runs."""
-        for job in self._by_owner.pop(owner, ()):
+        jobs = self._by_owner.pop(owner, [])
+        # The queued ones first: cancelling a running one starts the next in line.
+        for job in sorted(jobs, key=lambda job: job.running is not None):
             self.stats.cancelled += 1
             if job.running is None:
                 try:
