@@ -11,6 +11,7 @@ while it asks for resumes and history; an agent that floods /ingest.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 
@@ -18,7 +19,6 @@ import pytest
 import pytest_twisted
 from conftest import start_daemon
 from httpclient import http
-from test_streaming import NeverReads
 from test_twistd import BIN, run
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -376,16 +376,40 @@ def ws_frame(payload: bytes) -> bytes:
     length = len(payload)
     if length < 126:
         header = bytes((0x81, 0x80 | length))
+    elif length > 0xFFFF:
+        raise ValueError(length)
     else:
         header = bytes((0x81, 0x80 | 126)) + length.to_bytes(2, "big")
     return header + b"\0\0\0\0" + payload
+
+
+class RawClient:
+    """A WebSocket client on a plain socket that never reads after the
+    handshake (its kernel receive buffer is tiny) and authenticates by
+    message."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall((f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += self.sock.recv(1)
+        assert b" 101 " in response.split(b"\r\n")[0]
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def held_bytes(session) -> int:
     """What the daemon holds in user space for one client: its send queue
     and Twisted's write buffer."""
     transport = session.sink.transport
-    return (session.stream.queued_bytes + len(transport.dataBuffer)
+    queued = sum(len(frame.payload) for frame in session.stream._queue)
+    return (queued + len(transport.dataBuffer)
             + sum(len(chunk) for chunk in transport._tempDataBuffer))
 
 
@@ -406,7 +430,13 @@ async def test_a_client_that_never_reads_and_spams_resume_and_history_stays_boun
         for index in range(6000):  # ~2 MB of replay in the ring
             hub.publish("notification", now_ms(), body={"id": f"n{index}", "level": "info", "title": "t",
                                                         "message": "x" * 300, "source": "test"})
-        sleeper = await deferToThread(NeverReads, daemon.port, daemon.token("viewer", subject="sleeper"))
+        sleeper = await deferToThread(RawClient, daemon.port)
+        token = daemon.token("viewer", subject="sleeper").encode()
+        # Authenticated by message and resuming from 0: nothing was sent live
+        # before, so the whole ring is due.
+        await deferToThread(sleeper.sock.sendall, ws_frame(
+            b'{"type":"auth","data":{"resume_after_seq":0,"token":"' + token + b'"}}'))
+        await sleep(0.2)
         session = next(s for s in daemon.core.connections if s.principal and s.principal.subject == "sleeper")
         resume = ws_frame(b'{"type":"resume","correlation_id":"r","data":{"after_seq":0}}')
         history = ws_frame(b'{"type":"history","correlation_id":"h","data":{"metrics":["cpu_usage"],'
