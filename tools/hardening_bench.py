@@ -76,6 +76,7 @@ def http(method: str, url: str, body: dict | None = None, timeout: float = 30) -
 class Daemon:
     def __init__(self, state: Path, db: str | None) -> None:
         self.state = state
+        self.db = db
         self.port = free_port()
         self.log = open(state.parent / "twistd.log", "w+")
         extra = ["--db", db] if db else []
@@ -92,6 +93,10 @@ class Daemon:
                 raise SystemExit(f"dashd did not start; see {self.log.name}")
             time.sleep(0.2)
         self.issuer = TokenIssuer(load_or_create_secret(str(state / "secret.key")))
+
+    def cli_args(self) -> list[str]:
+        """What `dashd user ...` needs to reach the daemon's database."""
+        return ["--state-dir", str(self.state), *(["--db", self.db] if self.db else [])]
 
     def url(self, path: str, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -161,7 +166,7 @@ async def history_flood(daemon: Daemon, token: str, stop: asyncio.Event, counts:
 
 
 async def phase_a(daemon: Daemon, seconds: float, result: dict) -> None:
-    subprocess.run([str(BIN / "dashd"), "user", "add", "alice", "--state-dir", str(daemon.state)],
+    subprocess.run([str(BIN / "dashd"), "user", "add", "alice", *daemon.cli_args()],
                    input="alice-password-1\nalice-password-1\n", text=True, capture_output=True, check=True)
     quiet = [http("GET", daemon.url("/api/ready"))[1] for _ in range(5)]
     token = daemon.token("alice", "viewer")
@@ -182,7 +187,7 @@ async def phase_a(daemon: Daemon, seconds: float, result: dict) -> None:
                                             {"username": "admin", "password": password}, 30)
         if disabled_at is None and time.monotonic() - started > seconds / 2:
             await asyncio.to_thread(subprocess.run, [str(BIN / "dashd"), "user", "disable", "alice",
-                                                     "--state-dir", str(daemon.state)], capture_output=True)
+                                                     *daemon.cli_args()], capture_output=True)
             disabled_at = time.monotonic()
         await asyncio.sleep(0.25)
     stop.set()
@@ -341,7 +346,6 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="dashd-hardening-") as tmp:
         state = Path(tmp) / "state"
         daemon = Daemon(state, db)
-        daemon.db = db
         result: dict = {"db": "mysql" if db else "sqlite", "seconds": args.seconds}
         try:
             await asyncio.to_thread(fill, db or "", state)

@@ -170,6 +170,8 @@ class ClientSession:
                 "max_subscriptions": settings.max_subscriptions,
                 "max_history_points": settings.max_history_points,
                 "max_history_span": settings.max_history_span,
+                "max_query_cost": settings.query_max_cost,
+                "send_queue_bytes": settings.send_queue_bytes,
             },
         }
 
