@@ -352,6 +352,8 @@ async def test_history_over_the_cost_limit_is_too_large_over_websocket_and_http(
         assert response.status == 413 and response.json()["error"]["code"] == "too_large"
         small = await client.request("history", {"metrics": ["cpu_usage"], "from": "-10s", "max_points": 10})
         assert small["type"] == "history"
+        metrics = await http("GET", daemon.url("/metrics", "http"))
+        assert 'dashd_query_refused_total{reason="too_large"} 2.0' in metrics.body.decode()
     finally:
         await daemon.stop()
 

@@ -357,7 +357,8 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     # (issue 11 A), so a flood of history requests cannot hold them up.
     core.queries = QueryScheduler(reactor, concurrency=settings.query_concurrency, max_waiting=settings.query_queue,
                                   max_cost=settings.query_max_cost,
-                                  user_cost_per_second=settings.query_user_cost_per_second)
+                                  user_cost_per_second=settings.query_user_cost_per_second,
+                                  on_refused=telemetry.query_refused)
     users = UserDirectory(store.system, tokens, core.revocations, access_ttl=settings.access_token_ttl,
                           refresh_ttl=settings.refresh_token_ttl)
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])

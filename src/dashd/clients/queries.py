@@ -126,8 +126,12 @@ class QueryScheduler:
     log = Logger()
 
     def __init__(self, clock: IReactorTime, *, concurrency: int, max_waiting: int, max_cost: int,
-                 user_cost_per_second: float, user_burst: float | None = None) -> None:
+                 user_cost_per_second: float, user_burst: float | None = None,
+                 on_refused: Callable[[str], None] = lambda reason: None) -> None:
         self.clock = clock
+        # Told the reason of each refusal (too_large, in_flight, user_budget,
+        # busy): the telemetry counts them.
+        self.on_refused = on_refused
         self.concurrency = concurrency
         self.max_waiting = max_waiting
         self.max_cost = max_cost
@@ -165,21 +169,25 @@ class QueryScheduler:
     def _admit(self, owner: Hashable, user: str, cost: QueryCost) -> None:
         if cost.total > self.max_cost:
             self.stats.refused_too_large += 1
+            self.on_refused("too_large")
             raise ProtocolError("too_large", f"this query would read about {cost.total:,} rows; the most one query "
                                 f"may cost is {self.max_cost:,}: ask for fewer metrics, a shorter range or fewer "
                                 "points", {"cost": cost.total, "max_cost": self.max_cost})
         if len(self._by_owner.get(owner, ())) >= PER_CONNECTION:
             self.stats.refused_in_flight += 1
+            self.on_refused("in_flight")
             raise ProtocolError("rate_limited", f"at most {PER_CONNECTION} history or stats requests at a time "
                                 "per connection: wait for a reply", {"in_flight": PER_CONNECTION})
         if len(self._running) >= self.concurrency and len(self._waiting) >= self.max_waiting:
             self.stats.refused_busy += 1
+            self.on_refused("busy")
             raise ProtocolError("rate_limited", "the store is busy with other queries; try again shortly",
                                 {"retry_after": BUSY_RETRY_AFTER})
         now = self.clock.seconds()
         bucket = self._bucket(user, now)
         if not bucket.take(cost.total, now):
             self.stats.refused_user_budget += 1
+            self.on_refused("user_budget")
             raise ProtocolError("rate_limited", "query budget spent: your queries read too much; slow down",
                                 {"retry_after": round(bucket.retry_after(cost.total), 3)})
 

@@ -149,6 +149,8 @@ class Telemetry:
         self.fanout_seconds = Histogram("dashd_fanout_latency_seconds",
                                         "Sample taken to last frame written, per metrics update",
                                         buckets=FANOUT_BUCKETS, registry=r)
+        self.query_refusals = Counter("dashd_query_refused", "history/stats requests refused before the store, by "
+                                      "reason (too_large, in_flight, user_budget, busy)", ["reason"], registry=r)
         self.ingest_refusals = Counter("dashd_ingest_refused", "Agent sample batches refused, by reason "
                                        "(sample_rate, series, store_busy, not_durable)", ["reason"], registry=r)
         self._sampled_at: float | None = None
@@ -203,6 +205,9 @@ class Telemetry:
             self.abuse_closes.inc()
         else:
             self.rate_limit_hits.inc()
+
+    def query_refused(self, reason: str) -> None:
+        self.query_refusals.labels(reason=reason).inc()
 
     def ingest_refused(self, reason: str) -> None:
         self.ingest_refusals.labels(reason=reason).inc()
