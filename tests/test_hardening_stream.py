@@ -328,6 +328,13 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
         assert disabled.returncode == 0, disabled.stderr
         codes = [(await client.closed(timeout=5 + 1))[0] for client in clients]
         assert codes == [4001] * 5
+        # Their queries went with them: dropped from the queue or interrupted.
+        assert queries.stats.cancelled > 0
+        for _ in range(50):
+            if queries.running == 0 and queries.waiting == 0:
+                break
+            await sleep(0.1)
+        assert (queries.running, queries.waiting) == (0, 0)
         stop.append(True)
         for d in floods:
             d.cancel()  # they wait for replies that will not come on closed connections
@@ -340,7 +347,7 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
 
 
 @pytest_twisted.ensureDeferred
-async def test_history_over_the_cost_limit_is_too_large_over_websocket_and_http(make_settings):
+async def test_history_and_stats_over_the_cost_limit_are_too_large_over_websocket_and_http(make_settings):
     daemon = await start_daemon(make_settings(query_max_cost="1000"))
     try:
         client = await authed(daemon)
@@ -352,8 +359,10 @@ async def test_history_over_the_cost_limit_is_too_large_over_websocket_and_http(
         assert response.status == 413 and response.json()["error"]["code"] == "too_large"
         small = await client.request("history", {"metrics": ["cpu_usage"], "from": "-10s", "max_points": 10})
         assert small["type"] == "history"
+        stats = await client.request("stats", {"metrics": ["cpu_usage"], "window": "1h"})
+        assert stats["type"] == "error" and stats["data"]["code"] == "too_large"
         metrics = await http("GET", daemon.url("/metrics", "http"))
-        assert 'dashd_query_refused_total{reason="too_large"} 2.0' in metrics.body.decode()
+        assert 'dashd_query_refused_total{reason="too_large"} 3.0' in metrics.body.decode()
     finally:
         await daemon.stop()
 
