@@ -270,6 +270,24 @@ FIELDS: tuple[Field, ...] = (
           "longest --ttl `dashd token` mints for an admin", _number(MINUTE, 366 * DAY)),
     Field("token_max_ttl_agent", 366 * DAY, parse_duration, "a duration from 1m to 366d",
           "longest --ttl `dashd token` mints for an agent", _number(MINUTE, 366 * DAY)),
+    # Hardening against floods (issue 11 A, B, D; docs/security.md, "Limits").
+    Field("send_queue_bytes", 4 * MIB, parse_size, "a size from 64KiB to 1GiB",
+          "payload bytes queued per connection while its socket is full (close 1013 above)",
+          _number(64 * KIB, 1024 * MIB)),
+    Field("query_max_cost", 2_000_000, int, "an integer from 1000 to 1000000000",
+          "largest estimated cost (rows read + points returned) of one history/stats request (too_large above)",
+          _number(1000, 1_000_000_000)),
+    Field("query_user_cost_per_second", 1_000_000.0, float, "a number from 100 to 1000000000",
+          "query cost one user may spend per second, all connections together (rate_limited above)",
+          _number(100, 1_000_000_000)),
+    Field("query_concurrency", 2, int, "an integer from 1 to 64", "history/stats queries the store runs at once",
+          _number(1, 64)),
+    Field("query_queue", 16, int, "an integer from 0 to 10000",
+          "history/stats queries waiting daemon-wide (rate_limited above)", _number(0, 10_000)),
+    Field("agent_samples_per_second", 50.0, float, "a number from 0.1 to 100000",
+          "samples per second one agent host may publish (rate_limited above)", _number(0.1, 100_000)),
+    Field("agent_max_series", 256, int, "an integer from 1 to 100000",
+          "distinct metric names one agent host may publish (too_large above)", _number(1, 100_000)),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -363,6 +381,13 @@ class Settings:
     token_max_ttl_operator: float = 7 * DAY
     token_max_ttl_admin: float = DAY
     token_max_ttl_agent: float = 366 * DAY
+    send_queue_bytes: int = 4 * MIB
+    query_max_cost: int = 2_000_000
+    query_user_cost_per_second: float = 1_000_000.0
+    query_concurrency: int = 2
+    query_queue: int = 16
+    agent_samples_per_second: float = 50.0
+    agent_max_series: int = 256
     rules: tuple[AlertRuleConfig, ...] = field(default=())
 
     @property

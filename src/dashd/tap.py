@@ -38,6 +38,7 @@ from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
 from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
+from dashd.clients.queries import QueryScheduler
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
 from dashd.ops.private import private_directory
@@ -369,7 +370,14 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         "stream_stats": [s.stream.stats for s in connections],
     })
     core.on_session_closed.append(lambda session: telemetry.stream_closed(session.stream.stats))
-    users = UserDirectory(store, tokens, core.revocations, access_ttl=settings.access_token_ttl,
+    # Authentication and revocation polling on the store's own system
+    # connection, and client queries through a cost-checked scheduler
+    # (issue 11 A), so a flood of history requests cannot hold them up.
+    core.queries = QueryScheduler(reactor, concurrency=settings.query_concurrency, max_waiting=settings.query_queue,
+                                  max_cost=settings.query_max_cost,
+                                  user_cost_per_second=settings.query_user_cost_per_second,
+                                  on_refused=telemetry.query_refused)
+    users = UserDirectory(store.system, tokens, core.revocations, access_ttl=settings.access_token_ttl,
                           refresh_ttl=settings.refresh_token_ttl, clock=reactor)
     core.shutdown_hooks.append(users.close)
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])

@@ -73,6 +73,7 @@ class Core:
     collector: Any = None  # CollectorService: interval and set_interval
     bus: Any = None  # dashd.stream.bus.Bus: where producers (ingest, admin) publish
     telemetry: Any = None  # dashd.ops.telemetry.Telemetry or None
+    queries: Any = None  # dashd.clients.queries.QueryScheduler: admission of history/stats queries (None: direct)
     revocations: RevocationList = field(default_factory=RevocationList)
     prepared: bool = True  # False until the store answered and users, revocations and rules are loaded
     wall_clock_ms: Callable[[], int] = now_ms

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
+from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost, stats_cost
 from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
@@ -201,6 +202,8 @@ class MessageRouter:
         except ProtocolError as error:
             self._fail(error, correlation_id)
             return
+        except CancelledError:
+            return  # the connection went away; nobody to reply to
         except StoreUnavailable:
             self._fail(ProtocolError("unavailable", f"{type_}: the store is unavailable; try again shortly"),
                        correlation_id)
@@ -233,6 +236,8 @@ class MessageRouter:
         resume_after = number_field(data, "resume_after_seq", "auth", 0, 2**62, integer=True)
         if session.principal is not None:
             return session.reauthenticate(principal)
+        if resume_after is not None:
+            self._check_reply_room("auth")
         # A resuming client gets its missed messages in order instead of the
         # latest sample first.
         session.authenticate(principal, correlation_id, send_latest=resume_after is None)
@@ -308,7 +313,21 @@ class MessageRouter:
         if data.get("after_seq") is None:
             raise bad("resume: 'after_seq' is required (the last seq you received, or 0)")
         after_seq = number_field(data, "after_seq", "resume", 0, 2**62, integer=True)
+        self._check_reply_room("resume")
         return self._resume(int(after_seq), correlation_id)
+
+    def _check_reply_room(self, request: str) -> None:
+        """One resume or large reply in flight per connection: refused while
+        a resume replays, or while earlier output waits unread (the socket's
+        buffer is full or frames are queued), so a client that does not read
+        cannot make the daemon build reply after reply for it."""
+        stream = self.session.stream
+        if stream.resuming:
+            raise ProtocolError("rate_limited", f"{request}: a resume is already replaying on this connection",
+                                {"in_flight": True})
+        if stream.backlogged:
+            raise ProtocolError("rate_limited", f"{request}: earlier replies have not been read yet",
+                                {"retry_after": 1.0, "queued_bytes": stream.queued_bytes})
 
     async def _resume(self, after_seq: int, correlation_id: Any) -> dict:
         store = self.core.store
@@ -324,7 +343,9 @@ class MessageRouter:
         return string_field(data, "host", request, required=False, max_length=128) or self.core.host
 
     def handle_history(self, data: dict, correlation_id: Any):
-        return fetch_history(self.core, validate_history(self.core, data))
+        query = validate_history(self.core, data)
+        self._check_reply_room("history")
+        return schedule_history(self.core, self.session, self.session.principal.subject, query)
 
     def handle_stats(self, data: dict, correlation_id: Any):
         settings = self.core.settings
@@ -343,7 +364,13 @@ class MessageRouter:
                                 f"({settings.retention_raw:g}s)")
         host = self._host(data, "stats")
         now = self.core.wall_clock_ms()
-        return self._stats(host, metrics, now - int(window * 1000), now, window)
+        self._check_reply_room("stats")
+        run = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
+        scheduler = self.core.queries
+        if scheduler is None:
+            return run()
+        cost = stats_cost(len(metrics), int(window * 1000), int(self.core.interval * 1000))
+        return scheduler.submit(self.session, self.session.principal.subject, cost, run)
 
     async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:
         summary = await self.core.store.stats(host, metrics, from_ms, to_ms)
@@ -496,6 +523,25 @@ def validate_history(core, data: dict) -> HistoryQuery:
                               default=DEFAULT_HISTORY_POINTS, integer=True)
     host = string_field(data, "host", "history", required=False, max_length=128) or core.host
     return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
+
+
+def history_query_cost(core, query: HistoryQuery) -> QueryCost:
+    """Rows read + points returned: the raw tier has a row per collection
+    interval, the rollup tier one per minute (see Store.history)."""
+    raw = query.from_ms >= core.wall_clock_ms() - int(core.settings.retention_raw * 1000)
+    resolution_ms = int(core.interval * 1000) if raw else MINUTE_MS
+    return history_cost(len(query.metrics), query.to_ms - query.from_ms, query.max_points, resolution_ms)
+
+
+def schedule_history(core, owner: Any, user: str, query: HistoryQuery) -> Deferred:
+    """A history query through the daemon's QueryScheduler (cost checked,
+    bounded queue, cancelled with `owner`); direct when there is none."""
+    def run() -> Deferred:
+        return Deferred.fromCoroutine(fetch_history(core, query))
+    scheduler = core.queries
+    if scheduler is None:
+        return run()
+    return scheduler.submit(owner, user, history_query_cost(core, query), run)
 
 
 async def fetch_history(core, query: HistoryQuery) -> dict:

@@ -49,6 +49,7 @@ class ClientSession:
             queue_bound=settings.send_queue,
             slow_timeout=settings.slow_consumer_timeout,
             collection_hz=1.0 / core.interval,
+            queue_bytes=settings.send_queue_bytes,
         )
         self.stream.set_rate(settings.max_rate_hz)
         self.asked_hz: float | None = None
@@ -84,6 +85,8 @@ class ClientSession:
         self._timers.clear()
         self.stream.close()
         self.core.hub.detach(self.stream)
+        if self.core.queries is not None:
+            self.core.queries.cancel_owner(self)  # its query, queued or running, is no longer wanted
         self.core.connections.remove(self)
         for callback in self.core.on_session_closed:
             callback(self)
@@ -163,6 +166,8 @@ class ClientSession:
                 "max_subscriptions": settings.max_subscriptions,
                 "max_history_points": settings.max_history_points,
                 "max_history_span": settings.max_history_span,
+                "max_query_cost": settings.query_max_cost,
+                "send_queue_bytes": settings.send_queue_bytes,
             },
         }
 

@@ -160,6 +160,10 @@ class Telemetry:
         self.collector_block_seconds = Histogram(
             "dashd_collector_reactor_block_seconds", "Time one collector tick holds the reactor thread, by collector",
             ["collector"], buckets=LATENCY_BUCKETS, registry=r)
+        self.query_refusals = Counter("dashd_query_refused", "history/stats requests refused before the store, by "
+                                      "reason (too_large, in_flight, user_budget, busy)", ["reason"], registry=r)
+        self.ingest_refusals = Counter("dashd_ingest_refused", "Agent sample batches refused, by reason "
+                                       "(sample_rate, series, store_busy, not_durable)", ["reason"], registry=r)
         self._sampled_at: float | None = None
 
     def watch(self, read: Callable[[], dict]) -> None:
@@ -217,6 +221,12 @@ class Telemetry:
             self.abuse_closes.inc()
         else:
             self.rate_limit_hits.inc()
+
+    def query_refused(self, reason: str) -> None:
+        self.query_refusals.labels(reason=reason).inc()
+
+    def ingest_refused(self, reason: str) -> None:
+        self.ingest_refusals.labels(reason=reason).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

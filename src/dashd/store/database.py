@@ -28,7 +28,7 @@ from twisted.logger import Logger
 
 from dashd.ops.private import private_file
 from dashd.store.spill import SpillFile
-from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool
+from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
@@ -86,8 +86,18 @@ class Dialect:
             return f"({column} DIV {MINUTE_MS}) * {MINUTE_MS}"
         return f"({column} / {MINUTE_MS}) * {MINUTE_MS}"
 
+    def system_pool(self, connect_timeout: float = 5.0, query_timeout: float = 5.0) -> DeadlinePool:
+        """One connection of its own for the daemon's small, urgent queries
+        (authentication, revocation polling, readiness), so they never wait
+        behind clients' history and stats queries on the main pool. SQLite
+        in WAL mode lets it read while the main connection reads or writes."""
+        return self._pool(connect_timeout, query_timeout, connections=1)
+
     def connection_pool(self, connect_timeout: float = 5.0, query_timeout: float = 5.0) -> DeadlinePool:
         """A pool whose operations can be given deadlines (store/pool.py)."""
+        return self._pool(connect_timeout, query_timeout, connections=3)
+
+    def _pool(self, connect_timeout: float, query_timeout: float, connections: int) -> DeadlinePool:
         if self.name == "sqlite":
             directory = os.path.dirname(os.path.abspath(self.url.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -105,7 +115,7 @@ class Dialect:
             password=self.url.password, database=self.url.database, charset="utf8mb4",
             connect_timeout=connect_timeout, read_timeout=query_timeout + SOCKET_MARGIN,
             write_timeout=query_timeout + SOCKET_MARGIN, autocommit=False,
-            cp_min=1, cp_max=3, cp_reconnect=True, cp_noisy=False,
+            cp_min=1, cp_max=connections, cp_reconnect=True, cp_noisy=False,
         )
 
 
@@ -127,6 +137,27 @@ def rows_of(message: StreamMessage) -> list[tuple]:
         for name, value in (message.metrics or {}).items()
         if isinstance(value, (int, float)) and math.isfinite(value)
     ]
+
+
+class SystemQueries:
+    """The store's generic `execute`/`fetchall` on the system connection:
+    what authentication and revocation polling use (UserDirectory), so
+    logins and the 5 s revocation bound never wait behind user queries."""
+
+    def __init__(self, store: "Store") -> None:
+        self._store = store
+
+    async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
+        def run(cursor):
+            cursor.execute(self._store.dialect.sql(query), tuple(params))
+            return cursor.rowcount
+        return await self._store._run_system(run)
+
+    async def fetchall(self, query: str, params: Iterable[Any] = ()) -> list[tuple]:
+        def run(cursor):
+            cursor.execute(self._store.dialect.sql(query), tuple(params))
+            return list(cursor.fetchall())
+        return await self._store._run_system(run)
 
 
 class Store(Service):
@@ -166,6 +197,8 @@ class Store(Service):
         self._spilled_rows = 0  # rows at the queue's head read from the spill file
         self._read_error: str | None = None  # why the last flush failed, for reads
         self.pool: DeadlinePool | None = None
+        self.system_pool: DeadlinePool | None = None
+        self.system = SystemQueries(self)
         self.migrated = False
         self.available = False
         self._sample_rows: list[tuple] = []
@@ -180,6 +213,11 @@ class Store(Service):
         self._stalled = False  # the last failure was a deadline: do not retry at once
         self._down_since = 0.0
         self._dropped = 0
+        # Durability tickets (when_written): each write takes the whole
+        # queue and bumps the generation; a ticket is settled by the first
+        # write that took its rows.
+        self._generation = 0
+        self._durability_waiters: list[tuple[int, int, Deferred]] = []
         self._rollup_from_ms: int | None = None
         self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
 
@@ -189,6 +227,8 @@ class Store(Service):
         super().startService()
         self.pool = self.dialect.connection_pool(self.connect_timeout, self.query_timeout)
         self.pool.start()
+        self.system_pool = self.dialect.system_pool(self.connect_timeout, self.query_timeout)
+        self.system_pool.start()
         self.log.info("store: {url}", url=redact_url(self.db_url))
         self._load_spill()
         self._flush_loop = self._loop(self._flush_tick, self.batch_interval)
@@ -226,10 +266,14 @@ class Store(Service):
             self._spill_or_report()
         elif self.spill is not None and os.path.exists(self.spill.path):
             self._forget_spill(0)  # its rows were written, or dropped by the queue bound
+        # Spilled rows are not in the database yet: no write ticket is settled as written.
+        self._settle_tickets(self._generation, -1, written=False)
         if self.pool is not None:
             # close() joins the pool's threads: wake any blocked on a stall.
             self.pool.abort_running()
             self.pool.close()
+        if self.system_pool is not None:
+            self.system_pool.close()
         Service.stopService(self)
 
     def _spill_or_report(self) -> None:
@@ -314,17 +358,27 @@ class Store(Service):
         """Run `interaction(cursor, *args)` in a transaction with a deadline
         (`timeout`, default query_timeout); StoreUnavailable when the database
         fails or does not answer in time. `settle`: for writes, wait for the
-        real outcome of a transaction aborted at its deadline (store/pool.py)."""
-        if self.pool is None:
+        real outcome of a transaction aborted at its deadline (store/pool.py).
+        Cancelling the Deferred (the client went away) keeps a queued
+        interaction from starting and interrupts a running one."""
+        return await self._run_in(self.pool, interaction, *args, timeout=timeout, settle=settle)
+
+    async def _run_system(self, interaction: Callable, *args: Any, timeout: float | None = None) -> Any:
+        """On the system connection (see Dialect.system_pool)."""
+        return await self._run_in(self.system_pool, interaction, *args, timeout=timeout)
+
+    async def _run_in(self, pool: DeadlinePool | None, interaction: Callable, *args: Any,
+                      timeout: float | None = None, settle: bool = False) -> Any:
+        if pool is None:
             raise StoreUnavailable("store not started")
         # A pooled MySQL connection the server dropped (restart, wait_timeout)
         # fails the interaction that finds it dead; cp_reconnect only discards
         # it. Retry on a fresh one, once per pooled connection at most.
-        retries = self.pool.max if self.dialect.name == "mysql" else 0
+        retries = pool.max if self.dialect.name == "mysql" else 0
         while True:
             try:
-                result = await self.pool.run(self.clock, timeout or self.query_timeout, interaction, *args,
-                                             settle=settle)
+                result = await pool.run(self.clock, timeout or self.query_timeout, interaction, *args,
+                                        settle=settle, cancel_running=self._kill_query)
                 break
             except DeadlineExceeded as e:
                 self._stalled = True
@@ -357,11 +411,32 @@ class Store(Service):
             self.log.info("store: database back after {seconds:.1f}s; {rows} queued rows to write",
                           seconds=self.clock.seconds() - self._down_since, rows=self.pending_rows)
 
+    def _kill_query(self, ticket: Ticket, connection: Any) -> None:
+        """Cancel a running MySQL query with KILL QUERY on the system
+        connection, only while the cancelled interaction still holds
+        `connection` (checked under its ticket's lock, so a later interaction
+        that reuses the connection is never killed). The connection stays
+        usable; SQLite is interrupted by the pool itself."""
+        thread_id = connection.thread_id()
+
+        def kill(cursor) -> None:
+            with ticket.lock:
+                if ticket.connection is connection:
+                    cursor.execute(f"KILL QUERY {int(thread_id)}")
+
+        if self.system_pool is None:
+            abort_connection(connection)
+            return
+        self.system_pool.run(self.clock, self.query_timeout, kill).addErrback(
+            lambda f: self.log.warn("store: could not cancel a query: {error}", error=f.getErrorMessage()))
+
     async def check(self) -> bool:
-        """Readiness: can the database answer a query now (within READY_TIMEOUT)?"""
+        """Readiness: can the database answer a query now (within
+        READY_TIMEOUT)? Asked on the system connection, so a flood of client
+        queries does not make the daemon look dead."""
         try:
-            await self._run(lambda cursor: cursor.execute("SELECT 1"),
-                            timeout=min(READY_TIMEOUT, self.query_timeout))
+            await self._run_system(lambda cursor: cursor.execute("SELECT 1"),
+                                   timeout=min(READY_TIMEOUT, self.query_timeout))
             return True
         except StoreUnavailable:
             return False
@@ -433,9 +508,39 @@ class Store(Service):
         for waiter in waiters:
             waiter.callback(result)
 
+    def when_written(self) -> Deferred:
+        """A ticket for every row recorded so far: fires True once they are
+        all written, False when the write that took them failed or rows were
+        dropped (queue overflow) before it took them. Starts a write. This
+        is what an acknowledgement to an agent waits for (issue 11 D)."""
+        if not self.pending_rows and self._flushing is None:
+            return succeed(True)
+        waiter: Deferred = Deferred()
+        self._durability_waiters.append((self._generation, self._dropped, waiter))
+
+        async def write() -> None:
+            # The first flush may share a write that took earlier rows only.
+            await self.flush()
+            await self.flush()
+        Deferred.fromCoroutine(write()).addErrback(lambda f: self.log.failure("store flush failed", f))
+        return waiter
+
+    def _settle_tickets(self, taken: int, dropped_at_take: int, written: bool) -> None:
+        keep = []
+        for generation, dropped_at_issue, waiter in self._durability_waiters:
+            if generation <= taken:
+                waiter.callback(written and dropped_at_take == dropped_at_issue)
+            elif written and not self.pending_rows:
+                waiter.callback(dropped_at_take == dropped_at_issue)  # issued with nothing new to write
+            else:
+                keep.append((generation, dropped_at_issue, waiter))
+        self._durability_waiters = keep
+
     async def _write_pending(self) -> int:
         samples, notifications, acks = self._sample_rows, self._notification_rows, self._ack_rows
         self._sample_rows, self._notification_rows, self._ack_rows = [], [], []
+        taken, dropped_at_take = self._generation, self._dropped
+        self._generation += 1
         started = time.perf_counter()
         spilled, self._spilled_rows = self._spilled_rows, 0
         try:
@@ -443,6 +548,7 @@ class Store(Service):
                 await self.ensure_schema()
             await self._run(self._write_batch, samples, notifications, acks, settle=True)
         except StoreUnavailable as e:
+            self._settle_tickets(taken, dropped_at_take, written=False)
             self._sample_rows[:0] = samples
             self._notification_rows[:0] = notifications
             self._ack_rows[:0] = acks
@@ -453,6 +559,7 @@ class Store(Service):
         if spilled and self.spill is not None:
             self._forget_spill(spilled)
         written = len(samples) + len(notifications) + len(acks)
+        self._settle_tickets(taken, dropped_at_take, written=True)
         self.on_write(time.perf_counter() - started, written)
         return written
 

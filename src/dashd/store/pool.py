@@ -106,15 +106,36 @@ class DeadlinePool(adbapi.ConnectionPool):
     # ----- the reactor side
 
     def run(self, clock: IReactorTime, timeout: float, interaction: Callable, *args: Any,
-            settle: bool = False) -> Deferred:
+            settle: bool = False, cancel_running: Callable[[Ticket, Any], None] | None = None) -> Deferred:
         """Run `interaction(cursor, *args)` in a transaction, within `timeout` seconds.
 
         The Deferred fails with DeadlineExceeded at the deadline; with
         `settle=True` it instead waits for the aborted transaction's real
         outcome (promptly: the abort wakes the thread), for writers that must
-        not re-queue a batch that was committed."""
+        not re-queue a batch that was committed.
+
+        Cancelling the Deferred (its client went away) keeps a queued
+        operation from ever running and stops a running one: SQLite is
+        interrupted; a server connection is handed to `cancel_running`
+        (KILL QUERY from another connection) or else aborted."""
         ticket = Ticket(timeout)
-        answer: Deferred = Deferred()
+
+        def cancel(_: Deferred) -> None:
+            with ticket.lock:
+                state = ticket.state
+                if state == "queued":
+                    ticket.state = "expired"  # the pool thread will skip it
+                connection = ticket.connection
+            if timer.active():
+                timer.cancel()
+            if state != "running" or connection is None:
+                return
+            if cancel_running is not None and getattr(connection, "interrupt", None) is None:
+                cancel_running(ticket, connection)
+            else:
+                abort_connection(connection)
+
+        answer: Deferred = Deferred(cancel)
 
         def finish(result: Any) -> None:
             if timer.active():

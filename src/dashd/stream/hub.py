@@ -358,7 +358,13 @@ class StreamHub(Service):
         """Replay to `stream` every message after `after_seq` it selects:
         from the store for what the ring no longer holds (marked recovered),
         then from the ring; then the live stream continues. Ranges neither
-        holds are reported, in order, with `resume_gap`."""
+        holds are reported, in order, with `resume_gap`.
+
+        At most `limit` messages are replayed (from the store and the ring
+        alike): anything older is reported as a gap. The replay goes through
+        the stream's send queue and waits for the client to read between
+        frames, so a client that does not read holds one frame, not the
+        whole replay, until its slow-consumer timeout closes it."""
         if self._shared_ring is not None:
             backfill = self._shared_backfill(backfill)
         stream.resuming = True
@@ -382,27 +388,36 @@ class StreamHub(Service):
             stream.send({"type": "resume_gap", "correlation_id": correlation_id, "data": data})
             stream.last_seq = max(stream.last_seq, to_seq)
 
-        def deliver(message: StreamMessage, kind: str) -> None:
+        async def deliver(message: StreamMessage, kind: str) -> bool:
+            """False when the client went away during the replay."""
             last_timestamp[0] = message.timestamp_ms
             if live_from is not None and message.seq >= live_from:
                 stream.last_seq = max(stream.last_seq, message.seq)
-            elif stream.replay(message, metric_keys(message)):
+                return True
+            if stream.replay(message, metric_keys(message)):
                 counts[kind] += 1
+                if stream.backlogged:
+                    return bool(await stream.writable())
+            # Not selected: passed over all the same, so the catch-up below ends.
+            stream.last_seq = max(stream.last_seq, message.seq)
+            return True
 
         current = self.seq
         if after_seq > current:
             stream.last_seq = max(previous_last, current)
             stream.resuming = False
             return ResumeResult(after_seq, 0, 0, [], current, reset=True)
+        if current - after_seq > limit:
+            # More than a resume may replay: the oldest part is a gap.
+            gap(after_seq + 1, current - limit, None)
+        gone = False
         try:
+            start = stream.last_seq
             ring_first = self.ring.first_seq
             oldest_in_ring = ring_first if ring_first is not None else current + 1
             # The ring holds everything from oldest_in_ring on; before that, the store.
-            if after_seq + 1 < oldest_in_ring:
-                missing_from, missing_to = after_seq + 1, oldest_in_ring - 1
-                if missing_to - missing_from + 1 > limit:
-                    gap(missing_from, missing_to - limit, None)
-                    missing_from = missing_to - limit + 1
+            if start + 1 < oldest_in_ring:
+                missing_from, missing_to = start + 1, oldest_in_ring - 1
                 stored: list[StreamMessage] = []
                 if backfill is not None:
                     try:
@@ -416,23 +431,39 @@ class StreamHub(Service):
                         continue
                     if message.seq > expected:
                         gap(expected, message.seq - 1, message.timestamp_ms)
-                    deliver(message.with_recovered(), "recovered")
+                    if not await deliver(message.with_recovered(), "recovered"):
+                        gone = True
+                        break
                     expected = message.seq + 1
-                if expected <= missing_to:
+                del stored
+                if not gone and expected <= missing_to:
                     ring_now = self.ring.after(missing_to)
                     gap(expected, missing_to, ring_now[0].timestamp_ms if ring_now else None)
         finally:
-            # Whatever arrived while the store was read is in the ring, unless
-            # the ring moved past it meanwhile: then that part is a gap too.
-            pending = self.ring.after(stream.last_seq)
-            if pending and pending[0].seq > stream.last_seq + 1:
-                gap(stream.last_seq + 1, pending[0].seq - 1, pending[0].timestamp_ms)
-            for message in pending:
-                deliver(message, "replayed")
+            # Whatever arrived while the store was read (or while the client
+            # read the replay) is in the ring, unless the ring moved past it
+            # meanwhile: then that part is a gap too. Caught up round by
+            # round, at most `limit` messages in all.
+            processed = 0
+            while not gone:
+                pending = self.ring.after(stream.last_seq)
+                if not pending:
+                    break
+                if processed + len(pending) > limit:
+                    skip_to = pending[-1].seq - max(0, limit - processed)
+                    if skip_to >= pending[0].seq:
+                        gap(stream.last_seq + 1, skip_to, None)
+                        pending = [m for m in pending if m.seq > skip_to]
+                if pending and pending[0].seq > stream.last_seq + 1:
+                    gap(stream.last_seq + 1, pending[0].seq - 1, pending[0].timestamp_ms)
+                for message in pending:
+                    processed += 1
+                    if not await deliver(message, "replayed"):
+                        gone = True
+                        break
             stream.last_seq = max(stream.last_seq, previous_last)
             stream.resuming = False
         return ResumeResult(after_seq, counts["replayed"], counts["recovered"], gaps, self.seq)
-
 
     def _shared_backfill(self, store_backfill: Callable[[int, int], Any] | None) -> Callable[[int, int], Any]:
         """What the local ring lacks: from the shared ring (other nodes' and

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 from autobahn.twisted.resource import WebSocketResource
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath, InsecurePath
 from twisted.web.resource import Resource
@@ -23,7 +23,7 @@ from dashd.clients.core import Core
 from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.wire.ingest import IngestServerFactory
 from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
-from dashd.clients.router import fetch_history, validate_history
+from dashd.clients.router import schedule_history, validate_history
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
 from dashd.auth.users import LoginThrottled, UserDirectory
@@ -127,6 +127,8 @@ class AsyncJsonResource(Resource):
                 status, body = HTTP_STATUS_FOR_CODE[e.code], error_body(e.code, e.message)
             except StoreUnavailable:
                 status, body = 503, error_body("unavailable", "the store is unavailable; try again shortly")
+            except CancelledError:
+                return  # the client hung up and its query was cancelled
             except Exception:
                 log.failure("internal error on {method} {path}", method=request.method, path=request.path)
                 status, body = 500, error_body("internal", "internal error")
@@ -198,7 +200,7 @@ class CatalogueResource(AsyncJsonResource):
 class HistoryResource(AsyncJsonResource):
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
-            bearer_principal(self.core, request)
+            principal = bearer_principal(self.core, request)
             args = {k.decode(): v[-1].decode("utf-8", "replace") for k, v in request.args.items()}
             data: dict[str, Any] = {}
             if "metrics" in args:
@@ -212,7 +214,12 @@ class HistoryResource(AsyncJsonResource):
                     data["max_points"] = int(args["max_points"])
                 except ValueError:
                     raise ProtocolError("bad_message", "history: 'max_points' must be an integer") from None
-            return 200, await fetch_history(self.core, validate_history(self.core, data))
+            # Through the query scheduler (issue 11 A); dropped if the client hangs up.
+            query = validate_history(self.core, data)
+            result = schedule_history(self.core, request, principal.subject, query)
+            if self.core.queries is not None:
+                request.notifyFinish().addErrback(lambda _: self.core.queries.cancel_owner(request))
+            return 200, await result
         return self._respond(request, handle)
 
 
