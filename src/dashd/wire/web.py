@@ -293,8 +293,12 @@ class NotFoundJson(Resource):
 
 
 class ApiResource(Resource):
-    def __init__(self, core: Core, users: UserDirectory | None) -> None:
+    def __init__(self, core: Core, users: UserDirectory | None, alerting: Any = None) -> None:
         super().__init__()
+        if alerting is not None:  # /api/alerting/... (dashd.wire.alerting_api)
+            from dashd.wire.alerting_api import AlertingApiResource
+
+            self.putChild(b"alerting", AlertingApiResource(core, alerting))
         self.putChild(b"health", HealthResource(core))
         self.putChild(b"ready", ReadyResource(core))
         self.putChild(b"catalogue", CatalogueResource(core))
@@ -414,10 +418,10 @@ class RedirectToTLS(Resource):
         return b""
 
 
-def build_site(core: Core, users: UserDirectory | None, *, secure: bool) -> Site:
+def build_site(core: Core, users: UserDirectory | None, *, secure: bool, alerting: Any = None) -> Site:
     static = StaticSite(core.settings.static)
     root = static
-    root.putChild(b"api", ApiResource(core, users))
+    root.putChild(b"api", ApiResource(core, users, alerting))
     prometheus = PrometheusResource(core)
     for endpoint in ("dashboard", "metrics", "notifications"):
         factory = DashboardServerFactory(core, endpoint, secure=secure)
