@@ -147,7 +147,10 @@ def all_match(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
 
 def dashboard_link(base_url: str, host: str, at_ms: int, until_ms: int | None = None) -> str:
     """`/?from=<ms>&to=<ms>&host=<h>` on the dashboard, around the alert."""
-    query = urlencode({"from": at_ms - LINK_BEFORE_MS, "to": (until_ms or at_ms) + LINK_AFTER_MS, "host": host})
+    params = {"from": at_ms - LINK_BEFORE_MS, "to": (until_ms or at_ms) + LINK_AFTER_MS}
+    if host:  # a group across hosts links to the range only
+        params["host"] = host
+    query = urlencode(params)
     return f"{base_url.rstrip('/')}/?{query}"
 
 

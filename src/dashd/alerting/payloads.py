@@ -44,9 +44,10 @@ def _severity(body: dict) -> str:
 def alert_lines(body: dict) -> list[str]:
     lines = []
     for alert in body["alerts"]:
-        at = iso_ms(alert["endsAt"] if alert["status"] == "resolved" and alert["endsAt"] else alert["startsAt"])
+        resolved = alert["status"] == "resolved" and alert["endsAt"]
+        when = f"at {iso_ms(alert['endsAt'])}" if resolved else f"since {iso_ms(alert['startsAt'])}"
         lines.append(f"{alert['status'].upper()} {alert['labels'].get('alertname', '?')} on "
-                     f"{alert['labels'].get('host', '?')} since {at}: {alert['annotations']['description']}")
+                     f"{alert['labels'].get('host', '?')} {when}: {alert['annotations']['description']}")
     if body["truncatedAlerts"]:
         lines.append(f"... and {body['truncatedAlerts']} more")
     return lines
@@ -62,15 +63,20 @@ def render_generic(body: dict) -> bytes:
 
 def render_slack(body: dict) -> bytes:
     """Slack incoming webhook: `text` (the notification fallback) and blocks."""
-    items = "\n".join(f"• {line}" for line in alert_lines(body))
+    items = "\n".join(f"• {_slack_escape(line)}" for line in alert_lines(body))
     return _dumps({
-        "text": title(body),
+        "text": _slack_escape(title(body)),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title(body)[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": items[:3000]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"<{body['dashboardURL']}|Open the dashboard>"}},
         ],
     })
+
+
+def _slack_escape(text: str) -> str:
+    """Slack's mrkdwn reserves &, < and > (its link syntax)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_mattermost(body: dict) -> bytes:
