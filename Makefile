@@ -23,7 +23,7 @@ $(VENV)/.installed: $(BIN)/python $(SRC)
 install: $(VENV)/.installed
 
 $(VENV)/.test-deps: $(BIN)/python setup.cfg
-	$(BIN)/pip install --quiet "pytest>=8" "pytest-twisted>=1.14" "pytest-cov>=5" "hypothesis>=6.100" "websockets>=13" "pyyaml>=6"
+	$(BIN)/pip install --quiet "pytest>=8" "pytest-twisted>=1.14" "pytest-cov>=5" "hypothesis>=6.100" "websockets>=13" "pyyaml>=6" "aiosmtpd>=1.4"
 	@touch $@
 
 test-deps: $(VENV)/.test-deps

@@ -120,6 +120,20 @@ class _CheckedEndpoint:
         return await endpoint.connect(factory)
 
 
+class _Sender(smtp.ESMTPSender):
+    """twisted.mail reports a lost connection (a refused certificate, a
+    server hanging up) through the factory's clientConnectionLost, which an
+    endpoint never calls; report it from the protocol instead."""
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        self.factory._processConnectionError(None, reason)
+
+
+class _SenderFactory(smtp.ESMTPSenderFactory):
+    protocol = _Sender
+
+
 class NetworkGuard:
     """Resolves, checks and connects; `post` for webhooks and Alertmanager,
     `send_mail` for SMTP."""
@@ -178,7 +192,7 @@ class NetworkGuard:
                         ca_file: str = "") -> tuple[int, int, str]:
         tls = self.tls_options(host, ca_file) if security != "none" else None
         done: defer.Deferred = defer.Deferred()
-        factory = smtp.ESMTPSenderFactory(
+        factory = _SenderFactory(
             username.encode() if username else None, password.encode() if password else None, sender,
             list(recipients), message, done, retries=0, timeout=timeout, contextFactory=tls,
             requireAuthentication=bool(username), requireTransportSecurity=security != "none")
