@@ -279,3 +279,39 @@ async def test_failures_are_kept_in_the_delivery_log_and_end_dead_or_delivered(d
     assert (last["g0"]["status"], last["g0"]["attempts"]) == ("dead", 2)
     assert counts == {"dead": 2}
     assert logged_failures == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flood_of_a_thousand_alerts_in_a_minute_is_grouped_and_the_outbox_stays_bounded(db_url):
+    from dashd.alerting.delivery import AlertDelivery
+    from dashd.alerting.routing import Route
+
+    receiver = HttpReceiver()  # down: everything stays in the outbox
+    clock = task.Clock()
+    store = Store(db_url, reactor)
+    store.startService()
+    await store.ensure_schema()
+    delivery = AlertDelivery(
+        store, clock, "node0", channels=(parse_channel("hook", {"kind": "webhook", "url": receiver.url}),),
+        routes=(Route("all", ("hook",), group_wait=10, group_interval=60, repeat_interval=3600),),
+        guard=NetworkGuard(reactor, LOOPBACK), base_url="https://dash.example.com",
+        wall_clock_ms=lambda: T0 + int(clock.seconds() * 1000))
+    try:
+        for i in range(1000):
+            at = T0 + i * 60
+            delivery.observe(AlertEvent("cpu_high", f"h{i}", FIRING, "warning",
+                                        alert_labels("cpu_high", f"h{i}", "warning"), "s", "d", at), None)
+            clock.advance(0.06)
+        await delivery._chain
+        clock.advance(120)
+        await delivery._chain
+        counts = await delivery.outbox.counts()
+        deliveries = await delivery.deliveries(10, None)  # newest first
+        timeline = await delivery.timeline(0, T0 * 2, 500)
+    finally:
+        delivery.grouper.stop()
+        await store.stopService()
+    assert 1 <= counts["pending"] <= 3
+    assert deliveries[-1]["alerts"] >= 150  # the first group_wait (10 s) gathered ~166 alerts
+    assert deliveries[0]["alerts"] == 1000  # the last lists every firing alert (50 in full, the rest counted)
+    assert len(timeline) == 500  # every alert is in the timeline
