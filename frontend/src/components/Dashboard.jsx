@@ -16,6 +16,7 @@ import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
 import NotificationsPanel, { notificationsReducer, unreadCount } from './NotificationsPanel.jsx';
 import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
+import AlertingPanel from './alerting/AlertingPanel.jsx';
 import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket.js';
 import { AUTH } from '../hooks/useAuth.js';
 import { createSeriesStore } from '../services/seriesStore.js';
@@ -644,6 +645,7 @@ export default function Dashboard({ auth, theme }) {
               ))}
           </section>
           {isAdmin ? <AdminPanel send={ws.send} connected={connected} metricNames={names} /> : null}
+          {session ? <AlertingPanel getToken={auth.getToken} role={role} /> : null}
         </main>
         <aside className="side">
           <NotificationsPanel items={notifications} canAck={canAck} onAck={onAck} onRead={onRead} pendingAcks={pendingAcks} now={now} />
