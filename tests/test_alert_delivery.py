@@ -302,9 +302,9 @@ async def test_a_flood_of_a_thousand_alerts_in_a_minute_is_grouped_and_the_outbo
             delivery.observe(AlertEvent("cpu_high", f"h{i}", FIRING, "warning",
                                         alert_labels("cpu_high", f"h{i}", "warning"), "s", "d", at), None)
             clock.advance(0.06)
-        await delivery._chain
+        await delivery.idle()
         clock.advance(120)
-        await delivery._chain
+        await delivery.idle()
         counts = await delivery.outbox.counts()
         deliveries = await delivery.deliveries(10, None)  # newest first
         timeline = await delivery.timeline(0, T0 * 2, 500)
@@ -315,3 +315,113 @@ async def test_a_flood_of_a_thousand_alerts_in_a_minute_is_grouped_and_the_outbo
     assert deliveries[-1]["alerts"] >= 150  # the first group_wait (10 s) gathered ~166 alerts
     assert deliveries[0]["alerts"] == 1000  # the last lists every firing alert (50 in full, the rest counted)
     assert len(timeline) == 500  # every alert is in the timeline
+
+
+def _delivery(store, clock, node, channels, routes=None):
+    from dashd.alerting.delivery import AlertDelivery
+    from dashd.alerting.routing import Route
+
+    return AlertDelivery(store, clock, node, channels=channels,
+                         routes=routes or (Route("all", ("*",), group_wait=5, group_interval=30, repeat_interval=3600),),
+                         guard=NetworkGuard(reactor, LOOPBACK), base_url="https://dash.example.com",
+                         wall_clock_ms=lambda: T0 + int(clock.seconds() * 1000), jitter=lambda: 0.5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_nodes_seeing_the_same_alerts_deliver_each_once(db_url):
+    """Both nodes evaluate the same samples (the Redis bus delivers them to
+    all); the first to record an event announces it, the outbox drops copies."""
+    receiver = HttpReceiver().start()
+    clock = task.Clock()
+    stores = [Store(db_url, reactor) for _ in range(2)]
+    channel = parse_channel("hook", {"kind": "webhook", "url": receiver.url})
+    nodes = []
+    try:
+        for i, store in enumerate(stores):
+            store.startService()
+            await store.ensure_schema()
+            nodes.append(_delivery(store, clock, f"node{i}", (channel,)))
+        events = [AlertEvent("cpu_high", f"h{i}", FIRING, "warning", alert_labels("cpu_high", f"h{i}", "warning"),
+                             "s", "d", T0 + i) for i in range(3)]
+        for event in events:
+            for node in nodes:
+                node.observe(event, None)
+        for node in nodes:
+            await node.idle()
+        clock.advance(5)  # group_wait on both nodes
+        for node in nodes:
+            await node.idle()
+            await node.outbox.run_once()
+        resolved = AlertEvent("cpu_high", "h0", RESOLVED, "warning", events[0].labels, "s", "d", T0, T0 + 10_000)
+        for node in nodes:
+            node.observe(resolved, None)
+            await node.idle()
+        clock.advance(30)
+        for node in nodes:
+            await node.outbox.run_once()
+    finally:
+        for node in nodes:
+            node.grouper.stop()
+        await receiver.stop()
+        for store in stores:
+            await store.stopService()
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    # Whichever node recorded each event first announced it; the firing
+    # messages list each alert once between them, and the resolve once.
+    firing_window = [(a["labels"]["host"], a["status"]) for b in bodies if b["status"] == "firing"
+                     and not any(a["status"] == "resolved" for a in b["alerts"]) for a in b["alerts"]]
+    assert sorted(firing_window) == [("h0", "firing"), ("h1", "firing"), ("h2", "firing")]
+    resolves = [a["labels"]["host"] for b in bodies for a in b["alerts"] if a["status"] == "resolved"]
+    assert resolves == ["h0"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_alertmanager_channel_gets_firing_alerts_re_posted_every_resend_interval(db_url):
+    receiver = HttpReceiver().start()
+    clock = task.Clock()
+    store = Store(db_url, reactor)
+    store.startService()
+    await store.ensure_schema()
+    channel = parse_channel("am", {"kind": "alertmanager", "url": f"http://127.0.0.1:{receiver.port}",
+                                   "resend_interval": "60s"})
+    node = _delivery(store, clock, "node0", (channel,))
+    try:
+        node.observe(AlertEvent("cpu_high", "h0", FIRING, "warning", alert_labels("cpu_high", "h0", "warning"),
+                                "s", "d", T0), None)
+        await node.idle()
+        for _ in range(4):  # group_wait, then three resend intervals
+            clock.advance(5 if not receiver.requests else 60)
+            await node.idle()
+            await node.outbox.run_once()
+    finally:
+        node.grouper.stop()
+        await receiver.stop()
+        await store.stopService()
+    assert len(receiver.requests) == 4  # the first post and three re-posts (not 4 h apart)
+    assert {r["path"] for r in receiver.requests} == {"/api/v2/alerts"}
+    ends = [json.loads(r["body"])[0]["endsAt"] for r in receiver.requests]
+    assert ends == sorted(ends) and len(set(ends)) == 4  # each re-post moves endsAt ahead
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreachable_smtp_server_and_a_malformed_answer_end_in_the_delivery_log(db_url, logged_failures):
+    garbage = start_garbage_server()
+    nodes = await Nodes(db_url, "http://127.0.0.1:9/unused").start()
+    nodes.channels["mail"] = parse_channel("mail", {"kind": "email", "host": "127.0.0.1", "port": str(free_port()),
+                                                    "from": "d@example.com", "to": "o@example.com"})
+    nodes.channels["am"] = parse_channel("am", {"kind": "alertmanager",
+                                                "url": f"http://127.0.0.1:{garbage.getHost().port}"})
+    try:
+        for name in ("mail", "am"):
+            notice = sample_notice(channel=name, key=f"k-{name}")
+            await nodes.outboxes[0].enqueue(type(notice)(name, f"g-{name}", notice.dedup_key, notice.body))
+        await nodes.run()
+        log = {d["channel"]: d for d in await nodes.outboxes[0].store.deliveries(10, None)}
+    finally:
+        await garbage.stopListening()
+        await nodes.stop()
+    assert (log["mail"]["status"], log["mail"]["last_error"]) == ("pending", "connection refused")
+    assert log["am"]["status"] == "pending"
+    assert log["am"]["last_error"].startswith("malformed or cut-off HTTP answer")
+    assert log["am"]["log"][0]["detail"] == log["am"]["last_error"]
+    assert logged_failures == []

@@ -189,15 +189,19 @@ def test_a_silenced_alert_is_not_announced_and_its_resolve_neither():
     assert sink.notices == []
 
 
-def test_an_event_another_node_owns_is_listed_but_not_announced_here():
+def test_an_event_another_node_owns_is_announced_there_and_only_listed_here_later():
     clock = task.Clock()
     g, sink = grouper(clock)
     g.add(ROUTE, "ops", event(host="a"), owned=False, silenced=False)
     clock.advance(30)
-    assert sink.notices == []
+    assert sink.notices == []  # the node that recorded it first sends it
     g.add(ROUTE, "ops", event(host="b"), owned=True, silenced=False)
+    clock.advance(10)
+    assert [a["labels"]["host"] for a in sink.notices[0].body["alerts"]] == ["b"]  # a: the other node's window
+    g.add(ROUTE, "ops", event(host="b", state=RESOLVED, ends=T0 + 45_000), owned=True, silenced=False)
     clock.advance(60)
-    assert [a["labels"]["host"] for a in sink.notices[0].body["alerts"]] == ["a", "b"]
+    assert [(a["labels"]["host"], a["status"]) for a in sink.notices[1].body["alerts"]] == [
+        ("a", "firing"), ("b", "resolved")]  # a, long announced, is now context
 
 
 # ----- silences

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -58,6 +58,7 @@ class AlertDelivery(MultiService):
                                self._repeat_for, max_alerts)
         self._chain: Deferred = Deferred()
         self._chain.callback(None)
+        self._writing: set[Deferred] = set()
         self._poll: LoopingCall | None = None
         self.loaded: Deferred = Deferred()
 
@@ -186,7 +187,21 @@ class AlertDelivery(MultiService):
                 break
 
     def _enqueue(self, notice) -> Deferred:
-        return Deferred.fromCoroutine(self._enqueue_until_written(notice))
+        d = Deferred.fromCoroutine(self._enqueue_until_written(notice))
+        self._writing.add(d)
+        d.addBoth(self._written, d)
+        return d
+
+    def _written(self, result: Any, d: Deferred) -> Any:
+        self._writing.discard(d)
+        return result
+
+    async def idle(self) -> None:
+        """Wait until every event handed in so far is handled and every
+        notice due so far is written to the outbox."""
+        await self._chain
+        while self._writing:
+            await DeferredList(list(self._writing), consumeErrors=True)
 
     async def _enqueue_until_written(self, notice) -> None:
         """The store may be down for a while: keep the notice and retry,

@@ -107,6 +107,9 @@ class _Group:
     alerts: dict[str, AlertEvent] = field(default_factory=dict)
     new: dict[str, AlertEvent] = field(default_factory=dict)  # to announce (owned by this node, not silenced)
     eligible: set[str] = field(default_factory=set)  # firing, not silenced: its resolve is announced
+    # Firing alerts another node announces (it recorded them first), with when
+    # they arrived: left out of this node's notices until that node has sent.
+    foreign: dict[str, float] = field(default_factory=dict)
     last_sent: float | None = None
     flush_call: IDelayedCall | None = None
     repeat_call: IDelayedCall | None = None
@@ -147,8 +150,11 @@ class Grouper:
                 group.eligible.add(fp)
                 if owned:
                     group.new[fp] = event
+                else:
+                    group.foreign[fp] = self.clock.seconds()
         else:
             group.alerts.pop(fp, None)
+            group.foreign.pop(fp, None)
             unsent = group.new.pop(fp, None) is not None
             # A resolved message only for an alert whose firing was announced
             # (by this node or another); one that clears before its group
@@ -175,11 +181,21 @@ class Grouper:
         now_ms = self.wall_clock_ms()
         return [a for a in group.alerts.values() if self.silenced(a.label_map, now_ms) is None]
 
+    def _listed_context(self, group: _Group) -> list[AlertEvent]:
+        """Firing alerts to list beside the new ones: not those another node
+        is about to announce (it waits group_wait or group_interval)."""
+        now = self.clock.seconds()
+        settle = max(group.route.group_wait, group.route.group_interval)
+        for fp, since in list(group.foreign.items()):
+            if now - since > settle:
+                del group.foreign[fp]
+        return [a for a in self._firing_now(group) if a.fingerprint not in group.foreign]
+
     def _flush(self, group: _Group) -> None:
         group.flush_call = None
         new, group.new = group.new, {}
         if new:
-            alerts = {a.fingerprint: a for a in self._firing_now(group)}
+            alerts = {a.fingerprint: a for a in self._listed_context(group)}
             alerts.update(new)
             ordered = sorted(alerts.values(), key=lambda a: (a.state != FIRING, a.starts_at_ms, a.fingerprint))
             key = dedup_key(group.channel, group.key, *sorted(e.event_key for e in new.values()))
