@@ -64,7 +64,7 @@ export function channelPayload(form) {
     });
     if (form.password) data.password = form.password;
   } else {
-    data.url = form.url.trim();
+    if (form.url.trim()) data.url = form.url.trim(); // empty when editing: keep the stored URL
     if (form.kind === 'webhook') data.format = form.format;
     if (form.kind === 'alertmanager') data.resend_interval = Number(form.resendInterval) || 60;
     const headers = {};

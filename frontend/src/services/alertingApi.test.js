@@ -35,6 +35,11 @@ describe('channelPayload', () => {
       from: 'd@x', to: ['a@x', 'b@x'] });
   });
 
+  it('leaves an empty URL out when editing (the stored one is kept)', () => {
+    expect(channelPayload({ kind: 'webhook', timeout: '5', url: '', format: 'slack', headers: [] }))
+      .toEqual({ kind: 'webhook', timeout: 5, format: 'slack', headers: {} });
+  });
+
   it('sends an empty header value as null (keep the stored secret)', () => {
     const data = channelPayload({ kind: 'webhook', timeout: '5', url: ' https://h/x ', format: 'slack',
       headers: [{ name: 'Authorization', value: '' }, { name: 'X-New', value: 'v' }, { name: ' ', value: 'ignored' }] });

@@ -71,13 +71,25 @@ class ChannelConfig:
     def public(self) -> dict:
         """What the API and the browser may see: no secret values, only
         whether each is set."""
-        return {"name": self.name, "kind": self.kind, "source": self.source, **self.option,
-                "headers": sorted(name for name, _ in self.headers),
-                "secrets": {name: bool(value) for name, value in self.secrets}}
+        public = {"name": self.name, "kind": self.kind, "source": self.source, **self.option,
+                  "headers": sorted(name for name, _ in self.headers),
+                  "secrets": {name: bool(value) for name, value in self.secrets}}
+        if "url" in public:
+            # A webhook URL's path is often its token (Slack, Discord, Teams):
+            # only the scheme and host are shown.
+            public["url"] = redact_url_path(public["url"])
+        return public
 
     def stored(self) -> dict:
         """Everything, for the store (secrets included)."""
         return {"kind": self.kind, **self.option, "headers": dict(self.headers), **dict(self.secrets)}
+
+
+def redact_url_path(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc
+    hidden = (parts.path not in ("", "/")) or bool(parts.query)
+    return f"{parts.scheme}://{host}/…" if hidden else f"{parts.scheme}://{host}/"
 
 
 def _timeout(value: Any, name: str) -> float:
@@ -229,10 +241,13 @@ def merge_secrets(new: ChannelConfig, old: ChannelConfig | None, given: Mapping[
                          tuple(sorted(headers.items())), new.source)
 
 
-def prepare_api_channel(name: str, data: Mapping[str, Any]) -> dict:
+def prepare_api_channel(name: str, data: Mapping[str, Any], old: ChannelConfig | None = None) -> dict:
     """Null header values mean "keep the stored value"; validate with a
-    placeholder so the check does not fail on them."""
+    placeholder so the check does not fail on them. A URL left out keeps
+    the stored one (the API never shows it in full)."""
     data = dict(data)
+    if old is not None and old.kind == data.get("kind") and not data.get("url") and "url" in old.option:
+        data["url"] = old.option["url"]
     if isinstance(data.get("headers"), Mapping):
         data["headers"] = {k: ("kept" if v is None else v) for k, v in data["headers"].items()}
     return data

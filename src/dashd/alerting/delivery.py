@@ -124,7 +124,7 @@ class AlertDelivery(MultiService):
     async def save_channel(self, name: str, data: Mapping[str, Any], user: str) -> dict:
         if name in self.configured:
             raise ChannelError(f"channel {name} is configured in the INI file; change it there")
-        config = parse_channel(name, prepare_api_channel(name, data), source="api")
+        config = parse_channel(name, prepare_api_channel(name, data, self.api_channels.get(name)), source="api")
         config = merge_secrets(config, self.api_channels.get(name), data)
         await self.store.save_channel(name, config.kind, config.stored(), user, self.wall_clock_ms())
         self.api_channels[name] = config

@@ -231,7 +231,10 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, SSL.Error):
         return f"TLS failed: {_short(exc)}"
     if isinstance(exc, smtp.SMTPClientError):
-        return f"SMTP: {_short(exc)}"
+        # Only the server's answer: str(exc) carries the session transcript,
+        # AUTH lines (the credentials, base64) included.
+        resp = exc.resp.decode("utf-8", "replace") if isinstance(exc.resp, bytes) else str(exc.resp or "")
+        return f"SMTP: {exc.code} {' '.join(resp.split())}"[:240]
     if isinstance(exc, error.ConnectError):
         return f"cannot connect: {_short(exc)}"
     if isinstance(exc, OSError):

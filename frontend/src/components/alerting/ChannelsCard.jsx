@@ -13,7 +13,7 @@ export const EMPTY_CHANNEL = {
 function formFromChannel(c) {
   return {
     ...EMPTY_CHANNEL, ...c, timeout: String(c.timeout ?? 10), port: c.port ? String(c.port) : '',
-    to: (c.to || []).join(', '), password: '', resendInterval: String(c.resend_interval ?? 60),
+    to: (c.to || []).join(', '), password: '', url: '', editing: true, resendInterval: String(c.resend_interval ?? 60),
     headers: [...(c.headers || []).map((name) => ({ name, value: '' })), { name: '', value: '' }],
   };
 }
@@ -164,7 +164,11 @@ export default function ChannelsCard({ api }) {
           </>
         ) : (
           <>
-            <label>URL<input type="url" value={form.url} onChange={set('url')} required /></label>
+            <label>
+              URL
+              <input type="url" value={form.url} onChange={set('url')} required={!form.editing}
+                placeholder={form.editing ? 'unchanged if empty' : 'https://hooks.slack.com/services/…'} />
+            </label>
             {form.kind === 'webhook' ? (
               <label>
                 Format
