@@ -425,3 +425,23 @@ async def test_an_unreachable_smtp_server_and_a_malformed_answer_end_in_the_deli
     assert log["am"]["last_error"].startswith("malformed or cut-off HTTP answer")
     assert log["am"]["log"][0]["detail"] == log["am"]["last_error"]
     assert logged_failures == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_clean_stop_writes_waiting_groups_to_the_outbox(db_url):
+    clock = task.Clock()
+    store = Store(db_url, reactor)
+    store.startService()
+    await store.ensure_schema()
+    node = _delivery(store, clock, "node0", (parse_channel("hook", {"kind": "webhook", "url": "http://127.0.0.1:9/"}),))
+    try:
+        node.startService()
+        node.observe(AlertEvent("cpu_high", "h0", FIRING, "warning", alert_labels("cpu_high", "h0", "warning"),
+                                "s", "d", T0), None)
+        await node.idle()
+        assert await node.outbox.counts() == {}  # still in group_wait
+        await node.stopService()
+        counts = await AlertingStore(store).counts()
+    finally:
+        await store.stopService()
+    assert counts == {"pending": 1}  # the next start delivers it

@@ -345,3 +345,14 @@ def test_the_engine_tells_observers_and_marks_silenced_notifications():
 def test_the_dashboard_link_covers_the_alerts_time_range():
     assert dashboard_link("https://dash.example/", "web 1", T0, T0 + 60_000) == (
         f"https://dash.example/?from={T0 - 1_800_000}&to={T0 + 360_000}&host=web+1")
+
+
+def test_a_clean_stop_sends_groups_that_are_still_waiting():
+    clock = task.Clock()
+    g, sink = grouper(clock)
+    g.add(ROUTE, "ops", event(host="a"), owned=True, silenced=False)
+    clock.advance(3)
+    g.flush_waiting()
+    assert [a["labels"]["host"] for a in sink.notices[0].body["alerts"]] == ["a"]
+    g.stop()
+    assert g.groups == {} and clock.getDelayedCalls() == []

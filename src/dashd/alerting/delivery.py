@@ -59,6 +59,7 @@ class AlertDelivery(MultiService):
         self._chain: Deferred = Deferred()
         self._chain.callback(None)
         self._writing: set[Deferred] = set()
+        self._stopping = False
         self._poll: LoopingCall | None = None
         self.loaded: Deferred = Deferred()
 
@@ -70,11 +71,19 @@ class AlertDelivery(MultiService):
         self._poll.clock = self.clock
         self._poll.start(SILENCE_POLL, now=True).addErrback(lambda f: self.log.failure("alerting poll stopped", f))
 
-    def stopService(self) -> Deferred | None:
+    def stopService(self) -> Deferred:
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        """Groups still waiting (group_wait) are written to the outbox now,
+        so a clean stop loses nothing; the next start delivers them."""
+        self._stopping = True
         if self._poll is not None and self._poll.running:
             self._poll.stop()
+        self.grouper.flush_waiting()
+        await self.idle()
         self.grouper.stop()
-        return super().stopService()
+        await super().stopService()
 
     def _refresh_tick(self) -> Deferred:
         d = Deferred.fromCoroutine(self.refresh())
@@ -212,7 +221,7 @@ class AlertDelivery(MultiService):
                 await self.outbox.enqueue(notice, deadline)
                 return
             except StoreUnavailable:
-                if self.wall_clock_ms() > deadline or not self.running:
+                if self.wall_clock_ms() > deadline or self._stopping:
                     self.log.error("alert notice for {channel} lost: the store stayed unavailable", channel=notice.channel)
                     return
                 await deferLater(self.clock, ENQUEUE_RETRY, lambda: None)

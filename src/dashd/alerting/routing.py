@@ -229,6 +229,13 @@ class Grouper:
         self.enqueue(notice).addErrback(lambda f: self.log.failure("could not write a notice for {channel} to the outbox",
                                                                    f, channel=notice.channel))
 
+    def flush_waiting(self) -> None:
+        """Send every group that is waiting (group_wait/group_interval) now."""
+        for group in list(self.groups.values()):
+            if group.flush_call is not None and group.flush_call.active():
+                group.flush_call.cancel()
+                self._flush(group)
+
     def stop(self) -> None:
         for group in list(self.groups.values()):
             for call in (group.flush_call, group.repeat_call):
