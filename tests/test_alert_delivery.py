@@ -445,3 +445,47 @@ async def test_a_clean_stop_writes_waiting_groups_to_the_outbox(db_url):
     finally:
         await store.stopService()
     assert counts == {"pending": 1}  # the next start delivers it
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_receiver_that_never_answers_times_out_with_the_reason(logged_failures):
+    from twisted.internet.protocol import Factory, Protocol
+
+    silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+    try:
+        config = parse_channel("hook", {"kind": "webhook", "url": f"http://127.0.0.1:{silent.getHost().port}/x",
+                                        "timeout": "0.5s"})
+        result = await HttpTransport(config, NetworkGuard(reactor, LOOPBACK)).send(sample_notice().body)
+    finally:
+        await silent.stopListening()
+    assert (result.ok, result.detail, result.permanent) == (False, "timed out after 0.5s", False)
+    assert logged_failures == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_webhooks_verify_the_certificate(tmp_path):
+    from twisted.internet.endpoints import serverFromString
+    from twisted.web.server import Site
+
+    from alert_receivers import _Recorder
+    from dashd.auth.devcert import write_self_signed
+
+    key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
+    receiver = HttpReceiver()
+    site = Site(_Recorder(receiver))
+    port = await serverFromString(reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}").listen(site)
+    url = f"https://localhost:{port.getHost().port}/hook"
+    guard = NetworkGuard(reactor, parse_networks(["127.0.0.0/8", "::1/128"]))
+    try:
+        untrusted = await HttpTransport(parse_channel("h", {"kind": "webhook", "url": url}), guard).send(
+            sample_notice().body)
+        trusted = await HttpTransport(parse_channel("h", {"kind": "webhook", "url": url, "ca_file": cert}), guard).send(
+            sample_notice().body)
+        wrong_name = await HttpTransport(parse_channel("h", {"kind": "webhook", "ca_file": cert,
+                                                             "url": url.replace("localhost", "127.0.0.2")}),
+                                         guard).send(sample_notice().body)
+    finally:
+        await port.stopListening()
+    assert not untrusted.ok and "certificate verify failed" in untrusted.detail
+    assert trusted.ok and len(receiver.requests) == 1
+    assert not wrong_name.ok  # the certificate names localhost and 127.0.0.1, not 127.0.0.2

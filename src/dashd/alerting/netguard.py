@@ -225,6 +225,9 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
         return "connection refused"
     if isinstance(exc, error.DNSLookupError):
         return f"DNS lookup failed: {exc}"
+    if isinstance(exc, ResponseFailed) and any(
+            r.check(defer.CancelledError, defer.TimeoutError, error.TimeoutError) for r in exc.reasons):
+        return f"timed out after {timeout:g}s"  # our timeout cancelled the request mid-way
     if isinstance(exc, ResponseFailed):
         reasons = "; ".join(_short(r.value) for r in exc.reasons)
         return f"malformed or cut-off HTTP answer ({reasons})"
