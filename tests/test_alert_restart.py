@@ -1,8 +1,10 @@
 """The outbox survives dashd being killed: `twistd dashd` (a real
 subprocess) fires an alert while its webhook receiver is down, is killed
 with SIGKILL with the delivery pending, and after a restart delivers it
-once the receiver is up. A bad channel section stops `twistd dashd` with
-one line on stderr."""
+once the receiver is up. Two nodes on one Redis bus and one MySQL database,
+each evaluating the rules on both nodes' samples, deliver each alert once,
+not once per node. A bad channel section stops `twistd dashd` with one line
+on stderr."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from test_redis_bus import redis_prefix  # noqa: F401 (fixture)
+from test_scaling import mysql_db, node  # noqa: F401 (fixture)
 from test_twistd import BIN, Daemon, free_port, run
 
 WAIT_LIMIT = 30.0
@@ -81,9 +85,7 @@ group_wait = 0s
         daemon.process.wait(10)
         pending_key, _, _, payload = rows[0]
         started = json.loads(payload)["alerts"][0]["startsAt"]
-        Recorder.received = []
-        server = ThreadingHTTPServer(("127.0.0.1", hook_port), Recorder)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = start_recorder(hook_port)
         daemon = Daemon(state, daemon.port, "--config", str(ini), "--host-name", "killed-node")
         wait_for(lambda: any(m["alerts"][0]["startsAt"] == started for m in Recorder.received),
                  "the first run's alert to arrive")
@@ -99,6 +101,65 @@ group_wait = 0s
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+def start_recorder(port: int) -> ThreadingHTTPServer:
+    Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", port), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_two_nodes_on_redis_deliver_each_alert_once(tmp_path, mysql_db, redis_prefix):
+    db_url, admin, db_name = mysql_db
+    base, prefix = redis_prefix
+    bus = f"{base}?prefix={prefix}"
+    hook_port = free_port()
+    ini = tmp_path / "dashd.ini"
+    ini.write_text(f"""
+[dashd]
+alert_allow_networks = 127.0.0.0/8
+
+[rules]
+always = cpu_usage >= 0 for 0 level=warning
+
+[channel:hook]
+kind = webhook
+url = http://127.0.0.1:{hook_port}/hook
+
+[route:all]
+channels = hook
+group_by = alertname, host
+group_wait = 1s
+""")
+    server = start_recorder(hook_port)
+    a = node(tmp_path, "node-a", bus, "--db", db_url, "--config", str(ini))  # first: it runs the migrations
+    b = None
+    try:
+        b = node(tmp_path, "node-b", bus, "--db", db_url, "--config", str(ini))
+
+        def both_hosts():
+            hosts = [m["alerts"][0]["labels"]["host"] for m in Recorder.received if m["kind"] == "notify"]
+            return {"node-a", "node-b"} <= set(hosts) and hosts
+        wait_for(both_hosts, "an alert for each node's host")
+        time.sleep(3)  # any second copy (one per node) would have arrived by now: group_wait is 1 s
+        hosts = sorted(m["alerts"][0]["labels"]["host"] for m in Recorder.received if m["kind"] == "notify")
+        assert hosts == ["node-a", "node-b"]
+        with admin.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT dedup_key) FROM {db_name}.alert_outbox")
+            total, distinct = cursor.fetchone()
+            assert total == distinct == 2
+            cursor.execute(f"SELECT COUNT(*) FROM {db_name}.alert_attempts")
+            assert cursor.fetchone()[0] == 2  # one attempt each, by one node
+        for daemon in (a, b):
+            assert daemon.terminate()
+            assert "Traceback" not in daemon.output()
+    finally:
+        a.kill()
+        if b is not None:
+            b.kill()
+        server.shutdown()
+        server.server_close()
 
 
 def test_twistd_stops_with_one_line_on_a_bad_channel_section(tmp_path):
