@@ -66,7 +66,6 @@ class Outbox(Service):
         self._running: Deferred | None = None
         self._again = False
         self._last_prune_ms = 0
-        self.on_settled: list[Callable[[OutboxRow, DeliveryResult, str], None]] = []
 
     def startService(self) -> None:
         super().startService()
@@ -162,8 +161,6 @@ class Outbox(Service):
         level = self.log.info if result.ok else self.log.warn
         level("alert delivery {id} to {channel}: {status} after {attempts} attempt(s): {detail}", id=row.id,
               channel=row.channel, status=status, attempts=attempts, detail=result.detail)
-        for observer in self.on_settled:
-            observer(row, result, status)
 
     async def counts(self) -> dict[str, Any]:
         return await self.store.counts()
