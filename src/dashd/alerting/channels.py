@@ -268,11 +268,11 @@ class HttpTransport:
         self.guard = guard
         self.wall_clock_ms = wall_clock_ms
 
-    def _target(self) -> tuple[str, bytes]:
+    def _target(self) -> str:
         option = self.config.option
         if self.config.kind == "alertmanager":
-            return option["url"].rstrip("/") + "/api/v2/alerts", b""
-        return option["url"], b""
+            return option["url"].rstrip("/") + "/api/v2/alerts"
+        return option["url"]
 
     def render(self, body: dict) -> bytes:
         option = self.config.option
@@ -285,7 +285,7 @@ class HttpTransport:
 
     async def _send(self, body: dict) -> DeliveryResult:
         option = self.config.option
-        url, _ = self._target()
+        url = self._target()
         headers = {"Content-Type": "application/json", "User-Agent": "dashd-alerts/1", **dict(self.config.headers)}
         try:
             status, answer = await self.guard.post(url, self.render(body), headers, option["timeout"],

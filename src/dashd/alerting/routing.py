@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from dashd.alerting.model import (FIRING, LEVEL_RANK, LEVELS, RESOLVED, AlertEvent, Matcher, Notice, all_match,
+from dashd.alerting.model import (FIRING, LEVEL_RANK, LEVELS, AlertEvent, Matcher, Notice, all_match,
                                   build_notice, dedup_key, parse_matchers)
 from dashd.settings import parse_bool, parse_duration
 
