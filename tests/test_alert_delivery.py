@@ -489,3 +489,19 @@ async def test_https_webhooks_verify_the_certificate(tmp_path):
     assert not untrusted.ok and "certificate verify failed" in untrusted.detail
     assert trusted.ok and len(receiver.requests) == 1
     assert not wrong_name.ok  # the certificate names localhost and 127.0.0.1, not 127.0.0.2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redirect_is_not_followed():
+    """A receiver cannot bounce a delivery to another (internal) address."""
+    target = HttpReceiver().start()
+    bouncer = HttpReceiver().start()
+    bouncer.status, bouncer.answer = 302, b""
+    try:
+        config = parse_channel("hook", {"kind": "webhook", "url": bouncer.url})
+        result = await HttpTransport(config, NetworkGuard(reactor, LOOPBACK)).send(sample_notice().body)
+    finally:
+        await target.stop()
+        await bouncer.stop()
+    assert (result.ok, result.status, result.detail) == (False, 302, "HTTP 302")
+    assert target.requests == [] and len(bouncer.requests) == 1

@@ -297,6 +297,8 @@ def test_an_allow_listed_network_is_accepted():
     assert refusal("127.0.0.1", allowed) is None and refusal("10.9.9.9", allowed) is None
     assert refusal("192.168.0.1", allowed) == "a private address"
     assert refusal("169.254.169.254", allowed) == "a cloud metadata address"
+    assert refusal("169.254.169.254", parse_networks(["169.254.0.0/16"])) == "a cloud metadata address"
+    assert refusal("169.254.1.1", parse_networks(["169.254.0.0/16"])) is None
 
 
 # ----- back-off

@@ -47,10 +47,10 @@ def refusal(address: str, allowed: tuple[Network, ...]) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip in METADATA:
+        return "a cloud metadata address"  # whatever is allow-listed: it hands out credentials
     if any(ip.version == net.version and ip in net for net in allowed):
         return None
-    if ip in METADATA:
-        return "a cloud metadata address"
     for test, name in ((ip.is_loopback, "a loopback address"), (ip.is_link_local, "a link-local address"),
                        (ip.is_private, "a private address"), (ip.is_multicast, "a multicast address"),
                        (ip.is_unspecified, "an unspecified address"), (not ip.is_global, "not a public address")):
