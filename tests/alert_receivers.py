@@ -33,6 +33,8 @@ class _Recorder(Resource):
         })
         request.setResponseCode(self.receiver.status)
         request.setHeader(b"Content-Type", b"text/plain")
+        if self.receiver.location:
+            request.setHeader(b"Location", self.receiver.location.encode())
         return self.receiver.answer
 
 
@@ -45,6 +47,7 @@ class HttpReceiver:
         self.requests: list[dict] = []
         self.status = 200
         self.answer = b"ok"
+        self.location = ""
         self._listening = None
 
     def start(self) -> "HttpReceiver":

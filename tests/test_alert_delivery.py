@@ -496,7 +496,7 @@ async def test_a_redirect_is_not_followed():
     """A receiver cannot bounce a delivery to another (internal) address."""
     target = HttpReceiver().start()
     bouncer = HttpReceiver().start()
-    bouncer.status, bouncer.answer = 302, b""
+    bouncer.status, bouncer.answer, bouncer.location = 302, b"", target.url
     try:
         config = parse_channel("hook", {"kind": "webhook", "url": bouncer.url})
         result = await HttpTransport(config, NetworkGuard(reactor, LOOPBACK)).send(sample_notice().body)
