@@ -107,6 +107,8 @@ async def test_a_rules_alert_reaches_the_webhook_and_the_delivery_log(alert_daem
     assert log["deliveries"][0]["log"][0]["detail"] == "HTTP 200: ok"
     timeline = (await http("GET", alert_daemon.url("/api/alerting/timeline", "http"), auth(alert_daemon, "viewer"))).json()
     assert [(e["state"], e["labels"]["host"]) for e in timeline["events"]] == [("resolved", "db1"), ("firing", "db1")]
+    exposition = (await http("GET", alert_daemon.url("/metrics", "http"))).body.decode()
+    assert 'dashd_alert_delivery_attempts_total{channel="ops-hook",outcome="delivered"} 2.0' in exposition
     assert logged_failures == []
 
 

@@ -336,7 +336,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
                     sequencing=redis_bus, shared_ring=redis_bus)
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
-    alerting = build_alert_delivery(settings, store, reactor)
+    alerting = build_alert_delivery(settings, store, reactor, on_attempt=telemetry.alert_attempted)
     rules = RuleEngine(notifications, alerting.silences)
     rules.add_observer(alerting.observe)
     rules.replace_rules(configured_rules or DEFAULT_RULES)

@@ -38,7 +38,8 @@ class AlertDelivery(MultiService):
     def __init__(self, store: Any, clock: IReactorTime, node: str, *, channels: tuple[ChannelConfig, ...],
                  routes: tuple[Route, ...], guard: NetworkGuard, base_url: str, policy: RetryPolicy = RetryPolicy(),
                  poll_interval: float = 1.0, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 max_alerts: int = 50, jitter: Callable[[], float] | None = None) -> None:
+                 max_alerts: int = 50, jitter: Callable[[], float] | None = None,
+                 on_attempt: Callable[[str, str], None] | None = None) -> None:
         super().__init__()
         self.store = AlertingStore(store)
         self.clock = clock
@@ -51,7 +52,9 @@ class AlertDelivery(MultiService):
         self.api_channels: dict[str, ChannelConfig] = {}
         self.routes = routes or (DEFAULT_ROUTE,)
         self.silences = SilenceBook()
-        extra = {"jitter": jitter} if jitter is not None else {}
+        extra: dict[str, Any] = {"jitter": jitter} if jitter is not None else {}
+        if on_attempt is not None:
+            extra["on_attempt"] = on_attempt
         self.outbox = Outbox(self.store, self.transport, clock, node, policy, poll_interval, wall_clock_ms, **extra)
         self.outbox.setServiceParent(self)
         self.grouper = Grouper(clock, self._enqueue, base_url, self.silences.silenced_by, wall_clock_ms,

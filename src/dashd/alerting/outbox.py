@@ -52,7 +52,8 @@ class Outbox(Service):
     def __init__(self, store: AlertingStore, transport_for: Callable[[str], Transport | None], clock: IReactorTime,
                  node: str, policy: RetryPolicy = RetryPolicy(), poll_interval: float = 1.0,
                  wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 jitter: Callable[[], float] = random.random, batch: int = 20) -> None:
+                 jitter: Callable[[], float] = random.random, batch: int = 20,
+                 on_attempt: Callable[[str, str], None] = lambda channel, status: None) -> None:
         self.store = store
         self.transport_for = transport_for
         self.clock = clock
@@ -62,6 +63,7 @@ class Outbox(Service):
         self.wall_clock_ms = wall_clock_ms
         self.jitter = jitter
         self.batch = batch
+        self.on_attempt = on_attempt  # (channel, new status) after each recorded attempt: telemetry
         self._loop: LoopingCall | None = None
         self._running: Deferred | None = None
         self._again = False
@@ -161,6 +163,7 @@ class Outbox(Service):
         level = self.log.info if result.ok else self.log.warn
         level("alert delivery {id} to {channel}: {status} after {attempts} attempt(s): {detail}", id=row.id,
               channel=row.channel, status=status, attempts=attempts, detail=result.detail)
+        self.on_attempt(row.channel, status)
 
     async def counts(self) -> dict[str, Any]:
         return await self.store.counts()

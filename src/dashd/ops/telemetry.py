@@ -150,6 +150,11 @@ class Telemetry:
                                         "Sample taken to last frame written, per metrics update",
                                         buckets=FANOUT_BUCKETS, registry=r)
         self._sampled_at: float | None = None
+        # Alert delivery (docs/alerting.md): one count per attempt; labels are
+        # admin-named channels and three outcomes, so they stay bounded.
+        self.alert_attempts = Counter("dashd_alert_delivery_attempts",
+                                      "Alert delivery attempts, by channel and outcome (delivered, retry, dead)",
+                                      ["channel", "outcome"], registry=r)
 
     def watch(self, read: Callable[[], dict]) -> None:
         """Register the scrape-time reader: a dict with connections (a
@@ -201,6 +206,9 @@ class Telemetry:
             self.abuse_closes.inc()
         else:
             self.rate_limit_hits.inc()
+
+    def alert_attempted(self, channel: str, status: str) -> None:
+        self.alert_attempts.labels(channel=channel, outcome="retry" if status == "pending" else status).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
