@@ -13,7 +13,8 @@ function fakeApi(overrides = {}) {
         { name: 'ops-hook', kind: 'webhook', format: 'slack', url: 'https://hooks.example/x', source: 'config', headers: ['Authorization'], secrets: {} },
         { name: 'mail', kind: 'email', host: 'smtp.example', port: 587, to: ['a@example.com'], source: 'api', headers: [], secrets: { password: true } },
       ],
-      routes: [],
+      routes: [{ name: 'pager', matchers: ['severity=critical'], level: 'critical', channels: ['mail'],
+        group_by: ['alertname', 'host'], group_wait: 30, group_interval: 300, repeat_interval: 14400, stop: true }],
     })),
     testChannel: vi.fn(async (name) => ({ result: name === 'mail'
       ? { ok: false, detail: 'connection refused' } : { ok: true, detail: 'HTTP 200: ok', status: 200 } })),
@@ -45,6 +46,13 @@ describe('AlertingPanel', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Send a test to mail' }));
     expect(await screen.findByText('connection refused', { exact: false })).toBeTruthy();
     expect(api.testChannel).toHaveBeenCalledWith('mail');
+  });
+
+  it('shows the routes an admin configured in the INI file', async () => {
+    render(<AlertingPanel api={fakeApi()} role="admin" />);
+    const row = (await screen.findByText('pager (stop)')).closest('tr');
+    expect(row.textContent).toContain('severity=critical, level ≥ critical');
+    expect(row.textContent).toContain('by alertname, host; wait 30 s, interval 300 s, repeat 14400 s');
   });
 
   it('shows secrets only as set, and INI channels without edit or delete', async () => {

@@ -34,6 +34,36 @@ export function TestAnswer({ answer }) {
   );
 }
 
+/** Routes come from the INI file ([route:NAME]); shown so an admin sees where alerts go. */
+export function RoutesTable({ routes }) {
+  if (!routes.length) return null;
+  return (
+    <details className="routes">
+      <summary>Routing ({routes.length === 1 && routes[0].name === 'default' ? 'every alert to every channel' : `${routes.length} routes`})</summary>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Route</th>
+            <th scope="col">Matches</th>
+            <th scope="col">Channels</th>
+            <th scope="col">Grouping</th>
+          </tr>
+        </thead>
+        <tbody>
+          {routes.map((r) => (
+            <tr key={r.name}>
+              <td>{r.name}{r.stop ? ' (stop)' : ''}</td>
+              <td><code>{[...r.matchers, `level ≥ ${r.level}`].join(', ')}</code></td>
+              <td>{r.channels.join(', ')}</td>
+              <td>by {r.group_by.join(', ')}; wait {r.group_wait} s, interval {r.group_interval} s, repeat {r.repeat_interval} s</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </details>
+  );
+}
+
 export default function ChannelsCard({ api }) {
   const load = useCallback(() => api.channels(), [api]);
   const { data, error, reload } = useLoader(load);
@@ -130,6 +160,8 @@ export default function ChannelsCard({ api }) {
       ) : (
         <p className="empty">No channels yet: add one below.</p>
       )}
+
+      <RoutesTable routes={data?.routes || []} />
 
       <form onSubmit={save} className="channel-form" aria-label="Add or change a channel">
         <label>Name<input value={form.name} onChange={set('name')} required pattern="[A-Za-z0-9_.\-]+" /></label>
