@@ -43,6 +43,9 @@ async def eventually(check, what: str):
 
 @pytest.fixture
 def alertmanager(tmp_path):
+    if BINARY is None:
+        pytest.fail("DASHD_REQUIRE_ALERTMANAGER=1 but prometheus-alertmanager is not installed (apt-get install "
+                    "prometheus-alertmanager)")
     hook = HttpReceiver().start()
     port = free_port()
     config = tmp_path / "alertmanager.yml"
