@@ -358,3 +358,17 @@ def test_a_clean_stop_sends_groups_that_are_still_waiting():
     assert [a["labels"]["host"] for a in sink.notices[0].body["alerts"]] == ["a"]
     g.stop()
     assert g.groups == {} and clock.getDelayedCalls() == []
+
+
+def test_a_maintenance_window_is_a_silence_that_starts_later():
+    window = silence_from_request({"matchers": [{"name": "alertname", "value": "disk_full"}],
+                                   "starts_at_ms": T0 + 3_600_000, "ends_at_ms": T0 + 7_200_000,
+                                   "comment": "backup window"}, "olga", T0)
+    book = SilenceBook()
+    book.add(window)
+    labels = {"alertname": "disk_full", "host": "db1"}
+    assert window.as_dict(T0)["state"] == "pending"
+    assert book.silenced_by(labels, T0 + 3_599_999) is None
+    assert book.silenced_by(labels, T0 + 3_600_000) == window.id
+    assert book.silenced_by({"alertname": "cpu_high"}, T0 + 3_600_000) is None
+    assert book.silenced_by(labels, T0 + 7_200_000) is None
