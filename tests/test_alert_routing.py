@@ -372,3 +372,18 @@ def test_a_maintenance_window_is_a_silence_that_starts_later():
     assert book.silenced_by(labels, T0 + 3_600_000) == window.id
     assert book.silenced_by({"alertname": "cpu_high"}, T0 + 3_600_000) is None
     assert book.silenced_by(labels, T0 + 7_200_000) is None
+
+
+def test_an_alert_still_firing_when_its_silence_ends_goes_out_at_the_next_repeat():
+    clock = task.Clock()
+    book = SilenceBook()
+    silence = silence_from_request({"matchers": [{"name": "host", "value": "a"}], "duration_s": 600,
+                                    "comment": "maintenance"}, "olga", T0)
+    book.add(silence)
+    g, sink = grouper(clock, silences=book)
+    g.add(ROUTE, "ops", event(host="a"), owned=True, silenced=True)
+    clock.advance(700)
+    assert sink.notices == []  # silenced: nothing sent
+    clock.advance(3600)
+    [notice] = sink.notices
+    assert notice.body["kind"] == "repeat" and [a["labels"]["host"] for a in notice.body["alerts"]] == ["a"]

@@ -162,6 +162,10 @@ class Grouper:
             if owned and fp in group.eligible and not unsent:
                 group.new[fp] = event
             group.eligible.discard(fp)
+        if owned and silenced and event.state == FIRING and group.repeat_call is None and group.flush_call is None:
+            # Nothing to send now; the repeat timer delivers it if its silence
+            # ends while it still fires.
+            self._schedule_repeat(group)
         if group.new and group.flush_call is None:
             now = self.clock.seconds()
             if group.last_sent is None:
