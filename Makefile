@@ -73,7 +73,7 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test-e2e: install frontend chromium
+test-e2e: install test-deps frontend chromium
 	@if [ -f frontend/package.json ]; then cd frontend && npm run e2e; fi
 
 # JavaScript first, Python last: the closing line is pytest's summary.

@@ -131,6 +131,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             rule_from_config(rule, names)
         except ValueError as e:
             raise ConfigError(f"rules.{rule.name}", rule.spec, str(e).split(": ", 1)[-1]) from None
+    from dashd.alerting.config import channels_from_settings, routes_from_settings
+
+    channels = channels_from_settings(settings)  # ConfigError naming the [channel:NAME] section
+    routes_from_settings(settings, {c.name for c in channels})
     print(f"configuration OK (db {redact_url(settings.db_url)}, listen {', '.join(settings.listen)}, "
           f"interval {settings.interval:g}s, {len(settings.rules)} rules)")
     return 0

@@ -288,7 +288,32 @@ FIELDS: tuple[Field, ...] = (
           "samples per second one agent host may publish (rate_limited above)", _number(0.1, 100_000)),
     Field("agent_max_series", 256, int, "an integer from 1 to 100000",
           "distinct metric names one agent host may publish (too_large above)", _number(1, 100_000)),
+    # Alert delivery (docs/alerting.md); channels and routes are [channel:NAME] and [route:NAME] sections.
+    Field("alert_dashboard_url", "", str, "an http:// or https:// URL",
+          "dashboard address used in alert links (default http://HOST_NAME:PORT of the first tcp listener)",
+          lambda value: value == "" or re.match(r"^https?://[^\s/]+", value) is not None),
+    Field("alert_allow_networks", (), parse_list, "networks such as 127.0.0.1/32 or 10.0.0.0/8",
+          "private, loopback or link-local networks alert targets may be in (refused otherwise: SSRF)",
+          lambda value: all(_is_network(item) for item in value)),
+    Field("alert_retry_first", 5.0, parse_duration, "a duration from 0.1s to 1h", "delay before the first retry of a failed delivery",
+          _number(0.1, HOUR)),
+    Field("alert_retry_max", 5 * MINUTE, parse_duration, "a duration from 1s to 1d", "longest delay between delivery retries",
+          _number(1, DAY)),
+    Field("alert_dead_after", DAY, parse_duration, "a duration from 10s to 30d",
+          "a delivery still failing after this is dead-lettered", _number(10, 30 * DAY)),
+    Field("alert_keep", 7 * DAY, parse_duration, "a duration from 1h to 365d",
+          "how long finished deliveries and the alert timeline are kept", _number(HOUR, 365 * DAY)),
 )
+
+
+def _is_network(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+        return True
+    except ValueError:
+        return False
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -388,7 +413,16 @@ class Settings:
     query_queue: int = 16
     agent_samples_per_second: float = 50.0
     agent_max_series: int = 256
+    alert_dashboard_url: str = ""
+    alert_allow_networks: tuple[str, ...] = ()
+    alert_retry_first: float = 5.0
+    alert_retry_max: float = 5 * MINUTE
+    alert_dead_after: float = DAY
+    alert_keep: float = 7 * DAY
     rules: tuple[AlertRuleConfig, ...] = field(default=())
+    # [channel:NAME] and [route:NAME] sections as (name, ((key, value), ...)), validated by dashd.alerting.config
+    alert_channels: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(default=())
+    alert_routes: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(default=())
 
     @property
     def db_url(self) -> str:
@@ -450,6 +484,21 @@ def read_ini(path: str) -> tuple[dict[str, str], tuple[AlertRuleConfig, ...]]:
     return values, rules
 
 
+def read_ini_sections(path: str, kinds: tuple[str, ...]) -> dict[str, tuple]:
+    """`[KIND:NAME]` sections (alert channels and routes), in file order;
+    keys keep their case (header names)."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    with open(path, encoding="utf-8") as ini_file:  # read_ini already reported a bad file
+        parser.read_file(ini_file)
+    found: dict[str, list] = {kind: [] for kind in kinds}
+    for section in parser.sections():
+        kind, _, name = section.partition(":")
+        if kind.strip() in found and name.strip():
+            found[kind.strip()].append((name.strip(), tuple(parser.items(section))))
+    return {kind: tuple(items) for kind, items in found.items()}
+
+
 def load_settings(
     options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -469,8 +518,10 @@ def load_settings(
     config_path = options.get("config") or env_values.get("config") or ""
     ini_values: dict[str, str] = {}
     rules: tuple[AlertRuleConfig, ...] = ()
+    alerting: dict[str, tuple] = {"channel": (), "route": ()}
     if config_path:
         ini_values, rules = read_ini(config_path)
+        alerting = read_ini_sections(config_path, ("channel", "route"))
     values: dict[str, Any] = {"config": config_path}
     for spec in FIELDS:
         if spec.name == "config":
@@ -479,7 +530,7 @@ def load_settings(
             if spec.name in source:
                 values[spec.name] = _coerce(spec, source[spec.name])
                 break
-    settings = Settings(rules=rules, **values)
+    settings = Settings(rules=rules, alert_channels=alerting["channel"], alert_routes=alerting["route"], **values)
     if settings.retention_rollup < settings.retention_raw:
         raise ConfigError("retention_rollup", format_duration(settings.retention_rollup),
                           f"must be at least retention_raw ({format_duration(settings.retention_raw)})")

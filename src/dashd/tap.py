@@ -23,6 +23,7 @@ from twisted.python import usage
 from twisted.python.components import Componentized
 
 from dashd import __version__
+from dashd.alerting.config import build_alert_delivery
 from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 from dashd.stream.bus import InMemoryBus
@@ -193,6 +194,7 @@ class DashdService(MultiService):
         self.store = store
         self.hub = hub
         self.bus_service: Service | None = None  # the Redis bus, when configured
+        self.alerting: Service | None = None  # alert delivery (dashd.alerting.delivery), started once prepared
         self.collector = collector
         self.users = users
         self.configured_rules = configured_rules
@@ -262,6 +264,8 @@ class DashdService(MultiService):
         self._revocation_poll.clock = self.clock
         self._revocation_poll.start(REVOCATION_POLL, now=False).addErrback(
             lambda f: log.failure("revocation poll stopped", f))
+        if self.alerting is not None:
+            self.alerting.startService()
         self.core.prepared = True
         if not self.prepared.called:
             self.prepared.callback(None)
@@ -291,6 +295,8 @@ class DashdService(MultiService):
         await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")
         await defer.maybeDeferred(self.collector.stopService)
         await defer.maybeDeferred(self.hub.stopService)
+        if self.alerting is not None and self.alerting.running:
+            await defer.maybeDeferred(self.alerting.stopService)
         if self.bus_service is not None:
             await defer.maybeDeferred(self.bus_service.stopService)
         await defer.maybeDeferred(self.store.stopService)
@@ -345,7 +351,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
                     sequencing=redis_bus, shared_ring=redis_bus)
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
-    rules = RuleEngine(notifications)
+    alerting = build_alert_delivery(settings, store, reactor, on_attempt=telemetry.alert_attempted)
+    rules = RuleEngine(notifications, alerting.silences)
+    rules.add_observer(alerting.observe)
     rules.replace_rules(configured_rules or DEFAULT_RULES)
     rules.attach(bus)
     if settings.host_root:  # dashd in a container watching its host (issue 19 item 6)
@@ -389,6 +397,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     if sources is not None:
         sources.setServiceParent(daemon)
         core.shutdown_hooks.append(sources.stopService)
+    daemon.alerting = alerting
     if redis_bus is not None:
         daemon.bus_service = redis_bus
         redis_bus.setServiceParent(daemon)
@@ -400,9 +409,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     for description in settings.tls_listen:
         endpoint = tls_endpoint(reactor, description)
         tls_port = endpoint._port
-        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True, gate=gate), description))
+        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True, gate=gate, alerting=alerting), description))
     for description in settings.listen:
-        site = build_site(core, users, secure=False, gate=gate)
+        site = build_site(core, users, secure=False, gate=gate, alerting=alerting)
         if settings.redirect_http and settings.tls_listen:
             site = GuardedSite(RedirectToTLS(tls_port, settings.public_url), front_door(core, gate, secure=False))
         try:

@@ -16,6 +16,9 @@ import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
 import NotificationsPanel, { notificationsReducer, unreadCount } from './NotificationsPanel.jsx';
 import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
+import AlertingPanel from './alerting/AlertingPanel.jsx';
+import AlertRangeView from './alerting/AlertRangeView.jsx';
+import { alertLinkParams } from '../services/alertingApi.js';
 import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket.js';
 import { AUTH } from '../hooks/useAuth.js';
 import { createSeriesStore } from '../services/seriesStore.js';
@@ -126,6 +129,8 @@ export default function Dashboard({ auth, theme }) {
   const [controlsOpen, setControlsOpen] = useState(false);
   const [banner, setBanner] = useState(null);
   const [now, setNow] = useState(() => Date.now());
+  // Opened from an alert's link (/?from=&to=&host=): that range, on top.
+  const [alertRange, setAlertRange] = useState(() => alertLinkParams(window.location.search));
 
   const windowMs = TIME_WINDOWS.find((w) => w.id === windowId).ms;
   const session = auth.session;
@@ -621,6 +626,9 @@ export default function Dashboard({ auth, theme }) {
 
       <div className="layout">
         <main id="main" className="main" tabIndex={-1}>
+          {alertRange ? (
+            <AlertRangeView range={alertRange} getToken={auth.getToken} onClose={() => setAlertRange(null)} />
+          ) : null}
           <HostsOverview series={hostSeries} hosts={hosts} current={host ?? ack?.host} onSelect={onHost} />
           <MetricTiles store={store} units={units} cores={cores} groups={groups} available={available} paused={paused} theme={theme.resolved} />
           <section className="charts" aria-label="Live charts">
@@ -644,6 +652,7 @@ export default function Dashboard({ auth, theme }) {
               ))}
           </section>
           {isAdmin ? <AdminPanel send={ws.send} connected={connected} metricNames={names} /> : null}
+          {session ? <AlertingPanel getToken={auth.getToken} role={role} /> : null}
         </main>
         <aside className="side">
           <NotificationsPanel items={notifications} canAck={canAck} onAck={onAck} onRead={onRead} pendingAcks={pendingAcks} now={now} />

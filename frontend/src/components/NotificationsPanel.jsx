@@ -15,6 +15,7 @@ function normalize(n, extra) {
     timestamp: n.timestamp ? Date.parse(n.timestamp) : Date.now(),
     source: n.source || '',
     state: n.state || null,
+    silenced: n.silenced === true, // a silence covers this alert: shown, not delivered (docs/alerting.md)
     acknowledgedBy: n.acknowledged_by || null,
     acknowledgedAt: n.acknowledged_at ? Date.parse(n.acknowledged_at) : null,
     ...extra,
@@ -99,6 +100,7 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
                 <span className="notif-source">
                   {n.source}
                   {n.state ? ` · ${n.state}` : ''}
+                  {n.silenced ? <span className="silenced-mark"> · silenced</span> : null}
                 </span>
                 {n.acknowledgedBy ? (
                   <span className="notif-acked">

@@ -165,6 +165,11 @@ class Telemetry:
         self.ingest_refusals = Counter("dashd_ingest_refused", "Agent sample batches refused, by reason "
                                        "(sample_rate, series, store_busy, not_durable)", ["reason"], registry=r)
         self._sampled_at: float | None = None
+        # Alert delivery (docs/alerting.md): one count per attempt; labels are
+        # admin-named channels and three outcomes, so they stay bounded.
+        self.alert_attempts = Counter("dashd_alert_delivery_attempts",
+                                      "Alert delivery attempts, by channel and outcome (delivered, retry, dead)",
+                                      ["channel", "outcome"], registry=r)
 
     def watch(self, read: Callable[[], dict]) -> None:
         """Register the scrape-time reader: a dict with connections (a
@@ -227,6 +232,8 @@ class Telemetry:
 
     def ingest_refused(self, reason: str) -> None:
         self.ingest_refusals.labels(reason=reason).inc()
+    def alert_attempted(self, channel: str, status: str) -> None:
+        self.alert_attempts.labels(channel=channel, outcome="retry" if status == "pending" else status).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

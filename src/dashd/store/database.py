@@ -771,6 +771,11 @@ class Store(Service):
             return list(cursor.fetchall())
         return await self._run(run)
 
+    async def interaction(self, work: Callable, *args: Any) -> Any:
+        """Run `work(cursor, *args)` in one transaction; for store modules
+        such as dashd.store.alerting."""
+        return await self._run(work, *args)
+
 
 NOTIFICATION_COLUMNS = ("id, seq, ts_ms, level, title, message, source, state, acknowledged_by, acknowledged_at_ms")
 

@@ -325,8 +325,12 @@ class NotFoundJson(Resource):
 
 
 class ApiResource(Resource):
-    def __init__(self, core: Core, users: UserDirectory | None) -> None:
+    def __init__(self, core: Core, users: UserDirectory | None, alerting: Any = None) -> None:
         super().__init__()
+        if alerting is not None:  # /api/alerting/... (dashd.wire.alerting_api)
+            from dashd.wire.alerting_api import AlertingApiResource
+
+            self.putChild(b"alerting", AlertingApiResource(core, alerting))
         self.putChild(b"health", HealthResource(core))
         self.putChild(b"ready", ReadyResource(core))
         self.putChild(b"catalogue", CatalogueResource(core))
@@ -499,12 +503,13 @@ def front_door(core: Core, gate: ConnectionGate, *, secure: bool) -> SiteGuard:
                      body_limits=BODY_LIMITS, verify_token=core.verify_token, refusals=refusals)
 
 
-def build_site(core: Core, users: UserDirectory | None, *, secure: bool, gate: ConnectionGate) -> Site:
+def build_site(core: Core, users: UserDirectory | None, *, secure: bool, gate: ConnectionGate,
+               alerting: Any = None) -> Site:
     settings = core.settings
     static = StaticSite(settings.static, follow_symlinks=settings.static_follow_symlinks,
                         csp=spa_csp(settings.public_url))
     root = static
-    root.putChild(b"api", ApiResource(core, users))
+    root.putChild(b"api", ApiResource(core, users, alerting))
     prometheus = PrometheusResource(core)
     for endpoint in ("dashboard", "metrics", "notifications"):
         factory = DashboardServerFactory(core, endpoint, secure=secure)
