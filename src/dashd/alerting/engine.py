@@ -207,6 +207,23 @@ DEFAULT_RULES = (
 )
 
 
+@dataclass(frozen=True)
+class ActiveAlert:
+    """A rule firing now on one host: what the active-alerts view shows."""
+
+    rule: str
+    host: str
+    metric: str
+    level: str
+    since_ms: int
+    value: float
+    notification_id: str
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "host": self.host, "metric": self.metric, "level": self.level,
+                "since": iso_ms(self.since_ms), "value": self.value, "notification_id": self.notification_id}
+
+
 class RuleEngine:
     """Evaluates rules against each sample, per host."""
 
@@ -216,7 +233,7 @@ class RuleEngine:
         self._notifications = notifications
         self.rules: dict[str, AlertRule] = {}
         self._pending_since: dict[tuple[str, str], int] = {}
-        self._firing: set[tuple[str, str]] = set()
+        self._firing: dict[tuple[str, str], ActiveAlert] = {}
 
     def attach(self, bus: Bus) -> None:
         bus.subscribe(METRICS_TOPIC, lambda topic, sample: self.evaluate(sample))
@@ -239,10 +256,21 @@ class RuleEngine:
     def _forget(self, name: str) -> None:
         for key in [k for k in self._pending_since if k[0] == name]:
             del self._pending_since[key]
-        self._firing = {k for k in self._firing if k[0] != name}
+        self._firing = {k: v for k, v in self._firing.items() if k[0] != name}
 
     def is_firing(self, name: str, host: str) -> bool:
         return (name, host) in self._firing
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Every (rule, host) firing now, oldest first."""
+        return sorted(self._firing.values(), key=lambda a: (a.since_ms, a.rule, a.host))
+
+    def firing_hosts(self, name: str) -> list[str]:
+        return sorted(host for (rule, host) in self._firing if rule == name)
+
+    def pending_hosts(self, name: str) -> list[str]:
+        """Hosts where the condition holds but not yet for the rule's `for` time."""
+        return sorted(host for (rule, host) in self._pending_since if rule == name)
 
     def evaluate(self, sample: Sample) -> None:
         if not isinstance(sample, Sample):
@@ -255,7 +283,7 @@ class RuleEngine:
             compare = COMPARATORS[rule.op]
             if key in self._firing:
                 if not compare(value, rule.clear_threshold):
-                    self._firing.discard(key)
+                    del self._firing[key]
                     self._notifications.raise_notification(
                         "info", f"{rule.metric} back to normal on {sample.host}",
                         f"{rule.name}: {rule.metric} is {value:g} (clears at {rule.clear_threshold:g})",
@@ -267,10 +295,11 @@ class RuleEngine:
             since = self._pending_since.setdefault(key, sample.timestamp_ms)
             if sample.timestamp_ms - since >= rule.for_seconds * 1000:
                 self._pending_since.pop(key, None)
-                self._firing.add(key)
-                self._notifications.raise_notification(
+                body = self._notifications.raise_notification(
                     rule.level, f"{rule.metric} {rule.op} {rule.threshold:g} on {sample.host}",
                     f"{rule.name}: {rule.describe()} (now {value:g})", f"rule:{rule.name}", state="firing")
+                self._firing[key] = ActiveAlert(rule.name, sample.host, rule.metric, rule.level,
+                                                sample.timestamp_ms, value, body["id"])
 
 
 async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> None:
