@@ -71,12 +71,15 @@ export function createOutageLog({ max = 50 } = {}) {
     open(t) {
       if (pending === null && Number.isFinite(t)) pending = t;
     },
-    /** The first sample time after a reconnect ends the open outage. */
-    close(t) {
+    /**
+     * The first sample time after a reconnect ends the open outage; a span no
+     * wider than `minMs` (the page was away, the daemon was not) is dropped.
+     */
+    close(t, minMs = 0) {
       if (pending === null) return;
       const from = pending;
       pending = null;
-      push({ from, to: t });
+      if (t - from > minMs) push({ from, to: t });
     },
     isOpen: () => pending !== null,
     openSince: () => pending,
@@ -92,6 +95,16 @@ export function createOutageLog({ max = 50 } = {}) {
       pending = null;
     },
   };
+}
+
+/** Median spacing of the newest `n` points: the step the data really has. */
+export function observedStepMs(points, n = 21) {
+  const start = Math.max(1, points.length - n);
+  const deltas = [];
+  for (let i = start; i < points.length; i += 1) deltas.push(points[i].x - points[i - 1].x);
+  if (!deltas.length) return 0;
+  deltas.sort((a, b) => a - b);
+  return deltas[deltas.length >> 1];
 }
 
 /** min / avg / max of the non-null y values with x in [from, to]. */
