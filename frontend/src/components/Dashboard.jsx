@@ -453,8 +453,13 @@ export default function Dashboard({ auth, theme }) {
           xMin: c.options.scales.x.min,
           xMax: c.options.scales.x.max,
           datasets: c.data.datasets.map((ds) => ({ metric: ds.metric, points: (ds._data || ds.data).length, drawn: ds.data.length })),
+          // Break markers (null points) per dataset, and the shaded outages.
+          breaks: c.data.datasets.map((ds) => (ds._data || ds.data).filter((p) => p.y === null).map((p) => p.x)),
+          outages: c.options.plugins.outages?.spans || [],
         };
       },
+      /** Tooltip items Chart.js shows now on a chart (hover tests). */
+      tooltip: (id) => chartRegistry.get(id)?.tooltip?.getActiveElements?.().length ?? 0,
       charts: () => [...chartRegistry.keys()],
       /** Mean ms to redraw every chart at once (the worst frame), over `n` runs. */
       fullRedrawMs: (n = 10) => {
