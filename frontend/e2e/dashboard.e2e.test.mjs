@@ -326,7 +326,7 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     await waitFor(async () => /attempt \d+/.test(await status().innerText()), { message: 'the attempt number' });
     const banner = page.getByTestId('disconnected-banner');
     await banner.waitFor();
-    assert.match(await banner.innerText(), /Disconnected from dashd since \d\d:\d\d:\d\d/);
+    assert.match(await banner.innerText(), /Disconnected from dashd\s+since\s+\d\d:\d\d:\d\d/);
     assert.ok(await page.locator('.app.is-disconnected').count(), 'the whole page is marked disconnected');
     await checkA11y('disconnected');
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-1440x900-disconnected.png') });
@@ -463,6 +463,45 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     });
     // The toast follows the acknowledgement.
     await page.getByTestId('toast').filter({ hasText: 'e2e' }).waitFor({ state: 'detached' });
+  });
+
+  step('a firing rule shows in active alerts, is acknowledged from its toast, and deleting it asks first', async () => {
+    const form = page.getByRole('form', { name: 'Add or replace a rule' });
+    await form.getByLabel('Name').fill('e2e_always');
+    await form.getByLabel('Metric').selectOption('cpu_usage');
+    await form.getByLabel('Op').selectOption('>=');
+    await form.getByLabel('Threshold').fill('0');
+    await form.getByLabel('For (s)').fill('0');
+    await form.getByLabel('Level').selectOption('critical');
+    await form.getByRole('button', { name: 'Save rule' }).click();
+    const alert = page.locator('[data-testid="active-alert"][data-rule="e2e_always"]');
+    await alert.first().waitFor();
+    assert.match(await alert.first().innerText(), /firing since \d\d:\d\d:\d\d/);
+    const toast = page.getByTestId('toast').filter({ hasText: 'cpu_usage >= 0' });
+    await toast.first().waitFor();
+    await checkA11y('active-alert-and-toast');
+    await toast.first().getByRole('button', { name: 'Acknowledge' }).click();
+    await toast.first().waitFor({ state: 'detached' });
+    await waitFor(async () => (await alert.first().getAttribute('data-acknowledged')) === 'true', { message: 'the alert updated in place' });
+    assert.match(await alert.first().innerText(), /acknowledged by admin/);
+
+    // The rules table shows state and clear threshold (after a reload of the list).
+    await page.reload();
+    await expectState('connected');
+    const row = page.locator('[data-testid="rule-row"][data-rule="e2e_always"]');
+    await row.waitFor();
+    await waitFor(async () => /firing on/.test(await row.getByTestId('rule-state').innerText()), { message: 'rule state firing' });
+    assert.equal(await row.getByTestId('rule-clear').innerText(), '< 0');
+    // Unread survives the reload (server state): the bell is not reset to 0.
+    const bell = await page.getByRole('link', { name: /Notifications, \d+ unread/ }).getAttribute('aria-label');
+    assert.ok(Number(/(\d+) unread/.exec(bell)[1]) >= 1, `unread after reload: ${bell}`);
+    const mark = frames.length;
+    await row.getByRole('button', { name: 'Delete rule e2e_always' }).click();
+    await checkA11y('rule-delete-confirmation');
+    assert.equal(frames.slice(mark).filter((f) => f.dir === 'sent' && f.msg.type === 'rule_delete').length, 0, 'nothing deleted before confirming');
+    await row.getByRole('button', { name: 'Yes, delete e2e_always' }).click();
+    await waitFor(() => frames.slice(mark).find((f) => f.dir === 'sent' && f.msg.type === 'rule_delete'), { message: 'rule_delete after confirming' });
+    await row.waitFor({ state: 'detached' });
   });
 
   step('is responsive: screenshots at 1440×900 and 390×844', async () => {

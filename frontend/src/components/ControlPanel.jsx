@@ -25,6 +25,7 @@ export default function ControlPanel({
   host,
   onHost,
   disabled,
+  receivedHz = null,
   networkUnit = 'bytes',
   onNetworkUnit,
 }) {
@@ -79,6 +80,9 @@ export default function ControlPanel({
         </select>
         {Number.isFinite(effectiveHz) ? (
           <span className="control-hint" data-testid="effective-rate">{formatRate(effectiveHz)} Hz</span>
+        ) : null}
+        {Number.isFinite(receivedHz) ? (
+          <span className="control-hint" data-testid="received-rate">receiving {formatRate(receivedHz)}/s</span>
         ) : null}
       </div>
 

@@ -622,6 +622,7 @@ export default function Dashboard({ auth, theme }) {
         rateId={rateId}
         onRate={onRate}
         effectiveHz={connected ? effectiveHz : null}
+        receivedHz={connected ? ws.updatesPerSecond : null}
         groups={groups}
         onToggleGroup={onToggleGroup}
         theme={theme.preference}

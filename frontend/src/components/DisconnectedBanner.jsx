@@ -16,8 +16,10 @@ export default function DisconnectedBanner({ since, status, onRetry }) {
   const what = status === 'offline' ? 'The browser is offline' : 'Disconnected from dashd';
   return (
     <div className="disconnected" role="status" data-testid="disconnected-banner">
-      <strong>{what}</strong> since <time dateTime={new Date(since).toISOString()}>{formatClock(since)}</time> (
-      {formatDuration((now - since) / SECOND_MS)}). Values and charts stop at the last update received; reconnecting…
+      <span>
+        <strong>{what}</strong> since <time dateTime={new Date(since).toISOString()}>{formatClock(since)}</time> (
+        {formatDuration((now - since) / SECOND_MS)}). Values and charts stop at the last update received; reconnecting…
+      </span>
       {status === 'reconnecting' ? (
         <button type="button" className="btn btn-small" onClick={onRetry}>
           Reconnect now
