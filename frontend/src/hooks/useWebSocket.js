@@ -44,6 +44,8 @@ export const RECONNECT_VISIBLE_MAX_MS = 3 * SECOND_MS;
 /** Between attempts, probe the daemon's health this often. */
 export const HEALTH_PROBE_MS = 500;
 export const HEALTH_PATH = '/api/health';
+/** The status pill's updates/s counts live metrics updates over this window. */
+export const RATE_WINDOW_MS = 10 * SECOND_MS;
 /** Consecutive 4001 closes, each after a token refresh, before giving up. */
 export const MAX_AUTH_RETRIES = 2;
 
@@ -137,7 +139,7 @@ export class DashboardConnection {
     this.refreshing = false;
     this.timers = { retry: null, connect: null, ping: null, stats: null, resume: null, probe: null };
     this.probing = false;
-    this.updateCount = 0;
+    this.updateTimes = [];
     this.ping = null; // {id, sentAt}
     this.msgCount = 0;
     this.statsSince = 0;
@@ -371,10 +373,10 @@ export class DashboardConnection {
     }
   }
 
-  deliverStream(msg) {
+  deliverStream(msg, live = true) {
     if (this.lastSeq !== null && msg.seq <= this.lastSeq) return; // duplicate from a replay
     this.lastSeq = msg.seq;
-    if (msg.type === 'metrics_update') this.updateCount += 1;
+    if (live && msg.type === 'metrics_update') this.updateTimes.push(Date.now());
     this.enqueue(msg);
   }
 
@@ -388,7 +390,7 @@ export class DashboardConnection {
     const msgs = this.resumeBuffer;
     this.resumeBuffer = [];
     msgs.sort((a, b) => a.seq - b.seq);
-    for (const m of msgs) this.deliverStream(m);
+    for (const m of msgs) this.deliverStream(m, false); // a replay burst is not the live rate
     this.enqueue({ type: 'resume', data: result || { timeout: true } });
   }
 
@@ -426,7 +428,8 @@ export class DashboardConnection {
     clearInterval(this.timers.stats);
     this.ping = null;
     this.msgCount = 0;
-    this.updateCount = 0;
+    this.updateTimes = [];
+    this.connectedAt = Date.now();
     this.statsSince = Date.now();
     this.sendPing();
     this.timers.ping = setInterval(() => this.sendPing(), PING_INTERVAL_MS);
@@ -452,15 +455,15 @@ export class DashboardConnection {
     const now = Date.now();
     const elapsed = Math.max(1, now - this.statsSince);
     const rate = Math.round((this.msgCount * SECOND_MS * 10) / elapsed) / 10;
-    // What actually arrives: metrics updates per second, smoothed over ~5 s
-    // so a 0.4/s stream does not flicker between 0 and 1.
-    const updates = (this.updateCount * SECOND_MS) / elapsed;
-    const prev = this.view.updatesPerSecond || 0;
-    const smoothed = Math.round((prev === 0 ? updates : prev + (updates - prev) * 0.2) * 100) / 100;
+    // What actually arrives: live metrics updates per second over the last
+    // RATE_WINDOW_MS (a 0.4/s stream reads 0.4, not 0 or 1; replays excluded).
+    const since = now - RATE_WINDOW_MS;
+    while (this.updateTimes.length && this.updateTimes[0] < since) this.updateTimes.shift();
+    const span = Math.max(SECOND_MS, Math.min(RATE_WINDOW_MS, now - (this.connectedAt ?? now)));
+    const updates = Math.round(((this.updateTimes.length * SECOND_MS) / span) * 100) / 100;
     this.msgCount = 0;
-    this.updateCount = 0;
     this.statsSince = now;
-    this.setView({ messagesPerSecond: rate, updatesPerSecond: smoothed });
+    this.setView({ messagesPerSecond: rate, updatesPerSecond: updates });
   }
 
   // -- closing and reconnecting ---------------------------------------------
