@@ -485,6 +485,16 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     await waitFor(async () => (await alert.first().getAttribute('data-acknowledged')) === 'true', { message: 'the alert updated in place' });
     assert.match(await alert.first().innerText(), /acknowledged by admin/);
 
+    // An unread info notification, to see the unread count survive a reload.
+    const bc = page.getByRole('form', { name: 'Broadcast a notification' });
+    await bc.getByLabel('Level').selectOption('info');
+    await bc.getByLabel('Title').fill('e2e unread');
+    await bc.getByRole('button', { name: 'Send' }).click();
+    await page.getByTestId('notification-item').filter({ hasText: 'e2e unread' }).waitFor();
+    const unreadOf = async () => Number(/(\d+) unread/.exec(await page.getByRole('link', { name: /Notifications, \d+ unread/ }).getAttribute('aria-label'))[1]);
+    const unreadBefore = await unreadOf();
+    assert.ok(unreadBefore >= 1, `unread before the reload: ${unreadBefore}`);
+
     // The rules table shows state and clear threshold (after a reload of the list).
     await page.reload();
     await expectState('connected');
@@ -492,9 +502,10 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     await row.waitFor();
     await waitFor(async () => /firing on/.test(await row.getByTestId('rule-state').innerText()), { message: 'rule state firing' });
     assert.equal(await row.getByTestId('rule-clear').innerText(), '< 0');
-    // Unread survives the reload (server state): the bell is not reset to 0.
-    const bell = await page.getByRole('link', { name: /Notifications, \d+ unread/ }).getAttribute('aria-label');
-    assert.ok(Number(/(\d+) unread/.exec(bell)[1]) >= 1, `unread after reload: ${bell}`);
+    // Unread survives the reload (the server's per-user state), not reset to 0.
+    await waitFor(async () => (await unreadOf()) === unreadBefore, { message: `unread ${unreadBefore} after the reload` });
+    const item = page.getByTestId('notification-item').filter({ hasText: 'e2e unread' });
+    assert.equal(await item.getAttribute('data-read'), 'false', 'still unread after the reload');
     const mark = frames.length;
     await row.getByRole('button', { name: 'Delete rule e2e_always' }).click();
     await checkA11y('rule-delete-confirmation');
