@@ -78,7 +78,9 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     }
     const rows = new Map();
     for (const ds of chart.data.datasets) {
-      const pts = ds.data.filter((p) => p.y !== null).slice(-TABLE_ROWS);
+      // The newest TABLE_ROWS real points, walking back (no copy of the series).
+      const pts = [];
+      for (let i = ds.data.length - 1; i >= 0 && pts.length < TABLE_ROWS; i -= 1) if (ds.data[i].y !== null) pts.push(ds.data[i]);
       for (const p of pts) {
         if (!rows.has(p.x)) rows.set(p.x, {});
         rows.get(p.x)[ds.metric] = p.y;
