@@ -207,12 +207,18 @@ describe('3. unread and unacknowledged come from the server, per user', () => {
       unacknowledged: 4,
     });
     await waitFor(() => expect(screen.getByRole('link', { name: 'Notifications, 4 unread' })).toBeTruthy());
+    expect(screen.getByTestId('notifications-unacknowledged').textContent).toBe('4 to acknowledge');
     fireEvent.click(screen.getAllByTestId('notification-item').find((el) => el.dataset.id === 'n-1'));
     expect(ws.last('notification_read').data).toEqual({ ids: ['n-1'] });
     await waitFor(() => expect(screen.getByRole('link', { name: 'Notifications, 3 unread' })).toBeTruthy());
     fireEvent.click(screen.getByRole('button', { name: 'Mark all read' }));
     expect(ws.last('notification_read').data).toEqual({ all: true });
     await waitFor(() => expect(screen.getByRole('link', { name: 'Notifications, 0 unread' })).toBeTruthy());
+    // An acknowledgement elsewhere: the server's count is asked again.
+    act(() => ws.receive({ type: 'notification_ack', seq: 11, correlation_id: null, data: { id: 'n-1', acknowledged_by: 'bob', acknowledged_at: new Date().toISOString() } }));
+    await waitFor(() => expect(ws.last('notification_state').data).toEqual({ limit: 1 }));
+    reply(ws, 'notification_state', { notifications: [], unread: 0, unacknowledged: 3 });
+    await waitFor(() => expect(screen.getByTestId('notifications-unacknowledged').textContent).toBe('3 to acknowledge'));
   });
 });
 

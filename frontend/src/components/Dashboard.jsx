@@ -682,6 +682,7 @@ export default function Dashboard({ auth, theme }) {
             items={notes.items}
             unread={unread}
             activeIds={notes.activeIds}
+            unacknowledged={notes.unacknowledged}
             canAck={canAck}
             onAck={onAck}
             onRead={onRead}

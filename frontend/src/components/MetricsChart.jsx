@@ -64,7 +64,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
   const [view, setView] = useState({ stats: {}, oldest: null, xMin: null, xMax: null, table: [] });
   const [tableOpen, setTableOpen] = useState(false);
   // Everything the draw callback reads, so the store subscription is made once.
-  const live = useRef({ metrics, windowMs, paused, pausedAt: null, dirty: false, lastDrawAt: -Infinity, trailing: null, gapMs, lastStatsAt: -Infinity });
+  const live = useRef({ metrics, windowMs, paused, pausedAt: null, dirty: false, lastDrawAt: -Infinity, trailing: null, gapMs, lastStatsAt: -Infinity, statsTimer: null });
   live.current.gapMs = gapMs;
 
   const publishView = (chart, xMin, xMax) => {
@@ -135,8 +135,19 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     if (outages) chart.options.plugins.outages.spans = outages.spans();
     chart.update('none');
     if (force || now - s.lastStatsAt >= STATS_EVERY_MS) {
+      clearTimeout(s.statsTimer);
+      s.statsTimer = null;
       s.lastStatsAt = now;
       publishView(chart, x.min, x.max);
+    } else if (!s.statsTimer) {
+      // The last draw of a burst still reaches the legend, a little later.
+      s.statsTimer = setTimeout(() => {
+        s.statsTimer = null;
+        const c = chartRef.current;
+        if (!c) return;
+        s.lastStatsAt = performance.now();
+        publishView(c, c.options.scales.x.min, c.options.scales.x.max);
+      }, STATS_EVERY_MS - (now - s.lastStatsAt));
     }
   };
 
@@ -159,7 +170,9 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     return () => {
       unsubscribe();
       clearTimeout(live.current.trailing);
+      clearTimeout(live.current.statsTimer);
       live.current.trailing = null;
+      live.current.statsTimer = null;
       document.removeEventListener('visibilitychange', onVisible);
       registry?.delete(id);
       chart.destroy();

@@ -85,7 +85,7 @@ export function needsAck(n, activeIds) {
   return !n.acknowledgedBy && n.level !== 'info' && displayState(n, activeIds) !== 'resolved';
 }
 
-export default function NotificationsPanel({ items, canAck, onAck, onRead, pendingAcks, now, unread: unreadTotal, activeIds = null }) {
+export default function NotificationsPanel({ items, canAck, onAck, onRead, pendingAcks, now, unread: unreadTotal, activeIds = null, unacknowledged = null }) {
   const headingId = useId();
   const unread = unreadTotal ?? unreadCount(items);
   return (
@@ -96,6 +96,11 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
           <span className={`badge${unread ? ' badge-hot' : ''}`} data-testid="notifications-unread" aria-label={`${unread} unread`}>
             {unread}
           </span>
+          {Number.isFinite(unacknowledged) ? (
+            <span className="panel-sub" data-testid="notifications-unacknowledged">
+              {unacknowledged} to acknowledge
+            </span>
+          ) : null}
         </h2>
         <button type="button" className="btn btn-small" onClick={() => onRead()} disabled={!unread}>
           Mark all read

@@ -22,6 +22,8 @@ export function useNotificationState({ sendRef, onAcknowledged, onError }) {
   // Unread notifications older than the loaded page (the server counts them).
   const [olderUnread, setOlderUnread] = useState(0);
   const [alerts, setAlerts] = useState(null);
+  // Warnings and criticals nobody acknowledged yet (all stored ones, server count).
+  const [unacknowledged, setUnacknowledged] = useState(null);
   const [pendingAcks, setPendingAcks] = useState(() => new Set());
   const refreshTimer = useRef(null);
   const callbacks = useRef({ onAcknowledged, onError });
@@ -38,13 +40,32 @@ export function useNotificationState({ sendRef, onAcknowledged, onError }) {
     }
   }, [sendRef]);
 
-  const scheduleAlerts = useCallback(() => {
-    if (refreshTimer.current !== null) return;
-    refreshTimer.current = setTimeout(() => {
-      refreshTimer.current = null;
-      refreshAlerts();
-    }, ALERTS_REFRESH_DEBOUNCE_MS);
-  }, [refreshAlerts]);
+  const refreshCounts = useCallback(async () => {
+    const send = sendRef.current;
+    if (!send) return;
+    try {
+      const reply = await send('notification_state', { limit: 1 });
+      if (Number.isFinite(reply.unacknowledged)) setUnacknowledged(reply.unacknowledged);
+    } catch {
+      // Keep the last count; the next change asks again.
+    }
+  }, [sendRef]);
+
+  /** After notifications or acknowledgements: the alerts (if a rule spoke) and the counts, once per burst. */
+  const pending = useRef({ alerts: false });
+  const scheduleRefresh = useCallback(
+    ({ alerts: withAlerts = false } = {}) => {
+      pending.current.alerts ||= withAlerts;
+      if (refreshTimer.current !== null) return;
+      refreshTimer.current = setTimeout(() => {
+        refreshTimer.current = null;
+        if (pending.current.alerts) refreshAlerts();
+        pending.current.alerts = false;
+        refreshCounts();
+      }, ALERTS_REFRESH_DEBOUNCE_MS);
+    },
+    [refreshAlerts, refreshCounts],
+  );
 
   useEffect(() => () => clearTimeout(refreshTimer.current), []);
 
@@ -59,6 +80,7 @@ export function useNotificationState({ sendRef, onAcknowledged, onError }) {
       dispatch({ type: 'load', items: list });
       const listedUnread = list.filter((n) => n.read === false).length;
       setOlderUnread(Math.max(0, (reply.unread ?? listedUnread) - listedUnread));
+      if (Number.isFinite(reply.unacknowledged)) setUnacknowledged(reply.unacknowledged);
     } catch {
       // Shown as empty; live notifications still arrive.
     }
@@ -74,16 +96,16 @@ export function useNotificationState({ sendRef, onAcknowledged, onError }) {
   const onNotifications = useCallback(
     (fresh) => {
       dispatch({ type: 'add', items: fresh, read: false });
-      if (fresh.some((n) => String(n.source || '').startsWith('rule:'))) scheduleAlerts();
+      scheduleRefresh({ alerts: fresh.some((n) => String(n.source || '').startsWith('rule:')) });
     },
-    [scheduleAlerts],
+    [scheduleRefresh],
   );
   const onAckMessage = useCallback(
     (data) => {
       acknowledged(data.id, data.acknowledged_by, data.acknowledged_at);
-      scheduleAlerts();
+      scheduleRefresh({ alerts: true });
     },
-    [acknowledged, scheduleAlerts],
+    [acknowledged, scheduleRefresh],
   );
 
   const ack = useCallback(
@@ -124,5 +146,5 @@ export function useNotificationState({ sendRef, onAcknowledged, onError }) {
 
   const unread = unreadCount(items) + olderUnread;
   const activeIds = useMemo(() => (alerts ? new Set(alerts.map((a) => a.notification_id)) : null), [alerts]);
-  return { items, alerts, activeIds, unread, pendingAcks, load, onNotifications, onAckMessage, ack, markRead, refreshAlerts };
+  return { items, alerts, activeIds, unread, unacknowledged, pendingAcks, load, onNotifications, onAckMessage, ack, markRead, refreshAlerts };
 }
