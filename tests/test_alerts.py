@@ -349,3 +349,20 @@ def test_active_alerts_list_what_fires_now_since_when_and_forget_resolved_ones()
     assert alerts[1].as_dict()["since"].endswith("Z")
     harness.engine.delete_rule("cpu_high")
     assert harness.engine.active_alerts() == []
+
+
+def test_deleting_or_changing_a_firing_rule_closes_its_alert_with_a_resolved_notification():
+    """Otherwise every active-alerts view would keep showing an alert nothing watches any more."""
+    harness = Harness(CPU_HIGH)
+    harness.feed(0, 95)
+    harness.feed(30, 95)
+    harness.engine.set_rule(CPU_HIGH)
+    assert harness.states()[-1] == ("resolved", "info", "rule:cpu_high")
+    assert "rule changed" in harness.published[-1]["data"]["message"]
+    harness.feed(31, 95)
+    harness.feed(61, 95)
+    harness.engine.delete_rule("cpu_high")
+    assert [s for s, _, _ in harness.states()] == ["firing", "resolved", "firing", "resolved"]
+    assert "rule deleted" in harness.published[-1]["data"]["message"]
+    harness.engine.delete_rule("cpu_high")  # nothing fires: nothing to say
+    assert len(harness.published) == 4

@@ -513,6 +513,8 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     await row.getByRole('button', { name: 'Yes, delete e2e_always' }).click();
     await waitFor(() => frames.slice(mark).find((f) => f.dir === 'sent' && f.msg.type === 'rule_delete'), { message: 'rule_delete after confirming' });
     await row.waitFor({ state: 'detached' });
+    // Its alert is over too: no active-alerts view keeps showing it.
+    await alert.waitFor({ state: 'detached' });
   });
 
   step('is responsive: screenshots at 1440×900 and 390×844', async () => {

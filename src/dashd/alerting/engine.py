@@ -240,7 +240,7 @@ class RuleEngine:
 
     def set_rule(self, rule: AlertRule) -> None:
         self.rules[rule.name] = rule
-        self._forget(rule.name)
+        self._forget(rule.name, "changed")
 
     def replace_rules(self, rules) -> None:
         self.rules = {}
@@ -251,11 +251,18 @@ class RuleEngine:
 
     def delete_rule(self, name: str) -> None:
         self.rules.pop(name, None)
-        self._forget(name)
+        self._forget(name, "deleted")
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, reason: str) -> None:
         for key in [k for k in self._pending_since if k[0] == name]:
             del self._pending_since[key]
+        # An alert that stops because its rule went away is over: say so, so
+        # every active-alerts view (and the feed) stops showing it as firing.
+        for alert in [a for k, a in self._firing.items() if k[0] == name]:
+            self._notifications.raise_notification(
+                "info", f"{alert.metric} no longer watched on {alert.host}",
+                f"{name}: rule {reason}; the alert that fired at {iso_ms(alert.since_ms)} is closed",
+                f"rule:{name}", state="resolved")
         self._firing = {k: v for k, v in self._firing.items() if k[0] != name}
 
     def is_firing(self, name: str, host: str) -> bool:
