@@ -117,7 +117,8 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
       {items.length === 0 ? (
         <p className="empty">No notifications yet.</p>
       ) : (
-        <ul className="notif-list">
+        // The list scrolls on its own (max-height): keyboard users must be able to reach it.
+        <ul className="notif-list" tabIndex={0} aria-label="Notification list">
           {items.map((n) => (
             <li
               key={n.id}
