@@ -14,7 +14,7 @@ import { memo, useId, useLayoutEffect, useRef, useState } from 'react';
 import { Chart, applyTheme, datasetStyle, lineChartOptions } from './chartSetup.js';
 import ChartLegend from './ChartLegend.jsx';
 import { SECOND_MS, MINUTE_MS, formatClock, formatMetric } from '../services/dashboardService.js';
-import { GAP_INTERVALS, observedStepMs, rangeStats, withBreaks } from '../services/gaps.js';
+import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps.js';
 import { formatRate } from '../services/units.js';
 
 const X_STEP_MS = [
@@ -124,13 +124,15 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     x.min = xMax - s.windowMs;
     x.max = xMax;
     const factor = factorOf(chart.$unit);
+    // A paused chart keeps the array it has: only a forced draw (window change) replaces it.
+    const fresh = s.paused;
     // The expected step, widened by history buckets and by the spacing the
     // data really has (an admin elsewhere may have slowed the collection).
     const first = chart.data.datasets[0] ? store.get(chart.data.datasets[0].metric) : [];
     const maxGap = Math.max(s.gapMs, GAP_INTERVALS * (store.bucketMs?.() || 0), GAP_INTERVALS * observedStepMs(first));
     chart.data.datasets.forEach((ds) => {
-      const pts = withBreaks(store.get(ds.metric), maxGap);
-      ds.data = factor === 1 ? pts : pts.map((p) => (p.y === null ? p : { x: p.x, y: p.y * factor }));
+      if (fresh || !ds.$breaks) ds.$breaks = {};
+      ds.data = extendBreaks(ds.$breaks, store.get(ds.metric), maxGap, factor);
     });
     if (outages) chart.options.plugins.outages.spans = outages.spans();
     chart.update('none');

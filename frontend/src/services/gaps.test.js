@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createOutageLog, expectedStepMs, findGaps, maxGapFor, rangeStats, withBreaks } from './gaps.js';
+import { createOutageLog, expectedStepMs, extendBreaks, findGaps, maxGapFor, rangeStats, withBreaks } from './gaps.js';
 
 const pts = (...xs) => xs.map((x) => ({ x, y: x / 1000 }));
 
@@ -51,5 +51,24 @@ describe('gaps', () => {
     const points = [{ x: 0, y: 10 }, { x: 1, y: null }, { x: 2, y: 20 }, { x: 3, y: 90 }];
     expect(rangeStats(points, 0, 2)).toEqual({ min: 10, avg: 15, max: 20, count: 2 });
     expect(rangeStats(points, 5, 9)).toBeNull();
+  });
+});
+
+describe('extendBreaks', () => {
+  it('appends only new points to the chart array while the store array grows, and rebuilds otherwise', () => {
+    const cache = {};
+    const src = pts(0, 500, 1000);
+    const first = extendBreaks(cache, src, 2000);
+    expect(first).not.toBe(src);
+    src.push({ x: 1500, y: 1.5 }, { x: 9000, y: 9 });
+    const grown = extendBreaks(cache, src, 2000);
+    expect(grown).toBe(first);
+    expect(grown.map((p) => p.y)).toEqual([0, 0.5, 1, 1.5, null, 9]);
+    expect(grown).toEqual(withBreaks(src, 2000));
+    src.splice(0, 2); // trimmed at the front: rebuilt
+    const trimmed = extendBreaks(cache, src, 2000);
+    expect(trimmed).not.toBe(first);
+    expect(trimmed).toEqual(withBreaks(src, 2000));
+    expect(extendBreaks(cache, src, 2000, 8).map((p) => p.y)).toEqual([8, 12, null, 72]);
   });
 });
