@@ -172,9 +172,9 @@ async def count_rows(db_url: str, table: str) -> int:
 
 
 def test_each_dialect_has_the_same_numbered_migrations():
-    """One migration set per dialect, with the same versions and names, from 1
-    up, each number once (numbers are assigned per feature branch, so a
-    branch may have a gap until the others are merged)."""
+    """One migration set per dialect, numbered from 1 upwards, each number once, with the same
+    versions and names. Numbers are handed out per feature branch, so a branch may skip
+    some (0005 before 0002 lands); the runner applies whatever is missing, in order."""
     sqlite_set = [(m.version, m.name) for m in load_migrations("sqlite")]
     mysql_set = [(m.version, m.name) for m in load_migrations("mysql")]
     assert sqlite_set and sqlite_set == mysql_set

@@ -234,6 +234,23 @@ class SilenceCheck(Protocol):
 AlertObserver = Callable[[AlertEvent, "str | None"], None]
 
 
+@dataclass(frozen=True)
+class ActiveAlert:
+    """A rule firing now on one host: what the active-alerts view shows."""
+
+    rule: str
+    host: str
+    metric: str
+    level: str
+    since_ms: int
+    value: float
+    notification_id: str
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "host": self.host, "metric": self.metric, "level": self.level,
+                "since": iso_ms(self.since_ms), "value": self.value, "notification_id": self.notification_id}
+
+
 class RuleEngine:
     """Evaluates rules against each sample, per host. Each firing and
     resolve becomes a notification (marked silenced when a silence covers
@@ -247,8 +264,7 @@ class RuleEngine:
         self._observers: list[AlertObserver] = []
         self.rules: dict[str, AlertRule] = {}
         self._pending_since: dict[tuple[str, str], int] = {}
-        self._firing: set[tuple[str, str]] = set()
-        self._fired_at: dict[tuple[str, str], tuple[int, str]] = {}
+        self._firing: dict[tuple[str, str], ActiveAlert] = {}
 
     def add_observer(self, observer: AlertObserver) -> None:
         """`observer(event, silence_id)` for every firing and resolve."""
@@ -258,10 +274,10 @@ class RuleEngine:
                summary: str, description: str) -> dict:
         labels = alert_labels(rule.name, host, level, rule.labels)
         if state == FIRING:
-            self._fired_at[(rule.name, host)] = (ts_ms, level)
             event = AlertEvent(rule.name, host, state, level, labels, summary, description, ts_ms, None, value)
         else:
-            started, level = self._fired_at.pop((rule.name, host), (ts_ms, level))
+            active = self._firing.get((rule.name, host))
+            started, level = (active.since_ms, active.level) if active else (ts_ms, level)
             labels = alert_labels(rule.name, host, level, rule.labels)
             event = AlertEvent(rule.name, host, state, level, labels, summary, description, started, ts_ms, value)
         silence = self._silences.silenced_by(event.label_map, ts_ms) if self._silences is not None else None
@@ -277,7 +293,7 @@ class RuleEngine:
 
     def set_rule(self, rule: AlertRule) -> None:
         self.rules[rule.name] = rule
-        self._forget(rule.name)
+        self._forget(rule.name, "changed")
 
     def replace_rules(self, rules) -> None:
         self.rules = {}
@@ -288,15 +304,33 @@ class RuleEngine:
 
     def delete_rule(self, name: str) -> None:
         self.rules.pop(name, None)
-        self._forget(name)
+        self._forget(name, "deleted")
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, reason: str) -> None:
         for key in [k for k in self._pending_since if k[0] == name]:
             del self._pending_since[key]
-        self._firing = {k for k in self._firing if k[0] != name}
+        # An alert that stops because its rule went away is over: say so, so
+        # every active-alerts view (and the feed) stops showing it as firing.
+        for alert in [a for k, a in self._firing.items() if k[0] == name]:
+            self._notifications.raise_notification(
+                "info", f"{alert.metric} no longer watched on {alert.host}",
+                f"{name}: rule {reason}; the alert that fired at {iso_ms(alert.since_ms)} is closed",
+                f"rule:{name}", state="resolved")
+        self._firing = {k: v for k, v in self._firing.items() if k[0] != name}
 
     def is_firing(self, name: str, host: str) -> bool:
         return (name, host) in self._firing
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Every (rule, host) firing now, oldest first."""
+        return sorted(self._firing.values(), key=lambda a: (a.since_ms, a.rule, a.host))
+
+    def firing_hosts(self, name: str) -> list[str]:
+        return sorted(host for (rule, host) in self._firing if rule == name)
+
+    def pending_hosts(self, name: str) -> list[str]:
+        """Hosts where the condition holds but not yet for the rule's `for` time."""
+        return sorted(host for (rule, host) in self._pending_since if rule == name)
 
     def evaluate(self, sample: Sample) -> None:
         if not isinstance(sample, Sample):
@@ -309,10 +343,10 @@ class RuleEngine:
             compare = COMPARATORS[rule.op]
             if key in self._firing:
                 if not compare(value, rule.clear_threshold):
-                    self._firing.discard(key)
                     title = f"{rule.metric} back to normal on {sample.host}"
                     text = f"{rule.name}: {rule.metric} is {value:g} (clears at {rule.clear_threshold:g})"
                     alert = self._alert(rule, sample.host, RESOLVED, rule.level, value, sample.timestamp_ms, title, text)
+                    del self._firing[key]
                     self._notifications.raise_notification("info", title, text, f"rule:{rule.name}", state="resolved",
                                                            alert=alert)
                 continue
@@ -322,12 +356,13 @@ class RuleEngine:
             since = self._pending_since.setdefault(key, sample.timestamp_ms)
             if sample.timestamp_ms - since >= rule.for_seconds * 1000:
                 self._pending_since.pop(key, None)
-                self._firing.add(key)
                 title = f"{rule.metric} {rule.op} {rule.threshold:g} on {sample.host}"
                 text = f"{rule.name}: {rule.describe()} (now {value:g})"
                 alert = self._alert(rule, sample.host, FIRING, rule.level, value, sample.timestamp_ms, title, text)
-                self._notifications.raise_notification(rule.level, title, text, f"rule:{rule.name}", state="firing",
-                                                       alert=alert)
+                body = self._notifications.raise_notification(rule.level, title, text, f"rule:{rule.name}",
+                                                              state="firing", alert=alert)
+                self._firing[key] = ActiveAlert(rule.name, sample.host, rule.metric, rule.level,
+                                                sample.timestamp_ms, value, body["id"])
 
 
 async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> None:

@@ -19,6 +19,7 @@ from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost, stats_cost
 from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
+from dashd.store.reads import NotificationReads
 from dashd.stream.streams import SubscriptionFilter, unknown_patterns
 from dashd.timefmt import iso_ms, parse_time
 
@@ -27,6 +28,8 @@ MAX_PATTERN = 128
 DEFAULT_HISTORY_POINTS = 300
 DEFAULT_STATS_WINDOW = 300.0
 RESUME_LIMIT = 20_000
+MAX_READ_IDS = 500
+MAX_NOTIFICATION_ID = 64
 
 # type -> (role needed, endpoints where it makes sense or None for all)
 METRIC_ENDPOINTS = ("dashboard", "metrics")
@@ -41,6 +44,9 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "history": ("viewer", None),
     "stats": ("viewer", None),
     "notifications": ("viewer", None),
+    "notification_state": ("viewer", None),
+    "notification_read": ("viewer", None),
+    "alerts": ("viewer", None),
     "rule_list": ("viewer", None),
     "settings_get": ("viewer", None),
     "ack": ("operator", None),
@@ -391,15 +397,85 @@ class MessageRouter:
         return {"notifications": items}
 
     def handle_ack(self, data: dict, correlation_id: Any):
-        notification_id = string_field(data, "notification_id", "ack", max_length=64)
-        return self.core.notifications.acknowledge(notification_id, self.session.principal.subject)
+        notification_id = string_field(data, "notification_id", "ack", max_length=MAX_NOTIFICATION_ID)
+        return self._ack(notification_id)
+
+    async def _ack(self, notification_id: str) -> dict:
+        user = self.session.principal.subject
+        ack = await self.core.notifications.acknowledge(notification_id, user)
+        # Acknowledging implies having read it (for the acknowledger only).
+        try:
+            await NotificationReads(self.core.store).mark(user, [notification_id], self.core.wall_clock_ms())
+        except StoreUnavailable:
+            self.log.warn("ack: could not record {user} read {id}; the store is unavailable",
+                          user=user, id=notification_id)
+        return ack
+
+    def handle_notification_state(self, data: dict, correlation_id: Any):
+        limit = int(number_field(data, "limit", "notification_state", 1, 500, default=50, integer=True))
+        return self._notification_state(limit)
+
+    async def _notification_state(self, limit: int) -> dict:
+        """The newest notifications with this user's read flag, and the counts
+        the bell and the badge show (over everything stored, not only `limit`)."""
+        user = self.session.principal.subject
+        reads = NotificationReads(self.core.store)
+        items = await reads.annotate(user, await self.core.store.notifications(limit, False))
+        counts = await reads.counts(user)
+        return {"notifications": items, **counts.as_dict()}
+
+    def handle_notification_read(self, data: dict, correlation_id: Any):
+        everything = data.get("all", False)
+        if not isinstance(everything, bool):
+            raise bad("notification_read: 'all' must be true or false")
+        ids = data.get("ids")
+        if ids is not None and not (isinstance(ids, list) and 0 < len(ids) <= MAX_READ_IDS and all(
+                isinstance(i, str) and 0 < len(i) <= MAX_NOTIFICATION_ID for i in ids)):
+            raise bad(f"notification_read: 'ids' must be a list of 1 to {MAX_READ_IDS} notification ids")
+        if not everything and ids is None:
+            raise bad("notification_read: give 'ids' (a list of notification ids) or 'all': true")
+        return self._notification_read(sorted(set(ids or [])), everything)
+
+    async def _notification_read(self, ids: list[str], everything: bool) -> dict:
+        user = self.session.principal.subject
+        reads = NotificationReads(self.core.store)
+        now = self.core.wall_clock_ms()
+        if everything:
+            await reads.mark_all(user, now)
+        else:
+            unknown = sorted(set(ids) - await reads.known(ids))
+            if unknown:
+                raise ProtocolError("not_found", f"notification_read: no notification {unknown[0]!r}",
+                                    {"unknown": unknown[:20]})
+            await reads.mark(user, ids, now)
+        counts = await reads.counts(user)
+        return {"ids": ids, "all": everything, **counts.as_dict()}
+
+    def handle_alerts(self, data: dict, correlation_id: Any):
+        return self._alerts()
+
+    async def _alerts(self) -> dict:
+        """What fires now (from the rule engine), with who acknowledged it."""
+        alerts = []
+        for alert in self.core.rules.active_alerts():
+            item = alert.as_dict()
+            body = await self.core.notifications.find(alert.notification_id)
+            item["title"] = body["title"] if body else alert.rule
+            item["acknowledged_by"] = body.get("acknowledged_by") if body else None
+            item["acknowledged_at"] = body.get("acknowledged_at") if body else None
+            alerts.append(item)
+        return {"alerts": alerts}
 
     def handle_rule_list(self, data: dict, correlation_id: Any):
         rules = []
         engine = self.core.rules
         for rule in sorted(engine.rules.values(), key=lambda r: r.name):
             item = rule.as_dict()
-            item["firing"] = sorted(host for (name, host) in engine._firing if name == rule.name)
+            item["firing"] = engine.firing_hosts(rule.name)
+            item["pending"] = engine.pending_hosts(rule.name)
+            item["clear_threshold"] = rule.clear_threshold
+            item["state"] = ("disabled" if not rule.enabled else "firing" if item["firing"]
+                             else "pending" if item["pending"] else "ok")
             rules.append(item)
         return {"rules": rules}
 
