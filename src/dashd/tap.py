@@ -337,6 +337,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         MetricsCollector(PsutilReader(settings.disk_path), settings.host, connections.authenticated_count),
         bus, reactor, settings.interval)
     collector.on_sample_duration = telemetry.sample_taken
+    telemetry.watch_schedule(lambda: collector.ticks)
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
                 connections=connections, bus=bus,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,

@@ -113,6 +113,23 @@ class _LiveState(Collector):
         yield from _frame_families("received", "from", telemetry.received.totals())
 
 
+class _ScheduleState(Collector):
+    """The publisher's schedule (dashd.collect.schedule): ticks run, and the
+    periods a late tick folded into the next one (coalesced, not skipped)."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self):
+        ticks, coalesced = self._read()
+        yield CounterMetricFamily("dashd_collector_ticks", "Collector ticks run (one sample published each)",
+                                  value=ticks)
+        yield CounterMetricFamily("dashd_collector_ticks_coalesced",
+                                  "Collection periods with no tick of their own because the previous tick "
+                                  "(sample and fan-out) ran long; the next sample covers them",
+                                  value=coalesced)
+
+
 def _frame_families(direction: str, preposition: str, totals: dict[str, tuple[int, int]]):
     messages = CounterMetricFamily(f"dashd_messages_{direction}",
                                    f"WebSocket messages {direction} {preposition} clients, by type", labels=["type"])
@@ -156,6 +173,10 @@ class Telemetry:
         Counter of (endpoint, role)), queued, paused, store_queue, seq and
         stream_stats (the StreamStats of the live connections)."""
         self.registry.register(_LiveState(read, self))
+
+    def watch_schedule(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Register the collector's (ticks run, periods coalesced) reader."""
+        self.registry.register(_ScheduleState(read))
 
     # ----- hooks (once per sample)
 
