@@ -38,6 +38,7 @@ from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_
 from dashd.store.database import Store, StoreUnavailable
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
+from dashd.wire.broadcast import FlatWriter
 from dashd.wire.web import RedirectToTLS, build_site
 
 log = Logger()
@@ -327,7 +328,8 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
-                    sequencing=redis_bus, shared_ring=redis_bus)
+                    sequencing=redis_bus, shared_ring=redis_bus,
+                    writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)))
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
     rules = RuleEngine(notifications)

@@ -38,12 +38,12 @@ class FrameCounts:
     def __init__(self) -> None:
         self._by_kind: dict[str | None, list[int]] = {}
 
-    def add(self, kind: str | None, size: int) -> None:
+    def add(self, kind: str | None, size: int, count: int = 1) -> None:
         entry = self._by_kind.get(kind)
         if entry is None:
             entry = self._by_kind[kind] = [0, 0]
-        entry[0] += 1
-        entry[1] += size
+        entry[0] += count
+        entry[1] += size * count
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """type -> (messages, bytes); a frame built without a type counts as unknown."""
@@ -204,6 +204,10 @@ class Telemetry:
 
     def frame_sent(self, kind: str | None, size: int) -> None:
         self.sent.add(kind, size)
+
+    def frames_sent(self, kind: str | None, size: int, count: int) -> None:
+        """The flat broadcast loop wrote one frame to `count` clients."""
+        self.sent.add(kind, size, count)
 
     def frame_received(self, kind: str | None, size: int) -> None:
         self.received.add(kind, size)
