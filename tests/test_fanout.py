@@ -328,6 +328,7 @@ def test_hub_writes_direct_clients_in_one_call_and_the_rest_per_client():
 # --------------------------------------------------------------------------
 # Every path, 100 clients, byte for byte
 
+REAL_WRITE_TLS_NOW = fastpath.write_tls_now
 PATHS = ["autobahn", "per-client", "flat-python"] + (["flat-c"] if "c" in LOOPS else [])
 MARK = b'"flat-check"'
 
@@ -354,17 +355,19 @@ def our_frames(raw: bytes) -> list[bytes]:
     return frames
 
 
-async def broadcast_through(daemon, path: str, monkeypatch) -> list[list[bytes]]:
+async def broadcast_through(daemon, path: str, monkeypatch, connect=None, count: int = 100) -> list[list[bytes]]:
     hub = daemon.core.hub
     monkeypatch.setattr(DashboardServerFactory, "direct_writes", path != "autobahn")
+    monkeypatch.setattr(fastpath, "write_tls_now", REAL_WRITE_TLS_NOW if path != "tls-twisted"
+                        else (lambda transport, data: False))
     if path == "per-client":
         hub.writer = None  # fastpath per client, as before the flat loop
     else:  # autobahn: no connection has a flat target, so the writer refuses all
         hub.writer = FlatWriter(loop=path.split("-")[1] if path.startswith("flat") else None)
     headers = {"Authorization": f"Bearer {daemon.token()}"}
     clients = []
-    for index in range(100):
-        client = await open_client(daemon.url(), headers, deflate=index % 4 == 1)
+    for index in range(count):
+        client = await (connect or open_client)(daemon.url(), headers, deflate=index % 4 == 1)
         await client.wait(lambda c=client: any(b"connection_ack" in p for _, p in c.messages()))
         if index % 10 == 3:
             client.send(lambda ws: ws.send_text(json.dumps(
@@ -378,7 +381,7 @@ async def broadcast_through(daemon, path: str, monkeypatch) -> list[list[bytes]]
         if n == 5:
             # Autobahn's own frames wait in Twisted's buffer for every 7th
             # client: the next broadcast must go behind them.
-            for index in range(0, 100, 7):
+            for index in range(0, count, 7):
                 session = session_of[ports[index]]
                 session.sink.sendPing(b"p%d" % index)
                 session.reply("pong", {"note": "between"}, f"c-{index}")
@@ -415,3 +418,51 @@ async def test_every_write_path_puts_the_same_bytes_on_the_wire_for_100_clients(
     for path in PATHS[1:]:
         for index in range(100):
             assert results[path][index] == reference[index], (path, index)
+
+
+# --------------------------------------------------------------------------
+# TLS: records made by fastpath (issue 17 item 5) against Twisted's own write
+
+@pytest_twisted.ensureDeferred
+async def test_tls_records_made_by_fastpath_carry_the_same_stream_as_twisteds(make_settings, tmp_path, monkeypatch):
+    """20 wss clients (Twisted's TLS client decrypts), plain and compressed,
+    with a ping and a reply waiting in the TLS connection's buffers: the
+    WebSocket bytes inside the TLS records are the same whether fastpath
+    made the records or Twisted's TLSMemoryBIOProtocol.write did."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+    from twisted.internet.ssl import Certificate, optionsForClientTLS
+    from websockets.uri import parse_uri
+
+    from dashd.auth.devcert import write_self_signed
+    from test_conformance import TIMEOUT, RawClient
+    from conftest import start_daemon
+
+    key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
+    daemon = await start_daemon(make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"))
+    with open(cert, "rb") as f:
+        trust = Certificate.loadPEM(f.read())
+    tls_port = next(listener for listener in daemon.service.listeners if listener.description.startswith("ssl"))
+    port = (await tls_port.ready).getHost().port
+
+    async def open_tls(url, headers, deflate=False):
+        client = RawClient(f"wss://localhost:{port}/dashboard", headers, deflate)
+        endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust),
+                                 TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT))
+        await connectProtocol(endpoint, client)
+        client._opened.addTimeout(TIMEOUT, reactor)
+        await client._opened
+        return client
+
+    try:
+        daemon.core.collector.schedule.stop()
+        before = fastpath.stats.tls
+        ours = await broadcast_through(daemon, "tls-fastpath", monkeypatch, connect=open_tls, count=20)
+        assert fastpath.stats.tls - before >= 300  # most of the 400 records were made here
+        middle = fastpath.stats.tls
+        twisted_made = await broadcast_through(daemon, "tls-twisted", monkeypatch, connect=open_tls, count=20)
+        assert fastpath.stats.tls == middle
+        assert len(ours) == 20 and all(len(frames) == 20 for frames in ours[1:7])
+        assert len(ours[7]) == 22 and ours[1][0][0] & 0x40
+        assert ours == twisted_made
+    finally:
+        await daemon.stop()

@@ -372,6 +372,7 @@ class ServerUnderTest:
         port = free_port() if workers > 1 else 0
         self.children: list[Child] = []
         for worker in range(workers):
+            child_env: dict[str, str] | None = None
             log = os.path.join(env.work_dir, f"{run_id}-{kind}-server{worker}.log")
             if kind == "ws":
                 argv = [env.node, os.path.join(env.bench_dir, "server.js"), "--port", "0", "--rate", str(IDLE_HZ),
@@ -389,13 +390,15 @@ class ServerUnderTest:
                         "--rate", str(IDLE_HZ)]
                 if kind == "dashd-stock":
                     argv.append("--stock")
+                if kind == "dashd-py":
+                    child_env = dict(os.environ, DASHD_FANOUT_LOOP="python")  # the flat loop without the C extension
                 if workers > 1:
                     argv.append("--reuse-port")
             if session.tls:
                 argv += ["--tls-key", env.tls_key, "--tls-cert", env.tls_cert]
             self.children.append(Child(f"{kind} server {worker}", argv,
                                        cwd=env.bench_dir if kind in ("ws", "floor") else None,
-                                       log_path=log))
+                                       log_path=log, env=child_env))
         ready = [child.wait_event("ready", 60) for child in self.children]
         self.port = int(ready[0]["port"])
         self.url = f"{'wss' if session.tls else 'ws'}://127.0.0.1:{self.port}/dashboard"
@@ -997,7 +1000,8 @@ def serve(args: argparse.Namespace) -> int:
             elif command == "stats":
                 emit({"event": "stats", "published": sampler.count, "seq": daemon.hub.seq,
                       "ticks_coalesced": collector.ticks[1],
-                      "clients": len(daemon.core.connections), "write_stats": fastpath.stats.as_dict()})
+                      "clients": len(daemon.core.connections), "write_stats": fastpath.stats.as_dict(),
+                      "fanout_loop": getattr(daemon.hub.writer, "loop", None)})
             elif command == "profile-start":
                 import cProfile
 
@@ -1050,7 +1054,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         p.add_argument("--sessions", default=None,
                        help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)")
         p.add_argument("--servers", default="dashd,ws,floor",
-                       help="dashd, ws, floor (bench/floor.py), dashd-stock, dashd-2w (default dashd,ws,floor)")
+                       help="dashd, ws, floor (bench/floor.py), dashd-py (flat loop in Python), dashd-stock, dashd-2w "
+                            "(default dashd,ws,floor)")
         p.add_argument("--bench-dir", default=None, help="the directory holding client.js and server.js")
         p.add_argument("--json", default=None, help="also write every measurement to this file")
         p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
