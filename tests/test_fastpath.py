@@ -11,6 +11,8 @@ with an independent client (websockets' sans-I/O protocol, RawClient)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import zlib
 
@@ -633,3 +635,43 @@ def test_bench_floor_server_speaks_enough_websocket_for_the_clients(tmp_path, tl
     finally:
         server.stop()
     assert server.children[0].process.poll() is not None
+
+
+@pytest.mark.skipif(not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")), reason="nginx not installed")
+def test_bench_dashd_behind_nginx_terminating_tls(tmp_path):
+    """The bench's dashd-nginx server: nginx terminates TLS and proxies to
+    dashd's plain listener; a wss client gets the stream through it, and
+    the CPU counted includes nginx's worker."""
+    import ssl
+    import sys
+
+    from websockets.sync.client import connect
+
+    from dashd.auth.devcert import write_self_signed
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
+    from dashd.bench import Environment, ServerUnderTest, Session
+
+    template = tmp_path / "template"
+    template.mkdir()
+    token = TokenIssuer(load_or_create_secret(str(template / "secret.key"))).mint("bench", "viewer", 600)[0]
+    key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
+    env = Environment(python=sys.executable, node="node", bench_dir=str(tmp_path), work_dir=str(tmp_path),
+                      token=token, state_dir=str(template), tls_key=key, tls_cert=cert)
+    server = ServerUnderTest("dashd-nginx", env, Session("tiny", 1, tls=True), "t")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        assert server.url.startswith("wss://") and len(server.pids) == 3  # dashd, nginx master, nginx worker
+        with connect(server.url, ssl=context, additional_headers={"Authorization": f"Bearer {token}"},
+                     open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+            server.set_rate(50)
+            while True:
+                message = json.loads(ws.recv(timeout=10))
+                if message["type"] == "metrics_update":
+                    break
+            assert server.stats()["clients"] == 1
+    finally:
+        server.stop()
+    assert server.nginx.poll() is not None and server.children[0].process.poll() is not None

@@ -57,6 +57,7 @@ TARGET_TLS_CPU_RATIO = 1.5
 TARGET_TLS_P99_MS = 40.0
 TARGET_RSS_PER_CONN_KB = 15.0
 TARGET_DEFLATE_CPU_RATIO = 1.3
+DEFAULT_SERVERS = "dashd,ws,floor"
 RAMP_MIN_DELIVERED = 0.95
 RAMP_MAX_P99_MS = 100.0
 
@@ -394,18 +395,27 @@ class ServerUnderTest:
                     child_env = dict(os.environ, DASHD_FANOUT_LOOP="python")  # the flat loop without the C extension
                 if workers > 1:
                     argv.append("--reuse-port")
-            if session.tls:
+            if session.tls and kind != "dashd-nginx":
                 argv += ["--tls-key", env.tls_key, "--tls-cert", env.tls_cert]
             self.children.append(Child(f"{kind} server {worker}", argv,
                                        cwd=env.bench_dir if kind in ("ws", "floor") else None,
                                        log_path=log, env=child_env))
         ready = [child.wait_event("ready", 60) for child in self.children]
         self.port = int(ready[0]["port"])
+        self.nginx: subprocess.Popen | None = None
+        if kind == "dashd-nginx":
+            # TLS terminated by nginx in front of dashd's plain listener: the
+            # CPU counted is dashd's plus nginx's (master and worker).
+            self.port = free_port()
+            self.nginx = start_nginx(env, run_id, self.port, int(ready[0]["port"]), session.tls)
         self.url = f"{'wss' if session.tls else 'ws'}://127.0.0.1:{self.port}/dashboard"
 
     @property
     def pids(self) -> list[int]:
-        return [child.pid for child in self.children]
+        pids = [child.pid for child in self.children]
+        if self.nginx is not None:
+            pids += [self.nginx.pid] + child_pids(self.nginx.pid)
+        return pids
 
     def set_rate(self, hz: float) -> None:
         for child in self.children:
@@ -416,8 +426,85 @@ class ServerUnderTest:
         return self.children[0].wait_event("stats", 10)
 
     def stop(self) -> None:
+        if self.nginx is not None:
+            stop_process(self.nginx)
         for child in self.children:
             child.stop()
+
+
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 20000; use epoll; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
+    uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    server {{
+        listen 127.0.0.1:{port} {ssl} backlog=4096;
+        {certificates}
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(env: Environment, run_id: str, port: int, upstream: int, tls: bool) -> subprocess.Popen:
+    """nginx (from PATH or /usr/sbin) proxying wss://127.0.0.1:port to dashd's ws://127.0.0.1:upstream."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        raise BenchError("dashd-nginx needs nginx (apt-get install nginx-light)")
+    work = os.path.join(env.work_dir, f"{run_id}-nginx")
+    os.makedirs(work, exist_ok=True)
+    certificates = (f"ssl_certificate {env.tls_cert}; ssl_certificate_key {env.tls_key}; "
+                    "ssl_protocols TLSv1.2 TLSv1.3;") if tls else ""
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write(NGINX_CONF.format(work=work, port=port, upstream=upstream, ssl="ssl" if tls else "",
+                                  certificates=certificates))
+    process = subprocess.Popen([nginx, "-p", work, "-c", conf], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "ab"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"nginx exited (status {process.returncode}); see {work}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    stop_process(process)
+    raise BenchError("nginx did not listen within 20 s")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (nginx's worker), from /proc."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def stop_process(process: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL: by this process's own pid."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            return
+        try:
+            process.send_signal(sig)
+            process.wait(timeout=grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
 
 
 class Generator:
@@ -465,8 +552,8 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
                    seconds: float, clients: int) -> dict:
     server.set_rate(rate)
     time.sleep(warmup)
-    generator.broadcast("reset")
     ticks0 = server.stats()
+    generator.broadcast("reset")
     server_cpu0 = [sum(t) for t in zip(*(process_cpu_split(pid) for pid in server.pids))]
     gen_cpu0 = sum(process_cpu_seconds(pid) for pid in generator.pids)
     busy0 = machine_busy_seconds()
@@ -805,6 +892,8 @@ def run(args: argparse.Namespace) -> int:
         wanted = set(args.sessions.split(","))
         plan = Plan(**{**plan.__dict__, "sessions": tuple(s for s in plan.sessions if s.name in wanted)})
     servers = args.servers.split(",")
+    if args.servers == DEFAULT_SERVERS and (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
+        servers.append("dashd-nginx")  # TLS terminated by nginx, for docs/benchmarks.md's comparison
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -831,6 +920,8 @@ def run(args: argparse.Namespace) -> int:
                 for kind in order:
                     if kind == "floor" and session.deflate:
                         continue  # the floor negotiates no extension: nothing to compare
+                    if kind == "dashd-nginx" and not session.tls:
+                        continue  # nginx is only there to terminate TLS
                     say(f"  [{time.monotonic() - started:5.0f}s] {session.name} on {kind} (repeat {repeat + 1})")
                     run_id = f"r{repeat}-{session.name}-{kind}"
                     try:
@@ -1053,9 +1144,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         p.add_argument("--repeats", type=int, default=None, help="repeat every scenario this many times")
         p.add_argument("--sessions", default=None,
                        help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)")
-        p.add_argument("--servers", default="dashd,ws,floor",
-                       help="dashd, ws, floor (bench/floor.py), dashd-py (flat loop in Python), dashd-stock, dashd-2w "
-                            "(default dashd,ws,floor)")
+        p.add_argument("--servers", default=DEFAULT_SERVERS,
+                       help="dashd, ws, floor (bench/floor.py), dashd-py (flat loop in Python), dashd-nginx (TLS "
+                            "sessions: nginx terminates TLS), dashd-stock, dashd-2w (default dashd,ws,floor, plus "
+                            "dashd-nginx when nginx is installed)")
         p.add_argument("--bench-dir", default=None, help="the directory holding client.js and server.js")
         p.add_argument("--json", default=None, help="also write every measurement to this file")
         p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
