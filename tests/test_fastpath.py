@@ -675,3 +675,20 @@ def test_bench_dashd_behind_nginx_terminating_tls(tmp_path):
     finally:
         server.stop()
     assert server.nginx.poll() is not None and server.children[0].process.poll() is not None
+
+
+def test_bench_loop_measures_the_flat_loop_against_the_floor_in_one_process():
+    """`python -m dashd.bench loop`: every available send loop and the
+    floor, on real loopback sockets; the summary shows each against the floor."""
+    import sys
+
+    from dashd.bench import format_loop_cost, measure_fanout_loop
+    from dashd.wire.broadcast import available_loops
+
+    result = measure_fanout_loop(sys.executable, 20, 5)
+    assert set(result["loops"]) == {"floor"} | {f"flat-{loop}" for loop in available_loops()}
+    assert all(cost["us_per_delivery"] >= 0 for cost in result["loops"].values())
+    text = format_loop_cost({"clients": 1000, "rounds": 10, "loops": {
+        "floor": {"us_per_delivery": 8.5, "user_us": 1.3, "sys_us": 7.2},
+        "flat-c": {"us_per_delivery": 9.0, "user_us": 1.3, "sys_us": 7.7}}})
+    assert "flat-c       9.00 us (user 1.30, sys 7.70), +0.50 us vs the floor" in text

@@ -825,6 +825,19 @@ def target_checks(summary: Sequence[Mapping[str, Any]], values: Mapping[str, flo
     return lines
 
 
+def format_loop_cost(loop_cost: Mapping[str, Any]) -> str:
+    """The in-process loop measurement, each loop against the floor."""
+    loops = loop_cost["loops"]
+    floor = loops["floor"]["us_per_delivery"]
+    lines = [f"\nbroadcast loop alone ({loop_cost['clients']:,} loopback sockets, {loop_cost['rounds']} rounds, "
+             "CPU per delivery):"]
+    for name, cost in loops.items():
+        above = "" if name == "floor" else f", {cost['us_per_delivery'] - floor:+.2f} us vs the floor"
+        lines.append(f"  {name:<12} {cost['us_per_delivery']:.2f} us (user {cost['user_us']:.2f}, "
+                     f"sys {cost['sys_us']:.2f}){above}")
+    return "\n".join(lines)
+
+
 def format_table(summary: Sequence[Mapping[str, Any]]) -> str:
     header = ["scenario", "server"] + [title for title, _, _ in TABLE_COLUMNS]
     body = []
@@ -901,6 +914,7 @@ def run(args: argparse.Namespace) -> int:
     work_dir = tempfile.mkdtemp(prefix="dashd-bench-")
     rows: list[dict] = []
     collector: dict | None = None
+    loop_cost: dict | None = None
     interrupted: list[int] = []
 
     def on_signal(signum, frame):
@@ -933,6 +947,9 @@ def run(args: argparse.Namespace) -> int:
         if plan.collector_seconds > 0 and not args.no_collector:
             say(f"  [{time.monotonic() - started:5.0f}s] collector alone at 1 Hz for {plan.collector_seconds:g}s")
             collector = measure_collector(env.python, plan.collector_seconds)
+        if not args.no_collector:
+            say(f"  [{time.monotonic() - started:5.0f}s] the flat broadcast loop against the floor, in one process")
+            loop_cost = measure_fanout_loop(env.python, 1000, 100 if args.quick else 400)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -949,6 +966,8 @@ def run(args: argparse.Namespace) -> int:
     if collector is not None:
         print(f"\ncollector alone (psutil at 1 Hz, {collector['seconds']:g}s): {collector['cpu_pct']:.2f}% of one core, "
               f"{collector['mean_sample_ms']:.2f} ms per sample (max {collector['max_sample_ms']:.2f} ms)")
+    if loop_cost is not None:
+        print(format_loop_cost(loop_cost))
     line, values = result_line(summary)
     print("\ntargets:")
     for check in target_checks(summary, values):
@@ -958,9 +977,120 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "summary": summary, "collector": collector, "result": values,
+            json.dump({"rows": rows, "summary": summary, "collector": collector, "loop": loop_cost, "result": values,
                        "quick": args.quick}, f, indent=1, default=str)
     print(line, flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# `loop`: the flat broadcast loop against the floor, in one process
+
+def measure_fanout_loop(python: str, clients: int, rounds: int) -> dict:
+    child = Child("loop", [python, "-m", "dashd.bench", "loop", "--clients", str(clients), "--rounds", str(rounds)])
+    try:
+        return child.wait_event("loop", 300)
+    finally:
+        child.stop()
+
+
+class _LoopTransport:
+    """What the flat writer reads of a Twisted tcp.Server, around a real socket."""
+
+    dataBuffer = b""
+    _tempDataLen = 0
+    producerPaused = False
+    disconnecting = False
+    _writeDisconnected = False
+    connected = True
+
+
+class _LoopProtocol:
+    """What the flat writer reads of an open DashboardServerProtocol."""
+
+    send_queue = ()
+
+    def __init__(self, sock: socket.socket) -> None:
+        from autobahn.websocket.protocol import WebSocketProtocol
+
+        self.state = WebSocketProtocol.STATE_OPEN
+        self.send_state = WebSocketProtocol.SEND_STATE_GROUND
+        self.flat_target = (_LoopTransport(), sock, sock.fileno(), None)
+
+    def send_frame(self, frame) -> None:
+        raise BenchError("the flat writer refused an idle connection")
+
+
+def fanout_loop_cost(args: argparse.Namespace) -> int:
+    """CPU (user + system, getrusage) per delivery of one ~300-byte frame to
+    N loopback TCP sockets: the floor's loop (`sock.send` per socket), and
+    the hub's flat loop (ClientStream.take_directly, then FlatWriter) with
+    each available send loop; rounds alternate so load hits all alike. The
+    receiving ends are drained between rounds, outside the measurement."""
+    import resource
+
+    from twisted.internet.task import Clock
+
+    from dashd.stream.streams import METRICS_UPDATE, ClientStream, FrameCache, StreamMessage
+    from dashd.wire.broadcast import FlatWriter, available_loops
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(args.clients + 16)
+    readers, senders = [], []
+    try:
+        for _ in range(args.clients):
+            reader = socket.create_connection(listener.getsockname())
+            sender, _ = listener.accept()
+            reader.setblocking(False)
+            sender.setblocking(False)
+            readers.append(reader)
+            senders.append(sender)
+        clock = Clock()
+        streams = []
+        for sender in senders:
+            stream = ClientStream(_LoopProtocol(sender), clock, wants_metrics=True, wants_notifications=True)
+            stream.live = True
+            streams.append(stream)
+        seq = [0]
+
+        def flat(writer: FlatWriter) -> None:
+            seq[0] += 1
+            message = StreamMessage(seq[0], METRICS_UPDATE, 1_700_000_000_000, BENCH_HOST,
+                                    synthetic_metrics(seq[0]))
+            direct = [stream.sink for stream in streams if stream.take_directly(message)]
+            writer.write_many(FrameCache(message).frame(None), direct)
+
+        frame_bytes = b"x" * 299
+
+        def floor(_: Any) -> None:
+            for sender in senders:
+                sender.send(frame_bytes)
+
+        kinds: dict[str, tuple[Callable[[Any], None], Any]] = {"floor": (floor, None)}
+        for loop in available_loops():
+            kinds[f"flat-{loop}"] = (flat, FlatWriter(loop=loop))
+        used = {name: [0.0, 0.0] for name in kinds}
+        for _ in range(args.rounds):
+            for name, (run_once, argument) in kinds.items():
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                run_once(argument)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                used[name][0] += after.ru_utime - before.ru_utime
+                used[name][1] += after.ru_stime - before.ru_stime
+                for reader in readers:
+                    try:
+                        while reader.recv(1 << 20):
+                            pass
+                    except BlockingIOError:
+                        pass
+        deliveries = args.clients * args.rounds
+        result = {name: {"us_per_delivery": 1e6 * (user + system) / deliveries, "user_us": 1e6 * user / deliveries,
+                         "sys_us": 1e6 * system / deliveries} for name, (user, system) in used.items()}
+        emit({"event": "loop", "clients": args.clients, "rounds": args.rounds, "loops": result})
+    finally:
+        for sock in readers + senders + [listener]:
+            sock.close()
     return 0
 
 
@@ -1166,6 +1296,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     serve_parser.add_argument("--reuse-port", action="store_true",
                               help="listen with SO_REUSEPORT (the multi-process experiment: start several)")
 
+    loop_parser = commands.add_parser("loop", help="the flat broadcast loop's CPU per delivery against the floor's")
+    loop_parser.add_argument("--clients", type=int, default=1000)
+    loop_parser.add_argument("--rounds", type=int, default=200)
+
     collector_parser = commands.add_parser("collector", help="CPU of the psutil collector alone")
     collector_parser.add_argument("--seconds", type=float, default=60.0)
     collector_parser.add_argument("--interval", type=float, default=1.0)
@@ -1177,6 +1311,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return serve(args)
     if args.bench_command == "collector":
         return collector_cost(args)
+    if args.bench_command == "loop":
+        return fanout_loop_cost(args)
     return run(args)
 
 
