@@ -23,8 +23,12 @@ RUN npm run build
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS wheels
 WORKDIR /src
+# gcc builds dashd.wire._sendmany (the C broadcast loop, setup.py) into the
+# wheel; the runtime image needs no compiler. Without it dashd falls back to
+# the same loop in Python.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir --upgrade pip setuptools wheel
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg setup.py MANIFEST.in README.md ./
 COPY src/ src/
 COPY twisted/ twisted/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
