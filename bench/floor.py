@@ -232,7 +232,7 @@ class Floor:
                 self.set_rate(float(value))
             elif command == "stats":
                 emit({"event": "stats", "published": self.published, "seq": self.seq, "clients": len(self.open),
-                      "ticks_coalesced": int(self.lag_periods)})
+                      "ticks_coalesced": int(self.lag_periods), "at": time.monotonic()})
             elif command == "quit":
                 self.running = False
 

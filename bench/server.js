@@ -122,7 +122,7 @@ function emit(object) {
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const [command, value] = line.trim().split(/\s+/);
   if (command === 'rate') setRate(Number(value));
-  else if (command === 'stats') emit({ event: 'stats', published, clients: wss.clients.size, seq, ticks_coalesced: Math.floor(lagPeriods) });
+  else if (command === 'stats') emit({ event: 'stats', published, clients: wss.clients.size, seq, ticks_coalesced: Math.floor(lagPeriods), at: performance.now() / 1000 });
   else if (command === 'quit') shutdown();
 }).on('close', () => shutdown());
 

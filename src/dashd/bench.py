@@ -563,6 +563,9 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
     elapsed = time.monotonic() - started
     ticks1 = server.stats()
     published = ticks1.get("published", 0) - ticks0.get("published", 0)
+    # The servers' own clocks between the two stats replies (the replies
+    # themselves can lag under load); the window's length if one lacks it.
+    server_seconds = (ticks1["at"] - ticks0["at"]) if "at" in ticks0 and "at" in ticks1 else elapsed
     server_cpu1 = [sum(t) for t in zip(*(process_cpu_split(pid) for pid in server.pids))]
     server_user, server_sys = server_cpu1[0] - server_cpu0[0], server_cpu1[1] - server_cpu0[1]
     server_cpu = server_user + server_sys
@@ -600,7 +603,7 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
         "server_rss_mb": sum(process_rss_kb(pid) for pid in server.pids) / KB,
         # The publisher's schedule: what share of the window's ticks ran, and
         # how many periods a late tick folded into the next (never skipped).
-        "published_pct": 100.0 * published / (rate * elapsed) if rate else None,
+        "published_pct": 100.0 * published / (rate * server_seconds) if rate and server_seconds > 0 else None,
         "ticks_coalesced": (ticks1.get("ticks_coalesced", 0) - ticks0.get("ticks_coalesced", 0))
         if "ticks_coalesced" in ticks1 else None,
     }
@@ -1220,7 +1223,7 @@ def serve(args: argparse.Namespace) -> int:
                 collector.set_interval(1.0 / hz)
             elif command == "stats":
                 emit({"event": "stats", "published": sampler.count, "seq": daemon.hub.seq,
-                      "ticks_coalesced": collector.ticks[1],
+                      "ticks_coalesced": collector.ticks[1], "at": time.monotonic(),
                       "clients": len(daemon.core.connections), "write_stats": fastpath.stats.as_dict(),
                       "fanout_loop": getattr(daemon.hub.writer, "loop", None)})
             elif command == "profile-start":

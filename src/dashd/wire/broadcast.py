@@ -90,7 +90,7 @@ class FlatWriter:
                  loop: str | None = None) -> None:
         self.loop = loop or default_loop()
         self._send, self._by_fd = LOOPS[self.loop]
-        self._on_sent = on_sent
+        self.on_sent = on_sent
 
     def write_many(self, frame: OutboundFrame, sinks: Sequence[Any]) -> list[Any]:
         """Write `frame` now to every sink that can take it directly; return
@@ -130,7 +130,7 @@ class FlatWriter:
         for (window_bits, mem_level), (targets, protocols) in groups.items():
             written += self._send_group(framed.deflated(window_bits, mem_level), targets, protocols)
         if written:
-            self._on_sent(frame, written)
+            self.on_sent(frame, written)
         return refused
 
     def _send_group(self, data: bytes, targets: list[Any], protocols: list[Any]) -> int:
