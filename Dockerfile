@@ -30,11 +30,15 @@ RUN npm run build
 
 FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
+# gcc builds dashd.wire._sendmany (the C broadcast loop, setup.py) into the
+# wheel; the runtime image needs no compiler. Without it dashd falls back to
+# the same loop in Python.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir --upgrade pip setuptools wheel
 # The dependencies as locked (versions and hashes: requirements.lock), then dashd.
 COPY requirements.lock ./
 RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg setup.py MANIFEST.in README.md ./
 COPY src/ src/
 COPY twisted/ twisted/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 STATE ?= state
 QUICK ?=
-SRC := $(shell find src twisted -name '*.py' -o -name '*.sql') setup.cfg pyproject.toml
+SRC := $(shell find src twisted -name '*.py' -o -name '*.sql' -o -name '*.c') setup.cfg setup.py pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
 .PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench clean lock lock-upgrade

@@ -47,6 +47,7 @@ from dashd.ops.rlimits import raise_open_files_limit
 from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
 from dashd.wire.tls import server_tls_options
 from dashd.wire.web import RedirectToTLS, build_site, front_door
+from dashd.wire.broadcast import FlatWriter
 
 log = Logger()
 
@@ -348,7 +349,8 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
-                    sequencing=redis_bus, shared_ring=redis_bus)
+                    sequencing=redis_bus, shared_ring=redis_bus,
+                    writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)))
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
     alerting = build_alert_delivery(settings, store, reactor, on_attempt=telemetry.alert_attempted)
@@ -363,6 +365,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
         bus, reactor, settings.interval)
     collector.on_sample_duration = telemetry.sample_taken
+    telemetry.watch_schedule(lambda: collector.ticks)
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
                 connections=connections, bus=bus,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,

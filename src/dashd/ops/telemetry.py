@@ -38,12 +38,12 @@ class FrameCounts:
     def __init__(self) -> None:
         self._by_kind: dict[str | None, list[int]] = {}
 
-    def add(self, kind: str | None, size: int) -> None:
+    def add(self, kind: str | None, size: int, count: int = 1) -> None:
         entry = self._by_kind.get(kind)
         if entry is None:
             entry = self._by_kind[kind] = [0, 0]
-        entry[0] += 1
-        entry[1] += size
+        entry[0] += count
+        entry[1] += size * count
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """type -> (messages, bytes); a frame built without a type counts as unknown."""
@@ -117,6 +117,23 @@ class _LiveState(Collector):
         yield from _frame_families("received", "from", telemetry.received.totals())
 
 
+class _ScheduleState(Collector):
+    """The publisher's schedule (dashd.collect.schedule): ticks run, and the
+    periods a late tick folded into the next one (coalesced, not skipped)."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self):
+        ticks, coalesced = self._read()
+        yield CounterMetricFamily("dashd_collector_ticks", "Collector ticks run (one sample published each)",
+                                  value=ticks)
+        yield CounterMetricFamily("dashd_collector_ticks_coalesced",
+                                  "Collection periods with no tick of their own because the previous tick "
+                                  "(sample and fan-out) ran long; the next sample covers them",
+                                  value=coalesced)
+
+
 def _frame_families(direction: str, preposition: str, totals: dict[str, tuple[int, int]]):
     messages = CounterMetricFamily(f"dashd_messages_{direction}",
                                    f"WebSocket messages {direction} {preposition} clients, by type", labels=["type"])
@@ -177,6 +194,10 @@ class Telemetry:
         stream_stats (the StreamStats of the live connections)."""
         self.registry.register(_LiveState(read, self))
 
+    def watch_schedule(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Register the collector's (ticks run, periods coalesced) reader."""
+        self.registry.register(_ScheduleState(read))
+
     # ----- hooks (once per sample)
 
     def sample_taken(self, seconds: float) -> None:
@@ -208,6 +229,10 @@ class Telemetry:
 
     def frame_sent(self, kind: str | None, size: int) -> None:
         self.sent.add(kind, size)
+
+    def frames_sent(self, kind: str | None, size: int, count: int) -> None:
+        """The flat broadcast loop wrote one frame to `count` clients."""
+        self.sent.add(kind, size, count)
 
     def frame_received(self, kind: str | None, size: int) -> None:
         self.received.add(kind, size)

@@ -25,8 +25,10 @@ from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
     NOTIFICATION_ACK,
+    ClientSink,
     ClientStream,
     FrameCache,
+    OutboundFrame,
     StreamMessage,
 )
 
@@ -204,6 +206,15 @@ class ReplayRing:
         return len(self._messages)
 
 
+class BroadcastWriter(Protocol):
+    """The wire side of the flat broadcast loop (dashd.wire.broadcast)."""
+
+    def write_many(self, frame: OutboundFrame, sinks: list[ClientSink]) -> list[ClientSink]:
+        """Write `frame` now to every sink that can take it directly, in one
+        loop; return the sinks it could not (the hub sends those through
+        ClientSink.send_frame, the ordered per-client path)."""
+
+
 class StreamSink(Protocol):
     """Where sequenced messages are persisted (the store)."""
 
@@ -243,11 +254,15 @@ class StreamHub(Service):
         *,
         sequencing: Sequencing | None = None,
         shared_ring: SharedRing | None = None,
+        writer: BroadcastWriter | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
         self._sequencing: Sequencing = sequencing if sequencing is not None else LocalSequencing(bus, sequence)
         self._shared_ring = shared_ring
+        # With a writer, fan_out writes each frame to the clients that take it
+        # directly in one loop; without one (domain tests, tools), per client.
+        self.writer = writer
         self.ring = ReplayRing(ring_span)
         self._catalogue = catalogue
         self._sink = sink
@@ -319,12 +334,49 @@ class StreamHub(Service):
     def fan_out(self, message: StreamMessage) -> None:
         cache = FrameCache(message)
         keys = metric_keys(message)
+        writer = self.writer
+        if writer is None:
+            for stream in list(self._streams):
+                try:
+                    stream.offer(cache, keys)
+                except Exception:
+                    self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
+        else:
+            self._fan_out_flat(message, cache, keys, writer)
+        self.on_fanout(message, len(self._streams))
+
+    def _fan_out_flat(self, message: StreamMessage, cache: FrameCache, keys: tuple[str, ...],
+                      writer: BroadcastWriter) -> None:
+        """The flat loop: the clients that take the shared frame directly
+        are written in one loop by the writer; per-client work (filters,
+        throttling, queues of paused clients) only for the others."""
+        direct: list[ClientSink] = []
+        others: list[ClientStream] = []
         for stream in list(self._streams):
+            try:
+                if stream.take_directly(message):
+                    direct.append(stream.sink)
+                else:
+                    others.append(stream)
+            except Exception:
+                self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
+        if direct:
+            frame = cache.frame(None)
+            try:
+                refused = writer.write_many(frame, direct)
+            except Exception:
+                self.log.failure("the flat write of seq {seq} failed; writing per client", seq=message.seq)
+                refused = direct
+            for sink in refused:
+                try:
+                    sink.send_frame(frame)
+                except Exception:
+                    self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
+        for stream in others:
             try:
                 stream.offer(cache, keys)
             except Exception:
                 self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
-        self.on_fanout(message, len(self._streams))
 
     # ----- clients
 

@@ -302,6 +302,32 @@ class ClientStream:
         elif self.wants_notifications:
             self._write_stream(cache.frame(None))
 
+    def take_directly(self, message: StreamMessage) -> bool:
+        """The flat broadcast loop's predicate (StreamHub.fan_out): whether
+        this client takes `message`'s shared, unfiltered frame straight to
+        its sink with no per-client work -- live, not resuming or closed,
+        nothing queued, not paused, not throttled, and selecting the whole
+        message. If so the write is recorded here (seq, counters) and the
+        caller writes the frame; if not, nothing changed and the caller
+        offers the message the usual way (offer)."""
+        if self._paused or self._queue or self._closed or not self.live or self.resuming \
+                or message.seq <= self.last_seq:
+            return False
+        if message.type == METRICS_UPDATE:
+            subscription = self.subscription
+            if not self.wants_metrics or (subscription is not ALL_METRICS and not (
+                    "*" in subscription.metrics and subscription.wants_host(message.host))):
+                return False
+            if self.max_hz is not None and self.max_hz < self.collection_hz:
+                return False  # throttled: folded into windows per client
+        elif not self.wants_notifications:
+            return False
+        self.last_seq = message.seq
+        if self.first_live_seq is None:
+            self.first_live_seq = message.seq
+        self.stats.sent += 1
+        return True
+
     def replay(self, message: StreamMessage, catalogue: tuple[str, ...]) -> bool:
         """Write a message during resume, unthrottled and uncoalesced (the
         replay is bounded by the ring and the resume limit). Returns whether

@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.compress_deflate import PerMessageDeflate
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.util import encode_truncate
+from twisted.internet import tcp
 from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
@@ -119,6 +121,9 @@ class DashboardServerProtocol(WebSocketServerProtocol):
     # own events go to the module-level `log`.
 
     session: ClientSession | None = None
+    # (transport, socket, fd, compression key) for dashd.wire.broadcast's
+    # flat loop, set at open when the connection can take direct writes.
+    flat_target: tuple | None = None
     _principal = None
     _handshake_error: str | None = None
 
@@ -191,6 +196,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             # Caps what the kernel holds for a client that stops reading
             # (autotuning would let it grow to tcp_wmem's max, 4 MiB).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        self.flat_target = flat_target(self)
         try:
             if self._handshake_error is not None:
                 session.open(None)
@@ -267,6 +273,24 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         # go through sendCloseFrame, which does the same with no such check.
         if self.state == WebSocketServerProtocol.STATE_OPEN:
             self.sendCloseFrame(code, encode_truncate(reason, 123), isReply=False)
+
+
+def flat_target(protocol: WebSocketServerProtocol) -> tuple | None:
+    """What the flat broadcast loop needs of an open connection, or None
+    when it cannot take direct writes (TLS and other transports, Autobahn's
+    own write path chosen, a compressor with context takeover)."""
+    transport = protocol.transport
+    if not protocol.factory.direct_writes or type(transport) is not tcp.Server or transport.TLS:
+        return None
+    compression = protocol._perMessageCompress
+    if compression is None:
+        key = None
+    elif (type(compression) is PerMessageDeflate and compression.server_no_context_takeover
+          and compression._is_server):
+        key = (compression.server_max_window_bits, compression.mem_level)
+    else:
+        return None
+    return (transport, transport.socket, transport.socket.fileno(), key)
 
 
 class DashboardServerFactory(WebSocketServerFactory):
