@@ -387,3 +387,15 @@ def test_an_alert_still_firing_when_its_silence_ends_goes_out_at_the_next_repeat
     clock.advance(3600)
     [notice] = sink.notices
     assert notice.body["kind"] == "repeat" and [a["labels"]["host"] for a in notice.body["alerts"]] == ["a"]
+
+
+def test_alert_links_use_alert_dashboard_url_then_public_url_then_the_first_listener():
+    """Links in alert messages point where users open the dashboard."""
+    from dashd.alerting.config import dashboard_url
+    from dashd.settings import Settings
+
+    assert dashboard_url(Settings(listen=("tcp:9000",), host_name="box")).endswith(":9000")
+    assert dashboard_url(Settings(listen=("tcp:9000",), public_url="https://dash.example.com")) == \
+        "https://dash.example.com"
+    assert dashboard_url(Settings(public_url="https://dash.example.com",
+                                  alert_dashboard_url="https://alerts.example.com/")) == "https://alerts.example.com"

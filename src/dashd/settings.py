@@ -290,7 +290,7 @@ FIELDS: tuple[Field, ...] = (
           "distinct metric names one agent host may publish (too_large above)", _number(1, 100_000)),
     # Alert delivery (docs/alerting.md); channels and routes are [channel:NAME] and [route:NAME] sections.
     Field("alert_dashboard_url", "", str, "an http:// or https:// URL",
-          "dashboard address used in alert links (default http://HOST_NAME:PORT of the first tcp listener)",
+          "dashboard address used in alert links (default public_url, else http://HOST_NAME:PORT of the first listener)",
           lambda value: value == "" or re.match(r"^https?://[^\s/]+", value) is not None),
     Field("alert_allow_networks", (), parse_list, "networks such as 127.0.0.1/32 or 10.0.0.0/8",
           "private, loopback or link-local networks alert targets may be in (refused otherwise: SSRF)",

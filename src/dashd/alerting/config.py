@@ -53,6 +53,8 @@ def routes_from_settings(settings: Settings, channel_names: set[str]) -> tuple[R
 def dashboard_url(settings: Settings) -> str:
     if settings.alert_dashboard_url:
         return settings.alert_dashboard_url.rstrip("/")
+    if settings.public_url:  # the address users open (behind a proxy: the proxy's)
+        return settings.public_url.rstrip("/")
     for description in settings.tls_listen + settings.listen:
         match = re.match(r"^(ssl|tcp):(\d+)", description)
         if match and match.group(2) != "0":
