@@ -214,6 +214,13 @@ async def test_export_accepts_the_session_cookie_until_logout(filled):
     url = export_url(filled, metrics="cpu_usage", host=HOST, max_points=10, **{"from": start_s, "to": start_s + 100})
     ok = await http("GET", url, headers={"Cookie": cookie})
     assert ok.status == 200 and len(parse_csv(ok.body)["cpu_usage"]) == 10
+    # A refresh rotates the cookie: the replaced one no longer exports.
+    refreshed = await http("POST", filled.url("/api/refresh", "http"), headers={"Cookie": cookie})
+    rotated = refreshed.header("Set-Cookie").split(";")[0]
+    stale = await http("GET", url, headers={"Cookie": cookie})
+    assert stale.status == 401 and "replaced by a newer one" in stale.json()["error"]["message"]
+    cookie = rotated
+    assert (await http("GET", url, headers={"Cookie": cookie})).status == 200
     assert (await http("POST", filled.url("/api/logout", "http"), headers={"Cookie": cookie})).status == 204
     refused = await http("GET", url, headers={"Cookie": cookie})
     assert refused.status == 401 and refused.json()["error"]["code"] == "unauthorized"
