@@ -211,7 +211,15 @@ class SiteGuard:
     refusals: SummarizedLog | None = None
 
     def body_limit(self, path: bytes) -> int:
-        return self.body_limits.get(path.split(b"?", 1)[0], 0)
+        """Largest body the route takes (0: none). Exact paths, or a prefix
+        given as a key ending in "/"."""
+        route = path.split(b"?", 1)[0]
+        if route in self.body_limits:
+            return self.body_limits[route]
+        for prefix, limit in self.body_limits.items():
+            if prefix.endswith(b"/") and route.startswith(prefix):
+                return limit
+        return 0
 
     def check_head(self, path: bytes, request: Request, length: int | None) -> Refusal | None:
         """A complete request head (line and headers), before its body."""

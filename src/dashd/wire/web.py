@@ -47,7 +47,10 @@ SECURITY_HEADERS = {
 # Refresh and logout read none, but clients that always send JSON send `{}`:
 # a few bytes are accepted and ignored there.
 IGNORED_BODY = 64
-BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY}
+# Routes that take a body, and how large; a key ending in "/" covers every
+# path below it (the alerting API's PUT/POST routes take JSON documents).
+BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY,
+               b"/api/alerting/": MAX_JSON_BODY}
 
 
 def spa_csp(public_url: str) -> bytes:
