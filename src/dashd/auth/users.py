@@ -186,7 +186,7 @@ class UserDirectory:
             return None
         password = secrets.token_urlsafe(18)
         await self.add("admin", "admin", password)
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
         path = os.path.join(state_dir, INITIAL_PASSWORD_FILE)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
