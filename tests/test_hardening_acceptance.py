@@ -1,0 +1,119 @@
+"""Acceptance findings on issue 11 (an independent re-run of its attacks
+against a real `twistd dashd`): what did not hold, each over a real socket
+or a real `dashd` process.
+
+- `dashd token revoke UNKNOWN` and `dashd user disable NOBODY` printed a
+  Python traceback (task.react swallowed the error the command meant to
+  report) instead of one clear line.
+- `dashd token` run first on a fresh state directory created it 0755 under
+  umask 022 (the daemon and `dashd user` made it 0700).
+- redirect_http echoed the raw Host header into `Location` (a Host such as
+  `localhost:80/x` passed the allowed-hosts check as `localhost` and came
+  back as `https://[localhost:80/x]:443/...`), and an absolute-form request
+  target was appended after the port.
+- A metrics_token_file readable by every local user was read without a word
+  (the signing key gets a warning)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+import pytest_twisted
+from twisted.internet.threads import deferToThread
+from twisted.logger import formatEvent, globalLogPublisher
+
+from conftest import start_daemon
+from test_twistd import BIN, run
+
+
+def dashd(*args: str):
+    return run(str(BIN / "dashd"), *args)
+
+
+def test_a_failed_token_or_user_command_prints_one_clear_line_not_a_traceback(tmp_path):
+    state = str(tmp_path / "state")
+    unknown = dashd("token", "revoke", "0" * 32, "--state-dir", state)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == f"dashd: no active token with id '{'0' * 32}' (see `dashd token list`)"
+    nobody = dashd("user", "disable", "nobody", "--state-dir", state)
+    assert nobody.returncode == 1
+    assert nobody.stderr.strip() == "dashd: no user 'nobody'"
+    assert "Traceback" not in unknown.stderr + nobody.stderr
+
+
+def test_dashd_token_on_a_fresh_state_directory_makes_it_private_under_umask_022(tmp_path):
+    state = tmp_path / "fresh-state"
+    previous = os.umask(0o022)
+    try:
+        minted = dashd("token", "--role", "viewer", "--ttl", "1h", "--state-dir", str(state))
+    finally:
+        os.umask(previous)
+    assert minted.returncode == 0, minted.stderr
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state / "secret.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(state / "dashd.db").st_mode) == 0o600
+
+
+def redirect_of(port: int, target: str, host: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def location_of(answer: bytes) -> str:
+    assert answer.startswith(b"HTTP/1.1 308 "), answer[:100]
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name, _, value = line.partition(b": ")
+        if name.lower() == b"location":
+            return value.decode("latin-1")
+    raise AssertionError(f"no Location in {answer[:300]!r}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_redirect_http_location_uses_the_checked_host_name_and_the_path_only(make_settings, tmp_path):
+    from dashd.auth.devcert import write_self_signed
+
+    key, cert = write_self_signed(str(tmp_path / "tls"))
+    # The redirect names the configured TLS port, so it must not be 0.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        tls = probe.getsockname()[1]
+    daemon = await start_daemon(make_settings(
+        tls_listen=f"ssl:{tls}:privateKey={key}:certKey={cert}:interface=127.0.0.1", redirect_http="true"))
+    try:
+        plain = daemon.service.listeners[1].port.getHost().port
+        good = location_of(await deferToThread(redirect_of, plain, "/a/b?c=1", f"localhost:{plain}"))
+        assert good == f"https://localhost:{tls}/a/b?c=1"
+        # Passes the allowed-hosts check as 'localhost'; must not be echoed whole.
+        odd = location_of(await deferToThread(redirect_of, plain, "/a", f"localhost:{plain}/evil"))
+        assert odd == f"https://localhost:{tls}/a"
+        ipv6 = location_of(await deferToThread(redirect_of, plain, "/a", f"[::1]:{plain}"))
+        assert ipv6 == f"https://[::1]:{tls}/a"
+        absolute = location_of(await deferToThread(redirect_of, plain, "http://localhost/x?y=2", "localhost"))
+        assert absolute == f"https://localhost:{tls}/x?y=2"
+    finally:
+        await daemon.stop()
+
+
+def test_a_metrics_token_file_readable_by_others_is_warned_about(tmp_path):
+    from dashd.tap import Options
+
+    token_file = tmp_path / "metrics.token"
+    token_file.write_text("file-token-123\n")
+    events: list = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        os.chmod(token_file, 0o644)
+        Options().parseOptions(["--metrics-token-file", str(token_file), "--state-dir", str(tmp_path)])
+        os.chmod(token_file, 0o600)
+        Options().parseOptions(["--metrics-token-file", str(token_file), "--state-dir", str(tmp_path)])
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [formatEvent(e) for e in events if "metrics_token_file" in formatEvent(e)]
+    assert len(warnings) == 1, warnings
+    assert "mode 644" in warnings[0] and "file-token-123" not in warnings[0]
