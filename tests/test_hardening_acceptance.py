@@ -117,3 +117,49 @@ def test_a_metrics_token_file_readable_by_others_is_warned_about(tmp_path):
     warnings = [formatEvent(e) for e in events if "metrics_token_file" in formatEvent(e)]
     assert len(warnings) == 1, warnings
     assert "mode 644" in warnings[0] and "file-token-123" not in warnings[0]
+
+
+def handshake(port: int, host: str, origin: str, token: str) -> bytes:
+    head = (f"GET /dashboard HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        return sock.recv(65536)
+
+
+def login_from(port: int, host: str, origin: str) -> bytes:
+    body = b'{"username": "nobody", "password": "not-the-password"}'
+    head = (f"POST /api/login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    return redirect_of_raw(port, head + body)
+
+
+def redirect_of_raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest_twisted.ensureDeferred
+async def test_behind_a_tls_proxy_the_public_url_origin_may_connect_and_log_in(make_settings):
+    """TLS at the proxy, plain HTTP to dashd (docs/security.md, reverse proxy):
+    the browser's Origin is https://<public name> while dashd's listener is
+    plain, so the same-origin default refused every handshake and login."""
+    daemon = await start_daemon(make_settings(public_url="https://dash.example.com"))
+    try:
+        port = daemon.port
+        public = await deferToThread(handshake, port, "dash.example.com", "https://dash.example.com", daemon.token())
+        assert public.startswith(b"HTTP/1.1 101 "), public[:120]
+        foreign = await deferToThread(handshake, port, "dash.example.com", "https://attacker.example", daemon.token())
+        assert foreign.startswith(b"HTTP/1.1 403 ")
+        # A login from the public origin reaches the password check (401), a foreign one does not (403).
+        assert (await deferToThread(login_from, port, "dash.example.com", "https://dash.example.com")) \
+            .startswith(b"HTTP/1.1 401 ")
+        assert (await deferToThread(login_from, port, "dash.example.com", "https://attacker.example")) \
+            .startswith(b"HTTP/1.1 403 ")
+    finally:
+        await daemon.stop()

@@ -243,7 +243,8 @@ class _SessionResource(AsyncJsonResource):
         if origin is None:
             return
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins):
+        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins,
+                              self.core.settings.public_url):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
