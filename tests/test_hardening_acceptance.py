@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from pathlib import Path
 
 import pytest_twisted
 from twisted.internet.threads import deferToThread
@@ -161,5 +162,34 @@ async def test_behind_a_tls_proxy_the_public_url_origin_may_connect_and_log_in(m
             .startswith(b"HTTP/1.1 401 ")
         assert (await deferToThread(login_from, port, "dash.example.com", "https://attacker.example")) \
             .startswith(b"HTTP/1.1 403 ")
+    finally:
+        await daemon.stop()
+
+
+def documented_proxy_settings() -> dict[str, str]:
+    """The `[dashd]` block docs/operations.md gives for nginx/Caddy with TLS at the proxy."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    block = text.split("With either, on the dashd side:", 1)[1].split("```ini", 1)[1].split("```", 1)[0]
+    values = {}
+    for line in block.strip().splitlines()[1:]:  # after [dashd]
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip()
+    return values
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_documented_reverse_proxy_configuration_serves_the_public_name(make_settings):
+    """Following docs/operations.md to the letter: the proxy passes Host
+    dash.example.com and the browser's https:// Origin. The example set only
+    allowed_origins, so after allowed_hosts every request got 421."""
+    documented = documented_proxy_settings()
+    assert documented.pop("listen").startswith("tcp:8080")
+    daemon = await start_daemon(make_settings(**documented))
+    try:
+        page = await deferToThread(redirect_of, daemon.port, "/api/health", "dash.example.com")
+        assert page.startswith(b"HTTP/1.1 200 "), page[:120]
+        upgraded = await deferToThread(handshake, daemon.port, "dash.example.com", "https://dash.example.com",
+                                       daemon.token())
+        assert upgraded.startswith(b"HTTP/1.1 101 "), upgraded[:120]
     finally:
         await daemon.stop()
