@@ -193,3 +193,13 @@ async def test_the_documented_reverse_proxy_configuration_serves_the_public_name
         assert upgraded.startswith(b"HTTP/1.1 101 "), upgraded[:120]
     finally:
         await daemon.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_absolute_form_target_for_a_foreign_host_is_refused(daemon):
+    """`GET http://attacker.example/metrics` names its host in the target,
+    which wins over the Host header (RFC 9112 3.2.2); it was served."""
+    foreign = await deferToThread(redirect_of, daemon.port, "http://attacker.example/metrics", "localhost")
+    assert foreign.startswith(b"HTTP/1.1 421 "), foreign[:120]
+    own = await deferToThread(redirect_of, daemon.port, f"http://localhost:{daemon.port}/api/health", "localhost")
+    assert own.startswith(b"HTTP/1.1 200 "), own[:120]
