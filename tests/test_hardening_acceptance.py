@@ -16,6 +16,7 @@ or a real `dashd` process.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -203,3 +204,53 @@ async def test_an_absolute_form_target_for_a_foreign_host_is_refused(daemon):
     assert foreign.startswith(b"HTTP/1.1 421 "), foreign[:120]
     own = await deferToThread(redirect_of, daemon.port, f"http://localhost:{daemon.port}/api/health", "localhost")
     assert own.startswith(b"HTTP/1.1 200 "), own[:120]
+
+
+def login_as(port: int, name: str, password: str, source: str) -> tuple[int, bytes]:
+    body = json.dumps({"username": name, "password": password}).encode()
+    head = (f"POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0)) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_per_user_login_budget_holds_for_every_spelling_of_the_name(make_settings, db_url):
+    """MySQL/MariaDB compare names case-insensitively: 'ALICE' logs in as
+    alice, but each spelling had its own budget of 5 failures, so guessers
+    spread over addresses got 5 guesses per spelling (2^n for n letters)."""
+    daemon = await start_daemon(make_settings(db=db_url))
+    try:
+        await daemon.service.users.add("alice", "viewer", "right-password-1")
+        port = daemon.port
+        for i, spelling in enumerate(["alice", "Alice", "aLice", "ALice", "alIce"]):
+            status, _ = await deferToThread(login_as, port, spelling, "wrong-password", f"127.0.5.{i + 1}")
+            assert status == 401, spelling
+        # A sixth guess, in yet another spelling from yet another address: back-off.
+        status, answer = await deferToThread(login_as, port, "ALICE", "wrong-password", "127.0.5.9")
+        assert status == 429, answer[:200]
+    finally:
+        await daemon.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_login_in_another_spelling_gets_the_stored_name(make_settings, db_url):
+    """Where the store matches names case-insensitively (MySQL), the token
+    and session carry the stored name, so `user disable alice` and the
+    audit log match the session exactly."""
+    daemon = await start_daemon(make_settings(db=db_url))
+    try:
+        await daemon.service.users.add("alice", "viewer", "right-password-1")
+        status, answer = await deferToThread(login_as, daemon.port, "ALICE", "right-password-1", "127.0.5.20")
+        if db_url.startswith("sqlite"):
+            assert status == 401  # SQLite compares names exactly: no such user
+            return
+        assert status == 200, answer[:200]
+        body = answer.split(b"\r\n\r\n", 1)[1]
+        assert b'"username":"alice"' in body.replace(b" ", b"")
+    finally:
+        await daemon.stop()
