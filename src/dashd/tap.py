@@ -98,6 +98,9 @@ class Options(usage.Options):
         except ConfigError as e:
             # One clear line and exit status 1, not the whole usage text.
             raise SystemExit(f"dashd: {e}") from None
+        if self.settings.metrics_token_file:
+            from dashd.ops.private import warn_if_shared
+            warn_if_shared(self.settings.metrics_token_file, "metrics_token_file")
 
 
 class ListenerService(Service):

@@ -233,6 +233,12 @@ class SiteGuard:
         # it takes only agent tokens).
         if not self.hosts.allows(host) and _endpoint_of(path) != INGEST_ENDPOINT:
             return Refusal(421, "bad_message", "this server does not serve that host name (see allowed_hosts)")
+        if not path.startswith(b"/") and path != b"*":
+            # An absolute-form target names the host itself, and it wins over
+            # the Host header (RFC 9112 3.2.2): check that name too.
+            authority = urlsplit(path.decode("latin-1")).netloc
+            if not authority or not self.hosts.allows(authority):
+                return Refusal(421, "bad_message", "this server does not serve that host name (see allowed_hosts)")
         limit = self.body_limit(path)
         if length is not None and length > limit:
             if limit == 0:

@@ -28,7 +28,7 @@ from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
 from dashd.auth.users import LoginThrottled, UserDirectory
 from dashd.ops.ratelog import SummarizedLog
-from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard
+from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
 
 log = Logger()
 
@@ -253,7 +253,8 @@ class _SessionResource(AsyncJsonResource):
         if origin is None:
             return
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins):
+        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins,
+                              self.core.settings.public_url):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
@@ -475,14 +476,26 @@ class RedirectToTLS(Resource):
         if self._public is not None:
             base = f"https://{self._public.netloc}"
         else:
-            host = (request.getRequestHostname() or b"localhost").decode("latin-1")
+            # The name the front door checked (the same parser), never the
+            # raw header: 'localhost:80/x' passed as 'localhost' but was
+            # echoed whole into the Location.
+            host = host_name_of((request.getHeader(b"host") or b"").decode("latin-1")) or "localhost"
             if ":" in host:
                 host = f"[{host}]"  # an IPv6 literal
             port = "" if self._tls_port in (None, 443) else f":{self._tls_port}"
             base = f"https://{host}{port}"
         request.setResponseCode(308)
-        request.setHeader(b"Location", (base + request.uri.decode("latin-1")).encode("latin-1"))
+        request.setHeader(b"Location", (base + _origin_form(request.uri.decode("latin-1"))).encode("latin-1"))
         return b""
+
+
+def _origin_form(uri: str) -> str:
+    """The path and query of a request target; an absolute-form target
+    ('http://name/x', RFC 9112 3.2.2) contributes only its path and query."""
+    if uri.startswith("/"):
+        return uri
+    parts = urlsplit(uri)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def revalidate_agents(core: Core, ingest: IngestServerFactory) -> None:
