@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from dashd.errors import Unavailable
 from dashd.ops.private import private_file
 from dashd.store.spill import SpillFile
 from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool
@@ -40,7 +41,7 @@ MAINTENANCE_TIMEOUT = 300 * SECOND  # migrations, rollups and pruning scan whole
 ROLLUP_LATE_MS = 10 * MINUTE_MS  # re-roll this far back each run, for late rows
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot answer now."""
 
 
