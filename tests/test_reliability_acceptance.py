@@ -4,10 +4,20 @@ after the issue's work was merged, each with the test that pins the fix.
 1. `resume` while the store is unavailable logged a full traceback per
    request ("resume could not read the store"): an outage is expected, so it
    is now one warning line, and the range the store would have supplied is a
-   `resume_gap` (the client refills it with `history` later)."""
+   `resume_gap` (the client refills it with `history` later).
+2. With MariaDB cut (connections dropped and new ones failing), `/api/ready`
+   took 0.3 to 2.3 s to answer 503 instead of at once: every operation,
+   readiness probes included, opened pool.max + 1 fresh connections in turn
+   (the retry meant for pooled connections the server dropped), each with a
+   whole deadline of its own. Now a connection that never opened is not
+   retried, and retries share the operation's one deadline.
+3. tests/test_readme.py ran only the ```sh/```python blocks: the INI, JSON,
+   YAML and SQL examples, the README's error line and its command table were
+   unchecked (section below)."""
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -19,7 +29,7 @@ from test_reliability import HUNG, QUERY_TIMEOUT, lines, mysql_via_forwarder, st
 from wsclient import connect
 
 from dashd.stream.hub import MemorySequence
-from dashd.store.database import StoreUnavailable
+from dashd.store.database import Store, StoreUnavailable
 
 
 def capture() -> tuple[list[dict], object]:
@@ -82,6 +92,71 @@ async def test_resume_during_a_mariadb_stall_answers_with_a_gap_and_logs_no_trac
     finally:
         forwarder.resume()
         await running.stop()
+
+
+
+# ----- 1b. a cut database: readiness answers at once
+
+
+@pytest_twisted.ensureDeferred
+async def test_readiness_during_a_cut_opens_one_connection_per_probe_not_one_per_pool_slot(
+        mysql_via_forwarder):  # noqa: F811
+    """MariaDB cut (pooled connections dropped, new ones closed at once): after
+    the first probe has found the pooled connections dead, each probe tries
+    exactly one fresh connection and says not ready; the retry meant for dead
+    pooled connections does not turn a refused server into pool.max + 1
+    connection attempts per operation."""
+    from twisted.internet import reactor
+
+    forwarder, via, _direct = mysql_via_forwarder
+    store = Store(via, reactor, query_timeout=QUERY_TIMEOUT)
+    store.startService()
+    try:
+        await store.ensure_schema()
+        assert await store.check() is True
+        forwarder.refuse_new = True
+        forwarder.cut()
+        assert await store.check() is False  # finds the pooled connections dead
+        for _ in range(3):
+            before = forwarder.accepted
+            assert await store.check() is False
+            assert forwarder.accepted - before == 1
+        forwarder.refuse_new = False
+        assert await store.check() is True
+    finally:
+        await store.stopService()
+
+
+class DroppingPool:
+    """A pool whose every operation fails as on a connection the server
+    dropped, taking `cost` seconds of the clock: records each deadline given."""
+
+    max = 3
+
+    def __init__(self, cost: float) -> None:
+        self.cost = cost
+        self.deadlines: list[float] = []
+
+    def run(self, clock, timeout, interaction, *args, settle=False):
+        import pymysql
+        from twisted.internet.defer import fail
+
+        self.deadlines.append(timeout)
+        clock.advance(self.cost)
+        return fail(pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_retries_on_dropped_connections_share_the_operations_one_deadline():
+    """The retries of one operation never run past its deadline: with a 2.5 s
+    deadline and attempts that take 1 s each, three attempts are made with
+    2.5, 1.5 and 0.5 s left, then the caller gets StoreUnavailable."""
+    clock = Clock()
+    store = Store("mysql://root@127.0.0.1:1/none", clock, query_timeout=2.5)
+    store.pool = DroppingPool(cost=1.0)
+    with pytest.raises(StoreUnavailable):
+        await store._run(lambda cursor: None)
+    assert store.pool.deadlines == [2.5, 1.5, 0.5]
 
 
 # ----- 2. the README's and docs' blocks and commands, beyond the sh/python blocks

@@ -322,17 +322,20 @@ class Store(Service):
         # fails the interaction that finds it dead; cp_reconnect only discards
         # it. Retry on a fresh one, once per pooled connection at most.
         retries = self.pool.max if self.dialect.name == "mysql" else 0
+        # One deadline for the operation, retries included.
+        deadline = self.clock.seconds() + (timeout or self.query_timeout)
         while True:
             try:
-                result = await self.pool.run(self.clock, timeout or self.query_timeout, interaction, *args,
-                                             settle=settle)
+                result = await self.pool.run(self.clock, max(deadline - self.clock.seconds(), 0.001), interaction,
+                                             *args, settle=settle)
                 break
             except DeadlineExceeded as e:
                 self._stalled = True
                 self._went_down(e)
                 raise StoreUnavailable(str(e)) from e
             except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
-                if retries > 0 and _connection_dropped(e) and not self._stalled:
+                if (retries > 0 and _connection_dropped(e) and not self._stalled
+                        and deadline - self.clock.seconds() > 0):
                     retries -= 1
                     continue
                 self._went_down(e)
@@ -692,6 +695,8 @@ def _connection_dropped(error: Exception) -> bool:
     discarded it), rather than because the server cannot be reached?"""
     import pymysql
 
+    if getattr(error, "never_opened", False):  # store/pool.py: a fresh connection that failed to open
+        return False
     if isinstance(error, (adbapi.ConnectionLost, pymysql.err.InterfaceError)):
         return True
     # 2006 server gone away, 2013 / 2055 connection lost during a query.

@@ -168,7 +168,14 @@ class DeadlinePool(adbapi.ConnectionPool):
         if conn is None and self.dbapiName == "pymysql":
             conn = self.dbapi.connect(*self.connargs, defer_connect=True, **self.connkw)
             self._attach(ticket, conn)
-            conn.connect()
+            try:
+                conn.connect()
+            except Exception as e:
+                # A connection that never opened: the server cannot be reached
+                # now, which another fresh connection would not change (the
+                # store retries only connections that died in the pool).
+                e.never_opened = True  # type: ignore[attr-defined]
+                raise
             self.connections[tid] = conn
             return conn
         if conn is None:
