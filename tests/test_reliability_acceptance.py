@@ -447,3 +447,15 @@ def test_agent_and_conformance_echo_start_as_the_readme_says(workspace):  # noqa
         echo.communicate(timeout=30)
     assert "connected to the hub as readme-agent" in agent_output, agent_output
     assert "Traceback" not in agent_output, agent_output
+
+
+def test_no_block_the_doc_test_runs_starts_containers_services_or_root_commands():
+    """test_readme runs every unmarked sh block on the tester's machine: one
+    that calls docker, systemctl or sudo (the `docker compose --profile host`
+    block was unmarked) would build and start containers there, or fail
+    where the tool is missing. Such blocks must carry a doc-test: skip."""
+    from test_readme import RUNNABLE
+
+    risky = re.compile(r"(^|[\s;|&(])(docker|systemctl|sudo|useradd|journalctl)\s", re.M)
+    offenders = [b.id for b in RUNNABLE if risky.search(b.code)]
+    assert offenders == [], f"mark these with <!-- doc-test: skip: REASON -->: {offenders}"
