@@ -459,3 +459,28 @@ def test_no_block_the_doc_test_runs_starts_containers_services_or_root_commands(
     risky = re.compile(r"(^|[\s;|&(])(docker|systemctl|sudo|useradd|journalctl)\s", re.M)
     offenders = [b.id for b in RUNNABLE if risky.search(b.code)]
     assert offenders == [], f"mark these with <!-- doc-test: skip: REASON -->: {offenders}"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_aborted_at_its_deadline_is_not_reported_as_lost(mysql_via_forwarder, store_events):  # noqa: F811
+    """In a stall the store aborts the connection it waited on; the log said
+    both "database unavailable" and "database connection lost (InterfaceError:
+    (0, ''))", the second being dashd's own abort. Only the first is true."""
+    from twisted.internet import reactor
+
+    forwarder, via, _direct = mysql_via_forwarder
+    store = Store(via, reactor, query_timeout=QUERY_TIMEOUT)
+    store.startService()
+    try:
+        await store.ensure_schema()
+        forwarder.stall()
+        assert await store.check() is False
+        with pytest.raises(StoreUnavailable):
+            await store._run(lambda cursor: cursor.execute("SELECT 1"))
+        forwarder.resume()
+        assert await store.check() is True
+        assert len(lines(store_events, "database unavailable")) == 1
+        assert lines(store_events, "connection lost") == []
+    finally:
+        forwarder.resume()
+        await store.stopService()

@@ -52,6 +52,7 @@ class Ticket:
     timeout: float
     state: str = "queued"
     connection: Any = None  # the DB-API connection while running
+    aborted: bool = False  # its connection was aborted at the deadline
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -133,6 +134,7 @@ class DeadlinePool(adbapi.ConnectionPool):
                 if state == "queued":
                     ticket.state = "expired"  # the pool thread will skip it
                 connection = ticket.connection
+                ticket.aborted = state == "running" and connection is not None
             if state == "running" and connection is not None:
                 abort_connection(connection)  # the thread fails promptly; settled follows
             if state in ("queued", "expired") or not settle:
@@ -230,6 +232,9 @@ class DeadlinePool(adbapi.ConnectionPool):
 
     def connection_lost(self, error: BaseException) -> None:
         """One warning per outage (pool threads; the flag is reset by the next commit)."""
+        ticket: Ticket | None = getattr(_current, "ticket", None)
+        if ticket is not None and ticket.aborted:
+            return  # aborted by its deadline, not lost: the store's "unavailable" line says so
         if not self._lost_logged:
             self._lost_logged = True
             log.warn("store: database connection lost ({error}); discarding it",
