@@ -484,3 +484,29 @@ async def test_a_connection_aborted_at_its_deadline_is_not_reported_as_lost(mysq
     finally:
         forwarder.resume()
         await store.stopService()
+
+
+def _shape(value):
+    """The keys of a JSON value, nested (values left out)."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    return type(value).__name__ if isinstance(value, (bool, str)) else "number" if value is not None else "null"
+
+
+def test_the_documented_health_and_ready_answers_have_the_live_shape(workspace):  # noqa: F811
+    """docs/operations.md shows what /api/health and /api/ready answer; load
+    balancers and scripts are written from it. (The ready example lacked
+    the `startup` check.)"""
+    work, port, _env = workspace
+    text = (ROOT / "docs" / "operations.md").read_text()
+    health_doc = json.loads(re.search(r'`(\{"status":"ok","time":[^`]*\})`', text).group(1))
+    [(_, ready_code)] = [b for b in JSON_BLOCKS if b[0].startswith("docs/operations.md") and '"checks"' in b[1]]
+    live = {}
+    for path in ("/api/health", "/api/ready"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            live[path] = json.loads(response.read())
+    assert _shape(live["/api/health"]) == _shape(health_doc)
+    documented = _shape(json.loads(ready_code))
+    actual = _shape(live["/api/ready"])
+    actual["checks"]["collector"]["last_sample_age"] = "number"  # null before the first sample
+    assert actual == documented
