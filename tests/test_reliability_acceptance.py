@@ -510,3 +510,24 @@ def test_the_documented_health_and_ready_answers_have_the_live_shape(workspace):
     actual = _shape(live["/api/ready"])
     actual["checks"]["collector"]["last_sample_age"] = "number"  # null before the first sample
     assert actual == documented
+
+
+def test_a_port_in_use_is_one_line_and_exit_1_not_a_traceback(tmp_path):
+    """`make run` while another dashd (or anything) holds the port: twistd
+    printed two chained tracebacks ending in CannotListenError. It is an
+    operator's everyday mistake: one line naming the endpoint and why."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
+        result = subprocess.run([str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--listen",
+                                 f"tcp:{port}:interface=127.0.0.1", "--state-dir", str(tmp_path / "state"),
+                                 "--static", str(tmp_path / "none")],
+                                capture_output=True, text=True, env=env, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"dashd: cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use" in output
+    assert "Traceback" not in output, output
