@@ -25,6 +25,9 @@ class StallingForwarder:
         self._closing = threading.Event()
         self._cut = threading.Event()
         self.accepted = 0
+        # While set, a new connection is accepted and closed at once (the
+        # server is down): with cut(), a database that is gone, not hung.
+        self.refuse_new = False
         self._thread = threading.Thread(target=self._run, name="stalling-forwarder", daemon=True)
         self._thread.start()
 
@@ -74,6 +77,9 @@ class StallingForwarder:
                     self._relay(sock)
 
     def _pair(self, client: socket.socket) -> None:
+        if self.refuse_new:
+            client.close()
+            return
         try:
             server = socket.create_connection(self.upstream, timeout=5)
         except OSError:

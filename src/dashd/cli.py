@@ -36,7 +36,10 @@ def _run_async(work: Callable[[Any], Any]) -> Any:
 
     def main(reactor):
         async def go():
-            outcome["value"] = await work(reactor)
+            try:
+                outcome["value"] = await work(reactor)
+            except Exception as e:  # re-raised below: task.react would print a traceback and exit 1
+                outcome["error"] = e
         return Deferred.fromCoroutine(go())
 
     try:
@@ -44,6 +47,8 @@ def _run_async(work: Callable[[Any], Any]) -> Any:
     except SystemExit as e:
         if e.code not in (0, None):
             raise
+    if "error" in outcome:
+        raise outcome["error"]
     return outcome.get("value")
 
 

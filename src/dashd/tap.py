@@ -15,6 +15,7 @@ import txaio
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.ssl import Certificate, KeyPair
@@ -98,6 +99,9 @@ class Options(usage.Options):
         except ConfigError as e:
             # One clear line and exit status 1, not the whole usage text.
             raise SystemExit(f"dashd: {e}") from None
+        if self.settings.metrics_token_file:
+            from dashd.ops.private import warn_if_shared
+            warn_if_shared(self.settings.metrics_token_file, "metrics_token_file")
 
 
 class ListenerService(Service):
@@ -126,7 +130,12 @@ class ListenerService(Service):
         failures: list = []
         d.addCallbacks(self._listened, failures.append)
         if failures:
-            # Raise at start-up so twistd exits with the reason (port in use...).
+            # Exit at start-up with the reason. A port in use is an operator's
+            # everyday mistake (`make run` twice): one line, not a traceback.
+            if failures[0].check(CannotListenError):
+                error = failures[0].value
+                reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+                raise SystemExit(f"dashd: cannot listen on {self.description}: {reason}")
             failures[0].raiseException()
 
     def _listened(self, port: IListeningPort) -> IListeningPort:

@@ -72,7 +72,10 @@ def load_or_create_secret(path: str) -> bytes:
             key = f.read().strip()
     except FileNotFoundError:
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        # A directory created to hold the key is private (0700 under any
+        # umask that leaves the owner's bits): `dashd token` on a fresh
+        # state directory used to create it 0755.
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         key = secrets.token_hex(32).encode("ascii")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -186,7 +186,7 @@ class UserDirectory:
             return None
         password = secrets.token_urlsafe(18)
         await self.add("admin", "admin", password)
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
         path = os.path.join(state_dir, INITIAL_PASSWORD_FILE)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -223,7 +223,10 @@ class UserDirectory:
         now = self._now()
         shown = printable(name, 64)
         try:
-            reservation = self.throttle.reserve(name, address, now)
+            # One budget per name whatever its case: MySQL/MariaDB compare
+            # user names case-insensitively, so 'ALICE' and 'Alice' are alice
+            # there and each spelling used to have a budget of its own.
+            reservation = self.throttle.reserve(name.lower(), address, now)
         except LoginThrottled as e:
             self._log.warn("login-throttled", "login for {user} from {address} throttled for {wait:.0f}s",
                            user=shown, address=address, wait=e.retry_after)
@@ -251,6 +254,7 @@ class UserDirectory:
                            user=shown, address=address, reason=reason, count=count)
             raise AuthError("wrong username or password" if reason == "bad credentials" else "user disabled")
         reservation.succeeded()
+        name = user["name"]  # the stored spelling: revocations and audit match it exactly
         session_id, refresh_jti = uuid.uuid4().hex, uuid.uuid4().hex
         expires_ms = now + int(self.refresh_ttl * 1000)
         await self._store.execute(

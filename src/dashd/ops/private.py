@@ -36,3 +36,16 @@ def private_file(path: str) -> None:
             continue
         if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
             os.chmod(candidate, 0o600)
+
+
+def warn_if_shared(path: str, what: str) -> bool:
+    """Log a warning when the secret file `path` is readable or writable by
+    group or others (as for the signing key); True when it was."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return False
+    if not mode & 0o077:
+        return False
+    log.warn("{what} {path} is readable by others (mode {mode:o}); chmod 600 it", what=what, path=path, mode=mode)
+    return True

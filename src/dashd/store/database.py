@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from dashd.errors import Unavailable
 from dashd.ops.private import private_file
 from dashd.store.spill import SpillFile
 from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
@@ -40,7 +41,7 @@ MAINTENANCE_TIMEOUT = 300 * SECOND  # migrations, rollups and pruning scan whole
 ROLLUP_LATE_MS = 10 * MINUTE_MS  # re-roll this far back each run, for late rows
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot answer now."""
 
 
@@ -375,17 +376,20 @@ class Store(Service):
         # fails the interaction that finds it dead; cp_reconnect only discards
         # it. Retry on a fresh one, once per pooled connection at most.
         retries = pool.max if self.dialect.name == "mysql" else 0
+        # One deadline for the operation, retries included.
+        deadline = self.clock.seconds() + (timeout or self.query_timeout)
         while True:
             try:
-                result = await pool.run(self.clock, timeout or self.query_timeout, interaction, *args,
-                                        settle=settle, cancel_running=self._kill_query)
+                result = await pool.run(self.clock, max(deadline - self.clock.seconds(), 0.001), interaction,
+                                        *args, settle=settle, cancel_running=self._kill_query)
                 break
             except DeadlineExceeded as e:
                 self._stalled = True
                 self._went_down(e)
                 raise StoreUnavailable(str(e)) from e
             except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
-                if retries > 0 and _connection_dropped(e) and not self._stalled:
+                if (retries > 0 and _connection_dropped(e) and not self._stalled
+                        and deadline - self.clock.seconds() > 0):
                     retries -= 1
                     continue
                 self._went_down(e)
@@ -803,6 +807,8 @@ def _connection_dropped(error: Exception) -> bool:
     discarded it), rather than because the server cannot be reached?"""
     import pymysql
 
+    if getattr(error, "never_opened", False):  # store/pool.py: a fresh connection that failed to open
+        return False
     if isinstance(error, (adbapi.ConnectionLost, pymysql.err.InterfaceError)):
         return True
     # 2006 server gone away, 2013 / 2055 connection lost during a query.

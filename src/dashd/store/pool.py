@@ -52,6 +52,7 @@ class Ticket:
     timeout: float
     state: str = "queued"
     connection: Any = None  # the DB-API connection while running
+    aborted: bool = False  # its connection was aborted at the deadline
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -154,6 +155,7 @@ class DeadlinePool(adbapi.ConnectionPool):
                 if state == "queued":
                     ticket.state = "expired"  # the pool thread will skip it
                 connection = ticket.connection
+                ticket.aborted = state == "running" and connection is not None
             if state == "running" and connection is not None:
                 abort_connection(connection)  # the thread fails promptly; settled follows
             if state in ("queued", "expired") or not settle:
@@ -189,7 +191,14 @@ class DeadlinePool(adbapi.ConnectionPool):
         if conn is None and self.dbapiName == "pymysql":
             conn = self.dbapi.connect(*self.connargs, defer_connect=True, **self.connkw)
             self._attach(ticket, conn)
-            conn.connect()
+            try:
+                conn.connect()
+            except Exception as e:
+                # A connection that never opened: the server cannot be reached
+                # now, which another fresh connection would not change (the
+                # store retries only connections that died in the pool).
+                e.never_opened = True  # type: ignore[attr-defined]
+                raise
             self.connections[tid] = conn
             return conn
         if conn is None:
@@ -244,6 +253,9 @@ class DeadlinePool(adbapi.ConnectionPool):
 
     def connection_lost(self, error: BaseException) -> None:
         """One warning per outage (pool threads; the flag is reset by the next commit)."""
+        ticket: Ticket | None = getattr(_current, "ticket", None)
+        if ticket is not None and ticket.aborted:
+            return  # aborted by its deadline, not lost: the store's "unavailable" line says so
         if not self._lost_logged:
             self._lost_logged = True
             log.warn("store: database connection lost ({error}); discarding it",

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from dashd.errors import Unavailable
 from dashd.timefmt import iso_ms
 
 from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
@@ -474,6 +475,12 @@ class StreamHub(Service):
                 if backfill is not None:
                     try:
                         stored = list(await backfill(missing_from, missing_to))
+                    except Unavailable as e:
+                        # Expected during an outage: one line, and the range is a gap.
+                        self.log.warn("resume: the store cannot answer ({reason}); reporting "
+                                      "seq {from_seq}..{to_seq} as a gap", reason=str(e),
+                                      from_seq=missing_from, to_seq=missing_to)
+                        stored = []
                     except Exception:
                         self.log.failure("resume could not read the store; reporting a gap")
                         stored = []

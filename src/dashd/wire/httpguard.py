@@ -211,7 +211,15 @@ class SiteGuard:
     refusals: SummarizedLog | None = None
 
     def body_limit(self, path: bytes) -> int:
-        return self.body_limits.get(path.split(b"?", 1)[0], 0)
+        """Largest body the route takes (0: none). Exact paths, or a prefix
+        given as a key ending in "/"."""
+        route = path.split(b"?", 1)[0]
+        if route in self.body_limits:
+            return self.body_limits[route]
+        for prefix, limit in self.body_limits.items():
+            if prefix.endswith(b"/") and route.startswith(prefix):
+                return limit
+        return 0
 
     def check_head(self, path: bytes, request: Request, length: int | None) -> Refusal | None:
         """A complete request head (line and headers), before its body."""
@@ -225,6 +233,12 @@ class SiteGuard:
         # it takes only agent tokens).
         if not self.hosts.allows(host) and _endpoint_of(path) != INGEST_ENDPOINT:
             return Refusal(421, "bad_message", "this server does not serve that host name (see allowed_hosts)")
+        if not path.startswith(b"/") and path != b"*":
+            # An absolute-form target names the host itself, and it wins over
+            # the Host header (RFC 9112 3.2.2): check that name too.
+            authority = urlsplit(path.decode("latin-1")).netloc
+            if not authority or not self.hosts.allows(authority):
+                return Refusal(421, "bad_message", "this server does not serve that host name (see allowed_hosts)")
         limit = self.body_limit(path)
         if length is not None and length > limit:
             if limit == 0:

@@ -96,11 +96,17 @@ def client_address(request_peer: str, headers: dict, trusted_proxies: tuple[str,
     return address
 
 
-def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...]) -> bool:
+def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...],
+                   public_url: str = "") -> bool:
     if "*" in allowed:
         return True
     origin = origin.rstrip("/").lower()
     if origin in (a.rstrip("/").lower() for a in allowed):
+        return True
+    if public_url and origin == public_origin(public_url):
+        # Behind a TLS-terminating proxy the page is https://<public name>
+        # while this listener is plain HTTP: the same-origin default below
+        # cannot match it.
         return True
     if not allowed:
         # Default: only the daemon's own origin (the Host the browser dialled).
@@ -111,6 +117,12 @@ def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[s
             return False
         return parts.scheme == scheme and parts.netloc == host_header.lower()
     return False
+
+
+def public_origin(public_url: str) -> str:
+    """'https://Dash.example.com/app' -> 'https://dash.example.com'."""
+    parts = urlsplit(public_url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 log = Logger()
@@ -153,7 +165,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         address = client_address(request.peer, headers, core.settings.trusted_proxies)
         origin = headers.get("origin")
         if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
-                                                     core.settings.allowed_origins):
+                                                     core.settings.allowed_origins, core.settings.public_url):
             factory.refusals.info("handshake-origin", "refused a handshake from {address}: origin {origin} not allowed",
                                   address=address, origin=printable(origin))
             if core.telemetry is not None:

@@ -28,7 +28,7 @@ from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
 from dashd.auth.users import LoginThrottled, UserDirectory
 from dashd.ops.ratelog import SummarizedLog
-from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard
+from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
 
 log = Logger()
 
@@ -47,7 +47,10 @@ SECURITY_HEADERS = {
 # Refresh and logout read none, but clients that always send JSON send `{}`:
 # a few bytes are accepted and ignored there.
 IGNORED_BODY = 64
-BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY}
+# Routes that take a body, and how large; a key ending in "/" covers every
+# path below it (the alerting API's PUT/POST routes take JSON documents).
+BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY,
+               b"/api/alerting/": MAX_JSON_BODY}
 
 
 def spa_csp(public_url: str) -> bytes:
@@ -272,7 +275,8 @@ class _SessionResource(AsyncJsonResource):
         if origin is None:
             return
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins):
+        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins,
+                              self.core.settings.public_url):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
@@ -498,14 +502,26 @@ class RedirectToTLS(Resource):
         if self._public is not None:
             base = f"https://{self._public.netloc}"
         else:
-            host = (request.getRequestHostname() or b"localhost").decode("latin-1")
+            # The name the front door checked (the same parser), never the
+            # raw header: 'localhost:80/x' passed as 'localhost' but was
+            # echoed whole into the Location.
+            host = host_name_of((request.getHeader(b"host") or b"").decode("latin-1")) or "localhost"
             if ":" in host:
                 host = f"[{host}]"  # an IPv6 literal
             port = "" if self._tls_port in (None, 443) else f":{self._tls_port}"
             base = f"https://{host}{port}"
         request.setResponseCode(308)
-        request.setHeader(b"Location", (base + request.uri.decode("latin-1")).encode("latin-1"))
+        request.setHeader(b"Location", (base + _origin_form(request.uri.decode("latin-1"))).encode("latin-1"))
         return b""
+
+
+def _origin_form(uri: str) -> str:
+    """The path and query of a request target; an absolute-form target
+    ('http://name/x', RFC 9112 3.2.2) contributes only its path and query."""
+    if uri.startswith("/"):
+        return uri
+    parts = urlsplit(uri)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def revalidate_agents(core: Core, ingest: IngestServerFactory) -> None:
