@@ -244,6 +244,7 @@ export default function Dashboard({ auth, theme }) {
   );
 
   const loadNotifications = notes.load;
+  const { onAckMessage, onNotifications } = notes;
 
   /**
    * Samples neither the replay ring nor the store could deliver: refill the
@@ -307,7 +308,7 @@ export default function Dashboard({ auth, theme }) {
             break;
           case 'notification_ack':
             store.noteSeq(msg.seq);
-            notes.onAckMessage(msg.data);
+            onAckMessage(msg.data);
             break;
           case 'resume_gap':
             refillGap(msg.data);
@@ -326,7 +327,7 @@ export default function Dashboard({ auth, theme }) {
         }
       }
       if (fresh.length) {
-        notes.onNotifications(fresh);
+        onNotifications(fresh);
         const cutoff = Date.now() - TOAST_MAX_AGE_MS;
         for (const n of fresh) {
           if (n.level === 'critical' && !n.acknowledged_by && toEpochMs(n.timestamp) >= cutoff) {
@@ -346,7 +347,7 @@ export default function Dashboard({ auth, theme }) {
       // measured time covers store, chart draws and the tile render.
       queueMicrotask(() => profiler.record(start, profiler.now()));
     },
-    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, notes.onAckMessage, notes.onNotifications, outages],
+    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, onAckMessage, onNotifications, outages],
   );
 
   const onConnected = useCallback(

@@ -169,12 +169,15 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
       if (!document.hidden && live.current.dirty) draw();
     };
     document.addEventListener('visibilitychange', onVisible);
+    // The ref holds one mutable object for the chart's life; the cleanup
+    // clears the timers of that same object.
+    const state = live.current;
     return () => {
       unsubscribe();
-      clearTimeout(live.current.trailing);
-      clearTimeout(live.current.statsTimer);
-      live.current.trailing = null;
-      live.current.statsTimer = null;
+      clearTimeout(state.trailing);
+      clearTimeout(state.statsTimer);
+      state.trailing = null;
+      state.statsTimer = null;
       document.removeEventListener('visibilitychange', onVisible);
       registry?.delete(id);
       chart.destroy();
