@@ -3,7 +3,8 @@
 // offline / unauthorized.
 
 import { useEffect, useState } from 'react';
-import { SECOND_MS, formatRate } from '../services/dashboardService.js';
+import { SECOND_MS } from '../services/constants';
+import { formatRate } from '../services/format';
 
 const COUNTDOWN_TICK_MS = 250;
 

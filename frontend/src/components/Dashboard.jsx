@@ -10,7 +10,7 @@
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import ConnectionStatus from './ConnectionStatus.jsx';
-import ControlPanel from './ControlPanel.jsx';
+import ControlPanel from './ControlPanel';
 import MetricsChart from './MetricsChart.jsx';
 import MetricTiles from './MetricTiles.jsx';
 import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
@@ -26,27 +26,13 @@ import { useNotificationState } from '../hooks/useNotificationState.js';
 import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps.js';
 import { readPreference, writePreference } from '../services/preferences.js';
 import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket.js';
-import { AUTH } from '../hooks/useAuth.js';
+import { AUTH } from '../hooks/useAuth';
 import { createSeriesStore } from '../services/seriesStore.js';
 import { createFrameProfiler } from '../services/frameProfiler.js';
-import {
-  CHART_GROUPS,
-  DEFAULT_UNITS,
-  HOUR_MS,
-  MAX_WINDOW_MS,
-  METRIC_GROUPS,
-  MINUTE_MS,
-  RATE_CHOICES,
-  SECOND_MS,
-  TILE_METRICS,
-  TIME_WINDOWS,
-  expandMetrics,
-  historyToSeries,
-  roleAtLeast,
-  subscriptionFor,
-  toEpochMs,
-  toSample,
-} from '../services/dashboardService.js';
+import { historyToSeries, toEpochMs, toSample } from '../protocol/parse';
+import { CHART_GROUPS, expandMetrics } from '../services/chartGroups';
+import { DEFAULT_UNITS, HOUR_MS, MAX_WINDOW_MS, METRIC_GROUPS, MINUTE_MS, RATE_CHOICES, SECOND_MS, TILE_METRICS, TIME_WINDOWS, subscriptionFor } from '../services/constants';
+import { roleAtLeast } from '../services/roles';
 
 /** Points asked per series when filling a window from `history`. */
 export const HISTORY_MAX_POINTS = 1000;

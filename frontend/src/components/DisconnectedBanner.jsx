@@ -3,7 +3,8 @@
 // dims its tiles and charts at the same time (.app.is-disconnected).
 
 import { useEffect, useState } from 'react';
-import { SECOND_MS, formatClock, formatDuration } from '../services/dashboardService.js';
+import { SECOND_MS } from '../services/constants';
+import { formatClock, formatDuration } from '../services/format';
 
 const TICK_MS = 1 * SECOND_MS;
 

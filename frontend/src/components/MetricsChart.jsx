@@ -13,7 +13,8 @@
 import { memo, useId, useLayoutEffect, useRef, useState } from 'react';
 import { Chart, applyTheme, datasetStyle, lineChartOptions } from './chartSetup.js';
 import ChartLegend from './ChartLegend.jsx';
-import { SECOND_MS, MINUTE_MS, formatClock, formatMetric } from '../services/dashboardService.js';
+import { SECOND_MS, MINUTE_MS } from '../services/constants';
+import { formatClock, formatMetric } from '../services/format';
 import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps.js';
 import { formatRate } from '../services/units.js';
 

@@ -12,7 +12,8 @@ import {
   PointElement,
   Tooltip,
 } from 'chart.js';
-import { SECOND_MS, axisTitle, formatAxisTick, formatClock, formatMetric } from '../services/dashboardService.js';
+import { SECOND_MS } from '../services/constants';
+import { axisTitle, formatAxisTick, formatClock, formatMetric } from '../services/format';
 import { formatRate, formatRateTick, rateTicks } from '../services/units.js';
 
 /**

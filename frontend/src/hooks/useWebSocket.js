@@ -23,13 +23,9 @@
 // Options live in a ref so the socket effect depends only on the URL.
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import {
-  RECONNECT_MAX_MS,
-  SECOND_MS,
-  backoffDelay,
-  isStreamMessage,
-  parseMessage,
-} from '../services/dashboardService.js';
+import { isStreamMessage, parseMessage } from '../protocol/parse';
+import { RECONNECT_MAX_MS, backoffDelay } from '../services/backoff';
+import { SECOND_MS } from '../services/constants';
 
 export const CONNECT_TIMEOUT_MS = 10 * SECOND_MS;
 export const PING_INTERVAL_MS = 5 * SECOND_MS;

@@ -10,7 +10,7 @@ import {
   STATUS,
   useWebSocket,
 } from './useWebSocket.js';
-import { RECONNECT_MAX_MS } from '../services/dashboardService.js';
+import { RECONNECT_MAX_MS } from '../services/backoff';
 
 const FRAME_MS = 16;
 const URL = 'ws://dashd.test/dashboard';

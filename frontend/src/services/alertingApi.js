@@ -3,7 +3,7 @@
 // the session's bearer token; an error answer becomes an ApiError whose
 // message is the daemon's one-line reason.
 
-import { ApiError } from './authService.js';
+import { ApiError } from './authService';
 
 const BASE = '/api/alerting';
 

@@ -8,7 +8,7 @@
 // marker in its middle; min-max decimation keeps it, since a marker in a
 // pixel column of its own is always emitted.
 
-import { SECOND_MS } from './dashboardService.js';
+import { SECOND_MS } from './constants';
 
 /** Samples missing for more than this many expected steps make a break. */
 export const GAP_INTERVALS = 2.5;

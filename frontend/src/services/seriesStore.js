@@ -6,7 +6,7 @@
 // bounded by time (the largest chart window plus slack) and by count, so a
 // dashboard left open for days keeps a flat memory footprint.
 
-import { MAX_WINDOW_MS, MINUTE_MS } from './dashboardService.js';
+import { MAX_WINDOW_MS, MINUTE_MS } from './constants';
 
 /** Keep a little more than the largest window so a window switch has data at its left edge. */
 export const RETENTION_MS = MAX_WINDOW_MS + 2 * MINUTE_MS;

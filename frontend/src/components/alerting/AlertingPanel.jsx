@@ -4,7 +4,7 @@
 
 import { useMemo } from 'react';
 import { createAlertingApi } from '../../services/alertingApi.js';
-import { roleAtLeast } from '../../services/dashboardService.js';
+import { roleAtLeast } from '../../services/roles';
 import AlertTimeline from './AlertTimeline.jsx';
 import ChannelsCard from './ChannelsCard.jsx';
 import DeliveryLog from './DeliveryLog.jsx';
