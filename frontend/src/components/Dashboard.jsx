@@ -25,7 +25,7 @@ import { alertLinkParams } from '../services/alertingApi.js';
 import { useNotificationState } from '../hooks/useNotificationState.js';
 import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps.js';
 import { readPreference, writePreference } from '../services/preferences.js';
-import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket.js';
+import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket';
 import { AUTH } from '../hooks/useAuth';
 import { createSeriesStore } from '../services/seriesStore.js';
 import { createFrameProfiler } from '../services/frameProfiler.js';

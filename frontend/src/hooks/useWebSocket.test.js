@@ -9,7 +9,7 @@ import {
   PONG_TIMEOUT_MS,
   STATUS,
   useWebSocket,
-} from './useWebSocket.js';
+} from './useWebSocket';
 import { RECONNECT_MAX_MS } from '../services/backoff';
 
 const FRAME_MS = 16;
