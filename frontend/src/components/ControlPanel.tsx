@@ -5,7 +5,7 @@
 import { useId } from 'react';
 import { METRIC_GROUPS, RATE_CHOICES, TIME_WINDOWS } from '../services/constants';
 import { formatRate } from '../services/format';
-import { NETWORK_UNITS } from '../services/units.js';
+import { NETWORK_UNITS } from '../services/units';
 
 const isRate = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
 

@@ -5,7 +5,7 @@
 import { useLayoutEffect, useRef } from 'react';
 import { THRESHOLDS } from '../services/constants';
 import { formatAgo, formatMetricParts, levelFor } from '../services/format';
-import { sparkRange, trendTone } from '../services/units.js';
+import { sparkRange, trendTone } from '../services/units';
 
 export const SPARK_POINTS = 60;
 const SPARK_HEIGHT_PX = 32;

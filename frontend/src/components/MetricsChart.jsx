@@ -16,7 +16,7 @@ import ChartLegend from './ChartLegend.jsx';
 import { SECOND_MS, MINUTE_MS } from '../services/constants';
 import { formatClock, formatMetric } from '../services/format';
 import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps.js';
-import { formatRate } from '../services/units.js';
+import { formatRate } from '../services/units';
 
 const X_STEP_MS = [
   [MINUTE_MS, 10 * SECOND_MS],

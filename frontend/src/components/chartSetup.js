@@ -14,7 +14,7 @@ import {
 } from 'chart.js';
 import { SECOND_MS } from '../services/constants';
 import { axisTitle, formatAxisTick, formatClock, formatMetric } from '../services/format';
-import { formatRate, formatRateTick, rateTicks } from '../services/units.js';
+import { formatRate, formatRateTick, rateTicks } from '../services/units';
 
 /**
  * Shades known outages (options.plugins.outages.spans, [{from, to}] in ms)
