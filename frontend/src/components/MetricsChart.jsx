@@ -15,7 +15,7 @@ import { Chart, applyTheme, datasetStyle, lineChartOptions } from './chartSetup.
 import ChartLegend from './ChartLegend.jsx';
 import { SECOND_MS, MINUTE_MS } from '../services/constants';
 import { formatClock, formatMetric } from '../services/format';
-import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps.js';
+import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps';
 import { formatRate } from '../services/units';
 
 const X_STEP_MS = [

@@ -51,7 +51,7 @@ vi.mock('chart.js', () => {
 type FakeChart = { data: { datasets: FakeDataset[] }; updates: string[]; destroyed: boolean };
 const { Chart } = (await import('chart.js')) as unknown as { Chart: { instances: FakeChart[] } };
 const { default: MetricsChart } = await import('./MetricsChart.jsx');
-const { createSeriesStore } = await import('../services/seriesStore.js');
+const { createSeriesStore } = await import('../services/seriesStore');
 
 const T0 = Date.parse('2026-11-26T10:00:00.000Z');
 const WINDOW_MS = 60_000;

@@ -1,7 +1,7 @@
 // window.__dashd: published while a dashboard is mounted, withdrawn after,
 // and mergeSeries loads a test's data into the real series store.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createSeriesStore } from '../services/seriesStore.js';
+import { createSeriesStore } from '../services/seriesStore';
 import { createDiagnostics, installDiagnostics, type DiagnosticsChart } from './dashdDiagnostics';
 
 const profiler = { setMeasuring: vi.fn(), stats: vi.fn(), samples: vi.fn(), reset: vi.fn() };
