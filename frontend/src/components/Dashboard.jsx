@@ -9,19 +9,19 @@
 // live in hooks/useNotificationState.js.
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import ConnectionStatus from './ConnectionStatus.jsx';
+import ConnectionStatus from './ConnectionStatus';
 import ControlPanel from './ControlPanel';
 import MetricsChart from './MetricsChart.jsx';
 import MetricTiles from './MetricTiles.jsx';
 import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
 import NotificationsPanel from './NotificationsPanel.jsx';
 import ActiveAlerts from './ActiveAlerts.jsx';
-import DisconnectedBanner from './DisconnectedBanner.jsx';
+import DisconnectedBanner from './DisconnectedBanner';
 import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
 import AlertingPanel from './alerting/AlertingPanel.jsx';
 import AlertRangeView from './alerting/AlertRangeView.jsx';
-import { alertLinkParams } from '../services/alertingApi.js';
+import { alertLinkParams } from '../services/alertingApi';
 import { useNotificationState } from '../hooks/useNotificationState.js';
 import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps';
 import { readPreference, writePreference } from '../services/preferences';

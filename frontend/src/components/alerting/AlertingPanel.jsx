@@ -3,7 +3,7 @@
 // for everyone (operators create silences).
 
 import { useMemo } from 'react';
-import { createAlertingApi } from '../../services/alertingApi.js';
+import { createAlertingApi } from '../../services/alertingApi';
 import { roleAtLeast } from '../../services/roles';
 import AlertTimeline from './AlertTimeline.jsx';
 import ChannelsCard from './ChannelsCard.jsx';

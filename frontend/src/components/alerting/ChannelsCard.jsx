@@ -2,7 +2,7 @@
 // the receiver's answer, and a form to add or change an API channel.
 
 import { useCallback, useState } from 'react';
-import { channelPayload } from '../../services/alertingApi.js';
+import { channelPayload } from '../../services/alertingApi';
 import { useLoader } from './useLoader.js';
 
 export const EMPTY_CHANNEL = {

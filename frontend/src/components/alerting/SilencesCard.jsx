@@ -2,7 +2,7 @@
 // operators and admins create and expire them.
 
 import { useCallback, useState } from 'react';
-import { silencePayload } from '../../services/alertingApi.js';
+import { silencePayload } from '../../services/alertingApi';
 import { formatTime, useLoader } from './useLoader.js';
 
 const EMPTY = { matchers: [{ name: 'host', op: '=', value: '' }], hours: '2', comment: '' };

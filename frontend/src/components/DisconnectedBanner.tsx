@@ -5,10 +5,18 @@
 import { useEffect, useState } from 'react';
 import { SECOND_MS } from '../services/constants';
 import { formatClock, formatDuration } from '../services/format';
+import type { Status } from '../connection/DashboardConnection';
 
 const TICK_MS = 1 * SECOND_MS;
 
-export default function DisconnectedBanner({ since, status, onRetry }) {
+export interface DisconnectedBannerProps {
+  /** Epoch ms since when the page has had no connection. */
+  since: number;
+  status: Status;
+  onRetry: () => void;
+}
+
+export default function DisconnectedBanner({ since, status, onRetry }: DisconnectedBannerProps) {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const t = setInterval(() => setNow(Date.now()), TICK_MS);
