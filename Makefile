@@ -76,8 +76,12 @@ chromium:
 test-e2e: install test-deps frontend chromium
 	@if [ -f frontend/package.json ]; then cd frontend && npm run e2e; fi
 
+# TypeScript and ESLint gates on the SPA (tsc --noEmit, flat config with the React hooks rules).
+lint-js: frontend
+	@if [ -f frontend/package.json ]; then cd frontend && npm run typecheck && npm run lint; fi
+
 # JavaScript first, Python last: the closing line is pytest's summary.
-test: test-js test-e2e test-py
+test: lint-js test-js test-e2e test-py
 
 bench: install test-deps
 	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd.bench $(if $(QUICK),--quick,) --json bench/results/latest.json

@@ -3,12 +3,51 @@
 // the session's bearer token; an error answer becomes an ApiError whose
 // message is the daemon's one-line reason.
 
-import { ApiError } from './authService.js';
+import { ApiError } from './authService';
 
 const BASE = '/api/alerting';
 
-async function readError(res) {
-  let body = null;
+type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+type Json = Record<string, unknown>;
+
+/** The channel form's fields (components/alerting/ChannelsCard). */
+export interface ChannelForm {
+  kind: string;
+  timeout: string | number;
+  host: string;
+  port: string | number;
+  security: string;
+  username: string;
+  password: string;
+  from: string;
+  to: string;
+  url: string;
+  format: string;
+  resendInterval: string | number;
+  headers: Array<{ name: string; value: string }>;
+}
+
+/** The silence form's fields (components/alerting/SilencesCard). */
+export interface SilenceForm {
+  matchers: Array<{ name: string; op: string; value: string }>;
+  hours: string | number;
+  comment: string;
+}
+
+export interface AlertingApi {
+  channels(): Promise<Json | null>;
+  saveChannel(name: string, data: Json): Promise<Json | null>;
+  deleteChannel(name: string): Promise<Json | null>;
+  testChannel(name: string): Promise<Json | null>;
+  deliveries(limit?: number, status?: string): Promise<Json | null>;
+  silences(): Promise<Json | null>;
+  createSilence(data: Json): Promise<Json | null>;
+  expireSilence(id: string): Promise<Json | null>;
+  timeline(fromMs: number, toMs: number, limit?: number): Promise<Json | null>;
+}
+
+async function readError(res: Response): Promise<ApiError> {
+  let body: { error?: { code?: string; message?: string } } | null = null;
   try {
     body = await res.json();
   } catch {
@@ -18,9 +57,9 @@ async function readError(res) {
   return new ApiError(res.status, err?.code, err?.message || res.statusText);
 }
 
-export function createAlertingApi(getToken, fetchImpl = (...args) => fetch(...args)) {
-  async function call(method, path, body) {
-    const headers = { Authorization: `Bearer ${getToken() || ''}` };
+export function createAlertingApi(getToken: () => string | null, fetchImpl: FetchLike = (input, init) => fetch(input, init)): AlertingApi {
+  async function call(method: string, path: string, body?: unknown): Promise<Json | null> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${getToken() || ''}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await fetchImpl(`${BASE}/${path}`, {
       method,
@@ -31,7 +70,7 @@ export function createAlertingApi(getToken, fetchImpl = (...args) => fetch(...ar
     if (!res.ok) throw await readError(res);
     return res.status === 204 ? null : res.json();
   }
-  const name = (n) => encodeURIComponent(n);
+  const name = (n: string) => encodeURIComponent(n);
   return {
     channels: () => call('GET', 'channels'),
     saveChannel: (n, data) => call('PUT', `channels/${name(n)}`, data),
@@ -51,8 +90,8 @@ export function createAlertingApi(getToken, fetchImpl = (...args) => fetch(...ar
  * are left out (the daemon keeps the stored ones); header values left empty
  * are sent as null for the same reason.
  */
-export function channelPayload(form) {
-  const data = { kind: form.kind, timeout: Number(form.timeout) || 10 };
+export function channelPayload(form: ChannelForm): Json {
+  const data: Json = { kind: form.kind, timeout: Number(form.timeout) || 10 };
   if (form.kind === 'email') {
     Object.assign(data, {
       host: form.host.trim(),
@@ -67,7 +106,7 @@ export function channelPayload(form) {
     if (form.url.trim()) data.url = form.url.trim(); // empty when editing: keep the stored URL
     if (form.kind === 'webhook') data.format = form.format;
     if (form.kind === 'alertmanager') data.resend_interval = Number(form.resendInterval) || 60;
-    const headers = {};
+    const headers: Record<string, string | null> = {};
     for (const h of form.headers) {
       if (h.name.trim()) headers[h.name.trim()] = h.value === '' ? null : h.value;
     }
@@ -77,7 +116,7 @@ export function channelPayload(form) {
 }
 
 /** Silence form fields as the API's request. */
-export function silencePayload(form) {
+export function silencePayload(form: SilenceForm): Json {
   const matchers = form.matchers
     .filter((m) => m.name.trim())
     .map((m) => ({ name: m.name.trim(), op: m.op, value: m.value }));
@@ -85,7 +124,7 @@ export function silencePayload(form) {
 }
 
 /** Parameters of a dashboard link from an alert: `/?from=<ms>&to=<ms>&host=<h>`. */
-export function alertLinkParams(search) {
+export function alertLinkParams(search: string | null | undefined): { from: number; to: number; host: string | null } | null {
   const params = new URLSearchParams(search || '');
   const from = Number(params.get('from'));
   const to = Number(params.get('to'));

@@ -3,11 +3,20 @@
 // dims its tiles and charts at the same time (.app.is-disconnected).
 
 import { useEffect, useState } from 'react';
-import { SECOND_MS, formatClock, formatDuration } from '../services/dashboardService.js';
+import { SECOND_MS } from '../services/constants';
+import { formatClock, formatDuration } from '../services/format';
+import type { Status } from '../connection/DashboardConnection';
 
 const TICK_MS = 1 * SECOND_MS;
 
-export default function DisconnectedBanner({ since, status, onRetry }) {
+export interface DisconnectedBannerProps {
+  /** Epoch ms since when the page has had no connection. */
+  since: number;
+  status: Status;
+  onRetry: () => void;
+}
+
+export default function DisconnectedBanner({ since, status, onRetry }: DisconnectedBannerProps) {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const t = setInterval(() => setNow(Date.now()), TICK_MS);

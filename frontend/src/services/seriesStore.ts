@@ -6,7 +6,48 @@
 // bounded by time (the largest chart window plus slack) and by count, so a
 // dashboard left open for days keeps a flat memory footprint.
 
-import { MAX_WINDOW_MS, MINUTE_MS } from './dashboardService.js';
+import type { Point, Sample } from '../protocol/types';
+import { MAX_WINDOW_MS, MINUTE_MS } from './constants';
+
+/** A stored point; `s` is the stream seq of a live sample (absent for history). */
+export interface StoredPoint {
+  x: number;
+  y: number;
+  s?: number;
+}
+
+export interface Latest {
+  value: number;
+  t: number;
+  seq: number | undefined;
+}
+
+export interface SeriesStoreOptions {
+  retentionMs?: number;
+  maxPoints?: number;
+  trimSlackMs?: number;
+  maxSeqLog?: number;
+}
+
+export interface SeriesStore {
+  appendSample(sample: Pick<Sample, 't' | 'seq' | 'values'> & Partial<Sample>): void;
+  noteSeq(seq: number | undefined): void;
+  mergeHistory(historySeries: Record<string, Point[]>, opts?: { bucketMs?: number }): void;
+  trim(now?: number): void;
+  get(name: string): StoredPoint[];
+  names(): string[];
+  latest(name: string): Latest | undefined;
+  newestTime(): number;
+  oldestTime(names: readonly string[]): number;
+  sampleSeqs(): number[];
+  streamSeqs(): number[];
+  pointCount(): number;
+  bucketMs(): number;
+  clear(): void;
+  readonly version: number;
+  subscribe(fn: (version: number) => void): () => void;
+  notify(): void;
+}
 
 /** Keep a little more than the largest window so a window switch has data at its left edge. */
 export const RETENTION_MS = MAX_WINDOW_MS + 2 * MINUTE_MS;
@@ -17,7 +58,7 @@ export const TRIM_SLACK_MS = 30 * 1000;
 /** Stream seqs remembered for gap checks (metrics and notifications). */
 export const MAX_SEQ_LOG = 20_000;
 
-function lowerBound(arr, x) {
+function lowerBound(arr: readonly StoredPoint[], x: number): number {
   let lo = 0;
   let hi = arr.length;
   while (lo < hi) {
@@ -33,19 +74,19 @@ export function createSeriesStore({
   maxPoints = MAX_POINTS_PER_SERIES,
   trimSlackMs = TRIM_SLACK_MS,
   maxSeqLog = MAX_SEQ_LOG,
-} = {}) {
+}: SeriesStoreOptions = {}): SeriesStore {
   /** name -> [{x, y, s?}] sorted by x; `s` is the stream seq of live points. */
-  const series = new Map();
+  const series = new Map<string, StoredPoint[]>();
   /** name -> {value, t, seq} for the newest sample of each metric. */
-  const latest = new Map();
+  const latest = new Map<string, Latest>();
   /** seqs of every stream message applied, in arrival order (bounded ring). */
-  let seqLog = [];
+  let seqLog: number[] = [];
   let newestT = -Infinity;
   let historyBucketMs = 0;
   let version = 0;
-  const listeners = new Set();
+  const listeners = new Set<(version: number) => void>();
 
-  function arrayFor(name) {
+  function arrayFor(name: string): StoredPoint[] {
     let arr = series.get(name);
     if (!arr) {
       arr = [];
@@ -54,7 +95,7 @@ export function createSeriesStore({
     return arr;
   }
 
-  function insertPoint(arr, p) {
+  function insertPoint(arr: StoredPoint[], p: StoredPoint): void {
     const n = arr.length;
     if (n === 0 || arr[n - 1].x < p.x) {
       arr.push(p);
@@ -69,8 +110,8 @@ export function createSeriesStore({
     arr.splice(i, 0, p);
   }
 
-  function noteSeq(seq) {
-    if (!Number.isFinite(seq)) return;
+  function noteSeq(seq: number | undefined): void {
+    if (typeof seq !== 'number' || !Number.isFinite(seq)) return;
     seqLog.push(seq);
     if (seqLog.length > maxSeqLog * 1.25) seqLog = seqLog.slice(seqLog.length - maxSeqLog);
   }
@@ -102,7 +143,7 @@ export function createSeriesStore({
       for (const [name, points] of Object.entries(historySeries)) {
         if (!points.length) continue;
         const arr = arrayFor(name);
-        const merged = [];
+        const merged: StoredPoint[] = [];
         let i = 0;
         for (const p of points) {
           while (i < arr.length && arr[i].x < p.x) merged.push(arr[i++]);
@@ -156,7 +197,7 @@ export function createSeriesStore({
     },
     /** Seqs of the live samples in the chart data, ascending and unique. */
     sampleSeqs() {
-      const seen = new Set();
+      const seen = new Set<number>();
       for (const arr of series.values()) for (const p of arr) if (p.s !== undefined) seen.add(p.s);
       return [...seen].sort((a, b) => a - b);
     },

@@ -3,11 +3,13 @@
 // offline / unauthorized.
 
 import { useEffect, useState } from 'react';
-import { SECOND_MS, formatRate } from '../services/dashboardService.js';
+import { SECOND_MS } from '../services/constants';
+import { formatRate } from '../services/format';
+import type { ConnectionView, Status } from '../connection/DashboardConnection';
 
 const COUNTDOWN_TICK_MS = 250;
 
-const LABELS = {
+const LABELS: Record<Status, string> = {
   idle: 'Not connected',
   connecting: 'Connecting…',
   connected: 'Connected',
@@ -17,7 +19,7 @@ const LABELS = {
 };
 
 /** Seconds left until `retryAt`, re-rendered only while a retry is pending. */
-function useCountdown(retryAt) {
+function useCountdown(retryAt: number | null): number | null {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     if (!retryAt) return undefined;
@@ -28,13 +30,16 @@ function useCountdown(retryAt) {
   return retryAt ? Math.max(0, Math.ceil((retryAt - now) / SECOND_MS)) : null;
 }
 
-export function describeConnection({ status, attempt, latencyMs, updatesPerSecond }, secondsLeft) {
+export function describeConnection(
+  { status, attempt, latencyMs, updatesPerSecond }: Pick<ConnectionView, 'status' | 'attempt' | 'latencyMs'> & Partial<Pick<ConnectionView, 'updatesPerSecond'>>,
+  secondsLeft: number | null,
+): string {
   switch (status) {
     case 'connected': {
       // Metrics updates measured on arrival (not all frames, not the asked
       // rate), so it follows a throttle or an admin's interval change.
       const parts = [];
-      if (Number.isFinite(latencyMs)) parts.push(`${Math.round(latencyMs)} ms`);
+      if (typeof latencyMs === 'number' && Number.isFinite(latencyMs)) parts.push(`${Math.round(latencyMs)} ms`);
       parts.push(`${formatRate(updatesPerSecond ?? 0)} updates/s`);
       return parts.join(' · ');
     }
@@ -50,11 +55,11 @@ export function describeConnection({ status, attempt, latencyMs, updatesPerSecon
   }
 }
 
-export default function ConnectionStatus({ view, onRetry }) {
+export default function ConnectionStatus({ view, onRetry }: { view: ConnectionView; onRetry: () => void }) {
   const { status, retryAt } = view;
   const secondsLeft = useCountdown(status === 'reconnecting' ? retryAt : null);
   const detail = describeConnection(view, secondsLeft);
-  const label = LABELS[status] || status;
+  const label = LABELS[status] ?? status;
   return (
     <div className={`conn conn-${status}`} data-testid="connection-status" data-state={status} role="status" aria-live="polite">
       <span className="conn-dot" aria-hidden="true" />

@@ -1,29 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import {
-  RECONNECT_MAX_MS,
-  axisTitle,
-  backoffDelay,
-  decodeJwt,
-  expandMetrics,
-  formatAgo,
-  formatAxisTick,
-  formatBytes,
-  formatBytesPerSecond,
-  formatCount,
-  formatDuration,
-  formatMetric,
-  formatMetricParts,
-  formatPercent,
-  groupOfMetric,
-  historyToSeries,
-  isStreamMessage,
-  levelFor,
-  parseMessage,
-  roleAtLeast,
-  subscriptionFor,
-  toEpochMs,
-  toSample,
-} from './dashboardService.js';
+import { historyToSeries, isStreamMessage, parseMessage, toEpochMs, toSample } from '../protocol/parse';
+import { RECONNECT_MAX_MS, backoffDelay } from './backoff';
+import { expandMetrics } from './chartGroups';
+import { groupOfMetric, subscriptionFor } from './constants';
+import { axisTitle, formatAgo, formatAxisTick, formatBytes, formatBytesPerSecond, formatCount, formatDuration, formatMetric, formatMetricParts, formatPercent, levelFor } from './format';
+import { decodeJwt } from './jwt';
+import { roleAtLeast } from './roles';
 
 describe('parseMessage', () => {
   it('accepts an envelope and defaults a missing data to {}', () => {
@@ -31,9 +13,9 @@ describe('parseMessage', () => {
   });
 
   it('keeps unknown fields (forward compatibility)', () => {
-    const msg = parseMessage('{"type":"metrics_update","seq":3,"data":{"x":1},"future":true}');
-    expect(msg.future).toBe(true);
-    expect(msg.seq).toBe(3);
+    const msg = parseMessage('{"type":"metrics_update","seq":3,"data":{"x":1},"future":true}') as Record<string, unknown> | null;
+    expect(msg?.future).toBe(true);
+    expect(msg?.seq).toBe(3);
   });
 
   it.each([
@@ -96,7 +78,7 @@ describe('historyToSeries', () => {
         cpu_usage: [
           { t: 2000, avg: 20, min: 1, max: 30, count: 2 },
           { t: 1000, avg: 10, min: 1, max: 30, count: 2 },
-          { t: 3000, avg: null },
+          { t: 3000, avg: null as unknown as number },
         ],
       },
     });
@@ -124,7 +106,7 @@ describe('metric names', () => {
 });
 
 describe('decodeJwt', () => {
-  const b64url = (o) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const b64url = (o: unknown) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   it('reads the payload of a token', () => {
     const token = `${b64url({ alg: 'HS256' })}.${b64url({ sub: 'alice', role: 'admin', exp: 2_000_000_000 })}.sig`;
     expect(decodeJwt(token)).toEqual({ sub: 'alice', role: 'admin', exp: 2_000_000_000 });

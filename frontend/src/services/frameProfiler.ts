@@ -11,14 +11,35 @@ export const FRAME_MEASURE_NAME = 'dashd:frame';
 export const FRAME_RING_SIZE = 1200;
 
 /** Nearest-rank percentile of an array of numbers (p in 0..100). */
-export function percentile(values, p) {
+export function percentile(values: readonly number[], p: number): number {
   if (!values.length) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
-export function createFrameProfiler({ size = FRAME_RING_SIZE, perf = globalThis.performance } = {}) {
+export interface FrameStats {
+  frames: number;
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+export interface FrameProfiler {
+  now(): number;
+  record(start: number, end: number): void;
+  setMeasuring(on: boolean): void;
+  samples(): number[];
+  stats(): FrameStats;
+  reset(): void;
+}
+
+export interface FrameProfilerOptions {
+  size?: number;
+  perf?: Pick<Performance, 'now'> & Partial<Pick<Performance, 'measure'>>;
+}
+
+export function createFrameProfiler({ size = FRAME_RING_SIZE, perf = globalThis.performance }: FrameProfilerOptions = {}): FrameProfiler {
   const ring = new Float64Array(size);
   let count = 0;
   let measuring = false;
@@ -27,7 +48,7 @@ export function createFrameProfiler({ size = FRAME_RING_SIZE, perf = globalThis.
     now() {
       return perf.now();
     },
-    record(start, end) {
+    record(start: number, end: number) {
       ring[count % size] = end - start;
       count += 1;
       if (measuring && typeof perf.measure === 'function') {
@@ -38,12 +59,12 @@ export function createFrameProfiler({ size = FRAME_RING_SIZE, perf = globalThis.
         }
       }
     },
-    setMeasuring(on) {
+    setMeasuring(on: boolean) {
       measuring = Boolean(on);
     },
     samples() {
       const n = Math.min(count, size);
-      const out = new Array(n);
+      const out: number[] = new Array(n);
       for (let i = 0; i < n; i += 1) out[i] = ring[(count - n + i) % size];
       return out;
     },

@@ -3,8 +3,36 @@
 // behind a "Controls" menu button in the header (see Dashboard).
 
 import { useId } from 'react';
-import { METRIC_GROUPS, RATE_CHOICES, TIME_WINDOWS, formatRate } from '../services/dashboardService.js';
-import { NETWORK_UNITS } from '../services/units.js';
+import { METRIC_GROUPS, RATE_CHOICES, TIME_WINDOWS } from '../services/constants';
+import { formatRate } from '../services/format';
+import { NETWORK_UNITS } from '../services/units';
+
+const isRate = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
+
+export interface ControlPanelProps {
+  id: string;
+  open: boolean;
+  windowId: string;
+  onWindow: (id: string) => void;
+  paused: boolean;
+  onPause: () => void;
+  bufferedWhilePaused: number;
+  rateId: string;
+  onRate: (id: string) => void;
+  /** The rate the server granted (set_rate reply), if known. */
+  effectiveHz?: number | null;
+  groups: readonly string[];
+  onToggleGroup: (id: string) => void;
+  theme: string;
+  onTheme: (theme: string) => void;
+  hosts?: readonly string[];
+  host?: string | null;
+  onHost?: (host: string) => void;
+  disabled?: boolean;
+  receivedHz?: number | null;
+  networkUnit?: string;
+  onNetworkUnit?: ((unit: string) => void) | null;
+}
 
 export default function ControlPanel({
   id,
@@ -28,7 +56,7 @@ export default function ControlPanel({
   receivedHz = null,
   networkUnit = 'bytes',
   onNetworkUnit,
-}) {
+}: ControlPanelProps) {
   const unitLabel = useId();
   const rateLabel = useId();
   const themeLabel = useId();
@@ -78,10 +106,10 @@ export default function ControlPanel({
             </option>
           ))}
         </select>
-        {Number.isFinite(effectiveHz) ? (
+        {isRate(effectiveHz) ? (
           <span className="control-hint" data-testid="effective-rate">{formatRate(effectiveHz)} Hz</span>
         ) : null}
-        {Number.isFinite(receivedHz) ? (
+        {isRate(receivedHz) ? (
           <span className="control-hint" data-testid="received-rate">receiving {formatRate(receivedHz)}/s</span>
         ) : null}
       </div>
@@ -101,7 +129,7 @@ export default function ControlPanel({
       {hosts.length > 1 ? (
         <div className="control">
           <label className="control-label" htmlFor={hostLabel}>Host</label>
-          <select id={hostLabel} value={host} onChange={(e) => onHost(e.target.value)}>
+          <select id={hostLabel} value={host ?? undefined} onChange={(e) => onHost?.(e.target.value)}>
             {hosts.map((h) => (
               <option key={h} value={h}>
                 {h}

@@ -4,22 +4,40 @@
 // `expired` and the app shows the login form over the live view.
 
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { createAuthService, sessionFromToken } from '../services/authService.js';
+import { createAuthService, sessionFromToken, type AuthService, type Session } from '../services/authService';
 
 export const AUTH = Object.freeze({
   CHECKING: 'checking',
   SIGNED_OUT: 'signedOut',
   SIGNED_IN: 'signedIn',
   EXPIRED: 'expired',
-});
+} as const);
 
-export function useAuth(service) {
+export type AuthStatus = (typeof AUTH)[keyof typeof AUTH];
+
+export interface AuthState {
+  status: AuthStatus;
+  session: Session | null;
+  error: string | null;
+}
+
+export interface Auth extends AuthState {
+  login(username: string, password: string): Promise<Session>;
+  signInWithToken(token: string): Session;
+  logout(): Promise<void>;
+  /** For the socket: a fresh token, or null (then the session is `expired`). */
+  refreshToken(): Promise<string | null>;
+  getToken(): string | null;
+  markExpired(): void;
+}
+
+export function useAuth(service?: AuthService | null): Auth {
   const svc = useMemo(() => service || createAuthService(), [service]);
-  const [state, setState] = useState({ status: AUTH.CHECKING, session: null, error: null });
-  const sessionRef = useRef(null);
-  const refreshInFlight = useRef(null);
+  const [state, setState] = useState<AuthState>({ status: AUTH.CHECKING, session: null, error: null });
+  const sessionRef = useRef<Session | null>(null);
+  const refreshInFlight = useRef<Promise<Session | null> | null>(null);
 
-  const adopt = useCallback((session) => {
+  const adopt = useCallback((session: Session) => {
     sessionRef.current = session;
     setState({ status: AUTH.SIGNED_IN, session, error: null });
   }, []);
@@ -27,12 +45,12 @@ export function useAuth(service) {
   useEffect(() => {
     let cancelled = false;
     (async () => {
-      let session = null;
-      let error = null;
+      let session: Session | null = null;
+      let error: string | null = null;
       try {
         session = await svc.refresh();
       } catch (err) {
-        error = err.message;
+        error = err instanceof Error ? err.message : String(err);
       }
       if (!session) {
         const pasted = svc.pastedToken();
@@ -54,7 +72,7 @@ export function useAuth(service) {
   }, [svc, adopt]);
 
   const login = useCallback(
-    async (username, password) => {
+    async (username: string, password: string) => {
       const session = await svc.login(username, password);
       svc.forgetPastedToken();
       adopt(session);
@@ -64,7 +82,7 @@ export function useAuth(service) {
   );
 
   const signInWithToken = useCallback(
-    (token) => {
+    (token: string) => {
       const session = sessionFromToken(token);
       svc.rememberPastedToken(session.token);
       adopt(session);
@@ -80,7 +98,7 @@ export function useAuth(service) {
   }, [svc]);
 
   /** For the socket: a fresh token, or null (then the session is `expired`). */
-  const refreshToken = useCallback(async () => {
+  const refreshToken = useCallback(async (): Promise<string | null> => {
     const current = sessionRef.current;
     if (!current) return null;
     if (!refreshInFlight.current) {
@@ -105,7 +123,7 @@ export function useAuth(service) {
     return null;
   }, [svc, adopt]);
 
-  const getToken = useCallback(() => sessionRef.current?.token ?? null, []);
+  const getToken = useCallback((): string | null => sessionRef.current?.token ?? null, []);
 
   const markExpired = useCallback(() => {
     setState((s) => (s.session ? { ...s, status: AUTH.EXPIRED } : s));

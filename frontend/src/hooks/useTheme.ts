@@ -5,29 +5,35 @@
 import { useCallback, useEffect, useState } from 'react';
 
 export const THEME_KEY = 'dashd.theme';
-export const THEME_CHOICES = ['system', 'light', 'dark'];
+export const THEME_CHOICES = ['system', 'light', 'dark'] as const;
+export type ThemePreference = (typeof THEME_CHOICES)[number];
+export type Theme = 'light' | 'dark';
 
-function readPreference() {
+function isChoice(v: unknown): v is ThemePreference {
+  return (THEME_CHOICES as readonly unknown[]).includes(v);
+}
+
+function readPreference(): ThemePreference {
   try {
     const v = window.localStorage.getItem(THEME_KEY);
-    return THEME_CHOICES.includes(v) ? v : 'system';
+    return isChoice(v) ? v : 'system';
   } catch {
     return 'system';
   }
 }
 
-function systemTheme() {
+function systemTheme(): Theme {
   return typeof window !== 'undefined' && window.matchMedia?.('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
 
-export function useTheme() {
+export function useTheme(): { preference: ThemePreference; resolved: Theme; setPreference: (p: string) => void } {
   const [preference, setPreferenceState] = useState(readPreference);
   const [system, setSystem] = useState(systemTheme);
 
   useEffect(() => {
     const mq = window.matchMedia?.('(prefers-color-scheme: dark)');
     if (!mq) return undefined;
-    const onChange = (e) => setSystem(e.matches ? 'dark' : 'light');
+    const onChange = (e: MediaQueryListEvent) => setSystem(e.matches ? 'dark' : 'light');
     mq.addEventListener('change', onChange);
     return () => mq.removeEventListener('change', onChange);
   }, []);
@@ -39,8 +45,8 @@ export function useTheme() {
     document.documentElement.style.colorScheme = resolved;
   }, [resolved]);
 
-  const setPreference = useCallback((p) => {
-    if (!THEME_CHOICES.includes(p)) return;
+  const setPreference = useCallback((p: string) => {
+    if (!isChoice(p)) return;
     setPreferenceState(p);
     try {
       if (p === 'system') window.localStorage.removeItem(THEME_KEY);

@@ -2,7 +2,7 @@
 // private window, a full quota or a value from an older version falls back.
 
 /** The stored value parsed by `parse` (undefined = invalid), or `fallback`. */
-export function readPreference(key, parse, fallback) {
+export function readPreference<T>(key: string, parse: (raw: string) => T | undefined, fallback: T): T {
   try {
     const raw = window.localStorage.getItem(key);
     if (raw === null) return fallback;
@@ -13,7 +13,7 @@ export function readPreference(key, parse, fallback) {
   }
 }
 
-export function writePreference(key, value) {
+export function writePreference(key: string, value: string): void {
   try {
     window.localStorage.setItem(key, value);
   } catch {
