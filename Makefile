@@ -8,7 +8,7 @@ QUICK ?=
 SRC := $(shell find src twisted -name '*.py' -o -name '*.sql' -o -name '*.c' -o -name '*.yaml') setup.cfg setup.py pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench clean lock lock-upgrade
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint-js bench clean lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
