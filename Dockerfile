@@ -1,4 +1,5 @@
-# syntax=docker/dockerfile:1
+# (No `# syntax=` line: BuildKit's built-in Dockerfile frontend, Docker
+# 20.10+, handles RUN --mount, and a build needs no registry for the frontend.)
 # dashd image: three stages.
 #   frontend  builds the browser dashboard (frontend/dist) with Node.
 #   wheels    builds the dashd wheel and every dependency's wheel.
@@ -12,32 +13,48 @@
 # key), or arguments after the image name: `docker run dashd --interval 0.5`.
 
 ARG NODE_VERSION=22
-ARG PYTHON_VERSION=3.12
+# 3.11: the Python requirements.lock is resolved for (make lock).
+ARG PYTHON_VERSION=3.11
+# The public base images by default. A build without a registry passes its
+# own (docs/operations.md#the-image: tests/test_image.py makes one with
+# debootstrap); the python one must have `python` and `pip` on PATH.
+ARG NODE_IMAGE=node:${NODE_VERSION}-bookworm-slim
+ARG PYTHON_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 
-FROM node:${NODE_VERSION}-bookworm-slim AS frontend
+FROM ${NODE_IMAGE} AS frontend
 WORKDIR /src/frontend
 COPY frontend/package.json frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY frontend/ ./
 RUN npm run build
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS wheels
+FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
+# gcc builds dashd.wire._sendmany (the C broadcast loop, setup.py) into the
+# wheel; the runtime image needs no compiler. Without it dashd falls back to
+# the same loop in Python.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir --upgrade pip setuptools wheel
-COPY pyproject.toml setup.cfg README.md ./
+# The dependencies as locked (versions and hashes: requirements.lock), then dashd.
+COPY requirements.lock ./
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock
+COPY pyproject.toml setup.cfg setup.py MANIFEST.in README.md ./
 COPY src/ src/
 COPY twisted/ twisted/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 RUN groupadd --system --gid 10001 dashd \
     && useradd --system --uid 10001 --gid dashd --home-dir /var/lib/dashd --no-create-home \
        --shell /usr/sbin/nologin dashd \
     && install -d -o dashd -g dashd -m 0750 /var/lib/dashd
+# Exactly the wheels the previous stage made: hashes were checked when it
+# downloaded them (a wheel built there from an sdist has no published hash),
+# and `pip check` proves the set complete.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels dashd
+    pip install --no-cache-dir --no-index --no-deps /wheels/*.whl && pip check
 COPY --from=frontend /src/frontend/dist /opt/dashd/static
 
 ENV DASHD_LISTEN=tcp:8080 \

@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 STATE ?= state
 QUICK ?=
-SRC := $(shell find src twisted -name '*.py' -o -name '*.sql') setup.cfg pyproject.toml
+SRC := $(shell find src twisted -name '*.py' -o -name '*.sql' -o -name '*.c') setup.cfg setup.py pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench bench-store clean
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e bench bench-store clean lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,15 +16,32 @@ $(BIN)/python:
 
 # A regular (non-editable) install: twistd finds plugins by scanning sys.path
 # for twisted/plugins/, which a PEP 660 editable install does not provide.
-$(VENV)/.installed: $(BIN)/python $(SRC)
-	$(BIN)/pip install --quiet --no-build-isolation .
+# Dependencies come from the hash-checked lock (docs/operations.md#the-dependency-lock);
+# `pip check` fails when setup.cfg needs something the lock lacks: run `make lock`.
+$(VENV)/.installed: $(BIN)/python $(SRC) requirements.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "requirements.lock does not satisfy setup.cfg: run 'make lock'" >&2; exit 1; }
 	@touch $@
 
 install: $(VENV)/.installed
 
-$(VENV)/.test-deps: $(BIN)/python setup.cfg
-	$(BIN)/pip install --quiet "pytest>=8" "pytest-twisted>=1.14" "pytest-cov>=5" "hypothesis>=6.100" "websockets>=13" "pyyaml>=6"
+$(VENV)/.test-deps: $(BIN)/python requirements-test.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements-test.lock
 	@touch $@
+
+# Refresh the locks from setup.cfg (runtime ranges; test deps in the `test`
+# extra). Existing pins are kept, new dependencies added: safe to re-run
+# after a merge. `make lock-upgrade` moves every pin to the newest allowed.
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet "pip-tools>=7.4"
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) -o requirements.lock setup.cfg
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) --extra test -c requirements.lock \
+	  -o requirements-test.lock setup.cfg
+
+lock-upgrade:
+	$(MAKE) lock LOCK_UPGRADE=--upgrade
 
 test-deps: $(VENV)/.test-deps
 
@@ -56,7 +73,7 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test-e2e: install frontend chromium
+test-e2e: install test-deps frontend chromium
 	@if [ -f frontend/package.json ]; then cd frontend && npm run e2e; fi
 
 # JavaScript first, Python last: the closing line is pytest's summary.

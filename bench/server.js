@@ -85,18 +85,24 @@ function publish() {
   }
 }
 
-// A fixed-rate schedule that, like Twisted's LoopingCall, skips the ticks it
-// missed rather than bursting to catch up.
+// The schedule dashd's collector uses (dashd.collect.schedule): on time
+// when it can be; a tick that ends past the next deadline starts the next
+// one at once, without bursting to catch up, and the periods it ran over
+// are counted as coalesced (the next sample covers them) -- not skipped.
 let timer = null;
 let period = 0;
 let next = 0;
+let lagPeriods = 0;
 function tick() {
   timer = null;
   if (period <= 0) return;
   publish();
-  const now = performance.now();
   next += period;
-  if (next < now) next += Math.ceil((now - next) / period) * period;
+  const now = performance.now();
+  if (next < now) {
+    lagPeriods += (now - next) / period;
+    next = now;
+  }
   timer = setTimeout(tick, Math.max(0, next - performance.now()));
 }
 function setRate(hz) {
@@ -116,7 +122,7 @@ function emit(object) {
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const [command, value] = line.trim().split(/\s+/);
   if (command === 'rate') setRate(Number(value));
-  else if (command === 'stats') emit({ event: 'stats', published, clients: wss.clients.size, seq });
+  else if (command === 'stats') emit({ event: 'stats', published, clients: wss.clients.size, seq, ticks_coalesced: Math.floor(lagPeriods), at: performance.now() / 1000 });
   else if (command === 'quit') shutdown();
 }).on('close', () => shutdown());
 

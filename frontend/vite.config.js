@@ -44,5 +44,8 @@ export default defineConfig({
     environment: 'jsdom',
     include: ['src/**/*.test.{js,jsx}'],
     restoreMocks: true,
+    // Component tests that walk a whole panel (render, click, await several
+    // fetches) take over 5 s when the machine is busy; no test asserts time.
+    testTimeout: 30000,
   },
 });

@@ -328,3 +328,41 @@ def test_recent_lists_newest_first_and_can_skip_acknowledged():
     assert [b["id"] for b in center.recent(10, unacknowledged=False)] == [ids[2], ids[1], ids[0]]
     assert [b["id"] for b in center.recent(10, unacknowledged=True)] == [ids[1], ids[0]]
     assert [b["id"] for b in center.recent(1, unacknowledged=False)] == [ids[2]]
+
+
+def test_active_alerts_list_what_fires_now_since_when_and_forget_resolved_ones():
+    """The active-alerts view reads the engine's public state, not a feed."""
+    harness = Harness(CPU_HIGH)
+    harness.feed(0, 95, host="web-2")
+    harness.feed(30, 95, host="web-2")
+    harness.feed(5, 95)
+    assert harness.engine.pending_hosts("cpu_high") == ["web-1"]
+    harness.feed(40, 97)
+    alerts = harness.engine.active_alerts()
+    assert [(a.rule, a.host, a.level, a.since_ms - NOW_MS, a.value) for a in alerts] == [
+        ("cpu_high", "web-2", "critical", 30_000, 95), ("cpu_high", "web-1", "critical", 40_000, 97)]
+    assert alerts[0].notification_id == harness.published[0]["data"]["id"]
+    assert harness.engine.firing_hosts("cpu_high") == ["web-1", "web-2"]
+    assert harness.engine.pending_hosts("cpu_high") == []
+    harness.feed(41, 50, host="web-2")
+    assert [a.host for a in harness.engine.active_alerts()] == ["web-1"]
+    assert alerts[1].as_dict()["since"].endswith("Z")
+    harness.engine.delete_rule("cpu_high")
+    assert harness.engine.active_alerts() == []
+
+
+def test_deleting_or_changing_a_firing_rule_closes_its_alert_with_a_resolved_notification():
+    """Otherwise every active-alerts view would keep showing an alert nothing watches any more."""
+    harness = Harness(CPU_HIGH)
+    harness.feed(0, 95)
+    harness.feed(30, 95)
+    harness.engine.set_rule(CPU_HIGH)
+    assert harness.states()[-1] == ("resolved", "info", "rule:cpu_high")
+    assert "rule changed" in harness.published[-1]["data"]["message"]
+    harness.feed(31, 95)
+    harness.feed(61, 95)
+    harness.engine.delete_rule("cpu_high")
+    assert [s for s, _, _ in harness.states()] == ["firing", "resolved", "firing", "resolved"]
+    assert "rule deleted" in harness.published[-1]["data"]["message"]
+    harness.engine.delete_rule("cpu_high")  # nothing fires: nothing to say
+    assert len(harness.published) == 4

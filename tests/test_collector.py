@@ -244,3 +244,129 @@ def test_psutil_reader_yields_every_catalogue_gauge_and_the_rate_counters():
     if missing_counters:
         pytest.skip(f"this machine does not expose {sorted(missing_counters)}")
     assert set(sample.metrics) == catalogue
+
+
+# ----- the publishing schedule: late ticks coalesce, they are not skipped (issue 17)
+
+
+class TurnClock(Clock):
+    """A task.Clock whose advance() runs only the calls due when it starts,
+    like one reactor turn: a callLater(0) made by a call runs on the next
+    turn (task.Clock would run it in the same advance, forever if every
+    tick is late)."""
+
+    def advance(self, amount: float) -> None:
+        self.rightNow += amount
+        self._sortCalls()
+        due = [call for call in self.calls if call.getTime() <= self.seconds()]
+        for call in due:
+            if call in self.calls:
+                self.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
+
+
+def run_slow_ticks(make_loop, work_seconds: float, period: float, seconds: float) -> int:
+    """How many ticks a loop runs in `seconds` of a clock when each tick (a
+    sample and its fan-out) takes `work_seconds`."""
+    clock = TurnClock()
+    ticks = []
+
+    def work() -> None:
+        ticks.append(clock.seconds())
+        clock.rightNow += work_seconds  # the fan-out took this long
+
+    loop = make_loop(work, clock, period)
+    while clock.seconds() < seconds:
+        clock.advance(max(0.0, min(c.getTime() for c in clock.getDelayedCalls()) - clock.seconds()))
+    loop.stop()
+    return len([t for t in ticks if t < seconds])
+
+
+def test_a_fan_out_longer_than_the_period_lowers_the_rate_only_to_what_it_allows():
+    """100 Hz with 11 ms ticks: LoopingCall skips every second tick (~50 Hz);
+    the schedule runs the late tick at once (~91 Hz) and counts the lost
+    periods as coalesced."""
+    from twisted.internet.task import LoopingCall
+
+    from dashd.collect.schedule import PublishSchedule
+
+    def looping_call(work, clock, period):
+        loop = LoopingCall(work)
+        loop.clock = clock
+        loop.start(period, now=False)
+        return loop
+
+    schedules: list[PublishSchedule] = []
+
+    def schedule(work, clock, period):
+        s = PublishSchedule(work, clock, period)
+        s.start(now=False)
+        schedules.append(s)
+        return s
+
+    skipped = run_slow_ticks(looping_call, 0.011, 0.010, 1.0)
+    coalescing = run_slow_ticks(schedule, 0.011, 0.010, 1.0)
+    assert skipped <= 51
+    assert 88 <= coalescing <= 91
+    assert 8 <= schedules[0].coalesced <= 10
+    assert schedules[0].ticks + schedules[0].coalesced in range(98, 102)
+
+
+def test_the_schedule_is_on_time_when_the_work_fits_and_does_not_burst_after_a_stall():
+    from dashd.collect.schedule import PublishSchedule
+
+    clock = TurnClock()
+    ran = []
+    stall = [0.0]
+
+    def work() -> None:
+        ran.append(clock.seconds())
+        clock.rightNow += stall[0]
+        stall[0] = 0.0
+
+    schedule = PublishSchedule(work, clock, 0.1)
+    schedule.start()
+    clock.pump([0.1] * 5)
+    assert [round(t, 3) for t in ran] == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert schedule.coalesced == 0
+    stall[0] = 0.45  # one tick blocks the reactor for 4.5 periods
+    clock.advance(0.1)
+    assert round(ran[-1], 3) == 0.6 and round(clock.seconds(), 3) == 1.05
+    clock.advance(0)  # the late tick runs at once, once
+    assert len(ran) == 7 and round(ran[-1], 3) == 1.05
+    clock.advance(0.1)
+    assert len(ran) == 8 and round(ran[-1], 3) == 1.15  # re-anchored: no catch-up burst
+    assert schedule.coalesced == 3  # 0.35 s over the deadline of 0.7 s: 3.5 periods
+    schedule.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_failing_tick_is_logged_and_the_schedule_goes_on():
+    from dashd.collect.schedule import PublishSchedule
+
+    clock = Clock()
+    calls = []
+
+    def work() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    schedule = PublishSchedule(work, clock, 1.0)
+    with capturedLogs() as events:
+        schedule.start()
+        clock.pump([1.0, 1.0])
+    assert len(calls) == 2 and schedule.running
+    assert [e["log_failure"].check(RuntimeError) for e in events if e.get("log_failure")] == [RuntimeError]
+    with pytest.raises(ValueError):
+        PublishSchedule(work, clock, 0)
+    schedule.stop()
+
+
+def test_collector_service_reports_its_ticks_and_coalesced_periods():
+    service, clock, published = start_service(FakeHostReader(counting_readings()), interval=1.0)
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert service.ticks == (2, 0)
+    service.stopService()

@@ -1,4 +1,5 @@
-"""The container files, checked without a Docker engine (none runs here):
+"""The container files, checked without a Docker engine (tests/test_image.py
+builds and runs the image where one can run):
 the Dockerfile's stages, user, healthcheck, port and volume; the
 healthcheck command run for real against a daemon; docker-compose.yml's
 services, dependencies, healthchecks and environment, the environment
@@ -29,13 +30,18 @@ def dockerfile_stages() -> list[dict]:
     """[{name, base, instructions: [(INSTRUCTION, args)]}] in order."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
     stages: list[dict] = []
+    global_args: dict[str, str] = {}  # ARG defaults before the first FROM, as a plain build sees them
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         instruction, _, args = line.partition(" ")
         instruction, args = instruction.upper(), args.strip()
+        if instruction == "ARG" and not stages:
+            name, _, default = args.partition("=")
+            global_args[name] = re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), ""), default)
         if instruction == "FROM":
+            args = re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), ""), args)
             words = args.split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             stages.append({"name": name, "base": words[0], "instructions": []})
@@ -60,9 +66,9 @@ def test_dockerfile_builds_the_frontend_then_installs_the_wheel_in_a_slim_image(
     assert frontend["base"].startswith("node:")
     runs = " && ".join(instructions(frontend, "RUN"))
     assert "npm ci" in runs and "npm run build" in runs
-    assert "pip wheel" in " ".join(instructions(wheels, "RUN"))
+    assert "pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock" in instructions(wheels, "RUN")
     assert runtime["base"].startswith("python:") and "slim" in runtime["base"]
-    assert any("--find-links /wheels dashd" in run and "from=wheels" in run for run in instructions(runtime, "RUN"))
+    assert any("--no-index --no-deps /wheels/*.whl" in run and "from=wheels" in run for run in instructions(runtime, "RUN"))
     assert "--from=frontend /src/frontend/dist /opt/dashd/static" in instructions(runtime, "COPY")
     (user,) = instructions(runtime, "USER")
     assert user.split(":")[0] not in ("root", "0")
@@ -137,7 +143,7 @@ def compose(environ: dict) -> dict:
 
 def test_compose_runs_dashd_after_a_healthy_mariadb():
     services = compose({"DASHD_DB_PASSWORD": "pw"})["services"]
-    assert set(services) == {"db", "dashd"}
+    assert set(services) == {"db", "dashd", "dashd-host"}  # dashd-host: tests/test_collect_compose.py
     db, dashd = services["db"], services["dashd"]
     assert db["image"].startswith("mariadb:")
     assert db["healthcheck"]["test"] == ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]

@@ -309,14 +309,16 @@ def test_a_failing_store_read_becomes_a_gap_not_an_error():
 
 
 def test_backfill_beyond_the_limit_reports_the_oldest_part_as_a_gap():
+    """The limit caps the whole replay (store and ring together, issue 11 B):
+    only the newest `limit` messages are replayed, the rest is a gap."""
     clock, store = Clock(), FakeStore()
     hub = make_hub(clock, store)
     age_out_of_ring(hub, clock, old=10, recent=1)
     stream, sink = new_client(hub, clock)
     result = result_of(Deferred.fromCoroutine(hub.resume(stream, 0, store.backfill, limit=4)))
-    assert store.reads == [(7, 10)]
-    assert [(g["from_seq"], g["to_seq"]) for g in result.gaps] == [(1, 6)]
-    assert [seq for seq, _ in stream_seqs(sink)] == [7, 8, 9, 10, 11]
+    assert store.reads == [(8, 10)]
+    assert [(g["from_seq"], g["to_seq"]) for g in result.gaps] == [(1, 7)]
+    assert [seq for seq, _ in stream_seqs(sink)] == [8, 9, 10, 11]
 
 
 def test_after_seq_beyond_the_current_seq_is_a_reset():

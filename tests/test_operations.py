@@ -146,6 +146,9 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
     assert value(after, "dashd_store_rows_written_total") >= 3 * 20
     assert value(after, "dashd_store_queue_rows") >= 0
     assert value(after, "dashd_stream_seq") >= 5
+    # The publisher's schedule (issue 17): ticks run, periods coalesced.
+    assert value(after, "dashd_collector_ticks_total") >= 3
+    assert value(after, "dashd_collector_ticks_coalesced_total") >= 0
 
 
 def test_frame_counts_fold_untyped_frames_into_unknown():

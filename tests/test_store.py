@@ -214,8 +214,9 @@ async def minute_buckets(db_url: str, host: str, metric: str) -> list[tuple]:
 
 
 def test_each_dialect_has_the_same_numbered_migrations():
-    """One migration set per dialect, with the same increasing versions and
-    names (numbers are handed out per change, so a branch may have gaps)."""
+    """One migration set per dialect, numbered from 1 upwards, each number once, with the same
+    versions and names. Numbers are handed out per feature branch, so a branch may skip
+    some (0005 before 0002 lands); the runner applies whatever is missing, in order."""
     sqlite_set = [(m.version, m.name) for m in load_migrations("sqlite")]
     mysql_set = [(m.version, m.name) for m in load_migrations("mysql")]
     assert sqlite_set and sqlite_set == mysql_set

@@ -2,12 +2,19 @@
 // dashd started here on a free loopback port with a temporary SQLite store.
 //
 // One scenario, in order: log in; tiles and charts update; the session
-// survives a reload; a longer window is filled from `history`; dashd is
-// stopped (the page shows "reconnecting") and restarted on the same port and
-// state (the page shows "connected", resumes, and no stream seq is missing);
-// the update rate changes the stream on the wire; a broadcast notification is
-// acknowledged; screenshots at 1440×900 and 390×844; and the frame budget with
-// 1 h windows on every chart, printed as FRAME_BUDGET lines.
+// survives a reload; a longer window is filled from `history`; a paused chart
+// still shows tooltips; dashd is stopped for 20 s (the whole page says
+// disconnected since when) and restarted on the same port and state (the page
+// is connected within 3 s of dashd answering, resumes with no stream seq
+// missing, and the charts show a break and a shaded outage); the update rate
+// changes the stream on the wire; a broadcast notification is acknowledged
+// (its toast goes); screenshots at 1440×900 (light, dark) and 390×844 (alerts
+// first, administration in its own view); and the frame budget with 1 h
+// windows on every chart, printed as FRAME_BUDGET lines.
+//
+// axe-core runs on every page state reached (login page and dashboard, both
+// themes, disconnected, phone, controls and admin views): 0 serious or
+// critical WCAG 2.2 A/AA violations, each run printed as an AXE line.
 //
 // Run with `npm run e2e` (builds dist/ first). Needs dashd in ../.venv/bin
 // (`make install`) or $DASHD_BIN_DIR, and Chromium at /usr/bin/chromium.
@@ -16,6 +23,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, recordFrames } from './lib/browser.mjs';
 import { Dashd, FRONTEND_DIR, dashdBinDir, freePort, sleep, waitFor } from './lib/dashd.mjs';
@@ -27,6 +35,11 @@ const SUITE_DEADLINE_MS = 8 * MINUTE_MS;
 const UI_TIMEOUT_MS = 15 * SECOND_MS;
 /** Back-off is capped at 30 s; the restart comes after a few short attempts. */
 const RECONNECT_TIMEOUT_MS = 45 * SECOND_MS;
+/** Issue 16: dashd stays down this long, and the page must be back this soon after it answers. */
+const OUTAGE_MS = 20 * SECOND_MS;
+const RECONNECT_AFTER_ANSWER_MS = 3 * SECOND_MS;
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
 const FRAME_SAMPLE_MS = 15 * SECOND_MS;
 /** Generous bound so a slow CI machine passes, but a per-frame re-layout or full re-parse would not. */
 const FRAME_P95_LIMIT_MS = 100;
@@ -61,6 +74,26 @@ const sent = (type) => frames.filter((f) => f.dir === 'sent' && f.msg.type === t
 const received = (type) => frames.filter((f) => f.dir === 'received' && f.msg.type === type);
 const status = () => page.getByTestId('connection-status');
 const evalDashd = (fn, arg) => page.evaluate(fn, arg);
+
+/**
+ * axe-core on the page as it is now: no serious or critical WCAG 2.2 A/AA
+ * violation. Injected per call (a reload drops it).
+ */
+async function checkA11y(label) {
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(async (tags) => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1, 2).join(' ')}`),
+    }));
+  }, AXE_TAGS);
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  console.log(`AXE state=${label} violations=${result.length} serious_or_critical=${bad.length}`);
+  assert.deepEqual(bad, [], `axe-core on ${label}: ${JSON.stringify(bad, null, 1)}`);
+}
 
 async function expectState(state, timeoutMs = UI_TIMEOUT_MS) {
   await waitFor(async () => (await status().getAttribute('data-state')) === state, {
@@ -175,7 +208,12 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
 
   step('logs in with username and password', async () => {
     const password = await dashd.adminPassword();
+    await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(dashd.baseUrl);
+    await page.getByLabel('Username').waitFor();
+    await checkA11y('login-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await checkA11y('login-light');
     await page.getByLabel('Username').fill('admin');
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -205,6 +243,8 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     assert.ok(afterCpu.datasets[0].points > before.cpu.datasets[0].points, 'the CPU chart gained points');
     assert.ok(afterCpu.datasets.length >= 2, 'CPU chart has the total and per-core lines');
     assert.notEqual(await page.locator('section.tiles').getAttribute('data-version'), tileVersion, 'tiles re-rendered');
+    assert.equal(await page.getByRole('heading', { level: 1 }).count(), 1, 'one level-one heading');
+    await checkA11y('dashboard-light');
     const cpuValue = await page.getByTestId('tile-cpu_usage').getAttribute('data-value');
     assert.ok(cpuValue !== '' && Number.isFinite(Number(cpuValue)), `CPU tile shows a number (${cpuValue})`);
     assert.match(await page.getByTestId('tile-cpu_usage').innerText(), /%/);
@@ -237,6 +277,23 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     assert.match(await page.getByTestId('chart-cpu').innerText(), /last 15 min/);
   });
 
+  step('a paused chart keeps its tooltips after new samples arrive', async () => {
+    await page.getByTestId('pause-button').click();
+    const seqs = await evalDashd(() => window.__dashd.seqs().length);
+    await waitFor(async () => (await evalDashd(() => window.__dashd.seqs().length)) >= seqs + 2, {
+      message: 'samples arriving while paused',
+    });
+    const box = await page.getByTestId('chart-cpu').locator('canvas').boundingBox();
+    for (const fx of [0.9, 0.7, 0.95]) {
+      await page.mouse.move(box.x + box.width * fx, box.y + box.height / 2);
+      await sleep(150);
+      assert.ok((await evalDashd(() => window.__dashd.tooltip('cpu'))) > 0, `a tooltip at ${fx} of the paused chart`);
+    }
+    await checkA11y('paused');
+    await page.getByTestId('pause-button').click();
+    await page.mouse.move(0, 0);
+  });
+
   step('renews an expiring token on the open connection', async () => {
     const expiring = await waitFor(() => received('token_expiring').at(-1), {
       timeoutMs: 30 * SECOND_MS,
@@ -263,14 +320,26 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
       message: 'some live updates in this session',
     });
     const lastBefore = await evalDashd(() => window.__dashd.lastSeq());
+    const stoppedAt = Date.now();
     await dashd.stop();
     await expectState('reconnecting');
     await waitFor(async () => /attempt \d+/.test(await status().innerText()), { message: 'the attempt number' });
-    await sleep(2 * SECOND_MS);
+    const banner = page.getByTestId('disconnected-banner');
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /Disconnected from dashd\s+since\s+\d\d:\d\d:\d\d/);
+    assert.ok(await page.locator('.app.is-disconnected').count(), 'the whole page is marked disconnected');
+    await checkA11y('disconnected');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-1440x900-disconnected.png') });
+    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - stoppedAt)));
     assert.equal(await status().getAttribute('data-state'), 'reconnecting');
     const mark = frames.length;
     await dashd.start();
-    await expectState('connected', RECONNECT_TIMEOUT_MS);
+    // dashd answers (/api/ready is 200 when start() returns): the page must be
+    // connected within 3 s, not after its next back-off step.
+    const answeredAt = Date.now();
+    await expectState('connected', RECONNECT_AFTER_ANSWER_MS);
+    console.log(`RECONNECT ms_after_dashd_answered=${Date.now() - answeredAt} outage_ms=${answeredAt - stoppedAt}`);
+    await banner.waitFor({ state: 'detached' });
 
     const auth = frames.slice(mark).find((f) => f.dir === 'sent' && f.msg.type === 'auth');
     assert.ok(auth, 'authenticated again after the restart');
@@ -299,6 +368,18 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     assert.deepEqual(missing, [], `no missing seq in the chart data (${detail})`);
     const sampleSeqs = await evalDashd(() => window.__dashd.seqs());
     assert.ok(sampleSeqs.includes(lastBefore + 1) || seqs.includes(lastBefore + 1), 'the first seq after the stop is present');
+
+    // The outage is visible: a break in the line inside it, and a shaded span.
+    const cpu = await waitFor(
+      async () => {
+        const c = await evalDashd(() => window.__dashd.chart('cpu'));
+        return c.breaks[0].some((x) => x > stoppedAt - 5 * SECOND_MS && x < answeredAt) && c.outages.length ? c : null;
+      },
+      { message: 'a break and a shaded outage on the CPU chart' },
+    );
+    const span = cpu.outages.at(-1);
+    assert.ok(span.to - span.from >= OUTAGE_MS - 5 * SECOND_MS, `outage shaded for ${(span.to - span.from) / 1000} s`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-1440x900-after-outage.png') });
   });
 
   step('shows offline on the browser offline event and resumes with no missing seq', async () => {
@@ -371,6 +452,7 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     assert.ok(Number(await page.getByTestId('notifications-unread').innerText()) >= 1, 'unread count');
     const id = await item.getAttribute('data-id');
 
+    await checkA11y('notification-and-toast');
     await item.getByRole('button', { name: 'Acknowledge e2e' }).click();
     const ackReq = await waitFor(() => frames.slice(mark).find((f) => f.dir === 'sent' && f.msg.type === 'ack'), { message: 'ack sent' });
     assert.deepEqual(ackReq.msg.data, { notification_id: id });
@@ -379,6 +461,60 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     await waitFor(() => frames.slice(mark).find((f) => f.dir === 'received' && f.msg.type === 'notification_ack' && f.msg.data.id === id), {
       message: 'notification_ack on the stream',
     });
+    // The toast follows the acknowledgement.
+    await page.getByTestId('toast').filter({ hasText: 'e2e' }).waitFor({ state: 'detached' });
+  });
+
+  step('a firing rule shows in active alerts, is acknowledged from its toast, and deleting it asks first', async () => {
+    const form = page.getByRole('form', { name: 'Add or replace a rule' });
+    await form.getByLabel('Name').fill('e2e_always');
+    await form.getByLabel('Metric').selectOption('cpu_usage');
+    await form.getByLabel('Op').selectOption('>=');
+    await form.getByLabel('Threshold').fill('0');
+    await form.getByLabel('For (s)').fill('0');
+    await form.getByLabel('Level').selectOption('critical');
+    await form.getByRole('button', { name: 'Save rule' }).click();
+    const alert = page.locator('[data-testid="active-alert"][data-rule="e2e_always"]');
+    await alert.first().waitFor();
+    assert.match(await alert.first().innerText(), /firing since \d\d:\d\d:\d\d/);
+    const toast = page.getByTestId('toast').filter({ hasText: 'cpu_usage >= 0' });
+    await toast.first().waitFor();
+    await checkA11y('active-alert-and-toast');
+    await toast.first().getByRole('button', { name: 'Acknowledge' }).click();
+    await toast.first().waitFor({ state: 'detached' });
+    await waitFor(async () => (await alert.first().getAttribute('data-acknowledged')) === 'true', { message: 'the alert updated in place' });
+    assert.match(await alert.first().innerText(), /acknowledged by admin/);
+
+    // An unread info notification, to see the unread count survive a reload.
+    const bc = page.getByRole('form', { name: 'Broadcast a notification' });
+    await bc.getByLabel('Level').selectOption('info');
+    await bc.getByLabel('Title').fill('e2e unread');
+    await bc.getByRole('button', { name: 'Send' }).click();
+    await page.getByTestId('notification-item').filter({ hasText: 'e2e unread' }).waitFor();
+    const unreadOf = async () => Number(/(\d+) unread/.exec(await page.getByRole('link', { name: /Notifications, \d+ unread/ }).getAttribute('aria-label'))[1]);
+    const unreadBefore = await unreadOf();
+    assert.ok(unreadBefore >= 1, `unread before the reload: ${unreadBefore}`);
+
+    // The rules table shows state and clear threshold (after a reload of the list).
+    await page.reload();
+    await expectState('connected');
+    const row = page.locator('[data-testid="rule-row"][data-rule="e2e_always"]');
+    await row.waitFor();
+    await waitFor(async () => /firing on/.test(await row.getByTestId('rule-state').innerText()), { message: 'rule state firing' });
+    assert.equal(await row.getByTestId('rule-clear').innerText(), '< 0');
+    // Unread survives the reload (the server's per-user state), not reset to 0.
+    await waitFor(async () => (await unreadOf()) === unreadBefore, { message: `unread ${unreadBefore} after the reload` });
+    const item = page.getByTestId('notification-item').filter({ hasText: 'e2e unread' });
+    assert.equal(await item.getAttribute('data-read'), 'false', 'still unread after the reload');
+    const mark = frames.length;
+    await row.getByRole('button', { name: 'Delete rule e2e_always' }).click();
+    await checkA11y('rule-delete-confirmation');
+    assert.equal(frames.slice(mark).filter((f) => f.dir === 'sent' && f.msg.type === 'rule_delete').length, 0, 'nothing deleted before confirming');
+    await row.getByRole('button', { name: 'Yes, delete e2e_always' }).click();
+    await waitFor(() => frames.slice(mark).find((f) => f.dir === 'sent' && f.msg.type === 'rule_delete'), { message: 'rule_delete after confirming' });
+    await row.waitFor({ state: 'detached' });
+    // Its alert is over too: no active-alerts view keeps showing it.
+    await alert.waitFor({ state: 'detached' });
   });
 
   step('is responsive: screenshots at 1440×900 and 390×844', async () => {
@@ -390,6 +526,17 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     await page.getByLabel('Theme').selectOption('dark');
     await sleep(600);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-1440x900-dark.png') });
+    await checkA11y('dashboard-dark');
+    // The focus ring shows on the selected time-window button in the dark theme.
+    await page.getByRole('radio', { name: '15 min' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowLeft');
+    const ring = await page.evaluate(() => {
+      const span = document.activeElement.nextElementSibling;
+      const st = getComputedStyle(span);
+      return { style: st.outlineStyle, width: parseFloat(st.outlineWidth), checked: document.activeElement.checked };
+    });
+    assert.deepEqual(ring, { style: 'solid', width: 3, checked: true }, 'a visible focus ring on the selected window');
     await page.getByLabel('Theme').selectOption('system');
 
     await page.setViewportSize(PHONE);
@@ -399,11 +546,31 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
     const menu = page.getByRole('button', { name: /Controls/ });
     assert.ok(await menu.isVisible(), 'controls collapse into a menu');
     assert.equal(await page.getByLabel('Update rate').isVisible(), false);
+    // Alerts and notifications first; administration behind its own view.
+    const alertsTop = (await page.getByTestId('active-alerts').boundingBox()).y;
+    const tilesTop = (await page.locator('section.tiles').boundingBox()).y;
+    assert.ok(alertsTop < tilesTop, `alerts (${alertsTop}) above the tiles (${tilesTop}) on a phone`);
+    assert.equal(await page.getByRole('heading', { name: 'Administration' }).isVisible(), false, 'admin is not on the phone dashboard');
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-390x844.png') });
+    await checkA11y('phone');
+    const adminButton = page.getByRole('button', { name: 'Administration' });
+    await adminButton.click();
+    await page.getByRole('heading', { name: 'Administration' }).waitFor();
+    assert.equal(await page.getByTestId('chart-cpu').isVisible(), false, 'the admin view replaces the dashboard');
+    const adminOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(adminOverflow <= 0, `no horizontal scrolling in the admin view (overflow ${adminOverflow} px)`);
+    for (const del of await page.getByRole('button', { name: /^Delete rule/ }).all()) {
+      const b = await del.boundingBox();
+      assert.ok(b.x >= 0 && b.x + b.width <= PHONE.width, 'rule Delete buttons are not clipped');
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-390x844-admin.png') });
+    await checkA11y('phone-admin');
+    await page.getByRole('button', { name: 'Dashboard' }).click();
     await menu.click();
     assert.equal(await menu.getAttribute('aria-expanded'), 'true');
     assert.ok(await page.getByLabel('Update rate').isVisible(), 'menu opens the controls');
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-390x844-controls.png') });
+    await checkA11y('phone-controls');
     await menu.click();
     const chartBox = await page.getByTestId('chart-cpu').boundingBox();
     assert.ok(chartBox.width <= PHONE.width && chartBox.width > 300, `chart resized to ${chartBox.width} px`);

@@ -162,7 +162,7 @@ describe('App', () => {
     const ws = await signIn();
     // The initial history fill and notification list.
     reply(ws, 'history', { bucket_ms: 500, series: { cpu_usage: [{ t: T0, avg: 5 }] } });
-    reply(ws, 'notifications', { notifications: [] });
+    reply(ws, 'notification_state', { notifications: [], unread: 0, unacknowledged: 0 });
     const cpuChart = Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'cpu_usage'));
     await waitFor(() => expect(cpuChart.data.datasets.map((d) => d.metric)).toEqual(['cpu_usage', 'cpu_core_0', 'cpu_core_1']));
     const datasetsBefore = [...cpuChart.data.datasets];

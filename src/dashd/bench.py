@@ -12,7 +12,8 @@ Three commands:
 - `serve`: dashd as the bench runs it: `dashd.tap.build_daemon` (listeners,
   hub, store, rules, telemetry: nothing mocked) whose collector reads a
   synthetic ~300-byte sample instead of psutil, at a rate set on stdin.
-- `collector`: the CPU the real psutil collector costs at 1 Hz.
+- `collector`: the CPU the real collectors cost: the psutil host collector
+  at 1 Hz and every issue 19 collector at its default cadence.
 
 Every target is 127.0.0.1; every wait is bounded; every child process is
 ended, by its pid, when the run ends or fails.
@@ -49,12 +50,15 @@ BENCH_METRICS: dict[str, float] = {
 BENCH_HOST = "bench-0"
 IDLE_HZ = 1.0  # what both servers publish while clients connect and between windows
 
-# Targets from the issue, checked in the summary.
-TARGET_DELIVERIES_RATIO = 1.1
-TARGET_CPU_RATIO = 0.7
+# Targets from the issues (15, 17), checked in the summary.
+TARGET_DELIVERIES_RATIO = 1.0
+TARGET_CPU_RATIO = 1.0
 TARGET_P99_MS = 40.0
+TARGET_TLS_CPU_RATIO = 1.5
+TARGET_TLS_P99_MS = 40.0
 TARGET_RSS_PER_CONN_KB = 15.0
 TARGET_DEFLATE_CPU_RATIO = 1.3
+DEFAULT_SERVERS = "dashd,ws,floor"
 RAMP_MIN_DELIVERED = 0.95
 RAMP_MAX_P99_MS = 100.0
 
@@ -370,12 +374,17 @@ class ServerUnderTest:
         port = free_port() if workers > 1 else 0
         self.children: list[Child] = []
         for worker in range(workers):
+            child_env: dict[str, str] | None = None
             log = os.path.join(env.work_dir, f"{run_id}-{kind}-server{worker}.log")
             if kind == "ws":
                 argv = [env.node, os.path.join(env.bench_dir, "server.js"), "--port", "0", "--rate", str(IDLE_HZ),
                         "--metrics", json.dumps(BENCH_METRICS), "--host-name", BENCH_HOST]
                 if session.deflate:
                     argv.append("--deflate")
+            elif kind == "floor":
+                # The kernel's limit: handshake, then one send() per socket (bench/floor.py).
+                argv = [env.python, os.path.join(env.bench_dir, "floor.py"), "--port", "0", "--rate", str(IDLE_HZ),
+                        "--metrics", json.dumps(BENCH_METRICS), "--host-name", BENCH_HOST]
             else:
                 state = os.path.join(env.work_dir, f"{run_id}-state{worker}")
                 shutil.copytree(env.state_dir, state)
@@ -383,19 +392,31 @@ class ServerUnderTest:
                         "--rate", str(IDLE_HZ)]
                 if kind == "dashd-stock":
                     argv.append("--stock")
+                if kind == "dashd-py":
+                    child_env = dict(os.environ, DASHD_FANOUT_LOOP="python")  # the flat loop without the C extension
                 if workers > 1:
                     argv.append("--reuse-port")
-            if session.tls:
+            if session.tls and kind != "dashd-nginx":
                 argv += ["--tls-key", env.tls_key, "--tls-cert", env.tls_cert]
-            self.children.append(Child(f"{kind} server {worker}", argv, cwd=env.bench_dir if kind == "ws" else None,
-                                       log_path=log))
+            self.children.append(Child(f"{kind} server {worker}", argv,
+                                       cwd=env.bench_dir if kind in ("ws", "floor") else None,
+                                       log_path=log, env=child_env))
         ready = [child.wait_event("ready", 60) for child in self.children]
         self.port = int(ready[0]["port"])
+        self.nginx: subprocess.Popen | None = None
+        if kind == "dashd-nginx":
+            # TLS terminated by nginx in front of dashd's plain listener: the
+            # CPU counted is dashd's plus nginx's (master and worker).
+            self.port = free_port()
+            self.nginx = start_nginx(env, run_id, self.port, int(ready[0]["port"]), session.tls)
         self.url = f"{'wss' if session.tls else 'ws'}://127.0.0.1:{self.port}/dashboard"
 
     @property
     def pids(self) -> list[int]:
-        return [child.pid for child in self.children]
+        pids = [child.pid for child in self.children]
+        if self.nginx is not None:
+            pids += [self.nginx.pid] + child_pids(self.nginx.pid)
+        return pids
 
     def set_rate(self, hz: float) -> None:
         for child in self.children:
@@ -406,8 +427,85 @@ class ServerUnderTest:
         return self.children[0].wait_event("stats", 10)
 
     def stop(self) -> None:
+        if self.nginx is not None:
+            stop_process(self.nginx)
         for child in self.children:
             child.stop()
+
+
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 20000; use epoll; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
+    uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    server {{
+        listen 127.0.0.1:{port} {ssl} backlog=4096;
+        {certificates}
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(env: Environment, run_id: str, port: int, upstream: int, tls: bool) -> subprocess.Popen:
+    """nginx (from PATH or /usr/sbin) proxying wss://127.0.0.1:port to dashd's ws://127.0.0.1:upstream."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        raise BenchError("dashd-nginx needs nginx (apt-get install nginx-light)")
+    work = os.path.join(env.work_dir, f"{run_id}-nginx")
+    os.makedirs(work, exist_ok=True)
+    certificates = (f"ssl_certificate {env.tls_cert}; ssl_certificate_key {env.tls_key}; "
+                    "ssl_protocols TLSv1.2 TLSv1.3;") if tls else ""
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write(NGINX_CONF.format(work=work, port=port, upstream=upstream, ssl="ssl" if tls else "",
+                                  certificates=certificates))
+    process = subprocess.Popen([nginx, "-p", work, "-c", conf], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "ab"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"nginx exited (status {process.returncode}); see {work}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    stop_process(process)
+    raise BenchError("nginx did not listen within 20 s")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (nginx's worker), from /proc."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def stop_process(process: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL: by this process's own pid."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            return
+        try:
+            process.send_signal(sig)
+            process.wait(timeout=grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
 
 
 class Generator:
@@ -455,6 +553,7 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
                    seconds: float, clients: int) -> dict:
     server.set_rate(rate)
     time.sleep(warmup)
+    ticks0 = server.stats()
     generator.broadcast("reset")
     server_cpu0 = [sum(t) for t in zip(*(process_cpu_split(pid) for pid in server.pids))]
     gen_cpu0 = sum(process_cpu_seconds(pid) for pid in generator.pids)
@@ -463,6 +562,11 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
     time.sleep(seconds)
     reports = generator.report()
     elapsed = time.monotonic() - started
+    ticks1 = server.stats()
+    published = ticks1.get("published", 0) - ticks0.get("published", 0)
+    # The servers' own clocks between the two stats replies (the replies
+    # themselves can lag under load); the window's length if one lacks it.
+    server_seconds = (ticks1["at"] - ticks0["at"]) if "at" in ticks0 and "at" in ticks1 else elapsed
     server_cpu1 = [sum(t) for t in zip(*(process_cpu_split(pid) for pid in server.pids))]
     server_user, server_sys = server_cpu1[0] - server_cpu0[0], server_cpu1[1] - server_cpu0[1]
     server_cpu = server_user + server_sys
@@ -498,6 +602,11 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
         "generator_cpu_pct": 100.0 * gen_cpu / elapsed,
         "other_cpu_pct": max(0.0, 100.0 * (busy - server_cpu - gen_cpu) / elapsed),
         "server_rss_mb": sum(process_rss_kb(pid) for pid in server.pids) / KB,
+        # The publisher's schedule: what share of the window's ticks ran, and
+        # how many periods a late tick folded into the next (never skipped).
+        "published_pct": 100.0 * published / (rate * server_seconds) if rate and server_seconds > 0 else None,
+        "ticks_coalesced": (ticks1.get("ticks_coalesced", 0) - ticks0.get("ticks_coalesced", 0))
+        if "ticks_coalesced" in ticks1 else None,
     }
 
 
@@ -603,6 +712,8 @@ TABLE_COLUMNS = (
     ("B/upd", "bytes_per_update", ".0f"),
     ("srv cpu%", "server_cpu_pct", ".0f"),
     ("us/deliv", "cpu_us_per_delivery", ".1f"),
+    ("xfloor", "vs_floor", ".2f"),
+    ("xws", "vs_ws", ".2f"),
     ("usr", "user_us_per_delivery", ".1f"),
     ("sys", "sys_us_per_delivery", ".1f"),
     ("gen cpu%", "generator_cpu_pct", ".0f"),
@@ -610,6 +721,8 @@ TABLE_COLUMNS = (
     ("rss MB", "server_rss_mb", ".0f"),
     ("KB/conn", "rss_per_conn_kb", ".1f"),
     ("conn s", "connect_s", ".1f"),
+    ("pub%", "published_pct", ".0f"),
+    ("coal", "ticks_coalesced", ".0f"),
 )
 
 
@@ -642,7 +755,23 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
         if key[0] == "ramp: sustained":
             merged["deliveries_per_s"] = merged.get("sustained_deliveries_per_s")
         summary.append(merged)
+    add_ratios(summary)
     return summary
+
+
+def add_ratios(summary: Sequence[dict]) -> None:
+    """Every row as a ratio to the floor and to ws in the same scenario: CPU
+    per delivery over theirs, or, on the ramp line, sustained deliveries/s
+    over theirs."""
+    by_scenario: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in summary:
+        by_scenario.setdefault(row["scenario"], {})[row["server"]] = row
+    for row in summary:
+        key = "deliveries_per_s" if row["scenario"] == "ramp: sustained" else "cpu_us_per_delivery"
+        peers = by_scenario[row["scenario"]]
+        for server, column in (("floor", "vs_floor"), ("ws", "vs_ws")):
+            peer = peers.get(server)
+            row[column] = ratio(row.get(key), peer.get(key)) if peer is not None else None
 
 
 def result_line(summary: Sequence[Mapping[str, Any]]) -> tuple[str, dict]:
@@ -659,6 +788,10 @@ def result_line(summary: Sequence[Mapping[str, Any]]) -> tuple[str, dict]:
                                         pick("1000x100Hz", "ws", "cpu_us_per_delivery")),
         "p99_ms": pick("1000x10Hz", "dashd", "p99_ms"),
         "rss_per_conn_kb": pick("10000x1Hz idle", "dashd", "rss_per_conn_kb"),
+        "floor_ratio": ratio(pick("1000x100Hz", "dashd", "cpu_us_per_delivery"),
+                             pick("1000x100Hz", "floor", "cpu_us_per_delivery")),
+        "tls_cpu_per_delivery_ratio": ratio(pick("1000x10Hz TLS", "dashd", "cpu_us_per_delivery"),
+                                            pick("1000x10Hz TLS", "ws", "cpu_us_per_delivery")),
     }
     text = "RESULT " + " ".join(f"{name}={'nan' if value is None else f'{value:.3g}' if name.endswith('ratio') else f'{value:.1f}'}"
                                 for name, value in values.items())
@@ -680,6 +813,9 @@ def target_checks(summary: Sequence[Mapping[str, Any]], values: Mapping[str, flo
         ("p99 at 1,000 x 10 Hz (ms)", values["p99_ms"], "<=", TARGET_P99_MS),
         ("RSS per idle connection at 10,000 (KB)", values["rss_per_conn_kb"], "<=", TARGET_RSS_PER_CONN_KB),
         ("deflate CPU per delivery vs uncompressed (dashd)", deflate_ratio, "<=", TARGET_DEFLATE_CPU_RATIO),
+        ("TLS CPU per delivery at 1,000 x 10 Hz vs ws", values["tls_cpu_per_delivery_ratio"], "<=",
+         TARGET_TLS_CPU_RATIO),
+        ("TLS p99 at 1,000 x 10 Hz (ms)", pick("1000x10Hz TLS", "dashd", "p99_ms"), "<=", TARGET_TLS_P99_MS),
     ]
     lines = []
     for label, value, op, target in checks:
@@ -691,6 +827,19 @@ def target_checks(summary: Sequence[Mapping[str, Any]], values: Mapping[str, flo
         shown = "-" if value is None else f"{value:.3g}"
         lines.append(f"  {label}: {shown} (target {op} {target:g}): {verdict}")
     return lines
+
+
+def format_loop_cost(loop_cost: Mapping[str, Any]) -> str:
+    """The in-process loop measurement, each loop against the floor."""
+    loops = loop_cost["loops"]
+    floor = loops["floor"]["us_per_delivery"]
+    lines = [f"\nbroadcast loop alone ({loop_cost['clients']:,} loopback sockets, {loop_cost['rounds']} rounds, "
+             "CPU per delivery):"]
+    for name, cost in loops.items():
+        above = "" if name == "floor" else f", {cost['us_per_delivery'] - floor:+.2f} us vs the floor"
+        lines.append(f"  {name:<12} {cost['us_per_delivery']:.2f} us (user {cost['user_us']:.2f}, "
+                     f"sys {cost['sys_us']:.2f}){above}")
+    return "\n".join(lines)
 
 
 def format_table(summary: Sequence[Mapping[str, Any]]) -> str:
@@ -760,6 +909,8 @@ def run(args: argparse.Namespace) -> int:
         wanted = set(args.sessions.split(","))
         plan = Plan(**{**plan.__dict__, "sessions": tuple(s for s in plan.sessions if s.name in wanted)})
     servers = args.servers.split(",")
+    if args.servers == DEFAULT_SERVERS and (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
+        servers.append("dashd-nginx")  # TLS terminated by nginx, for docs/benchmarks.md's comparison
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -767,6 +918,7 @@ def run(args: argparse.Namespace) -> int:
     work_dir = tempfile.mkdtemp(prefix="dashd-bench-")
     rows: list[dict] = []
     collector: dict | None = None
+    loop_cost: dict | None = None
     interrupted: list[int] = []
 
     def on_signal(signum, frame):
@@ -784,6 +936,10 @@ def run(args: argparse.Namespace) -> int:
                 # machine's other load does not favour one of them.
                 order = servers if repeat % 2 == 0 else list(reversed(servers))
                 for kind in order:
+                    if kind == "floor" and session.deflate:
+                        continue  # the floor negotiates no extension: nothing to compare
+                    if kind == "dashd-nginx" and not session.tls:
+                        continue  # nginx is only there to terminate TLS
                     say(f"  [{time.monotonic() - started:5.0f}s] {session.name} on {kind} (repeat {repeat + 1})")
                     run_id = f"r{repeat}-{session.name}-{kind}"
                     try:
@@ -795,6 +951,9 @@ def run(args: argparse.Namespace) -> int:
         if plan.collector_seconds > 0 and not args.no_collector:
             say(f"  [{time.monotonic() - started:5.0f}s] collector alone at 1 Hz for {plan.collector_seconds:g}s")
             collector = measure_collector(env.python, plan.collector_seconds)
+        if not args.no_collector:
+            say(f"  [{time.monotonic() - started:5.0f}s] the flat broadcast loop against the floor, in one process")
+            loop_cost = measure_fanout_loop(env.python, 1000, 100 if args.quick else 400)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -811,6 +970,8 @@ def run(args: argparse.Namespace) -> int:
     if collector is not None:
         print(f"\ncollector alone (psutil at 1 Hz, {collector['seconds']:g}s): {collector['cpu_pct']:.2f}% of one core, "
               f"{collector['mean_sample_ms']:.2f} ms per sample (max {collector['max_sample_ms']:.2f} ms)")
+    if loop_cost is not None:
+        print(format_loop_cost(loop_cost))
     line, values = result_line(summary)
     print("\ntargets:")
     for check in target_checks(summary, values):
@@ -820,9 +981,120 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "summary": summary, "collector": collector, "result": values,
+            json.dump({"rows": rows, "summary": summary, "collector": collector, "loop": loop_cost, "result": values,
                        "quick": args.quick}, f, indent=1, default=str)
     print(line, flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# `loop`: the flat broadcast loop against the floor, in one process
+
+def measure_fanout_loop(python: str, clients: int, rounds: int) -> dict:
+    child = Child("loop", [python, "-m", "dashd.bench", "loop", "--clients", str(clients), "--rounds", str(rounds)])
+    try:
+        return child.wait_event("loop", 300)
+    finally:
+        child.stop()
+
+
+class _LoopTransport:
+    """What the flat writer reads of a Twisted tcp.Server, around a real socket."""
+
+    dataBuffer = b""
+    _tempDataLen = 0
+    producerPaused = False
+    disconnecting = False
+    _writeDisconnected = False
+    connected = True
+
+
+class _LoopProtocol:
+    """What the flat writer reads of an open DashboardServerProtocol."""
+
+    send_queue = ()
+
+    def __init__(self, sock: socket.socket) -> None:
+        from autobahn.websocket.protocol import WebSocketProtocol
+
+        self.state = WebSocketProtocol.STATE_OPEN
+        self.send_state = WebSocketProtocol.SEND_STATE_GROUND
+        self.flat_target = (_LoopTransport(), sock, sock.fileno(), None)
+
+    def send_frame(self, frame) -> None:
+        raise BenchError("the flat writer refused an idle connection")
+
+
+def fanout_loop_cost(args: argparse.Namespace) -> int:
+    """CPU (user + system, getrusage) per delivery of one ~300-byte frame to
+    N loopback TCP sockets: the floor's loop (`sock.send` per socket), and
+    the hub's flat loop (ClientStream.take_directly, then FlatWriter) with
+    each available send loop; rounds alternate so load hits all alike. The
+    receiving ends are drained between rounds, outside the measurement."""
+    import resource
+
+    from twisted.internet.task import Clock
+
+    from dashd.stream.streams import METRICS_UPDATE, ClientStream, FrameCache, StreamMessage
+    from dashd.wire.broadcast import FlatWriter, available_loops
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(args.clients + 16)
+    readers, senders = [], []
+    try:
+        for _ in range(args.clients):
+            reader = socket.create_connection(listener.getsockname())
+            sender, _ = listener.accept()
+            reader.setblocking(False)
+            sender.setblocking(False)
+            readers.append(reader)
+            senders.append(sender)
+        clock = Clock()
+        streams = []
+        for sender in senders:
+            stream = ClientStream(_LoopProtocol(sender), clock, wants_metrics=True, wants_notifications=True)
+            stream.live = True
+            streams.append(stream)
+        seq = [0]
+
+        def flat(writer: FlatWriter) -> None:
+            seq[0] += 1
+            message = StreamMessage(seq[0], METRICS_UPDATE, 1_700_000_000_000, BENCH_HOST,
+                                    synthetic_metrics(seq[0]))
+            direct = [stream.sink for stream in streams if stream.take_directly(message)]
+            writer.write_many(FrameCache(message).frame(None), direct)
+
+        frame_bytes = b"x" * 299
+
+        def floor(_: Any) -> None:
+            for sender in senders:
+                sender.send(frame_bytes)
+
+        kinds: dict[str, tuple[Callable[[Any], None], Any]] = {"floor": (floor, None)}
+        for loop in available_loops():
+            kinds[f"flat-{loop}"] = (flat, FlatWriter(loop=loop))
+        used = {name: [0.0, 0.0] for name in kinds}
+        for _ in range(args.rounds):
+            for name, (run_once, argument) in kinds.items():
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                run_once(argument)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                used[name][0] += after.ru_utime - before.ru_utime
+                used[name][1] += after.ru_stime - before.ru_stime
+                for reader in readers:
+                    try:
+                        while reader.recv(1 << 20):
+                            pass
+                    except BlockingIOError:
+                        pass
+        deliveries = args.clients * args.rounds
+        result = {name: {"us_per_delivery": 1e6 * (user + system) / deliveries, "user_us": 1e6 * user / deliveries,
+                         "sys_us": 1e6 * system / deliveries} for name, (user, system) in used.items()}
+        emit({"event": "loop", "clients": args.clients, "rounds": args.rounds, "loops": result})
+    finally:
+        for sock in readers + senders + [listener]:
+            sock.close()
     return 0
 
 
@@ -830,7 +1102,7 @@ def run(args: argparse.Namespace) -> int:
 # `collector`
 
 def measure_collector(python: str, seconds: float) -> dict:
-    child = Child("collector", [python, "-m", "dashd.bench", "collector", "--seconds", str(seconds)])
+    child = Child("collector", [python, "-m", "dashd.bench", "collector", "--seconds", str(seconds), "--only-host"])
     try:
         return child.wait_event("collector", seconds + 60)
     finally:
@@ -838,23 +1110,47 @@ def measure_collector(python: str, seconds: float) -> dict:
 
 
 def collector_cost(args: argparse.Namespace) -> int:
-    """The real CollectorService with the psutil reader at 1 Hz, alone in a
-    reactor, for `seconds`; prints this process's CPU over that time."""
+    """The real CollectorService with the psutil reader at 1 Hz and (unless
+    --only-host) every issue 19 collector at its default cadence, alone in
+    a reactor, for `seconds`; prints this process's CPU over that time, the
+    longest any tick held the reactor, the process table's cost and the
+    number of distinct series, and ends with a RESULT line."""
     import psutil
     from twisted.internet import reactor
 
-    from dashd.stream.bus import InMemoryBus
+    from dashd.collect.assembly import build_sources
     from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader
+    from dashd.collect.processes import encode_snapshot
+    from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SourceScheduler
+    from dashd.settings import load_settings
+    from dashd.stream.bus import InMemoryBus
+    from dashd.timefmt import now_ms
 
     durations: list[float] = []
-    service = CollectorService(MetricsCollector(PsutilReader("/"), "bench", lambda: 0), InMemoryBus(), reactor,
+    bus = InMemoryBus()
+    service = CollectorService(MetricsCollector(PsutilReader("/"), "bench", lambda: 0), bus, reactor,
                                args.interval)
     service.on_sample_duration = durations.append
+    scheduler = None
+    if not args.only_host:
+        # Default cadences, as `collectors = all` runs them.
+        sources, intervals = build_sources(load_settings({"collectors": "all"}, environ={}))
+        scheduler = SourceScheduler(sources, intervals, bus, reactor, "bench", now_ms)
+    names: set[str] = set()
+    bus.subscribe(SERIES_TOPIC, lambda topic, sample: names.update(sample.values))
+    snapshot_sizes: list[int] = []
+    bus.subscribe(PROCESSES_TOPIC, lambda topic, snapshot: (snapshot_sizes.append(len(encode_snapshot(snapshot))),
+                                                            result.update(processes_on_host=snapshot.table.total)))
     this = psutil.Process()
     result: dict = {}
+    # Idle children, so the process table is measured at the issue's ~300
+    # processes on a machine that has fewer; each is ended by its own pid.
+    spawned = [subprocess.Popen(["sleep", str(args.seconds + 60)]) for _ in range(max(0, args.spawn))]
 
     def begin() -> None:
         service.startService()
+        if scheduler is not None:
+            scheduler.startService()
         result["cpu0"] = this.cpu_times()
         result["t0"] = time.monotonic()
         reactor.callLater(args.seconds, finish)
@@ -864,15 +1160,59 @@ def collector_cost(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - result["t0"]
         used = (cpu.user - result["cpu0"].user) + (cpu.system - result["cpu0"].system)
         service.stopService()
-        emit({"event": "collector", "seconds": round(elapsed, 1), "samples": len(durations),
-              "cpu_pct": 100.0 * used / elapsed,
-              "mean_sample_ms": 1000.0 * statistics.mean(durations) if durations else None,
-              "max_sample_ms": 1000.0 * max(durations) if durations else None})
+        for child in spawned:
+            child.kill()
+            child.wait()
+        event = {"event": "collector", "seconds": round(elapsed, 1), "samples": len(durations),
+                 "cpu_pct": 100.0 * used / elapsed,
+                 "mean_sample_ms": 1000.0 * statistics.mean(durations) if durations else None,
+                 "max_sample_ms": 1000.0 * max(durations) if durations else None}
+        if scheduler is not None:
+            scheduler.stopService()
+            event.update(collectors_report(scheduler, names, durations))
+            event["snapshot_bytes"] = statistics.mean(snapshot_sizes) if snapshot_sizes else 0
+            event["processes_on_host"] = result.get("processes_on_host", 0)
+        emit(event)
+        if scheduler is not None:
+            for name, stats in event["per_collector"].items():
+                print(f"  {name:12s} reads {stats['reads']:4d}  read {stats['mean_read_ms']:7.2f} ms "
+                      f"(cpu {stats['mean_read_cpu_ms']:6.2f} ms, max {stats['max_read_ms']:7.2f} ms)  "
+                      f"reactor max {stats['max_block_ms']:.3f} ms  series {stats['series']}", flush=True)
+            print(f"  process table of {event['processes_on_host']} processes: "
+                  f"{event['process_snapshot_cpu_ms']:.2f} ms of CPU per snapshot "
+                  f"({event['process_snapshot_ms']:.2f} ms wall in its thread on this machine's load); "
+                  f"look-back encoding {event['snapshot_bytes']:.0f} bytes per snapshot", flush=True)
+            print(f"RESULT collector_cpu_percent={event['cpu_pct']:.2f} max_tick_block_ms={event['max_tick_block_ms']:.2f} "
+                  f"process_snapshot_ms={event['process_snapshot_cpu_ms']:.2f} series={event['series']}", flush=True)
         reactor.stop()
 
     reactor.callWhenRunning(begin)
     reactor.run()
     return 0
+
+
+def collectors_report(scheduler: Any, names: set[str], host_durations: list[float]) -> dict:
+    """The figures of issue 19's budget from a stopped SourceScheduler.
+
+    max_tick_block_ms covers every tick on the reactor thread: the issue 19
+    sources (start a read, publish its result) and the seed's host
+    collector, which samples psutil on the reactor thread itself."""
+    per = {}
+    for name, stats in scheduler.stats.items():
+        per[name] = {"reads": stats.reads, "failures": stats.failures, "skipped": stats.skipped,
+                     "series": stats.series, "mean_read_ms": 1000.0 * stats.mean_read_seconds,
+                     "mean_read_cpu_ms": 1000.0 * stats.mean_read_cpu_seconds,
+                     "max_read_ms": 1000.0 * stats.max_read_seconds,
+                     "max_block_ms": 1000.0 * stats.max_block_seconds}
+    processes = per.get("processes", {})
+    return {
+        "per_collector": per,
+        "max_tick_block_ms": 1000.0 * max([scheduler.max_block_seconds] + host_durations),
+        "max_source_block_ms": 1000.0 * scheduler.max_block_seconds,
+        "process_snapshot_ms": processes.get("mean_read_ms", 0.0),
+        "process_snapshot_cpu_ms": processes.get("mean_read_cpu_ms", 0.0),
+        "series": len(names),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -952,7 +1292,9 @@ def serve(args: argparse.Namespace) -> int:
                 collector.set_interval(1.0 / hz)
             elif command == "stats":
                 emit({"event": "stats", "published": sampler.count, "seq": daemon.hub.seq,
-                      "clients": len(daemon.core.connections), "write_stats": fastpath.stats.as_dict()})
+                      "ticks_coalesced": collector.ticks[1], "at": time.monotonic(),
+                      "clients": len(daemon.core.connections), "write_stats": fastpath.stats.as_dict(),
+                      "fanout_loop": getattr(daemon.hub.writer, "loop", None)})
             elif command == "profile-start":
                 import cProfile
 
@@ -1004,7 +1346,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         p.add_argument("--repeats", type=int, default=None, help="repeat every scenario this many times")
         p.add_argument("--sessions", default=None,
                        help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)")
-        p.add_argument("--servers", default="dashd,ws", help="dashd, ws and/or dashd-stock (default dashd,ws)")
+        p.add_argument("--servers", default=DEFAULT_SERVERS,
+                       help="dashd, ws, floor (bench/floor.py), dashd-py (flat loop in Python), dashd-nginx (TLS "
+                            "sessions: nginx terminates TLS), dashd-stock, dashd-2w (default dashd,ws,floor, plus "
+                            "dashd-nginx when nginx is installed)")
         p.add_argument("--bench-dir", default=None, help="the directory holding client.js and server.js")
         p.add_argument("--json", default=None, help="also write every measurement to this file")
         p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -1023,9 +1368,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     serve_parser.add_argument("--reuse-port", action="store_true",
                               help="listen with SO_REUSEPORT (the multi-process experiment: start several)")
 
-    collector_parser = commands.add_parser("collector", help="CPU of the psutil collector alone")
+    loop_parser = commands.add_parser("loop", help="the flat broadcast loop's CPU per delivery against the floor's")
+    loop_parser.add_argument("--clients", type=int, default=1000)
+    loop_parser.add_argument("--rounds", type=int, default=200)
+
+    collector_parser = commands.add_parser("collector", help="CPU of the collectors (all, at default cadences)")
     collector_parser.add_argument("--seconds", type=float, default=60.0)
     collector_parser.add_argument("--interval", type=float, default=1.0)
+    collector_parser.add_argument("--spawn", type=int, default=0,
+                                  help="start this many idle processes first (to measure ~300 processes)")
+    collector_parser.add_argument("--only-host", action="store_true",
+                                  help="only the seed's psutil host collector (what `run` measures)")
     from dashd.store import bench_store  # the store benchmark lives with the store
 
     bench_store.configure(commands)
@@ -1041,6 +1394,8 @@ def dispatch(args: argparse.Namespace) -> int:
         from dashd.store import bench_store
 
         return bench_store.main(args)
+    if args.bench_command == "loop":
+        return fanout_loop_cost(args)
     return run(args)
 
 

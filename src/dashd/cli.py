@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import Any, Callable
 
 from dashd import __version__
-from dashd.settings import FIELDS_BY_NAME, ConfigError, Settings, load_settings, parse_duration, redact_url
+from dashd.settings import (FIELDS_BY_NAME, ConfigError, Settings, format_duration, load_settings, parse_duration,
+                            redact_url)
 
 COMMON = ("config", "state_dir", "db", "secret_file")
 
@@ -34,7 +36,10 @@ def _run_async(work: Callable[[Any], Any]) -> Any:
 
     def main(reactor):
         async def go():
-            outcome["value"] = await work(reactor)
+            try:
+                outcome["value"] = await work(reactor)
+            except Exception as e:  # re-raised below: task.react would print a traceback and exit 1
+                outcome["error"] = e
         return Deferred.fromCoroutine(go())
 
     try:
@@ -42,6 +47,8 @@ def _run_async(work: Callable[[Any], Any]) -> Any:
     except SystemExit as e:
         if e.code not in (0, None):
             raise
+    if "error" in outcome:
+        raise outcome["error"]
     return outcome.get("value")
 
 
@@ -62,18 +69,46 @@ def _with_store(settings: Settings, action: Callable) -> Any:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
+    """`dashd token [mint]`, `dashd token list`, `dashd token revoke ID`."""
+    import uuid
+
+    from dashd.auth.issued import IssuedToken, IssuedTokens, TokenNotFound
+    from dashd.auth.tokens import AGENT_SUBJECT_CHARS, TokenIssuer, load_or_create_secret
+    from dashd.timefmt import now_ms
 
     settings = _settings(args)
+    if args.action == "list":
+        tokens = _with_store(settings, lambda store: IssuedTokens(store).list())
+        now = now_ms()
+        print("\n".join(token.line(now) for token in tokens) if tokens else "no tokens minted by `dashd token`")
+        return 0
+    if args.action == "revoke":
+        if not args.token_id:
+            raise SystemExit("dashd: token revoke needs the token's id (see `dashd token list`)")
+        try:
+            _with_store(settings, lambda store: IssuedTokens(store).revoke(args.token_id, now_ms()))
+        except TokenNotFound as e:
+            raise SystemExit(f"dashd: {e}") from None
+        print(f"revoked {args.token_id}; a running daemon refuses it within 5 s")
+        return 0
     try:
         ttl = parse_duration(args.ttl)
     except ValueError:
         raise ConfigError("ttl", args.ttl, "a duration such as 30m, 1h or 7d") from None
-    if not 1 <= ttl <= 366 * 86400:
-        raise ConfigError("ttl", args.ttl, "a duration from 1s to 366d")
-    token, _ = TokenIssuer(load_or_create_secret(settings.secret_path)).mint(args.subject or f"token-{args.role}",
-                                                                             args.role, ttl)
+    longest = settings.token_max_ttl(args.role)
+    if not 1 <= ttl <= longest:
+        raise ConfigError("ttl", args.ttl, f"a duration from 1s to {format_duration(longest)} for the {args.role} "
+                          f"role (token_max_ttl_{args.role})")
+    subject = args.subject or f"token-{args.role}"
+    if args.role == "agent" and not (len(subject) <= 128 and set(subject) <= AGENT_SUBJECT_CHARS):
+        raise ConfigError("subject", subject, "an agent's host name: letters, digits, '.', '_' and '-'")
+    token_id = uuid.uuid4().hex
+    token, expires_at = TokenIssuer(load_or_create_secret(settings.secret_path)).mint(subject, args.role, ttl,
+                                                                                   token_id=token_id)
+    issued = IssuedToken(token_id, subject, args.role, now_ms(), int(expires_at * 1000), None)
+    _with_store(settings, lambda store: IssuedTokens(store).record(issued))
     print(token)
+    print(f"token id {token_id} (revoke with: dashd token revoke {token_id})", file=sys.stderr)
     return 0
 
 
@@ -108,6 +143,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             rule_from_config(rule, names)
         except ValueError as e:
             raise ConfigError(f"rules.{rule.name}", rule.spec, str(e).split(": ", 1)[-1]) from None
+    from dashd.alerting.config import channels_from_settings, routes_from_settings
+
+    channels = channels_from_settings(settings)  # ConfigError naming the [channel:NAME] section
+    routes_from_settings(settings, {c.name for c in channels})
     print(f"configuration OK (db {redact_url(settings.db_url)}, listen {', '.join(settings.listen)}, "
           f"interval {settings.interval:g}s, {len(settings.rules)} rules)")
     return 0
@@ -132,7 +171,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
     async def action(store):
         users = UserDirectory(store, TokenIssuer(load_or_create_secret(settings.secret_path)), RevocationList(),
-                              access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl)
+                              access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl,
+                              clock=store.clock)
         if args.action == "add":
             await users.add(args.name, args.role, password)
             return f"added {args.name} ({args.role})"
@@ -165,7 +205,10 @@ def cmd_user(args: argparse.Namespace) -> int:
 def cmd_dev_cert(args: argparse.Namespace) -> int:
     from dashd.auth.devcert import write_self_signed
 
-    key_path, cert_path = write_self_signed(args.out, args.hostname)
+    # Like every subcommand it reads the daemon's configuration: by default
+    # the pair goes under the state directory the daemon uses.
+    out = args.out or os.path.join(_settings(args).state_dir, "tls")
+    key_path, cert_path = write_self_signed(out, args.hostname)
     print(f"wrote {key_path} and {cert_path}")
     print(f"use: twistd dashd --tls-listen ssl:8443:privateKey={key_path}:certKey={cert_path}")
     return 0
@@ -176,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dashd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    token = commands.add_parser("token", help="mint an access token and print it")
+    token = commands.add_parser("token", help="mint an access token and print it; list or revoke minted tokens")
+    token.add_argument("action", nargs="?", choices=("mint", "list", "revoke"), default="mint",
+                       help="mint (default), list the minted tokens, or revoke one by id")
+    token.add_argument("token_id", nargs="?", default=None, help="the id to revoke (from `dashd token list`)")
     _add_common(token)
     token.add_argument("--role", choices=("viewer", "operator", "admin", "agent"), default="viewer")
     token.add_argument("--ttl", default="1h", help="lifetime, e.g. 30m, 1h, 7d (default 1h)")
@@ -207,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=cmd_user)
 
     dev_cert = commands.add_parser("dev-cert", help="write a self-signed key and certificate for local TLS")
-    dev_cert.add_argument("--out", default="state/tls", help="directory (default state/tls)")
+    _add_common(dev_cert)
+    dev_cert.add_argument("--out", default=None, help="directory (default STATE_DIR/tls)")
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 

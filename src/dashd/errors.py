@@ -43,6 +43,12 @@ class ProtocolError(Exception):
         return data
 
 
+class Unavailable(Exception):
+    """A dependency (the database) cannot answer now: an expected condition
+    during an outage, logged as one line without a traceback and reported to
+    clients as `unavailable` (or, for resume, as a `resume_gap`)."""
+
+
 class HandshakeRefused(Exception):
     """A WebSocket handshake refused with an HTTP status (ConnectionException)."""
 

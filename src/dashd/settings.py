@@ -115,6 +115,8 @@ def _db_url(value: str) -> bool:
     return value == "" or value.startswith("sqlite:///") or value.startswith("mysql://")
 
 
+COLLECTOR_NAMES = ("host", "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes")
+
 FIELDS: tuple[Field, ...] = (
     Field("config", "", str, "a path to an INI file", "INI file to read ([dashd] section)"),
     Field("listen", ("tcp:8080",), parse_list, "Twisted endpoint strings such as tcp:8080 or systemd:domain=INET:index=0",
@@ -146,6 +148,11 @@ FIELDS: tuple[Field, ...] = (
           "how often retention pruning and rollup run", _number(10, DAY)),
     Field("store_queue", 100_000, int, "an integer from 100 to 10000000",
           "rows held in memory while the database is down", _number(100, 10_000_000)),
+    # Database deadlines (docs/operations.md#database-deadlines).
+    Field("db_query_timeout", 5.0, parse_duration, "a duration from 0.5s to 1h",
+          "deadline of each database query (readiness checks use at most 1.5s)", _number(0.5, HOUR)),
+    Field("db_connect_timeout", 5.0, parse_duration, "a duration from 0.5s to 5m",
+          "deadline for opening a database connection", _number(0.5, 5 * MINUTE)),
     Field("ring_span", 5 * MINUTE, parse_duration, "a duration from 10s to 1h", "how far back resume replays from memory",
           _number(10, HOUR)),
     Field("ping_interval", 20.0, parse_duration, "a duration from 0 (off) to 300s", "WebSocket ping period",
@@ -202,7 +209,114 @@ FIELDS: tuple[Field, ...] = (
     Field("metrics_token", "", str, "a string", "bearer token required for the Prometheus endpoint (empty: open)"),
     Field("bus", "memory", str, "memory or redis://host:port/db", "message bus shared by dashd nodes",
           lambda value: value == "memory" or value.startswith("redis://")),
+    # Issue 19 collectors (dashd.collect.*). Only `host` (the seed's metrics)
+    # runs by default until the labelled-series store lands; see
+    # docs/operations.md#collectors.
+    Field("collectors", ("host",), parse_list,
+          "a list of host, filesystems, disks, netifs, system, sensors, cgroups, processes, or all",
+          "collectors to run besides the host metrics (which always run)",
+          lambda value: all(item in COLLECTOR_NAMES + ("all",) for item in value)),
+    Field("host_root", "", str, "a directory holding the host's proc and sys (e.g. /host), or empty",
+          "read /proc and /sys under this root (dashd in a container watching its host)",
+          lambda value: value == "" or value.startswith("/")),
+    Field("filesystems_interval", 10.0, parse_duration, "a duration from 1s to 1h", "file system collector period",
+          _number(1, HOUR)),
+    Field("filesystems_include", (), parse_list, "mount point globs such as /, /var*",
+          "report only these mount points (default: every disk-backed file system)"),
+    Field("filesystems_exclude", (), parse_list, "mount point globs such as /snap/*", "never report these mount points"),
+    Field("disks_interval", 2.0, parse_duration, "a duration from 0.5s to 1h", "disk I/O collector period",
+          _number(0.5, HOUR)),
+    Field("disks_exclude", ("loop*", "ram*", "zram*"), parse_list, "device name globs such as loop*",
+          "block devices not reported"),
+    Field("netifs_interval", 2.0, parse_duration, "a duration from 0.5s to 1h", "network interface collector period",
+          _number(0.5, HOUR)),
+    Field("netifs_exclude", (), parse_list, "interface name globs such as veth*", "network interfaces not reported"),
+    Field("system_interval", 5.0, parse_duration, "a duration from 0.5s to 1h",
+          "TCP states, file descriptors, context switches collector period", _number(0.5, HOUR)),
+    Field("sensors_interval", 10.0, parse_duration, "a duration from 1s to 1h", "temperature, fan, battery collector period",
+          _number(1, HOUR)),
+    Field("cgroups_interval", 5.0, parse_duration, "a duration from 1s to 1h", "services and containers collector period",
+          _number(1, HOUR)),
+    Field("cgroups_depth", 4, int, "an integer from 1 to 16", "how deep the cgroup tree is walked", _number(1, 16)),
+    Field("cgroups_max", 200, int, "an integer from 1 to 10000", "most control groups reported", _number(1, 10_000)),
+    Field("processes_interval", 2.0, parse_duration, "a duration from 0.5s to 1h", "process table period",
+          _number(0.5, HOUR)),
+    Field("processes_top", 50, int, "an integer from 1 to 1000", "rows of the process table (top N by CPU, memory, I/O)",
+          _number(1, 1000)),
+    Field("process_cmdlines", True, parse_bool, "true or false",
+          "read process command lines (shown to operators and admins only)"),
+    # HTTP hardening (docs/security.md): connection caps, request deadline,
+    # allowed hosts, the public origin, static root, headers, token lifetimes.
+    Field("max_tcp_connections_per_ip", 0, int, "an integer from 0 (max_connections_per_ip + 100) to 1000000",
+          "most TCP connections (HTTP and WebSocket) from one address; trusted_proxies are exempt (HTTP 429 above)",
+          _number(0, 1_000_000)),
+    Field("request_timeout", 15.0, parse_duration, "a duration from 1s to 300s",
+          "time to send a request's headers and body (and the WebSocket handshake), from connecting or the last "
+          "response; not reset by each line (HTTP 408 above)", _number(1, 300)),
+    Field("public_url", "", str, "an origin such as https://dash.example.com, or empty",
+          "the address users open (behind a reverse proxy: the proxy's); used for allowed hosts, CSP and redirects",
+          lambda value: value == "" or re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", value) is not None),
+    Field("allowed_hosts", (), parse_list, "host names such as dash.example.com, or *",
+          "Host headers served (default: localhost, this machine's and public_url's names; IP addresses always); "
+          "others get HTTP 421"),
+    Field("static_follow_symlinks", False, parse_bool, "true or false",
+          "serve files behind symbolic links that lead outside the static directory"),
+    Field("hsts_max_age", 180 * DAY, parse_duration, "a duration from 0 (off) to 730d",
+          "Strict-Transport-Security max-age sent on HTTPS responses", _number(0, 730 * DAY)),
+    Field("metrics_token_file", "", str, "a file path, or empty",
+          "file holding the Prometheus bearer token (keeps it out of `ps`; instead of metrics_token)"),
+    Field("token_max_ttl_viewer", 30 * DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for a viewer", _number(MINUTE, 366 * DAY)),
+    Field("token_max_ttl_operator", 7 * DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for an operator", _number(MINUTE, 366 * DAY)),
+    Field("token_max_ttl_admin", DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for an admin", _number(MINUTE, 366 * DAY)),
+    Field("token_max_ttl_agent", 366 * DAY, parse_duration, "a duration from 1m to 366d",
+          "longest --ttl `dashd token` mints for an agent", _number(MINUTE, 366 * DAY)),
+    # Hardening against floods (issue 11 A, B, D; docs/security.md, "Limits").
+    Field("send_queue_bytes", 4 * MIB, parse_size, "a size from 64KiB to 1GiB",
+          "payload bytes queued per connection while its socket is full (close 1013 above)",
+          _number(64 * KIB, 1024 * MIB)),
+    Field("query_max_cost", 2_000_000, int, "an integer from 1000 to 1000000000",
+          "largest estimated cost (rows read + points returned) of one history/stats request (too_large above)",
+          _number(1000, 1_000_000_000)),
+    Field("query_user_cost_per_second", 1_000_000.0, float, "a number from 100 to 1000000000",
+          "query cost one user may spend per second, all connections together (rate_limited above)",
+          _number(100, 1_000_000_000)),
+    Field("query_concurrency", 2, int, "an integer from 1 to 64", "history/stats queries the store runs at once",
+          _number(1, 64)),
+    Field("query_queue", 16, int, "an integer from 0 to 10000",
+          "history/stats queries waiting daemon-wide (rate_limited above)", _number(0, 10_000)),
+    Field("agent_samples_per_second", 50.0, float, "a number from 0.1 to 100000",
+          "samples per second one agent host may publish (rate_limited above)", _number(0.1, 100_000)),
+    Field("agent_max_series", 256, int, "an integer from 1 to 100000",
+          "distinct metric names one agent host may publish (too_large above)", _number(1, 100_000)),
+    # Alert delivery (docs/alerting.md); channels and routes are [channel:NAME] and [route:NAME] sections.
+    Field("alert_dashboard_url", "", str, "an http:// or https:// URL",
+          "dashboard address used in alert links (default public_url, else http://HOST_NAME:PORT of the first listener)",
+          lambda value: value == "" or re.match(r"^https?://[^\s/]+", value) is not None),
+    Field("alert_allow_networks", (), parse_list, "networks such as 127.0.0.1/32 or 10.0.0.0/8",
+          "private, loopback or link-local networks alert targets may be in (refused otherwise: SSRF)",
+          lambda value: all(_is_network(item) for item in value)),
+    Field("alert_retry_first", 5.0, parse_duration, "a duration from 0.1s to 1h", "delay before the first retry of a failed delivery",
+          _number(0.1, HOUR)),
+    Field("alert_retry_max", 5 * MINUTE, parse_duration, "a duration from 1s to 1d", "longest delay between delivery retries",
+          _number(1, DAY)),
+    Field("alert_dead_after", DAY, parse_duration, "a duration from 10s to 30d",
+          "a delivery still failing after this is dead-lettered", _number(10, 30 * DAY)),
+    Field("alert_keep", 7 * DAY, parse_duration, "a duration from 1h to 365d",
+          "how long finished deliveries and the alert timeline are kept", _number(HOUR, 365 * DAY)),
 )
+
+
+def _is_network(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+        return True
+    except ValueError:
+        return False
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -236,6 +350,8 @@ class Settings:
     batch_interval: float = 1.0
     prune_interval: float = 5 * MINUTE
     store_queue: int = 100_000
+    db_query_timeout: float = 5.0
+    db_connect_timeout: float = 5.0
     ring_span: float = 5 * MINUTE
     ping_interval: float = 20.0
     ping_timeout: float = 10.0
@@ -266,11 +382,60 @@ class Settings:
     log_format: str = "text"
     metrics_token: str = ""
     bus: str = "memory"
+    collectors: tuple[str, ...] = ("host",)
+    host_root: str = ""
+    filesystems_interval: float = 10.0
+    filesystems_include: tuple[str, ...] = ()
+    filesystems_exclude: tuple[str, ...] = ()
+    disks_interval: float = 2.0
+    disks_exclude: tuple[str, ...] = ("loop*", "ram*", "zram*")
+    netifs_interval: float = 2.0
+    netifs_exclude: tuple[str, ...] = ()
+    system_interval: float = 5.0
+    sensors_interval: float = 10.0
+    cgroups_interval: float = 5.0
+    cgroups_depth: int = 4
+    cgroups_max: int = 200
+    processes_interval: float = 2.0
+    processes_top: int = 50
+    process_cmdlines: bool = True
+    max_tcp_connections_per_ip: int = 0
+    request_timeout: float = 15.0
+    public_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()
+    static_follow_symlinks: bool = False
+    hsts_max_age: float = 180 * DAY
+    metrics_token_file: str = ""
+    token_max_ttl_viewer: float = 30 * DAY
+    token_max_ttl_operator: float = 7 * DAY
+    token_max_ttl_admin: float = DAY
+    token_max_ttl_agent: float = 366 * DAY
+    send_queue_bytes: int = 4 * MIB
+    query_max_cost: int = 2_000_000
+    query_user_cost_per_second: float = 1_000_000.0
+    query_concurrency: int = 2
+    query_queue: int = 16
+    agent_samples_per_second: float = 50.0
+    agent_max_series: int = 256
+    alert_dashboard_url: str = ""
+    alert_allow_networks: tuple[str, ...] = ()
+    alert_retry_first: float = 5.0
+    alert_retry_max: float = 5 * MINUTE
+    alert_dead_after: float = DAY
+    alert_keep: float = 7 * DAY
     rules: tuple[AlertRuleConfig, ...] = field(default=())
+    # [channel:NAME] and [route:NAME] sections as (name, ((key, value), ...)), validated by dashd.alerting.config
+    alert_channels: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(default=())
+    alert_routes: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(default=())
 
     @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{os.path.join(self.state_dir, 'dashd.db')}"
+
+    @property
+    def spill_path(self) -> str:
+        """Where the store spills rows it cannot write at shutdown."""
+        return os.path.join(self.state_dir, "store-spill.json")
 
     @property
     def secret_path(self) -> str:
@@ -279,6 +444,13 @@ class Settings:
     @property
     def host(self) -> str:
         return self.host_name or socket.gethostname()
+
+    @property
+    def tcp_connections_per_ip(self) -> int:
+        return self.max_tcp_connections_per_ip or self.max_connections_per_ip + 100
+
+    def token_max_ttl(self, role: str) -> float:
+        return getattr(self, f"token_max_ttl_{role}")
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -316,6 +488,21 @@ def read_ini(path: str) -> tuple[dict[str, str], tuple[AlertRuleConfig, ...]]:
     return values, rules
 
 
+def read_ini_sections(path: str, kinds: tuple[str, ...]) -> dict[str, tuple]:
+    """`[KIND:NAME]` sections (alert channels and routes), in file order;
+    keys keep their case (header names)."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    with open(path, encoding="utf-8") as ini_file:  # read_ini already reported a bad file
+        parser.read_file(ini_file)
+    found: dict[str, list] = {kind: [] for kind in kinds}
+    for section in parser.sections():
+        kind, _, name = section.partition(":")
+        if kind.strip() in found and name.strip():
+            found[kind.strip()].append((name.strip(), tuple(parser.items(section))))
+    return {kind: tuple(items) for kind, items in found.items()}
+
+
 def load_settings(
     options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -335,8 +522,10 @@ def load_settings(
     config_path = options.get("config") or env_values.get("config") or ""
     ini_values: dict[str, str] = {}
     rules: tuple[AlertRuleConfig, ...] = ()
+    alerting: dict[str, tuple] = {"channel": (), "route": ()}
     if config_path:
         ini_values, rules = read_ini(config_path)
+        alerting = read_ini_sections(config_path, ("channel", "route"))
     values: dict[str, Any] = {"config": config_path}
     for spec in FIELDS:
         if spec.name == "config":
@@ -345,7 +534,7 @@ def load_settings(
             if spec.name in source:
                 values[spec.name] = _coerce(spec, source[spec.name])
                 break
-    settings = Settings(rules=rules, **values)
+    settings = Settings(rules=rules, alert_channels=alerting["channel"], alert_routes=alerting["route"], **values)
     if settings.retention_rollup < settings.retention_raw:
         raise ConfigError("retention_rollup", format_duration(settings.retention_rollup),
                           f"must be at least retention_raw ({format_duration(settings.retention_raw)})")
@@ -353,7 +542,23 @@ def load_settings(
         raise ConfigError("retention_hourly", format_duration(settings.retention_hourly),
                           f"must be at least retention_rollup ({format_duration(settings.retention_rollup)})")
     check_db_url(settings.db_url)
-    return settings
+    return _with_metrics_token_file(settings)
+
+
+def _with_metrics_token_file(settings: Settings) -> Settings:
+    """metrics_token_file: the token read from a file (0600, not on the command line)."""
+    if not settings.metrics_token_file:
+        return settings
+    if settings.metrics_token:
+        raise ConfigError("metrics_token_file", settings.metrics_token_file, "set metrics_token or metrics_token_file, not both")
+    try:
+        with open(settings.metrics_token_file, encoding="utf-8") as token_file:
+            token = token_file.read().strip()
+    except OSError as e:
+        raise ConfigError("metrics_token_file", settings.metrics_token_file, f"cannot read the file ({e.strerror})") from None
+    if not token:
+        raise ConfigError("metrics_token_file", settings.metrics_token_file, "the file is empty")
+    return settings.replace(metrics_token=token)
 
 
 @dataclass(frozen=True)

@@ -15,31 +15,41 @@ import txaio
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
-from twisted.web.server import Site
 
 from dashd import __version__
+from dashd.alerting.config import build_alert_delivery
 from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 from dashd.stream.bus import InMemoryBus
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
+from dashd.collect.assembly import build_scheduler
+from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.clients.connections import ConnectionManager
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_GOING_AWAY
 from dashd.stream.hub import SequenceFile, StreamHub
 from dashd.ops.logs import observer_for_twistd
 from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
+from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
 from dashd.collect.collector import describe_metric
+from dashd.clients.queries import QueryScheduler
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
-from dashd.wire.web import RedirectToTLS, build_site
+from dashd.ops.private import private_directory
+from dashd.ops.rlimits import raise_open_files_limit
+from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
+from dashd.wire.tls import server_tls_options
+from dashd.wire.web import RedirectToTLS, build_site, front_door
+from dashd.wire.broadcast import FlatWriter
 
 log = Logger()
 
@@ -81,11 +91,18 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         values = {key.replace("-", "_"): value for key, value in self.items()}
+        if values.get("metrics_token"):
+            # Arguments are visible to every local user (ps, /proc/PID/cmdline).
+            log.warn("--metrics-token on the command line is visible in `ps`; use metrics_token_file, "
+                     "DASHD_METRICS_TOKEN or the INI file instead")
         try:
             self.settings = load_settings(values)
         except ConfigError as e:
             # One clear line and exit status 1, not the whole usage text.
             raise SystemExit(f"dashd: {e}") from None
+        if self.settings.metrics_token_file:
+            from dashd.ops.private import warn_if_shared
+            warn_if_shared(self.settings.metrics_token_file, "metrics_token_file")
 
 
 class ListenerService(Service):
@@ -114,7 +131,12 @@ class ListenerService(Service):
         failures: list = []
         d.addCallbacks(self._listened, failures.append)
         if failures:
-            # Raise at start-up so twistd exits with the reason (port in use...).
+            # Exit at start-up with the reason. A port in use is an operator's
+            # everyday mistake (`make run` twice): one line, not a traceback.
+            if failures[0].check(CannotListenError):
+                error = failures[0].value
+                reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+                raise SystemExit(f"dashd: cannot listen on {self.description}: {reason}")
             failures[0].raiseException()
 
     def _listened(self, port: IListeningPort) -> IListeningPort:
@@ -163,8 +185,7 @@ def tls_endpoint(reactor: Any, description: str):
                 chain = [Certificate.loadPEM(c).original for c in _pem_blocks(f.read())]
     except (OSError, ValueError, Exception) as e:
         raise ConfigError("tls_listen", description, f"cannot load the key/certificate ({e})") from None
-    context = CertificateOptions(privateKey=key.original, certificate=certificate.original, extraCertChain=chain,
-                                 raiseMinimumTo=TLSVersion.TLSv1_2)
+    context = server_tls_options(key.original, certificate.original, chain)  # TLS 1.2+, ECDHE+AEAD
     return SSL4ServerEndpoint(reactor, port, context, interface=options.get("interface", ""))
 
 
@@ -184,6 +205,7 @@ class DashdService(MultiService):
         self.store = store
         self.hub = hub
         self.bus_service: Service | None = None  # the Redis bus, when configured
+        self.alerting: Service | None = None  # alert delivery (dashd.alerting.delivery), started once prepared
         self.collector = collector
         self.users = users
         self.configured_rules = configured_rules
@@ -233,6 +255,7 @@ class DashdService(MultiService):
 
     async def _prepare(self) -> None:
         """Once the store answers: first-start admin, revocations, rules."""
+        warned = False  # one line per outage; the store logs when it is back
         while self.running:
             try:
                 await self.store.ensure_schema()
@@ -241,8 +264,10 @@ class DashdService(MultiService):
                 await deferred_load_rules(self.core.rules, self.store, self.configured_rules)
                 break
             except StoreUnavailable as e:
-                log.warn("store not ready ({error}); retrying in {delay:g}s", error=str(e).splitlines()[0]
-                         if str(e) else "no detail", delay=STARTUP_RETRY)
+                if not warned:
+                    warned = True
+                    log.warn("store not ready ({error}); start-up retries every {delay:g}s",
+                             error=str(e).splitlines()[0] if str(e) else "no detail", delay=STARTUP_RETRY)
                 await _sleep(self.clock, STARTUP_RETRY)
         if not self.running:
             return
@@ -250,6 +275,8 @@ class DashdService(MultiService):
         self._revocation_poll.clock = self.clock
         self._revocation_poll.start(REVOCATION_POLL, now=False).addErrback(
             lambda f: log.failure("revocation poll stopped", f))
+        if self.alerting is not None:
+            self.alerting.startService()
         self.core.prepared = True
         if not self.prepared.called:
             self.prepared.callback(None)
@@ -279,6 +306,8 @@ class DashdService(MultiService):
         await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")
         await defer.maybeDeferred(self.collector.stopService)
         await defer.maybeDeferred(self.hub.stopService)
+        if self.alerting is not None and self.alerting.running:
+            await defer.maybeDeferred(self.alerting.stopService)
         if self.bus_service is not None:
             await defer.maybeDeferred(self.bus_service.stopService)
         await defer.maybeDeferred(self.store.stopService)
@@ -307,7 +336,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     # txaio; keep that out of the daemon's log (and off the hot path).
     txaio.use_twisted()
     txaio.set_global_log_level("info")
-    os.makedirs(settings.state_dir, exist_ok=True)
+    private_directory(settings.state_dir)
     secret = load_or_create_secret(settings.secret_path)
     tokens = TokenIssuer(secret)
     catalogue_info = build_catalogue(psutil.cpu_count(logical=True) or 1)
@@ -325,20 +354,29 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
                   retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
-                  retention_hourly=settings.retention_hourly, describe=describe_metric)
+                  retention_hourly=settings.retention_hourly, describe=describe_metric,
+                  query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
+                  spill_path=settings.spill_path)
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
-                    sequencing=redis_bus, shared_ring=redis_bus)
+                    sequencing=redis_bus, shared_ring=redis_bus,
+                    writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)))
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
-    rules = RuleEngine(notifications)
+    alerting = build_alert_delivery(settings, store, reactor, on_attempt=telemetry.alert_attempted)
+    rules = RuleEngine(notifications, alerting.silences)
+    rules.add_observer(alerting.observe)
     rules.replace_rules(configured_rules or DEFAULT_RULES)
     rules.attach(bus)
+    if settings.host_root:  # dashd in a container watching its host (issue 19 item 6)
+        point_psutil_at(host_paths(settings.host_root))
+    disk_path = host_paths(settings.host_root).on_host(settings.disk_path)
     collector = CollectorService(
-        MetricsCollector(PsutilReader(settings.disk_path), settings.host, connections.authenticated_count),
+        MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
         bus, reactor, settings.interval)
     collector.on_sample_duration = telemetry.sample_taken
+    telemetry.watch_schedule(lambda: collector.ticks)
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
                 connections=connections, bus=bus,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
@@ -349,27 +387,47 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         "queued": sum(s.stream.queued for s in connections),
         "paused": sum(1 for s in connections if s.stream.paused),
         "store_queue": store.pending_rows,
+        "store_available": store.available,
         "seq": hub.seq,
         "stream_stats": [s.stream.stats for s in connections],
     })
     core.on_session_closed.append(lambda session: telemetry.stream_closed(session.stream.stats))
-    users = UserDirectory(store, tokens, core.revocations, access_ttl=settings.access_token_ttl,
-                          refresh_ttl=settings.refresh_token_ttl)
+    # Authentication and revocation polling on the store's own system
+    # connection, and client queries through a cost-checked scheduler
+    # (issue 11 A), so a flood of history requests cannot hold them up.
+    core.queries = QueryScheduler(reactor, concurrency=settings.query_concurrency, max_waiting=settings.query_queue,
+                                  max_cost=settings.query_max_cost,
+                                  user_cost_per_second=settings.query_user_cost_per_second,
+                                  on_refused=telemetry.query_refused)
+    users = UserDirectory(store.system, tokens, core.revocations, access_ttl=settings.access_token_ttl,
+                          refresh_ttl=settings.refresh_token_ttl, clock=reactor)
+    core.shutdown_hooks.append(users.close)
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])
     core.users = users
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
+    # Issue 19 collectors: off unless `collectors` names them; they publish
+    # SeriesSample / ProcessSnapshot on the bus (dashd.collect.sources).
+    sources = build_scheduler(settings, bus, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
+    if sources is not None:
+        sources.setServiceParent(daemon)
+        core.shutdown_hooks.append(sources.stopService)
+    daemon.alerting = alerting
     if redis_bus is not None:
         daemon.bus_service = redis_bus
         redis_bus.setServiceParent(daemon)
+    # One gate for every listener: TCP connections per address and in total,
+    # the total kept below the open-files limit (raised first).
+    gate = ConnectionGate(settings.tcp_connections_per_ip, max(16, raise_open_files_limit() - FD_HEADROOM),
+                          exempt=settings.trusted_proxies)
     tls_port = None
     for description in settings.tls_listen:
         endpoint = tls_endpoint(reactor, description)
         tls_port = endpoint._port
-        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True), description))
+        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True, gate=gate, alerting=alerting), description))
     for description in settings.listen:
-        site = build_site(core, users, secure=False)
+        site = build_site(core, users, secure=False, gate=gate, alerting=alerting)
         if settings.redirect_http and settings.tls_listen:
-            site = Site(RedirectToTLS(tls_port))
+            site = GuardedSite(RedirectToTLS(tls_port, settings.public_url), front_door(core, gate, secure=False))
         try:
             endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as e:
@@ -402,4 +460,6 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         # config.parent: twistd's own options (--logfile, --nodaemon).
         daemon.log_observer = observer_for_twistd(getattr(config, "parent", None))
     daemon.notifier = SystemdNotifier.from_environment()
+    # Only twistd calls makeService: a second SIGTERM/SIGINT is answered quietly.
+    reactor.callWhenRunning(StopSignals().install, reactor)
     return daemon

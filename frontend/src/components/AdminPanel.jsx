@@ -21,6 +21,21 @@ function useResult() {
   return [result, run];
 }
 
+/** "clears at < 85" — the value must cross back over `clear` (default: the threshold). */
+export function clearText(r) {
+  const clear = r.clear_threshold ?? r.clear ?? r.threshold;
+  const back = { '>': '≤', '>=': '<', '<': '≥', '<=': '>' }[r.op] || '';
+  return `${back} ${clear}`.trim();
+}
+
+/** The rule's current state from rule_list: firing on which hosts, pending, ok or off. */
+export function stateText(r) {
+  if (r.enabled === false || r.state === 'disabled') return 'disabled';
+  if (r.firing?.length) return `firing on ${r.firing.join(', ')}`;
+  if (r.pending?.length) return `pending on ${r.pending.join(', ')}`;
+  return r.state === 'ok' || r.state === undefined ? 'ok' : r.state;
+}
+
 function Result({ result }) {
   if (!result) return null;
   return (
@@ -84,8 +99,11 @@ export default function AdminPanel({ send, connected, metricNames }) {
     }, (r) => `Rule ${r.name} saved.`);
   };
 
+  // Deleting asks first: the Delete button turns into "Delete rule X? Yes / No".
+  const [confirming, setConfirming] = useState(null);
   const deleteRule = (name) =>
     runRule(async () => {
+      setConfirming(null);
       await send('rule_delete', { name });
       setRules((rs) => rs.filter((r) => r.name !== name));
       return name;
@@ -140,21 +158,37 @@ export default function AdminPanel({ send, connected, metricNames }) {
                 <thead>
                   <tr>
                     <th scope="col">Name</th>
-                    <th scope="col">Condition</th>
-                    <th scope="col">Level</th>
+                    <th scope="col" className="col-optional">Condition</th>
+                    <th scope="col" className="col-optional">Clears at</th>
+                    <th scope="col" className="col-optional">Level</th>
+                    <th scope="col">State</th>
                     <th scope="col"><span className="sr-only">Actions</span></th>
                   </tr>
                 </thead>
                 <tbody>
                   {rules.map((r) => (
-                    <tr key={r.name}>
+                    <tr key={r.name} data-testid="rule-row" data-rule={r.name}>
                       <td>{r.name}{r.enabled === false ? ' (off)' : ''}</td>
-                      <td><code>{r.metric} {r.op} {r.threshold}</code>{r.for ? ` for ${r.for}s` : ''}</td>
-                      <td><span className={`level level-${r.level}`}>{r.level}</span></td>
+                      <td className="col-optional"><code>{r.metric} {r.op} {r.threshold}</code>{r.for ? ` for ${r.for}s` : ''}</td>
+                      <td className="col-optional" data-testid="rule-clear">{clearText(r)}</td>
+                      <td className="col-optional"><span className={`level level-${r.level}`}>{r.level}</span></td>
+                      <td data-testid="rule-state">{stateText(r)}</td>
                       <td>
-                        <button type="button" className="btn btn-small" onClick={() => deleteRule(r.name)} aria-label={`Delete rule ${r.name}`}>
-                          Delete
-                        </button>
+                        {confirming === r.name ? (
+                          <span className="confirm" role="group" aria-label={`Delete rule ${r.name}?`}>
+                            <span>Delete?</span>
+                            <button type="button" className="btn btn-small btn-danger" onClick={() => deleteRule(r.name)}>
+                              Yes, delete {r.name}
+                            </button>
+                            <button type="button" className="btn btn-small" onClick={() => setConfirming(null)}>
+                              Keep
+                            </button>
+                          </span>
+                        ) : (
+                          <button type="button" className="btn btn-small" onClick={() => setConfirming(r.name)} aria-label={`Delete rule ${r.name}`}>
+                            Delete
+                          </button>
+                        )}
                       </td>
                     </tr>
                   ))}

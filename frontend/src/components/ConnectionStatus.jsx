@@ -1,5 +1,6 @@
-// Connection status indicator: connecting / connected (latency, msg/s) /
-// reconnecting (attempt N, next try in S s) / offline / unauthorized.
+// Connection status indicator: connecting / connected (latency, updates/s
+// that actually arrive) / reconnecting (attempt N, next try in S s) /
+// offline / unauthorized.
 
 import { useEffect, useState } from 'react';
 import { SECOND_MS, formatRate } from '../services/dashboardService.js';
@@ -27,12 +28,14 @@ function useCountdown(retryAt) {
   return retryAt ? Math.max(0, Math.ceil((retryAt - now) / SECOND_MS)) : null;
 }
 
-export function describeConnection({ status, attempt, latencyMs, messagesPerSecond }, secondsLeft) {
+export function describeConnection({ status, attempt, latencyMs, updatesPerSecond }, secondsLeft) {
   switch (status) {
     case 'connected': {
+      // Metrics updates measured on arrival (not all frames, not the asked
+      // rate), so it follows a throttle or an admin's interval change.
       const parts = [];
       if (Number.isFinite(latencyMs)) parts.push(`${Math.round(latencyMs)} ms`);
-      parts.push(`${formatRate(messagesPerSecond)} msg/s`);
+      parts.push(`${formatRate(updatesPerSecond ?? 0)} updates/s`);
       return parts.join(' · ');
     }
     case 'reconnecting':

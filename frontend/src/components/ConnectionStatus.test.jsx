@@ -10,8 +10,9 @@ afterEach(() => {
 
 describe('ConnectionStatus', () => {
   it('describes each state', () => {
-    expect(describeConnection({ status: 'connected', latencyMs: 12.4, messagesPerSecond: 2 })).toBe('12 ms · 2.0 msg/s');
-    expect(describeConnection({ status: 'connected', latencyMs: null, messagesPerSecond: 0 })).toBe('0.0 msg/s');
+    // What arrives (0.4 updates/s), not every frame (2 msg/s with pongs and acks).
+    expect(describeConnection({ status: 'connected', latencyMs: 12.4, messagesPerSecond: 2, updatesPerSecond: 0.4 })).toBe('12 ms · 0.4 updates/s');
+    expect(describeConnection({ status: 'connected', latencyMs: null, messagesPerSecond: 0 })).toBe('0.0 updates/s');
     expect(describeConnection({ status: 'reconnecting', attempt: 3 }, 4)).toBe('attempt 3, next try in 4 s');
     expect(describeConnection({ status: 'reconnecting', attempt: 3 }, null)).toBe('attempt 3, connecting now');
     expect(describeConnection({ status: 'offline' })).toMatch(/offline/);

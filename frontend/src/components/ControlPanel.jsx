@@ -4,6 +4,7 @@
 
 import { useId } from 'react';
 import { METRIC_GROUPS, RATE_CHOICES, TIME_WINDOWS, formatRate } from '../services/dashboardService.js';
+import { NETWORK_UNITS } from '../services/units.js';
 
 export default function ControlPanel({
   id,
@@ -24,7 +25,11 @@ export default function ControlPanel({
   host,
   onHost,
   disabled,
+  receivedHz = null,
+  networkUnit = 'bytes',
+  onNetworkUnit,
 }) {
+  const unitLabel = useId();
   const rateLabel = useId();
   const themeLabel = useId();
   const hostLabel = useId();
@@ -76,6 +81,9 @@ export default function ControlPanel({
         {Number.isFinite(effectiveHz) ? (
           <span className="control-hint" data-testid="effective-rate">{formatRate(effectiveHz)} Hz</span>
         ) : null}
+        {Number.isFinite(receivedHz) ? (
+          <span className="control-hint" data-testid="received-rate">receiving {formatRate(receivedHz)}/s</span>
+        ) : null}
       </div>
 
       <fieldset className="control metrics-select" disabled={disabled}>
@@ -97,6 +105,19 @@ export default function ControlPanel({
             {hosts.map((h) => (
               <option key={h} value={h}>
                 {h}
+              </option>
+            ))}
+          </select>
+        </div>
+      ) : null}
+
+      {onNetworkUnit ? (
+        <div className="control">
+          <label className="control-label" htmlFor={unitLabel}>Network units</label>
+          <select id={unitLabel} value={networkUnit} onChange={(e) => onNetworkUnit(e.target.value)}>
+            {NETWORK_UNITS.map((u) => (
+              <option key={u.id} value={u.id}>
+                {u.label}
               </option>
             ))}
           </select>

@@ -5,17 +5,26 @@
 // most once per animation frame; handleBatch applies the batch to the series
 // store (outside React), then store.notify() lets every chart redraw in place
 // and the tile grid re-render once. React state here holds only what the user
-// changes (window, pause, rate, selection) and the notification list.
+// changes (window, pause, rate, selection); notifications and alert state
+// live in hooks/useNotificationState.js.
 
-import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import ConnectionStatus from './ConnectionStatus.jsx';
 import ControlPanel from './ControlPanel.jsx';
 import MetricsChart from './MetricsChart.jsx';
 import MetricTiles from './MetricTiles.jsx';
 import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
-import NotificationsPanel, { notificationsReducer, unreadCount } from './NotificationsPanel.jsx';
+import NotificationsPanel from './NotificationsPanel.jsx';
+import ActiveAlerts from './ActiveAlerts.jsx';
+import DisconnectedBanner from './DisconnectedBanner.jsx';
 import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
+import AlertingPanel from './alerting/AlertingPanel.jsx';
+import AlertRangeView from './alerting/AlertRangeView.jsx';
+import { alertLinkParams } from '../services/alertingApi.js';
+import { useNotificationState } from '../hooks/useNotificationState.js';
+import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps.js';
+import { readPreference, writePreference } from '../services/preferences.js';
 import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket.js';
 import { AUTH } from '../hooks/useAuth.js';
 import { createSeriesStore } from '../services/seriesStore.js';
@@ -48,9 +57,10 @@ export const HIDDEN_THROTTLE_AFTER_MS = 30 * SECOND_MS;
 export const TOAST_MAX_AGE_MS = 5 * MINUTE_MS;
 /** A window counts as filled when data reaches this close to its left edge. */
 const WINDOW_FILL_TOLERANCE_MS = 5 * SECOND_MS;
-const NOTIFICATIONS_ON_CONNECT = 50;
 const CLOCK_TICK_MS = 30 * SECOND_MS;
 const WINDOW_KEY = 'dashd.window';
+const GROUPS_KEY = 'dashd.groups';
+const NETWORK_UNIT_KEY = 'dashd.networkUnit';
 
 const ALL_GROUPS = METRIC_GROUPS.map((g) => g.id);
 const CHART_GROUP_OF = { cpu: 'cpu', memory: 'memory', network: 'network', disk: 'disk', connections: 'system' };
@@ -73,12 +83,19 @@ function labelFor(name) {
 }
 
 function readWindowPreference() {
-  try {
-    const v = window.localStorage.getItem(WINDOW_KEY);
-    return TIME_WINDOWS.some((w) => w.id === v) ? v : '5m';
-  } catch {
-    return '5m';
-  }
+  return readPreference(WINDOW_KEY, (v) => (TIME_WINDOWS.some((w) => w.id === v) ? v : undefined), '5m');
+}
+
+/** Metric groups chosen earlier (issue 16 item 10: they survive a reload). */
+function readGroupsPreference() {
+  return readPreference(
+    GROUPS_KEY,
+    (v) => {
+      const list = JSON.parse(v);
+      return Array.isArray(list) ? ALL_GROUPS.filter((g) => list.includes(g)) : undefined;
+    },
+    ALL_GROUPS,
+  );
 }
 
 function relativeSpan(ms) {
@@ -115,17 +132,20 @@ export default function Dashboard({ auth, theme }) {
   const [bufferedWhilePaused, setBufferedWhilePaused] = useState(0);
   const [rateId, setRateId] = useState('live');
   const [effectiveHz, setEffectiveHz] = useState(null);
-  const [groups, setGroups] = useState(ALL_GROUPS);
+  const [intervalS, setIntervalS] = useState(null);
+  const [groups, setGroups] = useState(readGroupsPreference);
+  const [networkUnit, setNetworkUnit] = useState(() => readPreference(NETWORK_UNIT_KEY, (v) => (v === 'bits' ? 'bits' : 'bytes'), 'bytes'));
+  const [adminView, setAdminView] = useState(false);
   // The host shown (null: the daemon's own). Samples of other hosts (agents)
   // share the stream; they are counted but not drawn.
   const [host, setHost] = useState(null);
   const [hosts, setHosts] = useState([]);
-  const [notifications, dispatchNotifications] = useReducer(notificationsReducer, []);
   const [toasts, setToasts] = useState([]);
-  const [pendingAcks, setPendingAcks] = useState(() => new Set());
   const [controlsOpen, setControlsOpen] = useState(false);
   const [banner, setBanner] = useState(null);
   const [now, setNow] = useState(() => Date.now());
+  // Opened from an alert's link (/?from=&to=&host=): that range, on top.
+  const [alertRange, setAlertRange] = useState(() => alertLinkParams(window.location.search));
 
   const windowMs = TIME_WINDOWS.find((w) => w.id === windowId).ms;
   const session = auth.session;
@@ -147,7 +167,12 @@ export default function Dashboard({ auth, theme }) {
     setToasts((ts) => [...ts, { ...toast, key }].slice(-MAX_TOASTS));
   }, []);
   const dismissToast = useCallback((key) => setToasts((ts) => ts.filter((t) => t.key !== key)), []);
-
+  // Toasts follow acknowledgement: once anyone acknowledges, its toast goes.
+  const dropToastsFor = useCallback((id) => setToasts((ts) => ts.filter((t) => t.notificationId !== id)), []);
+  const reportError = useCallback((title, message) => pushToast({ level: 'warning', title, message }), [pushToast]);
+  const notes = useNotificationState({ sendRef, onAcknowledged: dropToastsFor, onError: reportError });
+  // Spans where the daemon or the connection was down (shaded on the charts).
+  const outages = useMemo(() => createOutageLog(), []);
   // -- requests --------------------------------------------------------------
 
   const catalogueNames = useCallback(() => (ackRef.current?.metrics || []).map((m) => m.name), []);
@@ -218,16 +243,7 @@ export default function Dashboard({ auth, theme }) {
     [catalogueNames, pushToast],
   );
 
-  const loadNotifications = useCallback(async () => {
-    const send = sendRef.current;
-    if (!send) return;
-    try {
-      const reply = await send('notifications', { limit: NOTIFICATIONS_ON_CONNECT });
-      dispatchNotifications({ type: 'add', items: reply.notifications || [], read: true });
-    } catch {
-      // Shown as empty; live notifications still arrive.
-    }
-  }, []);
+  const loadNotifications = notes.load;
 
   /**
    * Samples neither the replay ring nor the store could deliver: refill the
@@ -279,6 +295,8 @@ export default function Dashboard({ auth, theme }) {
               store.noteSeq(sample.seq);
               break;
             }
+            // The first sample after a reconnect ends a known outage.
+            if (outages.isOpen()) outages.close(sample.t, gapRef.current);
             store.appendSample(sample);
             samples += 1;
             break;
@@ -289,7 +307,7 @@ export default function Dashboard({ auth, theme }) {
             break;
           case 'notification_ack':
             store.noteSeq(msg.seq);
-            dispatchNotifications({ type: 'ack', id: msg.data.id, by: msg.data.acknowledged_by, at: msg.data.acknowledged_at });
+            notes.onAckMessage(msg.data);
             break;
           case 'resume_gap':
             refillGap(msg.data);
@@ -308,10 +326,12 @@ export default function Dashboard({ auth, theme }) {
         }
       }
       if (fresh.length) {
-        dispatchNotifications({ type: 'add', items: fresh, read: false });
+        notes.onNotifications(fresh);
         const cutoff = Date.now() - TOAST_MAX_AGE_MS;
         for (const n of fresh) {
-          if (n.level === 'critical' && toEpochMs(n.timestamp) >= cutoff) pushToast({ level: 'critical', title: n.title, message: n.message });
+          if (n.level === 'critical' && !n.acknowledged_by && toEpochMs(n.timestamp) >= cutoff) {
+            pushToast({ level: 'critical', title: n.title, message: n.message, notificationId: String(n.id) });
+          }
         }
       }
       if (samples) {
@@ -326,7 +346,7 @@ export default function Dashboard({ auth, theme }) {
       // measured time covers store, chart draws and the tile render.
       queueMicrotask(() => profiler.record(start, profiler.now()));
     },
-    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries],
+    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, notes.onAckMessage, notes.onNotifications, outages],
   );
 
   const onConnected = useCallback(
@@ -335,16 +355,16 @@ export default function Dashboard({ auth, theme }) {
       noteHost(ack.host);
       const s = settings.current;
       setEffectiveHz(ack.rate?.max_hz ?? (ack.interval ? 1 / ack.interval : null));
+      setIntervalS(Number.isFinite(ack.interval) ? ack.interval : null);
       if (s.groups.length !== ALL_GROUPS.length) applySubscription(s.groups);
       if (hiddenThrottle.current) {
         sendRef.current?.('set_rate', { max_hz: HIDDEN_RATE_HZ }).catch(() => {});
       } else if (s.rateId !== 'live') {
         applyRate(s.rateId);
       }
-      if (!resumed || seqReset) {
-        loadNotifications();
-        fillHistory({ from: relativeSpan(s.windowMs) });
-      }
+      // Read state and alerts can have changed while we were away: always reload them.
+      loadNotifications();
+      if (!resumed || seqReset) fillHistory({ from: relativeSpan(s.windowMs) });
     },
     [applyRate, applySubscription, fillHistory, loadNotifications, noteHost],
   );
@@ -363,6 +383,15 @@ export default function Dashboard({ auth, theme }) {
   });
 
   const connected = ws.status === STATUS.CONNECTED;
+  // A drop opens an outage at the newest sample held; the first sample after
+  // the reconnect closes it (handleBatch).
+  useEffect(() => {
+    if (!connected && ws.disconnectedSince) outages.open(store.newestTime());
+  }, [connected, ws.disconnectedSince, outages, store]);
+  const throttledHz = rateId === 'live' ? null : RATE_CHOICES.find((r) => r.id === rateId)?.hz;
+  const gapMs = maxGapFor(expectedStepMs({ intervalS, rateHz: throttledHz }));
+  const gapRef = useRef(gapMs);
+  gapRef.current = gapMs;
   const ack = ws.ack;
   const role = ack?.role || session?.role || 'viewer';
 
@@ -429,8 +458,13 @@ export default function Dashboard({ auth, theme }) {
           xMin: c.options.scales.x.min,
           xMax: c.options.scales.x.max,
           datasets: c.data.datasets.map((ds) => ({ metric: ds.metric, points: (ds._data || ds.data).length, drawn: ds.data.length })),
+          // Break markers (null points) per dataset, and the shaded outages.
+          breaks: c.data.datasets.map((ds) => (ds._data || ds.data).filter((p) => p.y === null).map((p) => p.x)),
+          outages: c.options.plugins.outages?.spans || [],
         };
       },
+      /** Tooltip items Chart.js shows now on a chart (hover tests). */
+      tooltip: (id) => chartRegistry.get(id)?.tooltip?.getActiveElements?.().length ?? 0,
       charts: () => [...chartRegistry.keys()],
       /** Mean ms to redraw every chart at once (the worst frame), over `n` runs. */
       fullRedrawMs: (n = 10) => {
@@ -465,11 +499,7 @@ export default function Dashboard({ auth, theme }) {
 
   const onWindow = (id) => {
     setWindowId(id);
-    try {
-      window.localStorage.setItem(WINDOW_KEY, id);
-    } catch {
-      // ignore: preference only
-    }
+    writePreference(WINDOW_KEY, id);
     const ms = TIME_WINDOWS.find((w) => w.id === id).ms;
     const newest = store.newestTime();
     const chartNames = historyMetrics();
@@ -496,24 +526,15 @@ export default function Dashboard({ auth, theme }) {
   const onToggleGroup = (id) => {
     const next = groups.includes(id) ? groups.filter((g) => g !== id) : ALL_GROUPS.filter((g) => g === id || groups.includes(g));
     setGroups(next);
+    writePreference(GROUPS_KEY, JSON.stringify(next));
     settings.current = { ...settings.current, groups: next };
     applySubscription(next);
   };
 
-  const onAck = async (id) => {
-    setPendingAcks((s) => new Set(s).add(id));
-    try {
-      const reply = await ws.send('ack', { notification_id: id });
-      dispatchNotifications({ type: 'ack', id: reply.id ?? id, by: reply.acknowledged_by, at: reply.acknowledged_at });
-    } catch (err) {
-      pushToast({ level: 'warning', title: 'Could not acknowledge', message: err.message });
-    } finally {
-      setPendingAcks((s) => {
-        const n = new Set(s);
-        n.delete(id);
-        return n;
-      });
-    }
+  const onAck = notes.ack;
+  const onNetworkUnit = (unit) => {
+    setNetworkUnit(unit);
+    writePreference(NETWORK_UNIT_KEY, unit);
   };
 
   const onHost = (name) => {
@@ -524,7 +545,7 @@ export default function Dashboard({ auth, theme }) {
     fillHistory({ from: relativeSpan(windowMs) });
   };
 
-  const onRead = (id) => dispatchNotifications({ type: 'read', id });
+  const onRead = notes.markRead;
 
   // -- derived view ------------------------------------------------------------
 
@@ -546,19 +567,20 @@ export default function Dashboard({ auth, theme }) {
       }),
     [names, available],
   );
-  const unread = unreadCount(notifications);
+  const unread = notes.unread;
+  const disconnected = !connected && Boolean(ws.disconnectedSince) && ws.status !== STATUS.UNAUTHORIZED;
   const canAck = roleAtLeast(role, 'operator');
   const isAdmin = roleAtLeast(role, 'admin');
 
   return (
-    <div className="app">
+    <div className={`app${disconnected ? ' is-disconnected' : ''}${adminView ? ' is-admin-view' : ''}`}>
       <a className="skip-link" href="#main">Skip to the dashboard</a>
       <header className="topbar">
-        <div className="brand">
+        <h1 className="brand">
           <span className="brand-mark" aria-hidden="true">◆</span>
           <span className="brand-name">dashd</span>
-          {host || ack?.host ? <span className="brand-host" title="host shown">{host || ack.host}</span> : null}
-        </div>
+          {host || ack?.host ? <span className="brand-host"><span className="sr-only">, host </span>{host || ack.host}</span> : null}
+        </h1>
         <ConnectionStatus view={ws} onRetry={ws.reconnect} />
         <nav className="topbar-actions" aria-label="Account and panels">
           <a className="icon-btn bell" href="#notifications" aria-label={`Notifications, ${unread} unread`}>
@@ -570,6 +592,11 @@ export default function Dashboard({ auth, theme }) {
             </svg>
             {unread ? <span className="bell-count" aria-hidden="true">{unread > 99 ? '99+' : unread}</span> : null}
           </a>
+          {isAdmin ? (
+            <button type="button" className="btn view-btn" aria-pressed={adminView} onClick={() => setAdminView((v) => !v)}>
+              {adminView ? 'Dashboard' : 'Administration'}
+            </button>
+          ) : null}
           <button
             type="button"
             className="btn menu-btn"
@@ -600,6 +627,7 @@ export default function Dashboard({ auth, theme }) {
         rateId={rateId}
         onRate={onRate}
         effectiveHz={connected ? effectiveHz : null}
+        receivedHz={connected ? ws.updatesPerSecond : null}
         groups={groups}
         onToggleGroup={onToggleGroup}
         theme={theme.preference}
@@ -608,7 +636,11 @@ export default function Dashboard({ auth, theme }) {
         host={host ?? ack?.host ?? ''}
         onHost={onHost}
         disabled={!connected}
+        networkUnit={networkUnit}
+        onNetworkUnit={onNetworkUnit}
       />
+
+      {disconnected ? <DisconnectedBanner since={ws.disconnectedSince} status={ws.status} onRetry={ws.reconnect} /> : null}
 
       {banner ? (
         <div className={`banner banner-${banner.level}`} role="status">
@@ -621,8 +653,11 @@ export default function Dashboard({ auth, theme }) {
 
       <div className="layout">
         <main id="main" className="main" tabIndex={-1}>
+          {alertRange ? (
+            <AlertRangeView range={alertRange} getToken={auth.getToken} onClose={() => setAlertRange(null)} />
+          ) : null}
           <HostsOverview series={hostSeries} hosts={hosts} current={host ?? ack?.host} onSelect={onHost} />
-          <MetricTiles store={store} units={units} cores={cores} groups={groups} available={available} paused={paused} theme={theme.resolved} />
+          <MetricTiles store={store} units={units} cores={cores} groups={groups} available={available} paused={paused} theme={theme.resolved} gapMs={gapMs} />
           <section className="charts" aria-label="Live charts">
             {charts
               .filter((c) => groups.includes(CHART_GROUP_OF[c.id]))
@@ -631,7 +666,7 @@ export default function Dashboard({ auth, theme }) {
                   key={c.id}
                   id={c.id}
                   title={c.title}
-                  unit={c.unit}
+                  unit={c.id === 'network' && networkUnit === 'bits' ? 'bit/s' : c.unit}
                   yMax={c.yMax}
                   metrics={c.metrics}
                   labels={c.labels}
@@ -640,16 +675,32 @@ export default function Dashboard({ auth, theme }) {
                   paused={paused}
                   theme={theme.resolved}
                   registry={chartRegistry}
+                  gapMs={gapMs}
+                  outages={outages}
                 />
               ))}
           </section>
+          <div className="admin-area">
           {isAdmin ? <AdminPanel send={ws.send} connected={connected} metricNames={names} /> : null}
+          {session ? <AlertingPanel getToken={auth.getToken} role={role} /> : null}
+          </div>
         </main>
-        <aside className="side">
-          <NotificationsPanel items={notifications} canAck={canAck} onAck={onAck} onRead={onRead} pendingAcks={pendingAcks} now={now} />
+        <aside className="side" aria-label="Alerts and notifications">
+          <ActiveAlerts alerts={notes.alerts} canAck={canAck} onAck={onAck} pendingAcks={notes.pendingAcks} now={now} />
+          <NotificationsPanel
+            items={notes.items}
+            unread={unread}
+            activeIds={notes.activeIds}
+            unacknowledged={notes.unacknowledged}
+            canAck={canAck}
+            onAck={onAck}
+            onRead={onRead}
+            pendingAcks={notes.pendingAcks}
+            now={now}
+          />
         </aside>
       </div>
-      <Toasts toasts={toasts} onDismiss={dismissToast} />
+      <Toasts toasts={toasts} onDismiss={dismissToast} onAck={canAck ? onAck : null} />
     </div>
   );
 }

@@ -77,7 +77,9 @@ function HostCard({ host, series, current, onSelect, now }) {
         className={`host-card${host === current ? ' host-card-current' : ''}${stale ? ' host-card-stale' : ''}`}
         data-testid={`host-card-${host}`}
         aria-pressed={host === current}
-        aria-label={`${host}: ${summary}${stale ? ', no recent data' : ''}`}
+        // The visible text is the accessible name (WCAG 2.5.3 label in name);
+        // what only the styling shows is added as hidden text.
+        title={`${host}: ${summary}`}
         onClick={() => onSelect(host)}
       >
         <span className="host-card-name">{host}</span>
@@ -87,9 +89,13 @@ function HostCard({ host, series, current, onSelect, now }) {
             <svg className="host-card-spark" width={SPARK_WIDTH} height={SPARK_HEIGHT} viewBox={`0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`} aria-hidden="true">
               <polyline points={sparkPath(v.points)} fill="none" stroke="currentColor" strokeWidth="1.5" />
             </svg>
-            <span className="host-card-value">{v.latest === null ? '–' : `${v.latest.toFixed(0)} %`}</span>
+            <span className="host-card-value">
+              {v.latest === null ? <span aria-hidden="true">–</span> : `${v.latest.toFixed(0)} %`}
+              {v.latest === null ? <span className="sr-only">no data</span> : null}
+            </span>
           </span>
         ))}
+        {stale ? <span className="sr-only">, no recent data</span> : null}
       </button>
     </li>
   );

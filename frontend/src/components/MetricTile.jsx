@@ -3,7 +3,8 @@
 // from the series store (no chart instance per tile).
 
 import { useLayoutEffect, useRef } from 'react';
-import { formatAgo, formatMetricParts, levelFor } from '../services/dashboardService.js';
+import { THRESHOLDS, formatAgo, formatMetricParts, levelFor } from '../services/dashboardService.js';
+import { sparkRange, trendTone } from '../services/units.js';
 
 export const SPARK_POINTS = 60;
 const SPARK_HEIGHT_PX = 32;
@@ -27,7 +28,7 @@ export function trendOf(points) {
   return 'flat';
 }
 
-function Sparkline({ points, color }) {
+function Sparkline({ points, color, unit, gapMs = Infinity }) {
   const ref = useRef(null);
   useLayoutEffect(() => {
     const canvas = ref.current;
@@ -48,14 +49,17 @@ function Sparkline({ points, color }) {
       if (p.y < lo) lo = p.y;
       if (p.y > hi) hi = p.y;
     }
-    const span = hi - lo || 1;
+    // Percentages get a minimum span, so 24.1 -> 24.0 % is not a cliff.
+    const range = sparkRange(lo, hi, unit);
+    const span = range.hi - range.lo || 1;
     const x0 = points[0].x;
     const xs = points[points.length - 1].x - x0 || 1;
     ctx.beginPath();
     points.forEach((p, i) => {
       const x = ((p.x - x0) / xs) * (width - 2) + 1;
-      const y = height - 2 - ((p.y - lo) / span) * (height - 4);
-      if (i === 0) ctx.moveTo(x, y);
+      const y = height - 2 - ((p.y - range.lo) / span) * (height - 4);
+      // A hole in the data is a break, not a diagonal.
+      if (i === 0 || p.x - points[i - 1].x > gapMs) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
     });
     ctx.strokeStyle = color;
@@ -66,12 +70,14 @@ function Sparkline({ points, color }) {
   return <canvas ref={ref} className="sparkline" height={SPARK_HEIGHT_PX} aria-hidden="true" />;
 }
 
-function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stale, now }) {
+function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stale, now, gapMs }) {
   const value = latest?.value;
   const level = levelFor(name, value, { cores });
   const { value: text, unit: unitText } = formatMetricParts(value, unit);
   const trend = trendOf(points);
   const arrow = trend === 'up' ? '▲' : trend === 'down' ? '▼' : '▬';
+  // Only a threshold makes a rise bad: elsewhere the arrow stays neutral.
+  const tone = trendTone(trend, level, Boolean(THRESHOLDS[name]) || name === 'load_1');
   return (
     <article
       className={`tile tile-${level}`}
@@ -82,13 +88,13 @@ function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stal
     >
       <header className="tile-head">
         <span className="tile-label">{label}</span>
-        <span className={`tile-trend trend-${trend}`} aria-hidden="true">{arrow}</span>
+        <span className={`tile-trend trend-${trend} tone-${tone}`} data-testid={`trend-${name}`} data-tone={tone} aria-hidden="true">{arrow}</span>
       </header>
       <p className="tile-value">
         <span className="tile-number">{text}</span>
         {unitText ? <span className="tile-unit">{unitText}</span> : null}
       </p>
-      <Sparkline points={points} color={sparkColor} />
+      <Sparkline points={points} color={sparkColor} unit={unit} gapMs={gapMs} />
       <footer className="tile-foot" aria-hidden="true">{stale ? `updated ${formatAgo(latest.t, now)}` : '\u00a0'}</footer>
     </article>
   );

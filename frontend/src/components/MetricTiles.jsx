@@ -10,7 +10,7 @@ import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS } from '../services/dashboardSer
 const STALE_AFTER_MS = 1 * MINUTE_MS;
 const CLOCK_TICK_MS = 15_000;
 
-export default function MetricTiles({ store, units, cores, groups, available, paused, theme }) {
+export default function MetricTiles({ store, units, cores, groups, available, paused, theme, gapMs }) {
   const version = useSyncExternalStore(store.subscribe, () => store.version);
   const frozen = useRef(version);
   if (!paused) frozen.current = version;
@@ -53,6 +53,7 @@ export default function MetricTiles({ store, units, cores, groups, available, pa
           sparkColor={sparkColor}
           stale={Boolean(t.latest) && newest - t.latest.t > STALE_AFTER_MS}
           now={Number.isFinite(newest) ? Math.max(newest, now) : now}
+          gapMs={gapMs}
         />
       ))}
     </section>

@@ -1,5 +1,9 @@
 // Live notifications: level colours, unread count, acknowledge (operators and
-// admins). State is a bounded list kept by notificationsReducer.
+// admins). State is a bounded list kept by notificationsReducer; the read
+// flags come from the server (per user, see hooks/useNotificationState.js).
+// A rule's "firing" item that is no longer among the active alerts reads
+// "resolved"; only warnings and criticals that still need it offer
+// Acknowledge, and a skip link lets keyboard users jump past the list.
 
 import { useId } from 'react';
 import { formatAgo, formatClock } from '../services/dashboardService.js';
@@ -15,6 +19,8 @@ function normalize(n, extra) {
     timestamp: n.timestamp ? Date.parse(n.timestamp) : Date.now(),
     source: n.source || '',
     state: n.state || null,
+    silenced: n.silenced === true, // a silence covers this alert: shown, not delivered (docs/alerting.md)
+    read: typeof n.read === 'boolean' ? n.read : undefined,
     acknowledgedBy: n.acknowledged_by || null,
     acknowledgedAt: n.acknowledged_at ? Date.parse(n.acknowledged_at) : null,
     ...extra,
@@ -30,10 +36,22 @@ export function notificationsReducer(state, action) {
     case 'add': {
       const byId = new Map(state.map((n) => [n.id, n]));
       for (const raw of action.items) {
-        const n = normalize(raw, { read: Boolean(action.read) });
+        const n = normalize(raw, {});
+        n.read = Boolean(action.read);
         const prev = byId.get(n.id);
         // A re-delivered notification keeps what we knew (read state, ack).
         byId.set(n.id, prev ? { ...n, read: prev.read || n.read, acknowledgedBy: n.acknowledgedBy || prev.acknowledgedBy, acknowledgedAt: n.acknowledgedAt || prev.acknowledgedAt } : n);
+      }
+      return [...byId.values()].sort((a, b) => b.timestamp - a.timestamp).slice(0, MAX_NOTIFICATIONS);
+    }
+    case 'load': {
+      // The server's view of this user's read state wins for loaded items.
+      const byId = new Map(state.map((n) => [n.id, n]));
+      for (const raw of action.items) {
+        const n = normalize(raw, {});
+        const prev = byId.get(n.id);
+        const read = typeof n.read === 'boolean' ? n.read : Boolean(prev?.read);
+        byId.set(n.id, { ...n, read, acknowledgedBy: n.acknowledgedBy || prev?.acknowledgedBy || null, acknowledgedAt: n.acknowledgedAt || prev?.acknowledgedAt || null });
       }
       return [...byId.values()].sort((a, b) => b.timestamp - a.timestamp).slice(0, MAX_NOTIFICATIONS);
     }
@@ -57,9 +75,20 @@ export function unreadCount(list) {
   return list.reduce((k, n) => k + (n.read ? 0 : 1), 0);
 }
 
-export default function NotificationsPanel({ items, canAck, onAck, onRead, pendingAcks, now }) {
+/** The state to show: a firing item that no longer fires reads "resolved". */
+export function displayState(n, activeIds) {
+  if (n.state === 'firing' && activeIds && !activeIds.has(n.id)) return 'resolved';
+  return n.state;
+}
+
+/** Whether an item still asks for an acknowledgement. */
+export function needsAck(n, activeIds) {
+  return !n.acknowledgedBy && n.level !== 'info' && displayState(n, activeIds) !== 'resolved';
+}
+
+export default function NotificationsPanel({ items, canAck, onAck, onRead, pendingAcks, now, unread: unreadTotal, activeIds = null, unacknowledged = null }) {
   const headingId = useId();
-  const unread = unreadCount(items);
+  const unread = unreadTotal ?? unreadCount(items);
   return (
     <section className="panel notifications" aria-labelledby={headingId} id="notifications">
       <header className="panel-head">
@@ -68,15 +97,29 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
           <span className={`badge${unread ? ' badge-hot' : ''}`} data-testid="notifications-unread" aria-label={`${unread} unread`}>
             {unread}
           </span>
+          {Number.isFinite(unacknowledged) ? (
+            <span className="panel-sub" data-testid="notifications-unacknowledged">
+              {unacknowledged} to acknowledge
+            </span>
+          ) : null}
         </h2>
         <button type="button" className="btn btn-small" onClick={() => onRead()} disabled={!unread}>
           Mark all read
         </button>
       </header>
+      {items.length > 3 ? (
+        <a className="skip-inline" href="#notifications-end" onClick={(e) => {
+          e.preventDefault();
+          document.getElementById('notifications-end')?.focus();
+        }}>
+          Skip the notification list
+        </a>
+      ) : null}
       {items.length === 0 ? (
         <p className="empty">No notifications yet.</p>
       ) : (
-        <ul className="notif-list">
+        // The list scrolls on its own (max-height): keyboard users must be able to reach it.
+        <ul className="notif-list" tabIndex={0} aria-label="Notification list">
           {items.map((n) => (
             <li
               key={n.id}
@@ -85,6 +128,8 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
               data-id={n.id}
               data-level={n.level}
               data-acknowledged={n.acknowledgedBy ? 'true' : 'false'}
+              data-state={displayState(n, activeIds) || ''}
+              data-read={n.read ? 'true' : 'false'}
               onClick={() => !n.read && onRead(n.id)}
             >
               <div className="notif-top">
@@ -98,14 +143,15 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
               <div className="notif-foot">
                 <span className="notif-source">
                   {n.source}
-                  {n.state ? ` · ${n.state}` : ''}
+                  {displayState(n, activeIds) ? ` · ${displayState(n, activeIds)}` : ''}
+                  {n.silenced ? <span className="silenced-mark"> · silenced</span> : null}
                 </span>
                 {n.acknowledgedBy ? (
                   <span className="notif-acked">
                     ✓ acknowledged by {n.acknowledgedBy}
                     {n.acknowledgedAt ? ` at ${formatClock(n.acknowledgedAt)}` : ''}
                   </span>
-                ) : canAck ? (
+                ) : canAck && needsAck(n, activeIds) ? (
                   <button
                     type="button"
                     className="btn btn-small"
@@ -124,6 +170,7 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
           ))}
         </ul>
       )}
+      <span id="notifications-end" tabIndex={-1} className="sr-only">End of the notification list</span>
     </section>
   );
 }

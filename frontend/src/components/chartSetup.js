@@ -13,11 +13,36 @@ import {
   Tooltip,
 } from 'chart.js';
 import { SECOND_MS, axisTitle, formatAxisTick, formatClock, formatMetric } from '../services/dashboardService.js';
+import { formatRate, formatRateTick, rateTicks } from '../services/units.js';
 
-Chart.register(LineController, LineElement, PointElement, LinearScale, Filler, Tooltip, Legend, Decimation);
+/**
+ * Shades known outages (options.plugins.outages.spans, [{from, to}] in ms)
+ * behind the lines, so "the daemon was down here" is visible, not only a break.
+ */
+export const outagePlugin = {
+  id: 'outages',
+  beforeDatasetsDraw(chart, _args, opts) {
+    const spans = opts?.spans;
+    const x = chart.scales?.x;
+    const area = chart.chartArea;
+    if (!spans?.length || !x || !area) return;
+    const { ctx } = chart;
+    ctx.save();
+    ctx.fillStyle = opts.color || 'rgba(148, 163, 184, 0.25)';
+    for (const s of spans) {
+      if (s.to < x.min || s.from > x.max) continue;
+      const left = Math.max(area.left, x.getPixelForValue(s.from));
+      const right = Math.min(area.right, x.getPixelForValue(s.to));
+      if (right > left) ctx.fillRect(left, area.top, Math.max(1, right - left), area.bottom - area.top);
+    }
+    ctx.restore();
+  },
+};
 
-/** Lines further apart than this are drawn broken (a gap in the data). */
-export const SPAN_GAPS_MS = 30 * SECOND_MS;
+Chart.register(LineController, LineElement, PointElement, LinearScale, Filler, Tooltip, Legend, Decimation, outagePlugin);
+
+/** Byte and bit rates: round ticks in one unit per axis (see services/units.js). */
+const RATE_UNITS = new Set(['B/s', 'bit/s']);
 /** Legend entries beyond this many are hidden (many-core hosts). */
 export const MAX_LEGEND_ITEMS = 9;
 
@@ -30,6 +55,8 @@ export const AXIS_COLORS = {
   light: { grid: 'rgba(15, 23, 42, 0.08)', ticks: '#475569', title: '#334155' },
   dark: { grid: 'rgba(226, 232, 240, 0.10)', ticks: '#94a3b8', title: '#cbd5e1' },
 };
+
+export const OUTAGE_COLORS = { light: 'rgba(100, 116, 139, 0.18)', dark: 'rgba(148, 163, 184, 0.16)' };
 
 export { Chart };
 
@@ -64,7 +91,8 @@ export function lineChartOptions({ unit, yMax, theme, windowMs }) {
     maintainAspectRatio: false,
     parsing: false,
     normalized: true,
-    spanGaps: SPAN_GAPS_MS,
+    // Lines break at the null markers services/gaps.js puts into holes.
+    spanGaps: false,
     events: ['mousemove', 'mouseout', 'touchstart', 'touchmove'],
     interaction: { mode: 'nearest', axis: 'x', intersect: false },
     elements: {
@@ -97,12 +125,21 @@ export function lineChartOptions({ unit, yMax, theme, windowMs }) {
         grid: { color: axis.grid },
         border: { display: false },
         title: { display: true, text: axisTitle(unit), color: axis.title, font: { size: 11 } },
-        ticks: { color: axis.ticks, maxTicksLimit: 6, precision: unit === 'count' ? 0 : undefined, callback: (v) => formatAxisTick(v, unit) },
+        ...(RATE_UNITS.has(unit) ? rateAxis(unit).hooks : {}),
+        ticks: {
+          color: axis.ticks,
+          maxTicksLimit: 6,
+          precision: unit === 'count' ? 0 : undefined,
+          callback: RATE_UNITS.has(unit) ? rateAxis(unit).callback : (v) => formatAxisTick(v, unit),
+        },
       },
     },
     plugins: {
       decimation: { enabled: true, algorithm: 'min-max' },
+      outages: { spans: [], color: OUTAGE_COLORS[theme] || OUTAGE_COLORS.light },
+      // The legend is HTML (ChartLegend.jsx): keyboard-usable, with stats.
       legend: {
+        display: false,
         position: 'bottom',
         labels: {
           color: axis.ticks,
@@ -116,9 +153,35 @@ export function lineChartOptions({ unit, yMax, theme, windowMs }) {
       tooltip: {
         callbacks: {
           title: (items) => (items.length ? formatClock(items[0].parsed.x) : ''),
-          label: (item) => `${item.dataset.label}: ${formatMetric(item.parsed.y, unit)}`,
+          label: (item) => `${item.dataset.label}: ${RATE_UNITS.has(unit) ? formatRate(unit === 'bit/s' ? item.parsed.y / 8 : item.parsed.y, unit) : formatMetric(item.parsed.y, unit)}`,
         },
       },
+    },
+  };
+}
+
+/**
+ * Scale hooks for a rate axis: the top is rounded up to the next round tick
+ * and every tick is a multiple of one 1/2/2.5/5 step in one unit.
+ */
+export function rateAxis(unit) {
+  return {
+    hooks: {
+      afterDataLimits: (scale) => {
+        const axis = rateTicks(scale.max, unit);
+        scale.max = axis.ticks[axis.ticks.length - 1];
+        scale.min = 0;
+        scale.$rate = axis;
+      },
+      afterBuildTicks: (scale) => {
+        const axis = scale.$rate || rateTicks(scale.max, unit);
+        scale.ticks = axis.ticks.map((value) => ({ value }));
+        scale.min = 0;
+        scale.max = axis.ticks[axis.ticks.length - 1];
+      },
+    },
+    callback: function rateTick(v) {
+      return formatRateTick(v, this.$rate || rateTicks(this.max, unit));
     },
   };
 }
@@ -133,5 +196,6 @@ export function applyTheme(chart, theme) {
   y.ticks.color = axis.ticks;
   y.title.color = axis.title;
   chart.options.plugins.legend.labels.color = axis.ticks;
+  chart.options.plugins.outages.color = OUTAGE_COLORS[theme] || OUTAGE_COLORS.light;
   chart.data.datasets.forEach((ds, i) => Object.assign(ds, datasetStyle(i, theme, { secondary: i > 0 && ds.secondary })));
 }

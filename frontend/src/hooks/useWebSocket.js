@@ -7,6 +7,13 @@
 // de-duplicating the replay), refreshes the token on `token_expiring` or a
 // 4001 close, and tracks the browser's online/offline events.
 //
+// Reconnecting is fast while someone looks (issue 16 item 5): the back-off
+// is capped at RECONNECT_VISIBLE_MAX_MS while the tab is visible (30 s when
+// hidden), an `online`, `focus` or `visibilitychange` to visible retries at
+// once, and between attempts a cheap GET /api/health every HEALTH_PROBE_MS
+// retries the moment the daemon answers. `disconnectedSince` in the view says
+// since when the page has had no connection.
+//
 // Incoming messages never touch React state one by one: stream messages are
 // buffered in the connection object and handed to `options.onMessages(batch)`
 // at most once per animation frame (or once per second while the tab is
@@ -17,6 +24,7 @@
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import {
+  RECONNECT_MAX_MS,
   SECOND_MS,
   backoffDelay,
   isStreamMessage,
@@ -31,6 +39,13 @@ export const REQUEST_TIMEOUT_MS = 15 * SECOND_MS;
 export const RESUME_TIMEOUT_MS = 20 * SECOND_MS;
 /** Flush fallback while requestAnimationFrame is paused (hidden tab). */
 export const FLUSH_FALLBACK_MS = 1 * SECOND_MS;
+/** Back-off cap while the tab is visible (hidden tabs keep RECONNECT_MAX_MS). */
+export const RECONNECT_VISIBLE_MAX_MS = 3 * SECOND_MS;
+/** Between attempts, probe the daemon's health this often. */
+export const HEALTH_PROBE_MS = 500;
+export const HEALTH_PATH = '/api/health';
+/** The status pill's updates/s counts live metrics updates over this window. */
+export const RATE_WINDOW_MS = 10 * SECOND_MS;
 /** Consecutive 4001 closes, each after a token refresh, before giving up. */
 export const MAX_AUTH_RETRIES = 2;
 
@@ -68,6 +83,8 @@ const INITIAL_VIEW = Object.freeze({
   ack: null,
   lastError: null,
   closeCode: null,
+  disconnectedSince: null,
+  updatesPerSecond: 0,
 });
 
 /** rAF with a timer fallback: whichever fires first runs `cb`, once. */
@@ -94,6 +111,10 @@ function isOffline() {
   return typeof navigator !== 'undefined' && navigator.onLine === false;
 }
 
+function isVisible() {
+  return typeof document === 'undefined' || document.visibilityState !== 'hidden';
+}
+
 /**
  * The connection state machine. Plain JS so that its timers and listeners are
  * all owned in one place and released by `stop()`; the hook below only
@@ -116,12 +137,15 @@ export class DashboardConnection {
     this.resumeBuffer = [];
     this.authFailures = 0;
     this.refreshing = false;
-    this.timers = { retry: null, connect: null, ping: null, stats: null, resume: null };
+    this.timers = { retry: null, connect: null, ping: null, stats: null, resume: null, probe: null };
+    this.probing = false;
+    this.updateTimes = [];
     this.ping = null; // {id, sentAt}
     this.msgCount = 0;
     this.statsSince = 0;
     this.onOnline = () => this.handleOnline();
     this.onOffline = () => this.handleOffline();
+    this.onAttention = () => this.handleAttention();
   }
 
   get options() {
@@ -145,7 +169,9 @@ export class DashboardConnection {
     if (typeof window !== 'undefined') {
       window.addEventListener('online', this.onOnline);
       window.addEventListener('offline', this.onOffline);
+      window.addEventListener('focus', this.onAttention);
     }
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.onAttention);
     if (isOffline()) this.setView({ status: STATUS.OFFLINE });
     else this.connect();
   }
@@ -155,7 +181,9 @@ export class DashboardConnection {
     if (typeof window !== 'undefined') {
       window.removeEventListener('online', this.onOnline);
       window.removeEventListener('offline', this.onOffline);
+      window.removeEventListener('focus', this.onAttention);
     }
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this.onAttention);
     this.clearTimers(true);
     this.rejectPending(new Error('connection stopped'));
     if (this.cancelFlush) this.cancelFlush();
@@ -166,7 +194,7 @@ export class DashboardConnection {
 
   clearTimers(all) {
     for (const key of Object.keys(this.timers)) {
-      if (!all && key === 'retry') continue;
+      if (!all && (key === 'retry' || key === 'probe')) continue;
       if (this.timers[key] !== null) {
         clearTimeout(this.timers[key]);
         clearInterval(this.timers[key]);
@@ -202,6 +230,7 @@ export class DashboardConnection {
     if (this.stopped) return;
     clearTimeout(this.timers.retry);
     this.timers.retry = null;
+    this.stopProbe();
     this.dropSocket(1000, 'reconnecting');
     const token = this.options.getToken ? this.options.getToken() : null;
     if (!token) {
@@ -281,6 +310,7 @@ export class DashboardConnection {
       ack,
       lastError: null,
       closeCode: null,
+      disconnectedSince: null,
     });
     this.startKeepAlive();
     try {
@@ -343,9 +373,10 @@ export class DashboardConnection {
     }
   }
 
-  deliverStream(msg) {
+  deliverStream(msg, live = true) {
     if (this.lastSeq !== null && msg.seq <= this.lastSeq) return; // duplicate from a replay
     this.lastSeq = msg.seq;
+    if (live && msg.type === 'metrics_update') this.updateTimes.push(Date.now());
     this.enqueue(msg);
   }
 
@@ -359,7 +390,7 @@ export class DashboardConnection {
     const msgs = this.resumeBuffer;
     this.resumeBuffer = [];
     msgs.sort((a, b) => a.seq - b.seq);
-    for (const m of msgs) this.deliverStream(m);
+    for (const m of msgs) this.deliverStream(m, false); // a replay burst is not the live rate
     this.enqueue({ type: 'resume', data: result || { timeout: true } });
   }
 
@@ -397,6 +428,8 @@ export class DashboardConnection {
     clearInterval(this.timers.stats);
     this.ping = null;
     this.msgCount = 0;
+    this.updateTimes = [];
+    this.connectedAt = Date.now();
     this.statsSince = Date.now();
     this.sendPing();
     this.timers.ping = setInterval(() => this.sendPing(), PING_INTERVAL_MS);
@@ -422,9 +455,15 @@ export class DashboardConnection {
     const now = Date.now();
     const elapsed = Math.max(1, now - this.statsSince);
     const rate = Math.round((this.msgCount * SECOND_MS * 10) / elapsed) / 10;
+    // What actually arrives: live metrics updates per second over the last
+    // RATE_WINDOW_MS (a 0.4/s stream reads 0.4, not 0 or 1; replays excluded).
+    const since = now - RATE_WINDOW_MS;
+    while (this.updateTimes.length && this.updateTimes[0] < since) this.updateTimes.shift();
+    const span = Math.max(SECOND_MS, Math.min(RATE_WINDOW_MS, now - (this.connectedAt ?? now)));
+    const updates = Math.round(((this.updateTimes.length * SECOND_MS) / span) * 100) / 100;
     this.msgCount = 0;
     this.statsSince = now;
-    this.setView({ messagesPerSecond: rate });
+    this.setView({ messagesPerSecond: rate, updatesPerSecond: updates });
   }
 
   // -- closing and reconnecting ---------------------------------------------
@@ -439,7 +478,13 @@ export class DashboardConnection {
     this.resuming = false;
     this.resumeBuffer = [];
     if (this.stopped) return;
-    this.setView({ closeCode: code, messagesPerSecond: 0, latencyMs: null });
+    this.setView({
+      closeCode: code,
+      messagesPerSecond: 0,
+      updatesPerSecond: 0,
+      latencyMs: null,
+      disconnectedSince: this.view.disconnectedSince ?? Date.now(),
+    });
     if (code === CLOSE_UNAUTHORIZED) {
       this.handleUnauthorized();
     } else if (isOffline()) {
@@ -453,12 +498,54 @@ export class DashboardConnection {
     if (this.stopped) return;
     clearTimeout(this.timers.retry);
     const attempt = this.view.attempt + 1;
-    const delay = backoffDelay(attempt, { random: this.options.random || Math.random });
+    const maxMs = isVisible() ? RECONNECT_VISIBLE_MAX_MS : RECONNECT_MAX_MS;
+    const delay = backoffDelay(attempt, { random: this.options.random || Math.random, maxMs });
     this.setView({ status: STATUS.RECONNECTING, attempt, retryAt: Date.now() + delay });
     this.timers.retry = setTimeout(() => {
       this.timers.retry = null;
       this.connect();
     }, delay);
+    this.startProbe();
+  }
+
+  /** While waiting to retry, ask /api/health; the first answer retries at once. */
+  startProbe() {
+    const fetchFn = this.options.fetch || (typeof fetch === 'function' ? fetch : null);
+    if (!fetchFn || this.timers.probe !== null) return;
+    const url = this.options.healthUrl || HEALTH_PATH;
+    const tick = async () => {
+      this.timers.probe = null;
+      if (this.stopped || this.view.status !== STATUS.RECONNECTING || this.timers.retry === null) return;
+      if (!this.probing) {
+        this.probing = true;
+        let ok = false;
+        try {
+          const res = await fetchFn(url, { cache: 'no-store', credentials: 'same-origin' });
+          ok = Boolean(res && res.ok);
+        } catch {
+          ok = false;
+        } finally {
+          this.probing = false;
+        }
+        if (ok && !this.stopped && this.view.status === STATUS.RECONNECTING && this.timers.retry !== null) {
+          this.connect();
+          return;
+        }
+      }
+      if (!this.stopped && this.timers.retry !== null) this.timers.probe = setTimeout(tick, HEALTH_PROBE_MS);
+    };
+    this.timers.probe = setTimeout(tick, HEALTH_PROBE_MS);
+  }
+
+  stopProbe() {
+    clearTimeout(this.timers.probe);
+    this.timers.probe = null;
+  }
+
+  /** Focus, or the tab becoming visible: someone looks, so retry now. */
+  handleAttention() {
+    if (this.stopped || !isVisible()) return;
+    if (this.view.status === STATUS.RECONNECTING && this.timers.retry !== null) this.connect();
   }
 
   async handleUnauthorized() {
@@ -520,6 +607,7 @@ export class DashboardConnection {
     if (this.stopped) return;
     clearTimeout(this.timers.retry);
     this.timers.retry = null;
+    this.stopProbe();
     if (this.ws) {
       this.dropSocket(1000, 'browser offline');
       this.handleClose(1006, 'browser offline');

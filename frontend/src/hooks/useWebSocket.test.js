@@ -3,7 +3,9 @@ import { act, cleanup, renderHook } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   CONNECT_TIMEOUT_MS,
+  HEALTH_PROBE_MS,
   PING_INTERVAL_MS,
+  RECONNECT_VISIBLE_MAX_MS,
   PONG_TIMEOUT_MS,
   STATUS,
   useWebSocket,
@@ -88,6 +90,7 @@ function setup(overrides = {}) {
     onConnected: vi.fn(),
     onUnauthorized: vi.fn(),
     random: () => 0.5,
+    fetch: vi.fn(async () => ({ ok: false })),
     scheduleFrame: (cb) => {
       const t = setTimeout(cb, FRAME_MS);
       return () => clearTimeout(t);
@@ -219,19 +222,105 @@ describe('reconnect back-off', () => {
     expect(hook.result.current.attempt).toBe(2);
     expect(hook.result.current.retryAt).toBe(Date.now() + 750);
 
-    // Many failures later the delay stays under the cap.
+    // Many failures later the delay stays under the cap (a visible tab: a few seconds).
     for (let i = 0; i < 12; i += 1) {
       advance(RECONNECT_MAX_MS);
       server(() => latestSocket().drop(1006));
     }
-    expect(hook.result.current.retryAt - Date.now()).toBeLessThanOrEqual(RECONNECT_MAX_MS);
-    expect(hook.result.current.retryAt - Date.now()).toBeGreaterThanOrEqual(RECONNECT_MAX_MS / 2);
+    expect(hook.result.current.retryAt - Date.now()).toBeLessThanOrEqual(RECONNECT_VISIBLE_MAX_MS);
+    expect(hook.result.current.retryAt - Date.now()).toBeGreaterThanOrEqual(RECONNECT_VISIBLE_MAX_MS / 2);
 
     // A successful ack resets the attempt counter.
     advance(RECONNECT_MAX_MS);
     server(() => latestSocket().accept());
     expect(hook.result.current.status).toBe(STATUS.CONNECTED);
     expect(hook.result.current.attempt).toBe(0);
+  });
+
+  it('caps the back-off at a few seconds while visible, and at 30 s only when hidden', () => {
+    const { hook } = setup();
+    const failAgain = () => {
+      server(() => latestSocket().drop(1006));
+      const wait = hook.result.current.retryAt - Date.now();
+      advance(wait);
+      return wait;
+    };
+    const waits = [];
+    for (let i = 0; i < 10; i += 1) waits.push(failAgain());
+    expect(Math.max(...waits)).toBeLessThanOrEqual(RECONNECT_VISIBLE_MAX_MS);
+    expect(Math.max(...waits)).toBeGreaterThanOrEqual(RECONNECT_VISIBLE_MAX_MS / 2);
+    const hidden = vi.spyOn(Document.prototype, 'visibilityState', 'get').mockReturnValue('hidden');
+    try {
+      expect(failAgain()).toBeGreaterThanOrEqual(RECONNECT_MAX_MS / 2);
+    } finally {
+      hidden.mockRestore();
+    }
+  });
+
+  it('retries at once on online, focus and the tab becoming visible', () => {
+    const { hook } = setup();
+    for (let i = 0; i < 6; i += 1) {
+      server(() => latestSocket().drop(1006));
+      advance(RECONNECT_MAX_MS);
+    }
+    for (const fire of [
+      () => window.dispatchEvent(new Event('focus')),
+      () => document.dispatchEvent(new Event('visibilitychange')),
+      () => window.dispatchEvent(new Event('online')),
+    ]) {
+      server(() => latestSocket().drop(1006));
+      expect(hook.result.current.retryAt).toBeGreaterThan(Date.now());
+      const before = FakeWebSocket.instances.length;
+      act(() => fire());
+      expect(FakeWebSocket.instances.length).toBe(before + 1);
+    }
+  });
+
+  it('probes /api/health between attempts and reconnects as soon as it answers', async () => {
+    let healthy = false;
+    const fetchFn = vi.fn(async () => ({ ok: healthy }));
+    const { hook } = setup({ fetch: fetchFn });
+    for (let i = 0; i < 5; i += 1) {
+      server(() => latestSocket().drop(1006));
+      advance(RECONNECT_MAX_MS);
+    }
+    server(() => latestSocket().drop(1006));
+    const before = FakeWebSocket.instances.length;
+    await act(async () => vi.advanceTimersByTimeAsync(HEALTH_PROBE_MS));
+    expect(fetchFn).toHaveBeenCalledWith('/api/health', expect.objectContaining({ cache: 'no-store' }));
+    expect(FakeWebSocket.instances.length).toBe(before);
+    healthy = true;
+    await act(async () => vi.advanceTimersByTimeAsync(HEALTH_PROBE_MS));
+    expect(FakeWebSocket.instances.length).toBe(before + 1);
+    expect(hook.result.current.retryAt).toBeNull();
+  });
+
+  it('says since when it is disconnected, until the next connection_ack', () => {
+    const { hook } = setup();
+    server(() => latestSocket().accept());
+    expect(hook.result.current.disconnectedSince).toBeNull();
+    const dropAt = Date.now();
+    server(() => latestSocket().drop(1006));
+    advance(5000);
+    server(() => latestSocket().drop(1006));
+    expect(hook.result.current.disconnectedSince).toBe(dropAt);
+    advance(RECONNECT_MAX_MS);
+    server(() => latestSocket().accept());
+    expect(hook.result.current.disconnectedSince).toBeNull();
+  });
+
+  it('reports the metrics updates that actually arrive per second, not all frames', () => {
+    const { hook } = setup();
+    server(() => latestSocket().accept());
+    // 9.5 s (before the unanswered ping times out): one update every 2.5 s
+    // (0.4/s), plus other frames every 0.5 s.
+    for (let s = 0; s < 19; s += 1) {
+      if (s % 5 === 0) server(() => latestSocket().receive(metricsUpdate(s + 1)));
+      server(() => latestSocket().receive({ type: 'stream_degraded', data: {} }));
+      advance(500);
+    }
+    expect(hook.result.current.updatesPerSecond).toBeCloseTo(0.4, 1);
+    expect(hook.result.current.messagesPerSecond).toBeGreaterThan(1);
   });
 
   it('reconnectNow skips the wait', () => {

@@ -41,6 +41,7 @@ export function createSeriesStore({
   /** seqs of every stream message applied, in arrival order (bounded ring). */
   let seqLog = [];
   let newestT = -Infinity;
+  let historyBucketMs = 0;
   let version = 0;
   const listeners = new Set();
 
@@ -97,6 +98,7 @@ export function createSeriesStore({
      */
     mergeHistory(historySeries, { bucketMs = 0 } = {}) {
       const cover = Math.max(1, bucketMs);
+      if (Object.values(historySeries).some((pts) => pts.length)) historyBucketMs = Math.max(historyBucketMs, bucketMs || 0);
       for (const [name, points] of Object.entries(historySeries)) {
         if (!points.length) continue;
         const arr = arrayFor(name);
@@ -167,7 +169,12 @@ export function createSeriesStore({
       for (const arr of series.values()) n += arr.length;
       return n;
     },
+    /** The widest history bucket merged into the held data (its spacing is no gap). */
+    bucketMs() {
+      return historyBucketMs;
+    },
     clear() {
+      historyBucketMs = 0;
       series.clear();
       latest.clear();
       seqLog = [];

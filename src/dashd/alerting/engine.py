@@ -12,11 +12,12 @@ import re
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from dashd.alerting.model import FIRING, LABEL_NAME, MAX_LABEL_VALUE, RESOLVED, AlertEvent, alert_labels
 from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
@@ -46,7 +47,7 @@ class NotificationCenter:
         self._remembered = remembered
 
     def raise_notification(self, level: str, title: str, message: str, source: str,
-                           state: str | None = None) -> dict:
+                           state: str | None = None, alert: Mapping[str, Any] | None = None) -> dict:
         if level not in LEVELS:
             raise ValueError(level)
         timestamp_ms = self._wall_clock_ms()
@@ -57,6 +58,10 @@ class NotificationCenter:
         }
         if state:
             body["state"] = state
+        if alert:
+            # A rule's alert: its labels, and whether a silence covers it
+            # (shown, marked silenced, but not delivered).
+            body.update(alert)
         self._remember(body)
         self._publish(NOTIFICATION, timestamp_ms, body)
         return body
@@ -107,6 +112,7 @@ class AlertRule:
     level: str = "warning"
     clear: float | None = None
     enabled: bool = True
+    labels: tuple[tuple[str, str], ...] = ()  # for routing and silences (docs/alerting.md)
 
     @property
     def clear_threshold(self) -> float:
@@ -115,6 +121,9 @@ class AlertRule:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["for"] = data.pop("for_seconds")
+        labels = data.pop("labels")
+        if labels:
+            data["labels"] = dict(labels)
         return data
 
     def describe(self) -> str:
@@ -158,7 +167,16 @@ def rule_from_dict(data: Mapping[str, Any], known_metrics: tuple[str, ...]) -> A
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise bad("'enabled' must be true or false")
-    return AlertRule(name, metric, op, threshold, for_seconds, level, clear, enabled)
+    labels = data.get("labels") or {}
+    if not isinstance(labels, Mapping) or len(labels) > 20 or not all(
+            isinstance(k, str) and LABEL_NAME.match(k) and k not in RESERVED_LABELS and isinstance(v, str)
+            and len(v) <= MAX_LABEL_VALUE for k, v in labels.items()):
+        raise bad("'labels' must map up to 20 label names (letters, digits, '_'; not alertname, host or severity) "
+                  "to strings")
+    return AlertRule(name, metric, op, threshold, for_seconds, level, clear, enabled, tuple(sorted(labels.items())))
+
+
+RESERVED_LABELS = ("alertname", "host", "severity")
 
 
 def _finite(value: Any, name: str, bad: Callable[[str], ProtocolError]) -> float:
@@ -180,7 +198,9 @@ def rule_from_config(config: AlertRuleConfig, known_metrics: tuple[str, ...]) ->
                             "threshold": threshold, "for": match.group("for") or 0}
     for option in match.group("rest").split():
         key, _, value = option.partition("=")
-        if key == "level":
+        if key.startswith("label."):
+            data.setdefault("labels", {})[key[len("label."):]] = value
+        elif key == "level":
             data["level"] = value
         elif key == "clear":
             try:
@@ -193,7 +213,7 @@ def rule_from_config(config: AlertRuleConfig, known_metrics: tuple[str, ...]) ->
             except ValueError:
                 raise ValueError(f"rules.{config.name}: enabled must be true or false") from None
         else:
-            raise ValueError(f"rules.{config.name}: unknown option {option!r} (level=, clear=, enabled=)")
+            raise ValueError(f"rules.{config.name}: unknown option {option!r} (level=, clear=, enabled=, label.NAME=)")
     try:
         return rule_from_dict(data, known_metrics)
     except ProtocolError as e:
@@ -207,23 +227,73 @@ DEFAULT_RULES = (
 )
 
 
+class SilenceCheck(Protocol):
+    def silenced_by(self, labels: Mapping[str, str], now_ms: int) -> str | None: ...
+
+
+AlertObserver = Callable[[AlertEvent, "str | None"], None]
+
+
+@dataclass(frozen=True)
+class ActiveAlert:
+    """A rule firing now on one host: what the active-alerts view shows."""
+
+    rule: str
+    host: str
+    metric: str
+    level: str
+    since_ms: int
+    value: float
+    notification_id: str
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "host": self.host, "metric": self.metric, "level": self.level,
+                "since": iso_ms(self.since_ms), "value": self.value, "notification_id": self.notification_id}
+
+
 class RuleEngine:
-    """Evaluates rules against each sample, per host."""
+    """Evaluates rules against each sample, per host. Each firing and
+    resolve becomes a notification (marked silenced when a silence covers
+    it) and an AlertEvent for the observers (alert delivery)."""
 
     log = Logger()
 
-    def __init__(self, notifications: NotificationCenter) -> None:
+    def __init__(self, notifications: NotificationCenter, silences: SilenceCheck | None = None) -> None:
         self._notifications = notifications
+        self._silences = silences
+        self._observers: list[AlertObserver] = []
         self.rules: dict[str, AlertRule] = {}
         self._pending_since: dict[tuple[str, str], int] = {}
-        self._firing: set[tuple[str, str]] = set()
+        self._firing: dict[tuple[str, str], ActiveAlert] = {}
+
+    def add_observer(self, observer: AlertObserver) -> None:
+        """`observer(event, silence_id)` for every firing and resolve."""
+        self._observers.append(observer)
+
+    def _alert(self, rule: AlertRule, host: str, state: str, level: str, value: float, ts_ms: int,
+               summary: str, description: str) -> dict:
+        labels = alert_labels(rule.name, host, level, rule.labels)
+        if state == FIRING:
+            event = AlertEvent(rule.name, host, state, level, labels, summary, description, ts_ms, None, value)
+        else:
+            active = self._firing.get((rule.name, host))
+            started, level = (active.since_ms, active.level) if active else (ts_ms, level)
+            labels = alert_labels(rule.name, host, level, rule.labels)
+            event = AlertEvent(rule.name, host, state, level, labels, summary, description, started, ts_ms, value)
+        silence = self._silences.silenced_by(event.label_map, ts_ms) if self._silences is not None else None
+        for observer in self._observers:
+            try:
+                observer(event, silence)
+            except Exception:
+                self.log.failure("alert observer failed for {rule} on {host}", rule=rule.name, host=host)
+        return {"labels": event.label_map, "silenced": silence is not None}
 
     def attach(self, bus: Bus) -> None:
         bus.subscribe(METRICS_TOPIC, lambda topic, sample: self.evaluate(sample))
 
     def set_rule(self, rule: AlertRule) -> None:
         self.rules[rule.name] = rule
-        self._forget(rule.name)
+        self._forget(rule.name, "changed")
 
     def replace_rules(self, rules) -> None:
         self.rules = {}
@@ -234,15 +304,33 @@ class RuleEngine:
 
     def delete_rule(self, name: str) -> None:
         self.rules.pop(name, None)
-        self._forget(name)
+        self._forget(name, "deleted")
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, reason: str) -> None:
         for key in [k for k in self._pending_since if k[0] == name]:
             del self._pending_since[key]
-        self._firing = {k for k in self._firing if k[0] != name}
+        # An alert that stops because its rule went away is over: say so, so
+        # every active-alerts view (and the feed) stops showing it as firing.
+        for alert in [a for k, a in self._firing.items() if k[0] == name]:
+            self._notifications.raise_notification(
+                "info", f"{alert.metric} no longer watched on {alert.host}",
+                f"{name}: rule {reason}; the alert that fired at {iso_ms(alert.since_ms)} is closed",
+                f"rule:{name}", state="resolved")
+        self._firing = {k: v for k, v in self._firing.items() if k[0] != name}
 
     def is_firing(self, name: str, host: str) -> bool:
         return (name, host) in self._firing
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Every (rule, host) firing now, oldest first."""
+        return sorted(self._firing.values(), key=lambda a: (a.since_ms, a.rule, a.host))
+
+    def firing_hosts(self, name: str) -> list[str]:
+        return sorted(host for (rule, host) in self._firing if rule == name)
+
+    def pending_hosts(self, name: str) -> list[str]:
+        """Hosts where the condition holds but not yet for the rule's `for` time."""
+        return sorted(host for (rule, host) in self._pending_since if rule == name)
 
     def evaluate(self, sample: Sample) -> None:
         if not isinstance(sample, Sample):
@@ -255,11 +343,12 @@ class RuleEngine:
             compare = COMPARATORS[rule.op]
             if key in self._firing:
                 if not compare(value, rule.clear_threshold):
-                    self._firing.discard(key)
-                    self._notifications.raise_notification(
-                        "info", f"{rule.metric} back to normal on {sample.host}",
-                        f"{rule.name}: {rule.metric} is {value:g} (clears at {rule.clear_threshold:g})",
-                        f"rule:{rule.name}", state="resolved")
+                    title = f"{rule.metric} back to normal on {sample.host}"
+                    text = f"{rule.name}: {rule.metric} is {value:g} (clears at {rule.clear_threshold:g})"
+                    alert = self._alert(rule, sample.host, RESOLVED, rule.level, value, sample.timestamp_ms, title, text)
+                    del self._firing[key]
+                    self._notifications.raise_notification("info", title, text, f"rule:{rule.name}", state="resolved",
+                                                           alert=alert)
                 continue
             if not compare(value, rule.threshold):
                 self._pending_since.pop(key, None)
@@ -267,10 +356,13 @@ class RuleEngine:
             since = self._pending_since.setdefault(key, sample.timestamp_ms)
             if sample.timestamp_ms - since >= rule.for_seconds * 1000:
                 self._pending_since.pop(key, None)
-                self._firing.add(key)
-                self._notifications.raise_notification(
-                    rule.level, f"{rule.metric} {rule.op} {rule.threshold:g} on {sample.host}",
-                    f"{rule.name}: {rule.describe()} (now {value:g})", f"rule:{rule.name}", state="firing")
+                title = f"{rule.metric} {rule.op} {rule.threshold:g} on {sample.host}"
+                text = f"{rule.name}: {rule.describe()} (now {value:g})"
+                alert = self._alert(rule, sample.host, FIRING, rule.level, value, sample.timestamp_ms, title, text)
+                body = self._notifications.raise_notification(rule.level, title, text, f"rule:{rule.name}",
+                                                              state="firing", alert=alert)
+                self._firing[key] = ActiveAlert(rule.name, sample.host, rule.metric, rule.level,
+                                                sample.timestamp_ms, value, body["id"])
 
 
 async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> None:
@@ -282,7 +374,8 @@ async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule
         try:
             merged[name] = AlertRule(name=name, metric=spec["metric"], op=spec["op"],
                                      threshold=float(spec["threshold"]), for_seconds=float(spec["for"]),
-                                     level=spec["level"], clear=spec.get("clear"), enabled=spec.get("enabled", True))
+                                     level=spec["level"], clear=spec.get("clear"), enabled=spec.get("enabled", True),
+                                     labels=tuple(sorted((spec.get("labels") or {}).items())))
         except (KeyError, TypeError, ValueError):
             engine.log.warn("ignoring stored rule {name}: unreadable", name=name)
     seeds = configured if configured or stored else DEFAULT_RULES

@@ -26,6 +26,29 @@ class AuthError(Exception):
     """A token or credential was refused; str() says why (never the secret)."""
 
 
+class EndpointForbidden(AuthError):
+    """A valid token used where its role may not go (HTTP 403)."""
+
+
+INGEST_ENDPOINT = "ingest"
+AGENT_SUBJECT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def check_endpoint(principal: "Principal", endpoint: str) -> None:
+    """The one rule on where a role may go: an agent token (one on every
+    fleet host) only pushes samples to /ingest, and /ingest takes only agent
+    tokens. Every HTTP request, WebSocket handshake and `auth` message passes
+    through Core.verify_token, which applies it."""
+    if principal.role == AGENT_ROLE:
+        if endpoint != INGEST_ENDPOINT:
+            raise EndpointForbidden("agent tokens may only publish samples to /ingest")
+        if not principal.subject or len(principal.subject) > 128 or not set(principal.subject) <= AGENT_SUBJECT_CHARS:
+            # The subject is the host name the agent publishes (and is logged) as.
+            raise EndpointForbidden("an agent token's subject must be a host name (letters, digits, '.', '_', '-')")
+    elif endpoint == INGEST_ENDPOINT:
+        raise EndpointForbidden("/ingest needs an agent token (dashd token --role agent)")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is on a connection or request."""
@@ -49,7 +72,10 @@ def load_or_create_secret(path: str) -> bytes:
             key = f.read().strip()
     except FileNotFoundError:
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        # A directory created to hold the key is private (0700 under any
+        # umask that leaves the owner's bits): `dashd token` on a fresh
+        # state directory used to create it 0755.
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         key = secrets.token_hex(32).encode("ascii")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -74,13 +100,14 @@ class TokenIssuer:
         self._secret = secret
         self._clock = clock
 
-    def mint(self, subject: str, role: str, ttl: float, session_id: str | None = None) -> tuple[str, float]:
+    def mint(self, subject: str, role: str, ttl: float, session_id: str | None = None,
+             token_id: str | None = None) -> tuple[str, float]:
         if role not in ROLE_RANK and role != AGENT_ROLE:
             raise AuthError(f"unknown role {role!r}; one of {', '.join(ROLES + (AGENT_ROLE,))}")
         now = self._clock()
         expires = now + ttl
         claims = {"iss": ISSUER, "typ": "access", "sub": subject, "role": role, "iat": int(now),
-                  "exp": int(expires), "jti": uuid.uuid4().hex}
+                  "exp": int(expires), "jti": token_id or uuid.uuid4().hex}
         if session_id:
             claims["sid"] = session_id
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), float(int(expires))
@@ -101,16 +128,20 @@ class TokenIssuer:
             raise AuthError(f"invalid token (expected a {kind} token)")
         return claims
 
-    def mint_refresh(self, subject: str, session_id: str, ttl: float) -> str:
+    def mint_refresh(self, subject: str, session_id: str, ttl: float, jti: str = "") -> str:
         now = self._clock()
         claims = {"iss": ISSUER, "typ": "refresh", "sub": subject, "sid": session_id, "iat": int(now),
                   "exp": int(now + ttl)}
+        if jti:
+            claims["jti"] = jti
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def verify_refresh(self, token: object) -> tuple[str, str]:
-        """(subject, session id) of a valid refresh token."""
+    def verify_refresh(self, token: object) -> tuple[str, str, str | None]:
+        """(subject, session id, token id) of a valid refresh token (the id is
+        None for one minted before rotation existed)."""
         claims = self._decode(token, "refresh", ["exp", "sub", "sid", "iss"])
-        return claims["sub"], claims["sid"]
+        jti = claims.get("jti")
+        return claims["sub"], claims["sid"], jti if isinstance(jti, str) else None
 
     def verify(self, token: object) -> Principal:
         claims = self._decode(token, "access", ["exp", "sub", "role", "iss"])

@@ -14,11 +14,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
 from dashd.auth.tokens import ROLES, AuthError, TokenIssuer
 from dashd.clients.core import RevocationList
+from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.timefmt import iso_ms, now_ms
 
 log = Logger()
@@ -29,9 +32,10 @@ MAX_PASSWORD = 1024
 # scrypt cost: N=2**15, r=8 uses 32 MiB and ~50-100 ms per hash; run in a thread.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
-FAILURES_BEFORE_BACKOFF = 5
-MAX_BACKOFF_SECONDS = 15 * 60
 INITIAL_PASSWORD_FILE = "initial-admin-password"
+# A refresh token rotated away this recently is accepted once more, without
+# a new refresh token: two tabs refreshing together are not a theft.
+REFRESH_REUSE_GRACE_MS = 5_000
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
@@ -82,24 +86,6 @@ def check_password(password: str) -> str:
     return password
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last_ms: int = 0
-
-    def locked_for(self, now: int) -> float:
-        if self.count < FAILURES_BEFORE_BACKOFF:
-            return 0.0
-        backoff = min(MAX_BACKOFF_SECONDS, 2 ** (self.count - FAILURES_BEFORE_BACKOFF))
-        return max(0.0, (self.last_ms + backoff * 1000 - now) / 1000.0)
-
-
-class LoginThrottled(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many failed logins; retry in {retry_after:.0f}s")
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class LoginResult:
     username: str
@@ -109,6 +95,7 @@ class LoginResult:
     expires_in: int
     refresh_token: str
     session_id: str
+    refresh_max_age: int  # seconds the refresh cookie lives: what is left of the session
 
     def body(self) -> dict:
         return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in,
@@ -117,16 +104,25 @@ class LoginResult:
 
 class UserDirectory:
     def __init__(self, store: Any, tokens: TokenIssuer, revocations: RevocationList, *,
-                 access_ttl: float, refresh_ttl: float, wall_clock_ms: Callable[[], int] = now_ms) -> None:
+                 access_ttl: float, refresh_ttl: float, clock: IReactorTime,
+                 wall_clock_ms: Callable[[], int] = now_ms, throttle: LoginThrottle | None = None,
+                 hash_slots: HashSlots | None = None,
+                 check_password: Callable[[str, str], bool] = verify_password) -> None:
         self._store = store
         self._tokens = tokens
         self._revocations = revocations
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._now = wall_clock_ms
-        self._failures_by_user: dict[str, _Failures] = {}
-        self._failures_by_address: dict[str, _Failures] = {}
+        self.throttle = throttle or LoginThrottle()
+        self.hash_slots = hash_slots or HashSlots()
+        self._check_password = check_password
+        self._log = SummarizedLog(log, clock)
         self.on_revoked: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        """At shutdown: write the summary of rate-limited log lines."""
+        self._log.stop()
 
     # ----- accounts
 
@@ -190,7 +186,7 @@ class UserDirectory:
             return None
         password = secrets.token_urlsafe(18)
         await self.add("admin", "admin", password)
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
         path = os.path.join(state_dir, INITIAL_PASSWORD_FILE)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -208,7 +204,9 @@ class UserDirectory:
         revoked = {session_id for (session_id,) in await self._store.fetchall(
             "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
         disabled = {name for (name,) in await self._store.fetchall("SELECT name FROM users WHERE disabled = 1")}
-        changed = self._revocations.replace(revoked, disabled)
+        tokens = {token_id for (token_id,) in await self._store.fetchall(
+            "SELECT id FROM issued_tokens WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
+        changed = self._revocations.replace(revoked, disabled, tokens)
         if changed:
             self._notify_revoked()
         return changed
@@ -216,54 +214,114 @@ class UserDirectory:
     # ----- login sessions
 
     async def login(self, name: object, password: object, address: str) -> LoginResult:
+        """Check a password. The attempt is counted against the user name and
+        the address *before* the hash runs (dashd.auth.throttle), so parallel
+        attempts cannot overrun the budget; raises LoginThrottled or AuthError."""
         if not isinstance(name, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD \
                 or len(name) > 64:
             raise AuthError("username and password must be strings")
         now = self._now()
-        user_failures = self._failures_by_user.setdefault(name, _Failures())
-        address_failures = self._failures_by_address.setdefault(address, _Failures())
-        wait = max(user_failures.locked_for(now), address_failures.locked_for(now))
-        if wait > 0:
-            log.warn("login for {user} from {address} throttled for {wait:.0f}s", user=name, address=address, wait=wait)
-            raise LoginThrottled(wait)
-        user = await self.get(name) if USERNAME.match(name) else None
-        password_ok = await deferToThread(verify_password, password, user["password_hash"] if user else _DUMMY_HASH)
+        shown = printable(name, 64)
+        try:
+            # One budget per name whatever its case: MySQL/MariaDB compare
+            # user names case-insensitively, so 'ALICE' and 'Alice' are alice
+            # there and each spelling used to have a budget of its own.
+            reservation = self.throttle.reserve(name.lower(), address, now)
+        except LoginThrottled as e:
+            self._log.warn("login-throttled", "login for {user} from {address} throttled for {wait:.0f}s",
+                           user=shown, address=address, wait=e.retry_after)
+            raise
+        try:
+            self.hash_slots.acquire(address)
+        except LoginThrottled as e:
+            reservation.cancelled()
+            self._log.warn("login-busy", "login for {user} from {address} refused: {why}", user=shown,
+                           address=address, why=e.why)
+            raise
+        try:
+            user = await self.get(name) if USERNAME.match(name) else None
+            password_ok = await deferToThread(self._check_password, password,
+                                              user["password_hash"] if user else _DUMMY_HASH)
+        except BaseException:
+            reservation.cancelled()
+            raise
+        finally:
+            self.hash_slots.release(address)
         if user is None or not password_ok or user["disabled"]:
-            for failures in (user_failures, address_failures):
-                failures.count += 1
-                failures.last_ms = now
+            count = reservation.failed(self._now())
             reason = "disabled" if user and user["disabled"] and password_ok else "bad credentials"
-            log.warn("failed login for {user} from {address}: {reason} ({count} in a row)", user=name,
-                     address=address, reason=reason, count=user_failures.count)
+            self._log.warn("login-failed", "failed login for {user} from {address}: {reason} ({count} in a row)",
+                           user=shown, address=address, reason=reason, count=count)
             raise AuthError("wrong username or password" if reason == "bad credentials" else "user disabled")
-        self._failures_by_user.pop(name, None)
-        self._failures_by_address.pop(address, None)
-        session_id = uuid.uuid4().hex
+        reservation.succeeded()
+        name = user["name"]  # the stored spelling: revocations and audit match it exactly
+        session_id, refresh_jti = uuid.uuid4().hex, uuid.uuid4().hex
+        expires_ms = now + int(self.refresh_ttl * 1000)
         await self._store.execute(
-            "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer) VALUES (?, ?, ?, ?, NULL, ?)",
-            (session_id, name, now, now + int(self.refresh_ttl * 1000), address[:128]))
+            "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer, refresh_jti) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (session_id, name, now, expires_ms, address[:128], refresh_jti))
         log.info("{user} logged in from {address}", user=name, address=address)
-        return self._issue(name, user["role"], session_id)
+        return self._issue(name, user["role"], session_id, refresh_jti, expires_ms)
 
-    def _issue(self, name: str, role: str, session_id: str) -> LoginResult:
+    def _issue(self, name: str, role: str, session_id: str, refresh_jti: str, session_expires_ms: int) -> LoginResult:
         token, expires_at = self._tokens.mint(name, role, self.access_ttl, session_id=session_id)
-        refresh = self._tokens.mint_refresh(name, session_id, self.refresh_ttl)
-        return LoginResult(name, role, token, expires_at, int(self.access_ttl), refresh, session_id)
+        # The refresh token ends with its session: rotation does not extend it.
+        remaining = max(1, (session_expires_ms - self._now()) // 1000)
+        refresh = self._tokens.mint_refresh(name, session_id, remaining, jti=refresh_jti)
+        return LoginResult(name, role, token, expires_at, int(self.access_ttl), refresh, session_id, int(remaining))
 
-    async def refresh(self, refresh_token: object) -> LoginResult:
-        name, session_id = self._tokens.verify_refresh(refresh_token)
-        rows = await self._store.fetchall("SELECT username, expires_at_ms, revoked_at_ms FROM sessions WHERE id = ?",
-                                          (session_id,))
-        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= self._now():
+    async def refresh(self, refresh_token: object, _raced: bool = False) -> LoginResult:
+        """A new access token and a new refresh token (rotation). A refresh
+        token already rotated away is a stolen or replayed one: the whole
+        session (the family of refresh tokens it belongs to) is revoked,
+        which also closes the sockets of its access tokens."""
+        name, session_id, jti = self._tokens.verify_refresh(refresh_token)
+        rows = await self._store.fetchall(
+            "SELECT username, expires_at_ms, revoked_at_ms, refresh_jti, previous_jti, rotated_at_ms "
+            "FROM sessions WHERE id = ?", (session_id,))
+        now = self._now()
+        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= now:
             raise AuthError("session expired or revoked")
+        _, expires_ms, _, current_jti, previous_jti, rotated_at_ms = rows[0]
         user = await self.get(name)
         if user is None or user["disabled"]:
             raise AuthError("user disabled")
-        token, expires_at = self._tokens.mint(name, user["role"], self.access_ttl, session_id=session_id)
-        return LoginResult(name, user["role"], token, expires_at, int(self.access_ttl), refresh_token, session_id)
+        if current_jti is not None and jti != current_jti:
+            if jti is not None and jti == previous_jti and now - (rotated_at_ms or 0) <= REFRESH_REUSE_GRACE_MS:
+                # Two tabs refreshed at once: the other one's response carries
+                # the new cookie. An access token, but no refresh token.
+                token, expires_at = self._tokens.mint(name, user["role"], self.access_ttl, session_id=session_id)
+                return LoginResult(name, user["role"], token, expires_at, int(self.access_ttl), "", session_id, 0)
+            await self._reuse_detected(name, session_id)
+        next_jti = uuid.uuid4().hex
+        # Compare-and-set: of two requests racing with one refresh token,
+        # exactly one rotates it.
+        if current_jti is None:
+            rotated = await self._store.execute(
+                "UPDATE sessions SET refresh_jti = ?, previous_jti = NULL, rotated_at_ms = ? "
+                "WHERE id = ? AND refresh_jti IS NULL AND revoked_at_ms IS NULL", (next_jti, now, session_id))
+        else:
+            rotated = await self._store.execute(
+                "UPDATE sessions SET refresh_jti = ?, previous_jti = ?, rotated_at_ms = ? "
+                "WHERE id = ? AND refresh_jti = ? AND revoked_at_ms IS NULL",
+                (next_jti, current_jti, now, session_id, current_jti))
+        if rotated != 1:
+            if not _raced:
+                # Another request rotated it first: look again (the grace
+                # above applies to it, or this is reuse).
+                return await self.refresh(refresh_token, _raced=True)
+            await self._reuse_detected(name, session_id)
+        return self._issue(name, user["role"], session_id, next_jti, int(expires_ms))
+
+    async def _reuse_detected(self, name: str, session_id: str) -> None:
+        log.warn("a rotated refresh token of {user} was used again: session {session} revoked (stolen cookie?)",
+                 user=printable(name, 64), session=session_id[:8])
+        await self._revoke(session_id)
+        raise AuthError("refresh token already used; the session was revoked, log in again")
 
     async def logout(self, refresh_token: object) -> None:
-        name, session_id = self._tokens.verify_refresh(refresh_token)
+        name, session_id, _ = self._tokens.verify_refresh(refresh_token)
         await self._revoke(session_id)
 
     async def revoke_user_sessions(self, name: str) -> None:

@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from dashd.alerting.engine import NotificationCenter, RuleEngine
-from dashd.auth.tokens import AuthError, Principal, TokenIssuer
+from dashd.auth.tokens import AuthError, Principal, TokenIssuer, check_endpoint
 from dashd.collect.collector import MetricInfo
 from dashd.clients.connections import ConnectionManager
 from dashd.stream.hub import StreamHub
@@ -29,6 +29,7 @@ class RevocationList:
     def __init__(self) -> None:
         self._revoked_sessions: set[str] = set()
         self._disabled_users: set[str] = set()
+        self._revoked_tokens: set[str] = set()  # ids of `dashd token` tokens (dashd token revoke)
 
     def revoke_session(self, session_id: str) -> None:
         self._revoked_sessions.add(session_id)
@@ -39,11 +40,14 @@ class RevocationList:
     def enable_user(self, name: str) -> None:
         self._disabled_users.discard(name)
 
-    def replace(self, revoked_sessions: set[str], disabled_users: set[str]) -> bool:
+    def replace(self, revoked_sessions: set[str], disabled_users: set[str],
+                revoked_tokens: set[str] = frozenset()) -> bool:
         """Take the store's view; True when something new was revoked or disabled."""
-        tightened = bool(revoked_sessions - self._revoked_sessions or disabled_users - self._disabled_users)
+        tightened = bool(revoked_sessions - self._revoked_sessions or disabled_users - self._disabled_users
+                         or revoked_tokens - self._revoked_tokens)
         self._revoked_sessions = set(revoked_sessions) | self._revoked_sessions
         self._disabled_users = set(disabled_users)
+        self._revoked_tokens = set(revoked_tokens) | self._revoked_tokens
         return tightened
 
     def check(self, principal: Principal) -> None:
@@ -51,6 +55,8 @@ class RevocationList:
             raise AuthError("session revoked")
         if principal.subject in self._disabled_users:
             raise AuthError("user disabled")
+        if principal.token_id and principal.token_id in self._revoked_tokens:
+            raise AuthError("token revoked")
 
 
 @dataclass
@@ -67,6 +73,7 @@ class Core:
     collector: Any = None  # CollectorService: interval and set_interval
     bus: Any = None  # dashd.stream.bus.Bus: where producers (ingest, admin) publish
     telemetry: Any = None  # dashd.ops.telemetry.Telemetry or None
+    queries: Any = None  # dashd.clients.queries.QueryScheduler: admission of history/stats queries (None: direct)
     revocations: RevocationList = field(default_factory=RevocationList)
     prepared: bool = True  # False until the store answered and users, revocations and rules are loaded
     wall_clock_ms: Callable[[], int] = now_ms
@@ -87,8 +94,13 @@ class Core:
     def interval(self) -> float:
         return self.collector.interval if self.collector is not None else self.settings.interval
 
-    def verify_token(self, token: object) -> Principal:
+    def verify_token(self, token: object, endpoint: str = "") -> Principal:
+        """The principal of a valid, unrevoked token allowed on `endpoint`
+        ('' for the WebSocket `auth` message and the HTTP API: anything but
+        /ingest). Raises AuthError (EndpointForbidden for a role that may
+        not go there)."""
         principal = self.tokens.verify(token)
+        check_endpoint(principal, endpoint)
         self.revocations.check(principal)
         return principal
 

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
+from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost, stats_cost
 from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
+from dashd.store.reads import NotificationReads
 from dashd.stream.streams import SubscriptionFilter, unknown_patterns
 from dashd.timefmt import iso_ms, parse_time
 
@@ -26,6 +28,8 @@ MAX_PATTERN = 128
 DEFAULT_HISTORY_POINTS = 300
 DEFAULT_STATS_WINDOW = 300.0
 RESUME_LIMIT = 20_000
+MAX_READ_IDS = 500
+MAX_NOTIFICATION_ID = 64
 
 # type -> (role needed, endpoints where it makes sense or None for all)
 METRIC_ENDPOINTS = ("dashboard", "metrics")
@@ -40,6 +44,9 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "history": ("viewer", None),
     "stats": ("viewer", None),
     "notifications": ("viewer", None),
+    "notification_state": ("viewer", None),
+    "notification_read": ("viewer", None),
+    "alerts": ("viewer", None),
     "rule_list": ("viewer", None),
     "settings_get": ("viewer", None),
     "ack": ("operator", None),
@@ -201,6 +208,8 @@ class MessageRouter:
         except ProtocolError as error:
             self._fail(error, correlation_id)
             return
+        except CancelledError:
+            return  # the connection went away; nobody to reply to
         except StoreUnavailable:
             self._fail(ProtocolError("unavailable", f"{type_}: the store is unavailable; try again shortly"),
                        correlation_id)
@@ -233,6 +242,8 @@ class MessageRouter:
         resume_after = number_field(data, "resume_after_seq", "auth", 0, 2**62, integer=True)
         if session.principal is not None:
             return session.reauthenticate(principal)
+        if resume_after is not None:
+            self._check_reply_room("auth")
         # A resuming client gets its missed messages in order instead of the
         # latest sample first.
         session.authenticate(principal, correlation_id, send_latest=resume_after is None)
@@ -305,10 +316,24 @@ class MessageRouter:
         return session.rate_data()
 
     def handle_resume(self, data: dict, correlation_id: Any):
-        if "after_seq" not in data:
+        if data.get("after_seq") is None:
             raise bad("resume: 'after_seq' is required (the last seq you received, or 0)")
         after_seq = number_field(data, "after_seq", "resume", 0, 2**62, integer=True)
+        self._check_reply_room("resume")
         return self._resume(int(after_seq), correlation_id)
+
+    def _check_reply_room(self, request: str) -> None:
+        """One resume or large reply in flight per connection: refused while
+        a resume replays, or while earlier output waits unread (the socket's
+        buffer is full or frames are queued), so a client that does not read
+        cannot make the daemon build reply after reply for it."""
+        stream = self.session.stream
+        if stream.resuming:
+            raise ProtocolError("rate_limited", f"{request}: a resume is already replaying on this connection",
+                                {"in_flight": True})
+        if stream.backlogged:
+            raise ProtocolError("rate_limited", f"{request}: earlier replies have not been read yet",
+                                {"retry_after": 1.0, "queued_bytes": stream.queued_bytes})
 
     async def _resume(self, after_seq: int, correlation_id: Any) -> dict:
         store = self.core.store
@@ -324,7 +349,9 @@ class MessageRouter:
         return string_field(data, "host", request, required=False, max_length=128) or self.core.host
 
     def handle_history(self, data: dict, correlation_id: Any):
-        return fetch_history(self.core, validate_history(self.core, data))
+        query = validate_history(self.core, data)
+        self._check_reply_room("history")
+        return schedule_history(self.core, self.session, self.session.principal.subject, query)
 
     def handle_stats(self, data: dict, correlation_id: Any):
         settings = self.core.settings
@@ -343,7 +370,13 @@ class MessageRouter:
                                 f"({settings.retention_raw:g}s)")
         host = self._host(data, "stats")
         now = self.core.wall_clock_ms()
-        return self._stats(host, metrics, now - int(window * 1000), now, window)
+        self._check_reply_room("stats")
+        run = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
+        scheduler = self.core.queries
+        if scheduler is None:
+            return run()
+        cost = stats_cost(len(metrics), int(window * 1000), int(self.core.interval * 1000))
+        return scheduler.submit(self.session, self.session.principal.subject, cost, run)
 
     async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:
         summary = await self.core.store.stats(host, metrics, from_ms, to_ms)
@@ -364,15 +397,85 @@ class MessageRouter:
         return {"notifications": items}
 
     def handle_ack(self, data: dict, correlation_id: Any):
-        notification_id = string_field(data, "notification_id", "ack", max_length=64)
-        return self.core.notifications.acknowledge(notification_id, self.session.principal.subject)
+        notification_id = string_field(data, "notification_id", "ack", max_length=MAX_NOTIFICATION_ID)
+        return self._ack(notification_id)
+
+    async def _ack(self, notification_id: str) -> dict:
+        user = self.session.principal.subject
+        ack = await self.core.notifications.acknowledge(notification_id, user)
+        # Acknowledging implies having read it (for the acknowledger only).
+        try:
+            await NotificationReads(self.core.store).mark(user, [notification_id], self.core.wall_clock_ms())
+        except StoreUnavailable:
+            self.log.warn("ack: could not record {user} read {id}; the store is unavailable",
+                          user=user, id=notification_id)
+        return ack
+
+    def handle_notification_state(self, data: dict, correlation_id: Any):
+        limit = int(number_field(data, "limit", "notification_state", 1, 500, default=50, integer=True))
+        return self._notification_state(limit)
+
+    async def _notification_state(self, limit: int) -> dict:
+        """The newest notifications with this user's read flag, and the counts
+        the bell and the badge show (over everything stored, not only `limit`)."""
+        user = self.session.principal.subject
+        reads = NotificationReads(self.core.store)
+        items = await reads.annotate(user, await self.core.store.notifications(limit, False))
+        counts = await reads.counts(user)
+        return {"notifications": items, **counts.as_dict()}
+
+    def handle_notification_read(self, data: dict, correlation_id: Any):
+        everything = data.get("all", False)
+        if not isinstance(everything, bool):
+            raise bad("notification_read: 'all' must be true or false")
+        ids = data.get("ids")
+        if ids is not None and not (isinstance(ids, list) and 0 < len(ids) <= MAX_READ_IDS and all(
+                isinstance(i, str) and 0 < len(i) <= MAX_NOTIFICATION_ID for i in ids)):
+            raise bad(f"notification_read: 'ids' must be a list of 1 to {MAX_READ_IDS} notification ids")
+        if not everything and ids is None:
+            raise bad("notification_read: give 'ids' (a list of notification ids) or 'all': true")
+        return self._notification_read(sorted(set(ids or [])), everything)
+
+    async def _notification_read(self, ids: list[str], everything: bool) -> dict:
+        user = self.session.principal.subject
+        reads = NotificationReads(self.core.store)
+        now = self.core.wall_clock_ms()
+        if everything:
+            await reads.mark_all(user, now)
+        else:
+            unknown = sorted(set(ids) - await reads.known(ids))
+            if unknown:
+                raise ProtocolError("not_found", f"notification_read: no notification {unknown[0]!r}",
+                                    {"unknown": unknown[:20]})
+            await reads.mark(user, ids, now)
+        counts = await reads.counts(user)
+        return {"ids": ids, "all": everything, **counts.as_dict()}
+
+    def handle_alerts(self, data: dict, correlation_id: Any):
+        return self._alerts()
+
+    async def _alerts(self) -> dict:
+        """What fires now (from the rule engine), with who acknowledged it."""
+        alerts = []
+        for alert in self.core.rules.active_alerts():
+            item = alert.as_dict()
+            body = await self.core.notifications.find(alert.notification_id)
+            item["title"] = body["title"] if body else alert.rule
+            item["acknowledged_by"] = body.get("acknowledged_by") if body else None
+            item["acknowledged_at"] = body.get("acknowledged_at") if body else None
+            alerts.append(item)
+        return {"alerts": alerts}
 
     def handle_rule_list(self, data: dict, correlation_id: Any):
         rules = []
         engine = self.core.rules
         for rule in sorted(engine.rules.values(), key=lambda r: r.name):
             item = rule.as_dict()
-            item["firing"] = sorted(host for (name, host) in engine._firing if name == rule.name)
+            item["firing"] = engine.firing_hosts(rule.name)
+            item["pending"] = engine.pending_hosts(rule.name)
+            item["clear_threshold"] = rule.clear_threshold
+            item["state"] = ("disabled" if not rule.enabled else "firing" if item["firing"]
+                             else "pending" if item["pending"] else "ok")
             rules.append(item)
         return {"rules": rules}
 
@@ -496,6 +599,25 @@ def validate_history(core, data: dict) -> HistoryQuery:
                               default=DEFAULT_HISTORY_POINTS, integer=True)
     host = string_field(data, "host", "history", required=False, max_length=128) or core.host
     return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
+
+
+def history_query_cost(core, query: HistoryQuery) -> QueryCost:
+    """Rows read + points returned: the raw tier has a row per collection
+    interval, the rollup tier one per minute (see Store.history)."""
+    raw = query.from_ms >= core.wall_clock_ms() - int(core.settings.retention_raw * 1000)
+    resolution_ms = int(core.interval * 1000) if raw else MINUTE_MS
+    return history_cost(len(query.metrics), query.to_ms - query.from_ms, query.max_points, resolution_ms)
+
+
+def schedule_history(core, owner: Any, user: str, query: HistoryQuery) -> Deferred:
+    """A history query through the daemon's QueryScheduler (cost checked,
+    bounded queue, cancelled with `owner`); direct when there is none."""
+    def run() -> Deferred:
+        return Deferred.fromCoroutine(fetch_history(core, query))
+    scheduler = core.queries
+    if scheduler is None:
+        return run()
+    return scheduler.submit(owner, user, history_query_cost(core, query), run)
 
 
 async def fetch_history(core, query: HistoryQuery) -> dict:

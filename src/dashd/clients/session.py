@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from dashd.auth.tokens import AGENT_ROLE, AuthError, Principal
+from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
 from dashd.clients.limits import TokenBucket
@@ -49,6 +49,7 @@ class ClientSession:
             queue_bound=settings.send_queue,
             slow_timeout=settings.slow_consumer_timeout,
             collection_hz=1.0 / core.interval,
+            queue_bytes=settings.send_queue_bytes,
         )
         self.stream.set_rate(settings.max_rate_hz)
         self.asked_hz: float | None = None
@@ -84,6 +85,8 @@ class ClientSession:
         self._timers.clear()
         self.stream.close()
         self.core.hub.detach(self.stream)
+        if self.core.queries is not None:
+            self.core.queries.cancel_owner(self)  # its query, queued or running, is no longer wanted
         self.core.connections.remove(self)
         for callback in self.core.on_session_closed:
             callback(self)
@@ -122,8 +125,6 @@ class ClientSession:
     # ----- authentication
 
     def authenticate(self, principal: Principal, correlation_id: Any, send_latest: bool = True) -> None:
-        if principal.role == AGENT_ROLE:
-            raise ProtocolError("unauthorized", "agent tokens may only publish samples", close_code=CLOSE_UNAUTHORIZED)
         self._cancel("auth")
         self.principal = principal
         self.send({"type": "connection_ack", "correlation_id": correlation_id, "data": self.ack_data()})
@@ -136,8 +137,6 @@ class ClientSession:
     def reauthenticate(self, principal: Principal) -> dict:
         if self.principal is not None and principal.subject != self.principal.subject:
             raise ProtocolError("forbidden", "a new token must be for the same user")
-        if principal.role == AGENT_ROLE:
-            raise ProtocolError("forbidden", "agent tokens may only publish samples")
         self.principal = principal
         self._schedule_expiry(principal)
         return {"role": principal.role, "expires_at": iso_ms(principal.expires_at * 1000)}
@@ -167,6 +166,8 @@ class ClientSession:
                 "max_subscriptions": settings.max_subscriptions,
                 "max_history_points": settings.max_history_points,
                 "max_history_span": settings.max_history_span,
+                "max_query_cost": settings.query_max_cost,
+                "send_queue_bytes": settings.send_queue_bytes,
             },
         }
 

@@ -186,6 +186,11 @@ class Uplink(Service):
         self._counter = 0
         self._loop: LoopingCall | None = None
         self.confirmed = 0  # samples the hub confirmed, over the agent's life
+        self.held_off = 0  # times the hub asked us to slow down
+        # Back-pressure: after rate_limited / unavailable nothing is sent
+        # until the hub's retry_after has passed.
+        self._hold_until: float | None = None
+        self._hold_timer: Any = None
         self._idle_waiters: list[defer.Deferred] = []
         self.on_ack: Callable[[dict], None] = lambda data: None
 
@@ -199,6 +204,8 @@ class Uplink(Service):
     def stopService(self) -> Any:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._hold_timer is not None and self._hold_timer.active():
+            self._hold_timer.cancel()
         return super().stopService()
 
     # ----- connection events (from the protocol)
@@ -252,8 +259,9 @@ class Uplink(Service):
                 log.error("the hub refused a batch of {n} samples for good ({code}: {message}); dropped",
                           n=len(batch.timestamps), code=code, message=data.get("message"))
                 self.buffer.confirm(batch)
-            else:  # unavailable, rate_limited, internal: resend later
+            else:  # unavailable, rate_limited, internal: resend later, not at once
                 self.buffer.unsend(batch)
+                self._hold_off(data.get("details"))
         self._notify_idle()
 
     # ----- sending
@@ -263,6 +271,10 @@ class Uplink(Service):
         each confirmation, and when a new sample arrives (full batches only)."""
         if self.protocol is None or not self.acknowledged:
             return
+        if self._hold_until is not None:
+            if self.clock.seconds() < self._hold_until:
+                return
+            self._hold_until = None
         while len(self._in_flight) < MAX_IN_FLIGHT and self.buffer.unsent:
             self._counter += 1
             batch = self.buffer.next_batch(f"b{self._counter}", self.batch_size, self.max_batch_bytes)
@@ -270,6 +282,21 @@ class Uplink(Service):
                 break
             self._in_flight[batch.correlation_id] = batch
             self.protocol.send_bytes(batch.payload)
+
+    def _hold_off(self, details: Any) -> None:
+        """The hub asked us to slow down: send nothing for its retry_after
+        (or one batch interval when it gave none), then pump again."""
+        retry_after = details.get("retry_after") if isinstance(details, dict) else None
+        if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or not 0 < retry_after <= 300:
+            retry_after = self.batch_interval
+        until = self.clock.seconds() + retry_after
+        if self._hold_until is not None and self._hold_until >= until:
+            return
+        self._hold_until = until
+        self.held_off += 1
+        if self._hold_timer is not None and self._hold_timer.active():
+            self._hold_timer.cancel()
+        self._hold_timer = self.clock.callLater(retry_after, self.pump)
 
     def sample_added(self) -> None:
         if self.buffer.unsent >= self.batch_size:

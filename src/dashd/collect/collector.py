@@ -17,9 +17,9 @@ from typing import Callable, Mapping, Protocol
 import psutil
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from dashd.collect.schedule import PublishSchedule
 from dashd.stream.bus import METRICS_TOPIC, Bus
 from dashd.timefmt import now_ms
 
@@ -225,8 +225,11 @@ class MetricsCollector:
 
 
 class CollectorService(Service):
-    """Drives a MetricsCollector from a LoopingCall on the injected clock and
-    publishes each sample on the metrics topic."""
+    """Drives a MetricsCollector from a PublishSchedule on the injected clock
+    and publishes each sample on the metrics topic. When a tick (sample and
+    the fan-out it triggers) runs longer than the interval, the next one runs
+    at once and the lost periods are coalesced into it, never skipped
+    (dashd.collect.schedule)."""
 
     log = Logger()
 
@@ -236,7 +239,7 @@ class CollectorService(Service):
         self._bus = bus
         self._clock = clock
         self.interval = interval
-        self._loop: LoopingCall | None = None
+        self.schedule = PublishSchedule(self.tick, clock, interval)
         self.last_tick: float | None = None  # clock time of the last successful sample
         self.last_duration: float = 0.0  # seconds the last sample took
         self.on_sample_duration: Callable[[float], None] = lambda seconds: None
@@ -247,24 +250,23 @@ class CollectorService(Service):
         self._start_loop(now=False)
 
     def stopService(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        self.schedule.stop()
         return super().stopService()
 
     def set_interval(self, interval: float) -> None:
         """Change the collection period at run time."""
         self.interval = interval
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        if self.schedule.running:
             self._start_loop(now=False)
 
     def _start_loop(self, now: bool) -> None:
-        self._loop = LoopingCall(self.tick)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=now).addErrback(
-            lambda failure: self.log.failure("collector loop stopped", failure)
-        )
+        self.schedule.period = self.interval
+        self.schedule.start(now=now)
+
+    @property
+    def ticks(self) -> tuple[int, int]:
+        """(ticks run, periods coalesced into a later tick), for /metrics and the bench."""
+        return self.schedule.ticks, self.schedule.coalesced
 
     def tick(self) -> None:
         # Guarded: an exception escaping a LoopingCall stops it for good.

@@ -38,12 +38,12 @@ class FrameCounts:
     def __init__(self) -> None:
         self._by_kind: dict[str | None, list[int]] = {}
 
-    def add(self, kind: str | None, size: int) -> None:
+    def add(self, kind: str | None, size: int, count: int = 1) -> None:
         entry = self._by_kind.get(kind)
         if entry is None:
             entry = self._by_kind[kind] = [0, 0]
-        entry[0] += 1
-        entry[1] += size
+        entry[0] += count
+        entry[1] += size * count
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """type -> (messages, bytes); a frame built without a type counts as unknown."""
@@ -98,6 +98,10 @@ class _LiveState(Collector):
         yield GaugeMetricFamily("dashd_store_queue_rows", "Rows waiting to be written to the store",
                                 value=state["store_queue"])
         yield GaugeMetricFamily("dashd_stream_seq", "Last stream sequence number issued", value=state["seq"])
+        if "store_available" in state:
+            yield GaugeMetricFamily("dashd_store_available",
+                                    "1 when the store's last database operation succeeded in time, else 0",
+                                    value=1 if state["store_available"] else 0)
         streams = telemetry.streams.read(state.get("stream_stats", ()))
         yield CounterMetricFamily("dashd_updates_coalesced",
                                   "Metric updates replaced by a newer one in a slow client's queue",
@@ -111,6 +115,23 @@ class _LiveState(Collector):
                                   value=streams["degraded_events"])
         yield from _frame_families("sent", "to", telemetry.sent.totals())
         yield from _frame_families("received", "from", telemetry.received.totals())
+
+
+class _ScheduleState(Collector):
+    """The publisher's schedule (dashd.collect.schedule): ticks run, and the
+    periods a late tick folded into the next one (coalesced, not skipped)."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self):
+        ticks, coalesced = self._read()
+        yield CounterMetricFamily("dashd_collector_ticks", "Collector ticks run (one sample published each)",
+                                  value=ticks)
+        yield CounterMetricFamily("dashd_collector_ticks_coalesced",
+                                  "Collection periods with no tick of their own because the previous tick "
+                                  "(sample and fan-out) ran long; the next sample covers them",
+                                  value=coalesced)
 
 
 def _frame_families(direction: str, preposition: str, totals: dict[str, tuple[int, int]]):
@@ -149,13 +170,33 @@ class Telemetry:
         self.fanout_seconds = Histogram("dashd_fanout_latency_seconds",
                                         "Sample taken to last frame written, per metrics update",
                                         buckets=FANOUT_BUCKETS, registry=r)
+        # Issue 19 collectors (dashd.collect.sources.SourceScheduler).
+        self.collector_read_seconds = Histogram(
+            "dashd_collector_read_duration_seconds", "Time one collector read takes in its thread, by collector",
+            ["collector"], buckets=LATENCY_BUCKETS, registry=r)
+        self.collector_block_seconds = Histogram(
+            "dashd_collector_reactor_block_seconds", "Time one collector tick holds the reactor thread, by collector",
+            ["collector"], buckets=LATENCY_BUCKETS, registry=r)
+        self.query_refusals = Counter("dashd_query_refused", "history/stats requests refused before the store, by "
+                                      "reason (too_large, in_flight, user_budget, busy)", ["reason"], registry=r)
+        self.ingest_refusals = Counter("dashd_ingest_refused", "Agent sample batches refused, by reason "
+                                       "(sample_rate, series, store_busy, not_durable)", ["reason"], registry=r)
         self._sampled_at: float | None = None
+        # Alert delivery (docs/alerting.md): one count per attempt; labels are
+        # admin-named channels and three outcomes, so they stay bounded.
+        self.alert_attempts = Counter("dashd_alert_delivery_attempts",
+                                      "Alert delivery attempts, by channel and outcome (delivered, retry, dead)",
+                                      ["channel", "outcome"], registry=r)
 
     def watch(self, read: Callable[[], dict]) -> None:
         """Register the scrape-time reader: a dict with connections (a
         Counter of (endpoint, role)), queued, paused, store_queue, seq and
         stream_stats (the StreamStats of the live connections)."""
         self.registry.register(_LiveState(read, self))
+
+    def watch_schedule(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Register the collector's (ticks run, periods coalesced) reader."""
+        self.registry.register(_ScheduleState(read))
 
     # ----- hooks (once per sample)
 
@@ -164,6 +205,11 @@ class Telemetry:
         fans it out next, in the same reactor turn (the bus is synchronous)."""
         self.collection_seconds.observe(seconds)
         self._sampled_at = time.perf_counter()
+
+    def collector_read(self, collector: str, read_seconds: float, block_seconds: float) -> None:
+        """An issue 19 collector read (in its thread) and published (on the reactor)."""
+        self.collector_read_seconds.labels(collector).observe(read_seconds)
+        self.collector_block_seconds.labels(collector).observe(block_seconds)
 
     def fanout_done(self, message, local_host: str, wall_clock_ms: int) -> None:
         """The hub wrote a stream message to every client. For this host's
@@ -184,6 +230,10 @@ class Telemetry:
     def frame_sent(self, kind: str | None, size: int) -> None:
         self.sent.add(kind, size)
 
+    def frames_sent(self, kind: str | None, size: int, count: int) -> None:
+        """The flat broadcast loop wrote one frame to `count` clients."""
+        self.sent.add(kind, size, count)
+
     def frame_received(self, kind: str | None, size: int) -> None:
         self.received.add(kind, size)
 
@@ -201,6 +251,14 @@ class Telemetry:
             self.abuse_closes.inc()
         else:
             self.rate_limit_hits.inc()
+
+    def query_refused(self, reason: str) -> None:
+        self.query_refusals.labels(reason=reason).inc()
+
+    def ingest_refused(self, reason: str) -> None:
+        self.ingest_refusals.labels(reason=reason).inc()
+    def alert_attempted(self, channel: str, status: str) -> None:
+        self.alert_attempts.labels(channel=channel, outcome="retry" if status == "pending" else status).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,6 +31,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from dashd.errors import Unavailable
+from dashd.ops.private import private_file
+from dashd.store.spill import SpillFile
+from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
 from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
@@ -42,13 +46,16 @@ from dashd.timefmt import iso_ms
 
 MINUTE_MS = 60_000
 DAY = 86_400.0
+SECOND = 1.0
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see Store.startService
-QUERY_ATTEMPTS = 5
+QUERY_ATTEMPTS = 5  # a query overlapping a seal reads again (seals are minutes apart)
 ROLLUP_SAMPLES = 2_000_000  # sealed samples that trigger a rollup batch
-ROLLUP_INTERVAL = 3600.0  # seconds: and at least this often  # a query overlapping a seal reads again (seals are minutes apart)
+ROLLUP_INTERVAL = 3600.0  # seconds: and at least this often
+READY_TIMEOUT = 1.5 * SECOND  # readiness answers "not ready" this soon into a stall
+MAINTENANCE_TIMEOUT = 300 * SECOND  # migrations, rollups and pruning scan whole tables
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot answer now."""
 
 
@@ -94,21 +101,36 @@ class Dialect:
             return f"({column} DIV {MINUTE_MS}) * {MINUTE_MS}"
         return f"({column} / {MINUTE_MS}) * {MINUTE_MS}"
 
-    def connection_pool(self) -> adbapi.ConnectionPool:
+    def system_pool(self, connect_timeout: float = 5.0, query_timeout: float = 5.0) -> DeadlinePool:
+        """One connection of its own for the daemon's small, urgent queries
+        (authentication, revocation polling, readiness), so they never wait
+        behind clients' history and stats queries on the main pool. SQLite
+        in WAL mode lets it read while the main connection reads or writes."""
+        return self._pool(connect_timeout, query_timeout, connections=1)
+
+    def connection_pool(self, connect_timeout: float = 5.0, query_timeout: float = 5.0) -> DeadlinePool:
+        """A pool whose operations can be given deadlines (store/pool.py)."""
+        return self._pool(connect_timeout, query_timeout, connections=3)
+
+    def _pool(self, connect_timeout: float, query_timeout: float, connections: int) -> DeadlinePool:
         if self.name == "sqlite":
             directory = os.path.dirname(os.path.abspath(self.url.path))
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            private_file(self.url.path)  # 0600 whatever the umask (dashd.ops.private)
             # One connection: SQLite serializes writers anyway, and one
             # thread means no "database is locked" between our own threads.
-            return adbapi.ConnectionPool(
+            return DeadlinePool(
                 "sqlite3", self.url.path, check_same_thread=False, timeout=30,
                 cp_min=1, cp_max=1, cp_openfun=_sqlite_open,
             )
-        return adbapi.ConnectionPool(
+        # The socket timeouts are reset per operation from its deadline; these
+        # bound anything run outside Store._run (tests, tools).
+        return DeadlinePool(
             "pymysql", host=self.url.host, port=self.url.port, user=self.url.user,
             password=self.url.password, database=self.url.database, charset="utf8mb4",
-            connect_timeout=5, read_timeout=30, write_timeout=30, autocommit=False,
-            cp_min=1, cp_max=3, cp_reconnect=True, cp_noisy=False,
+            connect_timeout=connect_timeout, read_timeout=query_timeout + SOCKET_MARGIN,
+            write_timeout=query_timeout + SOCKET_MARGIN, autocommit=False,
+            cp_min=1, cp_max=connections, cp_reconnect=True, cp_noisy=False,
         )
 
 
@@ -142,6 +164,27 @@ def rows_of(message: StreamMessage) -> list[tuple]:
     ]
 
 
+class SystemQueries:
+    """The store's generic `execute`/`fetchall` on the system connection:
+    what authentication and revocation polling use (UserDirectory), so
+    logins and the 5 s revocation bound never wait behind user queries."""
+
+    def __init__(self, store: "Store") -> None:
+        self._store = store
+
+    async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
+        def run(cursor):
+            cursor.execute(self._store.dialect.sql(query), tuple(params))
+            return cursor.rowcount
+        return await self._store._run_system(run)
+
+    async def fetchall(self, query: str, params: Iterable[Any] = ()) -> list[tuple]:
+        def run(cursor):
+            cursor.execute(self._store.dialect.sql(query), tuple(params))
+            return list(cursor.fetchall())
+        return await self._store._run_system(run)
+
+
 class Store(Service):
     """Batched writes, history and stats queries, notifications, rules,
     users and sessions. Started and stopped with the service tree."""
@@ -161,6 +204,9 @@ class Store(Service):
         max_queue_rows: int = 100_000,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         describe: Describe | None = None,
+        query_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        spill_path: str | None = None,
     ) -> None:
         self.db_url = db_url
         self.dialect = Dialect(check_db_url(db_url))
@@ -172,7 +218,15 @@ class Store(Service):
         self.retention_hourly_ms = int(max(retention_hourly, retention_rollup) * 1000)
         self.max_queue_rows = max_queue_rows
         self.wall_clock_ms = wall_clock_ms
-        self.pool: adbapi.ConnectionPool | None = None
+        self.query_timeout = query_timeout
+        self.connect_timeout = connect_timeout
+        # Where rows that cannot be written at shutdown go (store/spill.py).
+        self.spill = SpillFile(spill_path, max_queue_rows) if spill_path else None
+        self._spilled_rows = 0  # rows at the queue's head read from the spill file
+        self._read_error: str | None = None  # why the last flush failed, for reads
+        self.pool: DeadlinePool | None = None
+        self.system_pool: DeadlinePool | None = None
+        self.system = SystemQueries(self)
         self.migrated = False
         self.available = False
         self._sample_rows: list[tuple] = []
@@ -184,8 +238,16 @@ class Store(Service):
         self._flush_loop: LoopingCall | None = None
         self._prune_loop: LoopingCall | None = None
         self._outage_logged = False
-        self._write_failing = False
+        self._stalled = False  # the last failure was a deadline: do not retry at once
+        self._down_since = 0.0
+        self._write_failing = False  # the last write failed (a full disk still answers SELECT 1)
         self._dropped = 0
+        # Durability tickets (when_written): each write takes the whole
+        # queue and bumps the generation; a ticket is settled by the first
+        # write that took its rows (committed to the head, the write-ahead
+        # log of the open chunks).
+        self._generation = 0
+        self._durability_waiters: list[tuple[int, int, Deferred]] = []
         # The chunk engine: series ids, open chunks (already in the head
         # rows), sealed chunks not written yet, and a seal counter that lets a
         # query notice a seal that ran while it read (odd while sealing).
@@ -211,9 +273,12 @@ class Store(Service):
         # shorter interval keeps the reactor responsive. Only ever lowered.
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        self.pool = self.dialect.connection_pool()
+        self.pool = self.dialect.connection_pool(self.connect_timeout, self.query_timeout)
         self.pool.start()
+        self.system_pool = self.dialect.system_pool(self.connect_timeout, self.query_timeout)
+        self.system_pool.start()
         self.log.info("store: {url}", url=redact_url(self.db_url))
+        self._load_spill()
         self._flush_loop = self._loop(self._flush_tick, self.batch_interval)
         self._prune_loop = self._loop(self._prune_tick, self.prune_interval)
         Deferred.fromCoroutine(self._prepare()).addErrback(lambda f: self.log.failure("store start failed", f))
@@ -221,11 +286,10 @@ class Store(Service):
     async def _prepare(self) -> None:
         try:
             await self.ready()
-        except StoreUnavailable as e:
-            # The flush loop retries the migrations; samples queue meanwhile.
-            self._outage_logged = True
-            self.log.error("store: database unavailable at start ({error}); samples will queue in memory",
-                           error=str(e).splitlines()[0] if str(e) else "no detail")
+        except StoreUnavailable:
+            pass  # logged by _run; the flush loop retries, samples queue meanwhile
+        if self._spilled_rows and self._recovered:
+            await self.flush()  # the spilled rows first, before the next batch
 
     def _loop(self, tick: Callable[[], Any], interval: float) -> LoopingCall:
         loop = LoopingCall(tick)
@@ -240,28 +304,85 @@ class Store(Service):
         for loop in (self._flush_loop, self._prune_loop):
             if loop is not None and loop.running:
                 loop.stop()
-        # Flush what is pending; a database that is down gets a few tries.
+        # Flush what is pending; a database that is down gets a few tries,
+        # one that stalls (each try costs a deadline) only one.
         for _attempt in range(3):
             await self.flush()
-            if not self.pending_rows:
+            if not self.pending_rows or self._stalled:
                 break
         if self.pending_rows:
-            self.log.error("store: {rows} rows could not be written before shutdown", rows=self.pending_rows)
-        elif self._recovered:
-            # A clean stop seals every open chunk (nothing waits in the
-            # head) and rolls them up.
-            await self._seal(everything=True)
-            await self.rollup()
+            # Only what the head (the chunks' write-ahead log) does not hold
+            # yet is lost with the process: those rows go to the spill file.
+            self._spill_or_report()
+        else:
+            if self.spill is not None and os.path.exists(self.spill.path):
+                self._forget_spill(0)  # its rows were written, or dropped by the queue bound
+            if self._recovered:
+                # A clean stop seals every open chunk (nothing waits in the
+                # head) and rolls them up.
+                await self._seal(everything=True)
+                await self.rollup()
         if self.pool is not None:
+            # close() joins the pool's threads: wake any blocked on a stall.
+            self.pool.abort_running()
             self.pool.close()
+        if self.system_pool is not None:
+            self.system_pool.close()
         Service.stopService(self)
+
+    def _spill_or_report(self) -> None:
+        if self.spill is None:
+            self.log.error("store: {rows} rows could not be written before shutdown", rows=self.pending_rows)
+            return
+        try:
+            rows = self.spill.write(self._sample_rows, self._notification_rows, self._ack_rows)
+        except OSError as e:
+            self.log.error("store: {rows} rows could not be written before shutdown, nor spilled to {path} ({error})",
+                           rows=self.pending_rows, path=self.spill.path, error=e)
+            return
+        self.log.warn("store: database unavailable at shutdown; spilled {rows} rows to {path}, "
+                      "written at the next start", rows=rows, path=self.spill.path)
+
+    def _forget_spill(self, rows: int) -> None:
+        """The spilled rows are in the database: remove the file."""
+        try:
+            self.spill.remove()
+        except OSError as e:
+            # Left in place it would be written again at the next start.
+            self.log.error("store: wrote the {rows} spilled rows but cannot remove {path} ({error}); remove it "
+                           "before the next start", rows=rows, path=self.spill.path, error=e)
+            return
+        self.log.info("store: wrote the {rows} rows spilled at the last shutdown", rows=rows)
+
+    def _load_spill(self) -> None:
+        """Put what an earlier shutdown spilled at the head of the queue."""
+        if self.spill is None:
+            return
+        try:
+            batch = self.spill.read()
+        except (OSError, ValueError) as e:
+            # Keep the daemon up, and the file for whoever wants to recover it.
+            aside = f"{self.spill.path}.unreadable"
+            try:
+                os.replace(self.spill.path, aside)
+            except OSError:
+                aside = self.spill.path  # cannot move it either: say where it is
+            self.log.error("store: cannot read the spill file ({error}); moved it to {aside}", error=e, aside=aside)
+            return
+        if batch is None:
+            return
+        self._sample_rows[:0] = batch.samples
+        self._notification_rows[:0] = batch.notifications
+        self._ack_rows[:0] = batch.acks
+        self._spilled_rows = batch.rows
+        self.log.info("store: {rows} rows spilled at the last shutdown are queued first", rows=batch.rows)
 
     async def ensure_schema(self) -> int:
         """Apply pending migrations; returns how many ran."""
         async with self._schema_lock:
             if self.migrated:
                 return 0
-            applied = await self._run(self._migrate)
+            applied = await self._run(self._migrate, timeout=MAINTENANCE_TIMEOUT)
             self.migrated = True
             return applied
 
@@ -305,31 +426,94 @@ class Store(Service):
             self.log.info("store: applied migration {version} {name}", version=migration.version, name=migration.name)
         return applied
 
-    async def _run(self, interaction: Callable, *args: Any) -> Any:
-        if self.pool is None:
+    async def _run(self, interaction: Callable, *args: Any, timeout: float | None = None,
+                   settle: bool = False) -> Any:
+        """Run `interaction(cursor, *args)` in a transaction with a deadline
+        (`timeout`, default query_timeout); StoreUnavailable when the database
+        fails or does not answer in time. `settle`: for writes, wait for the
+        real outcome of a transaction aborted at its deadline (store/pool.py).
+        Cancelling the Deferred (the client went away) keeps a queued
+        interaction from starting and interrupts a running one."""
+        return await self._run_in(self.pool, interaction, *args, timeout=timeout, settle=settle)
+
+    async def _run_system(self, interaction: Callable, *args: Any, timeout: float | None = None) -> Any:
+        """On the system connection (see Dialect.system_pool)."""
+        return await self._run_in(self.system_pool, interaction, *args, timeout=timeout)
+
+    async def _run_in(self, pool: DeadlinePool | None, interaction: Callable, *args: Any,
+                      timeout: float | None = None, settle: bool = False) -> Any:
+        if pool is None:
             raise StoreUnavailable("store not started")
         # A pooled MySQL connection the server dropped (restart, wait_timeout)
         # fails the interaction that finds it dead; cp_reconnect only discards
         # it. Retry on a fresh one, once per pooled connection at most.
-        retries = self.pool.max if self.dialect.name == "mysql" else 0
+        retries = pool.max if self.dialect.name == "mysql" else 0
+        # One deadline for the operation, retries included.
+        deadline = self.clock.seconds() + (timeout or self.query_timeout)
         while True:
             try:
-                result = await self.pool.runInteraction(interaction, *args)
+                result = await pool.run(self.clock, max(deadline - self.clock.seconds(), 0.001), interaction,
+                                        *args, settle=settle, cancel_running=self._kill_query)
                 break
+            except DeadlineExceeded as e:
+                self._stalled = True
+                self._went_down(e)
+                raise StoreUnavailable(str(e)) from e
             except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
-                if retries > 0 and _connection_dropped(e):
+                if (retries > 0 and _connection_dropped(e) and not self._stalled
+                        and deadline - self.clock.seconds() > 0):
                     retries -= 1
                     continue
-                self.available = False
+                self._went_down(e)
                 raise StoreUnavailable(str(e)) from e
-        self.available = True
+        self._came_back()
         return result
 
+    def _went_down(self, error: Exception) -> None:
+        """One log line per outage, when it starts."""
+        self.available = False
+        if not self._outage_logged:
+            self._outage_logged = True
+            self._down_since = self.clock.seconds()
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
+                           error=detail, rows=self.pending_rows)
+
+    def _came_back(self) -> None:
+        self.available = True
+        self._stalled = False
+        if self._outage_logged:
+            self._outage_logged = False
+            self.log.info("store: database back after {seconds:.1f}s; {rows} queued rows to write",
+                          seconds=self.clock.seconds() - self._down_since, rows=self.pending_rows)
+
+    def _kill_query(self, ticket: Ticket, connection: Any) -> None:
+        """Cancel a running MySQL query with KILL QUERY on the system
+        connection, only while the cancelled interaction still holds
+        `connection` (checked under its ticket's lock, so a later interaction
+        that reuses the connection is never killed). The connection stays
+        usable; SQLite is interrupted by the pool itself."""
+        thread_id = connection.thread_id()
+
+        def kill(cursor) -> None:
+            with ticket.lock:
+                if ticket.connection is connection:
+                    cursor.execute(f"KILL QUERY {int(thread_id)}")
+
+        if self.system_pool is None:
+            abort_connection(connection)
+            return
+        self.system_pool.run(self.clock, self.query_timeout, kill).addErrback(
+            lambda f: self.log.warn("store: could not cancel a query: {error}", error=f.getErrorMessage()))
+
     async def check(self) -> bool:
-        """Readiness: can the database answer a query now, and did the last
-        write go through? (A full disk still answers SELECT 1.)"""
+        """Readiness: can the database answer a query now (within
+        READY_TIMEOUT, on the system connection, so a flood of client
+        queries does not make the daemon look dead), and did the last write
+        go through? (A full disk still answers SELECT 1.)"""
         try:
-            await self._run(lambda cursor: cursor.execute("SELECT 1"))
+            await self._run_system(lambda cursor: cursor.execute("SELECT 1"),
+                                   timeout=min(READY_TIMEOUT, self.query_timeout))
         except StoreUnavailable:
             return False
         return not self._write_failing
@@ -352,6 +536,7 @@ class Store(Service):
         overflow = len(self._sample_rows) - self.max_queue_rows
         if overflow > 0:
             del self._sample_rows[:overflow]
+            self._spilled_rows = max(0, self._spilled_rows - overflow)
             self._dropped += overflow
             self.log.warn("store: queue full ({limit} rows), dropped the oldest {count} sample rows",
                           limit=self.max_queue_rows, count=overflow)
@@ -379,41 +564,82 @@ class Store(Service):
         self._flush_waiters.append(waiter)
         return waiter
 
+    async def _flush_for_read(self) -> None:
+        """Write what is queued before a read sees the tables; if that fails
+        the read would too, so say so now rather than after another deadline."""
+        if self._flushing is None and not self.pending_rows:
+            self._read_error = None
+        await self.flush()
+        if self._read_error is not None:
+            raise StoreUnavailable(self._read_error)
+
     def _settle_flush(self, result: Any) -> None:
         self._flushing = None
         waiters, self._flush_waiters = self._flush_waiters, []
         for waiter in waiters:
             waiter.callback(result)
 
+    def when_written(self) -> Deferred:
+        """A ticket for every row recorded so far: fires True once they are
+        all written, False when the write that took them failed or rows were
+        dropped (queue overflow) before it took them. Starts a write. This
+        is what an acknowledgement to an agent waits for (issue 11 D)."""
+        if not self.pending_rows and self._flushing is None:
+            return succeed(True)
+        waiter: Deferred = Deferred()
+        self._durability_waiters.append((self._generation, self._dropped, waiter))
+
+        async def write() -> None:
+            # The first flush may share a write that took earlier rows only.
+            await self.flush()
+            await self.flush()
+        Deferred.fromCoroutine(write()).addErrback(lambda f: self.log.failure("store flush failed", f))
+        return waiter
+
+    def _settle_tickets(self, taken: int, dropped_at_take: int, written: bool) -> None:
+        keep = []
+        for generation, dropped_at_issue, waiter in self._durability_waiters:
+            if generation <= taken:
+                waiter.callback(written and dropped_at_take == dropped_at_issue)
+            elif written and not self.pending_rows:
+                waiter.callback(dropped_at_take == dropped_at_issue)  # issued with nothing new to write
+            else:
+                keep.append((generation, dropped_at_issue, waiter))
+        self._durability_waiters = keep
+
     async def _write_pending(self) -> int:
         samples, notifications, acks = self._sample_rows, self._notification_rows, self._ack_rows
         self._sample_rows, self._notification_rows, self._ack_rows = [], [], []
+        taken, dropped_at_take = self._generation, self._dropped
+        self._generation += 1
         started = time.perf_counter()
+        spilled, self._spilled_rows = self._spilled_rows, 0
         try:
             if not self._recovered:
                 await self.ready()
-            series_ids = await self._run(self._write_batch, samples, notifications, acks)
+            series_ids = await self._run(self._write_batch, samples, notifications, acks, settle=True)
         except StoreUnavailable as e:
+            self._settle_tickets(taken, dropped_at_take, written=False)
             self._sample_rows[:0] = samples
             self._notification_rows[:0] = notifications
             self._ack_rows[:0] = acks
+            self._spilled_rows = spilled
             self._write_failing = True
-            if not self._outage_logged:
-                self._outage_logged = True
-                self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
-                               error=str(e).splitlines()[0] if str(e) else type(e).__name__, rows=self.pending_rows)
+            self._read_error = str(e).splitlines()[0] if str(e) else "the database is unavailable"
             return 0
-        # Durable in the head row now: into the open chunks, and seal the
-        # windows that are over (their own transaction; on failure they wait
-        # in memory and in the head for the next flush).
+        # Durable in the head row now: into the open chunks, settle the
+        # tickets, then seal the windows that are over (their own
+        # transaction; on failure they wait in memory and in the head for
+        # the next flush).
         self.open_chunks.add(series_ids, samples)
         self._write_failing = False
-        if self._outage_logged:
-            self._outage_logged = False
-            self.log.info("store: database back; wrote the queued rows")
-        await self._seal()
+        self._read_error = None
+        if spilled and self.spill is not None:
+            self._forget_spill(spilled)
         written = len(samples) + len(notifications) + len(acks)
+        self._settle_tickets(taken, dropped_at_take, written=True)
         self.on_write(time.perf_counter() - started, written)
+        await self._seal()
         return written
 
     def _write_batch(self, cursor, samples, notifications, acks) -> list[int]:
@@ -444,7 +670,7 @@ class Store(Service):
         sealed = list(self._sealed)
         self._seal_epoch += 1
         try:
-            await self._run(self._seal_interaction, sealed, self.open_chunks.head_columns())
+            await self._run(self._seal_interaction, sealed, self.open_chunks.head_columns(), settle=True)
         except StoreUnavailable as e:
             self.log.warn("store: sealing {chunks} chunks failed ({error}); they stay in the head and are retried",
                           chunks=len(sealed), error=str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -469,7 +695,7 @@ class Store(Service):
         total = 0
         try:
             while True:
-                count = await self._run(self.tables.roll_up)
+                count = await self._run(self.tables.roll_up, timeout=MAINTENANCE_TIMEOUT)
                 total += count
                 if count < ROLLUP_BATCH_CHUNKS:
                     break
@@ -530,7 +756,7 @@ class Store(Service):
             await self.flush()
             await self._seal()
             await self.rollup()
-            await self._run(self._delete_old, now)
+            await self._run(self._delete_old, now, timeout=MAINTENANCE_TIMEOUT)
         except StoreUnavailable:
             pass
 
@@ -569,7 +795,7 @@ class Store(Service):
         each with avg/min/max/count, from the finest tier whose retention
         covers the range (raw, 1-minute, 1-hour); samples not rolled up yet
         are folded in from the finer data."""
-        await self.flush()
+        await self._flush_for_read()
         if not self._recovered:
             await self.ready()
         tier = self.tier_for(from_ms, self.wall_clock_ms())
@@ -601,7 +827,7 @@ class Store(Service):
         """avg/min/max/p95/count/last per metric over [from_ms, to_ms]: exact
         from raw samples where raw retention covers the window; the part
         before it from 1-minute buckets, marked `"approximate": true`."""
-        await self.flush()
+        await self._flush_for_read()
         if not self._recovered:
             await self.ready()
         return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
@@ -632,7 +858,7 @@ class Store(Service):
     async def read_stream(self, from_seq: int, to_seq: int) -> list[StreamMessage]:
         """Stream messages with from_seq <= seq <= to_seq, rebuilt from the
         chunks and tables, in seq order (for resume)."""
-        await self.flush()
+        await self._flush_for_read()
         if not self._recovered:
             await self.ready()
         return await self._consistent(lambda: None, self._read_stream, from_seq, to_seq)
@@ -721,7 +947,7 @@ class Store(Service):
                            (notification_id,))
             row = cursor.fetchone()
             return notification_of_row(row) if row else None
-        await self.flush()
+        await self._flush_for_read()
         return await self._run(query)
 
     async def notifications(self, limit: int, unacknowledged: bool) -> list[dict]:
@@ -730,7 +956,7 @@ class Store(Service):
             cursor.execute(self.dialect.sql(
                 f"SELECT {NOTIFICATION_COLUMNS} FROM notifications {where}ORDER BY seq DESC LIMIT ?"), (limit,))
             return [notification_of_row(row) for row in cursor.fetchall()]
-        await self.flush()
+        await self._flush_for_read()
         return await self._run(query)
 
     # ----- rules
@@ -762,6 +988,11 @@ class Store(Service):
             cursor.execute(self.dialect.sql(query), tuple(params))
             return list(cursor.fetchall())
         return await self._run(run)
+
+    async def interaction(self, work: Callable, *args: Any) -> Any:
+        """Run `work(cursor, *args)` in one transaction; for store modules
+        such as dashd.store.alerting."""
+        return await self._run(work, *args)
 
 
 NOTIFICATION_COLUMNS = ("id, seq, ts_ms, level, title, message, source, state, acknowledged_by, acknowledged_at_ms")
@@ -804,6 +1035,8 @@ def _connection_dropped(error: Exception) -> bool:
     discarded it), rather than because the server cannot be reached?"""
     import pymysql
 
+    if getattr(error, "never_opened", False):  # store/pool.py: a fresh connection that failed to open
+        return False
     if isinstance(error, (adbapi.ConnectionLost, pymysql.err.InterfaceError)):
         return True
     # 2006 server gone away, 2013 / 2055 connection lost during a query.

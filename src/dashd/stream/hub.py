@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from dashd.errors import Unavailable
 from dashd.timefmt import iso_ms
 
 from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
@@ -25,8 +26,10 @@ from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
     NOTIFICATION_ACK,
+    ClientSink,
     ClientStream,
     FrameCache,
+    OutboundFrame,
     StreamMessage,
 )
 
@@ -204,6 +207,15 @@ class ReplayRing:
         return len(self._messages)
 
 
+class BroadcastWriter(Protocol):
+    """The wire side of the flat broadcast loop (dashd.wire.broadcast)."""
+
+    def write_many(self, frame: OutboundFrame, sinks: list[ClientSink]) -> list[ClientSink]:
+        """Write `frame` now to every sink that can take it directly, in one
+        loop; return the sinks it could not (the hub sends those through
+        ClientSink.send_frame, the ordered per-client path)."""
+
+
 class StreamSink(Protocol):
     """Where sequenced messages are persisted (the store)."""
 
@@ -243,11 +255,15 @@ class StreamHub(Service):
         *,
         sequencing: Sequencing | None = None,
         shared_ring: SharedRing | None = None,
+        writer: BroadcastWriter | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
         self._sequencing: Sequencing = sequencing if sequencing is not None else LocalSequencing(bus, sequence)
         self._shared_ring = shared_ring
+        # With a writer, fan_out writes each frame to the clients that take it
+        # directly in one loop; without one (domain tests, tools), per client.
+        self.writer = writer
         self.ring = ReplayRing(ring_span)
         self._catalogue = catalogue
         self._sink = sink
@@ -319,12 +335,49 @@ class StreamHub(Service):
     def fan_out(self, message: StreamMessage) -> None:
         cache = FrameCache(message)
         keys = metric_keys(message)
+        writer = self.writer
+        if writer is None:
+            for stream in list(self._streams):
+                try:
+                    stream.offer(cache, keys)
+                except Exception:
+                    self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
+        else:
+            self._fan_out_flat(message, cache, keys, writer)
+        self.on_fanout(message, len(self._streams))
+
+    def _fan_out_flat(self, message: StreamMessage, cache: FrameCache, keys: tuple[str, ...],
+                      writer: BroadcastWriter) -> None:
+        """The flat loop: the clients that take the shared frame directly
+        are written in one loop by the writer; per-client work (filters,
+        throttling, queues of paused clients) only for the others."""
+        direct: list[ClientSink] = []
+        others: list[ClientStream] = []
         for stream in list(self._streams):
+            try:
+                if stream.take_directly(message):
+                    direct.append(stream.sink)
+                else:
+                    others.append(stream)
+            except Exception:
+                self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
+        if direct:
+            frame = cache.frame(None)
+            try:
+                refused = writer.write_many(frame, direct)
+            except Exception:
+                self.log.failure("the flat write of seq {seq} failed; writing per client", seq=message.seq)
+                refused = direct
+            for sink in refused:
+                try:
+                    sink.send_frame(frame)
+                except Exception:
+                    self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
+        for stream in others:
             try:
                 stream.offer(cache, keys)
             except Exception:
                 self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
-        self.on_fanout(message, len(self._streams))
 
     # ----- clients
 
@@ -358,7 +411,13 @@ class StreamHub(Service):
         """Replay to `stream` every message after `after_seq` it selects:
         from the store for what the ring no longer holds (marked recovered),
         then from the ring; then the live stream continues. Ranges neither
-        holds are reported, in order, with `resume_gap`."""
+        holds are reported, in order, with `resume_gap`.
+
+        At most `limit` messages are replayed (from the store and the ring
+        alike): anything older is reported as a gap. The replay goes through
+        the stream's send queue and waits for the client to read between
+        frames, so a client that does not read holds one frame, not the
+        whole replay, until its slow-consumer timeout closes it."""
         if self._shared_ring is not None:
             backfill = self._shared_backfill(backfill)
         stream.resuming = True
@@ -382,31 +441,46 @@ class StreamHub(Service):
             stream.send({"type": "resume_gap", "correlation_id": correlation_id, "data": data})
             stream.last_seq = max(stream.last_seq, to_seq)
 
-        def deliver(message: StreamMessage, kind: str) -> None:
+        async def deliver(message: StreamMessage, kind: str) -> bool:
+            """False when the client went away during the replay."""
             last_timestamp[0] = message.timestamp_ms
             if live_from is not None and message.seq >= live_from:
                 stream.last_seq = max(stream.last_seq, message.seq)
-            elif stream.replay(message, metric_keys(message)):
+                return True
+            if stream.replay(message, metric_keys(message)):
                 counts[kind] += 1
+                if stream.backlogged:
+                    return bool(await stream.writable())
+            # Not selected: passed over all the same, so the catch-up below ends.
+            stream.last_seq = max(stream.last_seq, message.seq)
+            return True
 
         current = self.seq
         if after_seq > current:
             stream.last_seq = max(previous_last, current)
             stream.resuming = False
             return ResumeResult(after_seq, 0, 0, [], current, reset=True)
+        if current - after_seq > limit:
+            # More than a resume may replay: the oldest part is a gap.
+            gap(after_seq + 1, current - limit, None)
+        gone = False
         try:
+            start = stream.last_seq
             ring_first = self.ring.first_seq
             oldest_in_ring = ring_first if ring_first is not None else current + 1
             # The ring holds everything from oldest_in_ring on; before that, the store.
-            if after_seq + 1 < oldest_in_ring:
-                missing_from, missing_to = after_seq + 1, oldest_in_ring - 1
-                if missing_to - missing_from + 1 > limit:
-                    gap(missing_from, missing_to - limit, None)
-                    missing_from = missing_to - limit + 1
+            if start + 1 < oldest_in_ring:
+                missing_from, missing_to = start + 1, oldest_in_ring - 1
                 stored: list[StreamMessage] = []
                 if backfill is not None:
                     try:
                         stored = list(await backfill(missing_from, missing_to))
+                    except Unavailable as e:
+                        # Expected during an outage: one line, and the range is a gap.
+                        self.log.warn("resume: the store cannot answer ({reason}); reporting "
+                                      "seq {from_seq}..{to_seq} as a gap", reason=str(e),
+                                      from_seq=missing_from, to_seq=missing_to)
+                        stored = []
                     except Exception:
                         self.log.failure("resume could not read the store; reporting a gap")
                         stored = []
@@ -416,23 +490,39 @@ class StreamHub(Service):
                         continue
                     if message.seq > expected:
                         gap(expected, message.seq - 1, message.timestamp_ms)
-                    deliver(message.with_recovered(), "recovered")
+                    if not await deliver(message.with_recovered(), "recovered"):
+                        gone = True
+                        break
                     expected = message.seq + 1
-                if expected <= missing_to:
+                del stored
+                if not gone and expected <= missing_to:
                     ring_now = self.ring.after(missing_to)
                     gap(expected, missing_to, ring_now[0].timestamp_ms if ring_now else None)
         finally:
-            # Whatever arrived while the store was read is in the ring, unless
-            # the ring moved past it meanwhile: then that part is a gap too.
-            pending = self.ring.after(stream.last_seq)
-            if pending and pending[0].seq > stream.last_seq + 1:
-                gap(stream.last_seq + 1, pending[0].seq - 1, pending[0].timestamp_ms)
-            for message in pending:
-                deliver(message, "replayed")
+            # Whatever arrived while the store was read (or while the client
+            # read the replay) is in the ring, unless the ring moved past it
+            # meanwhile: then that part is a gap too. Caught up round by
+            # round, at most `limit` messages in all.
+            processed = 0
+            while not gone:
+                pending = self.ring.after(stream.last_seq)
+                if not pending:
+                    break
+                if processed + len(pending) > limit:
+                    skip_to = pending[-1].seq - max(0, limit - processed)
+                    if skip_to >= pending[0].seq:
+                        gap(stream.last_seq + 1, skip_to, None)
+                        pending = [m for m in pending if m.seq > skip_to]
+                if pending and pending[0].seq > stream.last_seq + 1:
+                    gap(stream.last_seq + 1, pending[0].seq - 1, pending[0].timestamp_ms)
+                for message in pending:
+                    processed += 1
+                    if not await deliver(message, "replayed"):
+                        gone = True
+                        break
             stream.last_seq = max(stream.last_seq, previous_last)
             stream.resuming = False
         return ResumeResult(after_seq, counts["replayed"], counts["recovered"], gaps, self.seq)
-
 
     def _shared_backfill(self, store_backfill: Callable[[int, int], Any] | None) -> Callable[[int, int], Any]:
         """What the local ring lacks: from the shared ring (other nodes' and

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol
 
 import orjson
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -200,6 +201,9 @@ class StreamStats:
 
 
 CLOSE_SLOW_CONSUMER = 1013
+KIB = 1024
+MIB = 1024 * KIB
+DEFAULT_QUEUE_BYTES = 4 * MIB
 
 
 class ClientStream:
@@ -210,8 +214,15 @@ class ClientStream:
     mark), frames wait in a bounded queue in which a newer metrics update for
     a host replaces the older one (stale metrics are worthless), while
     notifications and replies are kept. A client that stays paused longer
-    than `slow_timeout`, or whose queue of uncoalescable frames exceeds four
-    times `queue_bound`, is closed with 1013 and can resume.
+    than `slow_timeout`, or whose queue exceeds four times `queue_bound`
+    frames or `queue_bytes` bytes of payload, is closed with 1013 and can
+    resume. The byte bound is what bounds memory: a frame count alone lets
+    256 history replies of 7 MB each wait for a client that never reads.
+
+    Replays (resume) and replies go through the same queue as the live
+    stream; only an empty, unpaused queue writes straight to the sink.
+    Producers of many frames (a resume replay) wait for `writable()` between
+    frames instead of filling the queue.
     """
 
     log = Logger()
@@ -219,7 +230,7 @@ class ClientStream:
     __slots__ = ("sink", "clock", "wants_metrics", "wants_notifications", "subscription", "queue_bound",
                  "slow_timeout", "collection_hz", "stats", "live", "resuming", "last_seq", "first_live_seq",
                  "_queue", "_paused", "_degraded", "_slow_timer", "_closed", "max_hz", "_last_sent_at",
-                 "_pending", "_windows", "_throttle_timers")
+                 "_pending", "_windows", "_throttle_timers", "queue_bytes", "_queued_bytes", "_writable_waiters")
 
     def __init__(
         self,
@@ -231,6 +242,7 @@ class ClientStream:
         queue_bound: int = 64,
         slow_timeout: float = 30.0,
         collection_hz: float = 1.0,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
         self.sink = sink
         self.clock = clock
@@ -238,6 +250,9 @@ class ClientStream:
         self.wants_notifications = wants_notifications
         self.subscription = ALL_METRICS if wants_metrics else NO_METRICS
         self.queue_bound = queue_bound
+        self.queue_bytes = queue_bytes
+        self._queued_bytes = 0
+        self._writable_waiters: list[Deferred] = []
         self.slow_timeout = slow_timeout
         self.collection_hz = collection_hz
         self.stats = StreamStats()
@@ -287,6 +302,32 @@ class ClientStream:
         elif self.wants_notifications:
             self._write_stream(cache.frame(None))
 
+    def take_directly(self, message: StreamMessage) -> bool:
+        """The flat broadcast loop's predicate (StreamHub.fan_out): whether
+        this client takes `message`'s shared, unfiltered frame straight to
+        its sink with no per-client work -- live, not resuming or closed,
+        nothing queued, not paused, not throttled, and selecting the whole
+        message. If so the write is recorded here (seq, counters) and the
+        caller writes the frame; if not, nothing changed and the caller
+        offers the message the usual way (offer)."""
+        if self._paused or self._queue or self._closed or not self.live or self.resuming \
+                or message.seq <= self.last_seq:
+            return False
+        if message.type == METRICS_UPDATE:
+            subscription = self.subscription
+            if not self.wants_metrics or (subscription is not ALL_METRICS and not (
+                    "*" in subscription.metrics and subscription.wants_host(message.host))):
+                return False
+            if self.max_hz is not None and self.max_hz < self.collection_hz:
+                return False  # throttled: folded into windows per client
+        elif not self.wants_notifications:
+            return False
+        self.last_seq = message.seq
+        if self.first_live_seq is None:
+            self.first_live_seq = message.seq
+        self.stats.sent += 1
+        return True
+
     def replay(self, message: StreamMessage, catalogue: tuple[str, ...]) -> bool:
         """Write a message during resume, unthrottled and uncoalesced (the
         replay is bounded by the ring and the resume limit). Returns whether
@@ -304,8 +345,9 @@ class ClientStream:
         else:
             selected = None
         self.last_seq = message.seq
-        self.stats.sent += 1
-        self.sink.send_frame(OutboundFrame(encode(message.envelope(selected)), message.seq, kind=message.type))
+        # Through the queue like everything else (never straight to the
+        # sink while frames wait or the socket is full).
+        self._write(OutboundFrame(encode(message.envelope(selected)), message.seq, kind=message.type))
         return True
 
     def send(self, message: Mapping[str, Any]) -> None:
@@ -377,12 +419,16 @@ class ClientStream:
             for index, queued in enumerate(self._queue):
                 if queued.coalesce_key == frame.coalesce_key:
                     del self._queue[index]
+                    self._queued_bytes -= len(queued.payload)
                     self.stats.coalesced += 1
                     self._mark_degraded()
                     break
         self._queue.append(frame)
+        self._queued_bytes += len(frame.payload)
         if len(self._queue) > 4 * self.queue_bound:
             self._close_slow("send queue overflow")
+        elif self._queued_bytes > self.queue_bytes:
+            self._close_slow("send queue over its byte bound")
 
     def _mark_degraded(self) -> None:
         if self._degraded:
@@ -397,6 +443,7 @@ class ClientStream:
                      "effective_hz": round(self.effective_hz / 2, 3)},
         })
         self._queue.appendleft(notice)
+        self._queued_bytes += len(notice.payload)
 
     def pause(self) -> None:
         """The transport's buffer is full."""
@@ -411,9 +458,12 @@ class ClientStream:
         self._paused = False
         while self._queue and not self._paused and not self._closed:
             self.stats.sent += 1
-            self.sink.send_frame(self._queue.popleft())
+            frame = self._queue.popleft()
+            self._queued_bytes -= len(frame.payload)
+            self.sink.send_frame(frame)
         if not self._queue:
             self._queue = ()
+            self._queued_bytes = 0
         if not self._paused:
             self._cancel_slow_timer()
             if self._degraded and not self._queue:
@@ -422,10 +472,46 @@ class ClientStream:
                     "type": "stream_degraded", "correlation_id": None,
                     "data": {"reason": "recovered", "effective_hz": self.effective_hz},
                 }))
+        if self.writable_now:
+            self._wake_writers(True)
 
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Payload bytes waiting in the send queue."""
+        return self._queued_bytes
+
+    @property
+    def writable_now(self) -> bool:
+        """The socket takes data and nothing waits ahead of a new frame."""
+        return not self._paused and not self._queue and not self._closed
+
+    @property
+    def backlogged(self) -> bool:
+        """Earlier output has not been read yet: the socket's buffer is
+        full, or frames wait in the queue."""
+        return self._paused or bool(self._queue)
+
+    def writable(self) -> Deferred:
+        """Fires with True when the stream can take more frames without
+        queueing them, or with False once it is closed. A replay awaits
+        this between frames, so it never holds more than one frame queued."""
+        if self._closed:
+            return succeed(False)
+        if self.writable_now:
+            return succeed(True)
+        waiter: Deferred = Deferred()
+        self._writable_waiters.append(waiter)
+        return waiter
+
+    def _wake_writers(self, writable: bool) -> None:
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(writable)
 
     @property
     def paused(self) -> bool:
@@ -442,8 +528,10 @@ class ClientStream:
             return
         self.stats.slow_closes += 1
         self.stats.dropped += len(self._queue)
-        self.log.info("closing a slow consumer ({why}, {queued} queued)", why=why, queued=len(self._queue))
+        self.log.info("closing a slow consumer ({why}, {queued} queued, {bytes} bytes)", why=why,
+                      queued=len(self._queue), bytes=self._queued_bytes)
         self._queue = ()
+        self._queued_bytes = 0
         self.close()
         self.sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and resume")
 
@@ -451,7 +539,9 @@ class ClientStream:
         """Stop everything; called when the connection goes away."""
         self._closed = True
         self._queue = ()
+        self._queued_bytes = 0
         self._cancel_slow_timer()
+        self._wake_writers(False)
         for timer in self._throttle_timers.values():
             if timer.active():
                 timer.cancel()

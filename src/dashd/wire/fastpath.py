@@ -13,6 +13,15 @@ Twisted, `twisted.internet.tcp.Server` (plain TCP only, exact type):
   - `transport.connected`, `transport.disconnecting`,
     `transport._writeDisconnected`, `transport.producerPaused`,
     `transport.TLS`: whether a direct write is still allowed.
+Twisted TLS (wss): the transport is a `twisted.protocols.tls`
+`BufferingTLSTransport` (or `TLSMemoryBIOProtocol`; exact types) over a
+plain `tcp.Server` (`transport`), of which:
+  - `_tlsConnection` (pyOpenSSL `Connection`: its `_ssl` and `_from_ssl`
+    BIO, `_raise_ssl_error`), `_handshakeDone`, `_appSendBuffer`,
+    `_lostTLSConnection`, `_aborted`, `disconnecting`, `_bufferedWrite`,
+    `_tlsShutdownFinished`; and `_aggregator` (`_AggregateSmallWrites`,
+    its `_buffer`): small writes Twisted holds until the next reactor turn;
+pyOpenSSL: `OpenSSL.SSL._lib.SSL_write`/`BIO_read` and `_ffi` (cffi).
 Autobahn, `WebSocketProtocol`:
   - `state` (STATE_OPEN) and `send_state` (SEND_STATE_GROUND: not in the
     middle of a message sent with the frame-by-frame API);
@@ -31,6 +40,21 @@ earlier. Whatever the kernel does not take goes to `transport.write`, so
 Twisted's buffering, its producer pause/resume (dashd's flow control, see
 ClientStream) and its error handling work exactly as before.
 
+TLS (issue 17): Twisted's TLS write per message is `BufferingTLSTransport.write`
+(held in an aggregator, one `callLater(0)` per connection, flushed on the
+next reactor turn) -> `TLSMemoryBIOProtocol.write`
+-> pyOpenSSL `send` (argument checks, `from_buffer`) -> `bio_read(32 KiB)`
+(a fresh 32 KiB cffi buffer per call) -> the TCP transport's buffered
+write (epoll_ctl, a later reactor turn, `doWrite`, epoll_ctl). When the TLS
+layer is idle (handshake done, nothing waiting in its own buffer), the
+record is made here with the same two OpenSSL calls on the same `SSL*`
+(`SSL_write` into its memory BIO, `BIO_read` into one reused buffer) and
+the ciphertext goes to the socket as a plain write would: the same
+records in the same order, minus the wrappers and the buffered write. Errors
+take Twisted's own handling (`_bufferedWrite` on WantRead, shutdown on any
+other error). Kernel TLS (TCP_ULP "tls") would also remove the user-space
+encryption; docs/benchmarks.md says why it is not used here.
+
 Compression: dashd always negotiates server_no_context_takeover, so every
 message the server sends is compressed on its own and the compressed bytes
 depend only on the payload and the window size. A broadcast is therefore
@@ -47,9 +71,13 @@ from typing import Any
 
 from autobahn.websocket.compress_deflate import PerMessageDeflate
 from autobahn.websocket.protocol import WebSocketProtocol
+from OpenSSL import SSL as _SSL
 from twisted.internet import tcp
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol, _AggregateSmallWrites
+from twisted.python.failure import Failure
 
-__all__ = ["FramedMessage", "WriteStats", "deflate_message", "frame", "send_message", "stats", "write_now"]
+__all__ = ["FramedMessage", "WriteStats", "deflate_message", "frame", "send_message", "stats", "write_now",
+           "write_tls_now"]
 
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _SEND_STATE_GROUND = WebSocketProtocol.SEND_STATE_GROUND
@@ -122,34 +150,82 @@ class FramedMessage:
 class WriteStats:
     """How messages left: straight to the kernel, partly to the kernel (the
     rest buffered by Twisted), through Twisted's buffer, or through Autobahn
-    (TLS, unusual compression, mid-message). Read by the bench and tests."""
+    (unusual compression, mid-message); `tls`: of those, records made here
+    for a TLS connection. Read by the bench and tests."""
 
-    __slots__ = ("direct", "partial", "buffered", "autobahn")
+    __slots__ = ("direct", "partial", "buffered", "autobahn", "tls")
 
     def __init__(self) -> None:
         self.direct = 0
         self.partial = 0
         self.buffered = 0
         self.autobahn = 0
+        self.tls = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def reset(self) -> None:
-        self.direct = self.partial = self.buffered = self.autobahn = 0
+        self.direct = self.partial = self.buffered = self.autobahn = self.tls = 0
 
 
 stats = WriteStats()
 
 
-def write_now(transport: Any, data: bytes) -> None:
-    """Write `data` after everything already written to `transport`: to the
-    socket at once when the transport is a plain TCP connection with nothing
-    buffered, else (and for whatever the kernel did not take) through
-    `transport.write`, which keeps Twisted's buffering and flow control."""
-    if (type(transport) is tcp.Server and not transport.dataBuffer and not transport._tempDataLen
-            and transport.connected and not transport.disconnecting and not transport._writeDisconnected
-            and not transport.producerPaused and not transport.TLS):
+_ffi = _SSL._ffi
+_lib = _SSL._lib
+_TLS_MAX_PLAINTEXT = 2 ** 14  # one TLS record; Twisted splits larger writes itself
+_BIO_CHUNK = 2 ** 15
+_bio_buffer = _ffi.new("char[]", _BIO_CHUNK)  # reused: the reactor thread is the only writer
+
+
+def write_tls_now(tls: TLSMemoryBIOProtocol, data: bytes) -> bool:
+    """Encrypt `data` into one TLS record on `tls`'s connection and send the
+    ciphertext at once (or behind what the TCP buffer holds). Returns False,
+    having done nothing, when the TLS layer is not idle (handshake, data
+    waiting in its buffers, closing) or `data` needs more than one record:
+    the caller then uses `tls.write`, Twisted's path."""
+    tcp_transport = tls.transport
+    if (type(tcp_transport) is not tcp.Server or tcp_transport.TLS or not tls._handshakeDone or tls._appSendBuffer
+            or tls._lostTLSConnection or tls._aborted or tls.disconnecting or len(data) > _TLS_MAX_PLAINTEXT):
+        return False
+    if type(tls) is BufferingTLSTransport:
+        aggregator = tls._aggregator
+        if type(aggregator) is not _AggregateSmallWrites or aggregator._buffer:
+            return False  # closed, or earlier writes wait for the next turn
+    connection = tls._tlsConnection
+    result = _lib.SSL_write(connection._ssl, data, len(data))
+    if result != len(data):
+        try:
+            connection._raise_ssl_error(connection._ssl, result)
+        except _SSL.WantReadError:
+            tls._bufferedWrite(data)  # what Twisted does: wait for the peer
+            return True
+        except _SSL.Error:
+            tls._tlsShutdownFinished(Failure())
+            return True
+        if result > 0:  # not expected of a memory BIO; keep the rest in order
+            tls._bufferedWrite(data[result:])
+    chunks = []
+    while True:
+        taken = _lib.BIO_read(connection._from_ssl, _bio_buffer, _BIO_CHUNK)
+        if taken <= 0:
+            break
+        chunks.append(_ffi.buffer(_bio_buffer, taken)[:])
+        if taken < _BIO_CHUNK:
+            break
+    stats.tls += 1
+    if chunks:
+        _send_or_buffer(tcp_transport, chunks[0] if len(chunks) == 1 else b"".join(chunks), tcp_transport.write)
+    return True
+
+
+def _send_or_buffer(transport: tcp.Server, data: bytes, buffered_write: Any) -> None:
+    """`data` to the socket at once when the TCP connection has nothing
+    buffered and is writable; else, and for whatever the kernel did not take,
+    to `buffered_write` (Twisted's buffer, flow control and error handling)."""
+    if (not transport.dataBuffer and not transport._tempDataLen and transport.connected
+            and not transport.disconnecting and not transport._writeDisconnected and not transport.producerPaused):
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -158,13 +234,30 @@ def write_now(transport: Any, data: bytes) -> None:
             # The connection is failing: let Twisted's writer find out and
             # close it the usual way (connectionLost, onClose).
             stats.buffered += 1
-            transport.write(data)
+            buffered_write(data)
             return
         if sent == len(data):
             stats.direct += 1
             return
         stats.partial += 1
-        transport.write(data[sent:])
+        buffered_write(data[sent:])
+        return
+    stats.buffered += 1
+    buffered_write(data)
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """Write `data` after everything already written to `transport`: to the
+    socket at once when the transport is a TCP connection with nothing
+    buffered (for TLS, as a record made here: write_tls_now), else (and for
+    whatever the kernel did not take) through `transport.write`, which keeps
+    Twisted's buffering and flow control."""
+    kind = type(transport)
+    if kind is tcp.Server:
+        if not transport.TLS:
+            _send_or_buffer(transport, data, transport.write)
+            return
+    elif (kind is BufferingTLSTransport or kind is TLSMemoryBIOProtocol) and write_tls_now(transport, data):
         return
     stats.buffered += 1
     transport.write(data)

@@ -13,6 +13,15 @@ sequences, stores and streams them like local samples), and answered with
 `{"type": "samples", "data": {"accepted", "duplicates", "last_timestamp"}}`
 once the store has written them, so an agent drops exactly what is safe.
 
+Limits per agent host (issue 11 D; docs/security.md, "Limits"): samples per
+second (`agent_samples_per_second`, a bucket of MAX_SAMPLES_PER_MESSAGE),
+distinct metric names (`agent_max_series`), and the store's queue: a batch
+that would fill it past half is refused. Refusals are typed errors the agent
+retries after `retry_after` (rate_limited, unavailable) or drops (too_large),
+counted in dashd_ingest_refused_total. Nothing is dropped on the hub's side
+of an acknowledgement: a batch is confirmed only when the store's write
+ticket (Store.when_written) says its rows are on disk.
+
 Split as elsewhere in dashd: `validate_batch` and `RecentTimestamps` are the
 domain (no I/O), `IngestService` does the per-host bookkeeping and talks to
 the bus and the store, and the Autobahn protocol/factory only parse frames
@@ -26,7 +35,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import orjson
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -36,7 +45,7 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
 from dashd.auth.tokens import AGENT_ROLE, AuthError, Principal
-from dashd.stream.bus import METRICS_TOPIC
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.collect.collector import Sample
 from dashd.clients.core import Core
 from dashd.errors import (
@@ -48,6 +57,7 @@ from dashd.errors import (
     decode_object,
 )
 from dashd.clients.limits import TokenBucket
+from dashd.clients.queries import CostBucket
 from dashd.wire.protocol import client_address, protocol_options
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
@@ -152,6 +162,12 @@ class RecentTimestamps:
         """Above everything stored for this host: certainly not a duplicate."""
         return self.newest is None or timestamp_ms > self.newest
 
+    def forget(self, timestamps: Iterable[int]) -> None:
+        """Timestamps accepted but not stored after all: a resend is new.
+        (`newest` stays: older resends are checked against the store.)"""
+        for timestamp_ms in timestamps:
+            self._seen.discard(timestamp_ms)
+
     def add(self, timestamp_ms: int) -> None:
         if timestamp_ms in self._seen:
             return
@@ -161,6 +177,27 @@ class RecentTimestamps:
             self._seen.discard(self._order.popleft())
         if self.newest is None or timestamp_ms > self.newest:
             self.newest = timestamp_ms
+
+
+STORE_HIGH_WATER = 0.5  # refuse batches while the store's queue is more than half full
+STORE_BUSY_RETRY = 1.0  # seconds
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    """What one agent host may publish."""
+
+    samples_per_second: float
+    max_series: int
+    burst: int = MAX_SAMPLES_PER_MESSAGE  # a full batch must always fit
+
+
+class HostQuota:
+    """One host's sample bucket and the metric names it has published."""
+
+    def __init__(self, limits: AgentLimits, now: float) -> None:
+        self.bucket = CostBucket(limits.samples_per_second, max(limits.burst, limits.samples_per_second), now)
+        self.series: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -194,29 +231,91 @@ class IngestService:
     per host), so two connections of one agent cannot both accept a sample."""
 
     def __init__(self, publish: Callable[[Sample], Deferred], stored: StoredTimestamps | None,
-                 flush: Callable[[], Deferred] | None, window: int = DEDUP_WINDOW) -> None:
+                 flush: Callable[[], Deferred] | None, window: int = DEDUP_WINDOW, *,
+                 limits: AgentLimits | None = None, clock: Any = None,
+                 durable: Callable[[], Deferred] | None = None,
+                 store_backlog: Callable[[], tuple[int, int]] | None = None,
+                 on_refused: Callable[[str], None] = lambda reason: None) -> None:
         self._publish = publish
         self._stored = stored
         self._flush = flush
         self._window = window
         self._hosts: dict[str, RecentTimestamps] = {}
         self._locks: dict[str, DeferredLock] = {}
+        self._limits = limits
+        self._clock = clock
+        # durable() -> Deferred[bool]: the store's write ticket; True once
+        # every row recorded so far is written (Store.when_written).
+        self._durable_ticket = durable
+        # store_backlog() -> (rows queued, queue capacity)
+        self._store_backlog = store_backlog
+        self._on_refused = on_refused
+        self._quotas: dict[str, HostQuota] = {}
 
     async def accept(self, host: str, samples: Sequence[Sample]) -> IngestResult:
         lock = self._locks.setdefault(host, DeferredLock())
         await lock.acquire()
         try:
             fresh = await self._fresh(host, samples)
+            if fresh:
+                self._check_limits(host, fresh)
             recent = self._hosts[host]
             for sample in fresh:
                 recent.add(sample.timestamp_ms)
                 d = self._publish(sample)
                 d.addErrback(lambda f: log.failure("publishing an agent sample failed", f))
+            ticket = self._durable_ticket() if fresh and self._durable_ticket is not None else None
         finally:
             lock.release()
-        if fresh and self._flush is not None:
+        if ticket is not None:
+            if not await ticket:
+                # Not on disk (the write failed, or rows were dropped before
+                # it): not confirmed, and not remembered, so the agent's
+                # resend is accepted rather than counted as a duplicate.
+                recent.forget(sample.timestamp_ms for sample in fresh)
+                self._refused("not_durable")
+                raise ProtocolError("unavailable", "the store did not confirm these samples; resend them",
+                                    {"retry_after": STORE_BUSY_RETRY})
+        elif fresh and self._flush is not None:
             await self._durable()
         return IngestResult(len(fresh), len(samples) - len(fresh), max(s.timestamp_ms for s in samples))
+
+    def _refused(self, reason: str) -> None:
+        try:
+            self._on_refused(reason)
+        except Exception:
+            log.failure("counting an ingest refusal failed")
+
+    def _check_limits(self, host: str, fresh: Sequence[Sample]) -> None:
+        """Refuse the batch (ProtocolError) when it would take the host over
+        its limits or the store's queue past its high-water mark. Checked
+        before anything is published, so a refused batch leaves no trace."""
+        if self._store_backlog is not None:
+            queued, capacity = self._store_backlog()
+            rows = sum(len(sample.metrics) for sample in fresh)
+            if queued + rows > capacity * STORE_HIGH_WATER:
+                self._refused("store_busy")
+                raise ProtocolError("rate_limited", "the store is behind; resend these samples shortly",
+                                    {"retry_after": STORE_BUSY_RETRY})
+        limits = self._limits
+        if limits is None:
+            return
+        now = self._clock.seconds()
+        quota = self._quotas.get(host)
+        if quota is None:
+            quota = self._quotas[host] = HostQuota(limits, now)
+        new_series = {name for sample in fresh for name in sample.metrics} - quota.series
+        if len(quota.series) + len(new_series) > limits.max_series:
+            self._refused("series")
+            raise ProtocolError("too_large", f"host {host!r} may publish at most {limits.max_series} distinct "
+                                f"metrics ({len(quota.series)} so far)", {"max_series": limits.max_series})
+        if not quota.bucket.take(len(fresh), now):
+            self._refused("sample_rate")
+            raise ProtocolError("rate_limited", f"host {host!r} may publish {limits.samples_per_second:g} samples "
+                                "per second; resend later",
+                                {"retry_after": round(quota.bucket.retry_after(len(fresh)), 3),
+                                 "samples_per_second": limits.samples_per_second})
+        quota.series |= new_series
 
     async def _fresh(self, host: str, samples: Sequence[Sample]) -> list[Sample]:
         recent = self._hosts.get(host)
@@ -263,7 +362,18 @@ def ingest_service_for(core: Core) -> IngestService:
     store = core.store
     flush = getattr(store, "flush", None)
     stored = StoredTimestamps(store) if hasattr(store, "fetchall") else None
-    service = IngestService(lambda sample: bus_of(core).publish(METRICS_TOPIC, sample), stored, flush)
+    settings = core.settings
+    telemetry = core.telemetry
+    limits = AgentLimits(settings.agent_samples_per_second, settings.agent_max_series)
+    # The ticket covers what the store has recorded when it is taken: with
+    # the in-process bus that includes the batch just published (delivery
+    # is synchronous); with the Redis bus it may not yet, so there the
+    # confirmation waits for flushes as before.
+    durable = getattr(store, "when_written", None) if isinstance(bus_of(core), InMemoryBus) else None
+    backlog = (lambda: (store.pending_rows, store.max_queue_rows)) if hasattr(store, "max_queue_rows") else None
+    service = IngestService(lambda sample: bus_of(core).publish(METRICS_TOPIC, sample), stored, flush,
+                            limits=limits, clock=core.clock, durable=durable, store_backlog=backlog,
+                            on_refused=telemetry.ingest_refused if telemetry is not None else lambda reason: None)
     core._ingest_service = service  # type: ignore[attr-defined]
     return service
 
@@ -294,13 +404,9 @@ class IngestServerProtocol(WebSocketServerProtocol):
                                           close_code=CLOSE_UNAUTHORIZED)
             return None
         try:
-            principal = core.verify_token(token.strip())
+            principal = core.verify_token(token.strip(), endpoint="ingest")  # agent tokens only
         except AuthError as e:
             self._refusal = ProtocolError("unauthorized", str(e), close_code=CLOSE_UNAUTHORIZED)
-            return None
-        if principal.role != AGENT_ROLE:
-            self._refusal = ProtocolError("unauthorized", "/ingest needs an agent token (dashd token --role agent)",
-                                          close_code=CLOSE_UNAUTHORIZED)
             return None
         if len(principal.subject) > MAX_HOST_NAME:
             self._refusal = ProtocolError("unauthorized", "the token's subject is too long for a host name",
@@ -330,7 +436,9 @@ class IngestServerProtocol(WebSocketServerProtocol):
             "limits": {"max_message_bytes": settings.max_message_size,
                        "max_samples_per_message": MAX_SAMPLES_PER_MESSAGE,
                        "max_metrics_per_sample": MAX_METRICS_PER_SAMPLE,
-                       "messages_per_second": settings.messages_per_second, "burst": settings.message_burst},
+                       "messages_per_second": settings.messages_per_second, "burst": settings.message_burst,
+                       "samples_per_second": settings.agent_samples_per_second,
+                       "max_series": settings.agent_max_series},
         }})
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:

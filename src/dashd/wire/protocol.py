@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.compress_deflate import PerMessageDeflate
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.util import encode_truncate
+from twisted.internet import tcp
 from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
@@ -22,6 +24,7 @@ from twisted.internet.interfaces import IPushProducer
 from dashd.auth.tokens import AuthError
 from dashd.clients.core import Core
 from dashd.errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
+from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.wire.fastpath import FramedMessage, send_message
 from dashd.clients.session import ClientSession
 from dashd.stream.streams import OutboundFrame
@@ -93,11 +96,17 @@ def client_address(request_peer: str, headers: dict, trusted_proxies: tuple[str,
     return address
 
 
-def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...]) -> bool:
+def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...],
+                   public_url: str = "") -> bool:
     if "*" in allowed:
         return True
     origin = origin.rstrip("/").lower()
     if origin in (a.rstrip("/").lower() for a in allowed):
+        return True
+    if public_url and origin == public_origin(public_url):
+        # Behind a TLS-terminating proxy the page is https://<public name>
+        # while this listener is plain HTTP: the same-origin default below
+        # cannot match it.
         return True
     if not allowed:
         # Default: only the daemon's own origin (the Host the browser dialled).
@@ -110,6 +119,12 @@ def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[s
     return False
 
 
+def public_origin(public_url: str) -> str:
+    """'https://Dash.example.com/app' -> 'https://dash.example.com'."""
+    parts = urlsplit(public_url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 log = Logger()
 
 
@@ -118,6 +133,9 @@ class DashboardServerProtocol(WebSocketServerProtocol):
     # own events go to the module-level `log`.
 
     session: ClientSession | None = None
+    # (transport, socket, fd, compression key) for dashd.wire.broadcast's
+    # flat loop, set at open when the connection can take direct writes.
+    flat_target: tuple | None = None
     _principal = None
     _handshake_error: str | None = None
 
@@ -147,9 +165,9 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         address = client_address(request.peer, headers, core.settings.trusted_proxies)
         origin = headers.get("origin")
         if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
-                                                     core.settings.allowed_origins):
-            log.info("refused a handshake from {address}: origin {origin} not allowed",
-                          address=address, origin=origin[:200])
+                                                     core.settings.allowed_origins, core.settings.public_url):
+            factory.refusals.info("handshake-origin", "refused a handshake from {address}: origin {origin} not allowed",
+                                  address=address, origin=printable(origin))
             if core.telemetry is not None:
                 core.telemetry.auth_failed("origin")
             raise ConnectionDeny(403, "origin not allowed")
@@ -159,13 +177,14 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         try:
             core.connections.admit(address)
         except HandshakeRefused as refused:
-            log.info("refused a handshake from {address}: {reason}", address=address, reason=refused.reason)
+            factory.refusals.info("handshake-limit", "refused a handshake from {address}: {reason}", address=address,
+                                  reason=refused.reason)
             raise ConnectionDeny(refused.status, refused.reason) from None
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 try:
-                    self._principal = core.verify_token(token.strip())
+                    self._principal = core.verify_token(token.strip(), factory.endpoint)
                 except AuthError as e:
                     self._handshake_error = str(e)
             else:
@@ -189,6 +208,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             # Caps what the kernel holds for a client that stops reading
             # (autotuning would let it grow to tcp_wmem's max, 4 MiB).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        self.flat_target = flat_target(self)
         try:
             if self._handshake_error is not None:
                 session.open(None)
@@ -267,6 +287,24 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code, encode_truncate(reason, 123), isReply=False)
 
 
+def flat_target(protocol: WebSocketServerProtocol) -> tuple | None:
+    """What the flat broadcast loop needs of an open connection, or None
+    when it cannot take direct writes (TLS and other transports, Autobahn's
+    own write path chosen, a compressor with context takeover)."""
+    transport = protocol.transport
+    if not protocol.factory.direct_writes or type(transport) is not tcp.Server or transport.TLS:
+        return None
+    compression = protocol._perMessageCompress
+    if compression is None:
+        key = None
+    elif (type(compression) is PerMessageDeflate and compression.server_no_context_takeover
+          and compression._is_server):
+        key = (compression.server_max_window_bits, compression.mem_level)
+    else:
+        return None
+    return (transport, transport.socket, transport.socket.fileno(), key)
+
+
 class DashboardServerFactory(WebSocketServerFactory):
     """One per endpoint (/dashboard, /metrics, /notifications) and listener
     kind (secure or not)."""
@@ -285,6 +323,9 @@ class DashboardServerFactory(WebSocketServerFactory):
         self.secure = secure
         self.setProtocolOptions(**protocol_options(core.settings))
         self.server = "dashd"
+        # Refused handshakes are client-triggered: rate-limited log lines.
+        self.refusals = SummarizedLog(log, core.clock)
+        core.shutdown_hooks.append(self.refusals.stop)
 
 
 def protocol_options(settings) -> dict[str, Any]:

@@ -4,27 +4,31 @@ Prometheus exposition, and the WebSocket endpoints."""
 
 from __future__ import annotations
 
+import hmac
 import os
 from typing import Any, Awaitable, Callable
+from urllib.parse import unquote, urlsplit
 
 import orjson
 from autobahn.twisted.resource import WebSocketResource
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath, InsecurePath
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
-from dashd.auth.tokens import AuthError, Principal
+from dashd.auth.tokens import AuthError, EndpointForbidden, Principal
 from dashd.clients.core import Core
-from dashd.errors import ProtocolError, decode_object
+from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.wire.ingest import IngestServerFactory
 from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
-from dashd.clients.router import fetch_history, validate_history
+from dashd.clients.router import schedule_history, validate_history
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
 from dashd.auth.users import LoginThrottled, UserDirectory
+from dashd.ops.ratelog import SummarizedLog
+from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
 
 log = Logger()
 
@@ -39,8 +43,28 @@ SECURITY_HEADERS = {
     b"X-Frame-Options": b"DENY",
     b"Referrer-Policy": b"no-referrer",
 }
-SPA_CSP = (b"default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-           b"style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
+# Body limits by path; every other path takes no request body (dashd.wire.httpguard).
+# Refresh and logout read none, but clients that always send JSON send `{}`:
+# a few bytes are accepted and ignored there.
+IGNORED_BODY = 64
+# Routes that take a body, and how large; a key ending in "/" covers every
+# path below it (the alerting API's PUT/POST routes take JSON documents).
+BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY,
+               b"/api/alerting/": MAX_JSON_BODY}
+
+
+def spa_csp(public_url: str) -> bytes:
+    """The dashboard page's policy: scripts, styles and sockets from this
+    origin only (and the configured public origin, when a proxy's differs).
+    The Vite build has no inline styles or scripts."""
+    connect = ["'self'"]
+    if public_url:
+        parts = urlsplit(public_url)
+        socket_scheme = "wss" if parts.scheme == "https" else "ws"
+        connect += [f"{parts.scheme}://{parts.netloc}", f"{socket_scheme}://{parts.netloc}"]
+    return ("default-src 'self'; connect-src " + " ".join(connect) + "; img-src 'self' data:; "
+            "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'").encode("ascii")
 FALLBACK_PAGE = b"""<!doctype html><meta charset="utf-8"><title>dashd</title>
 <body style="font-family:sans-serif;max-width:40em;margin:3em auto">
 <h1>dashd is running</h1><p>The browser dashboard has not been built. Run <code>make run</code>
@@ -80,6 +104,8 @@ def bearer_principal(core: Core, request: Request) -> Principal:
         raise ProtocolError("unauthorized", "send 'Authorization: Bearer <token>'")
     try:
         return core.verify_token(token.strip())
+    except EndpointForbidden as e:
+        raise ProtocolError("forbidden", str(e)) from None
     except AuthError as e:
         raise ProtocolError("unauthorized", str(e)) from None
 
@@ -104,6 +130,8 @@ class AsyncJsonResource(Resource):
                 status, body = HTTP_STATUS_FOR_CODE[e.code], error_body(e.code, e.message)
             except StoreUnavailable:
                 status, body = 503, error_body("unavailable", "the store is unavailable; try again shortly")
+            except CancelledError:
+                return  # the client hung up and its query was cancelled
             except Exception:
                 log.failure("internal error on {method} {path}", method=request.method, path=request.path)
                 status, body = 500, error_body("internal", "internal error")
@@ -175,7 +203,7 @@ class CatalogueResource(AsyncJsonResource):
 class HistoryResource(AsyncJsonResource):
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
-            bearer_principal(self.core, request)
+            principal = bearer_principal(self.core, request)
             args = {k.decode(): v[-1].decode("utf-8", "replace") for k, v in request.args.items()}
             data: dict[str, Any] = {}
             if "metrics" in args:
@@ -189,7 +217,12 @@ class HistoryResource(AsyncJsonResource):
                     data["max_points"] = int(args["max_points"])
                 except ValueError:
                     raise ProtocolError("bad_message", "history: 'max_points' must be an integer") from None
-            return 200, await fetch_history(self.core, validate_history(self.core, data))
+            # Through the query scheduler (issue 11 A); dropped if the client hangs up.
+            query = validate_history(self.core, data)
+            result = schedule_history(self.core, request, principal.subject, query)
+            if self.core.queries is not None:
+                request.notifyFinish().addErrback(lambda _: self.core.queries.cancel_owner(request))
+            return 200, await result
         return self._respond(request, handle)
 
 
@@ -220,7 +253,8 @@ class _SessionResource(AsyncJsonResource):
         if origin is None:
             return
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins):
+        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins,
+                              self.core.settings.public_url):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
@@ -255,7 +289,7 @@ class LoginResource(_SessionResource):
                 if self.core.telemetry is not None:
                     self.core.telemetry.auth_failed("password")
                 raise ProtocolError("unauthorized", str(e)) from None
-            self._set_cookie(request, result.refresh_token, int(self.users.refresh_ttl))
+            self._set_cookie(request, result.refresh_token, result.refresh_max_age)
             return 200, result.body()
         return self._respond(request, handle)
 
@@ -268,6 +302,8 @@ class RefreshResource(_SessionResource):
                 result = await self.users.refresh(self._cookie(request))
             except AuthError as e:
                 raise ProtocolError("unauthorized", str(e)) from None
+            if result.refresh_token:
+                self._set_cookie(request, result.refresh_token, result.refresh_max_age)  # rotated
             return 200, result.body()
         return self._respond(request, handle)
 
@@ -293,8 +329,12 @@ class NotFoundJson(Resource):
 
 
 class ApiResource(Resource):
-    def __init__(self, core: Core, users: UserDirectory | None) -> None:
+    def __init__(self, core: Core, users: UserDirectory | None, alerting: Any = None) -> None:
         super().__init__()
+        if alerting is not None:  # /api/alerting/... (dashd.wire.alerting_api)
+            from dashd.wire.alerting_api import AlertingApiResource
+
+            self.putChild(b"alerting", AlertingApiResource(core, alerting))
         self.putChild(b"health", HealthResource(core))
         self.putChild(b"ready", ReadyResource(core))
         self.putChild(b"catalogue", CatalogueResource(core))
@@ -322,8 +362,9 @@ class PrometheusResource(Resource):
     def render_GET(self, request: Request) -> bytes:
         token = self.core.settings.metrics_token
         if token:
-            header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-            if header != f"Bearer {token}":
+            header = request.getHeader(b"authorization") or b""
+            # Constant time: the comparison must not say how much matched.
+            if not hmac.compare_digest(header, b"Bearer " + token.encode("utf-8")):
                 request.setHeader(b"WWW-Authenticate", b"Bearer")
                 return write_json(request, 401, error_body("unauthorized", "the metrics endpoint needs its bearer token"))
         request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
@@ -335,11 +376,18 @@ class PrometheusResource(Resource):
 class StaticSite(Resource):
     """The frontend build: hashed assets cached for a year, index.html never
     cached, and unknown paths without a file extension answered with
-    index.html so client-side routes survive a reload."""
+    index.html so client-side routes survive a reload.
 
-    def __init__(self, directory: str) -> None:
+    Containment is by path components: each URL segment is one child of the
+    root (FilePath.child refuses '..' and separators), dotfiles are refused,
+    and a file whose real path leaves the root (a symbolic link) is served
+    only when static_follow_symlinks is on."""
+
+    def __init__(self, directory: str, *, follow_symlinks: bool = False, csp: bytes = spa_csp("")) -> None:
         super().__init__()
         self.root = FilePath(os.path.abspath(directory))
+        self.follow_symlinks = follow_symlinks
+        self.csp = csp
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return self
@@ -354,27 +402,43 @@ class StaticSite(Resource):
             request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
             request.setHeader(b"Cache-Control", b"no-cache")
             return FALLBACK_PAGE
-        relative = request.path.decode("utf-8", "replace").lstrip("/")
+        segments = [unquote(part.decode("utf-8", "replace")) for part in request.path.split(b"/") if part]
         target = index
-        if relative:
-            try:
-                candidate = self.root.preauthChild(relative)
-            except InsecurePath:
-                return write_json(request, 404, error_body("not_found", "no such file"))
-            if candidate.isfile():
+        if segments:
+            candidate = self.resolve(segments)
+            if candidate is not None and candidate.isfile():
                 target = candidate
-            elif "." in relative.rsplit("/", 1)[-1]:
+            elif candidate is None or "." in segments[-1]:
                 return write_json(request, 404, error_body("not_found", "no such file"))
         if target == index:
             request.setHeader(b"Cache-Control", b"no-cache")
-            request.setHeader(b"Content-Security-Policy", SPA_CSP)
-        elif "/assets/" in "/" + relative:
+            request.setHeader(b"Content-Security-Policy", self.csp)
+        elif segments[0] == "assets":
             request.setHeader(b"Cache-Control", b"public, max-age=31536000, immutable")
         else:
             request.setHeader(b"Cache-Control", b"public, max-age=3600")
         leaf = File(target.path)
         leaf.isLeaf = True
         return leaf.render(request)
+
+    def resolve(self, segments: list[str]) -> FilePath | None:
+        """The file for these URL segments inside the root, or None when a
+        segment is '..', '.', a dotfile or holds a separator, or the real
+        path leaves the root and symbolic links are not followed."""
+        target = self.root
+        for segment in segments:
+            if segment.startswith(".") or "\x00" in segment:
+                return None
+            try:
+                target = target.child(segment)
+            except InsecurePath:
+                return None
+        if not self.follow_symlinks:
+            real_root = os.path.realpath(self.root.path)
+            real = os.path.realpath(target.path)
+            if os.path.commonpath([real_root, real]) != real_root:
+                return None
+        return target
 
 
 class WebSocketEndpoint(Resource):
@@ -397,27 +461,71 @@ class WebSocketEndpoint(Resource):
 
 
 class RedirectToTLS(Resource):
-    """Plain-HTTP listener when redirect_http is on: everything goes to HTTPS."""
+    """Plain-HTTP listener when redirect_http is on: everything goes to HTTPS.
+    The target comes from configuration (public_url), else from the Host the
+    front door already checked against allowed_hosts."""
 
     isLeaf = True
 
-    def __init__(self, tls_port: int | None) -> None:
+    def __init__(self, tls_port: int | None, public_url: str = "") -> None:
         super().__init__()
         self._tls_port = tls_port
+        self._public = urlsplit(public_url) if public_url.startswith("https://") else None
 
     def render(self, request: Request) -> bytes:
-        host = (request.getHeader(b"host") or b"localhost").decode("latin-1").rsplit(":", 1)[0]
-        port = "" if self._tls_port in (None, 443) else f":{self._tls_port}"
-        location = f"https://{host}{port}{request.uri.decode('latin-1')}"
+        if self._public is not None:
+            base = f"https://{self._public.netloc}"
+        else:
+            # The name the front door checked (the same parser), never the
+            # raw header: 'localhost:80/x' passed as 'localhost' but was
+            # echoed whole into the Location.
+            host = host_name_of((request.getHeader(b"host") or b"").decode("latin-1")) or "localhost"
+            if ":" in host:
+                host = f"[{host}]"  # an IPv6 literal
+            port = "" if self._tls_port in (None, 443) else f":{self._tls_port}"
+            base = f"https://{host}{port}"
         request.setResponseCode(308)
-        request.setHeader(b"Location", location.encode("latin-1"))
+        request.setHeader(b"Location", (base + _origin_form(request.uri.decode("latin-1"))).encode("latin-1"))
         return b""
 
 
-def build_site(core: Core, users: UserDirectory | None, *, secure: bool) -> Site:
-    static = StaticSite(core.settings.static)
+def _origin_form(uri: str) -> str:
+    """The path and query of a request target; an absolute-form target
+    ('http://name/x', RFC 9112 3.2.2) contributes only its path and query."""
+    if uri.startswith("/"):
+        return uri
+    parts = urlsplit(uri)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def revalidate_agents(core: Core, ingest: IngestServerFactory) -> None:
+    """After a revocation (`dashd token revoke`): close agents whose token it was."""
+    for agent in list(ingest.agents):
+        if agent.principal is None:
+            continue
+        try:
+            core.revocations.check(agent.principal)
+        except AuthError as e:
+            agent.close(CLOSE_UNAUTHORIZED, str(e))
+
+
+def front_door(core: Core, gate: ConnectionGate, *, secure: bool) -> SiteGuard:
+    """The checks every connection and request of a listener passes."""
+    settings = core.settings
+    refusals = SummarizedLog(log, core.clock)
+    core.shutdown_hooks.append(refusals.stop)
+    return SiteGuard(gate=gate, hosts=HostPolicy.from_settings(settings), clock=core.clock,
+                     request_timeout=settings.request_timeout, secure=secure, hsts_max_age=settings.hsts_max_age,
+                     body_limits=BODY_LIMITS, verify_token=core.verify_token, refusals=refusals)
+
+
+def build_site(core: Core, users: UserDirectory | None, *, secure: bool, gate: ConnectionGate,
+               alerting: Any = None) -> Site:
+    settings = core.settings
+    static = StaticSite(settings.static, follow_symlinks=settings.static_follow_symlinks,
+                        csp=spa_csp(settings.public_url))
     root = static
-    root.putChild(b"api", ApiResource(core, users))
+    root.putChild(b"api", ApiResource(core, users, alerting))
     prometheus = PrometheusResource(core)
     for endpoint in ("dashboard", "metrics", "notifications"):
         factory = DashboardServerFactory(core, endpoint, secure=secure)
@@ -426,8 +534,10 @@ def build_site(core: Core, users: UserDirectory | None, *, secure: bool) -> Site
     # Agents push their samples here (dashd.wire.ingest); a plain GET is a 404.
     ingest = IngestServerFactory(core, secure=secure)
     core.shutdown_hooks.append(ingest.close_all)
+    if users is not None:
+        users.on_revoked.append(lambda: revalidate_agents(core, ingest))
     root.putChild(b"ingest", WebSocketEndpoint(ingest, NotFoundJson()))
-    site = Site(root)
+    site = GuardedSite(root, front_door(core, gate, secure=secure))
     site.displayTracebacks = False
     site.timeout = 60
     site.log = lambda request: None  # access logging off; dashd logs what matters itself

@@ -1,0 +1,73 @@
+// What is firing now (issue 16 item 4): one item per rule and host, from the
+// daemon's rule engine (`alerts`), keyed so an item updates in place when it
+// is acknowledged and disappears when its rule resolves. Beside it the
+// notification feed keeps the history of events.
+
+import { useId } from 'react';
+import { formatAgo, formatClock, toEpochMs } from '../services/dashboardService.js';
+
+export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }) {
+  const headingId = useId();
+  const list = alerts || [];
+  return (
+    <section className="panel active-alerts" aria-labelledby={headingId} id="active-alerts" data-testid="active-alerts">
+      <header className="panel-head">
+        <h2 id={headingId}>
+          Active alerts{' '}
+          <span className={`badge${list.length ? ' badge-hot' : ''}`} data-testid="active-alerts-count">
+            {list.length}
+          </span>
+        </h2>
+      </header>
+      {alerts === null ? (
+        <p className="empty">Loading…</p>
+      ) : list.length === 0 ? (
+        <p className="empty">Nothing is firing.</p>
+      ) : (
+        <ul className="alert-list">
+          {list.map((a) => {
+            const since = toEpochMs(a.since);
+            return (
+              <li
+                key={`${a.rule}@${a.host}`}
+                className={`alert-item alert-${a.level}`}
+                data-testid="active-alert"
+                data-rule={a.rule}
+                data-acknowledged={a.acknowledged_by ? 'true' : 'false'}
+              >
+                <div className="notif-top">
+                  <span className={`level level-${a.level}`}>{a.level}</span>
+                  <strong className="notif-title">{a.title || a.rule}</strong>
+                </div>
+                <p className="notif-msg">
+                  {a.rule} on {a.host} · firing since{' '}
+                  <time dateTime={a.since}>{formatClock(since)}</time> ({formatAgo(since, now)})
+                </p>
+                <div className="notif-foot">
+                  {a.acknowledged_by ? (
+                    <span className="notif-acked">
+                      ✓ acknowledged by {a.acknowledged_by}
+                      {a.acknowledged_at ? ` at ${formatClock(toEpochMs(a.acknowledged_at))}` : ''}
+                    </span>
+                  ) : canAck ? (
+                    <button
+                      type="button"
+                      className="btn btn-small"
+                      onClick={() => onAck(a.notification_id)}
+                      disabled={pendingAcks.has(a.notification_id)}
+                      aria-label={`Acknowledge ${a.rule} on ${a.host}`}
+                    >
+                      {pendingAcks.has(a.notification_id) ? 'Acknowledging…' : 'Acknowledge'}
+                    </button>
+                  ) : (
+                    <span className="notif-source">not acknowledged</span>
+                  )}
+                </div>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
+  );
+}

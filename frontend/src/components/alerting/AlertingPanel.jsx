@@ -1,0 +1,29 @@
+// Alert delivery in the dashboard (issue 14): channels and "send test" for
+// admins, the delivery log for operators, silences and the alert timeline
+// for everyone (operators create silences).
+
+import { useMemo } from 'react';
+import { createAlertingApi } from '../../services/alertingApi.js';
+import { roleAtLeast } from '../../services/dashboardService.js';
+import AlertTimeline from './AlertTimeline.jsx';
+import ChannelsCard from './ChannelsCard.jsx';
+import DeliveryLog from './DeliveryLog.jsx';
+import SilencesCard from './SilencesCard.jsx';
+
+export default function AlertingPanel({ getToken, role, api: given }) {
+  const api = useMemo(() => given || createAlertingApi(getToken), [given, getToken]);
+  const operator = roleAtLeast(role, 'operator');
+  return (
+    <section className="panel alerting" aria-labelledby="alerting-heading">
+      <div className="panel-head">
+        <h2 id="alerting-heading">Alert delivery</h2>
+      </div>
+      <div className="admin-grid">
+        {roleAtLeast(role, 'admin') ? <ChannelsCard api={api} /> : null}
+        <SilencesCard api={api} canEdit={operator} />
+        {operator ? <DeliveryLog api={api} /> : null}
+        <AlertTimeline api={api} />
+      </div>
+    </section>
+  );
+}
