@@ -221,10 +221,10 @@ async def test_wss_serves_the_same_site_and_refuses_old_tls(tls_settings):
 
         def wss_round_trip():
             context = ssl.create_default_context(cafile=cert)
-            with sync_connect(f"wss://localhost:{tls_port}/dashboard", ssl=context, open_timeout=5,
+            with sync_connect(f"wss://localhost:{tls_port}/dashboard", ssl=context, open_timeout=20,
                               additional_headers={"Authorization": f"Bearer {token}"}) as ws:
-                ack = json.loads(ws.recv(timeout=5))
-                update = json.loads(ws.recv(timeout=5))
+                ack = json.loads(ws.recv(timeout=20))
+                update = json.loads(ws.recv(timeout=20))
                 return ack["type"], update["type"], ws.transport if hasattr(ws, "transport") else None
 
         ack_type, update_type, _ = await deferToThread(wss_round_trip)
