@@ -40,6 +40,7 @@ from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
 from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
+from dashd.collect.collector import describe_metric
 from dashd.clients.queries import QueryScheduler
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
@@ -353,6 +354,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
                   retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
+                  retention_hourly=settings.retention_hourly, describe=describe_metric,
                   query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
                   spill_path=settings.spill_path)
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),

@@ -4,8 +4,7 @@
 // notification feed keeps the history of events.
 
 import { useId } from 'react';
-import { toEpochMs } from '../protocol/parse';
-import { formatAgo, formatClock } from '../services/format';
+import { formatAgo, formatClock, toEpochMs } from '../services/dashboardService.js';
 
 export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }) {
   const headingId = useId();

@@ -3,9 +3,8 @@
 // from the series store (no chart instance per tile).
 
 import { useLayoutEffect, useRef } from 'react';
-import { THRESHOLDS } from '../services/constants';
-import { formatAgo, formatMetricParts, levelFor } from '../services/format';
-import { sparkRange, trendTone } from '../services/units';
+import { THRESHOLDS, formatAgo, formatMetricParts, levelFor } from '../services/dashboardService.js';
+import { sparkRange, trendTone } from '../services/units.js';
 
 export const SPARK_POINTS = 60;
 const SPARK_HEIGHT_PX = 32;

@@ -6,7 +6,7 @@
 // Acknowledge, and a skip link lets keyboard users jump past the list.
 
 import { useId } from 'react';
-import { formatAgo, formatClock } from '../services/format';
+import { formatAgo, formatClock } from '../services/dashboardService.js';
 
 export const MAX_NOTIFICATIONS = 200;
 

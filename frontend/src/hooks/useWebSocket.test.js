@@ -9,8 +9,8 @@ import {
   PONG_TIMEOUT_MS,
   STATUS,
   useWebSocket,
-} from './useWebSocket';
-import { RECONNECT_MAX_MS } from '../services/backoff';
+} from './useWebSocket.js';
+import { RECONNECT_MAX_MS } from '../services/dashboardService.js';
 
 const FRAME_MS = 16;
 const URL = 'ws://dashd.test/dashboard';

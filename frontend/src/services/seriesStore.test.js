@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createSeriesStore } from './seriesStore';
+import { createSeriesStore } from './seriesStore.js';
 
 const MIN = 60_000;
 
