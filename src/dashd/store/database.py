@@ -38,7 +38,7 @@ from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Tick
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
 from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
-from dashd.store.samples import Memory, SampleTables, bucketed, exact_summary, summary
+from dashd.store.samples import DEFAULT_OWNER, Memory, SampleTables, bucketed, exact_summary, summary
 from dashd.store.series import Describe, SeriesRegistry
 from dashd.store.tiers import HOUR, HOUR_MS, MINUTE, RAW, TIER_NAMES, Points
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
@@ -207,6 +207,7 @@ class Store(Service):
         query_timeout: float = 5.0,
         connect_timeout: float = 5.0,
         spill_path: str | None = None,
+        node_id: str = DEFAULT_OWNER,
     ) -> None:
         self.db_url = db_url
         self.dialect = Dialect(check_db_url(db_url))
@@ -252,7 +253,8 @@ class Store(Service):
         # rows), sealed chunks not written yet, and a seal counter that lets a
         # query notice a seal that ran while it read (odd while sealing).
         self.registry = SeriesRegistry(describe)
-        self.tables = SampleTables(self.dialect.sql, self.registry)
+        self.node_id = node_id  # owner of this node's head rows (store/node.py)
+        self.tables = SampleTables(self.dialect.sql, self.registry, node_id)
         self.open_chunks = OpenChunks()
         self._sealed: list[SealedChunk] = []
         self._seal_epoch = 0
@@ -728,6 +730,26 @@ class Store(Service):
                 raw.setdefault(chunk.series_id, []).append(chunk.columns)
         return Memory(raw)
 
+    def _with_other_heads(self, cursor, memory: Memory, series_ids: set[int] | None,
+                          seqs: tuple[int, int] | None = None) -> Memory:
+        """Memory plus the open samples other nodes sharing the database
+        hold in their head rows (read in the same transaction as the
+        chunks, so a sample the other node sealed meanwhile is in one only)."""
+        if self.dialect.name == "sqlite" and not cursor.connection.in_transaction:
+            # sqlite3 runs a lone SELECT in autocommit: open the transaction
+            # so the head rows and the chunks come from one snapshot when
+            # another process shares the file (committed by the pool).
+            cursor.execute("BEGIN")
+        others = self.tables.read_other_heads(cursor, series_ids, *(seqs or (None, None)))
+        if not others:
+            return memory
+        raw = {series_id: list(parts) for series_id, parts in memory.raw.items()}
+        for series_id, parts in others.items():
+            raw.setdefault(series_id, []).extend(parts)
+        if any(self.registry.info(series_id) is None for series_id in others):
+            self.registry.load(cursor)  # series another node registered
+        return Memory(raw)
+
     async def _consistent(self, series_ids: Callable[[], set[int] | None], interaction: Callable, *args: Any) -> Any:
         """Run a read over the chunks table plus a snapshot of memory, again
         if a seal moved samples from memory to the table meanwhile."""
@@ -809,6 +831,7 @@ class Store(Service):
     def _history(self, cursor, memory: Memory, tier: int, host: str, metrics: list[str], from_ms: int, to_ms: int,
                  bucket_ms: int) -> dict[str, list[dict]]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
+        memory = self._with_other_heads(cursor, memory, set(ids.values()))
         stored = self.tables.read_tier(cursor, list(ids.values()), tier, from_ms, to_ms)
         if tier != RAW:  # sealed chunks whose rollups are not merged yet
             for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms, to_ms).items():
@@ -836,6 +859,7 @@ class Store(Service):
     def _stats(self, cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
                raw_from_ms: int) -> dict[str, dict]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
+        memory = self._with_other_heads(cursor, memory, set(ids.values()))
         exact_from = max(from_ms, raw_from_ms)
         raw = self.tables.read_raw(cursor, list(ids.values()), exact_from, to_ms)
         older: dict[int, list[Points]] = {}
@@ -867,6 +891,7 @@ class Store(Service):
         sql = self.dialect.sql
         messages: dict[int, StreamMessage] = {}
         grouped: dict[int, tuple[str, int, dict]] = {}
+        memory = self._with_other_heads(cursor, memory, None, (from_seq, to_seq))
         stored = self.tables.read_seq(cursor, from_seq, to_seq)
         in_memory = [(series_id, c) for series_id, parts in memory.raw.items() for c in parts]
         for series_id, columns in stored + in_memory:
@@ -910,6 +935,7 @@ class Store(Service):
     def _times(self, cursor, memory: Memory, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
         cursor.execute(self.dialect.sql("SELECT id FROM series WHERE host = ?"), (host,))
         ids = [row[0] for row in cursor.fetchall()]
+        memory = self._with_other_heads(cursor, memory, set(ids))
         times: set[int] = set()
         if from_ms is None:
             for part in _batches(ids):

@@ -30,6 +30,7 @@ log = Logger()
 IN_CHUNK = 500  # ids per IN (...) list
 ROLLUP_MARK = "rollup_chunk_id"
 ROLLUP_BATCH = 5_000  # raw chunks merged into the tiers per transaction
+DEFAULT_OWNER = "local"  # the head owner of a store not given a node id (one node per database)
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,12 @@ def _chunks_of(items: list, size: int = IN_CHUNK) -> Iterable[list]:
 class SampleTables:
     """SQL over `series`, `chunks` and `chunk_head` for one dialect."""
 
-    def __init__(self, sql: Callable[[str], str], registry: SeriesRegistry) -> None:
+    def __init__(self, sql: Callable[[str], str], registry: SeriesRegistry, owner: str = DEFAULT_OWNER) -> None:
         self.sql = sql
         self.registry = registry
+        # The node whose head rows these are: nodes sharing one database
+        # each seal and recover only their own rows (and read the others').
+        self.owner = owner
 
     # ----- writes
 
@@ -70,8 +74,9 @@ class SampleTables:
         return ids
 
     def _insert_head(self, cursor, head: HeadColumns) -> None:
-        cursor.execute(self.sql("INSERT INTO chunk_head (first_seq, last_seq, sample_count, data) VALUES (?, ?, ?, ?)"),
-                       (int(head.seq.min()), int(head.seq.max()), len(head.t),
+        cursor.execute(self.sql("INSERT INTO chunk_head (owner, first_seq, last_seq, sample_count, data) "
+                                "VALUES (?, ?, ?, ?, ?)"),
+                       (self.owner, int(head.seq.min()), int(head.seq.max()), len(head.t),
                         encode_head(head.series, head.t, head.seq, head.value)))
 
     def seal(self, cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
@@ -83,7 +88,7 @@ class SampleTables:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(c.series_id, RAW, c.start_ms, c.end_ms, c.first_seq, c.last_seq, c.count,
                   encode_raw(c.columns.t, c.columns.seq, c.columns.value)) for c in sealed])
-        cursor.execute("DELETE FROM chunk_head")
+        cursor.execute(self.sql("DELETE FROM chunk_head WHERE owner = ?"), (self.owner,))
         if len(still_open.t):
             self._insert_head(cursor, still_open)
 
@@ -176,9 +181,34 @@ class SampleTables:
     # ----- reads
 
     def read_head(self, cursor) -> list[HeadColumns]:
-        cursor.execute("SELECT id, data FROM chunk_head ORDER BY id")
+        """This node's head rows (what it wrote before a kill -9)."""
+        cursor.execute(self.sql("SELECT id, data FROM chunk_head WHERE owner = ? ORDER BY id"), (self.owner,))
+        return self._decoded_heads(cursor.fetchall())
+
+    def read_other_heads(self, cursor, series_ids: set[int] | None = None, from_seq: int | None = None,
+                         to_seq: int | None = None) -> dict[int, list[RawColumns]]:
+        """The open-chunk samples of the other nodes sharing this database,
+        by series (only `series_ids` when given). Our own open samples are
+        in memory; another node's are only in its head rows until it seals
+        them, which moves them to `chunks` in one transaction: a read in one
+        transaction sees each sample in exactly one of the two."""
+        query, params = "SELECT id, data FROM chunk_head WHERE owner <> ?", [self.owner]
+        if from_seq is not None and to_seq is not None:
+            query += " AND last_seq >= ? AND first_seq <= ?"
+            params += [from_seq, to_seq]
+        cursor.execute(self.sql(query + " ORDER BY id"), tuple(params))
+        found: dict[int, list[RawColumns]] = {}
+        for head in self._decoded_heads(cursor.fetchall()):
+            for series_id in np.unique(head.series).tolist():
+                if series_ids is not None and series_id not in series_ids:
+                    continue
+                keep = head.series == series_id
+                found.setdefault(int(series_id), []).append(RawColumns(head.t[keep], head.seq[keep], head.value[keep]))
+        return found
+
+    def _decoded_heads(self, rows: list[tuple]) -> list[HeadColumns]:
         heads = []
-        for head_id, data in cursor.fetchall():
+        for head_id, data in rows:
             try:
                 heads.append(decode_head(data))
             except ChunkCorrupt as e:

@@ -30,11 +30,15 @@ CREATE TABLE chunks (
     KEY chunks_last_seq (last_seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=DYNAMIC;
 
--- The write-ahead rows of the open (not yet sealed) chunks.
+-- The write-ahead rows of the open (not yet sealed) chunks, per node: `owner`
+-- is the node id (state_dir/node.id) of the dashd that wrote them, so nodes
+-- sharing one database seal and recover only their own rows.
 CREATE TABLE chunk_head (
     id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    owner VARCHAR(64) NOT NULL,
     first_seq BIGINT NOT NULL,
     last_seq BIGINT NOT NULL,
     sample_count INT NOT NULL,
-    data MEDIUMBLOB NOT NULL
+    data MEDIUMBLOB NOT NULL,
+    KEY chunk_head_owner (owner)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -30,11 +30,15 @@ CREATE INDEX chunks_series_tier_start ON chunks (series_id, tier, start_ms);
 CREATE INDEX chunks_tier_end ON chunks (tier, end_ms);
 CREATE INDEX chunks_last_seq ON chunks (last_seq);
 
--- The write-ahead rows of the open (not yet sealed) chunks.
+-- The write-ahead rows of the open (not yet sealed) chunks, per node: `owner`
+-- is the node id (state_dir/node.id) of the dashd that wrote them, so nodes
+-- sharing one database seal and recover only their own rows.
 CREATE TABLE chunk_head (
     id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
     first_seq INTEGER NOT NULL,
     last_seq INTEGER NOT NULL,
     sample_count INTEGER NOT NULL,
     data BLOB NOT NULL
 );
+CREATE INDEX chunk_head_owner ON chunk_head (owner);
