@@ -42,7 +42,7 @@ export default defineConfig({
   },
   test: {
     environment: 'jsdom',
-    include: ['src/**/*.test.{js,jsx}'],
+    include: ['src/**/*.test.{js,jsx,ts,tsx}'],
     restoreMocks: true,
     // Component tests that walk a whole panel (render, click, await several
     // fetches) take over 5 s when the machine is busy; no test asserts time.

@@ -4,8 +4,8 @@
 
 import Dashboard from './components/Dashboard.jsx';
 import LoginForm from './components/LoginForm.jsx';
-import { AUTH, useAuth } from './hooks/useAuth.js';
-import { useTheme } from './hooks/useTheme.js';
+import { AUTH, useAuth } from './hooks/useAuth';
+import { useTheme } from './hooks/useTheme';
 
 export default function App({ authService }) {
   const theme = useTheme();

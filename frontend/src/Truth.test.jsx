@@ -85,10 +85,6 @@ const CATALOGUE = [
 
 const T0 = Date.parse('2026-11-26T10:00:00.000Z');
 
-function update(seq, metrics) {
-  return { type: 'metrics_update', seq, correlation_id: null, data: { timestamp: new Date(T0 + seq * 500).toISOString(), host: 'web-1', metrics } };
-}
-
 let refreshStatus;
 
 function fakeFetch() {

@@ -4,7 +4,8 @@
 // notification feed keeps the history of events.
 
 import { useId } from 'react';
-import { formatAgo, formatClock, toEpochMs } from '../services/dashboardService.js';
+import { toEpochMs } from '../protocol/parse';
+import { formatAgo, formatClock } from '../services/format';
 
 export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }) {
   const headingId = useId();

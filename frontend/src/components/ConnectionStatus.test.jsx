@@ -1,6 +1,6 @@
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import ConnectionStatus, { describeConnection } from './ConnectionStatus.jsx';
+import ConnectionStatus, { describeConnection } from './ConnectionStatus';
 import { trendOf } from './MetricTile.jsx';
 
 afterEach(() => {

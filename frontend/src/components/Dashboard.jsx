@@ -9,44 +9,31 @@
 // live in hooks/useNotificationState.js.
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import ConnectionStatus from './ConnectionStatus.jsx';
-import ControlPanel from './ControlPanel.jsx';
+import ConnectionStatus from './ConnectionStatus';
+import ControlPanel from './ControlPanel';
 import MetricsChart from './MetricsChart.jsx';
 import MetricTiles from './MetricTiles.jsx';
 import HostsOverview, { createHostsSeries } from './HostsOverview.jsx';
 import NotificationsPanel from './NotificationsPanel.jsx';
 import ActiveAlerts from './ActiveAlerts.jsx';
-import DisconnectedBanner from './DisconnectedBanner.jsx';
+import DisconnectedBanner from './DisconnectedBanner';
 import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
 import AlertingPanel from './alerting/AlertingPanel.jsx';
 import AlertRangeView from './alerting/AlertRangeView.jsx';
-import { alertLinkParams } from '../services/alertingApi.js';
+import { alertLinkParams } from '../services/alertingApi';
 import { useNotificationState } from '../hooks/useNotificationState.js';
-import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps.js';
-import { readPreference, writePreference } from '../services/preferences.js';
-import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket.js';
-import { AUTH } from '../hooks/useAuth.js';
-import { createSeriesStore } from '../services/seriesStore.js';
-import { createFrameProfiler } from '../services/frameProfiler.js';
-import {
-  CHART_GROUPS,
-  DEFAULT_UNITS,
-  HOUR_MS,
-  MAX_WINDOW_MS,
-  METRIC_GROUPS,
-  MINUTE_MS,
-  RATE_CHOICES,
-  SECOND_MS,
-  TILE_METRICS,
-  TIME_WINDOWS,
-  expandMetrics,
-  historyToSeries,
-  roleAtLeast,
-  subscriptionFor,
-  toEpochMs,
-  toSample,
-} from '../services/dashboardService.js';
+import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps';
+import { readPreference, writePreference } from '../services/preferences';
+import { STATUS, endpointUrl, useWebSocket } from '../hooks/useWebSocket';
+import { AUTH } from '../hooks/useAuth';
+import { createSeriesStore } from '../services/seriesStore';
+import { createFrameProfiler } from '../services/frameProfiler';
+import { historyToSeries, toEpochMs, toSample } from '../protocol/parse';
+import { CHART_GROUPS, expandMetrics } from '../services/chartGroups';
+import { DEFAULT_UNITS, HOUR_MS, MAX_WINDOW_MS, METRIC_GROUPS, MINUTE_MS, RATE_CHOICES, SECOND_MS, TILE_METRICS, TIME_WINDOWS, subscriptionFor } from '../services/constants';
+import { roleAtLeast } from '../services/roles';
+import { createDiagnostics, installDiagnostics } from '../diagnostics/dashdDiagnostics';
 
 /** Points asked per series when filling a window from `history`. */
 export const HISTORY_MAX_POINTS = 1000;
@@ -100,26 +87,6 @@ function readGroupsPreference() {
 
 function relativeSpan(ms) {
   return ms >= HOUR_MS ? `-${ms / HOUR_MS}h` : `-${Math.round(ms / MINUTE_MS)}m`;
-}
-
-/**
- * Random-walk data within each metric's natural range, for the frame-budget
- * measurement of full 1 h windows (diagnostics only: window.__dashd).
- */
-function syntheticSeries(names, units, fromMs, toMs, stepMs) {
-  const out = {};
-  for (const name of names) {
-    const unit = units[name] ?? DEFAULT_UNITS[name];
-    const max = unit === '%' ? 100 : unit === 'B/s' ? 50 * 1024 * 1024 : 1000;
-    const pts = [];
-    let v = max / 2;
-    for (let t = fromMs; t < toMs; t += stepMs) {
-      v = Math.min(max, Math.max(0, v + (Math.random() - 0.5) * (max / 50)));
-      pts.push({ x: t, y: v });
-    }
-    out[name] = pts;
-  }
-  return out;
 }
 
 export default function Dashboard({ auth, theme }) {
@@ -244,6 +211,7 @@ export default function Dashboard({ auth, theme }) {
   );
 
   const loadNotifications = notes.load;
+  const { onAckMessage, onNotifications } = notes;
 
   /**
    * Samples neither the replay ring nor the store could deliver: refill the
@@ -307,7 +275,7 @@ export default function Dashboard({ auth, theme }) {
             break;
           case 'notification_ack':
             store.noteSeq(msg.seq);
-            notes.onAckMessage(msg.data);
+            onAckMessage(msg.data);
             break;
           case 'resume_gap':
             refillGap(msg.data);
@@ -326,7 +294,7 @@ export default function Dashboard({ auth, theme }) {
         }
       }
       if (fresh.length) {
-        notes.onNotifications(fresh);
+        onNotifications(fresh);
         const cutoff = Date.now() - TOAST_MAX_AGE_MS;
         for (const n of fresh) {
           if (n.level === 'critical' && !n.acknowledged_by && toEpochMs(n.timestamp) >= cutoff) {
@@ -346,7 +314,7 @@ export default function Dashboard({ auth, theme }) {
       // measured time covers store, chart draws and the tile render.
       queueMicrotask(() => profiler.record(start, profiler.now()));
     },
-    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, notes.onAckMessage, notes.onNotifications, outages],
+    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, onAckMessage, onNotifications, outages],
   );
 
   const onConnected = useCallback(
@@ -443,57 +411,12 @@ export default function Dashboard({ auth, theme }) {
     return () => clearInterval(t);
   }, []);
 
-  // Diagnostics for tests and the frame-budget measurement.
+  // Diagnostics for tests and the frame-budget measurement (window.__dashd).
   const lastSeq = ws.lastSeq;
-  useEffect(() => {
-    const api = {
-      seqs: () => store.sampleSeqs(),
-      streamSeqs: () => store.streamSeqs(),
-      lastSeq: () => lastSeq(),
-      pointCount: () => store.pointCount(),
-      chart: (id) => {
-        const c = chartRegistry.get(id);
-        if (!c) return null;
-        return {
-          xMin: c.options.scales.x.min,
-          xMax: c.options.scales.x.max,
-          datasets: c.data.datasets.map((ds) => ({ metric: ds.metric, points: (ds._data || ds.data).length, drawn: ds.data.length })),
-          // Break markers (null points) per dataset, and the shaded outages.
-          breaks: c.data.datasets.map((ds) => (ds._data || ds.data).filter((p) => p.y === null).map((p) => p.x)),
-          outages: c.options.plugins.outages?.spans || [],
-        };
-      },
-      /** Tooltip items Chart.js shows now on a chart (hover tests). */
-      tooltip: (id) => chartRegistry.get(id)?.tooltip?.getActiveElements?.().length ?? 0,
-      charts: () => [...chartRegistry.keys()],
-      /** Mean ms to redraw every chart at once (the worst frame), over `n` runs. */
-      fullRedrawMs: (n = 10) => {
-        const start = performance.now();
-        for (let i = 0; i < n; i += 1) for (const c of chartRegistry.values()) c.update('none');
-        return (performance.now() - start) / n;
-      },
-      frames: {
-        measure: (on) => profiler.setMeasuring(on),
-        stats: () => profiler.stats(),
-        samples: () => profiler.samples(),
-        reset: () => profiler.reset(),
-      },
-      fillSynthetic: ({ spanMs = HOUR_MS, stepMs } = {}) => {
-        const step = stepMs || (ackRef.current?.interval || 1) * SECOND_MS;
-        const newest = Number.isFinite(store.newestTime()) ? store.newestTime() : Date.now();
-        const names = store.names().filter((n) => store.get(n).length);
-        const units = Object.fromEntries((ackRef.current?.metrics || []).map((m) => [m.name, m.unit]));
-        store.mergeHistory(syntheticSeries(names, units, newest - spanMs, newest, step), { bucketMs: step });
-        store.trim();
-        store.notify();
-        return store.pointCount();
-      },
-    };
-    window.__dashd = api;
-    return () => {
-      if (window.__dashd === api) delete window.__dashd;
-    };
-  }, [store, profiler, chartRegistry, lastSeq]);
+  useEffect(
+    () => installDiagnostics(createDiagnostics({ store, profiler, charts: chartRegistry, lastSeq, ack: () => ackRef.current })),
+    [store, profiler, chartRegistry, lastSeq],
+  );
 
   // -- user actions ------------------------------------------------------------
 

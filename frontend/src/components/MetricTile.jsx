@@ -3,8 +3,9 @@
 // from the series store (no chart instance per tile).
 
 import { useLayoutEffect, useRef } from 'react';
-import { THRESHOLDS, formatAgo, formatMetricParts, levelFor } from '../services/dashboardService.js';
-import { sparkRange, trendTone } from '../services/units.js';
+import { THRESHOLDS } from '../services/constants';
+import { formatAgo, formatMetricParts, levelFor } from '../services/format';
+import { sparkRange, trendTone } from '../services/units';
 
 export const SPARK_POINTS = 60;
 const SPARK_HEIGHT_PX = 32;

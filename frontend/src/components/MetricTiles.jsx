@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import MetricTile, { SPARK_POINTS } from './MetricTile.jsx';
 import { PALETTE } from './chartSetup.js';
-import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS } from '../services/dashboardService.js';
+import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS } from '../services/constants';
 
 const STALE_AFTER_MS = 1 * MINUTE_MS;
 const CLOCK_TICK_MS = 15_000;

@@ -13,9 +13,10 @@
 import { memo, useId, useLayoutEffect, useRef, useState } from 'react';
 import { Chart, applyTheme, datasetStyle, lineChartOptions } from './chartSetup.js';
 import ChartLegend from './ChartLegend.jsx';
-import { SECOND_MS, MINUTE_MS, formatClock, formatMetric } from '../services/dashboardService.js';
-import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps.js';
-import { formatRate } from '../services/units.js';
+import { SECOND_MS, MINUTE_MS } from '../services/constants';
+import { formatClock, formatMetric } from '../services/format';
+import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps';
+import { formatRate } from '../services/units';
 
 const X_STEP_MS = [
   [MINUTE_MS, 10 * SECOND_MS],
@@ -169,12 +170,15 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
       if (!document.hidden && live.current.dirty) draw();
     };
     document.addEventListener('visibilitychange', onVisible);
+    // The ref holds one mutable object for the chart's life; the cleanup
+    // clears the timers of that same object.
+    const state = live.current;
     return () => {
       unsubscribe();
-      clearTimeout(live.current.trailing);
-      clearTimeout(live.current.statsTimer);
-      live.current.trailing = null;
-      live.current.statsTimer = null;
+      clearTimeout(state.trailing);
+      clearTimeout(state.statsTimer);
+      state.trailing = null;
+      state.statsTimer = null;
       document.removeEventListener('visibilitychange', onVisible);
       registry?.delete(id);
       chart.destroy();

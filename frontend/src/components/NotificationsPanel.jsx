@@ -6,7 +6,7 @@
 // Acknowledge, and a skip link lets keyboard users jump past the list.
 
 import { useId } from 'react';
-import { formatAgo, formatClock } from '../services/dashboardService.js';
+import { formatAgo, formatClock } from '../services/format';
 
 export const MAX_NOTIFICATIONS = 200;
 

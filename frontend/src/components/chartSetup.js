@@ -12,8 +12,9 @@ import {
   PointElement,
   Tooltip,
 } from 'chart.js';
-import { SECOND_MS, axisTitle, formatAxisTick, formatClock, formatMetric } from '../services/dashboardService.js';
-import { formatRate, formatRateTick, rateTicks } from '../services/units.js';
+import { SECOND_MS } from '../services/constants';
+import { axisTitle, formatAxisTick, formatClock, formatMetric } from '../services/format';
+import { formatRate, formatRateTick, rateTicks } from '../services/units';
 
 /**
  * Shades known outages (options.plugins.outages.spans, [{from, to}] in ms)

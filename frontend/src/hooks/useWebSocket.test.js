@@ -9,8 +9,8 @@ import {
   PONG_TIMEOUT_MS,
   STATUS,
   useWebSocket,
-} from './useWebSocket.js';
-import { RECONNECT_MAX_MS } from '../services/dashboardService.js';
+} from './useWebSocket';
+import { RECONNECT_MAX_MS } from '../services/backoff';
 
 const FRAME_MS = 16;
 const URL = 'ws://dashd.test/dashboard';

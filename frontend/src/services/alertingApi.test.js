@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertLinkParams, channelPayload, createAlertingApi, silencePayload } from './alertingApi.js';
+import { alertLinkParams, channelPayload, createAlertingApi, silencePayload } from './alertingApi';
 
 function fakeFetch(status, body) {
   const calls = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { FRAME_MEASURE_NAME, createFrameProfiler, percentile } from './frameProfiler.js';
+import { FRAME_MEASURE_NAME, createFrameProfiler, percentile } from './frameProfiler';
 
 describe('percentile', () => {
   it('uses the nearest rank', () => {

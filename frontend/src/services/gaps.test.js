@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createOutageLog, expectedStepMs, extendBreaks, findGaps, maxGapFor, rangeStats, withBreaks } from './gaps.js';
+import { createOutageLog, expectedStepMs, extendBreaks, findGaps, maxGapFor, rangeStats, withBreaks } from './gaps';
 
 const pts = (...xs) => xs.map((x) => ({ x, y: x / 1000 }));
 

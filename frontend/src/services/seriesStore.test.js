@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createSeriesStore } from './seriesStore.js';
+import { createSeriesStore } from './seriesStore';
 
 const MIN = 60_000;
 

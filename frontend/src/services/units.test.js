@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatRate, formatRateTick, rateTicks, sparkRange, trendTone } from './units.js';
+import { formatRate, formatRateTick, rateTicks, sparkRange, trendTone } from './units';
 
 const MiB = 1024 * 1024;
 

@@ -19,7 +19,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
-from dashd.auth.tokens import ROLES, AuthError, TokenIssuer
+from dashd.auth.tokens import ROLES, AuthError, Principal, TokenIssuer
 from dashd.clients.core import RevocationList
 from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.timefmt import iso_ms, now_ms
@@ -339,3 +339,21 @@ class UserDirectory:
     def _notify_revoked(self) -> None:
         for callback in self.on_revoked:
             callback()
+
+    async def session_principal(self, refresh_token: object) -> Principal:
+        """Who holds this session cookie, without rotating it: for GET routes a
+        browser reaches by a plain link (the export download). The session
+        must be live, the cookie its current refresh token (one rotated away
+        is refused, as a stolen copy would be) and the user enabled; the
+        role is the user's current one."""
+        name, session_id, jti = self._tokens.verify_refresh(refresh_token)
+        rows = await self._store.fetchall(
+            "SELECT username, expires_at_ms, revoked_at_ms, refresh_jti FROM sessions WHERE id = ?", (session_id,))
+        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= self._now():
+            raise AuthError("session expired or revoked")
+        if rows[0][3] is not None and jti != rows[0][3]:
+            raise AuthError("this session cookie was replaced by a newer one; reload the page")
+        user = await self.get(name)
+        if user is None or user["disabled"]:
+            raise AuthError("user disabled")
+        return Principal(name, user["role"], rows[0][1] / 1000.0, session_id=session_id)

@@ -110,7 +110,29 @@ def bearer_principal(core: Core, request: Request) -> Principal:
         raise ProtocolError("unauthorized", str(e)) from None
 
 
-class AsyncJsonResource(Resource):
+class JsonLeaf(Resource):
+    """An API leaf: a method it does not implement is a JSON 405 with an
+    Allow header (twisted.web would answer 501 and an HTML page for any
+    method but GET, HEAD and POST)."""
+
+    isLeaf = True
+
+    def allowed_methods(self) -> list[str]:
+        names = {name[len("render_"):] for name in dir(self) if name.startswith("render_")} - {"OPTIONS"}
+        if "GET" not in names:
+            names.discard("HEAD")  # Resource.render_HEAD is render_GET
+        return sorted(names)
+
+    def render(self, request: Request) -> Any:
+        method = request.method.decode("ascii", "replace")
+        allowed = self.allowed_methods()
+        if method not in allowed and not (method == "OPTIONS" and hasattr(self, "render_OPTIONS")):
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return write_json(request, 405, error_body("bad_message", f"method {method[:16]!r} not allowed here"))
+        return super().render(request)
+
+
+class AsyncJsonResource(JsonLeaf):
     """A leaf whose handlers are coroutines returning (status, body)."""
 
     isLeaf = True
@@ -340,6 +362,10 @@ class ApiResource(Resource):
         self.putChild(b"catalogue", CatalogueResource(core))
         self.putChild(b"history", HistoryResource(core))
         self.putChild(b"me", MeResource(core))
+        from dashd.wire.apidoc import OpenApiResource  # imported here: both modules use this one's helpers
+        from dashd.wire.export import ExportResource
+        self.putChild(b"export", ExportResource(core, users))
+        self.putChild(b"openapi.yaml", OpenApiResource())
         if users is not None:
             self.putChild(b"login", LoginResource(core, users))
             self.putChild(b"refresh", RefreshResource(core, users))

@@ -3,8 +3,8 @@
 // for everyone (operators create silences).
 
 import { useMemo } from 'react';
-import { createAlertingApi } from '../../services/alertingApi.js';
-import { roleAtLeast } from '../../services/dashboardService.js';
+import { createAlertingApi } from '../../services/alertingApi';
+import { roleAtLeast } from '../../services/roles';
 import AlertTimeline from './AlertTimeline.jsx';
 import ChannelsCard from './ChannelsCard.jsx';
 import DeliveryLog from './DeliveryLog.jsx';

@@ -2,7 +2,7 @@
 // the receiver's answer, and a form to add or change an API channel.
 
 import { useCallback, useState } from 'react';
-import { channelPayload } from '../../services/alertingApi.js';
+import { channelPayload } from '../../services/alertingApi';
 import { useLoader } from './useLoader.js';
 
 export const EMPTY_CHANNEL = {
@@ -214,7 +214,7 @@ export default function ChannelsCard({ api }) {
             <fieldset className="headers">
               <legend>Headers (values are write-only)</legend>
               {form.headers.map((h, i) => (
-                // eslint-disable-next-line react/no-array-index-key
+                // Rows have no identity of their own: the index is the key.
                 <div key={i} className="header-row">
                   <input aria-label={`Header ${i + 1} name`} value={h.name} onChange={setHeader(i, 'name')} placeholder="Authorization" />
                   <input aria-label={`Header ${i + 1} value`} type="password" value={h.value} onChange={setHeader(i, 'value')}

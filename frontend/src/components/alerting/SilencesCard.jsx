@@ -2,7 +2,7 @@
 // operators and admins create and expire them.
 
 import { useCallback, useState } from 'react';
-import { silencePayload } from '../../services/alertingApi.js';
+import { silencePayload } from '../../services/alertingApi';
 import { formatTime, useLoader } from './useLoader.js';
 
 const EMPTY = { matchers: [{ name: 'host', op: '=', value: '' }], hours: '2', comment: '' };
@@ -62,7 +62,7 @@ export default function SilencesCard({ api, canEdit }) {
       {canEdit ? (
         <form onSubmit={create} className="silence-form" aria-label="Create a silence">
           {form.matchers.map((m, i) => (
-            // eslint-disable-next-line react/no-array-index-key
+            // Rows have no identity of their own: the index is the key.
             <div key={i} className="matcher-row">
               <select aria-label={`Matcher ${i + 1} label`} value={m.name} onChange={setMatcher(i, 'name')}>
                 {['host', 'alertname', 'severity', 'team'].map((n) => <option key={n} value={n}>{n === 'alertname' ? 'rule' : n}</option>)}
