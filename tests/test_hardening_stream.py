@@ -327,7 +327,10 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
         stop.append(True)
         for d in floods:
             d.cancel()  # they wait for replies that will not come on closed connections
-        assert counts.get("rate_limited", 0) > 0 and counts.get("history", 0) > 0, counts
+        # The flood was refused. Whether any of its own maximal requests was
+        # served in between depends on the machine's speed, so it is not asserted;
+        # that the daemon kept serving is (ready, login, revocation above).
+        assert counts.get("rate_limited", 0) > 0, counts
     finally:
         stop.append(True)
         for client in clients:
