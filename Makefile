@@ -8,7 +8,7 @@ QUICK ?=
 SRC := $(shell find src twisted -name '*.py' -o -name '*.sql' -o -name '*.c' -o -name '*.yaml') setup.cfg setup.py pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint-js bench clean lock lock-upgrade
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint-js bench bench-store clean lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,10 @@ test: lint-js test-js test-e2e test-py
 
 bench: install test-deps
 	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
+
+# The chunk store on SQLite and the local MariaDB (docs/storage.md); QUICK=1: a few minutes.
+bench-store: install
+	$(BIN)/python -m dashd.bench store $(if $(QUICK),--quick,) --json bench/results/store-latest.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info frontend/dist frontend/node_modules .coverage .coverage.*

@@ -27,6 +27,7 @@ from twisted.logger import globalLogPublisher
 from conftest import MYSQL_URL, REQUIRE_MYSQL, start_daemon
 from forwarder import StallingForwarder
 from httpclient import http
+from test_store import stored_rows, stored_rows_sync
 from wsclient import connect
 
 from dashd.settings import check_db_url
@@ -178,7 +179,7 @@ async def test_stalled_database_gives_not_ready_unavailable_replies_two_log_line
         assert after and not (after & before_stall), "a stalled connection was reused"
         failures = [e for e in store_events if e.get("log_failure") is not None]
         assert failures == [], [str(e["log_failure"]) for e in failures]
-        seqs = {row[0] for row in direct_query(direct, "SELECT DISTINCT seq FROM samples")}
+        seqs = {row[0] for row in stored_rows_sync(direct)}
         assert set(range(seq_at_stall, seq_in_stall + 1)) <= seqs | _notification_seqs(direct)
         client.close()
     finally:
@@ -278,7 +279,7 @@ async def test_mariadb_cut_is_one_warning_line_and_the_next_write_reconnects(mys
         forwarder.cut()
         store.record(StreamMessage(4, METRICS_UPDATE, 1004, "h", {"cpu": 4.0}))
         assert await store.flush() == 1
-        assert [row[0] for row in direct_query(direct, "SELECT seq FROM samples ORDER BY seq")] == [1, 2, 3, 4]
+        assert [row[0] for row in await stored_rows(direct)] == [1, 2, 3, 4]
         failures = [e for e in store_events if e.get("log_failure") is not None or e.get("isError")]
         assert failures == [], [str(e.get("log_failure")) for e in failures]
         assert len(lines(store_events, "database connection lost")) == 1
@@ -365,7 +366,7 @@ class Daemon:
 
 
 def sample_seqs(url: str) -> set[int]:
-    return {row[0] for row in direct_query(url, "SELECT DISTINCT seq FROM samples WHERE host = 'spilltest'")}
+    return {row[0] for row in stored_rows_sync(url) if row[1] == "spilltest"}
 
 
 def test_sigterm_during_a_stall_spills_and_the_next_start_writes_every_sample(tmp_path, mysql_via_forwarder):
@@ -411,8 +412,8 @@ def test_sigterm_during_a_stall_spills_and_the_next_start_writes_every_sample(tm
     first_run = set(range(min(written_before | spilled_seqs), max(spilled_seqs) + 1))
     missing = first_run - seqs - _notification_seqs(direct)
     assert not missing, f"lost seqs {sorted(missing)[:20]} (last seq file: {last_seq})"
-    duplicates = direct_query(direct, "SELECT seq, metric, COUNT(*) FROM samples GROUP BY seq, metric HAVING COUNT(*) > 1")
-    assert duplicates == []
+    keys = [(seq, metric) for seq, _host, _ts, metric, _value in stored_rows_sync(direct)]
+    assert len(keys) == len(set(keys)), "a sample was written twice"
 
 
 @pytest_twisted.ensureDeferred
@@ -432,7 +433,7 @@ async def test_spilled_rows_are_queued_before_new_samples(tmp_path):
     assert store.pending_rows == 2 and store._sample_rows[0][0] == 1
     assert await store.flush() == 2
     assert not os.path.exists(spill_path)
-    assert await store.fetchall("SELECT seq FROM samples ORDER BY seq") == [(1,), (2,)]
+    assert [row[0] for row in await stored_rows(db)] == [1, 2]
     await store.stopService()
 
 

@@ -19,6 +19,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from test_redis_bus import redis_prefix  # noqa: F401 (fixture)
+from test_store import stored_rows_sync
 from test_twistd import BIN, Daemon, free_port, run
 
 MYSQL_URL = os.environ.get("DASHD_TEST_MYSQL_URL", "")
@@ -199,16 +200,24 @@ def test_two_nodes_serve_every_sample_of_both_in_order_and_resume_on_either(tmp_
                 reply = read_for(back, 10, lambda ms: any(m.get("correlation_id") == host for m in ms))[-1]
                 assert reply["type"] == "history", reply
                 assert sum(p["count"] for p in reply["data"]["series"]["cpu_usage"]) >= 8
-        # Each sample written once, by the node that collected it.
-        with admin.cursor() as cursor:
-            cursor.execute(f"SELECT host, COUNT(DISTINCT seq), COUNT(*) / COUNT(DISTINCT metric) FROM {db_name}.samples "
-                           "GROUP BY host ORDER BY host")
-            rows = cursor.fetchall()
-            assert [row[0] for row in rows] == ["node-a", "node-b"]
-            assert all(int(row[1]) == int(row[2]) for row in rows), rows
-            cursor.execute(f"SELECT COUNT(*) FROM (SELECT seq FROM {db_name}.samples GROUP BY seq "
-                           "HAVING COUNT(DISTINCT host) > 1) d")
-            assert cursor.fetchone()[0] == 0
+        # Each sample written once, by the node that collected it: decoded
+        # from the raw chunks and both nodes' head rows.
+        rows = stored_rows_sync(db_url)
+        per_host: dict[str, list[tuple]] = {}
+        for seq, host, _ts, metric, _value in rows:
+            per_host.setdefault(host, []).append((seq, metric))
+        assert sorted(per_host) == ["node-a", "node-b"]
+        for host, keys in per_host.items():
+            assert len(keys) == len(set(keys)), f"{host}: a sample stored twice"
+            metrics = {metric for _seq, metric in keys}
+            assert len(keys) == len({seq for seq, _metric in keys}) * len(metrics), host
+        hosts_of_seq: dict[int, set[str]] = {}
+        for seq, host, *_ in rows:
+            hosts_of_seq.setdefault(seq, set()).add(host)
+        assert all(len(hosts) == 1 for hosts in hosts_of_seq.values())
+        with admin.cursor() as cursor:  # each node wrote its head rows under its own node id
+            cursor.execute(f"SELECT COUNT(DISTINCT owner) FROM {db_name}.chunk_head")
+            assert cursor.fetchone()[0] == 2
         for daemon in (a, b):
             assert daemon.terminate()
             assert "Traceback" not in daemon.output()

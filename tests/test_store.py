@@ -27,6 +27,7 @@ from twisted.protocols import portforward
 
 from dashd.settings import check_db_url
 from dashd.store.database import MINUTE_MS, Store, load_migrations
+from dashd.store.encoding import decode_aggregate, decode_head, decode_raw
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
 
@@ -37,7 +38,7 @@ HOUR = 3600.0  # seconds, the unit of Store's retention options
 DAY = 24 * HOUR
 T0_MS = 1_699_999_200_000  # "now" for most tests: an hour boundary, so minutes are aligned
 
-ALL_TABLES = {"schema_migrations", "samples", "rollup_1m", "notifications", "notification_acks",
+ALL_TABLES = {"schema_migrations", "series", "chunks", "chunk_head", "notifications", "notification_acks",
               "alert_rules", "meta", "users", "sessions", "audit_log"}
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -136,7 +137,7 @@ def store_log():
     events: list[dict] = []
 
     def observer(event: dict) -> None:
-        if event.get("log_namespace", "").startswith("dashd.store.database"):
+        if event.get("log_namespace", "").startswith("dashd.store."):
             events.append(event)
 
     globalLogPublisher.addObserver(observer)
@@ -155,7 +156,7 @@ async def open_store(db_url):
         store = Store(url or db_url, clock, wall_clock_ms=wall, **options)
         rigs.append(Rig(store, clock, wall))
         store.startService()
-        await store.ensure_schema()  # waits for the migration startService began
+        await store.ready()  # waits for the migration (and head recovery) startService began
         return rigs[-1]
 
     yield open_
@@ -166,6 +167,47 @@ async def open_store(db_url):
 
 async def count_rows(db_url: str, table: str) -> int:
     return (await query(db_url, f"SELECT COUNT(*) FROM {table}"))[0][0]
+
+
+def _series_names(db_url: str) -> dict[int, tuple[str, str]]:
+    return {i: (host, name + (f"{{{labels}}}" if labels else ""))
+            for i, host, name, labels in _query_sync(db_url, "SELECT id, host, name, labels FROM series")}
+
+
+def stored_rows_sync(db_url: str) -> list[tuple]:
+    """Every sample in the database, (seq, host, ts_ms, metric, value) sorted:
+    the raw chunks and the head rows, decoded from our own connection."""
+    names = _series_names(db_url)
+    rows = []
+    for series_id, data in _query_sync(db_url, "SELECT series_id, data FROM chunks WHERE tier = 0"):
+        columns = decode_raw(data)
+        host, key = names[series_id]
+        rows += [(seq, host, t, key, v) for t, seq, v in zip(columns.t.tolist(), columns.seq.tolist(),
+                                                             columns.value.tolist())]
+    for (data,) in _query_sync(db_url, "SELECT data FROM chunk_head"):
+        head = decode_head(data)
+        rows += [(seq, names[sid][0], t, names[sid][1], v) for sid, t, seq, v in zip(
+            head.series.tolist(), head.t.tolist(), head.seq.tolist(), head.value.tolist())]
+    return sorted(rows)
+
+
+async def stored_rows(db_url: str) -> list[tuple]:
+    return await threads.deferToThread(stored_rows_sync, db_url)
+
+
+async def count_samples(db_url: str) -> int:
+    return len(await stored_rows(db_url))
+
+
+async def minute_buckets(db_url: str, host: str, metric: str) -> list[tuple]:
+    """(bucket_ms, avg, min, max, count) of the 1-minute tier, decoded."""
+    names = await threads.deferToThread(_series_names, db_url)
+    ids = [i for i, hk in names.items() if hk == (host, metric)]
+    buckets = []
+    for (data,) in await query(db_url, "SELECT data FROM chunks WHERE tier = 1 AND series_id = ?", tuple(ids)):
+        c = decode_aggregate(data)
+        buckets += list(zip(c.t.tolist(), c.avg.tolist(), c.min.tolist(), c.max.tolist(), c.count.tolist()))
+    return sorted(buckets)
 
 
 # ----- 1. migrations
@@ -224,8 +266,7 @@ def test_dashd_migrate_command(db_url, tmp_path):
         assert done.stdout.strip() == f"database up to date: {db_url}"
     versions = _query_sync(db_url, "SELECT version FROM schema_migrations ORDER BY version")
     assert versions == [(m.version,) for m in load_migrations(check_db_url(db_url).dialect)]
-    samples = _query_sync(db_url, "SELECT COUNT(*) FROM samples")
-    assert samples == [(0,)]
+    assert _query_sync(db_url, "SELECT COUNT(*) FROM chunks") == [(0,)]
 
 
 # ----- 2. batched writes
@@ -251,13 +292,17 @@ async def test_record_queues_and_one_flush_writes_the_batch_in_one_interaction(o
     store.record(notification(201, T0_MS, "n-1"))
     store.record(ack(202, T0_MS, "n-1", "alice"))
     assert calls == [] and store.pending_rows == 1002
-    assert await count_rows(db_url, "samples") == 0
+    assert await count_samples(db_url) == 0
 
     assert await store.flush() == 1002
-    assert calls == ["_write_batch"]
+    assert calls == ["_write_batch"]  # the window is still open: no seal yet
     assert store.pending_rows == 0
-    assert await count_rows(db_url, "samples") == 1000
-    assert await query(db_url, "SELECT metric, COUNT(*), SUM(value) FROM samples GROUP BY metric ORDER BY metric") == [
+    rows = await stored_rows(db_url)
+    assert len(rows) == 1000 and await count_rows(db_url, "chunk_head") == 1
+    by_metric: dict[str, list[float]] = {}
+    for _seq, _host, _ts, metric, value in rows:
+        by_metric.setdefault(metric, []).append(value)
+    assert sorted((m, len(v), sum(v)) for m, v in by_metric.items()) == [
         ("cpu", 200, float(sum(range(200)))), ("disk", 200, 100.0), ("load", 200, 200.0),
         ("mem", 200, float(2 * sum(range(200)))), ("net", 200, pytest.approx(sum(range(200)) / 3)),
     ]
@@ -274,11 +319,11 @@ async def test_batch_timer_flushes_every_batch_interval(open_store, db_url):
     rig.store.record(sample(1, T0_MS, cpu=1.0, mem=2.0))
     rig.clock.advance(1.9)
     await sleep(0.05)
-    assert await count_rows(db_url, "samples") == 0 and rig.store.pending_rows == 2
+    assert await count_samples(db_url) == 0 and rig.store.pending_rows == 2
     rig.clock.advance(0.1)
 
     async def written() -> bool:
-        return await count_rows(db_url, "samples") == 2
+        return await count_samples(db_url) == 2
 
     await eventually(written)
     assert rig.store.pending_rows == 0
@@ -286,7 +331,7 @@ async def test_batch_timer_flushes_every_batch_interval(open_store, db_url):
     rig.clock.advance(2.0)  # and again: the loop keeps running
 
     async def written_again() -> bool:
-        return await count_rows(db_url, "samples") == 3
+        return await count_samples(db_url) == 3
 
     await eventually(written_again)
 
@@ -352,18 +397,18 @@ async def test_history_raw_tier_downsamples_to_max_points(open_store):
 
 @pytest_twisted.ensureDeferred
 async def test_history_beyond_raw_retention_reads_the_1m_rollup(open_store, db_url):
-    """A range older than retention_raw is answered from rollup_1m (1-minute
-    avg/min/max/count), merged into at most max_points buckets; it still
-    answers after the raw rows are pruned."""
+    """A range older than retention_raw is answered from the 1-minute tier
+    (avg/min/max/count per minute, rolled up when the raw chunk was sealed),
+    merged into at most max_points buckets; it still answers after the raw
+    chunks are pruned."""
     rig = await open_store(retention_raw=1 * HOUR, retention_rollup=30 * DAY)
     store = rig.store
     start = T0_MS - 3 * HOUR_MS  # older than raw retention
     for i in range(600):  # 10 minutes, cpu == i
         store.record(sample(i + 1, start + i * SECOND_MS, cpu=i))
-    await store.flush()
-    await store.rollup(T0_MS)
-    minutes = await query(db_url, "SELECT bucket_ms, avg_value, min_value, max_value, sample_count FROM rollup_1m "
-                                  "WHERE host = 'h1' AND metric = 'cpu' ORDER BY bucket_ms")
+    await store.flush()  # the windows are long over: sealed
+    await store.rollup()  # (the store batches rollups; prune and stop run them too)
+    minutes = await minute_buckets(db_url, "h1", "cpu")
     assert minutes == [(start + m * MINUTE_MS, 60 * m + 29.5, 60 * m, 60 * m + 59, 60) for m in range(10)]
 
     end = start + 10 * MINUTE_MS
@@ -378,25 +423,28 @@ async def test_history_beyond_raw_retention_reads_the_1m_rollup(open_store, db_u
     assert result.tier == "1m" and result.bucket_ms == MINUTE_MS and len(result.series["cpu"]) == 10
 
     await store.prune()
-    assert await count_rows(db_url, "samples") == 0  # all raw rows were past retention
+    assert await count_samples(db_url) == 0  # all raw chunks were past retention
     result = await store.history("h1", ["cpu"], start, end, max_points=5, raw_resolution_ms=SECOND_MS)
     assert result.series["cpu"] == expected
 
 
 @pytest_twisted.ensureDeferred
 async def test_rollup_rerolls_late_rows_into_their_minute(open_store, db_url):
-    """A row that arrives after its minute was rolled up is folded in by the next rollup."""
+    """A sample that arrives after its chunk was sealed and rolled up makes a
+    chunk of its own, whose rollup is merged into the same minute bucket."""
     rig = await open_store()
     store = rig.store
     minute = T0_MS - 5 * MINUTE_MS
+    rig.wall.ms = T0_MS + 2 * MINUTE_MS  # the window [T0 - 10 min, T0) is over
     store.record(sample(1, minute + 1_000, cpu=10))
     await store.flush()
-    await store.rollup(T0_MS)
+    await store.rollup()
+    assert await minute_buckets(db_url, "h1", "cpu") == [(minute, 10.0, 10.0, 10.0, 1)]
     store.record(sample(2, minute + 2_000, cpu=30))
     await store.flush()
-    await store.rollup(T0_MS + 1)
-    assert await query(db_url, "SELECT avg_value, min_value, max_value, sample_count FROM rollup_1m "
-                               "WHERE bucket_ms = ?", (minute,)) == [(20.0, 10.0, 30.0, 2)]
+    await store.rollup()
+    assert await minute_buckets(db_url, "h1", "cpu") == [(minute, 20.0, 10.0, 30.0, 2)]
+    assert await count_rows(db_url, "chunks WHERE tier = 0") == 2 and await count_samples(db_url) == 2
 
 
 # ----- 4. stats
@@ -478,8 +526,8 @@ async def test_prune_applies_both_retentions(open_store, db_url):
     store.record(notification(5, old_hour, "n-kept"))
     await store.prune()
 
-    assert await query(db_url, "SELECT ts_ms FROM samples") == [(recent,)]
-    assert await query(db_url, "SELECT bucket_ms FROM rollup_1m ORDER BY bucket_ms") == [(old_hour,), (recent,)]
+    assert [row[2] for row in await stored_rows(db_url)] == [recent]
+    assert [row[0] for row in await minute_buckets(db_url, "h1", "cpu")] == [old_hour, recent]
     assert await query(db_url, "SELECT id FROM notifications") == [("n-kept",)]
 
 
@@ -490,15 +538,15 @@ async def test_prune_timer_runs_prune(open_store, db_url):
     rig.store.record(sample(1, T0_MS - 2 * HOUR_MS, cpu=1))
     rig.store.record(sample(2, T0_MS - 1, cpu=2))
     await rig.store.flush()
-    assert await count_rows(db_url, "samples") == 2
+    assert await count_samples(db_url) == 2
     rig.clock.advance(300.0)
 
     async def pruned() -> bool:
-        return await count_rows(db_url, "samples") == 1
+        return await count_samples(db_url) == 1
 
     await eventually(pruned)
-    assert await query(db_url, "SELECT ts_ms FROM samples") == [(T0_MS - 1,)]
-    assert await count_rows(db_url, "rollup_1m") == 2
+    assert [row[2] for row in await stored_rows(db_url)] == [T0_MS - 1]
+    assert len(await minute_buckets(db_url, "h1", "cpu")) == 1  # the open chunk is not rolled up yet
 
 
 # ----- 7. database down
@@ -628,7 +676,7 @@ async def test_database_down_queues_rows_and_writes_them_when_back(outage, open_
     assert await store.flush() == 5
     assert store.pending_rows == 0 and store.available
     assert store_messages(store_log, LogLevel.info, "database back")
-    assert await query(db_url, "SELECT seq, metric, value FROM samples ORDER BY seq, metric") == [
+    assert [(seq, metric, value) for seq, _h, _t, metric, value in await stored_rows(db_url)] == [
         (1, "cpu", 1.0), (1, "mem", 2.0), (2, "cpu", 3.0), (2, "mem", 4.0), (4, "cpu", 5.0), (4, "mem", 6.0),
     ]
     assert await query(db_url, "SELECT id, seq FROM notifications") == [("n-1", 3)]
@@ -650,7 +698,7 @@ async def test_dropped_connection_is_replaced_without_losing_a_batch(outage, ope
     await outage.up()
     store.record(sample(2, T0_MS + 1, cpu=2.0))
     assert await store.flush() == 1
-    assert await query(db_url, "SELECT seq FROM samples ORDER BY seq") == [(1,), (2,)]
+    assert [row[0] for row in await stored_rows(db_url)] == [1, 2]
     assert store_messages(store_log, LogLevel.error, "database unavailable") == []
 
 
@@ -668,7 +716,7 @@ async def test_queue_is_bounded_and_drops_the_oldest_with_a_warning(open_store, 
     assert "dropped the oldest 1 sample rows" in warnings[0]
     assert "dropped the oldest 3 sample rows" in warnings[1]
     assert await store.flush() == 5
-    assert await query(db_url, "SELECT seq, metric FROM samples ORDER BY seq, metric") == [
+    assert [(seq, metric) for seq, _h, _t, metric, _v in await stored_rows(db_url)] == [
         (2, "b"), (2, "c"), (3, "a"), (3, "b"), (3, "c"),
     ]
 
@@ -684,12 +732,14 @@ async def test_stop_service_flushes_pending_rows_then_closes(open_store, db_url)
     for seq in range(1, 11):
         store.record(sample(seq, T0_MS + seq, cpu=seq))
     store.record(notification(11, T0_MS + 11, "n-1"))
-    assert await count_rows(db_url, "samples") == 0
+    assert await count_samples(db_url) == 0
     await store.stopService()
     assert not store.running and store.pending_rows == 0
     assert not store.pool.running
     assert rig.clock.getDelayedCalls() == []  # both LoopingCalls stopped
-    assert await count_rows(db_url, "samples") == 10
+    assert await count_samples(db_url) == 10
+    assert await count_rows(db_url, "chunk_head") == 0  # a clean stop seals every open chunk
+    assert await count_rows(db_url, "chunks WHERE tier = 0") == 1
     assert await count_rows(db_url, "notifications") == 1
 
 

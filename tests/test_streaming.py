@@ -11,6 +11,8 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
+from dashd.store.chunks import OpenChunks
+
 from conftest import start_daemon
 from wsclient import connect
 
@@ -140,7 +142,10 @@ async def test_resume_beyond_retention_reports_a_gap(daemon):
     client = await authed(daemon)
     await client.recv_type("metrics_update")
     await daemon.core.store.flush()
-    await daemon.core.store.execute("DELETE FROM samples")
+    # Past retention: gone from the chunks, the head and the open chunks in memory.
+    await daemon.core.store.execute("DELETE FROM chunks")
+    await daemon.core.store.execute("DELETE FROM chunk_head")
+    daemon.core.store.open_chunks = OpenChunks()
     daemon.core.hub.ring._messages.clear()
     await sleep(0.5)
     reply = await client.request("resume", {"after_seq": 0})

@@ -1379,6 +1379,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                                   help="start this many idle processes first (to measure ~300 processes)")
     collector_parser.add_argument("--only-host", action="store_true",
                                   help="only the seed's psutil host collector (what `run` measures)")
+    from dashd.store import bench_store  # the store benchmark lives with the store
+
+    bench_store.configure(commands)
     return parser
 
 
@@ -1387,6 +1390,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return serve(args)
     if args.bench_command == "collector":
         return collector_cost(args)
+    if args.bench_command == "store":
+        from dashd.store import bench_store
+
+        return bench_store.main(args)
     if args.bench_command == "loop":
         return fanout_loop_cost(args)
     return run(args)

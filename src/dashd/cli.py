@@ -113,12 +113,19 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from dashd.store.migrate_v1 import V1Migration
+
     settings = _settings(args)
 
-    async def nothing(store):
-        return None
+    def report(progress) -> None:
+        if progress.rollup_rows or progress.sample_rows:
+            print(f"moving v1 rows into chunks: {progress.phase}, {progress.rollup_rows} 1-minute buckets and "
+                  f"{progress.sample_rows} samples done, {progress.chunks} chunks", flush=True)
 
-    _with_store(settings, nothing)
+    async def move_v1_rows(store):
+        return await V1Migration(store, batch_rows=args.batch_rows, report=report).run()
+
+    _with_store(settings, move_v1_rows)
     print(f"database up to date: {redact_url(settings.db_url)}")
     return 0
 
@@ -224,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     _add_common(migrate)
+    migrate.add_argument("--batch-rows", type=int, default=50_000,
+                         help="v1 rows moved per transaction (bounds memory; default 50000)")
     migrate.set_defaults(func=cmd_migrate)
 
     check = commands.add_parser("check-config", help="validate the configuration and exit")

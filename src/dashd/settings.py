@@ -135,11 +135,14 @@ FIELDS: tuple[Field, ...] = (
           "name this daemon gives its samples (default: the machine's host name)",
           lambda value: value == "" or re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value) is not None),
     Field("disk_path", "/", str, "a mounted directory", "filesystem whose usage disk_usage reports"),
-    Field("retention_raw", DAY, parse_duration, "a duration from 1m to 365d (e.g. 24h)",
+    Field("retention_raw", 7 * DAY, parse_duration, "a duration from 1m to 365d (e.g. 24h)",
           "how long raw samples are kept", _number(MINUTE, 365 * DAY)),
-    Field("retention_rollup", 30 * DAY, parse_duration, "a duration from 1h to 3650d (e.g. 30d)",
+    Field("retention_rollup", 90 * DAY, parse_duration, "a duration from 1h to 3650d (e.g. 30d)",
           "how long 1-minute rollups are kept", _number(HOUR, 3650 * DAY)),
-    Field("batch_interval", 2.0, parse_duration, "a duration from 0.1s to 60s", "how often samples are written to the store",
+    Field("retention_hourly", 730 * DAY, parse_duration, "a duration from 1h to 3650d (e.g. 2y = 730d)",
+          "how long 1-hour rollups are kept", _number(HOUR, 3650 * DAY)),
+    Field("batch_interval", 1.0, parse_duration, "a duration from 0.1s to 60s",
+          "how often samples are written to the store (a kill -9 loses at most about this much)",
           _number(0.1, 60)),
     Field("prune_interval", 5 * MINUTE, parse_duration, "a duration from 10s to 1d",
           "how often retention pruning and rollup run", _number(10, DAY)),
@@ -341,9 +344,10 @@ class Settings:
     static: str = "frontend/dist"
     host_name: str = ""
     disk_path: str = "/"
-    retention_raw: float = DAY
-    retention_rollup: float = 30 * DAY
-    batch_interval: float = 2.0
+    retention_raw: float = 7 * DAY
+    retention_rollup: float = 90 * DAY
+    retention_hourly: float = 730 * DAY
+    batch_interval: float = 1.0
     prune_interval: float = 5 * MINUTE
     store_queue: int = 100_000
     db_query_timeout: float = 5.0
@@ -534,6 +538,9 @@ def load_settings(
     if settings.retention_rollup < settings.retention_raw:
         raise ConfigError("retention_rollup", format_duration(settings.retention_rollup),
                           f"must be at least retention_raw ({format_duration(settings.retention_raw)})")
+    if settings.retention_hourly < settings.retention_rollup:
+        raise ConfigError("retention_hourly", format_duration(settings.retention_hourly),
+                          f"must be at least retention_rollup ({format_duration(settings.retention_rollup)})")
     check_db_url(settings.db_url)
     return _with_metrics_token_file(settings)
 

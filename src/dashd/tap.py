@@ -40,6 +40,8 @@ from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
 from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
+from dashd.store.node import load_or_create_node_id
+from dashd.collect.collector import describe_metric
 from dashd.clients.queries import QueryScheduler
 from dashd.ops.telemetry import Telemetry
 from dashd.auth.users import UserDirectory
@@ -353,8 +355,10 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
                   retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
+                  retention_hourly=settings.retention_hourly, describe=describe_metric,
                   query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
-                  spill_path=settings.spill_path)
+                  spill_path=settings.spill_path,
+                  node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")))
     store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
                                             telemetry.store_rows.inc(rows))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,

@@ -156,7 +156,11 @@ class IngestClientProtocol(WebSocketClientProtocol):
         self.factory.uplink.closed(self, code, reason)
 
     def send_bytes(self, payload: bytes) -> None:
-        self.sendMessage(payload)
+        # A close may be under way (the hub shutting down): sending would
+        # raise and stop the batch loop; the batch stays in flight and is
+        # sent again after the reconnect.
+        if self.state == WebSocketClientProtocol.STATE_OPEN:
+            self.sendMessage(payload)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         if self.state == WebSocketClientProtocol.STATE_OPEN:

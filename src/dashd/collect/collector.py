@@ -29,28 +29,40 @@ class MetricInfo:
     name: str
     unit: str
     description: str
+    kind: str = "gauge"  # or "rate": a per-second rate derived from a counter
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "unit": self.unit, "description": self.description}
+        return {"name": self.name, "unit": self.unit, "description": self.description, "kind": self.kind}
 
 
 BASE_CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("cpu_usage", "%", "CPU busy over the last interval, all cores"),
     MetricInfo("memory_usage", "%", "memory in use (total minus available)"),
-    MetricInfo("network_traffic", "B/s", "network bytes received plus sent per second"),
+    MetricInfo("network_traffic", "B/s", "network bytes received plus sent per second", "rate"),
     MetricInfo("active_connections", "count", "live authenticated WebSocket clients of this daemon"),
     MetricInfo("swap_usage", "%", "swap in use"),
     MetricInfo("disk_usage", "%", "space used on the watched filesystem"),
-    MetricInfo("disk_read", "B/s", "bytes read per second, all disks"),
-    MetricInfo("disk_write", "B/s", "bytes written per second, all disks"),
-    MetricInfo("network_rx", "B/s", "network bytes received per second"),
-    MetricInfo("network_tx", "B/s", "network bytes sent per second"),
+    MetricInfo("disk_read", "B/s", "bytes read per second, all disks", "rate"),
+    MetricInfo("disk_write", "B/s", "bytes written per second, all disks", "rate"),
+    MetricInfo("network_rx", "B/s", "network bytes received per second", "rate"),
+    MetricInfo("network_tx", "B/s", "network bytes sent per second", "rate"),
     MetricInfo("load_1", "", "load average over 1 minute"),
     MetricInfo("load_5", "", "load average over 5 minutes"),
     MetricInfo("load_15", "", "load average over 15 minutes"),
     MetricInfo("process_count", "count", "processes on the host"),
     MetricInfo("uptime", "s", "seconds since the host booted"),
 )
+
+
+def describe_metric(name: str) -> tuple[str, str]:
+    """(unit, kind) of a catalogue metric, for the store's series registry;
+    a name outside the catalogue (an agent's extra metric) is a gauge."""
+    info = _BY_NAME.get(name)
+    if info is None and name.startswith("cpu_core_"):
+        return "%", "gauge"
+    return (info.unit, info.kind) if info is not None else ("", "gauge")
+
+_BY_NAME = {info.name: info for info in BASE_CATALOGUE}
 
 
 def build_catalogue(cpu_count: int) -> tuple[MetricInfo, ...]:

@@ -2,9 +2,13 @@
 notifications, rules, users and audit in SQLite (default) or MySQL, through
 twisted.enterprise.adbapi so no query runs on the reactor thread.
 
-Samples are written in batches every `batch_interval`. While the database is
-unreachable rows wait in a bounded in-memory queue (oldest dropped first, with
-a log line) and are written when it comes back.
+Samples are kept as compressed chunks, one series each (docs/storage.md):
+every `batch_interval` the queued samples are written as one head row (the
+write-ahead log of the open chunks) and appended to their open chunk in
+memory; a chunk whose 10-minute window is over is sealed, encoded once and
+written with its 1-minute and 1-hour rollups. While the database is
+unreachable samples wait in a bounded in-memory queue (oldest dropped first,
+with a log line) and are written when it comes back.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 import os
 import re
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -31,14 +36,23 @@ from dashd.ops.private import private_file
 from dashd.store.spill import SpillFile
 from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.settings import DatabaseURL, check_db_url, redact_url
+from dashd.store.chunks import OpenChunks, SealedChunk
+from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
+from dashd.store.samples import DEFAULT_OWNER, Memory, SampleTables, bucketed, exact_summary, summary
+from dashd.store.series import Describe, SeriesRegistry
+from dashd.store.tiers import HOUR, HOUR_MS, MINUTE, RAW, TIER_NAMES, Points
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
 
 MINUTE_MS = 60_000
+DAY = 86_400.0
 SECOND = 1.0
+GIL_SWITCH_INTERVAL = 0.0005  # seconds; see Store.startService
+QUERY_ATTEMPTS = 5  # a query overlapping a seal reads again (seals are minutes apart)
+ROLLUP_SAMPLES = 2_000_000  # sealed samples that trigger a rollup batch
+ROLLUP_INTERVAL = 3600.0  # seconds: and at least this often
 READY_TIMEOUT = 1.5 * SECOND  # readiness answers "not ready" this soon into a stall
 MAINTENANCE_TIMEOUT = 300 * SECOND  # migrations, rollups and pruning scan whole tables
-ROLLUP_LATE_MS = 10 * MINUTE_MS  # re-roll this far back each run, for late rows
 
 
 class StoreUnavailable(Unavailable):
@@ -121,6 +135,10 @@ class Dialect:
 
 
 def _sqlite_open(connection: sqlite3.Connection) -> None:
+    # Head rows are written every flush and deleted at every seal: with
+    # incremental auto-vacuum (settable only before the first table, so new
+    # databases only) the seal gives their pages back to the file system.
+    connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
 
@@ -132,11 +150,17 @@ class HistorySeries:
     series: dict[str, list[dict]]
 
 
+_NUMBER = (int, float)
+
+
 def rows_of(message: StreamMessage) -> list[tuple]:
+    seq, host, ts = message.seq, message.host, message.timestamp_ms
+    # `value - value == 0` is false for inf and NaN: the finiteness test
+    # without a call per value (this runs for every sample of every host).
     return [
-        (message.seq, message.host, message.timestamp_ms, name, float(value))
+        (seq, host, ts, name, float(value))
         for name, value in (message.metrics or {}).items()
-        if isinstance(value, (int, float)) and math.isfinite(value)
+        if type(value) in _NUMBER and value - value == 0
     ]
 
 
@@ -174,13 +198,16 @@ class Store(Service):
         *,
         batch_interval: float = 2.0,
         prune_interval: float = 300.0,
-        retention_raw: float = 86_400.0,
-        retention_rollup: float = 30 * 86_400.0,
+        retention_raw: float = 7 * DAY,
+        retention_rollup: float = 90 * DAY,
+        retention_hourly: float = 730 * DAY,
         max_queue_rows: int = 100_000,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        describe: Describe | None = None,
         query_timeout: float = 5.0,
         connect_timeout: float = 5.0,
         spill_path: str | None = None,
+        node_id: str = DEFAULT_OWNER,
     ) -> None:
         self.db_url = db_url
         self.dialect = Dialect(check_db_url(db_url))
@@ -189,6 +216,7 @@ class Store(Service):
         self.prune_interval = prune_interval
         self.retention_raw_ms = int(retention_raw * 1000)
         self.retention_rollup_ms = int(retention_rollup * 1000)
+        self.retention_hourly_ms = int(max(retention_hourly, retention_rollup) * 1000)
         self.max_queue_rows = max_queue_rows
         self.wall_clock_ms = wall_clock_ms
         self.query_timeout = query_timeout
@@ -213,19 +241,40 @@ class Store(Service):
         self._outage_logged = False
         self._stalled = False  # the last failure was a deadline: do not retry at once
         self._down_since = 0.0
+        self._write_failing = False  # the last write failed (a full disk still answers SELECT 1)
         self._dropped = 0
         # Durability tickets (when_written): each write takes the whole
         # queue and bumps the generation; a ticket is settled by the first
-        # write that took its rows.
+        # write that took its rows (committed to the head, the write-ahead
+        # log of the open chunks).
         self._generation = 0
         self._durability_waiters: list[tuple[int, int, Deferred]] = []
-        self._rollup_from_ms: int | None = None
+        # The chunk engine: series ids, open chunks (already in the head
+        # rows), sealed chunks not written yet, and a seal counter that lets a
+        # query notice a seal that ran while it read (odd while sealing).
+        self.registry = SeriesRegistry(describe)
+        self.node_id = node_id  # owner of this node's head rows (store/node.py)
+        self.tables = SampleTables(self.dialect.sql, self.registry, node_id)
+        self.open_chunks = OpenChunks()
+        self._sealed: list[SealedChunk] = []
+        self._seal_epoch = 0
+        self._unrolled = 0  # samples sealed since the last rollup
+        self._rolled_at = clock.seconds()
+        self._seal_waiters: list[Deferred] = []
+        self._recovered = False
         self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
 
     # ----- lifecycle
 
     def startService(self) -> None:
         super().startService()
+        # Chunks are decoded and bucketed (numpy, Python) in the database
+        # threads. With CPython's default 5 ms GIL switch interval a thread
+        # kept busy by a flood of queries makes the reactor wait up to 5 ms at
+        # every GIL hand-off (the convoy effect) and live updates stall; a
+        # shorter interval keeps the reactor responsive. Only ever lowered.
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self.pool = self.dialect.connection_pool(self.connect_timeout, self.query_timeout)
         self.pool.start()
         self.system_pool = self.dialect.system_pool(self.connect_timeout, self.query_timeout)
@@ -238,10 +287,10 @@ class Store(Service):
 
     async def _prepare(self) -> None:
         try:
-            await self.ensure_schema()
+            await self.ready()
         except StoreUnavailable:
-            pass  # logged by _run; the flush loop retries the migrations, samples queue meanwhile
-        if self._spilled_rows and self.migrated:
+            pass  # logged by _run; the flush loop retries, samples queue meanwhile
+        if self._spilled_rows and self._recovered:
             await self.flush()  # the spilled rows first, before the next batch
 
     def _loop(self, tick: Callable[[], Any], interval: float) -> LoopingCall:
@@ -264,11 +313,17 @@ class Store(Service):
             if not self.pending_rows or self._stalled:
                 break
         if self.pending_rows:
+            # Only what the head (the chunks' write-ahead log) does not hold
+            # yet is lost with the process: those rows go to the spill file.
             self._spill_or_report()
-        elif self.spill is not None and os.path.exists(self.spill.path):
-            self._forget_spill(0)  # its rows were written, or dropped by the queue bound
-        # Spilled rows are not in the database yet: no write ticket is settled as written.
-        self._settle_tickets(self._generation, -1, written=False)
+        else:
+            if self.spill is not None and os.path.exists(self.spill.path):
+                self._forget_spill(0)  # its rows were written, or dropped by the queue bound
+            if self._recovered:
+                # A clean stop seals every open chunk (nothing waits in the
+                # head) and rolls them up.
+                await self._seal(everything=True)
+                await self.rollup()
         if self.pool is not None:
             # close() joins the pool's threads: wake any blocked on a stall.
             self.pool.abort_running()
@@ -322,8 +377,6 @@ class Store(Service):
         self._notification_rows[:0] = batch.notifications
         self._ack_rows[:0] = batch.acks
         self._spilled_rows = batch.rows
-        for row in batch.samples:
-            self._note_rollup(row[2])
         self.log.info("store: {rows} rows spilled at the last shutdown are queued first", rows=batch.rows)
 
     async def ensure_schema(self) -> int:
@@ -334,6 +387,27 @@ class Store(Service):
             applied = await self._run(self._migrate, timeout=MAINTENANCE_TIMEOUT)
             self.migrated = True
             return applied
+
+    async def ready(self) -> None:
+        """Schema applied and the open chunks of the last run read back from
+        the head rows (what a kill -9 left there)."""
+        await self.ensure_schema()
+        if self._recovered:
+            return
+        async with self._schema_lock:
+            if self._recovered:
+                return
+            heads = await self._run(self._recover)
+            for head in heads:
+                self.open_chunks.add_columns(head)
+            self._recovered = True
+            if heads:
+                self.log.info("store: read back {samples} samples of open chunks from the head",
+                              samples=sum(len(h.t) for h in heads))
+
+    def _recover(self, cursor) -> list:
+        self.registry.load(cursor)
+        return self.tables.read_head(cursor)
 
     def _migrate(self, cursor) -> int:
         cursor.execute(
@@ -436,23 +510,22 @@ class Store(Service):
 
     async def check(self) -> bool:
         """Readiness: can the database answer a query now (within
-        READY_TIMEOUT)? Asked on the system connection, so a flood of client
-        queries does not make the daemon look dead."""
+        READY_TIMEOUT, on the system connection, so a flood of client
+        queries does not make the daemon look dead), and did the last write
+        go through? (A full disk still answers SELECT 1.)"""
         try:
             await self._run_system(lambda cursor: cursor.execute("SELECT 1"),
                                    timeout=min(READY_TIMEOUT, self.query_timeout))
-            return True
         except StoreUnavailable:
             return False
+        return not self._write_failing
 
     # ----- writes
 
     def record(self, message: StreamMessage) -> None:
         """Queue a sequenced stream message for the next batch."""
         if message.type == METRICS_UPDATE:
-            rows = rows_of(message)
-            self._sample_rows.extend(rows)
-            self._note_rollup(message.timestamp_ms)
+            self._sample_rows.extend(rows_of(message))
         elif message.type == NOTIFICATION:
             body = message.body or {}
             self._notification_rows.append((
@@ -469,10 +542,6 @@ class Store(Service):
             self._dropped += overflow
             self.log.warn("store: queue full ({limit} rows), dropped the oldest {count} sample rows",
                           limit=self.max_queue_rows, count=overflow)
-
-    def _note_rollup(self, timestamp_ms: int) -> None:
-        if self._rollup_from_ms is None or timestamp_ms < self._rollup_from_ms:
-            self._rollup_from_ms = timestamp_ms
 
     @property
     def pending_rows(self) -> int:
@@ -548,29 +617,40 @@ class Store(Service):
         started = time.perf_counter()
         spilled, self._spilled_rows = self._spilled_rows, 0
         try:
-            if not self.migrated:
-                await self.ensure_schema()
-            await self._run(self._write_batch, samples, notifications, acks, settle=True)
+            if not self._recovered:
+                await self.ready()
+            series_ids = await self._run(self._write_batch, samples, notifications, acks, settle=True)
         except StoreUnavailable as e:
             self._settle_tickets(taken, dropped_at_take, written=False)
             self._sample_rows[:0] = samples
             self._notification_rows[:0] = notifications
             self._ack_rows[:0] = acks
             self._spilled_rows = spilled
+            self._write_failing = True
             self._read_error = str(e).splitlines()[0] if str(e) else "the database is unavailable"
             return 0
+        # Durable in the head row now: into the open chunks, settle the
+        # tickets, then seal the windows that are over (their own
+        # transaction; on failure they wait in memory and in the head for
+        # the next flush).
+        self.open_chunks.add(series_ids, samples)
+        self._write_failing = False
         self._read_error = None
         if spilled and self.spill is not None:
             self._forget_spill(spilled)
         written = len(samples) + len(notifications) + len(acks)
         self._settle_tickets(taken, dropped_at_take, written=True)
         self.on_write(time.perf_counter() - started, written)
+        await self._seal()
         return written
 
-    def _write_batch(self, cursor, samples, notifications, acks) -> None:
+    def _write_batch(self, cursor, samples, notifications, acks) -> list[int]:
         sql = self.dialect.sql
-        if samples:
-            cursor.executemany(sql("INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (?, ?, ?, ?, ?)"), samples)
+        try:
+            series_ids = self.tables.write_head(cursor, samples, self.wall_clock_ms())
+        except Exception:
+            self.registry.rolled_back()
+            raise
         if notifications:
             cursor.executemany(sql(
                 "REPLACE INTO notifications (id, seq, ts_ms, level, title, message, source, state) "
@@ -581,6 +661,109 @@ class Store(Service):
             for _, notification_id, by, at in acks:
                 cursor.execute(sql("UPDATE notifications SET acknowledged_by = ?, acknowledged_at_ms = ? WHERE id = ?"),
                                (by, at, notification_id))
+        return series_ids
+
+    async def _seal(self, everything: bool = False) -> int:
+        """Write the chunks whose window is over (all, at a clean stop) with
+        their rollups, and shrink the head to the samples still open."""
+        self._sealed.extend(self.open_chunks.take_due(self.wall_clock_ms(), everything))
+        if not self._sealed:
+            return 0
+        sealed = list(self._sealed)
+        self._seal_epoch += 1
+        try:
+            await self._run(self._seal_interaction, sealed, self.open_chunks.head_columns(), settle=True)
+        except StoreUnavailable as e:
+            self.log.warn("store: sealing {chunks} chunks failed ({error}); they stay in the head and are retried",
+                          chunks=len(sealed), error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return 0
+        finally:
+            self._seal_epoch += 1
+            waiters, self._seal_waiters = self._seal_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+        written = {id(chunk) for chunk in sealed}
+        self._sealed = [chunk for chunk in self._sealed if id(chunk) not in written]
+        self._unrolled += sum(chunk.count for chunk in sealed)
+        if self._unrolled >= ROLLUP_SAMPLES or self.clock.seconds() - self._rolled_at >= ROLLUP_INTERVAL:
+            await self.rollup()
+        return len(sealed)
+
+    async def rollup(self, now_ms: int | None = None) -> int:
+        """Merge the sealed raw chunks not rolled up yet into the 1-minute
+        and 1-hour tiers (batched: every ROLLUP_SAMPLES samples or
+        ROLLUP_INTERVAL, at each prune and at a clean stop; a bucket is
+        rewritten once per batch, not once per seal). Returns chunks read."""
+        total = 0
+        try:
+            while True:
+                count = await self._run(self.tables.roll_up, timeout=MAINTENANCE_TIMEOUT)
+                total += count
+                if count < ROLLUP_BATCH_CHUNKS:
+                    break
+        except StoreUnavailable as e:
+            self.log.warn("store: rolling up failed ({error}); retried later",
+                          error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return total
+        self._unrolled = 0
+        self._rolled_at = self.clock.seconds()
+        return total
+
+    def _seal_interaction(self, cursor, sealed: list[SealedChunk], still_open) -> None:
+        self.tables.seal(cursor, sealed, still_open)
+        self.registry.committed()
+        if self.dialect.name == "sqlite":
+            # Last in the transaction: executescript commits first and runs
+            # the pragma to the end (execute() would free a single page).
+            try:
+                cursor.executescript("PRAGMA incremental_vacuum;")
+            except sqlite3.Error as e:  # the seal is committed already: only space is not returned
+                self.log.warn("store: returning free pages failed ({error})", error=str(e))
+
+    def _memory(self, series_ids: set[int] | None) -> Memory:
+        """Copies of the samples not in the chunks table yet."""
+        raw: dict[int, list] = {}
+        for series_id, columns in self.open_chunks.snapshot(series_ids):
+            raw.setdefault(series_id, []).append(columns)
+        for chunk in self._sealed:
+            if series_ids is None or chunk.series_id in series_ids:
+                raw.setdefault(chunk.series_id, []).append(chunk.columns)
+        return Memory(raw)
+
+    def _with_other_heads(self, cursor, memory: Memory, series_ids: set[int] | None,
+                          seqs: tuple[int, int] | None = None) -> Memory:
+        """Memory plus the open samples other nodes sharing the database
+        hold in their head rows (read in the same transaction as the
+        chunks, so a sample the other node sealed meanwhile is in one only)."""
+        if self.dialect.name == "sqlite" and not cursor.connection.in_transaction:
+            # sqlite3 runs a lone SELECT in autocommit: open the transaction
+            # so the head rows and the chunks come from one snapshot when
+            # another process shares the file (committed by the pool).
+            cursor.execute("BEGIN")
+        others = self.tables.read_other_heads(cursor, series_ids, *(seqs or (None, None)))
+        if not others:
+            return memory
+        raw = {series_id: list(parts) for series_id, parts in memory.raw.items()}
+        for series_id, parts in others.items():
+            raw.setdefault(series_id, []).extend(parts)
+        if any(self.registry.info(series_id) is None for series_id in others):
+            self.registry.load(cursor)  # series another node registered
+        return Memory(raw)
+
+    async def _consistent(self, series_ids: Callable[[], set[int] | None], interaction: Callable, *args: Any) -> Any:
+        """Run a read over the chunks table plus a snapshot of memory, again
+        if a seal moved samples from memory to the table meanwhile."""
+        for _attempt in range(QUERY_ATTEMPTS):
+            epoch = self._seal_epoch
+            if epoch % 2:
+                waiter: Deferred = Deferred()
+                self._seal_waiters.append(waiter)
+                await waiter
+                continue
+            result = await self._run(interaction, self._memory(series_ids()), *args)
+            if self._seal_epoch == epoch:
+                return result
+        return result
 
     # ----- retention
 
@@ -588,40 +771,24 @@ class Store(Service):
         Deferred.fromCoroutine(self.prune()).addErrback(lambda f: self.log.failure("store prune failed", f))
 
     async def prune(self) -> None:
-        """Roll raw samples up into 1-minute buckets, then drop what is past
-        retention in both tiers."""
+        """Seal what is due, then delete whole chunks past their tier's
+        retention (raw, 1-minute, 1-hour) and old notifications."""
         now = self.wall_clock_ms()
         try:
             await self.flush()
-            await self.rollup(now)
-            await self._run(self._delete_old, now - self.retention_raw_ms, now - self.retention_rollup_ms,
-                            timeout=MAINTENANCE_TIMEOUT)
+            await self._seal()
+            await self.rollup()
+            await self._run(self._delete_old, now, timeout=MAINTENANCE_TIMEOUT)
         except StoreUnavailable:
             pass
 
-    async def rollup(self, now_ms: int) -> None:
-        until = (now_ms // MINUTE_MS) * MINUTE_MS  # complete minutes only
-        last = await self._run(self._get_meta, "rollup_until_ms")
-        start = int(last) - ROLLUP_LATE_MS if last else now_ms - self.retention_raw_ms
-        if self._rollup_from_ms is not None:
-            start = min(start, (self._rollup_from_ms // MINUTE_MS) * MINUTE_MS)
-        await self._run(self._rollup, max(0, start), until, timeout=MAINTENANCE_TIMEOUT)
-        self._rollup_from_ms = None
-
-    def _rollup(self, cursor, start_ms: int, until_ms: int) -> None:
-        minute = self.dialect.minute("ts_ms")
-        cursor.execute(self.dialect.sql(
-            f"REPLACE INTO rollup_1m (host, metric, bucket_ms, avg_value, min_value, max_value, sample_count) "
-            f"SELECT host, metric, {minute}, AVG(value), MIN(value), MAX(value), COUNT(*) FROM samples "
-            f"WHERE ts_ms >= ? AND ts_ms < ? GROUP BY host, metric, {minute}"), (start_ms, until_ms))
-        self._set_meta(cursor, "rollup_until_ms", str(until_ms))
-
-    def _delete_old(self, cursor, raw_before_ms: int, rollup_before_ms: int) -> None:
+    def _delete_old(self, cursor, now_ms: int) -> None:
         sql = self.dialect.sql
-        cursor.execute(sql("DELETE FROM samples WHERE ts_ms < ?"), (raw_before_ms,))
-        cursor.execute(sql("DELETE FROM rollup_1m WHERE bucket_ms < ?"), (rollup_before_ms,))
-        cursor.execute(sql("DELETE FROM notification_acks WHERE ts_ms < ?"), (rollup_before_ms,))
-        cursor.execute(sql("DELETE FROM notifications WHERE ts_ms < ?"), (rollup_before_ms,))
+        self.tables.prune(cursor, {RAW: now_ms - self.retention_raw_ms, MINUTE: now_ms - self.retention_rollup_ms,
+                                   HOUR: now_ms - self.retention_hourly_ms})
+        before = now_ms - self.retention_rollup_ms
+        cursor.execute(sql("DELETE FROM notification_acks WHERE ts_ms < ?"), (before,))
+        cursor.execute(sql("DELETE FROM notifications WHERE ts_ms < ?"), (before,))
 
     def _get_meta(self, cursor, name: str) -> str | None:
         cursor.execute(self.dialect.sql("SELECT value FROM meta WHERE name = ?"), (name,))
@@ -633,74 +800,108 @@ class Store(Service):
 
     # ----- reads
 
+    def tier_for(self, from_ms: int, now_ms: int) -> int:
+        """The finest tier whose retention covers a range starting at from_ms."""
+        if from_ms >= now_ms - self.retention_raw_ms:
+            return RAW
+        if from_ms >= now_ms - self.retention_rollup_ms:
+            return MINUTE
+        return HOUR
+
+    def _ids_of(self, host: str, keys: Sequence[str]) -> Callable[[], set[int]]:
+        return lambda: {i for i in (self.registry.cached(host, key) for key in keys) if i is not None}
+
     async def history(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int,
                       max_points: int, raw_resolution_ms: int) -> HistorySeries:
         """Downsampled series: at most `max_points` equal buckets per metric,
-        each with avg/min/max/count; raw tier when the range lies within raw
-        retention, else the 1-minute rollup."""
+        each with avg/min/max/count, from the finest tier whose retention
+        covers the range (raw, 1-minute, 1-hour); samples not rolled up yet
+        are folded in from the finer data."""
         await self._flush_for_read()
-        now = self.wall_clock_ms()
-        raw = from_ms >= now - self.retention_raw_ms
+        if not self._recovered:
+            await self.ready()
+        tier = self.tier_for(from_ms, self.wall_clock_ms())
         span = max(1, to_ms - from_ms)
-        resolution = raw_resolution_ms if raw else MINUTE_MS
+        resolution = raw_resolution_ms if tier == RAW else (MINUTE_MS if tier == MINUTE else HOUR_MS)
         bucket_ms = max(resolution, math.ceil(span / max_points))
-        if not raw:
-            await self.rollup(now)
-        rows = await self._run(self._history, raw, host, list(metrics), from_ms, to_ms, bucket_ms)
-        series: dict[str, list[dict]] = {name: [] for name in metrics}
-        for metric, bucket, avg, low, high, count in rows:
-            series[metric].append({
-                "t": from_ms + int(bucket) * bucket_ms, "avg": round(avg, 4), "min": low, "max": high, "count": int(count),
-            })
-        return HistorySeries("raw" if raw else "1m", bucket_ms, series)
+        series = await self._consistent(self._ids_of(host, metrics), self._history, tier, host, list(metrics),
+                                        from_ms, to_ms, bucket_ms)
+        return HistorySeries(TIER_NAMES[tier], bucket_ms, series)
 
-    def _history(self, cursor, raw: bool, host: str, metrics: list[str], from_ms: int, to_ms: int, bucket_ms: int):
-        placeholders = ", ".join("?" for _ in metrics)
-        if raw:
-            bucket = self.dialect.bucket("ts_ms")
-            query = (f"SELECT metric, {bucket} AS b, AVG(value), MIN(value), MAX(value), COUNT(*) FROM samples "
-                     f"WHERE host = ? AND metric IN ({placeholders}) AND ts_ms >= ? AND ts_ms < ? "
-                     f"GROUP BY metric, b ORDER BY metric, b")
-        else:
-            bucket = self.dialect.bucket("bucket_ms")
-            query = (f"SELECT metric, {bucket} AS b, SUM(avg_value * sample_count) / SUM(sample_count), "
-                     f"MIN(min_value), MAX(max_value), SUM(sample_count) FROM rollup_1m "
-                     f"WHERE host = ? AND metric IN ({placeholders}) AND bucket_ms >= ? AND bucket_ms < ? "
-                     f"GROUP BY metric, b ORDER BY metric, b")
-        cursor.execute(self.dialect.sql(query), (from_ms, bucket_ms, host, *metrics, from_ms, to_ms))
-        return cursor.fetchall()
+    def _history(self, cursor, memory: Memory, tier: int, host: str, metrics: list[str], from_ms: int, to_ms: int,
+                 bucket_ms: int) -> dict[str, list[dict]]:
+        ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
+        memory = self._with_other_heads(cursor, memory, set(ids.values()))
+        stored = self.tables.read_tier(cursor, list(ids.values()), tier, from_ms, to_ms)
+        if tier != RAW:  # sealed chunks whose rollups are not merged yet
+            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms, to_ms).items():
+                stored.setdefault(series_id, []).extend(points)
+        series: dict[str, list[dict]] = {}
+        for name in metrics:
+            series_id = ids.get(name)
+            if series_id is None:
+                series[name] = []
+                continue
+            points = stored.get(series_id, []) + [Points.of_samples(c.t, c.value) for c in memory.of(series_id)]
+            series[name] = bucketed(points, from_ms, to_ms, bucket_ms)
+        return series
 
     async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, dict]:
-        """avg/min/max/p95/count/last per metric over raw samples."""
+        """avg/min/max/p95/count/last per metric over [from_ms, to_ms]: exact
+        from raw samples where raw retention covers the window; the part
+        before it from 1-minute buckets, marked `"approximate": true`."""
         await self._flush_for_read()
-        return await self._run(self._stats, host, list(metrics), from_ms, to_ms)
+        if not self._recovered:
+            await self.ready()
+        return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
+                                      self.wall_clock_ms() - self.retention_raw_ms)
 
-    def _stats(self, cursor, host: str, metrics: list[str], from_ms: int, to_ms: int) -> dict[str, dict]:
-        from dashd.store.analytics import summarize  # the maths lives with the analytics service
-
-        placeholders = ", ".join("?" for _ in metrics)
-        cursor.execute(self.dialect.sql(
-            f"SELECT metric, value FROM samples WHERE host = ? AND metric IN ({placeholders}) "
-            f"AND ts_ms >= ? AND ts_ms <= ? ORDER BY metric, ts_ms"), (host, *metrics, from_ms, to_ms))
-        values: dict[str, list[float]] = {name: [] for name in metrics}
-        for metric, value in cursor.fetchall():
-            values[metric].append(value)
-        return {name: summarize(series) for name, series in values.items()}
+    def _stats(self, cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
+               raw_from_ms: int) -> dict[str, dict]:
+        ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
+        memory = self._with_other_heads(cursor, memory, set(ids.values()))
+        exact_from = max(from_ms, raw_from_ms)
+        raw = self.tables.read_raw(cursor, list(ids.values()), exact_from, to_ms)
+        older: dict[int, list[Points]] = {}
+        if from_ms < raw_from_ms:
+            older = self.tables.read_tier(cursor, list(ids.values()), MINUTE, from_ms, exact_from - 1)
+            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms,
+                                                               exact_from - 1).items():
+                older.setdefault(series_id, []).extend(points)
+        result = {}
+        for name in metrics:
+            series_id = ids.get(name, -1)
+            _, values = exact_summary(raw.get(series_id, []) + memory.of(series_id), exact_from, to_ms)
+            approximate = None
+            if from_ms < raw_from_ms:
+                points = Points.of_columns(_merged(older.get(series_id, [])).columns())
+                approximate = points.select((points.t >= from_ms) & (points.t < exact_from))
+            result[name] = summary(values, approximate)
+        return result
 
     async def read_stream(self, from_seq: int, to_seq: int) -> list[StreamMessage]:
         """Stream messages with from_seq <= seq <= to_seq, rebuilt from the
-        tables, in seq order (for resume)."""
+        chunks and tables, in seq order (for resume)."""
         await self._flush_for_read()
-        return await self._run(self._read_stream, from_seq, to_seq)
+        if not self._recovered:
+            await self.ready()
+        return await self._consistent(lambda: None, self._read_stream, from_seq, to_seq)
 
-    def _read_stream(self, cursor, from_seq: int, to_seq: int) -> list[StreamMessage]:
+    def _read_stream(self, cursor, memory: Memory, from_seq: int, to_seq: int) -> list[StreamMessage]:
         sql = self.dialect.sql
         messages: dict[int, StreamMessage] = {}
-        cursor.execute(sql("SELECT seq, host, ts_ms, metric, value FROM samples WHERE seq >= ? AND seq <= ? ORDER BY seq"),
-                       (from_seq, to_seq))
         grouped: dict[int, tuple[str, int, dict]] = {}
-        for seq, host, ts_ms, metric, value in cursor.fetchall():
-            grouped.setdefault(seq, (host, ts_ms, {}))[2][metric] = value
+        memory = self._with_other_heads(cursor, memory, None, (from_seq, to_seq))
+        stored = self.tables.read_seq(cursor, from_seq, to_seq)
+        in_memory = [(series_id, c) for series_id, parts in memory.raw.items() for c in parts]
+        for series_id, columns in stored + in_memory:
+            info = self.registry.info(series_id)
+            if info is None:
+                continue
+            keep = (columns.seq >= from_seq) & (columns.seq <= to_seq)
+            for seq, ts_ms, value in zip(columns.seq[keep].tolist(), columns.t[keep].tolist(),
+                                         columns.value[keep].tolist()):
+                grouped.setdefault(seq, (info.host, ts_ms, {}))[2][info.key] = value
         for seq, (host, ts_ms, metrics) in grouped.items():
             messages[seq] = StreamMessage(seq, METRICS_UPDATE, ts_ms, host, metrics)
         cursor.execute(sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= ? AND seq <= ?"),
@@ -715,15 +916,54 @@ class Store(Service):
                 "id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)})
         return [messages[seq] for seq in sorted(messages)]
 
+    async def newest_timestamp(self, host: str) -> int | None:
+        """The newest sample time stored for a host (ingest de-duplication)."""
+        times = await self._host_times(host, None, None)
+        return max(times) if times else None
+
+    async def sample_times(self, host: str, from_ms: int, to_ms: int) -> set[int]:
+        """The sample times stored for a host in [from_ms, to_ms]."""
+        return await self._host_times(host, from_ms, to_ms)
+
+    async def _host_times(self, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
+        await self.flush()
+        if not self._recovered:
+            await self.ready()
+        ids = {i.id for i in self.registry.all() if i.host == host}
+        return await self._consistent(lambda: ids, self._times, host, from_ms, to_ms)
+
+    def _times(self, cursor, memory: Memory, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
+        cursor.execute(self.dialect.sql("SELECT id FROM series WHERE host = ?"), (host,))
+        ids = [row[0] for row in cursor.fetchall()]
+        memory = self._with_other_heads(cursor, memory, set(ids))
+        times: set[int] = set()
+        if from_ms is None:
+            for part in _batches(ids):
+                marks = ", ".join("?" for _ in part)
+                cursor.execute(self.dialect.sql(f"SELECT MAX(end_ms) FROM chunks WHERE tier = 0 AND series_id IN ({marks})"),
+                               tuple(part))
+                newest = cursor.fetchone()[0]
+                if newest is not None:
+                    times.add(int(newest))
+            for series_id in ids:
+                times.update(int(c.t.max()) for c in memory.of(series_id) if len(c.t))
+            return times
+        stored = self.tables.read_raw(cursor, ids, from_ms, to_ms)
+        for series_id in ids:
+            for columns in stored.get(series_id, []) + memory.of(series_id):
+                times.update(t for t in columns.t.tolist() if from_ms <= t <= to_ms)
+        return times
+
     async def max_seq(self) -> int:
         def query(cursor) -> int:
-            best = 0
-            for table in ("samples", "notifications", "notification_acks"):
+            best = self.tables.max_seq(cursor)
+            for table in ("notifications", "notification_acks"):
                 cursor.execute(f"SELECT MAX(seq) FROM {table}")
                 row = cursor.fetchone()
                 best = max(best, row[0] or 0)
             return best
-        return await self._run(query)
+        best = await self._run(query)
+        return max([best] + [int(c.seq.max()) for parts in self._memory(None).raw.values() for c in parts])
 
     # ----- notifications
 
@@ -794,6 +1034,20 @@ def notification_of_row(row: Sequence) -> dict:
     if state:
         body["state"] = state
     return body
+
+
+def _batches(items: list, size: int = 500) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _merged(parts: list[Points]) -> Points:
+    from dashd.store.tiers import concat
+    from dashd.store.tiers import rollup as rollup_points
+
+    from dashd.store.tiers import MINUTE_MS as BUCKET
+
+    every = concat(parts)
+    return rollup_points(every, BUCKET) if len(every) else every
 
 
 def _mysql_errors() -> type:

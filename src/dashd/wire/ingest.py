@@ -219,13 +219,10 @@ class StoredTimestamps:
         self._store = store
 
     async def newest(self, host: str) -> int | None:
-        rows = await self._store.fetchall("SELECT MAX(ts_ms) FROM samples WHERE host = ?", (host,))
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+        return await self._store.newest_timestamp(host)
 
     async def present(self, host: str, from_ms: int, to_ms: int) -> set[int]:
-        rows = await self._store.fetchall(
-            "SELECT DISTINCT ts_ms FROM samples WHERE host = ? AND ts_ms >= ? AND ts_ms <= ?", (host, from_ms, to_ms))
-        return {int(row[0]) for row in rows}
+        return await self._store.sample_times(host, from_ms, to_ms)
 
 
 class IngestService:
