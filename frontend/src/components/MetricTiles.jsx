@@ -4,7 +4,7 @@
 
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import MetricTile, { SPARK_POINTS } from './MetricTile.jsx';
-import { PALETTE } from './chartSetup.js';
+import { PALETTE } from './chartSetup';
 import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS } from '../services/constants';
 
 const STALE_AFTER_MS = 1 * MINUTE_MS;
