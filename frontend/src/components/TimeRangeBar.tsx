@@ -46,7 +46,7 @@ export default function TimeRangeBar({ range, now, onApply, onPan, onZoomOut, on
     if (!Number.isFinite(from) || !Number.isFinite(to)) return setError('Enter both a start and an end.');
     if (to <= from) return setError('The end must be after the start.');
     setError(null);
-    onApply(from, Math.min(to, Date.now()));
+    onApply(from, Math.min(to, Math.floor(Date.now() / 1000) * 1000));
   };
 
   const sameDay = new Date(shown.from).toDateString() === new Date(shown.to).toDateString();

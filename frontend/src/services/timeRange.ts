@@ -64,7 +64,8 @@ export function spanOf(range: ViewRange): number {
 
 /**
  * An absolute range from two chart positions (a drag, in either direction),
- * widened around its middle to MIN_SPAN_MS and kept out of the future.
+ * widened around its middle to MIN_SPAN_MS, kept out of the future and
+ * widened to whole seconds.
  */
 export function zoomTo(a: number, b: number, now: number): AbsoluteRange {
   let from = Math.min(a, b);
@@ -78,7 +79,9 @@ export function zoomTo(a: number, b: number, now: number): AbsoluteRange {
     from -= to - now;
     to = now;
   }
-  return { kind: 'absolute', from: Math.round(from), to: Math.round(to) };
+  // Whole seconds: the HTTP API (export) takes seconds, and the same bounds
+  // must reach `history` and `/api/export` without rounding differences.
+  return { kind: 'absolute', from: Math.floor(from / SECOND_MS) * SECOND_MS, to: Math.ceil(to / SECOND_MS) * SECOND_MS };
 }
 
 /**
@@ -90,7 +93,7 @@ export function panRange(range: ViewRange, fraction: number, now: number): Absol
   const span = to - from;
   let shift = Math.round(span * fraction);
   if (to + shift > now) shift = now - to;
-  return { kind: 'absolute', from: from + shift, to: to + shift };
+  return { kind: 'absolute', from: Math.floor((from + shift) / SECOND_MS) * SECOND_MS, to: Math.ceil((to + shift) / SECOND_MS) * SECOND_MS };
 }
 
 /** The range widened `factor` times around its middle, never past now. */
