@@ -23,7 +23,8 @@ from dashd.store.database import Store
 from dashd.stream.streams import METRICS_UPDATE, StreamMessage
 
 DAY_S = 86_400
-FLUSH_EVERY = 20_000
+# Rows queue until a flush; stay well under the store's max_queue_rows (100 000 rows = 12 500 samples of 8 metrics).
+FLUSH_EVERY = 5_000
 
 
 def metrics_at(t_ms: int) -> dict[str, float]:

@@ -177,7 +177,8 @@ describe('MetricsChart', () => {
     await waitFor(() => expect(chart.data.datasets[0].data.filter((p) => p.y !== null)).toHaveLength(2), { timeout: 10_000 });
     expect(loadHistory).toHaveBeenCalledTimes(1);
     expect(loadHistory.mock.calls[0][0]).toMatchObject({ metrics: ['memory_usage', 'swap_usage'], from: T0, to: T0 + 3_600_000, maxPoints: 600, host: 'web-1' });
-    const opts = (chart as unknown as { options: { plugins: { bands: { bands: unknown[] } } } }).options;
+    const opts = (chart as unknown as { options: { plugins: { bands: { bands: unknown[]; maxGapMs: number } } } }).options;
+    expect(opts.plugins.bands.maxGapMs).toBe(150_000);
     expect(opts.plugins.bands.bands[0]).toEqual([{ x: T0, min: 30, max: 55 }, { x: T0 + 60_000, min: 41, max: 43 }]);
     expect(screen.getByTestId('range-memory').textContent).toContain('1 min buckets');
     expect(screen.getByTestId('export-csv-memory').getAttribute('href')).toBe(`csv:memory_usage,swap_usage:${T0}:${T0 + 3_600_000}:600`);

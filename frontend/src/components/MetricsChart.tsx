@@ -250,7 +250,10 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
       return merged ? pts.map((p) => ({ x: p.x, min: p.min * factor, max: p.max * factor })) : null;
     });
     const plugins = chart.options.plugins!;
-    if (plugins.bands) plugins.bands.bands = bands;
+    if (plugins.bands) {
+      plugins.bands.bands = bands;
+      plugins.bands.maxGapMs = maxGap;
+    }
     if (outages && plugins.outages) plugins.outages.spans = outages.spans();
     chart.update('none');
     publishSoon(chart, performance.now(), true);
@@ -560,7 +563,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
   const series = metrics.map((m) => ({ metric: m, label: labels?.[m] || m, color: colors[m] }));
   const hasData = view.oldest !== null;
   const partial = hasData && view.xMin !== null && (view.oldest as number) - view.xMin > shownMs * DATA_SINCE_SHARE;
-  const coverage = !hasData ? 'no data in this window yet' : partial ? `data since ${formatClock(view.oldest as number)}` : null;
+  const coverage = !hasData ? 'no data in this window yet' : partial ? `data since ${formatRangeEnd(view.oldest as number, shownMs)}` : null;
   const summary = series
     .filter((s) => !hidden.has(s.metric) && view.stats[s.metric])
     .map((s) => {

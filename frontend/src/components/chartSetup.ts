@@ -49,6 +49,8 @@ export interface OutagesOptions {
 export interface BandsOptions {
   /** Per dataset index; null where the dataset draws raw samples. */
   bands: Array<BandPoint[] | null>;
+  /** Buckets further apart than this are not joined (the line breaks there too). */
+  maxGapMs: number;
 }
 export interface CrosshairOptions {
   /** The time under the pointer on any chart, or null. */
@@ -112,20 +114,31 @@ export const bandPlugin: Plugin<'line', BandsOptions> = {
     if (!bands?.length || !x || !y) return;
     const { ctx } = chart;
     ctx.save();
+    const fillSegment = (band: BandPoint[], start: number, end: number) => {
+      if (end - start < 1) return;
+      ctx.beginPath();
+      for (let j = start; j <= end; j += 1) {
+        const px = x.getPixelForValue(band[j].x);
+        const py = y.getPixelForValue(band[j].max);
+        if (j === start) ctx.moveTo(px, py);
+        else ctx.lineTo(px, py);
+      }
+      for (let j = end; j >= start; j -= 1) ctx.lineTo(x.getPixelForValue(band[j].x), y.getPixelForValue(band[j].min));
+      ctx.closePath();
+      ctx.fill();
+    };
     bands.forEach((band, i) => {
       const ds = chart.data.datasets[i];
       if (!band || band.length < 2 || !ds || ds.hidden) return;
       ctx.fillStyle = String(ds.backgroundColor ?? 'rgba(100, 116, 139, 0.15)');
-      ctx.beginPath();
-      band.forEach((p, j) => {
-        const px = x.getPixelForValue(p.x);
-        const py = y.getPixelForValue(p.max);
-        if (j === 0) ctx.moveTo(px, py);
-        else ctx.lineTo(px, py);
-      });
-      for (let j = band.length - 1; j >= 0; j -= 1) ctx.lineTo(x.getPixelForValue(band[j].x), y.getPixelForValue(band[j].min));
-      ctx.closePath();
-      ctx.fill();
+      // One polygon per run of buckets without a hole, like the line.
+      let start = 0;
+      for (let j = 1; j <= band.length; j += 1) {
+        if (j === band.length || band[j].x - band[j - 1].x > opts.maxGapMs) {
+          fillSegment(band, start, j - 1);
+          start = j;
+        }
+      }
     });
     ctx.restore();
   },
@@ -337,7 +350,7 @@ export function lineChartOptions({ unit, yMax, theme, windowMs }: LineChartConfi
     plugins: {
       decimation: { enabled: true, algorithm: 'min-max' },
       outages: { spans: [], color: outageColor(theme) },
-      bands: { bands: [] },
+      bands: { bands: [], maxGapMs: Infinity },
       crosshair: { x: null, color: axis.crosshair, selection: null },
       annotations: { items: [], hovered: null },
       // The legend is HTML (ChartLegend.tsx): keyboard-usable, with stats.

@@ -19,6 +19,7 @@ import { MAX_TOASTS } from '../components/Toasts.jsx';
 import { createOutageLog, expectedStepMs, maxGapFor, type OutageLog } from '../services/gaps';
 import { createSeriesStore, type SeriesStore } from '../services/seriesStore';
 import { createFrameProfiler, type FrameProfiler } from '../services/frameProfiler';
+import { createRequestLimiter } from '../services/requestLimiter';
 import { historyToBands, historyToSeries, toEpochMs, toSample, type HistoryBands } from '../protocol/parse';
 import type { ConnectionAckData, Envelope, NotificationData, ResumeGapData } from '../protocol/types';
 import { CHART_GROUPS, expandMetrics } from '../services/chartGroups';
@@ -27,6 +28,11 @@ import { createDiagnostics, installDiagnostics, type DiagnosticsChart } from '..
 
 /** Points asked per series when filling the live window from `history`. */
 export const HISTORY_MAX_POINTS = 1000;
+/** dashd answers at most this many `history`/`stats` of one connection at a time (docs/security.md). */
+export const HISTORY_IN_FLIGHT = 2;
+/** A query the store was too busy for is retried this many times, after its `retry_after`. */
+const BUSY_RETRIES = 3;
+const BUSY_RETRY_DEFAULT_MS = 500;
 /** A hidden tab lowers its rate to this after HIDDEN_THROTTLE_AFTER_MS. */
 export const HIDDEN_RATE_HZ = 0.2;
 export const HIDDEN_THROTTLE_AFTER_MS = 30 * SECOND_MS;
@@ -56,6 +62,7 @@ export interface Banner {
 interface RequestError {
   code?: string;
   message?: string;
+  details?: { retry_after?: number };
 }
 
 /** The notifications hook (JavaScript) as this hook uses it. */
@@ -185,20 +192,39 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
   const notes = useNotificationState({ sendRef, onAcknowledged: dropToastsFor, onError: reportError }) as unknown as NotificationState;
 
   const catalogueNames = useCallback(() => (ackRef.current?.metrics || []).map((m) => m.name), []);
+  const historyLimiter = useMemo(() => createRequestLimiter(HISTORY_IN_FLIGHT), []);
+
+  /** One `history` through the limiter; a busy store is asked again after its retry_after. */
+  const requestHistory = useCallback(
+    async (data: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      for (let attempt = 0; ; attempt += 1) {
+        const send = sendRef.current;
+        if (!send) throw Object.assign(new Error('not connected'), { code: 'not_connected' });
+        try {
+          return await historyLimiter.run(() => send('history', data));
+        } catch (err) {
+          const e = asError(err);
+          if (e.code !== 'rate_limited' || attempt >= BUSY_RETRIES) throw err;
+          const after = e.details?.retry_after;
+          await new Promise((resolve) => setTimeout(resolve, typeof after === 'number' ? after * 1000 : BUSY_RETRY_DEFAULT_MS));
+        }
+      }
+    },
+    [historyLimiter],
+  );
 
   // -- requests ----------------------------------------------------------------
 
   const fillHistory = useCallback(
     async (range: { from: string; to?: string }, forHost: string | null = settings.current.host, forGroups: readonly string[] = settings.current.groups) => {
-      const send = sendRef.current;
       const metrics = liveMetricsFor(forGroups, catalogueNames());
-      if (!send || !metrics.length) return;
+      if (!sendRef.current || !metrics.length) return;
       const limit = ackRef.current?.limits?.max_history_points ?? HISTORY_MAX_POINTS;
       const data: Record<string, unknown> = { metrics, from: range.from, max_points: Math.min(limit, HISTORY_MAX_POINTS) };
       if (range.to !== undefined) data.to = range.to;
       if (forHost) data.host = forHost;
       try {
-        const reply = await send('history', data);
+        const reply = await requestHistory(data);
         if (settings.current.host !== forHost) return; // the user switched hosts meanwhile
         const { series, bucketMs } = historyToSeries(reply);
         store.mergeHistory(series, { bucketMs });
@@ -209,7 +235,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
         if (e.code) pushToast({ level: 'warning', title: 'History unavailable', message: e.message });
       }
     },
-    [catalogueNames, store, pushToast],
+    [catalogueNames, store, pushToast, requestHistory],
   );
 
   const applyRate = useCallback(async (id: string) => {
@@ -475,8 +501,6 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
   );
 
   const loadHistory = useCallback(async (req: HistoryRequest): Promise<HistoryBands> => {
-    const send = sendRef.current;
-    if (!send) throw Object.assign(new Error('not connected'), { code: 'not_connected' });
     const data: Record<string, unknown> = {
       metrics: [...req.metrics],
       from: req.from / 1000,
@@ -484,8 +508,8 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
       max_points: req.maxPoints,
     };
     if (req.host) data.host = req.host;
-    return historyToBands(await send('history', data));
-  }, []);
+    return historyToBands(await requestHistory(data));
+  }, [requestHistory]);
 
   const loadNotifications = useCallback(async (from: number, to: number): Promise<NotificationData[]> => {
     const send = sendRef.current;
