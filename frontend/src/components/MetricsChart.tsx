@@ -624,7 +624,8 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
           onPointerCancel={onPointerLeave}
           onDoubleClick={() => exploreRef.current?.onBackToLive()}
         />
-        {status.state === 'loading' ? (
+        {status.state === 'loading' && !hasData ? (
+          // A refresh keeps the drawn data on screen (aria-busy says it is loading).
           <div className="chart-status" role="status" data-testid={`loading-${id}`}>Loading…</div>
         ) : null}
         {status.state === 'error' ? (
