@@ -2,7 +2,7 @@
 // change as its protocol request, asks before deleting, and shows errors.
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import AdminPanel, { clearText, stateText } from './AdminPanel.jsx';
+import AdminPanel, { clearText, stateText } from './AdminPanel';
 
 type Send = (type: string, data: Record<string, unknown>) => Promise<Record<string, unknown>>;
 

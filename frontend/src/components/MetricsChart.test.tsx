@@ -50,7 +50,7 @@ vi.mock('chart.js', () => {
 
 type FakeChart = { data: { datasets: FakeDataset[] }; updates: string[]; destroyed: boolean };
 const { Chart } = (await import('chart.js')) as unknown as { Chart: { instances: FakeChart[] } };
-const { default: MetricsChart } = await import('./MetricsChart.jsx');
+const { default: MetricsChart } = await import('./MetricsChart');
 const { createSeriesStore } = await import('../services/seriesStore');
 
 const T0 = Date.parse('2026-11-26T10:00:00.000Z');

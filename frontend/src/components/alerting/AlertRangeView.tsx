@@ -3,8 +3,8 @@
 // history (from /api/history) over the alert's time range.
 
 import { useCallback, useMemo } from 'react';
-import { sparkPath } from '../HostsOverview.jsx';
-import { formatTime, useLoader } from './useLoader.js';
+import { sparkPath } from '../HostsOverview';
+import { formatTime, useLoader } from './useLoader';
 
 export const RANGE_METRICS = [
   { name: 'cpu_usage', label: 'CPU' },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_NOTIFICATIONS, notificationsReducer, unreadCount } from './NotificationsPanel.jsx';
+import { MAX_NOTIFICATIONS, notificationsReducer, unreadCount } from './NotificationsPanel';
 
 const n = (id, extra = {}) => ({ id, level: 'warning', title: `t${id}`, message: 'm', timestamp: new Date(1_700_000_000_000 + Number(id) * 1000).toISOString(), ...extra });
 

@@ -37,7 +37,7 @@ vi.mock('chart.js', () => {
 });
 
 const { Chart } = await import('chart.js');
-const { default: App } = await import('./App.jsx');
+const { default: App } = await import('./App');
 
 const b64url = (o) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const jwt = (claims) => `${b64url({ alg: 'HS256' })}.${b64url(claims)}.sig`;

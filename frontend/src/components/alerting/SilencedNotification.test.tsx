@@ -1,6 +1,6 @@
 import { cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import NotificationsPanel, { notificationsReducer } from '../NotificationsPanel.jsx';
+import NotificationsPanel, { notificationsReducer } from '../NotificationsPanel';
 
 afterEach(cleanup);
 

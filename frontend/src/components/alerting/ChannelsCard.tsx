@@ -3,7 +3,7 @@
 
 import { useCallback, useState } from 'react';
 import { channelPayload } from '../../services/alertingApi';
-import { useLoader } from './useLoader.js';
+import { useLoader } from './useLoader';
 
 export const EMPTY_CHANNEL = {
   name: '', kind: 'webhook', url: '', format: 'slack', timeout: '10', headers: [{ name: '', value: '' }],

@@ -1,6 +1,6 @@
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import AlertingPanel from './AlertingPanel.jsx';
+import AlertingPanel from './AlertingPanel';
 
 afterEach(cleanup);
 

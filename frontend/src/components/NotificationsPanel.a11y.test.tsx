@@ -2,7 +2,7 @@
 // and only items that still need it offer Acknowledge (item 4).
 import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import NotificationsPanel, { needsAck } from './NotificationsPanel.jsx';
+import NotificationsPanel, { needsAck } from './NotificationsPanel';
 
 afterEach(cleanup);
 

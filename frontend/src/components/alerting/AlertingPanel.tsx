@@ -5,10 +5,10 @@
 import { useMemo } from 'react';
 import { createAlertingApi } from '../../services/alertingApi';
 import { roleAtLeast } from '../../services/roles';
-import AlertTimeline from './AlertTimeline.jsx';
-import ChannelsCard from './ChannelsCard.jsx';
-import DeliveryLog from './DeliveryLog.jsx';
-import SilencesCard from './SilencesCard.jsx';
+import AlertTimeline from './AlertTimeline';
+import ChannelsCard from './ChannelsCard';
+import DeliveryLog from './DeliveryLog';
+import SilencesCard from './SilencesCard';
 
 export default function AlertingPanel({ getToken, role, api: given }) {
   const api = useMemo(() => given || createAlertingApi(getToken), [given, getToken]);

@@ -3,8 +3,8 @@
 // the dashboard around it. While paused it keeps showing the frozen values.
 
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import MetricTile, { SPARK_POINTS } from './MetricTile.jsx';
-import { PALETTE } from './chartSetup.js';
+import MetricTile, { SPARK_POINTS } from './MetricTile';
+import { PALETTE } from './chartSetup';
 import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS } from '../services/constants';
 
 const STALE_AFTER_MS = 1 * MINUTE_MS;

@@ -1,7 +1,7 @@
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import ConnectionStatus, { describeConnection } from './ConnectionStatus';
-import { trendOf } from './MetricTile.jsx';
+import { trendOf } from './MetricTile';
 
 afterEach(() => {
   cleanup();

@@ -2,7 +2,7 @@
 // are marked (shown, not delivered).
 
 import { useCallback, useState } from 'react';
-import { formatTime, useLoader } from './useLoader.js';
+import { formatTime, useLoader } from './useLoader';
 
 const RANGES = [
   { id: '1h', ms: 3_600_000 },

@@ -2,7 +2,7 @@
 // attempt's outcome.
 
 import { useCallback, useState } from 'react';
-import { formatTime, useLoader } from './useLoader.js';
+import { formatTime, useLoader } from './useLoader';
 
 export default function DeliveryLog({ api }) {
   const [status, setStatus] = useState('');

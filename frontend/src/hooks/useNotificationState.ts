@@ -6,7 +6,7 @@
 // in place) and acknowledging.
 
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
-import { notificationsReducer, unreadCount } from '../components/NotificationsPanel.jsx';
+import { notificationsReducer, unreadCount } from '../components/NotificationsPanel';
 
 export const NOTIFICATIONS_ON_CONNECT = 50;
 /** Several rule notifications in one burst cause one `alerts` request. */

@@ -2,8 +2,8 @@
 // When a session expires the dashboard stays mounted (charts keep their data)
 // and the login form opens as a dialog over it.
 
-import Dashboard from './components/Dashboard.jsx';
-import LoginForm from './components/LoginForm.jsx';
+import Dashboard from './components/Dashboard';
+import LoginForm from './components/LoginForm';
 import { AUTH, useAuth } from './hooks/useAuth';
 import { useTheme } from './hooks/useTheme';
 

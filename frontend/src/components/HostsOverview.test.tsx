@@ -1,6 +1,6 @@
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import HostsOverview, { OVERVIEW_POINTS, createHostsSeries, sparkPath } from './HostsOverview.jsx';
+import HostsOverview, { OVERVIEW_POINTS, createHostsSeries, sparkPath } from './HostsOverview';
 
 afterEach(() => {
   cleanup();

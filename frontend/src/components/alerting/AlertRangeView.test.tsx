@@ -1,6 +1,6 @@
 import { cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import AlertRangeView, { fetchRange } from './AlertRangeView.jsx';
+import AlertRangeView, { fetchRange } from './AlertRangeView';
 
 afterEach(cleanup);
 

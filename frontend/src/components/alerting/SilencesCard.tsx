@@ -3,7 +3,7 @@
 
 import { useCallback, useState } from 'react';
 import { silencePayload } from '../../services/alertingApi';
-import { formatTime, useLoader } from './useLoader.js';
+import { formatTime, useLoader } from './useLoader';
 
 const EMPTY = { matchers: [{ name: 'host', op: '=', value: '' }], hours: '2', comment: '' };
 

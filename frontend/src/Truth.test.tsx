@@ -38,7 +38,7 @@ vi.mock('chart.js', () => {
 });
 
 const { Chart } = await import('chart.js');
-const { default: App } = await import('./App.jsx');
+const { default: App } = await import('./App');
 const cpuChart = () => Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'cpu_usage'));
 
 const b64url = (o) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
