@@ -6,8 +6,9 @@ import Dashboard from './components/Dashboard';
 import LoginForm from './components/LoginForm';
 import { AUTH, useAuth } from './hooks/useAuth';
 import { useTheme } from './hooks/useTheme';
+import type { AuthService } from './services/authService';
 
-export default function App({ authService }) {
+export default function App({ authService }: { authService?: AuthService }) {
   const theme = useTheme();
   const auth = useAuth(authService);
 

@@ -5,9 +5,19 @@
 
 import { useId } from 'react';
 import { toEpochMs } from '../protocol/parse';
+import type { ActiveAlert } from '../protocol/types';
 import { formatAgo, formatClock } from '../services/format';
 
-export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }) {
+export interface ActiveAlertsProps {
+  /** Null until the first `alerts` reply. */
+  alerts: ActiveAlert[] | null;
+  canAck: boolean;
+  onAck(notificationId: string): void;
+  pendingAcks: ReadonlySet<string>;
+  now: number;
+}
+
+export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }: ActiveAlertsProps) {
   const headingId = useId();
   const list = alerts || [];
   return (
@@ -28,6 +38,7 @@ export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }
         <ul className="alert-list">
           {list.map((a) => {
             const since = toEpochMs(a.since);
+            const notificationId = a.notification_id ?? null;
             return (
               <li
                 key={`${a.rule}@${a.host}`}
@@ -50,15 +61,15 @@ export default function ActiveAlerts({ alerts, canAck, onAck, pendingAcks, now }
                       ✓ acknowledged by {a.acknowledged_by}
                       {a.acknowledged_at ? ` at ${formatClock(toEpochMs(a.acknowledged_at))}` : ''}
                     </span>
-                  ) : canAck ? (
+                  ) : canAck && notificationId ? (
                     <button
                       type="button"
                       className="btn btn-small"
-                      onClick={() => onAck(a.notification_id)}
-                      disabled={pendingAcks.has(a.notification_id)}
+                      onClick={() => onAck(notificationId)}
+                      disabled={pendingAcks.has(notificationId)}
                       aria-label={`Acknowledge ${a.rule} on ${a.host}`}
                     >
-                      {pendingAcks.has(a.notification_id) ? 'Acknowledging…' : 'Acknowledge'}
+                      {pendingAcks.has(notificationId) ? 'Acknowledging…' : 'Acknowledge'}
                     </button>
                   ) : (
                     <span className="notif-source">not acknowledged</span>

@@ -1,20 +1,44 @@
 // Admin controls: collection interval (settings_get/settings_set), alert rules
 // (rule_list/rule_set/rule_delete) and broadcasting a notification.
 
-import { useCallback, useEffect, useId, useState } from 'react';
+import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
+import type { AlertRule, NotificationLevel, RequestSender, RuleOp, RuleStatus } from '../protocol/types';
 
-const EMPTY_RULE = { name: '', metric: 'cpu_usage', op: '>', threshold: '90', for: '30', level: 'warning', clear: '', enabled: true };
+/** The rule form's fields: numbers as typed (strings) until sent. */
+interface RuleForm {
+  name: string;
+  metric: string;
+  op: RuleOp;
+  threshold: string;
+  for: string;
+  level: NotificationLevel;
+  clear: string;
+  enabled: boolean;
+}
 
-function useResult() {
-  const [result, setResult] = useState(null);
-  const run = useCallback(async (fn, okText) => {
+interface Broadcast {
+  level: NotificationLevel;
+  title: string;
+  message: string;
+}
+
+type ResultState = { kind: 'busy' | 'ok' | 'error'; text: string } | null;
+type RunResult = <R>(fn: () => Promise<R>, okText: string | ((r: R) => string)) => Promise<R | undefined>;
+
+const RULE_OPS: readonly RuleOp[] = ['>', '>=', '<', '<='];
+
+const EMPTY_RULE: RuleForm = { name: '', metric: 'cpu_usage', op: '>', threshold: '90', for: '30', level: 'warning', clear: '', enabled: true };
+
+function useResult(): [ResultState, RunResult] {
+  const [result, setResult] = useState<ResultState>(null);
+  const run = useCallback(async <R,>(fn: () => Promise<R>, okText: string | ((r: R) => string)) => {
     setResult({ kind: 'busy', text: 'Working…' });
     try {
       const r = await fn();
       setResult({ kind: 'ok', text: typeof okText === 'function' ? okText(r) : okText });
       return r;
     } catch (err) {
-      setResult({ kind: 'error', text: err.message || String(err) });
+      setResult({ kind: 'error', text: (err instanceof Error && err.message) || String(err) });
       return undefined;
     }
   }, []);
@@ -22,21 +46,21 @@ function useResult() {
 }
 
 /** "clears at < 85" — the value must cross back over `clear` (default: the threshold). */
-export function clearText(r) {
+export function clearText(r: Pick<RuleStatus, 'op' | 'threshold' | 'clear' | 'clear_threshold'>): string {
   const clear = r.clear_threshold ?? r.clear ?? r.threshold;
-  const back = { '>': '≤', '>=': '<', '<': '≥', '<=': '>' }[r.op] || '';
+  const back = ({ '>': '≤', '>=': '<', '<': '≥', '<=': '>' } as Record<string, string>)[r.op] || '';
   return `${back} ${clear}`.trim();
 }
 
 /** The rule's current state from rule_list: firing on which hosts, pending, ok or off. */
-export function stateText(r) {
+export function stateText(r: Pick<RuleStatus, 'enabled' | 'state' | 'firing' | 'pending'>): string {
   if (r.enabled === false || r.state === 'disabled') return 'disabled';
   if (r.firing?.length) return `firing on ${r.firing.join(', ')}`;
   if (r.pending?.length) return `pending on ${r.pending.join(', ')}`;
   return r.state === 'ok' || r.state === undefined ? 'ok' : r.state;
 }
 
-function Result({ result }) {
+function Result({ result }: { result: ResultState }) {
   if (!result) return null;
   return (
     <p className={`result result-${result.kind}`} role={result.kind === 'error' ? 'alert' : 'status'}>
@@ -45,31 +69,42 @@ function Result({ result }) {
   );
 }
 
-export default function AdminPanel({ send, connected, metricNames }) {
+export interface AdminPanelProps {
+  send: RequestSender;
+  connected: boolean;
+  /** Metric names a rule may watch (the catalogue). */
+  metricNames: readonly string[];
+}
+
+export default function AdminPanel({ send, connected, metricNames }: AdminPanelProps) {
   const ids = { interval: useId(), title: useId(), message: useId(), level: useId(), heading: useId() };
   const [interval, setIntervalValue] = useState('');
   const [intervalResult, runInterval] = useResult();
-  const [rules, setRules] = useState([]);
-  const [rule, setRule] = useState(EMPTY_RULE);
+  const [rules, setRules] = useState<RuleStatus[]>([]);
+  const [rule, setRule] = useState<RuleForm>(EMPTY_RULE);
   const [ruleResult, runRule] = useResult();
-  const [bc, setBc] = useState({ level: 'info', title: '', message: '' });
+  const [bc, setBc] = useState<Broadcast>({ level: 'info', title: '', message: '' });
   const [bcResult, runBc] = useResult();
 
   useEffect(() => {
     if (!connected) return;
     let cancelled = false;
     send('settings_get', {})
-      .then((d) => !cancelled && setIntervalValue(String(d.interval ?? '')))
+      .then((d) => {
+        if (!cancelled) setIntervalValue(String(d.interval ?? ''));
+      })
       .catch(() => {});
     send('rule_list', {})
-      .then((d) => !cancelled && setRules(Array.isArray(d.rules) ? d.rules : []))
+      .then((d) => {
+        if (!cancelled) setRules(Array.isArray(d.rules) ? d.rules : []);
+      })
       .catch(() => {});
     return () => {
       cancelled = true;
     };
   }, [connected, send]);
 
-  const saveInterval = (e) => {
+  const saveInterval = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     runInterval(async () => {
       const d = await send('settings_set', { interval: Number(interval) });
@@ -78,9 +113,9 @@ export default function AdminPanel({ send, connected, metricNames }) {
     }, (d) => `Collection interval set to ${d.interval} s.`);
   };
 
-  const saveRule = (e) => {
+  const saveRule = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
-    const data = {
+    const data: AlertRule = {
       name: rule.name.trim(),
       metric: rule.metric,
       op: rule.op,
@@ -92,7 +127,7 @@ export default function AdminPanel({ send, connected, metricNames }) {
     if (rule.clear !== '') data.clear = Number(rule.clear);
     runRule(async () => {
       const d = await send('rule_set', data);
-      const saved = d.rule || data;
+      const saved: RuleStatus = d.rule || data;
       setRules((rs) => [...rs.filter((r) => r.name !== saved.name), saved].sort((a, b) => a.name.localeCompare(b.name)));
       setRule(EMPTY_RULE);
       return saved;
@@ -100,8 +135,8 @@ export default function AdminPanel({ send, connected, metricNames }) {
   };
 
   // Deleting asks first: the Delete button turns into "Delete rule X? Yes / No".
-  const [confirming, setConfirming] = useState(null);
-  const deleteRule = (name) =>
+  const [confirming, setConfirming] = useState<string | null>(null);
+  const deleteRule = (name: string) =>
     runRule(async () => {
       setConfirming(null);
       await send('rule_delete', { name });
@@ -109,7 +144,7 @@ export default function AdminPanel({ send, connected, metricNames }) {
       return name;
     }, `Rule ${name} deleted.`);
 
-  const broadcast = (e) => {
+  const broadcast = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     runBc(async () => {
       const d = await send('broadcast', { level: bc.level, title: bc.title.trim(), message: bc.message.trim() });
@@ -137,7 +172,7 @@ export default function AdminPanel({ send, connected, metricNames }) {
         <form onSubmit={broadcast} className="admin-card" aria-label="Broadcast a notification">
           <h3>Broadcast a notification</h3>
           <label htmlFor={ids.level}>Level</label>
-          <select id={ids.level} value={bc.level} onChange={(e) => setBc({ ...bc, level: e.target.value })}>
+          <select id={ids.level} value={bc.level} onChange={(e) => setBc({ ...bc, level: e.target.value as NotificationLevel })}>
             <option value="info">Info</option>
             <option value="warning">Warning</option>
             <option value="critical">Critical</option>
@@ -213,8 +248,8 @@ export default function AdminPanel({ send, connected, metricNames }) {
             </label>
             <label>
               Op
-              <select value={rule.op} onChange={(e) => setRule({ ...rule, op: e.target.value })}>
-                {['>', '>=', '<', '<='].map((o) => (
+              <select value={rule.op} onChange={(e) => setRule({ ...rule, op: e.target.value as RuleOp })}>
+                {RULE_OPS.map((o) => (
                   <option key={o} value={o}>{o}</option>
                 ))}
               </select>
@@ -233,7 +268,7 @@ export default function AdminPanel({ send, connected, metricNames }) {
             </label>
             <label>
               Level
-              <select value={rule.level} onChange={(e) => setRule({ ...rule, level: e.target.value })}>
+              <select value={rule.level} onChange={(e) => setRule({ ...rule, level: e.target.value as NotificationLevel })}>
                 <option value="info">info</option>
                 <option value="warning">warning</option>
                 <option value="critical">critical</option>

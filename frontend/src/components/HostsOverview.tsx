@@ -7,6 +7,7 @@
 // socket's batches; the component re-reads them once per REFRESH_MS.
 
 import { useEffect, useState } from 'react';
+import type { Point, Sample } from '../protocol/types';
 
 export const OVERVIEW_METRICS = [
   { name: 'cpu_usage', label: 'CPU' },
@@ -18,9 +19,16 @@ const STALE_MS = 15_000;
 const SPARK_WIDTH = 120;
 const SPARK_HEIGHT = 24;
 
-/** Per-host ring buffers of the overview metrics: `{add(sample), points(host, metric), latest(host)}`. */
-export function createHostsSeries(maxPoints = OVERVIEW_POINTS) {
-  const byHost = new Map();
+/** Per-host ring buffers of the overview metrics. */
+export interface HostsSeries {
+  add(sample: Pick<Sample, 't' | 'host' | 'values'> | null | undefined): void;
+  points(host: string, metric: string): Point[];
+  /** When the host's newest sample was taken (epoch ms), or null. */
+  lastSeen(host: string): number | null;
+}
+
+export function createHostsSeries(maxPoints = OVERVIEW_POINTS): HostsSeries {
+  const byHost = new Map<string, { t: number; series: Record<string, Point[]> }>();
   return {
     add(sample) {
       if (!sample || !sample.host) return;
@@ -49,7 +57,7 @@ export function createHostsSeries(maxPoints = OVERVIEW_POINTS) {
 }
 
 /** SVG polyline points for a 0–100 % series in a width × height box. */
-export function sparkPath(points, width = SPARK_WIDTH, height = SPARK_HEIGHT) {
+export function sparkPath(points: readonly Point[], width = SPARK_WIDTH, height = SPARK_HEIGHT): string {
   if (points.length < 2) return '';
   const x0 = points[0].x;
   const span = points[points.length - 1].x - x0 || 1;
@@ -62,7 +70,15 @@ export function sparkPath(points, width = SPARK_WIDTH, height = SPARK_HEIGHT) {
     .join(' ');
 }
 
-function HostCard({ host, series, current, onSelect, now }) {
+interface HostCardProps {
+  host: string;
+  series: HostsSeries;
+  current: string | null | undefined;
+  onSelect(host: string): void;
+  now: number;
+}
+
+function HostCard({ host, series, current, onSelect, now }: HostCardProps) {
   const lastSeen = series.lastSeen(host);
   const stale = lastSeen !== null && now - lastSeen > STALE_MS;
   const values = OVERVIEW_METRICS.map((m) => {
@@ -102,7 +118,16 @@ function HostCard({ host, series, current, onSelect, now }) {
 }
 
 /** Small multiples: one card per host in `hosts`; `current` is highlighted. */
-export default function HostsOverview({ series, hosts, current, onSelect, refreshMs = REFRESH_MS }) {
+export interface HostsOverviewProps {
+  series: HostsSeries;
+  hosts: readonly string[] | null | undefined;
+  /** The host the dashboard shows. */
+  current: string | null | undefined;
+  onSelect(host: string): void;
+  refreshMs?: number;
+}
+
+export default function HostsOverview({ series, hosts, current, onSelect, refreshMs = REFRESH_MS }: HostsOverviewProps) {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), refreshMs);

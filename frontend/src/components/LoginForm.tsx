@@ -1,18 +1,35 @@
 // Sign in with username/password (POST /api/login) or by pasting a token.
 // Used as the start page and, after expiry, as a dialog over the dashboard.
 
-import { useId, useState } from 'react';
+import { useId, useState, type FormEvent } from 'react';
 
-export default function LoginForm({ onLogin, onToken, title = 'Sign in to dashd', note, initialError }) {
-  const [mode, setMode] = useState('password');
+export interface LoginFormProps {
+  onLogin(username: string, password: string): Promise<unknown>;
+  /** Sign in with a pasted token; throws when the token is unusable. */
+  onToken(token: string): unknown;
+  title?: string;
+  note?: string;
+  initialError?: string | null;
+}
+
+type LoginMode = 'password' | 'token';
+
+/** What to show for a failed sign-in: a wrong password in words, else the reason. */
+function failureText(err: unknown): string {
+  if (err instanceof Error) return (err as Error & { status?: number }).status === 401 ? 'Wrong username or password.' : err.message || String(err);
+  return String(err);
+}
+
+export default function LoginForm({ onLogin, onToken, title = 'Sign in to dashd', note, initialError }: LoginFormProps) {
+  const [mode, setMode] = useState<LoginMode>('password');
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [token, setToken] = useState('');
-  const [error, setError] = useState(initialError || null);
+  const [error, setError] = useState<string | null>(initialError || null);
   const [busy, setBusy] = useState(false);
   const ids = { user: useId(), pass: useId(), token: useId(), title: useId() };
 
-  async function submit(e) {
+  async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     setBusy(true);
     setError(null);
@@ -20,7 +37,7 @@ export default function LoginForm({ onLogin, onToken, title = 'Sign in to dashd'
       if (mode === 'password') await onLogin(username.trim(), password);
       else await onToken(token);
     } catch (err) {
-      setError(err.status === 401 ? 'Wrong username or password.' : err.message || String(err));
+      setError(failureText(err));
       setBusy(false);
     }
   }

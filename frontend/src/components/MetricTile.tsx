@@ -3,18 +3,22 @@
 // from the series store (no chart instance per tile).
 
 import { useLayoutEffect, useRef } from 'react';
+import type { Point } from '../protocol/types';
 import { THRESHOLDS } from '../services/constants';
-import { formatAgo, formatMetricParts, levelFor } from '../services/format';
+import { formatAgo, formatMetricParts, levelFor, type Level } from '../services/format';
+import type { Latest } from '../services/seriesStore';
 import { sparkRange, trendTone } from '../services/units';
 
 export const SPARK_POINTS = 60;
 const SPARK_HEIGHT_PX = 32;
 const TREND_EPSILON = 0.02; // 2 % of the recent range counts as "steady"
 
-const LEVEL_TEXT = { ok: 'normal', warn: 'warning', crit: 'critical' };
+const LEVEL_TEXT: Record<Level, string> = { ok: 'normal', warn: 'warning', crit: 'critical' };
+
+export type Trend = 'up' | 'down' | 'flat';
 
 /** Trend of the last points: "up" | "down" | "flat". */
-export function trendOf(points) {
+export function trendOf(points: readonly Point[]): Trend {
   if (points.length < 4) return 'flat';
   const ys = points.map((p) => p.y);
   const lo = Math.min(...ys);
@@ -29,8 +33,16 @@ export function trendOf(points) {
   return 'flat';
 }
 
-function Sparkline({ points, color, unit, gapMs = Infinity }) {
-  const ref = useRef(null);
+interface SparklineProps {
+  points: readonly Point[];
+  color: string;
+  unit: string;
+  /** A step longer than this is a hole in the data, drawn as a break. */
+  gapMs?: number;
+}
+
+function Sparkline({ points, color, unit, gapMs = Infinity }: SparklineProps) {
+  const ref = useRef<HTMLCanvasElement>(null);
   useLayoutEffect(() => {
     const canvas = ref.current;
     if (!canvas) return;
@@ -71,9 +83,22 @@ function Sparkline({ points, color, unit, gapMs = Infinity }) {
   return <canvas ref={ref} className="sparkline" height={SPARK_HEIGHT_PX} aria-hidden="true" />;
 }
 
-function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stale, now, gapMs }) {
+export interface MetricTileProps {
+  name: string;
+  label: string;
+  unit: string;
+  latest: Latest | undefined;
+  points: readonly Point[];
+  cores?: number;
+  sparkColor: string;
+  stale: boolean;
+  now: number;
+  gapMs?: number;
+}
+
+function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stale, now, gapMs }: MetricTileProps) {
   const value = latest?.value;
-  const level = levelFor(name, value, { cores });
+  const level = levelFor(name, value ?? NaN, { cores });
   const { value: text, unit: unitText } = formatMetricParts(value, unit);
   const trend = trendOf(points);
   const arrow = trend === 'up' ? '▲' : trend === 'down' ? '▼' : '▬';
@@ -84,7 +109,7 @@ function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stal
       className={`tile tile-${level}`}
       data-testid={`tile-${name}`}
       data-level={level}
-      data-value={Number.isFinite(value) ? value : ''}
+      data-value={value !== undefined && Number.isFinite(value) ? value : ''}
       aria-label={`${label}: ${text}${unitText ? ` ${unitText}` : ''}, ${LEVEL_TEXT[level]}, trend ${trend}`}
     >
       <header className="tile-head">
@@ -96,7 +121,7 @@ function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stal
         {unitText ? <span className="tile-unit">{unitText}</span> : null}
       </p>
       <Sparkline points={points} color={sparkColor} unit={unit} gapMs={gapMs} />
-      <footer className="tile-foot" aria-hidden="true">{stale ? `updated ${formatAgo(latest.t, now)}` : '\u00a0'}</footer>
+      <footer className="tile-foot" aria-hidden="true">{stale && latest ? `updated ${formatAgo(latest.t, now)}` : '\u00a0'}</footer>
     </article>
   );
 }

@@ -5,12 +5,35 @@
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import MetricTile, { SPARK_POINTS } from './MetricTile';
 import { PALETTE } from './chartSetup';
-import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS } from '../services/constants';
+import type { Point } from '../protocol/types';
+import type { Theme } from '../hooks/useTheme';
+import { DEFAULT_UNITS, MINUTE_MS, TILE_METRICS, type TileMetric } from '../services/constants';
+import type { Latest, SeriesStore } from '../services/seriesStore';
 
 const STALE_AFTER_MS = 1 * MINUTE_MS;
 const CLOCK_TICK_MS = 15_000;
 
-export default function MetricTiles({ store, units, cores, groups, available, paused, theme, gapMs }) {
+interface TileSnapshot {
+  version: number;
+  key?: string;
+  tiles: Array<TileMetric & { latest: Latest | undefined; points: Point[] }>;
+}
+
+export interface MetricTilesProps {
+  store: SeriesStore;
+  /** Units from the catalogue, by metric name. */
+  units: Readonly<Record<string, string>>;
+  cores?: number;
+  /** Metric groups shown (constants METRIC_GROUPS ids). */
+  groups: readonly string[];
+  /** Metrics in the catalogue; null before it arrives. */
+  available: ReadonlySet<string> | null;
+  paused: boolean;
+  theme: Theme;
+  gapMs?: number;
+}
+
+export default function MetricTiles({ store, units, cores, groups, available, paused, theme, gapMs }: MetricTilesProps) {
   const version = useSyncExternalStore(store.subscribe, () => store.version);
   const frozen = useRef(version);
   if (!paused) frozen.current = version;
@@ -22,7 +45,7 @@ export default function MetricTiles({ store, units, cores, groups, available, pa
     return () => clearInterval(t);
   }, []);
 
-  const snapshot = useRef({ version: -1, tiles: [] });
+  const snapshot = useRef<TileSnapshot>({ version: -1, tiles: [] });
   const key = `${groups.join()}|${available ? [...available].join() : ''}`;
   if (snapshot.current.version !== shown || snapshot.current.key !== key) {
     snapshot.current = {
@@ -51,7 +74,7 @@ export default function MetricTiles({ store, units, cores, groups, available, pa
           points={t.points}
           cores={cores}
           sparkColor={sparkColor}
-          stale={Boolean(t.latest) && newest - t.latest.t > STALE_AFTER_MS}
+          stale={t.latest !== undefined && newest - t.latest.t > STALE_AFTER_MS}
           now={Number.isFinite(newest) ? Math.max(newest, now) : now}
           gapMs={gapMs}
         />

@@ -6,14 +6,41 @@
 // Acknowledge, and a skip link lets keyboard users jump past the list.
 
 import { useId } from 'react';
+import type { NotificationData, NotificationLevel } from '../protocol/types';
 import { formatAgo, formatClock } from '../services/format';
 
 export const MAX_NOTIFICATIONS = 200;
 
-function normalize(n, extra) {
+const LEVELS: readonly NotificationLevel[] = ['info', 'warning', 'critical'];
+
+/** A notification as the feed keeps it: times in epoch ms, camelCase acknowledgement. */
+export interface FeedItem {
+  id: string;
+  level: NotificationLevel;
+  title: string;
+  message: string;
+  timestamp: number;
+  source: string;
+  state: 'firing' | 'resolved' | null;
+  silenced: boolean;
+  read: boolean | undefined;
+  acknowledgedBy: string | null;
+  acknowledgedAt: number | null;
+}
+
+/** A notification as it comes off the wire; stored and replayed ones may lack fields. */
+export type WireNotification = Partial<NotificationData> & Pick<NotificationData, 'id'>;
+
+export type FeedAction =
+  | { type: 'add'; items: WireNotification[]; read?: boolean }
+  | { type: 'load'; items: WireNotification[] }
+  | { type: 'ack'; id: string; by?: string | null; at?: string | null }
+  | { type: 'read'; id?: string };
+
+function normalize(n: WireNotification): FeedItem {
   return {
     id: String(n.id),
-    level: ['info', 'warning', 'critical'].includes(n.level) ? n.level : 'info',
+    level: n.level && LEVELS.includes(n.level) ? n.level : 'info',
     title: n.title || '(no title)',
     message: n.message || '',
     timestamp: n.timestamp ? Date.parse(n.timestamp) : Date.now(),
@@ -23,7 +50,6 @@ function normalize(n, extra) {
     read: typeof n.read === 'boolean' ? n.read : undefined,
     acknowledgedBy: n.acknowledged_by || null,
     acknowledgedAt: n.acknowledged_at ? Date.parse(n.acknowledged_at) : null,
-    ...extra,
   };
 }
 
@@ -31,16 +57,16 @@ function normalize(n, extra) {
  * Actions: {type:'add', items, read} (live or loaded notifications; newest
  * first in the list), {type:'ack', id, by, at}, {type:'read', id?}.
  */
-export function notificationsReducer(state, action) {
+export function notificationsReducer(state: FeedItem[], action: FeedAction): FeedItem[] {
   switch (action.type) {
     case 'add': {
       const byId = new Map(state.map((n) => [n.id, n]));
       for (const raw of action.items) {
-        const n = normalize(raw, {});
+        const n = normalize(raw);
         n.read = Boolean(action.read);
         const prev = byId.get(n.id);
         // A re-delivered notification keeps what we knew (read state, ack).
-        byId.set(n.id, prev ? { ...n, read: prev.read || n.read, acknowledgedBy: n.acknowledgedBy || prev.acknowledgedBy, acknowledgedAt: n.acknowledgedAt || prev.acknowledgedAt } : n);
+        byId.set(n.id, prev ? { ...n, read: Boolean(prev.read || n.read), acknowledgedBy: n.acknowledgedBy || prev.acknowledgedBy, acknowledgedAt: n.acknowledgedAt || prev.acknowledgedAt } : n);
       }
       return [...byId.values()].sort((a, b) => b.timestamp - a.timestamp).slice(0, MAX_NOTIFICATIONS);
     }
@@ -48,7 +74,7 @@ export function notificationsReducer(state, action) {
       // The server's view of this user's read state wins for loaded items.
       const byId = new Map(state.map((n) => [n.id, n]));
       for (const raw of action.items) {
-        const n = normalize(raw, {});
+        const n = normalize(raw);
         const prev = byId.get(n.id);
         const read = typeof n.read === 'boolean' ? n.read : Boolean(prev?.read);
         byId.set(n.id, { ...n, read, acknowledgedBy: n.acknowledgedBy || prev?.acknowledgedBy || null, acknowledgedAt: n.acknowledgedAt || prev?.acknowledgedAt || null });
@@ -71,22 +97,36 @@ export function notificationsReducer(state, action) {
   }
 }
 
-export function unreadCount(list) {
+export function unreadCount(list: readonly FeedItem[]): number {
   return list.reduce((k, n) => k + (n.read ? 0 : 1), 0);
 }
 
 /** The state to show: a firing item that no longer fires reads "resolved". */
-export function displayState(n, activeIds) {
+export function displayState(n: FeedItem, activeIds: ReadonlySet<string> | null | undefined): FeedItem['state'] {
   if (n.state === 'firing' && activeIds && !activeIds.has(n.id)) return 'resolved';
   return n.state;
 }
 
 /** Whether an item still asks for an acknowledgement. */
-export function needsAck(n, activeIds) {
+export function needsAck(n: FeedItem, activeIds: ReadonlySet<string> | null | undefined): boolean {
   return !n.acknowledgedBy && n.level !== 'info' && displayState(n, activeIds) !== 'resolved';
 }
 
-export default function NotificationsPanel({ items, canAck, onAck, onRead, pendingAcks, now, unread: unreadTotal, activeIds = null, unacknowledged = null }) {
+export interface NotificationsPanelProps {
+  items: FeedItem[];
+  canAck: boolean;
+  onAck(id: string): void;
+  /** Mark one item read, or (no id) all of them. */
+  onRead(id?: string): void;
+  pendingAcks: ReadonlySet<string>;
+  now: number;
+  /** The server's unread total (older items included); default: the listed unread. */
+  unread?: number;
+  activeIds?: ReadonlySet<string> | null;
+  unacknowledged?: number | null;
+}
+
+export default function NotificationsPanel({ items, canAck, onAck, onRead, pendingAcks, now, unread: unreadTotal, activeIds = null, unacknowledged = null }: NotificationsPanelProps) {
   const headingId = useId();
   const unread = unreadTotal ?? unreadCount(items);
   return (
@@ -97,7 +137,7 @@ export default function NotificationsPanel({ items, canAck, onAck, onRead, pendi
           <span className={`badge${unread ? ' badge-hot' : ''}`} data-testid="notifications-unread" aria-label={`${unread} unread`}>
             {unread}
           </span>
-          {Number.isFinite(unacknowledged) ? (
+          {typeof unacknowledged === 'number' && Number.isFinite(unacknowledged) ? (
             <span className="panel-sub" data-testid="notifications-unacknowledged">
               {unacknowledged} to acknowledge
             </span>

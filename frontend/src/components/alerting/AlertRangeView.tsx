@@ -4,7 +4,11 @@
 
 import { useCallback, useMemo } from 'react';
 import { sparkPath } from '../HostsOverview';
+import type { HistoryData, Point } from '../../protocol/types';
+import type { AlertRange } from '../../services/alertingApi';
 import { formatTime, useLoader } from './useLoader';
+
+type FetchLike = (input: string, init?: RequestInit) => Promise<Pick<Response, 'ok' | 'status' | 'json'>>;
 
 export const RANGE_METRICS = [
   { name: 'cpu_usage', label: 'CPU' },
@@ -14,7 +18,11 @@ export const RANGE_METRICS = [
 const WIDTH = 600;
 const HEIGHT = 80;
 
-export async function fetchRange(getToken, { from, to, host }, fetchImpl = (...a) => fetch(...a)) {
+export async function fetchRange(
+  getToken: () => string | null,
+  { from, to, host }: AlertRange,
+  fetchImpl: FetchLike = (input, init) => fetch(input, init),
+): Promise<HistoryData> {
   const params = new URLSearchParams({
     metrics: RANGE_METRICS.map((m) => m.name).join(','),
     from: String(from / 1000),
@@ -25,16 +33,23 @@ export async function fetchRange(getToken, { from, to, host }, fetchImpl = (...a
   const res = await fetchImpl(`/api/history?${params}`, { headers: { Authorization: `Bearer ${getToken() || ''}` } });
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
-  return body;
+  return body as HistoryData;
 }
 
-export default function AlertRangeView({ range, getToken, onClose, fetchImpl }) {
+export interface AlertRangeViewProps {
+  range: AlertRange;
+  getToken: () => string | null;
+  onClose: () => void;
+  fetchImpl?: FetchLike;
+}
+
+export default function AlertRangeView({ range, getToken, onClose, fetchImpl }: AlertRangeViewProps) {
   const load = useCallback(() => fetchRange(getToken, range, fetchImpl), [getToken, range, fetchImpl]);
   const { data, error } = useLoader(load);
   const rows = useMemo(
     () =>
       RANGE_METRICS.map((m) => {
-        const points = (data?.series?.[m.name] || []).map((p) => ({ x: p.t, y: p.max }));
+        const points: Point[] = (data?.series?.[m.name] || []).map((p) => ({ x: p.t, y: p.max ?? p.avg }));
         const peak = points.reduce((top, p) => Math.max(top, p.y), -Infinity);
         return { ...m, points, peak: points.length ? peak : null };
       }),

@@ -2,9 +2,10 @@
 // are marked (shown, not delivered).
 
 import { useCallback, useState } from 'react';
+import type { AlertingApi } from '../../services/alertingApi';
 import { formatTime, useLoader } from './useLoader';
 
-const RANGES = [
+const RANGES: ReadonlyArray<{ id: string; ms: number }> = [
   { id: '1h', ms: 3_600_000 },
   { id: '24h', ms: 86_400_000 },
   { id: '7d', ms: 7 * 86_400_000 },
@@ -12,11 +13,12 @@ const RANGES = [
 
 const wallNow = () => Date.now(); // stable: a new default each render would reload forever
 
-export default function AlertTimeline({ api, now = wallNow }) {
+export default function AlertTimeline({ api, now = wallNow }: { api: AlertingApi; now?: () => number }) {
   const [range, setRange] = useState('24h');
   const load = useCallback(() => {
     const to = now();
-    return api.timeline(to - RANGES.find((r) => r.id === range).ms, to);
+    const span = RANGES.find((r) => r.id === range)?.ms ?? RANGES[1].ms;
+    return api.timeline(to - span, to);
   }, [api, range, now]);
   const { data, error, reload } = useLoader(load);
   const events = data?.events || [];

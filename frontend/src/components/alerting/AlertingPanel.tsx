@@ -3,14 +3,21 @@
 // for everyone (operators create silences).
 
 import { useMemo } from 'react';
-import { createAlertingApi } from '../../services/alertingApi';
+import { createAlertingApi, type AlertingApi } from '../../services/alertingApi';
 import { roleAtLeast } from '../../services/roles';
 import AlertTimeline from './AlertTimeline';
 import ChannelsCard from './ChannelsCard';
 import DeliveryLog from './DeliveryLog';
 import SilencesCard from './SilencesCard';
 
-export default function AlertingPanel({ getToken, role, api: given }) {
+export interface AlertingPanelProps {
+  getToken: () => string | null;
+  role: string;
+  /** Tests pass a fake; the page builds the HTTP client from getToken. */
+  api?: AlertingApi;
+}
+
+export default function AlertingPanel({ getToken, role, api: given }: AlertingPanelProps) {
   const api = useMemo(() => given || createAlertingApi(getToken), [given, getToken]);
   const operator = roleAtLeast(role, 'operator');
   return (

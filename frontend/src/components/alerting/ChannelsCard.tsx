@@ -1,31 +1,35 @@
 // Admins' alert channels: the list (secrets only as "set"), "Send test" with
 // the receiver's answer, and a form to add or change an API channel.
 
-import { useCallback, useState } from 'react';
-import { channelPayload } from '../../services/alertingApi';
-import { useLoader } from './useLoader';
+import { useCallback, useState, type ChangeEvent, type FormEvent } from 'react';
+import { channelPayload, type AlertingApi, type Channel, type ChannelForm, type DeliveryOutcome, type Route } from '../../services/alertingApi';
+import { errorText, useLoader } from './useLoader';
 
-export const EMPTY_CHANNEL = {
+/** A test's answer, or `busy` while it is on its way. */
+export type TestAnswerState = DeliveryOutcome | { busy: true };
+
+export const EMPTY_CHANNEL: ChannelForm = {
   name: '', kind: 'webhook', url: '', format: 'slack', timeout: '10', headers: [{ name: '', value: '' }],
   host: '', port: '', security: 'starttls', username: '', password: '', from: '', to: '', resendInterval: '60',
 };
 
-function formFromChannel(c) {
+function formFromChannel(c: Channel): ChannelForm {
   return {
-    ...EMPTY_CHANNEL, ...c, timeout: String(c.timeout ?? 10), port: c.port ? String(c.port) : '',
+    ...EMPTY_CHANNEL, name: c.name, kind: c.kind, format: c.format ?? EMPTY_CHANNEL.format, host: c.host ?? '',
+    security: c.security ?? EMPTY_CHANNEL.security, username: c.username ?? '', from: c.from ?? '', timeout: String(c.timeout ?? 10), port: c.port ? String(c.port) : '',
     to: (c.to || []).join(', '), password: '', url: '', editing: true, resendInterval: String(c.resend_interval ?? 60),
     headers: [...(c.headers || []).map((name) => ({ name, value: '' })), { name: '', value: '' }],
   };
 }
 
-function target(c) {
+function target(c: Channel): string | undefined {
   if (c.kind === 'email') return `${c.host}:${c.port} → ${(c.to || []).join(', ')}`;
   return c.url;
 }
 
-export function TestAnswer({ answer }) {
+export function TestAnswer({ answer }: { answer: TestAnswerState | undefined }) {
   if (!answer) return null;
-  if (answer.busy) return <span className="result result-busy" role="status">Sending…</span>;
+  if ('busy' in answer) return <span className="result result-busy" role="status">Sending…</span>;
   return (
     <span className={`result ${answer.ok ? 'result-ok' : 'result-error'}`} role="status">
       {answer.ok ? '✓ ' : '✗ '}
@@ -35,7 +39,7 @@ export function TestAnswer({ answer }) {
 }
 
 /** Routes come from the INI file ([route:NAME]); shown so an admin sees where alerts go. */
-export function RoutesTable({ routes }) {
+export function RoutesTable({ routes }: { routes: Route[] }) {
   if (!routes.length) return null;
   return (
     <details className="routes">
@@ -64,25 +68,25 @@ export function RoutesTable({ routes }) {
   );
 }
 
-export default function ChannelsCard({ api }) {
+export default function ChannelsCard({ api }: { api: AlertingApi }) {
   const load = useCallback(() => api.channels(), [api]);
   const { data, error, reload } = useLoader(load);
-  const [answers, setAnswers] = useState({});
+  const [answers, setAnswers] = useState<Record<string, TestAnswerState>>({});
   const [form, setForm] = useState(EMPTY_CHANNEL);
-  const [formError, setFormError] = useState(null);
-  const [saved, setSaved] = useState(null);
+  const [formError, setFormError] = useState<string | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
 
-  const sendTest = async (name) => {
+  const sendTest = async (name: string) => {
     setAnswers((a) => ({ ...a, [name]: { busy: true } }));
     try {
       const { result } = await api.testChannel(name);
       setAnswers((a) => ({ ...a, [name]: result }));
     } catch (err) {
-      setAnswers((a) => ({ ...a, [name]: { ok: false, detail: err.message } }));
+      setAnswers((a) => ({ ...a, [name]: { ok: false, detail: errorText(err) } }));
     }
   };
 
-  const save = async (e) => {
+  const save = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     setFormError(null);
     setSaved(null);
@@ -92,21 +96,21 @@ export default function ChannelsCard({ api }) {
       setForm(EMPTY_CHANNEL);
       reload();
     } catch (err) {
-      setFormError(err.message);
+      setFormError(errorText(err));
     }
   };
 
-  const remove = async (name) => {
+  const remove = async (name: string) => {
     try {
       await api.deleteChannel(name);
       reload();
     } catch (err) {
-      setFormError(err.message);
+      setFormError(errorText(err));
     }
   };
 
-  const set = (key) => (e) => setForm({ ...form, [key]: e.target.value });
-  const setHeader = (i, key) => (e) => {
+  const set = (key: keyof ChannelForm) => (e: ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setForm({ ...form, [key]: e.target.value });
+  const setHeader = (i: number, key: 'name' | 'value') => (e: ChangeEvent<HTMLInputElement>) => {
     const headers = form.headers.map((h, j) => (j === i ? { ...h, [key]: e.target.value } : h));
     if (i === headers.length - 1 && headers[i].name) headers.push({ name: '', value: '' });
     setForm({ ...form, headers });

@@ -2,9 +2,10 @@
 // attempt's outcome.
 
 import { useCallback, useState } from 'react';
+import { DELIVERY_STATUSES, type AlertingApi } from '../../services/alertingApi';
 import { formatTime, useLoader } from './useLoader';
 
-export default function DeliveryLog({ api }) {
+export default function DeliveryLog({ api }: { api: AlertingApi }) {
   const [status, setStatus] = useState('');
   const load = useCallback(() => api.deliveries(50, status), [api, status]);
   const { data, error, reload, loading } = useLoader(load);
@@ -18,14 +19,14 @@ export default function DeliveryLog({ api }) {
           Status
           <select value={status} onChange={(e) => setStatus(e.target.value)}>
             <option value="">all</option>
-            <option value="pending">pending</option>
-            <option value="delivered">delivered</option>
-            <option value="dead">dead</option>
+            {DELIVERY_STATUSES.map((s) => (
+              <option key={s} value={s}>{s}</option>
+            ))}
           </select>
         </label>
         <button type="button" className="btn btn-small" onClick={reload} disabled={loading}>Refresh</button>
         <span className="counts">
-          {['pending', 'delivered', 'dead'].map((s) => `${s}: ${counts[s] || 0}`).join(' · ')}
+          {DELIVERY_STATUSES.map((s) => `${s}: ${counts[s] || 0}`).join(' · ')}
         </span>
       </div>
       {error ? <p className="result result-error" role="alert">{error}</p> : null}

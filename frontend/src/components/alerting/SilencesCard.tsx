@@ -2,19 +2,20 @@
 // operators and admins create and expire them.
 
 import { useCallback, useState } from 'react';
-import { silencePayload } from '../../services/alertingApi';
-import { formatTime, useLoader } from './useLoader';
+import type { ChangeEvent, FormEvent } from 'react';
+import { silencePayload, type AlertingApi, type Matcher, type SilenceForm } from '../../services/alertingApi';
+import { errorText, formatTime, useLoader } from './useLoader';
 
-const EMPTY = { matchers: [{ name: 'host', op: '=', value: '' }], hours: '2', comment: '' };
+const EMPTY: SilenceForm = { matchers: [{ name: 'host', op: '=', value: '' }], hours: '2', comment: '' };
 
-export default function SilencesCard({ api, canEdit }) {
+export default function SilencesCard({ api, canEdit }: { api: AlertingApi; canEdit: boolean }) {
   const load = useCallback(() => api.silences(), [api]);
   const { data, error, reload } = useLoader(load);
   const [form, setForm] = useState(EMPTY);
-  const [formError, setFormError] = useState(null);
+  const [formError, setFormError] = useState<string | null>(null);
   const silences = data?.silences || [];
 
-  const create = async (e) => {
+  const create = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     setFormError(null);
     try {
@@ -22,18 +23,18 @@ export default function SilencesCard({ api, canEdit }) {
       setForm(EMPTY);
       reload();
     } catch (err) {
-      setFormError(err.message);
+      setFormError(errorText(err));
     }
   };
-  const expire = async (id) => {
+  const expire = async (id: string) => {
     try {
       await api.expireSilence(id);
       reload();
     } catch (err) {
-      setFormError(err.message);
+      setFormError(errorText(err));
     }
   };
-  const setMatcher = (i, key) => (e) =>
+  const setMatcher = (i: number, key: keyof Matcher) => (e: ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
     setForm({ ...form, matchers: form.matchers.map((m, j) => (j === i ? { ...m, [key]: e.target.value } : m)) });
 
   return (

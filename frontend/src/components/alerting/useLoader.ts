@@ -3,8 +3,23 @@
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 
-export function useLoader(load) {
-  const [state, setState] = useState({ data: null, error: null, loading: true });
+export interface LoaderState<T> {
+  data: T | null;
+  error: string | null;
+  loading: boolean;
+}
+
+export interface Loader<T> extends LoaderState<T> {
+  reload(): Promise<void>;
+}
+
+/** The message of anything thrown: an Error's message, else its text. */
+export function errorText(err: unknown): string {
+  return (err instanceof Error && err.message) || String(err);
+}
+
+export function useLoader<T>(load: () => Promise<T | null>): Loader<T> {
+  const [state, setState] = useState<LoaderState<T>>({ data: null, error: null, loading: true });
   const alive = useRef(true);
   const reload = useCallback(async () => {
     setState((s) => ({ ...s, loading: true }));
@@ -12,7 +27,7 @@ export function useLoader(load) {
       const data = await load();
       if (alive.current) setState({ data, error: null, loading: false });
     } catch (err) {
-      if (alive.current) setState((s) => ({ data: s.data, error: err.message || String(err), loading: false }));
+      if (alive.current) setState((s) => ({ data: s.data, error: errorText(err), loading: false }));
     }
   }, [load]);
   useEffect(() => {
@@ -25,7 +40,7 @@ export function useLoader(load) {
   return { ...state, reload };
 }
 
-export function formatTime(ms) {
+export function formatTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '—';
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z';
 }
