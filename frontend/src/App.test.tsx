@@ -1,144 +1,20 @@
 // The whole app in jsdom with a fake HTTP API, a fake WebSocket and a fake
 // Chart.js: login, live tiles and charts (updated in place), controls on the
 // wire, notifications with acknowledge, and expiry without losing the view.
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import App from './App';
+import { chartWith } from './test/chartDouble';
+import { FakeWebSocket, T0, TOKEN, installDoubles, removeDoubles, reply, setRefreshStatus, signIn } from './test/appHarness';
 
-vi.mock('chart.js', () => {
-  class Chart {
-    static instances = [];
-    static register() {}
-    constructor(canvas, config) {
-      this.canvas = canvas;
-      this.data = config.data;
-      this.options = config.options;
-      this.updates = [];
-      Chart.instances.push(this);
-    }
-    update(mode) {
-      this.updates.push(mode);
-    }
-    destroy() {
-      this.destroyed = true;
-    }
-  }
-  const part = (id) => ({ id });
-  return {
-    Chart,
-    Decimation: part('decimation'),
-    Filler: part('filler'),
-    Legend: part('legend'),
-    LineController: part('line'),
-    LineElement: part('lineElement'),
-    LinearScale: part('linear'),
-    PointElement: part('point'),
-    Tooltip: part('tooltip'),
-  };
-});
+vi.mock('chart.js', () => import('./test/chartDouble'));
 
-const { Chart } = await import('chart.js');
-const { default: App } = await import('./App');
+beforeEach(installDoubles);
+afterEach(removeDoubles);
 
-const b64url = (o) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-const jwt = (claims) => `${b64url({ alg: 'HS256' })}.${b64url(claims)}.sig`;
-const TOKEN = jwt({ sub: 'alice', role: 'admin', exp: 4_000_000_000 });
-const LOGIN = { access_token: TOKEN, token_type: 'Bearer', expires_in: 900, expires_at: '2096-10-02T07:06:40.000Z', role: 'admin', username: 'alice' };
-
-class FakeWebSocket {
-  static instances = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWebSocket.instances.push(this);
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code) {
-    this.readyState = 3;
-    this.closedWith = code;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  receive(msg) {
-    this.onmessage?.({ data: JSON.stringify(msg) });
-  }
-  drop(code) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-  last(type) {
-    return this.sent.filter((m) => m.type === type).at(-1);
-  }
-}
-
-const CATALOGUE = [
-  ['cpu_usage', '%'], ['cpu_core_0', '%'], ['cpu_core_1', '%'], ['memory_usage', '%'], ['swap_usage', '%'],
-  ['network_rx', 'B/s'], ['network_tx', 'B/s'], ['disk_read', 'B/s'], ['disk_write', 'B/s'], ['disk_usage', '%'],
-  ['load_1', ''], ['process_count', 'count'], ['uptime', 's'], ['active_connections', 'count'],
-].map(([name, unit]) => ({ name, unit }));
-
-const T0 = Date.parse('2026-11-26T10:00:00.000Z');
-
-function update(seq, metrics) {
+function update(seq: number, metrics: Record<string, number>) {
   return { type: 'metrics_update', seq, correlation_id: null, data: { timestamp: new Date(T0 + seq * 500).toISOString(), host: 'web-1', metrics } };
 }
-
-let refreshStatus;
-
-function fakeFetch() {
-  return vi.fn(async (path) => {
-    const reply = (status, body) => ({ ok: status < 300, status, statusText: '', json: async () => body });
-    if (path === '/api/refresh') return refreshStatus === 200 ? reply(200, LOGIN) : reply(401, { error: { code: 'unauthorized', message: 'no session' } });
-    if (path === '/api/login') return reply(200, LOGIN);
-    if (path === '/api/logout') return { ok: true, status: 204, json: async () => null };
-    return reply(404, { error: { code: 'not_found', message: path } });
-  });
-}
-
-async function signIn() {
-  render(<App />);
-  fireEvent.change(await screen.findByLabelText('Username'), { target: { value: 'alice' } });
-  fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'pw' } });
-  fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
-  await waitFor(() => expect(FakeWebSocket.instances).toHaveLength(1));
-  const ws = FakeWebSocket.instances[0];
-  act(() => ws.open());
-  const auth = ws.sent[0];
-  act(() =>
-    ws.receive({
-      type: 'connection_ack',
-      correlation_id: auth.correlation_id,
-      data: { role: 'admin', user: 'alice', host: 'web-1', interval: 0.5, seq: 10, metrics: CATALOGUE, rate: { max_hz: 2 }, limits: { max_rate_hz: 10, max_history_points: 5000 } },
-    }),
-  );
-  return ws;
-}
-
-/** Reply to the newest request of a type. */
-function reply(ws, type, data, replyType = type) {
-  const req = ws.last(type);
-  act(() => ws.receive({ type: replyType, correlation_id: req.correlation_id, data }));
-  return req;
-}
-
-beforeEach(() => {
-  Chart.instances = [];
-  FakeWebSocket.instances = [];
-  refreshStatus = 401;
-  vi.stubGlobal('WebSocket', FakeWebSocket);
-  vi.stubGlobal('fetch', fakeFetch());
-  window.localStorage.clear();
-  window.sessionStorage.clear();
-});
-
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
 
 describe('App', () => {
   it('logs in, connects to /dashboard and authenticates with the token', async () => {
@@ -152,7 +28,7 @@ describe('App', () => {
   });
 
   it('restores the session on reload from the refresh cookie', async () => {
-    refreshStatus = 200;
+    setRefreshStatus(200);
     render(<App />);
     await waitFor(() => expect(FakeWebSocket.instances).toHaveLength(1));
     expect(screen.queryByLabelText('Password')).toBeNull();
@@ -163,7 +39,7 @@ describe('App', () => {
     // The initial history fill and notification list.
     reply(ws, 'history', { bucket_ms: 500, series: { cpu_usage: [{ t: T0, avg: 5 }] } });
     reply(ws, 'notification_state', { notifications: [], unread: 0, unacknowledged: 0 });
-    const cpuChart = Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'cpu_usage'));
+    const cpuChart = chartWith('cpu_usage');
     await waitFor(() => expect(cpuChart.data.datasets.map((d) => d.metric)).toEqual(['cpu_usage', 'cpu_core_0', 'cpu_core_1']));
     const datasetsBefore = [...cpuChart.data.datasets];
 
@@ -183,7 +59,7 @@ describe('App', () => {
     expect(cpuChart.updates.at(-1)).toBe('none');
     // Redraws are throttled to one per pixel of the window, so allow a moment.
     await waitFor(() => expect(cpuChart.data.datasets[0].data.map((p) => p.y)).toEqual([5, 45.2, 47.5]), { timeout: 3000 });
-    expect(window.__dashd.seqs()).toEqual([11, 12]);
+    expect(window.__dashd?.seqs()).toEqual([11, 12]);
     expect(cpuChart.options.scales.x.max - cpuChart.options.scales.x.min).toBe(5 * 60_000);
   });
 
@@ -192,31 +68,31 @@ describe('App', () => {
     reply(ws, 'history', { bucket_ms: 500, series: {} });
 
     fireEvent.change(screen.getByLabelText('Update rate'), { target: { value: '0.5' } });
-    expect(ws.last('set_rate').data).toEqual({ max_hz: 0.5 });
+    expect(ws.last('set_rate')?.data).toEqual({ max_hz: 0.5 });
     reply(ws, 'set_rate', { max_hz: 0.5, effective_hz: 0.5 });
     await waitFor(() => expect(screen.getByTestId('effective-rate').textContent).toBe('0.5 Hz'));
 
     fireEvent.click(screen.getByRole('radio', { name: '1 h' }));
-    expect(ws.last('history').data).toMatchObject({ from: '-1h', max_points: 1000 });
-    expect(ws.last('history').data.metrics).toContain('cpu_core_1');
+    expect(ws.last('history')?.data).toMatchObject({ from: '-1h', max_points: 1000 });
+    expect(ws.last('history')?.data.metrics).toContain('cpu_core_1');
 
     fireEvent.click(within(screen.getByRole('group', { name: 'Metrics' })).getByLabelText('Network'));
-    expect(ws.last('unsubscribe').data).toEqual({});
+    expect(ws.last('unsubscribe')?.data).toEqual({});
     reply(ws, 'unsubscribe', { metrics: [], hosts: ['*'] });
     await waitFor(() => expect(ws.last('subscribe')).toBeDefined());
-    expect(ws.last('subscribe').data.metrics).not.toContain('network_*');
-    expect(ws.last('subscribe').data.metrics).toContain('cpu_*');
+    expect(ws.last('subscribe')?.data.metrics).not.toContain('network_*');
+    expect(ws.last('subscribe')?.data.metrics).toContain('cpu_*');
     expect(screen.queryByTestId('chart-network')).toBeNull();
     expect(screen.queryByTestId('tile-network_rx')).toBeNull();
   });
 
   it('pauses drawing while the stream keeps buffering', async () => {
     const ws = await signIn();
-    const cpuChart = Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'cpu_usage'));
+    const cpuChart = chartWith('cpu_usage');
     fireEvent.click(screen.getByTestId('pause-button'));
     const drawn = cpuChart.updates.length;
     act(() => ws.receive(update(11, { cpu_usage: 1 })));
-    await waitFor(() => expect(window.__dashd.seqs()).toEqual([11]), { timeout: 2000 });
+    await waitFor(() => expect(window.__dashd?.seqs()).toEqual([11]), { timeout: 2000 });
     expect(cpuChart.updates.length).toBe(drawn);
     await waitFor(() => expect(screen.getByText('1 updates buffered')).toBeTruthy());
     fireEvent.click(screen.getByTestId('pause-button'));
@@ -239,7 +115,7 @@ describe('App', () => {
     expect((await screen.findByTestId('toast')).textContent).toMatch(/disk full/);
 
     fireEvent.click(within(item).getByRole('button', { name: 'Acknowledge disk full' }));
-    expect(ws.last('ack').data).toEqual({ notification_id: 'n-1' });
+    expect(ws.last('ack')?.data).toEqual({ notification_id: 'n-1' });
     reply(ws, 'ack', { id: 'n-1', acknowledged_by: 'alice', acknowledged_at: new Date().toISOString() });
     await waitFor(() => expect(screen.getByTestId('notification-item').dataset.acknowledged).toBe('true'));
     expect(screen.getByTestId('notification-item').textContent).toMatch(/acknowledged by alice/);
@@ -249,7 +125,7 @@ describe('App', () => {
   it('keeps the dashboard under a sign-in dialog when the session expires, then resumes', async () => {
     const ws = await signIn();
     act(() => ws.receive(update(11, { cpu_usage: 12 })));
-    await waitFor(() => expect(window.__dashd.lastSeq()).toBe(11));
+    await waitFor(() => expect(window.__dashd?.lastSeq()).toBe(11));
     // Refresh fails (401): the session is over.
     await act(async () => ws.drop(4001));
     const dialog = await screen.findByRole('dialog', { name: 'Session expired' });
@@ -271,8 +147,8 @@ describe('App', () => {
     const ws = await signIn();
     reply(ws, 'history', { bucket_ms: 500, series: {} });
     act(() => ws.receive(update(11, { cpu_usage: 3 })));
-    await waitFor(() => expect(window.__dashd.seqs()).toEqual([11]), { timeout: 2000 });
-    const cpuChart = Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'cpu_usage'));
+    await waitFor(() => expect(window.__dashd?.seqs()).toEqual([11]), { timeout: 2000 });
+    const cpuChart = chartWith('cpu_usage');
 
     vi.useFakeTimers();
     try {
@@ -282,11 +158,11 @@ describe('App', () => {
       const drawn = cpuChart.updates.length;
       act(() => ws.receive(update(12, { cpu_usage: 4 })));
       act(() => vi.advanceTimersByTime(1000)); // the hidden-tab flush (no animation frames)
-      expect(window.__dashd.seqs()).toEqual([11, 12]); // still buffered into the store
+      expect(window.__dashd?.seqs()).toEqual([11, 12]); // still buffered into the store
       expect(cpuChart.updates.length).toBe(drawn); // but not drawn
 
       act(() => vi.advanceTimersByTime(30_000));
-      expect(ws.last('set_rate').data).toEqual({ max_hz: 0.2 });
+      expect(ws.last('set_rate')?.data).toEqual({ max_hz: 0.2 });
       await act(async () => {
         reply(ws, 'set_rate', { max_hz: 0.2, effective_hz: 0.2 });
       });
@@ -294,9 +170,9 @@ describe('App', () => {
       hidden = false;
       act(() => document.dispatchEvent(new Event('visibilitychange')));
       expect(cpuChart.updates.length).toBeGreaterThan(drawn); // redrawn at once
-      expect(ws.last('set_rate').data).toEqual({ max_hz: 10 }); // back to live
-      const refill = ws.last('history').data;
-      expect(refill.from).toBe(new Date(T0 + 11 * 500).toISOString()); // from when it was hidden
+      expect(ws.last('set_rate')?.data).toEqual({ max_hz: 10 }); // back to live
+      const refill = ws.last('history')?.data;
+      expect(refill?.from).toBe(new Date(T0 + 11 * 500).toISOString()); // from when it was hidden
     } finally {
       vi.useRealTimers();
     }
@@ -310,14 +186,14 @@ describe('App', () => {
       ws.receive({ ...update(12, { cpu_usage: 99 }), data: { ...update(12, {}).data, host: 'agent-1', metrics: { cpu_usage: 99 } } });
       ws.receive(update(13, { cpu_usage: 11 }));
     });
-    await waitFor(() => expect(window.__dashd.seqs()).toEqual([11, 13]), { timeout: 2000 });
-    expect(window.__dashd.streamSeqs()).toEqual([11, 12, 13]);
+    await waitFor(() => expect(window.__dashd?.seqs()).toEqual([11, 13]), { timeout: 2000 });
+    expect(window.__dashd?.streamSeqs()).toEqual([11, 12, 13]);
     const select = await screen.findByLabelText('Host');
     fireEvent.change(select, { target: { value: 'agent-1' } });
-    expect(ws.last('history').data).toMatchObject({ host: 'agent-1' });
-    expect(window.__dashd.seqs()).toEqual([]);
+    expect(ws.last('history')?.data).toMatchObject({ host: 'agent-1' });
+    expect(window.__dashd?.seqs()).toEqual([]);
     act(() => ws.receive({ ...update(14, {}), data: { ...update(14, {}).data, host: 'agent-1', metrics: { cpu_usage: 98 } } }));
-    await waitFor(() => expect(window.__dashd.seqs()).toEqual([14]), { timeout: 2000 });
+    await waitFor(() => expect(window.__dashd?.seqs()).toEqual([14]), { timeout: 2000 });
   });
 
   it('shows reconnecting with the attempt number when the socket drops', async () => {

@@ -1,147 +1,27 @@
 // Issue 16, "a dashboard that tells the truth": the whole app in jsdom with a
 // fake HTTP API, a fake WebSocket and a fake Chart.js (the same doubles as
-// App.test.jsx). Each block is one item of the issue; each test failed
+// App.test.tsx, from src/test/). Each block is one item of the issue; each test failed
 // before the change.
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { act, cleanup, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { chartWith } from './test/chartDouble';
+import { CATALOGUE, FakeWebSocket, T0, installDoubles, latestSocket, removeDoubles, reply, signIn } from './test/appHarness';
 
-vi.mock('chart.js', () => {
-  class Chart {
-    static instances = [];
-    static register() {}
-    constructor(canvas, config) {
-      this.canvas = canvas;
-      this.data = config.data;
-      this.options = config.options;
-      this.updates = [];
-      Chart.instances.push(this);
-    }
-    update(mode) {
-      this.updates.push(mode);
-    }
-    destroy() {
-      this.destroyed = true;
-    }
-  }
-  const part = (id) => ({ id });
-  return {
-    Chart,
-    Decimation: part('decimation'),
-    Filler: part('filler'),
-    Legend: part('legend'),
-    LineController: part('line'),
-    LineElement: part('lineElement'),
-    LinearScale: part('linear'),
-    PointElement: part('point'),
-    Tooltip: part('tooltip'),
-  };
-});
+vi.mock('chart.js', () => import('./test/chartDouble'));
 
-const { Chart } = await import('chart.js');
-const { default: App } = await import('./App');
-const cpuChart = () => Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'cpu_usage'));
+beforeEach(installDoubles);
+afterEach(removeDoubles);
 
-const b64url = (o) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-const jwt = (claims) => `${b64url({ alg: 'HS256' })}.${b64url(claims)}.sig`;
-const TOKEN = jwt({ sub: 'alice', role: 'admin', exp: 4_000_000_000 });
-const LOGIN = { access_token: TOKEN, token_type: 'Bearer', expires_in: 900, expires_at: '2096-10-02T07:06:40.000Z', role: 'admin', username: 'alice' };
-
-class FakeWebSocket {
-  static instances = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWebSocket.instances.push(this);
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code) {
-    this.readyState = 3;
-    this.closedWith = code;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  receive(msg) {
-    this.onmessage?.({ data: JSON.stringify(msg) });
-  }
-  drop(code) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-  last(type) {
-    return this.sent.filter((m) => m.type === type).at(-1);
-  }
+const cpuChart = () => chartWith('cpu_usage');
+/** The listed notification with this id; throws when it is not listed. */
+function notificationItem(id: string): HTMLElement {
+  const item = screen.getAllByTestId('notification-item').find((el) => el.dataset.id === id);
+  if (!item) throw new Error(`notification ${id} is not listed`);
+  return item;
 }
-
-const CATALOGUE = [
-  ['cpu_usage', '%'], ['cpu_core_0', '%'], ['cpu_core_1', '%'], ['memory_usage', '%'], ['swap_usage', '%'],
-  ['network_rx', 'B/s'], ['network_tx', 'B/s'], ['disk_read', 'B/s'], ['disk_write', 'B/s'], ['disk_usage', '%'],
-  ['load_1', ''], ['process_count', 'count'], ['uptime', 's'], ['active_connections', 'count'],
-].map(([name, unit]) => ({ name, unit }));
-
-const T0 = Date.parse('2026-11-26T10:00:00.000Z');
-
-let refreshStatus;
-
-function fakeFetch() {
-  return vi.fn(async (path) => {
-    const reply = (status, body) => ({ ok: status < 300, status, statusText: '', json: async () => body });
-    if (path === '/api/refresh') return refreshStatus === 200 ? reply(200, LOGIN) : reply(401, { error: { code: 'unauthorized', message: 'no session' } });
-    if (path === '/api/login') return reply(200, LOGIN);
-    if (path === '/api/logout') return { ok: true, status: 204, json: async () => null };
-    return reply(404, { error: { code: 'not_found', message: path } });
-  });
-}
-
-async function signIn() {
-  render(<App />);
-  fireEvent.change(await screen.findByLabelText('Username'), { target: { value: 'alice' } });
-  fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'pw' } });
-  fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
-  await waitFor(() => expect(FakeWebSocket.instances).toHaveLength(1));
-  const ws = FakeWebSocket.instances[0];
-  act(() => ws.open());
-  const auth = ws.sent[0];
-  act(() =>
-    ws.receive({
-      type: 'connection_ack',
-      correlation_id: auth.correlation_id,
-      data: { role: 'admin', user: 'alice', host: 'web-1', interval: 0.5, seq: 10, metrics: CATALOGUE, rate: { max_hz: 2 }, limits: { max_rate_hz: 10, max_history_points: 5000 } },
-    }),
-  );
-  return ws;
-}
-
-/** Reply to the newest request of a type. */
-function reply(ws, type, data, replyType = type) {
-  const req = ws.last(type);
-  act(() => ws.receive({ type: replyType, correlation_id: req.correlation_id, data }));
-  return req;
-}
-
-beforeEach(() => {
-  Chart.instances = [];
-  FakeWebSocket.instances = [];
-  refreshStatus = 401;
-  vi.stubGlobal('WebSocket', FakeWebSocket);
-  vi.stubGlobal('fetch', fakeFetch());
-  window.localStorage.clear();
-  window.sessionStorage.clear();
-});
-
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
-
-
-const at = (seconds) => new Date(T0 + seconds * 1000).toISOString();
-const sampleAt = (seq, seconds, metrics) => ({ type: 'metrics_update', seq, correlation_id: null, data: { timestamp: at(seconds), host: 'web-1', metrics } });
-const note = (id, extra = {}) => ({ id, level: 'critical', title: `t-${id}`, message: 'm', timestamp: new Date().toISOString(), source: 'rule:disk_full', state: 'firing', ...extra });
+const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
+const sampleAt = (seq: number, seconds: number, metrics: Record<string, number>) => ({ type: 'metrics_update', seq, correlation_id: null, data: { timestamp: at(seconds), host: 'web-1', metrics } });
+const note = (id: string, extra: Record<string, unknown> = {}) => ({ id, level: 'critical', title: `t-${id}`, message: 'm', timestamp: new Date().toISOString(), source: 'rule:disk_full', state: 'firing', ...extra });
 
 describe('1. outages are not hidden', () => {
   it('breaks the line where samples are missing for more than about two intervals', async () => {
@@ -165,15 +45,15 @@ describe('1. outages are not hidden', () => {
     const ws = await signIn();
     reply(ws, 'history', { bucket_ms: 500, series: {} });
     act(() => ws.receive(sampleAt(11, 1, { cpu_usage: 10 })));
-    await waitFor(() => expect(window.__dashd.seqs()).toEqual([11]), { timeout: 2000 });
+    await waitFor(() => expect(window.__dashd?.seqs()).toEqual([11]), { timeout: 2000 });
     act(() => ws.drop(1006));
     await act(async () => screen.getByRole('button', { name: 'Retry now' }).click());
-    const ws2 = FakeWebSocket.instances.at(-1);
+    const ws2 = latestSocket();
     act(() => ws2.open());
     act(() => ws2.receive({ type: 'connection_ack', correlation_id: ws2.sent[0].correlation_id, data: { role: 'admin', host: 'web-1', interval: 0.5, seq: 11, metrics: CATALOGUE } }));
     act(() => ws2.receive({ type: 'resume', correlation_id: null, data: { after_seq: 11, replayed: 0, recovered: 0, gaps: [], seq: 11 } }));
     act(() => ws2.receive(sampleAt(12, 22, { cpu_usage: 12 })));
-    await waitFor(() => expect(cpuChart().options.plugins.outages.spans).toEqual([{ from: T0 + 1000, to: T0 + 22000 }]), { timeout: 3000 });
+    await waitFor(() => expect(cpuChart().options.plugins.outages?.spans).toEqual([{ from: T0 + 1000, to: T0 + 22000 }]), { timeout: 3000 });
   }, 10_000);
 });
 
@@ -186,7 +66,7 @@ describe('2. paused charts stay inspectable', () => {
     fireEvent.click(screen.getByTestId('pause-button'));
     const frozen = cpuChart().data.datasets[0].data;
     act(() => ws.receive(sampleAt(12, 1.5, { cpu_usage: 11 })));
-    await waitFor(() => expect(window.__dashd.seqs()).toEqual([11, 12]), { timeout: 2000 });
+    await waitFor(() => expect(window.__dashd?.seqs()).toEqual([11, 12]), { timeout: 2000 });
     // The chart's data is not the store's growing array, so Chart.js's parsed
     // elements (and its tooltips) stay consistent with what is drawn.
     expect(cpuChart().data.datasets[0].data).toBe(frozen);
@@ -204,15 +84,15 @@ describe('3. unread and unacknowledged come from the server, per user', () => {
     });
     await waitFor(() => expect(screen.getByRole('link', { name: 'Notifications, 4 unread' })).toBeTruthy());
     expect(screen.getByTestId('notifications-unacknowledged').textContent).toBe('4 to acknowledge');
-    fireEvent.click(screen.getAllByTestId('notification-item').find((el) => el.dataset.id === 'n-1'));
-    expect(ws.last('notification_read').data).toEqual({ ids: ['n-1'] });
+    fireEvent.click(notificationItem('n-1'));
+    expect(ws.last('notification_read')?.data).toEqual({ ids: ['n-1'] });
     await waitFor(() => expect(screen.getByRole('link', { name: 'Notifications, 3 unread' })).toBeTruthy());
     fireEvent.click(screen.getByRole('button', { name: 'Mark all read' }));
-    expect(ws.last('notification_read').data).toEqual({ all: true });
+    expect(ws.last('notification_read')?.data).toEqual({ all: true });
     await waitFor(() => expect(screen.getByRole('link', { name: 'Notifications, 0 unread' })).toBeTruthy());
     // An acknowledgement elsewhere: the server's count is asked again.
     act(() => ws.receive({ type: 'notification_ack', seq: 11, correlation_id: null, data: { id: 'n-1', acknowledged_by: 'bob', acknowledged_at: new Date().toISOString() } }));
-    await waitFor(() => expect(ws.last('notification_state').data).toEqual({ limit: 1 }));
+    await waitFor(() => expect(ws.last('notification_state')?.data).toEqual({ limit: 1 }));
     reply(ws, 'notification_state', { notifications: [], unread: 0, unacknowledged: 3 });
     await waitFor(() => expect(screen.getByTestId('notifications-unacknowledged').textContent).toBe('3 to acknowledge'));
   });
@@ -246,7 +126,7 @@ describe('4. alert state is a state, not a feed', () => {
     });
     reply(ws, 'alerts', { alerts: [] });
     await waitFor(() => expect(screen.getAllByTestId('notification-item')).toHaveLength(2));
-    const [first, second] = ['n-1', 'n-2'].map((id) => screen.getAllByTestId('notification-item').find((el) => el.dataset.id === id));
+    const [first, second] = ['n-1', 'n-2'].map(notificationItem);
     await waitFor(() => expect(first.dataset.state).toBe('resolved'));
     expect(within(first).queryByRole('button', { name: /Acknowledge/ })).toBeNull();
     expect(within(second).queryByRole('button', { name: /Acknowledge/ })).toBeNull();
@@ -259,7 +139,7 @@ describe('5. a disconnected page says so everywhere', () => {
     act(() => ws.drop(1006));
     const banner = await screen.findByTestId('disconnected-banner');
     expect(banner.textContent).toMatch(/Disconnected from dashd since \d\d:\d\d:\d\d/);
-    expect(document.querySelector('.app').classList.contains('is-disconnected')).toBe(true);
+    expect(document.querySelector('.app')?.classList.contains('is-disconnected')).toBe(true);
   });
 });
 
@@ -267,7 +147,7 @@ describe('6. numbers that read right', () => {
   it('offers bits/s for the network chart and remembers it', async () => {
     await signIn();
     fireEvent.change(screen.getByLabelText('Network units'), { target: { value: 'bits' } });
-    const net = Chart.instances.find((c) => c.data.datasets.some((d) => d.metric === 'network_rx'));
+    const net = chartWith('network_rx');
     expect(net.options.scales.y.ticks.callback.call({ $rate: { scale: 1e6, unit: 'Mbit/s' }, max: 8e6 }, 4e6)).toBe('4 Mbit/s');
     expect(window.localStorage.getItem('dashd.networkUnit')).toBe('bits');
   });
@@ -313,7 +193,7 @@ describe('10. charts you can work with', () => {
     fireEvent.click(within(row).getByRole('button', { name: 'Keep' }));
     fireEvent.click(within(row).getByRole('button', { name: 'Delete rule cpu_high' }));
     fireEvent.click(within(row).getByRole('button', { name: 'Yes, delete cpu_high' }));
-    expect(ws.last('rule_delete').data).toEqual({ name: 'cpu_high' });
+    expect(ws.last('rule_delete')?.data).toEqual({ name: 'cpu_high' });
   });
 
   it('metric-group choices survive a reload', async () => {
@@ -322,7 +202,7 @@ describe('10. charts you can work with', () => {
     cleanup();
     FakeWebSocket.instances = [];
     const ws = await signIn();
-    expect(within(screen.getByRole('group', { name: 'Metrics' })).getByLabelText('Network').checked).toBe(false);
+    expect(within(screen.getByRole('group', { name: 'Metrics' })).getByLabelText<HTMLInputElement>('Network').checked).toBe(false);
     expect(screen.queryByTestId('chart-network')).toBeNull();
     await waitFor(() => expect(ws.last('unsubscribe')).toBeDefined());
   });
