@@ -1,7 +1,12 @@
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { INITIAL_VIEW, type ConnectionView } from '../connection/DashboardConnection';
+import type { Point } from '../protocol/types';
 import ConnectionStatus, { describeConnection } from './ConnectionStatus';
 import { trendOf } from './MetricTile';
+
+/** A connection view: the initial one with these fields changed. */
+const view = (fields: Partial<ConnectionView>): ConnectionView => ({ ...INITIAL_VIEW, ...fields });
 
 afterEach(() => {
   cleanup();
@@ -11,19 +16,19 @@ afterEach(() => {
 describe('ConnectionStatus', () => {
   it('describes each state', () => {
     // What arrives (0.4 updates/s), not every frame (2 msg/s with pongs and acks).
-    expect(describeConnection({ status: 'connected', latencyMs: 12.4, messagesPerSecond: 2, updatesPerSecond: 0.4 })).toBe('12 ms · 0.4 updates/s');
-    expect(describeConnection({ status: 'connected', latencyMs: null, messagesPerSecond: 0 })).toBe('0.0 updates/s');
-    expect(describeConnection({ status: 'reconnecting', attempt: 3 }, 4)).toBe('attempt 3, next try in 4 s');
-    expect(describeConnection({ status: 'reconnecting', attempt: 3 }, null)).toBe('attempt 3, connecting now');
-    expect(describeConnection({ status: 'offline' })).toMatch(/offline/);
-    expect(describeConnection({ status: 'unauthorized' })).toMatch(/sign in/);
+    expect(describeConnection(view({ status: 'connected', latencyMs: 12.4, messagesPerSecond: 2, updatesPerSecond: 0.4 }), null)).toBe('12 ms · 0.4 updates/s');
+    expect(describeConnection(view({ status: 'connected', latencyMs: null, messagesPerSecond: 0 }), null)).toBe('0.0 updates/s');
+    expect(describeConnection(view({ status: 'reconnecting', attempt: 3 }), 4)).toBe('attempt 3, next try in 4 s');
+    expect(describeConnection(view({ status: 'reconnecting', attempt: 3 }), null)).toBe('attempt 3, connecting now');
+    expect(describeConnection(view({ status: 'offline' }), null)).toMatch(/offline/);
+    expect(describeConnection(view({ status: 'unauthorized' }), null)).toMatch(/sign in/);
   });
 
   it('counts down to the next reconnect attempt and exposes the state for tests', () => {
     vi.useFakeTimers();
     const retryAt = Date.now() + 3000;
     const onRetry = vi.fn();
-    render(<ConnectionStatus view={{ status: 'reconnecting', attempt: 2, retryAt }} onRetry={onRetry} />);
+    render(<ConnectionStatus view={view({ status: 'reconnecting', attempt: 2, retryAt })} onRetry={onRetry} />);
     const el = screen.getByTestId('connection-status');
     expect(el.dataset.state).toBe('reconnecting');
     expect(el.getAttribute('role')).toBe('status');
@@ -36,7 +41,7 @@ describe('ConnectionStatus', () => {
 });
 
 describe('trendOf', () => {
-  const pts = (ys) => ys.map((y, x) => ({ x, y }));
+  const pts = (ys: number[]): Point[] => ys.map((y, x) => ({ x, y }));
   it('reads rising, falling and steady series', () => {
     expect(trendOf(pts([1, 1, 1, 1, 5, 6, 7]))).toBe('up');
     expect(trendOf(pts([9, 9, 9, 9, 2, 1, 1]))).toBe('down');

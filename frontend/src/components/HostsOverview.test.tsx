@@ -7,7 +7,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const sample = (host, t, cpu, mem) => ({ host, t, seq: t, values: { cpu_usage: cpu, memory_usage: mem } });
+const sample = (host: string, t: number, cpu: number, mem: number) => ({ host, t, seq: t, values: { cpu_usage: cpu, memory_usage: mem } });
 
 describe('createHostsSeries', () => {
   it('keeps a bounded series per host and ignores samples that go back in time', () => {
@@ -53,7 +53,7 @@ describe('HostsOverview', () => {
     // No aria-label hiding the visible text: the name is what the card shows.
     expect(first.getAttribute('aria-label')).toBeNull();
     expect(first.textContent.replace(/\s+/g, ' ')).toMatch(/web-1.*CPU.*20 %.*Mem.*41 %/);
-    expect(first.querySelector('polyline').getAttribute('points')).not.toBe('');
+    expect(first.querySelector('polyline')?.getAttribute('points')).not.toBe('');
     expect(screen.getByTestId('host-card-web-2').getAttribute('aria-pressed')).toBe('false');
     fireEvent.click(screen.getByTestId('host-card-web-2'));
     expect(onSelect).toHaveBeenCalledWith('web-2');

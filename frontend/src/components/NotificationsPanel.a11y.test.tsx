@@ -2,11 +2,14 @@
 // and only items that still need it offer Acknowledge (item 4).
 import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import NotificationsPanel, { needsAck } from './NotificationsPanel';
+import NotificationsPanel, { needsAck, type FeedItem } from './NotificationsPanel';
 
 afterEach(cleanup);
 
-const item = (i, extra = {}) => ({ id: `n-${i}`, level: 'critical', title: `alert ${i}`, message: '', timestamp: 1_700_000_000_000 - i, source: 'rule:x', state: 'firing', read: false, acknowledgedBy: null, ...extra });
+const item = (i: number, extra: Partial<FeedItem> = {}): FeedItem => ({
+  id: `n-${i}`, level: 'critical', title: `alert ${i}`, message: '', timestamp: 1_700_000_000_000 - i, source: 'rule:x', state: 'firing',
+  silenced: false, read: false, acknowledgedBy: null, acknowledgedAt: null, ...extra,
+});
 
 describe('NotificationsPanel accessibility', () => {
   it('offers a skip link past the list that moves focus after it', () => {
@@ -14,7 +17,7 @@ describe('NotificationsPanel accessibility', () => {
     expect(screen.getAllByRole('button', { name: /^Acknowledge/ })).toHaveLength(5);
     const skip = screen.getByRole('link', { name: 'Skip the notification list' });
     fireEvent.click(skip);
-    expect(document.activeElement.id).toBe('notifications-end');
+    expect(document.activeElement?.id).toBe('notifications-end');
   });
 
   it('asks for acknowledgement only for open warnings and criticals', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_NOTIFICATIONS, notificationsReducer, unreadCount } from './NotificationsPanel';
+import { MAX_NOTIFICATIONS, notificationsReducer, unreadCount, type WireNotification } from './NotificationsPanel';
 
-const n = (id, extra = {}) => ({ id, level: 'warning', title: `t${id}`, message: 'm', timestamp: new Date(1_700_000_000_000 + Number(id) * 1000).toISOString(), ...extra });
+const n = (id: string, extra: Partial<WireNotification> = {}): WireNotification => ({ id, level: 'warning', title: `t${id}`, message: 'm', timestamp: new Date(1_700_000_000_000 + Number(id) * 1000).toISOString(), ...extra });
 
 describe('notificationsReducer', () => {
   it('adds newest first, unread when live and read when loaded', () => {

@@ -28,8 +28,11 @@ export interface FeedItem {
   acknowledgedAt: number | null;
 }
 
-/** A notification as it comes off the wire; stored and replayed ones may lack fields. */
-export type WireNotification = Partial<NotificationData> & Pick<NotificationData, 'id'>;
+/**
+ * A notification as it comes off the wire: stored and replayed ones may lack
+ * fields, and a level this page does not know reads as info.
+ */
+export type WireNotification = Partial<Omit<NotificationData, 'level'>> & Pick<NotificationData, 'id'> & { level?: string };
 
 export type FeedAction =
   | { type: 'add'; items: WireNotification[]; read?: boolean }
@@ -40,7 +43,7 @@ export type FeedAction =
 function normalize(n: WireNotification): FeedItem {
   return {
     id: String(n.id),
-    level: n.level && LEVELS.includes(n.level) ? n.level : 'info',
+    level: LEVELS.find((l) => l === n.level) ?? 'info',
     title: n.title || '(no title)',
     message: n.message || '',
     timestamp: n.timestamp ? Date.parse(n.timestamp) : Date.now(),

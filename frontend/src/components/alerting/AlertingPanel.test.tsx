@@ -1,40 +1,46 @@
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { AlertingApi, Channel, ChannelsReply, DeliveriesReply, DeliveryOutcome, Silence, TimelineEvent } from '../../services/alertingApi';
 import AlertingPanel from './AlertingPanel';
 
 afterEach(cleanup);
 
 const T = Date.UTC(2026, 0, 1, 12, 0, 0);
+const SILENCE: Silence = { id: 's-1', state: 'active', matchers: [{ name: 'host', op: '=', value: 'db1' }],
+  ends_at_ms: T + 3600_000, created_by: 'olga', comment: 'disk swap' };
 
-function fakeApi(overrides = {}) {
+const MAIL: Channel = {
+  name: 'mail', kind: 'email', host: 'smtp.example', port: 587, to: ['a@example.com'], source: 'api', headers: [], secrets: { password: true },
+};
+
+function fakeApi(overrides: Partial<AlertingApi> = {}) {
   return {
-    channels: vi.fn(async () => ({
+    channels: vi.fn(async (): Promise<ChannelsReply> => ({
       channels: [
         { name: 'ops-hook', kind: 'webhook', format: 'slack', url: 'https://hooks.example/x', source: 'config', headers: ['Authorization'], secrets: {} },
-        { name: 'mail', kind: 'email', host: 'smtp.example', port: 587, to: ['a@example.com'], source: 'api', headers: [], secrets: { password: true } },
+        MAIL,
       ],
       routes: [{ name: 'pager', matchers: ['severity=critical'], level: 'critical', channels: ['mail'],
         group_by: ['alertname', 'host'], group_wait: 30, group_interval: 300, repeat_interval: 14400, stop: true }],
     })),
-    testChannel: vi.fn(async (name) => ({ result: name === 'mail'
+    testChannel: vi.fn(async (name: string): Promise<{ result: DeliveryOutcome }> => ({ result: name === 'mail'
       ? { ok: false, detail: 'connection refused' } : { ok: true, detail: 'HTTP 200: ok', status: 200 } })),
-    saveChannel: vi.fn(async (name) => ({ channel: { name } })),
-    deleteChannel: vi.fn(async () => null),
-    deliveries: vi.fn(async () => ({
+    saveChannel: vi.fn(async (name: string, _data: object) => ({ channel: { ...MAIL, name } })),
+    deleteChannel: vi.fn(async (_name: string) => null),
+    deliveries: vi.fn(async (): Promise<DeliveriesReply> => ({
       deliveries: [{ id: 7, channel: 'ops-hook', status: 'dead', attempts: 2, alerts: 3, title_status: 'firing', kind: 'notify',
         created_at_ms: T, last_error: 'HTTP 500: boom', log: [{ ts_ms: T, node: 'n1', ok: false, detail: 'HTTP 500: boom', duration_ms: 12 }] }],
       counts: { dead: 1 },
     })),
-    silences: vi.fn(async () => ({ silences: [{ id: 's-1', state: 'active', matchers: [{ name: 'host', op: '=', value: 'db1' }],
-      ends_at_ms: T + 3600_000, created_by: 'olga', comment: 'disk swap' }] })),
-    createSilence: vi.fn(async () => ({ silence: {} })),
-    expireSilence: vi.fn(async () => null),
-    timeline: vi.fn(async () => ({ events: [
+    silences: vi.fn(async (): Promise<{ silences: Silence[] }> => ({ silences: [SILENCE] })),
+    createSilence: vi.fn(async (_data: object) => ({ silence: SILENCE })),
+    expireSilence: vi.fn(async (_id: string) => null),
+    timeline: vi.fn(async (_from: number, _to: number): Promise<{ events: TimelineEvent[] }> => ({ events: [
       { event_key: 'a', ts_ms: T, state: 'firing', level: 'critical', labels: { alertname: 'cpu_high', host: 'db1' }, summary: 'cpu high', silenced_by: 's-1' },
       { event_key: 'b', ts_ms: T - 1000, state: 'firing', level: 'warning', labels: { alertname: 'cpu_high', host: 'web1' }, summary: 'cpu high', silenced_by: null },
     ] })),
     ...overrides,
-  };
+  } satisfies AlertingApi;
 }
 
 describe('AlertingPanel', () => {
@@ -51,8 +57,8 @@ describe('AlertingPanel', () => {
   it('shows the routes an admin configured in the INI file', async () => {
     render(<AlertingPanel api={fakeApi()} role="admin" />);
     const row = (await screen.findByText('pager (stop)')).closest('tr');
-    expect(row.textContent).toContain('severity=critical, level ≥ critical');
-    expect(row.textContent).toContain('by alertname, host; wait 30 s, interval 300 s, repeat 14400 s');
+    expect(row?.textContent).toContain('severity=critical, level ≥ critical');
+    expect(row?.textContent).toContain('by alertname, host; wait 30 s, interval 300 s, repeat 14400 s');
   });
 
   it('shows secrets only as set, and INI channels without edit or delete', async () => {

@@ -10,15 +10,14 @@ import ChannelsCard from './ChannelsCard';
 import DeliveryLog from './DeliveryLog';
 import SilencesCard from './SilencesCard';
 
-export interface AlertingPanelProps {
-  getToken: () => string | null;
-  role: string;
-  /** Tests pass a fake; the page builds the HTTP client from getToken. */
-  api?: AlertingApi;
-}
+/** Who is looking, and either the HTTP client (tests pass a fake) or the token it needs. */
+export type AlertingPanelProps = { role: string } & (
+  | { api: AlertingApi; getToken?: undefined }
+  | { getToken: () => string | null; api?: undefined }
+);
 
 export default function AlertingPanel({ getToken, role, api: given }: AlertingPanelProps) {
-  const api = useMemo(() => given || createAlertingApi(getToken), [given, getToken]);
+  const api = useMemo(() => given ?? createAlertingApi(getToken), [given, getToken]);
   const operator = roleAtLeast(role, 'operator');
   return (
     <section className="panel alerting" aria-labelledby="alerting-heading">

@@ -16,7 +16,7 @@ describe('a silenced alert in the notifications panel', () => {
     render(<NotificationsPanel items={items} canAck={false} onAck={() => {}} onRead={() => {}} pendingAcks={new Set()} now={Date.parse('2026-01-01T12:01:00Z')} />);
     const db1 = screen.getByText('cpu_usage > 90 on db1').closest('li');
     const web1 = screen.getByText('cpu_usage > 90 on web1').closest('li');
-    expect(db1.textContent).toContain('firing · silenced');
-    expect(web1.textContent).not.toContain('silenced');
+    expect(db1?.textContent).toContain('firing · silenced');
+    expect(web1?.textContent).not.toContain('silenced');
   });
 });
