@@ -9,68 +9,21 @@ import {
   PONG_TIMEOUT_MS,
   STATUS,
   useWebSocket,
+  type ConnectionOptions,
+  type WebSocketHandle,
 } from './useWebSocket';
+import type { HistoryData } from '../protocol/types';
+
+/** A rejected request: the `error` frame's code and message. */
+type RequestError = Error & { code?: string };
+import type { Delivered } from '../connection/DashboardConnection';
 import { RECONNECT_MAX_MS } from '../services/backoff';
+import { FakeWebSocket, FakeWebSocketClass, latestSocket } from '../test/fakeWebSocket';
 
 const FRAME_MS = 16;
 const URL = 'ws://dashd.test/dashboard';
 
-/** A WebSocket double driven by the test as if it were the server. */
-class FakeWebSocket {
-  static instances = [];
-
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    this.closedWith = null;
-    FakeWebSocket.instances.push(this);
-  }
-
-  send(text) {
-    if (this.readyState !== 1) throw new Error('send on a socket that is not open');
-    this.sent.push(JSON.parse(text));
-  }
-
-  close(code, reason) {
-    this.readyState = 3;
-    this.closedWith = { code, reason };
-  }
-
-  // -- the "server" side --
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-
-  receive(msg) {
-    this.onmessage?.({ data: typeof msg === 'string' ? msg : JSON.stringify(msg) });
-  }
-
-  drop(code = 1006, reason = '') {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-
-  sentOfType(type) {
-    return this.sent.filter((m) => m.type === type);
-  }
-
-  /** Open, and answer the auth message with connection_ack. */
-  accept(ack = {}) {
-    this.open();
-    const auth = this.sent.find((m) => m.type === 'auth');
-    this.receive({
-      type: 'connection_ack',
-      correlation_id: auth?.correlation_id ?? null,
-      data: { session_id: 's1', user: 'alice', role: 'operator', seq: 0, interval: 1, metrics: [], ...ack },
-    });
-  }
-}
-
-const latestSocket = () => FakeWebSocket.instances[FakeWebSocket.instances.length - 1];
-
-function metricsUpdate(seq, extra = {}) {
+function metricsUpdate(seq: number, extra: Record<string, unknown> = {}) {
   return {
     type: 'metrics_update',
     seq,
@@ -80,31 +33,40 @@ function metricsUpdate(seq, extra = {}) {
   };
 }
 
-function setup(overrides = {}) {
-  const batches = [];
+function setup(overrides: Partial<ConnectionOptions> = {}) {
+  const batches: Delivered[][] = [];
   const options = {
-    WebSocket: FakeWebSocket,
+    WebSocket: FakeWebSocketClass,
     getToken: vi.fn(() => 'tok-1'),
     refreshToken: vi.fn(async () => 'tok-2'),
-    onMessages: vi.fn((batch) => batches.push(batch)),
+    onMessages: vi.fn((batch: Delivered[]) => {
+      batches.push(batch);
+    }),
     onConnected: vi.fn(),
     onUnauthorized: vi.fn(),
     random: () => 0.5,
-    fetch: vi.fn(async () => ({ ok: false })),
-    scheduleFrame: (cb) => {
+    fetch: vi.fn(async (_url: string, _init?: RequestInit) => ({ ok: false })),
+    scheduleFrame: (cb: () => void) => {
       const t = setTimeout(cb, FRAME_MS);
       return () => clearTimeout(t);
     },
     ...overrides,
   };
-  const hook = renderHook(({ url }) => useWebSocket(url, options), { initialProps: { url: URL } });
+  const hook = renderHook(({ url }) => useWebSocket(url, options), { initialProps: { url: URL as string | null } });
   const delivered = () => batches.flat();
-  const seqs = () => delivered().filter((m) => Number.isFinite(m.seq)).map((m) => m.seq);
+  const seqs = () => delivered().flatMap((m) => (typeof m.seq === 'number' && Number.isFinite(m.seq) ? [m.seq] : []));
   return { hook, options, batches, delivered, seqs };
 }
 
-const advance = (ms) => act(() => vi.advanceTimersByTime(ms));
-const server = (fn) => act(() => fn());
+/** Milliseconds until the scheduled reconnect; throws when none is scheduled. */
+function retryIn(hook: { result: { current: WebSocketHandle } }): number {
+  const at = hook.result.current.retryAt;
+  if (at === null) throw new Error('no reconnect scheduled');
+  return at - Date.now();
+}
+
+const advance = (ms: number) => act(() => vi.advanceTimersByTime(ms));
+const server = (fn: () => void) => act(() => fn());
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -227,8 +189,8 @@ describe('reconnect back-off', () => {
       advance(RECONNECT_MAX_MS);
       server(() => latestSocket().drop(1006));
     }
-    expect(hook.result.current.retryAt - Date.now()).toBeLessThanOrEqual(RECONNECT_VISIBLE_MAX_MS);
-    expect(hook.result.current.retryAt - Date.now()).toBeGreaterThanOrEqual(RECONNECT_VISIBLE_MAX_MS / 2);
+    expect(retryIn(hook)).toBeLessThanOrEqual(RECONNECT_VISIBLE_MAX_MS);
+    expect(retryIn(hook)).toBeGreaterThanOrEqual(RECONNECT_VISIBLE_MAX_MS / 2);
 
     // A successful ack resets the attempt counter.
     advance(RECONNECT_MAX_MS);
@@ -241,7 +203,7 @@ describe('reconnect back-off', () => {
     const { hook } = setup();
     const failAgain = () => {
       server(() => latestSocket().drop(1006));
-      const wait = hook.result.current.retryAt - Date.now();
+      const wait = retryIn(hook);
       advance(wait);
       return wait;
     };
@@ -387,8 +349,8 @@ describe('resume', () => {
     server(() => ws.receive(metricsUpdate(10)));
     advance(FRAME_MS);
     expect(seqs()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    const resumeMsg = options.onMessages.mock.calls.flat(2).find((m) => m.type === 'resume');
-    expect(resumeMsg.data).toMatchObject({ replayed: 5 });
+    const resumeMsg = vi.mocked(options.onMessages).mock.calls.flat(2).find((m) => m.type === 'resume');
+    expect(resumeMsg?.data).toMatchObject({ replayed: 5 });
   });
 
   it('passes resume_gap on so the dashboard can refill it from history', async () => {
@@ -408,12 +370,12 @@ describe('resume', () => {
     });
     advance(FRAME_MS);
     const gap = delivered().find((m) => m.type === 'resume_gap');
-    expect(gap.data).toMatchObject({ from_seq: 101, to_seq: 150 });
+    expect(gap?.data).toMatchObject({ from_seq: 101, to_seq: 150 });
 
     // The refill itself is a history request over the same socket.
-    let reply;
+    let reply: HistoryData | undefined;
     act(() => {
-      hook.result.current.send('history', { metrics: ['cpu_usage'], from: gap.data.from, to: gap.data.to }).then((r) => {
+      hook.result.current.send('history', { metrics: ['cpu_usage'], from: gap?.data.from as string, to: gap?.data.to as string }).then((r) => {
         reply = r;
       });
     });
@@ -422,7 +384,7 @@ describe('resume', () => {
     await act(async () => {
       ws.receive({ type: 'history', correlation_id: req.correlation_id, data: { series: { cpu_usage: [{ t: 1, avg: 2 }] }, bucket_ms: 1000 } });
     });
-    expect(reply.series.cpu_usage).toHaveLength(1);
+    expect(reply?.series.cpu_usage).toHaveLength(1);
   });
 
   it('starts over when the daemon seq went backwards (new store)', () => {
@@ -458,7 +420,7 @@ describe('auth expiry', () => {
     await act(async () => {
       ws.receive({ type: 'auth', correlation_id: reauth.correlation_id, data: { role: 'operator', expires_at: '2026-11-26T11:00:00.000Z' } });
     });
-    expect(hook.result.current.ack.token_expires_at).toBe('2026-11-26T11:00:00.000Z');
+    expect(hook.result.current.ack?.token_expires_at).toBe('2026-11-26T11:00:00.000Z');
     expect(FakeWebSocket.instances).toHaveLength(1);
   });
 
@@ -508,7 +470,7 @@ describe('auth expiry', () => {
       });
     }
     expect(hook.result.current.status).toBe(STATUS.UNAUTHORIZED);
-    expect(options.refreshToken.mock.calls.length).toBeLessThanOrEqual(2);
+    expect(vi.mocked(options.refreshToken).mock.calls.length).toBeLessThanOrEqual(2);
   });
 });
 
@@ -517,8 +479,8 @@ describe('requests', () => {
     const { hook } = setup();
     const ws = latestSocket();
     server(() => ws.accept());
-    let ok;
-    let err;
+    let ok: unknown;
+    let err: RequestError | undefined;
     act(() => {
       hook.result.current.send('set_rate', { max_hz: 0.5 }).then((d) => (ok = d));
       hook.result.current.send('ack', { notification_id: 'n-1' }).catch((e) => (err = e));
@@ -531,19 +493,19 @@ describe('requests', () => {
       ws.receive({ type: 'set_rate', correlation_id: rate.correlation_id, data: { max_hz: 0.5, effective_hz: 0.5 } });
     });
     expect(ok).toEqual({ max_hz: 0.5, effective_hz: 0.5 });
-    expect(err.code).toBe('forbidden');
+    expect(err?.code).toBe('forbidden');
   });
 
   it('rejects requests while disconnected and pending ones when the socket drops', async () => {
     const { hook } = setup();
     await expect(hook.result.current.send('ping')).rejects.toThrow('not connected');
     server(() => latestSocket().accept());
-    let err;
+    let err: RequestError | undefined;
     act(() => {
       hook.result.current.send('stats', { metrics: ['cpu_usage'] }).catch((e) => (err = e));
     });
     await act(async () => latestSocket().drop(1006));
-    expect(err.message).toMatch(/closed/);
+    expect(err?.message).toMatch(/closed/);
   });
 });
 

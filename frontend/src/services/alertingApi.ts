@@ -3,11 +3,10 @@
 // the session's bearer token; an error answer becomes an ApiError whose
 // message is the daemon's one-line reason.
 
-import { ApiError } from './authService';
+import { apiErrorFrom, type FetchLike } from './authService';
 
 const BASE = '/api/alerting';
 
-type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 type Json = Record<string, unknown>;
 
 /** One outcome of sending to a receiver: a "send test" answer or one delivery attempt. */
@@ -116,7 +115,7 @@ export interface DeliveriesReply {
   counts: Partial<Record<DeliveryStatus, number>>;
 }
 
-/** The channel form's fields (components/alerting/ChannelsCard). */
+/** The channel form's fields (components/alerting/ChannelsCard); EMPTY_CHANNEL_FORM is a new channel's. */
 export interface ChannelForm {
   name: string;
   /** Editing a stored channel: an empty URL or secret keeps the stored one. */
@@ -135,6 +134,11 @@ export interface ChannelForm {
   resendInterval: string | number;
   headers: Array<{ name: string; value: string }>;
 }
+
+export const EMPTY_CHANNEL_FORM: ChannelForm = {
+  name: '', kind: 'webhook', url: '', format: 'slack', timeout: '10', headers: [{ name: '', value: '' }],
+  host: '', port: '', security: 'starttls', username: '', password: '', from: '', to: '', resendInterval: '60',
+};
 
 /** The silence form's fields (components/alerting/SilencesCard). */
 export interface SilenceForm {
@@ -155,17 +159,6 @@ export interface AlertingApi {
   timeline(fromMs: number, toMs: number, limit?: number): Promise<{ events: TimelineEvent[] }>;
 }
 
-async function readError(res: Response): Promise<ApiError> {
-  let body: { error?: { code?: string; message?: string } } | null = null;
-  try {
-    body = await res.json();
-  } catch {
-    // not JSON
-  }
-  const err = body && body.error;
-  return new ApiError(res.status, err?.code, err?.message || res.statusText);
-}
-
 export function createAlertingApi(getToken: () => string | null, fetchImpl: FetchLike = (input, init) => fetch(input, init)): AlertingApi {
   // The daemon's answers are trusted to have the documented shapes (docs/alerting.md#api).
   async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -177,7 +170,7 @@ export function createAlertingApi(getToken: () => string | null, fetchImpl: Fetc
       credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    if (!res.ok) throw await readError(res);
+    if (!res.ok) throw await apiErrorFrom(res);
     return (res.status === 204 ? null : await res.json()) as T;
   }
   const name = (n: string) => encodeURIComponent(n);

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createAuthService, sessionFromLogin, sessionFromToken } from './authService';
+import { ApiError, createAuthService, sessionFromLogin, sessionFromToken, type TokenStorage } from './authService';
 
-const b64url = (o) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-const jwt = (claims) => `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}.c2ln`;
+const b64url = (o: object) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const jwt = (claims: object) => `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}.c2ln`;
 
-function jsonResponse(status, body) {
+function jsonResponse(status: number, body: unknown) {
   return {
     ok: status >= 200 && status < 300,
     status,
@@ -16,9 +16,13 @@ function jsonResponse(status, body) {
   };
 }
 
-function memoryStorage() {
-  const m = new Map();
-  return { getItem: (k) => m.get(k) ?? null, setItem: (k, v) => m.set(k, v), removeItem: (k) => m.delete(k) };
+function memoryStorage(): TokenStorage {
+  const m = new Map<string, string>();
+  return {
+    getItem: (k) => m.get(k) ?? null,
+    setItem: (k, v) => void m.set(k, v),
+    removeItem: (k) => void m.delete(k),
+  };
 }
 
 const LOGIN_BODY = {
@@ -32,14 +36,14 @@ const LOGIN_BODY = {
 
 describe('auth service', () => {
   it('logs in with a JSON body and keeps the cookie (same-origin credentials)', async () => {
-    const fetchImpl = vi.fn(async () => jsonResponse(200, LOGIN_BODY));
+    const fetchImpl = vi.fn(async (_path: string, _init?: RequestInit) => jsonResponse(200, LOGIN_BODY));
     const svc = createAuthService({ fetchImpl, storage: memoryStorage() });
     const session = await svc.login('alice', 's3cret');
     const [path, init] = fetchImpl.mock.calls[0];
     expect(path).toBe('/api/login');
-    expect(init.method).toBe('POST');
-    expect(init.credentials).toBe('same-origin');
-    expect(JSON.parse(init.body)).toEqual({ username: 'alice', password: 's3cret' });
+    expect(init?.method).toBe('POST');
+    expect(init?.credentials).toBe('same-origin');
+    expect(JSON.parse(String(init?.body))).toEqual({ username: 'alice', password: 's3cret' });
     expect(session).toEqual({
       token: LOGIN_BODY.access_token,
       role: 'operator',
@@ -69,7 +73,7 @@ describe('auth service', () => {
     const none = createAuthService({ fetchImpl: async () => jsonResponse(401, { error: { code: 'unauthorized' } }), storage: memoryStorage() });
     expect(await none.refresh()).toBeNull();
     const some = createAuthService({ fetchImpl: async () => jsonResponse(200, LOGIN_BODY), storage: memoryStorage() });
-    expect((await some.refresh()).username).toBe('alice');
+    expect((await some.refresh())?.username).toBe('alice');
   });
 
   it('refresh rethrows server failures (not a missing session)', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createOutageLog, expectedStepMs, extendBreaks, findGaps, maxGapFor, rangeStats, withBreaks } from './gaps';
 
-const pts = (...xs) => xs.map((x) => ({ x, y: x / 1000 }));
+const pts = (...xs: number[]) => xs.map((x) => ({ x, y: x / 1000 }));
 
 describe('gaps', () => {
   it('breaks the line where samples are missing for more than about two intervals', () => {

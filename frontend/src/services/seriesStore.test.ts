@@ -3,7 +3,7 @@ import { createSeriesStore } from './seriesStore';
 
 const MIN = 60_000;
 
-function sample(seq, t, values) {
+function sample(seq: number, t: number, values: Record<string, number>) {
   return { seq, t, values };
 }
 
@@ -14,7 +14,7 @@ describe('series store', () => {
     store.appendSample(sample(2, 2000, { cpu_usage: 20 }));
     expect(store.get('cpu_usage')).toEqual([{ x: 1000, y: 10, s: 1 }, { x: 2000, y: 20, s: 2 }]);
     expect(store.latest('cpu_usage')).toEqual({ value: 20, t: 2000, seq: 2 });
-    expect(store.latest('memory_usage').value).toBe(50);
+    expect(store.latest('memory_usage')?.value).toBe(50);
     expect(store.newestTime()).toBe(2000);
     expect(store.get('nothing')).toEqual([]);
   });
@@ -25,7 +25,7 @@ describe('series store', () => {
     store.appendSample(sample(3, 3000, { a: 3 }));
     store.appendSample(sample(2, 2000, { a: 2 }));
     expect(store.get('a').map((p) => p.x)).toEqual([1000, 2000, 3000]);
-    expect(store.latest('a').value).toBe(3);
+    expect(store.latest('a')?.value).toBe(3);
   });
 
   it('is bounded by time: points past retention are dropped', () => {
@@ -75,8 +75,8 @@ describe('series store', () => {
     store.mergeHistory({ a: [{ x: 0, y: 5 }, { x: 30_000, y: 6 }], b: [{ x: 0, y: 1 }] }, { bucketMs: 30_000 });
     expect(store.get('a').map((p) => p.x)).toEqual([0, 30_000, 60_000]);
     expect(store.oldestTime(['a', 'b'])).toBe(0);
-    expect(store.latest('a').value).toBe(1); // history never overrides a newer live value
-    expect(store.latest('b').value).toBe(1);
+    expect(store.latest('a')?.value).toBe(1); // history never overrides a newer live value
+    expect(store.latest('b')?.value).toBe(1);
   });
 
   it('notifies subscribers with a new version and stops after unsubscribe', () => {

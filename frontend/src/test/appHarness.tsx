@@ -1,6 +1,6 @@
 // The whole app in jsdom, for App.test.tsx and Truth.test.tsx: a fake HTTP
 // API (/api/login, /api/refresh, /api/logout), a fake WebSocket the test
-// drives frame by frame, and the sign-in that gets a test to a connected
+// drives frame by frame (test/fakeWebSocket.ts), and the sign-in that gets a test to a connected
 // dashboard. Chart.js is replaced by test/chartDouble.ts in each test file
 // (vi.mock must be called there).
 
@@ -9,6 +9,9 @@ import { expect, vi } from 'vitest';
 import App from '../App';
 import type { CatalogueEntry } from '../protocol/types';
 import { resetCharts } from './chartDouble';
+import { FakeWebSocket, type SentMessage } from './fakeWebSocket';
+
+export { FakeWebSocket, latestSocket } from './fakeWebSocket';
 
 const b64url = (o: object) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 export const jwt = (claims: object) => `${b64url({ alg: 'HS256' })}.${b64url(claims)}.sig`;
@@ -25,59 +28,6 @@ export const CATALOGUE: CatalogueEntry[] = (
 
 /** The daemon's clock at the start of each test's stream. */
 export const T0 = Date.parse('2026-11-26T10:00:00.000Z');
-
-/** A request the page sent, as the daemon would parse it. */
-export interface SentMessage {
-  type: string;
-  data: Record<string, unknown>;
-  correlation_id?: string;
-}
-
-export class FakeWebSocket {
-  static instances: FakeWebSocket[] = [];
-  url: string;
-  readyState = 0;
-  sent: SentMessage[] = [];
-  closedWith: number | undefined;
-  onopen: ((e: object) => void) | null = null;
-  onmessage: ((e: { data: string }) => void) | null = null;
-  onclose: ((e: { code: number; reason: string }) => void) | null = null;
-  onerror: ((e: object) => void) | null = null;
-
-  constructor(url: string) {
-    this.url = url;
-    FakeWebSocket.instances.push(this);
-  }
-  send(text: string) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code?: number) {
-    this.readyState = 3;
-    this.closedWith = code;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.({});
-  }
-  receive(msg: object) {
-    this.onmessage?.({ data: JSON.stringify(msg) });
-  }
-  drop(code: number) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-  /** The newest request of a type, if any. */
-  last(type: string): SentMessage | undefined {
-    return this.sent.filter((m) => m.type === type).at(-1);
-  }
-}
-
-/** The socket the page opened last. */
-export function latestSocket(): FakeWebSocket {
-  const ws = FakeWebSocket.instances.at(-1);
-  if (!ws) throw new Error('the page opened no socket');
-  return ws;
-}
 
 let refreshStatus = 401;
 

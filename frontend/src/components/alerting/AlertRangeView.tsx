@@ -6,9 +6,9 @@ import { useCallback, useMemo } from 'react';
 import { sparkPath } from '../HostsOverview';
 import type { HistoryData, Point } from '../../protocol/types';
 import type { AlertRange } from '../../services/alertingApi';
+import type { FetchLike } from '../../services/authService';
 import { formatTime, useLoader } from './useLoader';
 
-type FetchLike = (input: string, init?: RequestInit) => Promise<Pick<Response, 'ok' | 'status' | 'json'>>;
 
 export const RANGE_METRICS = [
   { name: 'cpu_usage', label: 'CPU' },

@@ -2,21 +2,16 @@
 // the receiver's answer, and a form to add or change an API channel.
 
 import { useCallback, useState, type ChangeEvent, type FormEvent } from 'react';
-import { channelPayload, type AlertingApi, type Channel, type ChannelForm, type DeliveryOutcome, type Route } from '../../services/alertingApi';
+import { EMPTY_CHANNEL_FORM, channelPayload, type AlertingApi, type Channel, type ChannelForm, type DeliveryOutcome, type Route } from '../../services/alertingApi';
 import { errorText, useLoader } from './useLoader';
 
 /** A test's answer, or `busy` while it is on its way. */
 export type TestAnswerState = DeliveryOutcome | { busy: true };
 
-export const EMPTY_CHANNEL: ChannelForm = {
-  name: '', kind: 'webhook', url: '', format: 'slack', timeout: '10', headers: [{ name: '', value: '' }],
-  host: '', port: '', security: 'starttls', username: '', password: '', from: '', to: '', resendInterval: '60',
-};
-
 function formFromChannel(c: Channel): ChannelForm {
   return {
-    ...EMPTY_CHANNEL, name: c.name, kind: c.kind, format: c.format ?? EMPTY_CHANNEL.format, host: c.host ?? '',
-    security: c.security ?? EMPTY_CHANNEL.security, username: c.username ?? '', from: c.from ?? '', timeout: String(c.timeout ?? 10), port: c.port ? String(c.port) : '',
+    ...EMPTY_CHANNEL_FORM, name: c.name, kind: c.kind, format: c.format ?? EMPTY_CHANNEL_FORM.format, host: c.host ?? '',
+    security: c.security ?? EMPTY_CHANNEL_FORM.security, username: c.username ?? '', from: c.from ?? '', timeout: String(c.timeout ?? 10), port: c.port ? String(c.port) : '',
     to: (c.to || []).join(', '), password: '', url: '', editing: true, resendInterval: String(c.resend_interval ?? 60),
     headers: [...(c.headers || []).map((name) => ({ name, value: '' })), { name: '', value: '' }],
   };
@@ -72,7 +67,7 @@ export default function ChannelsCard({ api }: { api: AlertingApi }) {
   const load = useCallback(() => api.channels(), [api]);
   const { data, error, reload } = useLoader(load);
   const [answers, setAnswers] = useState<Record<string, TestAnswerState>>({});
-  const [form, setForm] = useState(EMPTY_CHANNEL);
+  const [form, setForm] = useState(EMPTY_CHANNEL_FORM);
   const [formError, setFormError] = useState<string | null>(null);
   const [saved, setSaved] = useState<string | null>(null);
 
@@ -93,7 +88,7 @@ export default function ChannelsCard({ api }: { api: AlertingApi }) {
     try {
       const { channel } = await api.saveChannel(form.name.trim(), channelPayload(form));
       setSaved(`Saved channel ${channel.name}.`);
-      setForm(EMPTY_CHANNEL);
+      setForm(EMPTY_CHANNEL_FORM);
       reload();
     } catch (err) {
       setFormError(errorText(err));
