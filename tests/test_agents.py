@@ -29,7 +29,7 @@ from wsclient import connect
 from dashd.collect.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink, build_agent, hub_endpoint
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
-from dashd.wire.ingest import (
+from dashd.clients.ingest import (
     IngestService,
     RecentTimestamps,
     StoredTimestamps,

@@ -34,7 +34,7 @@ from dashd.clients.queries import QueryCost, QueryScheduler, history_cost
 from dashd.store.database import Store
 from dashd.stream.streams import ClientStream, OutboundFrame
 from dashd.timefmt import iso_ms, now_ms
-from dashd.wire.ingest import AgentLimits, IngestService
+from dashd.clients.ingest import AgentLimits, IngestService
 
 KIB = 1024
 MIB = 1024 * KIB

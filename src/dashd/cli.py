@@ -163,7 +163,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_user(args: argparse.Namespace) -> int:
     from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-    from dashd.clients.core import RevocationList
+    from dashd.auth.revocations import RevocationList
     from dashd.auth.users import UserDirectory, UserError
 
     settings = _settings(args)

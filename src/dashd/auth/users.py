@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
 from dashd.auth.tokens import ROLES, AuthError, Principal, TokenIssuer
-from dashd.clients.core import RevocationList
+from dashd.auth.revocations import RevocationList
 from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.timefmt import iso_ms, now_ms
 
@@ -118,7 +118,12 @@ class UserDirectory:
         self.hash_slots = hash_slots or HashSlots()
         self._check_password = check_password
         self._log = SummarizedLog(log, clock)
-        self.on_revoked: list[Callable[[], None]] = []
+        self._revocation_observers: list[Callable[[], None]] = []
+
+    def add_revocation_observer(self, observer: Callable[[], None]) -> None:
+        """Call `observer` whenever sessions are revoked or users disabled
+        (here or, found by load_revocations, on another node)."""
+        self._revocation_observers.append(observer)
 
     def close(self) -> None:
         """At shutdown: write the summary of rate-limited log lines."""
@@ -337,8 +342,8 @@ class UserDirectory:
             self._notify_revoked()
 
     def _notify_revoked(self) -> None:
-        for callback in self.on_revoked:
-            callback()
+        for observer in self._revocation_observers:
+            observer()
 
     async def session_principal(self, refresh_token: object) -> Principal:
         """Who holds this session cookie, without rotating it: for GET routes a
