@@ -72,7 +72,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     """`dashd token [mint]`, `dashd token list`, `dashd token revoke ID`."""
     import uuid
 
-    from dashd.auth.issued import IssuedToken, IssuedTokens, TokenNotFound
+    from dashd.store.issued import IssuedToken, IssuedTokens, TokenNotFound
     from dashd.auth.tokens import AGENT_SUBJECT_CHARS, TokenIssuer, load_or_create_secret
     from dashd.timefmt import now_ms
 
