@@ -27,7 +27,8 @@ from twisted.internet.threads import deferToThread
 from test_store import stored_rows
 from wsclient import connect
 
-from dashd.collect.agent import SampleBuffer, Uplink, build_agent
+from dashd.agent import build_agent
+from dashd.collect.agent import SampleBuffer, Uplink
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.clients.queries import QueryCost, QueryScheduler, history_cost

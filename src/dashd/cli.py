@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 
-    from dashd.collect import agent
+    from dashd import agent
 
     agent_parser = commands.add_parser("agent", help="run only the collector and push its samples to a hub's /ingest")
     agent.configure_parser(agent_parser)
