@@ -261,6 +261,13 @@ class DashdService(MultiService):
         self.listeners.append(listener)
         listener.setServiceParent(self)
 
+    @property
+    def core(self) -> "DashdService":
+        """Transitional alias of the root, for dashd.bench only (it reads
+        daemon.core.connections and is moving out of the package, issue 12
+        item 6); everything else uses the attributes above."""
+        return self
+
     def is_prepared(self) -> bool:
         """The store answered and users, revocations and rules are loaded."""
         return self.prepared.called

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
@@ -268,6 +269,18 @@ class CollectorService(Service):
     def _start_loop(self, now: bool) -> None:
         self.schedule.period = self.interval
         self.schedule.start(now=now)
+
+    @property
+    def on_sample_duration(self) -> Callable[[float], None]:
+        return self._on_sample_duration
+
+    @on_sample_duration.setter
+    def on_sample_duration(self, observer: Callable[[float], None]) -> None:
+        # Transitional, for dashd.bench only (it is moving out of the
+        # package, issue 12 item 6): pass on_sample_duration= instead.
+        warnings.warn("CollectorService.on_sample_duration = ... is deprecated; pass on_sample_duration= "
+                      "to the constructor", DeprecationWarning, stacklevel=2)
+        self._on_sample_duration = observer
 
     def is_ticking(self, now: float) -> bool:
         """Sampled within two intervals and a second's slack, or started that
