@@ -12,7 +12,7 @@ from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
-from dashd.clients.history import match as _match, number_field, pattern_list, string_field
+from dashd.clients.fields import match as _match, number_field, pattern_list, string_field
 from dashd.clients.queries import stats_cost
 from dashd.clients.seams import RouterContext
 from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, bad_message as bad, correlation_id_of, decode_object
