@@ -1,6 +1,6 @@
 """The hub's side of agents: the `/ingest` WebSocket endpoint.
 
-An agent (`dashd agent`, see dashd.collect.agent) authenticates with an `agent`
+An agent (`dashd agent`: dashd.agent, dashd.collect.agent) authenticates with an `agent`
 token whose subject is its host name and sends batches of samples:
 
     {"type": "samples", "correlation_id": "b17", "data": {"samples": [
@@ -22,10 +22,12 @@ counted in dashd_ingest_refused_total. Nothing is dropped on the hub's side
 of an acknowledgement: a batch is confirmed only when the store's write
 ticket (Store.when_written) says its rows are on disk.
 
-Split as elsewhere in dashd: `validate_batch` and `RecentTimestamps` are the
-domain (no I/O), `IngestService` does the per-host bookkeeping and talks to
-the bus and the store, and the Autobahn protocol/factory only parse frames
-and turn ProtocolErrors into `error` frames.
+Split as elsewhere in dashd: the domain is dashd.clients.ingest
+(`validate_batch` and `RecentTimestamps`, no I/O; `IngestService`, the
+per-host bookkeeping that talks to the bus and the store, built once by
+dashd.tap); this module's Autobahn protocol/factory only check the
+handshake (dashd.auth.handshake), parse frames and turn ProtocolErrors into
+`error` frames (dashd.errors.error_frame).
 """
 
 from __future__ import annotations
