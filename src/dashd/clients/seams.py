@@ -11,7 +11,7 @@ Tests build the same contexts from small fakes (see tests/test_security.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Mapping, Protocol, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -140,7 +140,8 @@ class RuleBook(Protocol):
 class NotificationDesk(Protocol):
     """Raising, finding and acknowledging notifications (dashd.alerting.engine.NotificationCenter)."""
 
-    def raise_notification(self, level: str, title: str, message: str, source: str, **extra: Any) -> dict: ...
+    def raise_notification(self, level: str, title: str, message: str, source: str,
+                           state: str | None = None, alert: Mapping[str, Any] | None = None) -> dict: ...
 
     async def find(self, notification_id: str) -> dict | None: ...
 
