@@ -6,8 +6,8 @@ daemon reads the revocations with the others every 5 seconds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from dashd.store.audit import SqlRunner
 from dashd.timefmt import iso_ms
 
 
@@ -37,7 +37,7 @@ class IssuedToken:
 class IssuedTokens:
     """The issued_tokens table (migration 0002)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: SqlRunner) -> None:
         self._store = store
 
     async def record(self, token: IssuedToken) -> None:
