@@ -7,18 +7,18 @@
 // crosshair, annotations, export links) is useExplorer below. The layout is a
 // list: charts come from CHART_GROUPS, further panels from DASHBOARD_PANELS.
 
-import { Fragment, useCallback, useEffect, useMemo, useState, type ComponentType } from 'react';
+import { Fragment, useCallback, useEffect, useMemo, useState } from 'react';
 import ControlPanel from './ControlPanel';
 import DashboardHeader from './DashboardHeader';
 import MetricsChart, { type ChartExplore } from './MetricsChart';
-import MetricTiles from './MetricTiles.jsx';
-import HostsOverview from './HostsOverview.jsx';
-import NotificationsPanelJs from './NotificationsPanel.jsx';
-import ActiveAlerts from './ActiveAlerts.jsx';
+import MetricTiles from './MetricTiles';
+import HostsOverview from './HostsOverview';
+import NotificationsPanel from './NotificationsPanel';
+import ActiveAlerts from './ActiveAlerts';
 import DisconnectedBanner from './DisconnectedBanner';
-import Toasts from './Toasts.jsx';
-import AdminPanel from './AdminPanel.jsx';
-import AlertingPanelJs from './alerting/AlertingPanel.jsx';
+import Toasts from './Toasts';
+import AdminPanel from './AdminPanel';
+import AlertingPanel from './alerting/AlertingPanel';
 import TimeRangeBar from './TimeRangeBar';
 import NotificationDialog, { type OpenedNotification } from './NotificationDialog';
 import { DASHBOARD_PANELS, type PanelContext } from './dashboardPanels';
@@ -35,11 +35,6 @@ import { readPreference, writePreference } from '../services/preferences';
 import { roleAtLeast } from '../services/roles';
 import { liveRange, panRange, zoomOut, zoomTo, type Span, type ViewRange } from '../services/timeRange';
 import { toEpochMs } from '../protocol/parse';
-
-// Still JavaScript (being typed separately): their props are inferred from
-// default values, which is narrower than what they accept.
-const NotificationsPanel = NotificationsPanelJs as unknown as ComponentType<Record<string, unknown>>;
-const AlertingPanel = AlertingPanelJs as unknown as ComponentType<Record<string, unknown>>;
 
 const CLOCK_TICK_MS = 30 * SECOND_MS;
 /** A live range drawn from history refreshes about every pixel's worth, within these bounds. */

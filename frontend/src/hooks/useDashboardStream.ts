@@ -11,17 +11,17 @@
 // one place (a layout effect).
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import { useNotificationState } from './useNotificationState.js';
+import { useNotificationState, type NotificationState } from './useNotificationState';
 import { STATUS, endpointUrl, useWebSocket, type WebSocketHandle } from './useWebSocket';
 import { AUTH, type Auth } from './useAuth';
-import { createHostsSeries } from '../components/HostsOverview.jsx';
-import { MAX_TOASTS } from '../components/Toasts.jsx';
+import { createHostsSeries } from '../components/HostsOverview';
+import { MAX_TOASTS } from '../components/Toasts';
 import { createOutageLog, expectedStepMs, maxGapFor, type OutageLog } from '../services/gaps';
 import { createSeriesStore, type SeriesStore } from '../services/seriesStore';
 import { createFrameProfiler, type FrameProfiler } from '../services/frameProfiler';
 import { createRequestLimiter } from '../services/requestLimiter';
 import { historyToBands, historyToSeries, toEpochMs, toSample, type HistoryBands } from '../protocol/parse';
-import type { ConnectionAckData, Envelope, NotificationData, ResumeGapData } from '../protocol/types';
+import type { ConnectionAckData, Envelope, NotificationAckData, NotificationData, ResumeGapData } from '../protocol/types';
 import { CHART_GROUPS, expandMetrics } from '../services/chartGroups';
 import { HOUR_MS, MAX_WINDOW_MS, METRIC_GROUPS, MINUTE_MS, RATE_CHOICES, SECOND_MS, TILE_METRICS, subscriptionFor } from '../services/constants';
 import { createDiagnostics, installDiagnostics, type DiagnosticsChart } from '../diagnostics/dashdDiagnostics';
@@ -63,21 +63,6 @@ interface RequestError {
   code?: string;
   message?: string;
   details?: { retry_after?: number };
-}
-
-/** The notifications hook (JavaScript) as this hook uses it. */
-export interface NotificationState {
-  items: NotificationData[];
-  alerts: unknown[] | null;
-  unread: number;
-  unacknowledged: number | null;
-  activeIds: Set<string>;
-  pendingAcks: Set<string>;
-  load(): void;
-  ack(id: string): void;
-  markRead(ids: string[] | 'all'): void;
-  onAckMessage(data: unknown): void;
-  onNotifications(items: NotificationData[]): void;
 }
 
 export interface StreamSettings {
@@ -189,7 +174,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
   const pausedCount = useRef(0);
 
   const reportError = useCallback((title: string, message: string) => pushToast({ level: 'warning', title, message }), [pushToast]);
-  const notes = useNotificationState({ sendRef, onAcknowledged: dropToastsFor, onError: reportError }) as unknown as NotificationState;
+  const notes = useNotificationState({ sendRef, onAcknowledged: dropToastsFor, onError: reportError });
 
   const catalogueNames = useCallback(() => (ackRef.current?.metrics || []).map((m) => m.name), []);
   const historyLimiter = useMemo(() => createRequestLimiter(HISTORY_IN_FLIGHT), []);
@@ -355,7 +340,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
             break;
           case 'notification_ack':
             store.noteSeq(msg.seq);
-            onAckMessage(data);
+            onAckMessage(data as unknown as NotificationAckData);
             break;
           case 'resume_gap':
             refillGap(data as unknown as ResumeGapData);
