@@ -30,6 +30,13 @@ $(VENV)/.test-deps: $(BIN)/python requirements-test.lock
 	$(BIN)/pip install --quiet --require-hashes -r requirements-test.lock
 	@touch $@
 
+# The development tools (`dashd bench`, `dashd conformance-echo`): their own
+# package in tools/ (dashd_dev), never in the daemon's wheel.
+DEV_TOOLS_SRC := $(shell find tools/dashd_dev -name '*.py') tools/pyproject.toml
+$(VENV)/.dev-tools: $(VENV)/.installed $(DEV_TOOLS_SRC)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation ./tools
+	@touch $@
+
 # Refresh the locks from setup.cfg (runtime ranges; test deps in the `test`
 # extra). Existing pins are kept, new dependencies added: safe to re-run
 # after a merge. `make lock-upgrade` moves every pin to the newest allowed.
@@ -43,7 +50,7 @@ lock: $(BIN)/python
 lock-upgrade:
 	$(MAKE) lock LOCK_UPGRADE=--upgrade
 
-test-deps: $(VENV)/.test-deps
+test-deps: $(VENV)/.test-deps $(VENV)/.dev-tools
 
 frontend/dist/index.html: $(FRONTEND_SRC) frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund && npm run build
@@ -84,11 +91,11 @@ lint-js: frontend
 test: lint-js test-js test-e2e test-py
 
 bench: install test-deps
-	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd_dev.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
 
 # The chunk store on SQLite and the local MariaDB (docs/storage.md); QUICK=1: a few minutes.
-bench-store: install
-	$(BIN)/python -m dashd.bench store $(if $(QUICK),--quick,) --json bench/results/store-latest.json
+bench-store: install test-deps
+	$(BIN)/python -m dashd_dev.bench store $(if $(QUICK),--quick,) --json bench/results/store-latest.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info frontend/dist frontend/node_modules .coverage .coverage.*
