@@ -21,7 +21,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -30,6 +29,7 @@ from websockets.uri import parse_uri
 
 from dashd.wire import fastpath
 from dashd_dev.conformance import BROADCAST_PATH, listen_echo
+from fakes import sleep
 
 TIMEOUT = 10.0
 
@@ -173,10 +173,6 @@ async def open_client(url: str, headers: dict[str, str] | None = None, deflate: 
     opened.addTimeout(TIMEOUT, reactor)
     await opened
     return client
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 class EchoServer:

@@ -24,7 +24,6 @@ from twisted.internet import reactor, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
 from websockets.frames import Frame, Opcode
 
@@ -33,6 +32,7 @@ from dashd.wire.fastpath import FramedMessage, deflate_message, frame, send_mess
 from dashd.wire.protocol import DashboardServerFactory
 
 from test_conformance import RawClient, open_client, wire_frames
+from fakes import sleep
 
 TIMEOUT = 10.0
 
@@ -55,10 +55,6 @@ def fanout_loop(request):
         hub = request.getfixturevalue("daemon").core.hub
         hub.writer = FlatWriter(hub.writer.on_sent, loop=loop)
     return loop
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 # --------------------------------------------------------------------------

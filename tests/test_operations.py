@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
@@ -31,13 +29,10 @@ from wsclient import connect
 from dashd.ops.logs import event_as_json, json_file_observer, observer_for_twistd
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, StreamMessage
 from dashd.ops.telemetry import FrameCounts, Telemetry
+from fakes import sleep
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 20.0
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 async def scrape(daemon, headers: dict | None = None) -> dict[str, dict[tuple, float]]:

@@ -10,7 +10,7 @@ import pytest_twisted
 from conftest import start_daemon
 from httpclient import http
 from test_store import MySQLOutage, eventually
-from test_streaming import authed
+from fakes import authed
 
 
 async def _ready(daemon) -> tuple[int, dict]:
