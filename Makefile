@@ -8,7 +8,7 @@ QUICK ?=
 SRC := $(shell find src twisted -name '*.py' -o -name '*.sql' -o -name '*.c' -o -name '*.yaml') setup.cfg setup.py pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint-js bench bench-store clean lock lock-upgrade
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint lint-py lint-js bench bench-store clean lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,8 +87,18 @@ test-e2e: install test-deps frontend chromium
 lint-js: frontend
 	@if [ -f frontend/package.json ]; then cd frontend && npm run typecheck && npm run lint; fi
 
-# JavaScript first, Python last: the closing line is pytest's summary.
-test: lint-js test-js test-e2e test-py
+# Python gates (configured in pyproject.toml): ruff's lint rules and its
+# formatter on the whole tree, mypy strict on the domain modules.
+lint-py: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Every static gate; `make test` runs it first (so CI does).
+lint: lint-py lint-js
+
+# Gates, then JavaScript, Python last: the closing line is pytest's summary.
+test: lint test-js test-e2e test-py
 
 bench: install test-deps
 	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd_dev.bench $(if $(QUICK),--quick,) --json bench/results/latest.json

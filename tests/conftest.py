@@ -98,7 +98,7 @@ class RunningDaemon:
     def token(self, role: str = "viewer", ttl: float = 3600, subject: str | None = None) -> str:
         return self.issuer.mint(subject or f"test-{role}", role, ttl)[0]
 
-    async def start(self) -> "RunningDaemon":
+    async def start(self) -> RunningDaemon:
         self.service.startService()
         port = await self.service.listeners[0].ready
         self.port = port.getHost().port

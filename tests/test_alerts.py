@@ -10,10 +10,10 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from dashd.alerting.engine import AlertRule, NotificationCenter, RuleEngine, rule_from_config, rule_from_dict
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.settings import AlertRuleConfig, ConfigError
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.tap import rule_from_config_or_exit
 from fakes import FakeStore
 

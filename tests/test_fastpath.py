@@ -30,9 +30,8 @@ from websockets.frames import Frame, Opcode
 from dashd.wire import fastpath
 from dashd.wire.fastpath import FramedMessage, deflate_message, frame, send_message, write_now
 from dashd.wire.protocol import DashboardServerFactory
-
-from test_conformance import RawClient, open_client, wire_frames
 from fakes import sleep
+from test_conformance import RawClient, open_client, wire_frames
 
 TIMEOUT = 10.0
 
@@ -577,7 +576,7 @@ def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
             stats = server.stats()
             assert stats["clients"] == 1 and stats["published"] >= 5
             assert stats["write_stats"]["direct"] >= 5
-            server.children[0].send(f"profile-start")
+            server.children[0].send("profile-start")
             server.children[0].send(f"profile-stop {tmp_path / 'serve.pstats'}")
             assert server.children[0].wait_event("profile", 10)["path"].endswith("serve.pstats")
             generator = _FakeGenerator(clients=1)
@@ -707,9 +706,9 @@ def test_bench_loop_measures_the_flat_loop_against_the_floor_in_one_process():
     floor, on real loopback sockets; the summary shows each against the floor."""
     import sys
 
+    from dashd.wire.broadcast import available_loops
     from dashd_dev.bench.loop import measure_fanout_loop
     from dashd_dev.bench.report import format_loop_cost
-    from dashd.wire.broadcast import available_loops
 
     result = measure_fanout_loop(sys.executable, 20, 5)
     assert set(result["loops"]) == {"floor"} | {f"flat-{loop}" for loop in available_loops()}

@@ -17,25 +17,25 @@ import time
 
 import pytest
 import pytest_twisted
-from conftest import start_daemon
-from httpclient import http
-from test_twistd import BIN, run
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
-from test_store import stored_rows
-from wsclient import connect
 
+from conftest import start_daemon
+from dashd.clients.queries import QueryCost, QueryScheduler, history_cost
 from dashd.collect.agent import SampleBuffer, Uplink, build_agent
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
-from dashd.clients.queries import QueryCost, QueryScheduler, history_cost
 from dashd.store.database import Store
 from dashd.stream.streams import ClientStream
 from dashd.timefmt import iso_ms, now_ms
 from dashd.wire.ingest import AgentLimits, IngestService
 from fakes import RecordingSink, authed, sleep
+from httpclient import http
+from test_store import stored_rows
+from test_twistd import BIN, run
+from wsclient import connect
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -231,7 +231,7 @@ def fill_samples(path: str, metrics: list[str], rows_per_metric: int, host: str 
     now = now_ms()
     step = 86_400_000 // rows_per_metric
     with sqlite3.connect(path) as db:
-        for index, metric in enumerate(metrics):
+        for metric in metrics:
             db.execute(
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
                 "INSERT INTO samples (seq, host, ts_ms, metric, value) SELECT 0, ?, ? - x * ?, ?, x % 100 FROM c",

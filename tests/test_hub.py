@@ -6,13 +6,12 @@ clock is a task.Clock."""
 
 from __future__ import annotations
 
-
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.collect.collector import Sample
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.stream.hub import MemorySequence, ReplayRing, SequenceFile, StreamHub
 from dashd.stream.streams import (
     METRICS_UPDATE,

@@ -17,9 +17,9 @@ import pytest
 import pytest_twisted
 
 from conftest import start_daemon
+from fakes import sleep
 from httpclient import http
 from wsclient import connect
-from fakes import sleep
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "etc" / "prometheus" / "dashd-alerts.yml"

@@ -10,16 +10,18 @@ import stat
 
 import pytest
 import pytest_twisted
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
 from conftest import start_daemon
+from fakes import RecordingSink, authed, memory_core, sleep
 from httpclient import http
 from wsclient import connect
-from fakes import RecordingSink, authed, memory_core, sleep
 
 
 def handshake_status(url: str, **kwargs) -> int:
@@ -373,8 +375,8 @@ def test_random_and_malformed_messages_get_typed_errors_and_never_crash(messages
     documented code, and nothing unhandled is logged."""
     from twisted.logger import globalLogPublisher
 
-    from dashd.errors import ERROR_CODES
     from dashd.clients.session import ClientSession
+    from dashd.errors import ERROR_CODES
 
     failures = []
     observer = lambda event: failures.append(event) if event.get("log_failure") is not None else None

@@ -9,11 +9,10 @@ import socket
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from dashd.store.chunks import OpenChunks
-
 from conftest import start_daemon
-from wsclient import connect
+from dashd.store.chunks import OpenChunks
 from fakes import authed, sleep
+from wsclient import connect
 
 
 def stream_seqs(client) -> list[int]:
@@ -369,8 +368,8 @@ async def test_compression_can_be_switched_off(make_settings):
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_only_other_hosts_have_can_be_subscribed_and_streamed(daemon):
-    from dashd.stream.bus import METRICS_TOPIC
     from dashd.collect.collector import Sample
+    from dashd.stream.bus import METRICS_TOPIC
 
     client = await authed(daemon)
     sample = Sample("bighost", daemon.core.wall_clock_ms(), {"cpu_usage": 5.0, "cpu_core_31": 7.5})

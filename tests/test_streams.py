@@ -14,8 +14,8 @@ import json
 import pytest
 from twisted.internet.task import Clock
 
-from dashd.stream import streams
 from dashd.clients.limits import TokenBucket
+from dashd.stream import streams
 from dashd.stream.streams import (
     CLOSE_SLOW_CONSUMER,
     METRICS_UPDATE,

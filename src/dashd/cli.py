@@ -12,8 +12,15 @@ import sys
 from typing import Any, Callable
 
 from dashd import __version__
-from dashd.settings import (FIELDS_BY_NAME, ConfigError, Settings, format_duration, load_settings, parse_duration,
-                            redact_url)
+from dashd.settings import (
+    FIELDS_BY_NAME,
+    ConfigError,
+    Settings,
+    format_duration,
+    load_settings,
+    parse_duration,
+    redact_url,
+)
 
 COMMON = ("config", "state_dir", "db", "secret_file")
 
@@ -164,8 +171,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_user(args: argparse.Namespace) -> int:
     from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-    from dashd.clients.core import RevocationList
     from dashd.auth.users import UserDirectory, UserError
+    from dashd.clients.core import RevocationList
 
     settings = _settings(args)
     password = _read_password(args) if args.action in ("add", "passwd") else None

@@ -17,8 +17,8 @@ from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.ssl import Certificate, KeyPair
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
@@ -27,30 +27,29 @@ from dashd import __version__
 from dashd.alerting.config import build_alert_delivery
 from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-from dashd.stream.bus import InMemoryBus
-from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
-from dashd.collect.assembly import build_scheduler
-from dashd.collect.hostroot import host_paths, point_psutil_at
+from dashd.auth.users import UserDirectory
 from dashd.clients.connections import ConnectionManager
 from dashd.clients.core import Core
+from dashd.clients.queries import QueryScheduler
+from dashd.collect.assembly import build_scheduler
+from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue, describe_metric
+from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.errors import CLOSE_GOING_AWAY
-from dashd.stream.hub import SequenceFile, StreamHub
 from dashd.ops.logs import observer_for_twistd
+from dashd.ops.private import private_directory
+from dashd.ops.rlimits import raise_open_files_limit
 from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
 from dashd.ops.signals import StopSignals
+from dashd.ops.telemetry import Telemetry
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
 from dashd.store.node import load_or_create_node_id
-from dashd.collect.collector import describe_metric
-from dashd.clients.queries import QueryScheduler
-from dashd.ops.telemetry import Telemetry
-from dashd.auth.users import UserDirectory
-from dashd.ops.private import private_directory
-from dashd.ops.rlimits import raise_open_files_limit
+from dashd.stream.bus import InMemoryBus
+from dashd.stream.hub import SequenceFile, StreamHub
+from dashd.wire.broadcast import FlatWriter
 from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
 from dashd.wire.tls import server_tls_options
 from dashd.wire.web import RedirectToTLS, build_site, front_door
-from dashd.wire.broadcast import FlatWriter
 
 log = Logger()
 

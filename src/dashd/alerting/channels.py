@@ -111,7 +111,7 @@ def _url(value: Any, name: str, what: str = "url") -> str:
     if parts.username or parts.password:
         raise ChannelError(f"channel {name}: put credentials in a header, not in the {what}")
     try:
-        parts.port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         raise ChannelError(f"channel {name}: {what} has a bad port") from None
     return value

@@ -18,8 +18,16 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
-from dashd.alerting.channels import (ChannelConfig, ChannelError, DeliveryResult, Transport, merge_secrets,
-                                     parse_channel, prepare_api_channel, transport_for)
+from dashd.alerting.channels import (
+    ChannelConfig,
+    ChannelError,
+    DeliveryResult,
+    Transport,
+    merge_secrets,
+    parse_channel,
+    prepare_api_channel,
+    transport_for,
+)
 from dashd.alerting.model import FIRING, AlertEvent, build_notice, dedup_key
 from dashd.alerting.netguard import NetworkGuard
 from dashd.alerting.outbox import Outbox, RetryPolicy

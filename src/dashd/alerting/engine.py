@@ -18,10 +18,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from dashd.alerting.model import FIRING, LABEL_NAME, MAX_LABEL_VALUE, RESOLVED, AlertEvent, alert_labels
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.settings import AlertRuleConfig, parse_bool, parse_duration
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from dashd.stream.streams import NOTIFICATION, NOTIFICATION_ACK
 from dashd.timefmt import iso_ms, now_ms
 

@@ -13,10 +13,10 @@ from twisted.logger import Logger
 
 from dashd.alerting.engine import NotificationCenter, RuleEngine
 from dashd.auth.tokens import AuthError, Principal, TokenIssuer, check_endpoint
-from dashd.collect.collector import MetricInfo
 from dashd.clients.connections import ConnectionManager
-from dashd.stream.hub import StreamHub
+from dashd.collect.collector import MetricInfo
 from dashd.settings import Settings
+from dashd.stream.hub import StreamHub
 from dashd.timefmt import now_ms
 
 log = Logger()

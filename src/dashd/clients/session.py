@@ -13,8 +13,8 @@ from twisted.logger import Logger
 
 from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.core import Core
-from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
 from dashd.clients.limits import TokenBucket
+from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
 from dashd.stream.streams import ClientSink, ClientStream
 from dashd.timefmt import iso_ms
 

@@ -32,8 +32,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, Sample
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.timefmt import iso_ms
 
 log = Logger()

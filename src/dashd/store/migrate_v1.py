@@ -43,7 +43,7 @@ class Progress:
         return json.dumps(self.__dict__)
 
     @staticmethod
-    def load(text: str | None) -> "Progress":
+    def load(text: str | None) -> Progress:
         return Progress(**json.loads(text)) if text else Progress("rollup")
 
 

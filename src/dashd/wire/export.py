@@ -53,8 +53,15 @@ from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
-from dashd.wire.web import (HTTP_STATUS_FOR_CODE, REFRESH_COOKIE, JsonLeaf, _headers, bearer_principal, error_body,
-                            write_json)
+from dashd.wire.web import (
+    HTTP_STATUS_FOR_CODE,
+    REFRESH_COOKIE,
+    JsonLeaf,
+    _headers,
+    bearer_principal,
+    error_body,
+    write_json,
+)
 
 log = Logger()
 

@@ -45,9 +45,10 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
 from dashd.auth.tokens import AGENT_ROLE, AuthError, Principal
-from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
-from dashd.collect.collector import Sample
 from dashd.clients.core import Core
+from dashd.clients.limits import TokenBucket
+from dashd.clients.queries import CostBucket
+from dashd.collect.collector import Sample
 from dashd.errors import (
     CLOSE_GOING_AWAY,
     CLOSE_UNAUTHORIZED,
@@ -56,11 +57,10 @@ from dashd.errors import (
     ProtocolError,
     decode_object,
 )
-from dashd.clients.limits import TokenBucket
-from dashd.clients.queries import CostBucket
-from dashd.wire.protocol import client_address, protocol_options
 from dashd.store.database import StoreUnavailable
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.timefmt import iso_ms
+from dashd.wire.protocol import client_address, protocol_options
 
 log = Logger()
 

@@ -19,16 +19,16 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
 from dashd.auth.tokens import AuthError, EndpointForbidden, Principal
+from dashd.auth.users import LoginThrottled, UserDirectory
 from dashd.clients.core import Core
-from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
-from dashd.wire.ingest import IngestServerFactory
-from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
 from dashd.clients.router import schedule_history, validate_history
+from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
+from dashd.ops.ratelog import SummarizedLog
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
-from dashd.auth.users import LoginThrottled, UserDirectory
-from dashd.ops.ratelog import SummarizedLog
 from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
+from dashd.wire.ingest import IngestServerFactory
+from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
 
 log = Logger()
 

@@ -7,12 +7,12 @@ import sys
 from typing import Sequence
 
 import dashd_dev.bench as bench_package
-
 from dashd_dev.bench.collector import collector_cost
 from dashd_dev.bench.loop import fanout_loop_cost
 from dashd_dev.bench.run import DEFAULT_SERVERS, run
 from dashd_dev.bench.samples import IDLE_HZ
 from dashd_dev.bench.serve import serve
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The bench's options, on `python -m dashd_dev.bench` and on `dashd bench`."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from dashd_dev.bench.procs import Child, emit
 
+
 def measure_collector(python: str, seconds: float) -> dict:
     child = Child("collector", [python, "-m", "dashd_dev.bench", "collector", "--seconds", str(seconds), "--only-host"])
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import socket
-
 from typing import Any, Callable
 
 from dashd_dev.bench.procs import BenchError, Child, emit
 from dashd_dev.bench.samples import BENCH_HOST, synthetic_metrics
+
 
 def measure_fanout_loop(python: str, clients: int, rounds: int) -> dict:
     child = Child("loop", [python, "-m", "dashd_dev.bench", "loop", "--clients", str(clients), "--rounds", str(rounds)])

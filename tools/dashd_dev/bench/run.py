@@ -43,8 +43,8 @@ def ensure_node_deps(bench_dir: str, node: str, say: Callable[[str], None]) -> N
 
 
 def prepare_environment(args: argparse.Namespace, work_dir: str, say: Callable[[str], None]) -> Environment:
-    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
     from dashd.auth.devcert import write_self_signed
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 
     node = shutil.which("node")
     if node is None:

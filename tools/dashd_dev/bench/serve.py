@@ -12,6 +12,7 @@ from typing import Any
 from dashd_dev.bench.procs import emit
 from dashd_dev.bench.samples import BENCH_HOST, SyntheticSampler
 
+
 def serve(args: argparse.Namespace) -> int:
     """dashd's service tree on 127.0.0.1 with the synthetic sampler; stdin
     takes `rate HZ`, `stats`, `profile-start`, `profile-stop PATH`, `quit`."""
@@ -30,15 +31,21 @@ def serve(args: argparse.Namespace) -> int:
         os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="dashd")
         assert "twisted.internet.endpoints" not in sys.modules
     from twisted.internet import reactor, stdio
-    from twisted.logger import FileLogObserver, LogLevel, LogLevelFilterPredicate, FilteringLogObserver, \
-        formatEventAsClassicLogText, globalLogBeginner
+    from twisted.logger import (
+        FileLogObserver,
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        formatEventAsClassicLogText,
+        globalLogBeginner,
+    )
     from twisted.protocols.basic import LineReceiver
 
-    from dashd.wire import fastpath
-    from dashd.wire.protocol import DashboardServerFactory
     from dashd.settings import load_settings
     from dashd.tap import build_daemon
     from dashd.timefmt import now_ms
+    from dashd.wire import fastpath
+    from dashd.wire.protocol import DashboardServerFactory
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     globalLogBeginner.beginLoggingTo(

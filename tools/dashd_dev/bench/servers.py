@@ -13,8 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from dashd_dev.bench.procs import (BenchError, Child, child_pids, free_port, machine_busy_seconds, process_cpu_seconds,
-                                   process_cpu_split, process_rss_kb, stop_process)
+from dashd_dev.bench.procs import (
+    BenchError,
+    Child,
+    child_pids,
+    free_port,
+    machine_busy_seconds,
+    process_cpu_seconds,
+    process_cpu_split,
+    process_rss_kb,
+    stop_process,
+)
 from dashd_dev.bench.report import KB, LatencyHistogram, format_progress, median
 from dashd_dev.bench.samples import BENCH_HOST, BENCH_METRICS, IDLE_HZ
 from dashd_dev.bench.scenarios import Plan, Session
