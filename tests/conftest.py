@@ -135,7 +135,7 @@ def logged_failures():
     globalLogPublisher.removeObserver(observer)
 
 
-def _is_unhandled_error(event: dict) -> bool:
+def is_unhandled_error(event: dict) -> bool:
     """A failure nobody handled: Twisted's "Unhandled error in Deferred",
     "Unhandled Error" (log.err, a reactor call that raised), Autobahn's
     "Unhandled exception"."""
@@ -153,7 +153,7 @@ def fail_on_unhandled_errors(request):
     unhandled: list[dict] = []
 
     def observer(event: dict) -> None:
-        if _is_unhandled_error(event):
+        if is_unhandled_error(event):
             unhandled.append(event)
 
     globalLogPublisher.addObserver(observer)
