@@ -1,0 +1,68 @@
+// The processes stream of one host (issue 19): `processes_subscribe` while
+// the panel is shown and connected (again when the order changes or after a
+// reconnect), `processes_unsubscribe` when it goes. Tables arrive through the
+// HostFeed the dashboard fills; a server without the stream answers the
+// subscribe with an error and the panel says so instead of waiting forever.
+import { useEffect, useState } from 'react';
+import { ProtocolError } from '../connection/DashboardConnection';
+import { parseProcessesData } from '../protocol/processes';
+import type { ProcessSort, ProcessesData, SendRequest } from '../protocol/hostTypes';
+import type { HostFeed } from '../services/hostFeed';
+
+/** Rows asked for: the server's default top N. */
+export const PROCESS_LIMIT = 50;
+
+export type ProcessesStatus = 'idle' | 'waiting' | 'live' | 'unavailable';
+
+export interface ProcessesState {
+  status: ProcessesStatus;
+  data: ProcessesData | null;
+  /** Why the stream is unavailable (the server's error message). */
+  error: string | null;
+}
+
+export interface UseProcessesOptions {
+  send: SendRequest;
+  feed: HostFeed;
+  connected: boolean;
+  sort: ProcessSort;
+  /** The host shown; tables of other hosts are ignored. Null: any. */
+  host: string | null;
+  limit?: number;
+}
+
+const IDLE: ProcessesState = { status: 'idle', data: null, error: null };
+
+export function useProcesses({ send, feed, connected, sort, host, limit = PROCESS_LIMIT }: UseProcessesOptions): ProcessesState {
+  const [state, setState] = useState<ProcessesState>(IDLE);
+
+  useEffect(() => {
+    if (!connected) return undefined;
+    let active = true;
+    const accept = (data: ProcessesData) => {
+      if (!active || (host && data.host && data.host !== host)) return;
+      setState({ status: 'live', data, error: null });
+    };
+    setState((s) => ({ status: s.data ? s.status : 'waiting', data: s.data, error: null }));
+    const unsubscribe = feed.subscribeProcesses(accept);
+    send('processes_subscribe', { sort, limit }).then(
+      (reply) => {
+        // A server may answer with the first table itself.
+        const data = parseProcessesData(reply);
+        if (data) accept(data);
+      },
+      (err: unknown) => {
+        // An error frame means no stream here; a timeout or a drop does not
+        // (tables may still come, and a reconnect subscribes again).
+        if (active && err instanceof ProtocolError) setState({ status: 'unavailable', data: null, error: err.message || err.code });
+      },
+    );
+    return () => {
+      active = false;
+      unsubscribe();
+      send('processes_unsubscribe', {}).catch(() => {});
+    };
+  }, [send, feed, connected, sort, host, limit]);
+
+  return state;
+}
