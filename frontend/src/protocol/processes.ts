@@ -104,6 +104,12 @@ export function defaultDirection(column: ProcessColumn): SortDirection {
   return column === 'name' || column === 'user' || column === 'state' || column === 'pid' ? 'asc' : 'desc';
 }
 
+/** Next order after a click on a column header: the same column flips, another starts at its natural direction. */
+export function nextOrder(order: ProcessOrder, column: ProcessColumn): ProcessOrder {
+  if (order.column === column) return { column, direction: order.direction === 'asc' ? 'desc' : 'asc' };
+  return { column, direction: defaultDirection(column) };
+}
+
 export function ioOf(p: ProcessRow): number | null {
   if (p.read_bytes_per_second === null && p.write_bytes_per_second === null) return null;
   return (p.read_bytes_per_second ?? 0) + (p.write_bytes_per_second ?? 0);

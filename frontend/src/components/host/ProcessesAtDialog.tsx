@@ -7,10 +7,9 @@
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { ProtocolError } from '../../connection/DashboardConnection';
 import { PROCESS_SORTS, type ProcessSort, type ProcessesData, type SendRequest } from '../../protocol/hostTypes';
-import { parseProcessesData, sortProcesses, serverSortFor, type ProcessColumn, type ProcessOrder } from '../../protocol/processes';
+import { nextOrder, parseProcessesData, sortProcesses, serverSortFor, type ProcessColumn, type ProcessOrder } from '../../protocol/processes';
 import { formatClock } from '../../services/format';
 import ProcessTable from './ProcessTable';
-import { nextOrder } from './ProcessesPanel';
 
 /** Rows shown: the look-back keeps the top 50 of each order. */
 const ROWS = 20;

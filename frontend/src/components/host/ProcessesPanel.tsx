@@ -8,8 +8,8 @@ import { useId, useMemo, useState, type FormEvent } from 'react';
 import { useProcesses } from '../../hooks/useProcesses';
 import type { ProcessSort, SendRequest } from '../../protocol/hostTypes';
 import {
-  defaultDirection,
   filterProcesses,
+  nextOrder,
   serverSortFor,
   sortProcesses,
   type ProcessColumn,
@@ -21,12 +21,6 @@ import ProcessDetails from './ProcessDetails';
 import ProcessTable from './ProcessTable';
 
 const SORT_LABEL: Record<ProcessSort, string> = { cpu: 'CPU', memory: 'memory', io: 'I/O' };
-
-/** Next order after a click on a column header: same column flips, another starts at its natural direction. */
-export function nextOrder(order: ProcessOrder, column: ProcessColumn): ProcessOrder {
-  if (order.column === column) return { column, direction: order.direction === 'asc' ? 'desc' : 'asc' };
-  return { column, direction: defaultDirection(column) };
-}
 
 /** `YYYY-MM-DDTHH:MM:SS` in local time, for a datetime-local input. */
 function localInputValue(ms: number): string {
