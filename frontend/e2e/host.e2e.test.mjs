@@ -200,6 +200,7 @@ describe('host panels against a real dashd in headless Chromium', { concurrency:
     const details = page.getByTestId('process-details');
     await details.waitFor();
     assert.match(await details.innerText(), /Command line/);
+    await page.getByTestId('host-details').screenshot({ path: path.join(ARTIFACTS, 'host-desktop.png') });
     await checkA11y('host-panels-desktop');
     await page.getByLabel('Filter').fill('');
   });
@@ -228,6 +229,7 @@ describe('host panels against a real dashd in headless Chromium', { concurrency:
     const req = sent('processes_at').at(-1).msg.data;
     assert.ok(Math.abs(Date.parse(req.time) - Date.now()) < 5 * MINUTE_MS, `asked for a recent moment (${req.time})`);
     assert.ok((await table.locator('tbody tr').count()) > 0, 'the look-back table has rows');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'host-processes-at.png') });
     await checkA11y('processes-at-dialog');
     await page.keyboard.press('Escape');
     await page.getByTestId('processes-at-dialog').waitFor({ state: 'detached' });
@@ -241,7 +243,7 @@ describe('host panels against a real dashd in headless Chromium', { concurrency:
     await checkA11y('host-panels-phone');
     if (missing.processes) return;
     const headers = await page.getByTestId('process-table').locator('thead th:visible').allInnerTexts();
-    assert.deepEqual(headers.map((h) => h.replace(/[▲▼]/g, '').trim()), ['Name', 'CPU %', 'Mem %']);
+    assert.deepEqual(headers.map((h) => h.replace(/[▲▼]/g, '').trim().toLowerCase()), ['name', 'cpu %', 'mem %']);
     const wrap = await page.getByTestId('process-table').evaluate((t) => t.parentElement.scrollWidth - t.parentElement.clientWidth);
     assert.ok(wrap <= 0, `the process table fits (overflow ${wrap} px)`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'host-phone.png'), fullPage: false });

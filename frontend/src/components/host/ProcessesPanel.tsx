@@ -116,6 +116,7 @@ export default function ProcessesPanel({ send, feed, connected, host, redacted, 
             <button type="submit" className="btn btn-small" disabled={!connected}>
               Show
             </button>
+            <span className="host-hint">or click a point on the CPU or memory chart</span>
           </form>
         ) : null}
       </div>
