@@ -186,7 +186,7 @@ describe('host panels against a real dashd in headless Chromium', { concurrency:
     const resub = await waitFor(() => frames.slice(mark).find((f) => f.dir === 'sent' && f.msg.type === 'processes_subscribe'), {
       message: 'a processes_subscribe for the memory order',
     });
-    assert.deepEqual(resub.msg.data, { sort: 'memory', limit: 50 });
+    assert.deepEqual(resub.msg.data, { sort: 'memory', limit: 50, host: received('connection_ack')[0].msg.data.host });
     await waitFor(() => frames.slice(mark).find((f) => f.dir === 'received' && f.msg.type === 'processes' && f.msg.data.sort === 'memory'), {
       message: 'a processes table by memory',
     });

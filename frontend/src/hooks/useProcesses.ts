@@ -45,7 +45,10 @@ export function useProcesses({ send, feed, connected, sort, host, limit = PROCES
     };
     setState((s) => ({ status: s.data ? s.status : 'waiting', data: s.data, error: null }));
     const unsubscribe = feed.subscribeProcesses(accept);
-    send('processes_subscribe', { sort, limit }).then(
+    // With the host named, a node that streams only its own processes says so
+    // (not_found) when another host (an agent) is shown, rather than leave the
+    // panel waiting.
+    send('processes_subscribe', host ? { sort, limit, host } : { sort, limit }).then(
       (reply) => {
         // A server may answer with the first table itself.
         const data = parseProcessesData(reply);

@@ -56,7 +56,7 @@ export interface ProcessesData {
 
 /** Requests of the host views: type -> data. */
 export interface HostRequestMap {
-  processes_subscribe: { sort: ProcessSort; limit: number };
+  processes_subscribe: { sort: ProcessSort; limit: number; host?: string };
   processes_unsubscribe: Record<string, never>;
   processes_at: { time: IsoTime; host?: string; sort?: ProcessSort };
 }

@@ -82,7 +82,7 @@ afterEach(() => cleanup());
 describe('HostDetails: processes', () => {
   it('subscribes to the processes stream and shows the table with the process count', async () => {
     const { feed, sent } = setup();
-    expect(sent.find((s) => s.type === 'processes_subscribe')?.data).toEqual({ sort: 'cpu', limit: 50 });
+    expect(sent.find((s) => s.type === 'processes_subscribe')?.data).toEqual({ sort: 'cpu', limit: 50, host: 'web-1' });
     expect(screen.getByTestId('process-count').textContent).toContain('Waiting');
     pushProcesses(feed);
     expect(rowNames()).toEqual(['postgres', 'systemd', 'python3']);
@@ -104,7 +104,7 @@ describe('HostDetails: processes', () => {
     pushProcesses(feed);
     fireEvent.click(screen.getByRole('button', { name: /Mem %/ }));
     expect(sent.map((s) => s.type).slice(-2)).toEqual(['processes_unsubscribe', 'processes_subscribe']);
-    expect(sent.at(-1)?.data).toEqual({ sort: 'memory', limit: 50 });
+    expect(sent.at(-1)?.data).toEqual({ sort: 'memory', limit: 50, host: 'web-1' });
     expect(rowNames()).toEqual(['python3', 'postgres', 'systemd']);
     expect(procHeader(/Mem %/).getAttribute('aria-sort')).toBe('descending');
     // Name sorts locally: no new subscription.
@@ -155,7 +155,18 @@ describe('HostDetails: processes', () => {
           ? Promise.reject(new ProtocolError({ code: 'unknown_type', message: 'unknown message type processes_subscribe' }))
           : Promise.resolve({}),
     });
-    await waitFor(() => expect(screen.getByTestId('host-processes').textContent).toContain('not available from this server'));
+    await waitFor(() => expect(screen.getByTestId('host-processes').textContent).toContain('not available here: unknown message type processes_subscribe'));
+  });
+
+  it('for a host this node does not stream (an agent), says so from the server', async () => {
+    const { sent } = setup({
+      reply: (type, data) =>
+        type === 'processes_subscribe' && data.host === 'web-1'
+          ? Promise.reject(new ProtocolError({ code: 'not_found', message: "this node streams the processes of 'hub' only" }))
+          : Promise.resolve({}),
+    });
+    expect(sent.find((s) => s.type === 'processes_subscribe')?.data.host).toBe('web-1');
+    await waitFor(() => expect(screen.getByTestId('host-processes').textContent).toContain("streams the processes of 'hub' only"));
   });
 
   it('a first table sent as the reply to the subscribe is shown too', async () => {

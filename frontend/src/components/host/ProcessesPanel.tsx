@@ -57,7 +57,7 @@ export default function ProcessesPanel({ send, feed, connected, host, redacted, 
     return (
       <section className="panel host-panel host-processes" aria-labelledby={headingId} data-testid="host-processes">
         <h3 id={headingId}>Processes</h3>
-        <p className="muted">The process list is not available from this server ({state.error}).</p>
+        <p className="muted">The live process list is not available here: {state.error}</p>
       </section>
     );
   }
