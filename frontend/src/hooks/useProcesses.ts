@@ -3,7 +3,7 @@
 // reconnect), `processes_unsubscribe` when it goes. Tables arrive through the
 // HostFeed the dashboard fills; a server without the stream answers the
 // subscribe with an error and the panel says so instead of waiting forever.
-import { useEffect, useState } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { ProtocolError } from '../connection/DashboardConnection';
 import { parseProcessesData } from '../protocol/processes';
 import type { ProcessSort, ProcessesData, SendRequest } from '../protocol/hostTypes';
@@ -29,18 +29,29 @@ export interface UseProcessesOptions {
   /** The host shown; tables of other hosts are ignored. Null: any. */
   host: string | null;
   limit?: number;
+  /** While paused the table shown stays as it is (the dashboard's pause). */
+  paused?: boolean;
 }
 
 const IDLE: ProcessesState = { status: 'idle', data: null, error: null };
 
-export function useProcesses({ send, feed, connected, sort, host, limit = PROCESS_LIMIT }: UseProcessesOptions): ProcessesState {
-  const [state, setState] = useState<ProcessesState>(IDLE);
+function initialState(feed: HostFeed, host: string | null): ProcessesState {
+  const latest = feed.latestProcesses();
+  return latest && (!host || !latest.host || latest.host === host) ? { status: 'live', data: latest, error: null } : IDLE;
+}
+
+export function useProcesses({ send, feed, connected, sort, host, limit = PROCESS_LIMIT, paused = false }: UseProcessesOptions): ProcessesState {
+  const [state, setState] = useState<ProcessesState>(() => initialState(feed, host));
+  const pausedRef = useRef(paused);
+  useLayoutEffect(() => {
+    pausedRef.current = paused;
+  });
 
   useEffect(() => {
     if (!connected) return undefined;
     let active = true;
     const accept = (data: ProcessesData) => {
-      if (!active || (host && data.host && data.host !== host)) return;
+      if (!active || pausedRef.current || (host && data.host && data.host !== host)) return;
       setState({ status: 'live', data, error: null });
     };
     setState((s) => ({ status: s.data ? s.status : 'waiting', data: s.data, error: null }));

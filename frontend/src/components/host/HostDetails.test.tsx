@@ -174,6 +174,31 @@ describe('HostDetails: processes', () => {
     await waitFor(() => expect(rowNames()).toEqual(['postgres', 'systemd', 'python3']));
   });
 
+  it('keeps the table as it is while the dashboard is paused', () => {
+    const { feed, view, send } = setup();
+    pushProcesses(feed);
+    const props = { store: createSeriesStore(), feed, send, ack: null, connected: true, role: 'operator', host: 'web-1', windowMs: 300_000, theme: 'light' };
+    view.rerender(<HostDetails {...props} paused />);
+    act(() => {
+      feed.push({ ...processesFrame(), data: { ...processesFrame().data, total: 999 } });
+    });
+    expect(screen.getByTestId('process-count').textContent).toContain('312 processes');
+    expect(screen.getByTestId('process-count').textContent).toContain('paused');
+    view.rerender(<HostDetails {...props} paused={false} />);
+    act(() => {
+      feed.push({ ...processesFrame(), data: { ...processesFrame().data, total: 1000 } });
+    });
+    expect(screen.getByTestId('process-count').textContent).toContain('1000 processes');
+  });
+
+  it('shows the newest table at once when it is shown again', () => {
+    const { feed, view, send } = setup();
+    pushProcesses(feed);
+    view.unmount();
+    render(<HostDetails store={createSeriesStore()} feed={feed} send={send} ack={null} connected role="operator" host="web-1" windowMs={300_000} paused={false} theme="light" />);
+    expect(rowNames()).toEqual(['postgres', 'systemd', 'python3']);
+  });
+
   it('unsubscribes when it goes', () => {
     const { sent, view } = setup();
     view.unmount();

@@ -65,7 +65,7 @@ export default function HostDetails({ store, feed, send, ack, connected, role, h
       <h2 id={headingId} className="host-details-title">
         Host details
       </h2>
-      <ProcessesPanel send={send} feed={feed} connected={connected} host={host} redacted={!roleAtLeast(role, 'operator')} onLookBack={onLookBack} />
+      <ProcessesPanel send={send} feed={feed} connected={connected} host={host} redacted={!roleAtLeast(role, 'operator')} paused={paused} onLookBack={onLookBack} />
       <div className="host-grid">
         {filesystems.length || has('disk_used_percent') ? <FilesystemsPanel filesystems={filesystems} /> : null}
         {interfaces.length || has('net_rx_bytes_per_second') ? <InterfacesPanel interfaces={interfaces} {...chart} /> : null}

@@ -34,10 +34,12 @@ export interface ProcessesPanelProps {
   connected: boolean;
   host: string | null;
   redacted: boolean;
+  /** The dashboard's pause: the table stays as it is. */
+  paused?: boolean;
   onLookBack?: (timeMs: number) => void;
 }
 
-export default function ProcessesPanel({ send, feed, connected, host, redacted, onLookBack }: ProcessesPanelProps) {
+export default function ProcessesPanel({ send, feed, connected, host, redacted, paused = false, onLookBack }: ProcessesPanelProps) {
   const headingId = useId();
   const filterId = useId();
   const atId = useId();
@@ -46,7 +48,7 @@ export default function ProcessesPanel({ send, feed, connected, host, redacted, 
   const [query, setQuery] = useState('');
   const [selectedPid, setSelectedPid] = useState<number | null>(null);
   const [lookBackValue, setLookBackValue] = useState('');
-  const state = useProcesses({ send, feed, connected, sort: serverSort, host });
+  const state = useProcesses({ send, feed, connected, sort: serverSort, host, paused });
   const data = state.data;
 
   const rows = useMemo(() => (data ? sortProcesses(filterProcesses(data.processes, query), order) : []), [data, query, order]);
@@ -89,6 +91,7 @@ export default function ProcessesPanel({ send, feed, connected, host, redacted, 
         <span className="host-panel-meta" data-testid="process-count">
           {count}
           {data && Number.isFinite(data.timestamp) ? ` · ${formatClock(data.timestamp)}` : ''}
+          {paused ? ' · paused' : ''}
         </span>
       </div>
       <div className="host-toolbar">
