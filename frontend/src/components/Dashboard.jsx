@@ -21,7 +21,7 @@ import Toasts, { MAX_TOASTS } from './Toasts.jsx';
 import AdminPanel from './AdminPanel.jsx';
 import AlertingPanel from './alerting/AlertingPanel.jsx';
 import AlertRangeView from './alerting/AlertRangeView.jsx';
-import HostDetails, { ProcessesAtDialog, createHostFeed } from './host/HostDetails';
+import HostDetails, { ProcessesAtDialog, createHostFeed, hostSubscription } from './host/HostDetails';
 import { alertLinkParams } from '../services/alertingApi';
 import { useNotificationState } from '../hooks/useNotificationState.js';
 import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps';
@@ -202,7 +202,7 @@ export default function Dashboard({ auth, theme }) {
       const names = catalogueNames();
       const patterns = selected.length === ALL_GROUPS.length
         ? ['*']
-        : subscriptionFor(selected).filter((p) => !names.length || names.some((n) => (p.endsWith('*') ? n.startsWith(p.slice(0, -1)) : n === p)));
+        : [...new Set([...subscriptionFor(selected).filter((p) => !names.length || names.some((n) => (p.endsWith('*') ? n.startsWith(p.slice(0, -1)) : n === p))), ...hostSubscription(ackRef.current?.families)])];
       try {
         await send('unsubscribe', {});
         if (patterns.length) await send('subscribe', { metrics: patterns });

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { HOST_METRICS, SENSOR_METRICS } from '../components/host/hostFrames.fixture';
 import { parseSeriesName } from '../protocol/series';
-import { disksOf, filesystemsOf, indexSeries, interfacesOf, newestOf, sensorsOf, servicesOf, temperatureLevel, usageLevel } from './hostModel';
+import { hostSubscription, disksOf, filesystemsOf, indexSeries, interfacesOf, newestOf, sensorsOf, servicesOf, temperatureLevel, usageLevel } from './hostModel';
 
 const index = (metrics: Record<string, number>, t = 1000) =>
   indexSeries(Object.entries(metrics).map(([name, value]) => ({ name, value, t })), parseSeriesName);
@@ -73,5 +73,12 @@ describe('host panel models from a recorded frame', () => {
     expect(s.temperatures.map(temperatureLevel)).toEqual(['warn', 'ok']);
     expect(s.fans).toEqual([{ chip: 'thinkpad', sensor: 'fan1', rpm: 2900 }]);
     expect(s.batteries).toEqual([{ battery: 'BAT0', percent: 87, charging: true }]);
+  });
+});
+
+describe('hostSubscription', () => {
+  it('asks for the host families the server announces, and nothing it does not', () => {
+    expect(hostSubscription([{ name: 'cpu_usage' }, { name: 'net_rx_bytes_per_second' }, { name: 'cgroup_pids' }])).toEqual(['net_*', 'cgroup_*']);
+    expect(hostSubscription(undefined)).toEqual([]);
   });
 });

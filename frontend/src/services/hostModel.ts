@@ -25,6 +25,15 @@ export function isHostFamily(family: string): boolean {
   return HOST_FAMILY_PREFIXES.some((p) => family.startsWith(p));
 }
 
+/**
+ * Subscription globs that keep the host panels fed when the dashboard
+ * narrows its subscription to some metric groups: one per host family
+ * prefix the server announces (a glob that matches nothing is an error).
+ */
+export function hostSubscription(families: readonly { name: string }[] | null | undefined): string[] {
+  return HOST_FAMILY_PREFIXES.filter((p) => (families ?? []).some((f) => f.name.startsWith(p))).map((p) => `${p}*`);
+}
+
 /** Index the newest values of labelled host series by family. */
 export function indexSeries(
   entries: Iterable<{ name: string; value: number; t: number }>,

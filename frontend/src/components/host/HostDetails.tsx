@@ -23,6 +23,7 @@ import './host.css';
 
 export { default as ProcessesAtDialog } from './ProcessesAtDialog';
 export { createHostFeed } from '../../services/hostFeed';
+export { hostSubscription } from '../../services/hostModel';
 
 /** The newest values are seeded from this much history (collectors run every 1–10 s by default). */
 const SEED_FROM = '-2m';
