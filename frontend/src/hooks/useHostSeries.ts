@@ -7,7 +7,7 @@ import { historyToSeries } from '../protocol/parse';
 import { createSeriesNameCache } from '../protocol/series';
 import type { SendRequest } from '../protocol/hostTypes';
 import { SECOND_MS } from '../services/constants';
-import { indexSeries, type SeriesIndex } from '../services/hostModel';
+import { indexSeries, type SeriesIndex, type SeriesValue } from '../services/hostModel';
 import type { SeriesStore } from '../services/seriesStore';
 
 /** Panels refresh at most this often. */
@@ -16,7 +16,7 @@ export const HOST_REFRESH_MS = SECOND_MS;
 export type HostStore = Pick<SeriesStore, 'names' | 'latest' | 'subscribe' | 'mergeHistory' | 'trim' | 'notify'>;
 
 /** Snapshot of the newest labelled values in the store. */
-export function snapshotIndex(store: HostStore, parse = createSeriesNameCache()): Map<string, import('../services/hostModel').SeriesValue[]> {
+export function snapshotIndex(store: HostStore, parse = createSeriesNameCache()): Map<string, SeriesValue[]> {
   const entries: { name: string; value: number; t: number }[] = [];
   for (const name of store.names()) {
     if (!name.includes('{')) continue;

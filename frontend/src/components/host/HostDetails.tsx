@@ -7,7 +7,7 @@
 // A panel shows when the server announces its families in `connection_ack`
 // or when its series arrive; sensors only when the host has some.
 import { useId, useMemo } from 'react';
-import { useHistoryFill, useHostIndex, type HostStore } from '../../hooks/useHostSeries';
+import { useHistoryFill, useHostIndex } from '../../hooks/useHostSeries';
 import type { HostAckData, SendRequest } from '../../protocol/hostTypes';
 import type { HostFeed } from '../../services/hostFeed';
 import { disksOf, filesystemsOf, interfacesOf, isHostFamily, sensorsOf, servicesOf } from '../../services/hostModel';
@@ -48,10 +48,10 @@ export interface HostDetailsProps {
 
 export default function HostDetails({ store, feed, send, ack, connected, role, host, windowMs, paused, theme, gapMs, onLookBack }: HostDetailsProps) {
   const headingId = useId();
-  const index = useHostIndex(store as HostStore);
+  const index = useHostIndex(store);
   const announced = useMemo(() => new Set((ack?.families ?? []).map((f) => f.name).filter(isHostFamily)), [ack]);
   const seed = useMemo(() => [...announced].sort(), [announced]);
-  useHistoryFill({ send, store: store as HostStore, metrics: seed, from: SEED_FROM, maxPoints: SEED_POINTS, enabled: connected, host, seedOnly: true });
+  useHistoryFill({ send, store: store, metrics: seed, from: SEED_FROM, maxPoints: SEED_POINTS, enabled: connected, host, seedOnly: true });
 
   const filesystems = useMemo(() => filesystemsOf(index), [index]);
   const interfaces = useMemo(() => interfacesOf(index), [index]);

@@ -33,7 +33,10 @@ const COLUMNS: Column[] = [
     id: 'io',
     label: 'I/O',
     numeric: true,
-    cell: (p) => (ioOf(p) === null ? '—' : formatBytesPerSecond(ioOf(p) as number, 1)),
+    cell: (p) => {
+      const io = ioOf(p);
+      return io === null ? '—' : formatBytesPerSecond(io, 1);
+    },
   },
   {
     id: 'started',

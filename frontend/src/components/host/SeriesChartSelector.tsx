@@ -5,7 +5,7 @@
 import { useId } from 'react';
 import MetricsChart from '../MetricsChart';
 import type { SendRequest } from '../../protocol/hostTypes';
-import { useHistoryFill, type HostStore } from '../../hooks/useHostSeries';
+import { useHistoryFill } from '../../hooks/useHostSeries';
 import { HOUR_MS, MINUTE_MS } from '../../services/constants';
 import type { SeriesStore } from '../../services/seriesStore';
 
@@ -45,7 +45,7 @@ export default function SeriesChartSelector(props: SeriesChartSelectorProps) {
   const selectId = useId();
   useHistoryFill({
     send,
-    store: store as HostStore,
+    store: store,
     metrics,
     from: relativeSpan(windowMs),
     maxPoints: HISTORY_MAX_POINTS,
