@@ -5,6 +5,7 @@ import { formatSeriesName } from '../../protocol/series';
 import type { Disk } from '../../services/hostModel';
 import { formatBytesPerSecond } from '../../services/format';
 import SeriesChartSelector, { type ChartContext } from './SeriesChartSelector';
+import TableWrap from './TableWrap';
 
 function iops(v: number | null): string {
   return v === null ? '—' : v.toFixed(v >= 10 ? 0 : 1);
@@ -35,7 +36,7 @@ export default function DisksPanel({ disks, ...chart }: { disks: readonly Disk[]
         />
       ) : null}
       {disks.length ? (
-        <div className="table-wrap host-table-wrap">
+        <TableWrap label="Disks table">
           <table className="host-table" data-testid="disks-table">
             <caption className="sr-only">Disks</caption>
             <thead>
@@ -61,7 +62,7 @@ export default function DisksPanel({ disks, ...chart }: { disks: readonly Disk[]
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : (
         <p className="muted">Waiting for the first reading…</p>
       )}

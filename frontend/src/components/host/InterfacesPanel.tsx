@@ -6,6 +6,7 @@ import { formatSeriesName } from '../../protocol/series';
 import type { NetInterface } from '../../services/hostModel';
 import { formatBytesPerSecond } from '../../services/format';
 import SeriesChartSelector, { type ChartContext } from './SeriesChartSelector';
+import TableWrap from './TableWrap';
 
 function perSecond(v: number | null): string {
   return v === null ? '—' : `${v.toFixed(v >= 10 ? 0 : 1)}/s`;
@@ -41,7 +42,7 @@ export default function InterfacesPanel({ interfaces, ...chart }: { interfaces: 
         />
       ) : null}
       {interfaces.length ? (
-        <div className="table-wrap host-table-wrap">
+        <TableWrap label="Network interfaces table">
           <table className="host-table" data-testid="interfaces-table">
             <caption className="sr-only">Network interfaces</caption>
             <thead>
@@ -71,7 +72,7 @@ export default function InterfacesPanel({ interfaces, ...chart }: { interfaces: 
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : (
         <p className="muted">Waiting for the first reading…</p>
       )}

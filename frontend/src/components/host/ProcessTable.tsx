@@ -6,6 +6,7 @@
 import type { ProcessRow } from '../../protocol/hostTypes';
 import { ioOf, type ProcessColumn, type ProcessOrder } from '../../protocol/processes';
 import { formatBytes, formatBytesPerSecond, formatDuration } from '../../services/format';
+import TableWrap from './TableWrap';
 
 interface Column {
   id: ProcessColumn;
@@ -62,7 +63,7 @@ export default function ProcessTable({ rows, order, onOrder, now, caption, selec
   const showUser = rows.some((p) => p.user !== null);
   const columns = COLUMNS.filter((c) => c.id !== 'user' || showUser);
   return (
-    <div className="table-wrap host-table-wrap">
+    <TableWrap label={caption}>
       <table className="host-table process-table" data-testid={testId}>
         <caption className="sr-only">{caption}</caption>
         <thead>
@@ -97,11 +98,11 @@ export default function ProcessTable({ rows, order, onOrder, now, caption, selec
                 c.id === 'name' ? (
                   <th key={c.id} scope="row" className="proc-name">
                     {onSelect ? (
-                      <button type="button" className="link-btn" aria-pressed={p.pid === selectedPid} title={p.name}>
+                      <button type="button" className="link-btn cell-clip" aria-pressed={p.pid === selectedPid} title={p.name}>
                         {p.name}
                       </button>
                     ) : (
-                      p.name
+                      <span className="cell-clip" title={p.name}>{p.name}</span>
                     )}
                   </th>
                 ) : (
@@ -114,6 +115,6 @@ export default function ProcessTable({ rows, order, onOrder, now, caption, selec
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }

@@ -3,6 +3,7 @@
 // such series, and then there is no panel at all (null).
 import { useId } from 'react';
 import { temperatureLevel, type Sensors } from '../../services/hostModel';
+import TableWrap from './TableWrap';
 
 function celsius(v: number | null): string {
   return v === null ? '—' : `${v.toFixed(1)} °C`;
@@ -16,7 +17,7 @@ export default function SensorsPanel({ sensors }: { sensors: Sensors }) {
     <section className="panel host-panel" aria-labelledby={headingId} data-testid="host-sensors">
       <h3 id={headingId}>Sensors</h3>
       {temperatures.length ? (
-        <div className="table-wrap host-table-wrap">
+        <TableWrap label="Temperatures table">
           <table className="host-table" data-testid="temperatures-table">
             <caption className="sr-only">Temperatures</caption>
             <thead>
@@ -46,7 +47,7 @@ export default function SensorsPanel({ sensors }: { sensors: Sensors }) {
               })}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : null}
       {fans.length || batteries.length ? (
         <ul className="sensor-list">

@@ -4,6 +4,7 @@
 import { useId, useState } from 'react';
 import type { CgroupRow } from '../../services/hostModel';
 import { formatBytes, formatBytesPerSecond } from '../../services/format';
+import TableWrap from './TableWrap';
 
 export const SHOWN = 15;
 
@@ -26,7 +27,7 @@ export default function ServicesPanel({ services }: { services: readonly CgroupR
       <h3 id={headingId}>Services and containers</h3>
       {services.length ? (
         <>
-          <div className="table-wrap host-table-wrap">
+          <TableWrap label="Services and containers table">
             <table className="host-table" data-testid="services-table">
               <caption className="sr-only">Services and containers, busiest first</caption>
               <thead>
@@ -42,8 +43,8 @@ export default function ServicesPanel({ services }: { services: readonly CgroupR
               <tbody>
                 {rows.map((r) => (
                   <tr key={r.cgroup} data-cgroup={r.cgroup}>
-                    <th scope="row" className="proc-name" title={r.cgroup}>
-                      {r.name}
+                    <th scope="row" className="proc-name">
+                      <span className="cell-clip" title={r.cgroup}>{r.name}</span>
                     </th>
                     <td className="col-optional">{r.kind}</td>
                     <td className="num">{r.cpuPercent === null ? '—' : r.cpuPercent.toFixed(1)}</td>
@@ -54,7 +55,7 @@ export default function ServicesPanel({ services }: { services: readonly CgroupR
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
           {services.length > SHOWN ? (
             <button type="button" className="btn btn-small" aria-expanded={all} onClick={() => setAll((a) => !a)}>
               {all ? `Show the top ${SHOWN}` : `Show all ${services.length}`}
