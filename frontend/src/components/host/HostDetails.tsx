@@ -6,7 +6,7 @@
 //
 // A panel shows when the server announces its families in `connection_ack`
 // or when its series arrive; sensors only when the host has some.
-import { useId, useMemo } from 'react';
+import { memo, useId, useMemo } from 'react';
 import { useHistoryFill, useHostIndex } from '../../hooks/useHostSeries';
 import type { HostAckData, SendRequest } from '../../protocol/hostTypes';
 import type { HostFeed } from '../../services/hostFeed';
@@ -46,7 +46,7 @@ export interface HostDetailsProps {
   onLookBack?: (timeMs: number) => void;
 }
 
-export default function HostDetails({ store, feed, send, ack, connected, role, host, windowMs, paused, theme, gapMs, onLookBack }: HostDetailsProps) {
+function HostDetails({ store, feed, send, ack, connected, role, host, windowMs, paused, theme, gapMs, onLookBack }: HostDetailsProps) {
   const headingId = useId();
   const index = useHostIndex(store);
   const announced = useMemo(() => new Set((ack?.families ?? []).map((f) => f.name).filter(isHostFamily)), [ack]);
@@ -77,3 +77,6 @@ export default function HostDetails({ store, feed, send, ack, connected, role, h
     </section>
   );
 }
+
+// Re-rendered only when its own inputs change, not with every dashboard render.
+export default memo(HostDetails);

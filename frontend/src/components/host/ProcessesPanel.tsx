@@ -4,7 +4,7 @@
 // or user, the process count, a row opens its details; "Processes at…"
 // opens the look-back for a moment typed in (the keyboard way to what a
 // click on the CPU or memory chart does).
-import { useId, useMemo, useState, type FormEvent } from 'react';
+import { memo, useId, useMemo, useState, type FormEvent } from 'react';
 import { useProcesses } from '../../hooks/useProcesses';
 import type { ProcessSort, SendRequest } from '../../protocol/hostTypes';
 import {
@@ -39,7 +39,7 @@ export interface ProcessesPanelProps {
   onLookBack?: (timeMs: number) => void;
 }
 
-export default function ProcessesPanel({ send, feed, connected, host, redacted, paused = false, onLookBack }: ProcessesPanelProps) {
+function ProcessesPanel({ send, feed, connected, host, redacted, paused = false, onLookBack }: ProcessesPanelProps) {
   const headingId = useId();
   const filterId = useId();
   const atId = useId();
@@ -141,3 +141,6 @@ export default function ProcessesPanel({ send, feed, connected, host, redacted, 
     </section>
   );
 }
+
+// Re-rendered only when its own inputs change, not with every dashboard render.
+export default memo(ProcessesPanel);
