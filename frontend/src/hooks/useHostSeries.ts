@@ -33,15 +33,21 @@ export function useHostIndex(store: HostStore): SeriesIndex {
   const lastAt = useRef(-Infinity);
 
   useEffect(() => {
+    let empty = true;
     const refresh = () => {
       timer.current = null;
       lastAt.current = Date.now();
-      setIndex(snapshotIndex(store, parse));
+      const next = snapshotIndex(store, parse);
+      // Still nothing (collectors off): no new empty index, no re-render.
+      if (empty && next.size === 0) return;
+      empty = next.size === 0;
+      setIndex(next);
     };
     const unsubscribe = store.subscribe(() => {
       if (timer.current !== null) return;
       const wait = lastAt.current + HOST_REFRESH_MS - Date.now();
-      if (wait <= 0) refresh();
+      // Until the first host values are in, no waiting: they show at once.
+      if (wait <= 0 || empty) refresh();
       else timer.current = setTimeout(refresh, wait);
     });
     return () => {

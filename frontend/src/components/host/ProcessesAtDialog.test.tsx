@@ -31,6 +31,13 @@ describe('ProcessesAtDialog', () => {
     await waitFor(() => expect(screen.getByRole('columnheader', { name: /Mem %/ }).getAttribute('aria-sort')).toBe('descending'));
   });
 
+  it('says so when the table kept has no CPU figures yet (the first reading)', async () => {
+    const data = processesFrame().data;
+    const first = { ...data, processes: data.processes.map((p) => ({ ...p, cpu_percent: null })) };
+    render(<ProcessesAtDialog time={T0} send={() => Promise.resolve(first as unknown as Record<string, unknown>)} onClose={() => {}} />);
+    await waitFor(() => expect(screen.getByTestId('processes-at-snapshot').textContent).toContain('CPU not measured yet'));
+  });
+
   it('says when no table was kept near that moment', async () => {
     const send = vi.fn(() => Promise.reject(new ProtocolError({ code: 'not_found', message: 'no snapshot' })));
     render(<ProcessesAtDialog time={T0} send={send} onClose={() => {}} />);

@@ -138,6 +138,9 @@ export default function ProcessesAtDialog({ time, send, host, onClose }: Process
           <>
             <p className="host-panel-meta" data-testid="processes-at-snapshot">
               Nearest table kept: {dateTime(result.data.timestamp)} · {result.data.total} processes, {result.data.running} running
+              {result.data.processes.length && result.data.processes.every((p) => p.cpu_percent === null)
+                ? ' · CPU not measured yet in this table (the first reading after a start)'
+                : ''}
             </p>
             <ProcessTable
               rows={rows}
