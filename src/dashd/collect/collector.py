@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import psutil
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -31,7 +32,7 @@ class MetricInfo:
     description: str
     kind: str = "gauge"  # or "rate": a per-second rate derived from a counter
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "unit": self.unit, "description": self.description, "kind": self.kind}
 
 
@@ -154,9 +155,10 @@ class PsutilReader:
         return round(max(0.0, min(100.0, 100.0 * busy / total)), 2)
 
 
-def _busy(times) -> float:
+def _busy(times: Any) -> float:
+    """Busy CPU seconds of a psutil cpu_times() tuple (its fields differ by platform)."""
     idle = times.idle + getattr(times, "iowait", 0.0)
-    return sum(times) - idle
+    return float(sum(times) - idle)
 
 
 def _network_totals() -> tuple[float, float] | None:
@@ -224,6 +226,9 @@ class MetricsCollector:
         return Sample(host=self._host, timestamp_ms=self._wall_clock_ms(), metrics=metrics)
 
 
+TICK_SLACK = 1.0  # seconds: a tick that runs a little late is still a tick
+
+
 class CollectorService(Service):
     """Drives a MetricsCollector from a PublishSchedule on the injected clock
     and publishes each sample on the metrics topic. When a tick (sample and
@@ -233,7 +238,8 @@ class CollectorService(Service):
 
     log = Logger()
 
-    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float) -> None:
+    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float, *,
+                 on_sample_duration: Callable[[float], None] = lambda seconds: None) -> None:
         # Public so tools can feed the real tree other samples (dashd bench).
         self.sampler = collector
         self._bus = bus
@@ -242,16 +248,18 @@ class CollectorService(Service):
         self.schedule = PublishSchedule(self.tick, clock, interval)
         self.last_tick: float | None = None  # clock time of the last successful sample
         self.last_duration: float = 0.0  # seconds the last sample took
-        self.on_sample_duration: Callable[[float], None] = lambda seconds: None
+        self.started_at: float | None = None  # clock time of startService
+        self._on_sample_duration = on_sample_duration
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
+        self.started_at = self._clock.seconds()
         self.sampler.prime()
         self._start_loop(now=False)
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         self.schedule.stop()
-        return super().stopService()
+        return super().stopService()  # type: ignore[no-untyped-call,no-any-return]  # Twisted's Service is untyped
 
     def set_interval(self, interval: float) -> None:
         """Change the collection period at run time."""
@@ -262,6 +270,12 @@ class CollectorService(Service):
     def _start_loop(self, now: bool) -> None:
         self.schedule.period = self.interval
         self.schedule.start(now=now)
+
+    def is_ticking(self, now: float) -> bool:
+        """Sampled within two intervals and a second's slack, or started that
+        recently: the one rule for /api/ready and the systemd watchdog."""
+        since = self.last_tick if self.last_tick is not None else self.started_at
+        return since is not None and now - since <= 2 * self.interval + TICK_SLACK
 
     @property
     def ticks(self) -> tuple[int, int]:
@@ -277,7 +291,7 @@ class CollectorService(Service):
             self.log.failure("collecting a sample failed; will retry next interval")
             return
         self.last_duration = time.perf_counter() - started
-        self.on_sample_duration(self.last_duration)
+        self._on_sample_duration(self.last_duration)
         self.last_tick = self._clock.seconds()
         self._bus.publish(METRICS_TOPIC, sample).addErrback(
             lambda failure: self.log.failure("publishing a sample failed", failure)

@@ -33,13 +33,13 @@ from twisted.logger import Logger
 
 from dashd.errors import Unavailable
 from dashd.ops.private import private_file
-from dashd.store.spill import SpillFile
-from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
-from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
+from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.store.samples import DEFAULT_OWNER, Memory, SampleTables, bucketed, exact_summary, summary
+from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
 from dashd.store.series import Describe, SeriesRegistry
+from dashd.store.spill import SpillFile
 from dashd.store.tiers import HOUR, HOUR_MS, MINUTE, RAW, TIER_NAMES, Points
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
@@ -169,7 +169,7 @@ class SystemQueries:
     what authentication and revocation polling use (UserDirectory), so
     logins and the 5 s revocation bound never wait behind user queries."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
@@ -208,6 +208,7 @@ class Store(Service):
         connect_timeout: float = 5.0,
         spill_path: str | None = None,
         node_id: str = DEFAULT_OWNER,
+        on_write: Callable[[float, int], None] = lambda seconds, rows: None,
     ) -> None:
         self.db_url = db_url
         self.dialect = Dialect(check_db_url(db_url))
@@ -262,7 +263,7 @@ class Store(Service):
         self._rolled_at = clock.seconds()
         self._seal_waiters: list[Deferred] = []
         self._recovered = False
-        self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
+        self._on_write = on_write  # (seconds, rows) after each successful write: telemetry
 
     # ----- lifecycle
 
@@ -640,7 +641,7 @@ class Store(Service):
             self._forget_spill(spilled)
         written = len(samples) + len(notifications) + len(acks)
         self._settle_tickets(taken, dropped_at_take, written=True)
-        self.on_write(time.perf_counter() - started, written)
+        self._on_write(time.perf_counter() - started, written)
         await self._seal()
         return written
 
@@ -1041,10 +1042,9 @@ def _batches(items: list, size: int = 500) -> list[list]:
 
 
 def _merged(parts: list[Points]) -> Points:
+    from dashd.store.tiers import MINUTE_MS as BUCKET
     from dashd.store.tiers import concat
     from dashd.store.tiers import rollup as rollup_points
-
-    from dashd.store.tiers import MINUTE_MS as BUCKET
 
     every = concat(parts)
     return rollup_points(every, BUCKET) if len(every) else every
