@@ -159,7 +159,7 @@ def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "dashd.bench", "collector", "--seconds", "4.5"],
+    done = subprocess.run([sys.executable, "-m", "dashd_dev.bench", "collector", "--seconds", "4.5"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]

@@ -20,6 +20,8 @@ import Toasts from './Toasts';
 import AdminPanel from './AdminPanel';
 import AlertingPanel from './alerting/AlertingPanel';
 import TimeRangeBar from './TimeRangeBar';
+import HostDetails, { ProcessesAtDialog } from './host/HostDetails';
+import type { HostAckData } from '../protocol/hostTypes';
 import NotificationDialog, { type OpenedNotification } from './NotificationDialog';
 import { DASHBOARD_PANELS, type PanelContext } from './dashboardPanels';
 import type { ChartAnnotation } from './chartSetup';
@@ -166,6 +168,8 @@ export default function Dashboard({ auth, theme }: DashboardProps) {
   const [networkUnit, setNetworkUnit] = useState(() => readPreference(NETWORK_UNIT_KEY, (v) => (v === 'bits' ? 'bits' : 'bytes'), 'bytes'));
   const [adminView, setAdminView] = useState(false);
   const [controlsOpen, setControlsOpen] = useState(false);
+  // A click on the CPU or memory chart: the processes at that moment.
+  const [lookBackAt, setLookBackAt] = useState<number | null>(null);
 
   const now = useNow(CLOCK_TICK_MS);
   const refreshMs = range.kind === 'live' ? Math.min(HISTORY_REFRESH_MAX_MS, Math.max(HISTORY_REFRESH_MIN_MS, range.spanMs / 1000)) : HISTORY_REFRESH_MAX_MS;
@@ -305,9 +309,25 @@ export default function Dashboard({ auth, theme }: DashboardProps) {
                   gapMs={stream.gapMs}
                   outages={stream.outages}
                   explore={explore}
+                  onPointClick={c.id === 'cpu' || c.id === 'memory' ? setLookBackAt : undefined}
                 />
               ))}
           </section>
+          <HostDetails
+            store={store}
+            feed={stream.hostFeed}
+            send={ws.send}
+            ack={ack as HostAckData | null}
+            connected={connected}
+            role={role}
+            host={shownHost}
+            windowMs={windowMs}
+            paused={paused}
+            theme={theme.resolved}
+            gapMs={stream.gapMs}
+            onLookBack={setLookBackAt}
+          />
+          {lookBackAt !== null ? <ProcessesAtDialog time={lookBackAt} send={ws.send} host={shownHost} onClose={() => setLookBackAt(null)} /> : null}
           {DASHBOARD_PANELS.map((p) => (
             <Fragment key={p.id}>{p.render(panelContext)}</Fragment>
           ))}

@@ -28,6 +28,7 @@ import type { SeriesStore } from '../services/seriesStore';
 import type { HistoryBands } from '../protocol/parse';
 import type { Crosshair } from '../services/crosshair';
 import type { HistoryRequest } from '../hooks/useDashboardStream';
+import { pointClickHandler } from './host/chartClick';
 
 const X_STEP_MS: ReadonlyArray<readonly [number, number]> = [
   [MINUTE_MS, 10 * SECOND_MS],
@@ -128,6 +129,8 @@ export interface MetricsChartProps {
   gapMs?: number;
   outages?: OutageLog | null;
   explore?: ChartExplore | null;
+  /** A click (not a drag) on the plot: the time under it (the CPU and memory charts open the processes then). */
+  onPointClick?: ((timeMs: number) => void) | null;
 }
 
 type MetricDataset = ChartDataset<'line', GapPoint[]> & MetricDatasetExtras & { $breaks?: BreaksCache };
@@ -158,13 +161,15 @@ interface LiveState {
   span: Span | null;
   history: HistoryBands | null;
   drag: { startPx: number; startX: number; pan: boolean; moved: boolean; pointerId: number } | null;
+  /** The click that ends a drag is not a click on a point. */
+  dragged: boolean;
 }
 
 function axisOf(chart: LineChart) {
   return chart.options.scales!.x as { min?: number; max?: number; ticks: { stepSize?: number; callback?: (v: number | string) => string } };
 }
 
-function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs, paused, theme, registry, gapMs = 2500, outages, explore }: MetricsChartProps) {
+function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs, paused, theme, registry, gapMs = 2500, outages, explore, onPointClick = null }: MetricsChartProps) {
   const canvasRef = useRef<HTMLCanvasElement | null>(null);
   const chartRef = useRef<LineChart | null>(null);
   const headingId = useId();
@@ -177,7 +182,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
   // Everything the draw callback reads, so the store subscription is made once.
   const live = useRef<LiveState>({
     metrics, windowMs, paused, pausedAt: null, dirty: false, lastDrawAt: -Infinity, trailing: null, gapMs,
-    lastStatsAt: -Infinity, statsTimer: null, span: explore?.span ?? null, history: null, drag: null,
+    lastStatsAt: -Infinity, statsTimer: null, span: explore?.span ?? null, history: null, drag: null, dragged: false,
   });
   const exploreRef = useRef(explore);
   useLayoutEffect(() => {
@@ -525,14 +530,23 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     const crosshair = at.chart.options.plugins?.crosshair;
     if (crosshair) crosshair.selection = null;
     at.chart.update('none');
-    if (!drag.moved) {
-      const note = annotationAt(at.chart, at.px);
-      if (note) ex.onOpenAnnotation(note.id);
-      return;
-    }
+    live.current.dragged = drag.moved;
+    if (!drag.moved) return; // a click: onClick below
     const x = axisOf(at.chart);
     if (drag.pan) ex.onPan((drag.startPx - at.px) * at.msPerPx, x.min ?? 0, x.max ?? 0);
     else ex.onZoom(drag.startX, at.t);
+  };
+
+  /** A click (not the end of a drag): a marker opens its notification, else the time goes to onPointClick. */
+  const onClick = (e: ReactPointerEvent<HTMLCanvasElement> | { clientX: number; currentTarget: HTMLCanvasElement }) => {
+    if (live.current.dragged) {
+      live.current.dragged = false;
+      return;
+    }
+    const at = pointerAt(e);
+    const note = at ? annotationAt(at.chart, at.px) : null;
+    if (note) exploreRef.current?.onOpenAnnotation(note.id);
+    else pointClickHandler(() => chartRef.current, onPointClick)?.(e);
   };
 
   const onPointerLeave = () => {
@@ -622,7 +636,9 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
           onPointerUp={onPointerUp}
           onPointerLeave={onPointerLeave}
           onPointerCancel={onPointerLeave}
+          onClick={onClick}
           onDoubleClick={() => exploreRef.current?.onBackToLive()}
+          className={onPointClick ? 'is-clickable' : undefined}
         />
         {status.state === 'loading' && !hasData ? (
           // A refresh keeps the drawn data on screen (aria-busy says it is loading).

@@ -15,6 +15,9 @@ import { useNotificationState, type NotificationState } from './useNotificationS
 import { STATUS, endpointUrl, useWebSocket, type WebSocketHandle } from './useWebSocket';
 import { AUTH, type Auth } from './useAuth';
 import { createHostsSeries } from '../components/HostsOverview';
+import { createHostFeed, hostSubscription } from '../components/host/HostDetails';
+import type { HostFeed } from '../services/hostFeed';
+import type { HostAckData } from '../protocol/hostTypes';
 import { MAX_TOASTS } from '../components/Toasts';
 import { createOutageLog, expectedStepMs, maxGapFor, type OutageLog } from '../services/gaps';
 import { createSeriesStore, type SeriesStore } from '../services/seriesStore';
@@ -90,6 +93,8 @@ export interface DashboardStream {
   profiler: FrameProfiler;
   outages: OutageLog;
   hostSeries: ReturnType<typeof createHostsSeries>;
+  /** Host detail messages (`processes`) for the host panels. */
+  hostFeed: HostFeed;
   chartRegistry: Map<string, DiagnosticsChart>;
   hosts: string[];
   paused: boolean;
@@ -152,6 +157,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
   const outages = useMemo(() => createOutageLog(), []);
   // CPU/memory of every host for the overview (small multiples).
   const hostSeries = useMemo(() => createHostsSeries(), []);
+  const hostFeed = useMemo(() => createHostFeed(), []);
 
   const [paused, setPaused] = useState(false);
   const [bufferedWhilePaused, setBufferedWhilePaused] = useState(0);
@@ -242,9 +248,11 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
       const send = sendRef.current;
       if (!send) return;
       const names = catalogueNames();
+      // The host panels' families stay subscribed whatever the chart groups.
+      const hostPatterns = hostSubscription((ackRef.current as HostAckData | null)?.families);
       const patterns = selected.length === ALL_GROUPS.length
         ? ['*']
-        : subscriptionFor(selected).filter((p) => !names.length || names.some((n) => (p.endsWith('*') ? n.startsWith(p.slice(0, -1)) : n === p)));
+        : [...new Set([...subscriptionFor(selected).filter((p) => !names.length || names.some((n) => (p.endsWith('*') ? n.startsWith(p.slice(0, -1)) : n === p))), ...hostPatterns])];
       try {
         await send('unsubscribe', {});
         if (patterns.length) await send('subscribe', { metrics: patterns });
@@ -342,6 +350,9 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
             store.noteSeq(msg.seq);
             onAckMessage(data as unknown as NotificationAckData);
             break;
+          case 'processes':
+            hostFeed.push(msg);
+            break;
           case 'resume_gap':
             refillGap(data as unknown as ResumeGapData);
             break;
@@ -374,7 +385,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
       // measured time covers store, chart draws and the tile render.
       queueMicrotask(() => profiler.record(start, profiler.now()));
     },
-    [store, profiler, fillHistory, refillGap, pushToast, applySampleMessage, raiseToasts, onAckMessage, onNotifications],
+    [store, profiler, fillHistory, refillGap, pushToast, applySampleMessage, raiseToasts, onAckMessage, onNotifications, hostFeed],
   );
 
   const loadNotes = notes.load;
@@ -513,6 +524,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
     profiler,
     outages,
     hostSeries,
+    hostFeed,
     chartRegistry,
     hosts,
     paused,

@@ -12,10 +12,12 @@ from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
-from dashd.clients.fields import match as _match, number_field, pattern_list, string_field
+from dashd.clients.fields import match as _match
+from dashd.clients.fields import number_field, pattern_list, string_field
 from dashd.clients.queries import stats_cost
 from dashd.clients.seams import RouterContext
-from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, bad_message as bad, correlation_id_of, decode_object
+from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, correlation_id_of, decode_object
+from dashd.errors import bad_message as bad
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.stream.streams import SubscriptionFilter

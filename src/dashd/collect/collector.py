@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import psutil
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -32,7 +32,7 @@ class MetricInfo:
     description: str
     kind: str = "gauge"  # or "rate": a per-second rate derived from a counter
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "unit": self.unit, "description": self.description, "kind": self.kind}
 
 
@@ -155,9 +155,10 @@ class PsutilReader:
         return round(max(0.0, min(100.0, 100.0 * busy / total)), 2)
 
 
-def _busy(times) -> float:
+def _busy(times: Any) -> float:
+    """Busy CPU seconds of a psutil cpu_times() tuple (its fields differ by platform)."""
     idle = times.idle + getattr(times, "iowait", 0.0)
-    return sum(times) - idle
+    return float(sum(times) - idle)
 
 
 def _network_totals() -> tuple[float, float] | None:
@@ -251,14 +252,14 @@ class CollectorService(Service):
         self._on_sample_duration = on_sample_duration
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         self.started_at = self._clock.seconds()
         self.sampler.prime()
         self._start_loop(now=False)
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         self.schedule.stop()
-        return super().stopService()
+        return super().stopService()  # type: ignore[no-untyped-call,no-any-return]  # Twisted's Service is untyped
 
     def set_interval(self, interval: float) -> None:
         """Change the collection period at run time."""
@@ -269,18 +270,6 @@ class CollectorService(Service):
     def _start_loop(self, now: bool) -> None:
         self.schedule.period = self.interval
         self.schedule.start(now=now)
-
-    @property
-    def on_sample_duration(self) -> Callable[[float], None]:
-        return self._on_sample_duration
-
-    @on_sample_duration.setter
-    def on_sample_duration(self, observer: Callable[[float], None]) -> None:
-        # Transitional, for dashd.bench only (it is moving out of the
-        # package, issue 12 item 6): pass on_sample_duration= instead.
-        warnings.warn("CollectorService.on_sample_duration = ... is deprecated; pass on_sample_duration= "
-                      "to the constructor", DeprecationWarning, stacklevel=2)
-        self._on_sample_duration = observer
 
     def is_ticking(self, now: float) -> bool:
         """Sampled within two intervals and a second's slack, or started that
