@@ -69,7 +69,8 @@ def main(argv: list[str]) -> None:
 
     def run(reactor):
         return defer.Deferred.fromCoroutine(fill(reactor, args.url, args.host, args.days, args.step)).addCallback(
-            lambda n: print(f"PREFILL samples={n} seconds={time.monotonic() - started:.1f}", flush=True))
+            lambda n: print(f"PREFILL samples={n} seconds={time.monotonic() - started:.1f}", flush=True)
+        )
 
     task.react(run)
 
