@@ -65,7 +65,8 @@ class FakeStore:
     `gate`, when set, holds reads until it fires. As the router's and the
     NotificationCenter's store it has empty history, no rules and the
     `notifications` it was given; `history_error`, when set, is raised by
-    history and stats (a store that is down)."""
+    history and stats, `notifications_error` by notifications (a store that
+    is down)."""
 
     pending_rows = 0
 
@@ -77,6 +78,7 @@ class FakeStore:
         self.notifications_by_id: dict[str, dict] = dict(notifications or {})
         self.history_error: Exception | None = None
         self.history_calls: list[tuple] = []
+        self.notifications_error: Exception | None = None
 
     # ----- StreamSink and the resume path
 
@@ -111,7 +113,9 @@ class FakeStore:
 
     # ----- notifications and rules
 
-    async def notifications(self, limit, unacknowledged):
+    async def notifications(self, limit, unacknowledged, *, from_ms=None, to_ms=None):
+        if self.notifications_error is not None:
+            raise self.notifications_error
         return list(self.notifications_by_id.values())[:limit]
 
     async def notification(self, notification_id: str) -> dict | None:

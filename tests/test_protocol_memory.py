@@ -339,6 +339,29 @@ def test_history_when_the_store_is_unavailable_is_an_unavailable_error_frame(mem
     assert (error["type"], error["data"]["code"]) == ("error", "unavailable") and not client.closed
 
 
+def test_notifications_of_a_range_come_from_memory_when_the_store_is_down(memory):
+    """With the store unavailable, `notifications {from, to}` still answers
+    from the recent notifications held in memory, only those in the range."""
+    from dashd.store.database import StoreUnavailable
+    from dashd.timefmt import parse_time
+
+    memory.store.notifications_error = StoreUnavailable("database is down")
+    admin = memory.authed(role="admin")
+    admin.send({"type": "broadcast", "data": {"level": "info", "title": "mark", "message": "m"}, "correlation_id": "b"})
+    memory.flush()
+    note_id = admin.reply_to("b")["data"]["id"]
+    admin.send({"type": "notifications", "data": {}, "correlation_id": "all"})
+    memory.flush()
+    (note,) = admin.reply_to("all")["data"]["notifications"]
+    assert note["id"] == note_id
+    at_s = parse_time(note["timestamp"], 0) / 1000
+    admin.send({"type": "notifications", "data": {"from": at_s - 1, "to": at_s + 1}, "correlation_id": "in"})
+    admin.send({"type": "notifications", "data": {"from": at_s - 3 * 3600, "to": at_s - 2 * 3600}, "correlation_id": "out"})
+    memory.flush()
+    assert [n["id"] for n in admin.reply_to("in")["data"]["notifications"]] == [note_id]
+    assert admin.reply_to("out")["data"]["notifications"] == []
+
+
 def test_history_failing_inside_is_an_internal_error_frame_and_is_logged(memory):
     from twisted.logger import capturedLogs
 

@@ -751,3 +751,16 @@ async def test_stop_service_with_database_down_says_what_it_lost(outage, open_st
     await rig.store.stopService()
     assert not rig.store.running and not rig.store.pool.running
     assert store_messages(store_log, LogLevel.error, "2 rows could not be written before shutdown")
+
+
+@pytest_twisted.ensureDeferred
+async def test_notifications_between_two_times_newest_first(open_store):
+    """`notifications(from_ms=, to_ms=)` keeps only those stamped in the range
+    (inclusive), still newest first and limited (chart markers of a past view)."""
+    store = (await open_store()).store
+    for seq, offset in enumerate((0, 10_000, 20_000, 30_000), start=1):
+        store.record(notification(seq, T0_MS + offset, f"n-{seq}"))
+    listed = await store.notifications(10, False, from_ms=T0_MS + 10_000, to_ms=T0_MS + 20_000)
+    assert [n["id"] for n in listed] == ["n-3", "n-2"]
+    assert [n["id"] for n in await store.notifications(1, False, from_ms=T0_MS + 10_000)] == ["n-4"]
+    assert [n["id"] for n in await store.notifications(10, False, to_ms=T0_MS)] == ["n-1"]

@@ -148,3 +148,21 @@ async def test_shutdown_closes_clients_with_1001_and_flushes_samples(make_settin
         assert len([m for m in stored if m.type == "metrics_update"]) >= 3
     finally:
         reopened.pool.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_notifications_in_a_time_range_for_the_chart_markers(daemon):
+    """`notifications {from, to}` lists only what was stamped in the range
+    (the dashboard's markers for a past view); bad bounds are bad_message."""
+    admin = await authed(daemon, role="admin")
+    note = await admin.request("broadcast", {"level": "warning", "title": "spike", "message": "look"})
+    note_id = note["data"]["id"]
+    around = await admin.request("notifications", {"from": "-5m", "to": "now", "limit": 500})
+    assert note_id in [n["id"] for n in around["data"]["notifications"]]
+    earlier = await admin.request("notifications", {"from": "-3h", "to": "-2h"})
+    assert note_id not in [n["id"] for n in earlier["data"]["notifications"]]
+    open_ended = await admin.request("notifications", {"from": "-5m"})
+    assert note_id in [n["id"] for n in open_ended["data"]["notifications"]]
+    for bad_span in ({"from": "yesterday"}, {"from": "-1m", "to": "-2m"}, {"to": True}):
+        reply = await admin.request("notifications", bad_span)
+        assert reply["type"] == "error" and reply["data"]["code"] == "bad_message", bad_span

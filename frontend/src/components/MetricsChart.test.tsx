@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 vi.mock('chart.js', () => import('../test/chartDouble'));
 
 const { FakeChart: Chart } = await import('../test/chartDouble');
-const { default: MetricsChart } = await import('./MetricsChart');
+const { default: MetricsChart, nearestIndex } = await import('./MetricsChart');
+const { createCrosshair } = await import('../services/crosshair');
 const { createSeriesStore } = await import('../services/seriesStore');
 
 const T0 = Date.parse('2026-11-26T10:00:00.000Z');
@@ -123,4 +124,54 @@ describe('MetricsChart', () => {
     fireEvent.click(toggle);
     expect(chart.data.datasets.map((d) => d.hidden)).toEqual([false, false]);
   });
+
+  it('draws a past range from one history query sized to the chart, with min/max bands', async () => {
+    const loadHistory = vi.fn().mockResolvedValue({
+      series: { memory_usage: [{ x: T0, y: 40, min: 30, max: 55 }, { x: T0 + 60_000, y: 42, min: 41, max: 43 }] },
+      bucketMs: 60_000,
+      tier: '1m',
+    });
+    const { chart } = renderChart({ explore: explore({ span: { from: T0, to: T0 + 3_600_000 }, loadHistory, maxPoints: 5000 }) });
+    await waitFor(() => expect(chart.data.datasets[0].data.filter((p) => p.y !== null)).toHaveLength(2), { timeout: 10_000 });
+    expect(loadHistory).toHaveBeenCalledTimes(1);
+    expect(loadHistory.mock.calls[0][0]).toMatchObject({ metrics: ['memory_usage', 'swap_usage'], from: T0, to: T0 + 3_600_000, maxPoints: 600, host: 'web-1' });
+    const opts = (chart as unknown as { options: { plugins: { bands: { bands: unknown[]; maxGapMs: number } } } }).options;
+    expect(opts.plugins.bands.maxGapMs).toBe(150_000);
+    expect(opts.plugins.bands.bands[0]).toEqual([{ x: T0, min: 30, max: 55 }, { x: T0 + 60_000, min: 41, max: 43 }]);
+    expect(screen.getByTestId('range-memory').textContent).toContain('1 min buckets');
+    expect(screen.getByTestId('export-csv-memory').getAttribute('href')).toBe(`csv:memory_usage,swap_usage:${T0}:${T0 + 3_600_000}:600`);
+  });
+
+  it('shows the server error inside the chart when the range is refused', async () => {
+    const loadHistory = vi.fn().mockRejectedValue(Object.assign(new Error("history: the range may span at most 30 days"), { code: 'too_large' }));
+    renderChart({ explore: explore({ span: { from: T0 - 400 * 86_400_000, to: T0 }, loadHistory }) });
+    const alert = await screen.findByRole('alert', {}, { timeout: 10_000 });
+    expect(alert.textContent).toContain('the range may span at most 30 days');
+    expect(screen.queryByTestId('loading-memory')).toBeNull();
+  });
+
+  it('finds the point nearest a time, skipping break markers', () => {
+    const data = [{ x: 0, y: 1 }, { x: 10, y: null }, { x: 20, y: 3 }, { x: 30, y: 4 }];
+    expect(nearestIndex(data, 9)).toBe(0);
+    expect(nearestIndex(data, 16)).toBe(2);
+    expect(nearestIndex(data, 99)).toBe(3);
+    expect(nearestIndex([], 5)).toBe(-1);
+  });
 });
+
+function explore(over: Record<string, unknown>) {
+  return {
+    span: null,
+    host: 'web-1',
+    maxPoints: null,
+    loadHistory: vi.fn(),
+    crosshair: createCrosshair((fn) => fn()),
+    annotations: [],
+    onZoom: vi.fn(),
+    onPan: vi.fn(),
+    onBackToLive: vi.fn(),
+    onOpenAnnotation: vi.fn(),
+    exportHref: (fmt: string, metrics: string[], from: number, to: number, points: number) => `${fmt}:${metrics.join(',')}:${from}:${to}:${points}`,
+    ...over,
+  };
+}

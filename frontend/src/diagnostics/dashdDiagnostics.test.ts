@@ -51,9 +51,10 @@ describe('dashd diagnostics', () => {
     expect(api.lastSeq()).toBe(41);
   });
 
-  it('snapshots a chart: range, datasets, break markers and outages', () => {
+  it('snapshots a chart: range, datasets, break markers, outages, crosshair and plot area', () => {
     const chart: DiagnosticsChart = {
-      options: { scales: { x: { min: 0, max: 10 } }, plugins: { outages: { spans: [[2, 3]] } } },
+      options: { scales: { x: { min: 0, max: 10 } }, plugins: { outages: { spans: [[2, 3]] }, crosshair: { x: 4 } } },
+      chartArea: { left: 40, right: 600, top: 8, bottom: 220 },
       data: { datasets: [{ metric: 'cpu_usage', data: [{ x: 1, y: 1 }, { x: 2, y: null }, { x: 4, y: 2 }] }] },
       update: vi.fn(),
     };
@@ -65,6 +66,8 @@ describe('dashd diagnostics', () => {
       datasets: [{ metric: 'cpu_usage', points: 3, drawn: 3 }],
       breaks: [[2]],
       outages: [[2, 3]],
+      crosshair: 4,
+      area: { left: 40, right: 600, top: 8, bottom: 220 },
     });
     expect(api.chart('nope')).toBeNull();
     api.fullRedrawMs(2);

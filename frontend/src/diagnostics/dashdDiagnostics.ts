@@ -37,7 +37,9 @@ interface ChartDataset {
 
 /** The parts of a Chart.js instance the diagnostics read. */
 export interface DiagnosticsChart {
-  options: { scales: { x: { min?: number; max?: number } }; plugins: { outages?: { spans?: unknown[] } } };
+  options: { scales: { x: { min?: number; max?: number } }; plugins: { outages?: { spans?: unknown[] }; crosshair?: { x: number | null } } };
+  /** The plot area inside the canvas (px), once laid out. */
+  chartArea?: { left: number; right: number; top: number; bottom: number };
   data: { datasets: ChartDataset[] };
   tooltip?: { getActiveElements?: () => unknown[] };
   update(mode: string): void;
@@ -58,6 +60,10 @@ export interface ChartSnapshot {
   datasets: Array<{ metric: string; points: number; drawn: number }>;
   breaks: number[][];
   outages: unknown[];
+  /** The shared crosshair's time on this chart, or null. */
+  crosshair: number | null;
+  /** The plot area inside the canvas (px), for tests that drag across it. */
+  area: { left: number; right: number; top: number; bottom: number } | null;
 }
 
 export interface DashdDiagnostics {
@@ -100,6 +106,8 @@ export function createDiagnostics({ store, profiler, charts, lastSeq, ack }: Dia
         // Break markers (null points) per dataset, and the shaded outages.
         breaks: c.data.datasets.map((ds) => (ds._data || ds.data).filter((p) => p.y === null).map((p) => p.x)),
         outages: c.options.plugins.outages?.spans || [],
+        crosshair: c.options.plugins.crosshair?.x ?? null,
+        area: c.chartArea ? { left: c.chartArea.left, right: c.chartArea.right, top: c.chartArea.top, bottom: c.chartArea.bottom } : null,
       };
     },
     tooltip: (id) => charts.get(id)?.tooltip?.getActiveElements?.().length ?? 0,

@@ -1,6 +1,6 @@
 // Parsing frames, samples and history replies (protocol/parse.ts).
 import { describe, expect, it } from 'vitest';
-import { historyToSeries, isStreamMessage, parseMessage, toEpochMs, toSample } from './parse';
+import { historyToBands, historyToSeries, isStreamMessage, parseMessage, toEpochMs, toSample } from './parse';
 
 describe('parseMessage', () => {
   it('accepts an envelope and defaults a missing data to {}', () => {
@@ -82,5 +82,27 @@ describe('historyToSeries', () => {
 
   it('copes with an empty reply', () => {
     expect(historyToSeries(undefined)).toEqual({ series: {}, bucketMs: 0 });
+  });
+});
+
+describe('historyToBands', () => {
+  it('keeps each bucket\'s min/max (avg when missing), sorted, with the tier and bucket size', () => {
+    const bands = historyToBands({
+      tier: '1m',
+      bucket_ms: 60_000,
+      series: {
+        cpu_usage: [
+          { t: 120_000, avg: 5, min: 1, max: 9, count: 60 },
+          { t: 60_000, avg: 4 },
+          { t: 'x', avg: 3 } as never,
+        ],
+      },
+    });
+    expect(bands).toEqual({
+      series: { cpu_usage: [{ x: 60_000, y: 4, min: 4, max: 4 }, { x: 120_000, y: 5, min: 1, max: 9 }] },
+      bucketMs: 60_000,
+      tier: '1m',
+    });
+    expect(historyToBands(null)).toEqual({ series: {}, bucketMs: 0, tier: null });
   });
 });

@@ -75,3 +75,42 @@ export function historyToSeries(reply: Partial<HistoryData> | null | undefined):
   const bucketMs = data?.bucket_ms;
   return { series: out, bucketMs: typeof bucketMs === 'number' && Number.isFinite(bucketMs) ? bucketMs : 0 };
 }
+
+/** A `history` bucket drawn as a line (avg) with its min/max band. */
+export interface BandPoint {
+  x: number;
+  y: number;
+  min: number;
+  max: number;
+}
+
+export interface HistoryBands {
+  series: Record<string, BandPoint[]>;
+  bucketMs: number;
+  tier: string | null;
+}
+
+/** A `history` reply as `{name: [{x, y: avg, min, max}]}` sorted by x (for the explorer's charts). */
+export function historyToBands(reply: Partial<HistoryData> | null | undefined): HistoryBands {
+  const data = reply as Record<string, unknown> | null | undefined;
+  const out: Record<string, BandPoint[]> = {};
+  const series = ((data && data.series) || {}) as Record<string, unknown>;
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  for (const [name, points] of Object.entries(series)) {
+    if (!Array.isArray(points)) continue;
+    const pts: BandPoint[] = [];
+    for (const p of points as Array<Partial<Record<'t' | 'avg' | 'min' | 'max', unknown>> | null>) {
+      if (!p || !num(p.t) || !num(p.avg)) continue;
+      pts.push({ x: p.t, y: p.avg, min: num(p.min) ? p.min : p.avg, max: num(p.max) ? p.max : p.avg });
+    }
+    pts.sort((a, b) => a.x - b.x);
+    out[name] = pts;
+  }
+  const bucketMs = data?.bucket_ms;
+  const tier = data?.tier;
+  return {
+    series: out,
+    bucketMs: typeof bucketMs === 'number' && Number.isFinite(bucketMs) ? bucketMs : 0,
+    tier: typeof tier === 'string' ? tier : null,
+  };
+}

@@ -12,13 +12,24 @@ export interface TimeWindow {
   ms: number;
 }
 
-/** Selectable chart windows (the largest bounds every chart buffer). */
+/**
+ * Selectable live ranges. Up to MAX_WINDOW_MS the charts draw the live
+ * buffer; longer ones draw `history` (one query per chart, about one point
+ * per pixel) and refresh it as the stream moves on.
+ */
 export const TIME_WINDOWS: readonly TimeWindow[] = [
   { id: '1m', label: '1 min', ms: MINUTE_MS },
   { id: '5m', label: '5 min', ms: 5 * MINUTE_MS },
   { id: '15m', label: '15 min', ms: 15 * MINUTE_MS },
   { id: '1h', label: '1 h', ms: HOUR_MS },
+  { id: '6h', label: '6 h', ms: 6 * HOUR_MS },
+  { id: '24h', label: '24 h', ms: 24 * HOUR_MS },
+  { id: '7d', label: '7 d', ms: 7 * DAY_MS },
+  { id: '30d', label: '30 d', ms: 30 * DAY_MS },
+  { id: '90d', label: '90 d', ms: 90 * DAY_MS },
+  { id: '1y', label: '1 y', ms: 365 * DAY_MS },
 ];
+/** The longest range the live buffer covers (every chart buffer is bounded by it). */
 export const MAX_WINDOW_MS = HOUR_MS;
 
 export interface RateChoice {

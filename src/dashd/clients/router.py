@@ -21,7 +21,7 @@ from dashd.errors import bad_message as bad
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.stream.streams import SubscriptionFilter
-from dashd.timefmt import iso_ms
+from dashd.timefmt import iso_ms, parse_time
 
 DEFAULT_STATS_WINDOW = 300.0
 RESUME_LIMIT = 20_000
@@ -341,13 +341,38 @@ class MessageRouter:
         unacknowledged = data.get("unacknowledged", False)
         if not isinstance(unacknowledged, bool):
             raise bad("notifications: 'unacknowledged' must be true or false")
-        return self._notifications(limit, unacknowledged)
+        span = self._notification_span(data)
+        return self._notifications(limit, unacknowledged, span)
 
-    async def _notifications(self, limit: int, unacknowledged: bool) -> dict:
+    def _notification_span(self, data: dict) -> tuple[int, int] | None:
+        """Optional `from`/`to` (as `history` reads them): the dashboard's
+        chart markers for a past range. Either alone is open-ended."""
+        if "from" not in data and "to" not in data:
+            return None
+        now = self.context.wall_clock_ms()
+        bounds = []
+        for field, default in (("from", 0), ("to", now)):
+            if field not in data:
+                bounds.append(default)
+                continue
+            try:
+                bounds.append(parse_time(data[field], now))
+            except (TypeError, ValueError):
+                raise bad(f"notifications: '{field}' must be ISO-8601, Unix seconds or '-<duration>'") from None
+        if bounds[1] < bounds[0]:
+            raise bad("notifications: 'to' is before 'from'")
+        return bounds[0], bounds[1]
+
+    async def _notifications(self, limit: int, unacknowledged: bool, span: tuple[int, int] | None) -> dict:
         try:
-            items = await self.context.stored.notifications(limit, unacknowledged)
+            if span is None:
+                items = await self.context.stored.notifications(limit, unacknowledged)
+            else:
+                items = await self.context.stored.notifications(limit, unacknowledged, from_ms=span[0], to_ms=span[1])
         except StoreUnavailable:
-            items = self.context.notifications.recent(limit, unacknowledged)
+            items = self.context.notifications.recent(500 if span else limit, unacknowledged)
+            if span is not None:
+                items = [n for n in items if span[0] <= parse_time(n["timestamp"], 0) <= span[1]][:limit]
         return {"notifications": items}
 
     def handle_ack(self, data: dict, correlation_id: Any):

@@ -110,7 +110,8 @@ class HistorySource(Protocol):
 
     async def read_stream(self, from_seq: int, to_seq: int) -> list: ...
 
-    async def notifications(self, limit: int, unacknowledged: bool) -> list[dict]: ...
+    async def notifications(self, limit: int, unacknowledged: bool, *,
+                            from_ms: int | None = None, to_ms: int | None = None) -> list[dict]: ...
 
 
 class RuleStore(Protocol):

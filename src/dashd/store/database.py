@@ -977,11 +977,23 @@ class Store(Service):
         await self._flush_for_read()
         return await self._run(query)
 
-    async def notifications(self, limit: int, unacknowledged: bool) -> list[dict]:
+    async def notifications(self, limit: int, unacknowledged: bool, *,
+                            from_ms: int | None = None, to_ms: int | None = None) -> list[dict]:
+        """The newest `limit` notifications, optionally only those stamped
+        between from_ms and to_ms (inclusive)."""
         def query(cursor):
-            where = "WHERE acknowledged_by IS NULL " if unacknowledged else ""
+            conditions, params = [], []
+            if unacknowledged:
+                conditions.append("acknowledged_by IS NULL")
+            if from_ms is not None:
+                conditions.append("ts_ms >= ?")
+                params.append(from_ms)
+            if to_ms is not None:
+                conditions.append("ts_ms <= ?")
+                params.append(to_ms)
+            where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
             cursor.execute(self.dialect.sql(
-                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications {where}ORDER BY seq DESC LIMIT ?"), (limit,))
+                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications {where}ORDER BY seq DESC LIMIT ?"), (*params, limit))
             return [notification_of_row(row) for row in cursor.fetchall()]
         await self._flush_for_read()
         return await self._run(query)

@@ -3,7 +3,29 @@
 // min / avg / max of the visible range sit next to it. Buttons are real
 // buttons, so keyboard and screen-reader users get the same control.
 
-export default function ChartLegend({ title, series, hidden, stats, format, onToggle, onIsolate }) {
+export interface LegendSeries {
+  metric: string;
+  label: string;
+  color?: string;
+}
+
+export interface LegendStats {
+  min: number;
+  avg: number;
+  max: number;
+}
+
+export interface ChartLegendProps {
+  title: string;
+  series: readonly LegendSeries[];
+  hidden: ReadonlySet<string>;
+  stats?: Readonly<Record<string, LegendStats>>;
+  format: (value: number) => string;
+  onToggle: (metric: string) => void;
+  onIsolate: (metric: string) => void;
+}
+
+export default function ChartLegend({ title, series, hidden, stats, format, onToggle, onIsolate }: ChartLegendProps) {
   const visible = series.filter((s) => !hidden.has(s.metric));
   return (
     <ul className="chart-legend" aria-label={`${title} series`}>
