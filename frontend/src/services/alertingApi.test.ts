@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EMPTY_CHANNEL_FORM, alertLinkParams, channelPayload, createAlertingApi, silencePayload, type ChannelForm } from './alertingApi';
+import { EMPTY_CHANNEL_FORM, channelPayload, createAlertingApi, silencePayload, type ChannelForm } from './alertingApi';
 
 const form = (fields: Partial<ChannelForm>): ChannelForm => ({ ...EMPTY_CHANNEL_FORM, ...fields });
 
@@ -50,18 +50,10 @@ describe('channelPayload', () => {
   });
 });
 
-describe('silencePayload and alertLinkParams', () => {
+describe('silencePayload', () => {
   it('builds a silence request from the form', () => {
     expect(silencePayload({ matchers: [{ name: 'host', op: '=~', value: 'db.*' }, { name: '', op: '=', value: '' }],
       hours: '2', comment: ' swap disks ' })).toEqual({
       matchers: [{ name: 'host', op: '=~', value: 'db.*' }], duration_s: 7200, comment: 'swap disks' });
-  });
-
-  it('reads an alert link and refuses a broken one', () => {
-    expect(alertLinkParams('?from=1000&to=5000&host=web1')).toEqual({ from: 1000, to: 5000, host: 'web1' });
-    expect(alertLinkParams('?from=1000&to=5000')).toEqual({ from: 1000, to: 5000, host: null });
-    expect(alertLinkParams('?from=5000&to=1000')).toBeNull();
-    expect(alertLinkParams('?to=1000')).toBeNull();
-    expect(alertLinkParams('')).toBeNull();
   });
 });

@@ -225,19 +225,3 @@ export function silencePayload(form: SilenceForm): Json {
     .map((m) => ({ name: m.name.trim(), op: m.op, value: m.value }));
   return { matchers, duration_s: Math.round(Number(form.hours) * 3600), comment: form.comment.trim() };
 }
-
-/** The time range (epoch ms) and host of a dashboard link from an alert. */
-export interface AlertRange {
-  from: number;
-  to: number;
-  host: string | null;
-}
-
-/** Parameters of a dashboard link from an alert: `/?from=<ms>&to=<ms>&host=<h>`. */
-export function alertLinkParams(search: string | null | undefined): AlertRange | null {
-  const params = new URLSearchParams(search || '');
-  const from = Number(params.get('from'));
-  const to = Number(params.get('to'));
-  if (!Number.isFinite(from) || !Number.isFinite(to) || !params.get('from') || !params.get('to') || to <= from) return null;
-  return { from, to, host: params.get('host') || null };
-}
