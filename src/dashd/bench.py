@@ -1120,7 +1120,7 @@ def collector_cost(args: argparse.Namespace) -> int:
 
     from dashd.collect.assembly import build_sources
     from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader
-    from dashd.collect.processes import encode_snapshot
+    from dashd.store.processes import Keyframe, SnapshotEncoder
     from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SourceScheduler
     from dashd.settings import load_settings
     from dashd.stream.bus import InMemoryBus
@@ -1139,8 +1139,16 @@ def collector_cost(args: argparse.Namespace) -> int:
     names: set[str] = set()
     bus.subscribe(SERIES_TOPIC, lambda topic, sample: names.update(sample.values))
     snapshot_sizes: list[int] = []
-    bus.subscribe(PROCESSES_TOPIC, lambda topic, snapshot: (snapshot_sizes.append(len(encode_snapshot(snapshot))),
-                                                            result.update(processes_on_host=snapshot.table.total)))
+    encoder = SnapshotEncoder(group_span_ms=300_000)  # the look-back's keyframe + deltas, as stored
+    keyframe: list = [None]
+
+    def measure_snapshot(topic: str, snapshot: Any) -> None:
+        data, body, is_keyframe = encoder.encode(snapshot, keyframe[0])
+        if is_keyframe:
+            keyframe[0] = Keyframe(0, snapshot.timestamp_ms, body)
+        snapshot_sizes.append(len(data))
+        result.update(processes_on_host=snapshot.table.total)
+    bus.subscribe(PROCESSES_TOPIC, measure_snapshot)
     this = psutil.Process()
     result: dict = {}
     # Idle children, so the process table is measured at the issue's ~300

@@ -29,7 +29,11 @@ from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine,
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 from dashd.stream.bus import InMemoryBus
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
-from dashd.collect.assembly import build_scheduler
+from dashd.collect.assembly import build_scheduler, enabled_collectors
+from dashd.collect.sources import PROCESSES_TOPIC
+from dashd.clients.processes import ProcessRequests
+from dashd.store.processes import ProcessHistory
+from dashd.stream.processes import ProcessStream, TopicRouter
 from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.clients.connections import ConnectionManager
 from dashd.clients.core import Core
@@ -408,8 +412,11 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     core.users = users
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
     # Issue 19 collectors: off unless `collectors` names them; they publish
-    # SeriesSample / ProcessSnapshot on the bus (dashd.collect.sources).
-    sources = build_scheduler(settings, bus, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
+    # SeriesSample on the bus and ProcessSnapshot to the processes stream
+    # (dashd.collect.sources), which keeps one every processes_store_interval.
+    process_stream = build_process_features(settings, core, store, reactor, daemon)
+    sources = build_scheduler(settings, TopicRouter(bus, {PROCESSES_TOPIC: process_stream}), reactor,
+                              core.wall_clock_ms, on_read=telemetry.collector_read)
     if sources is not None:
         sources.setServiceParent(daemon)
         core.shutdown_hooks.append(sources.stopService)
@@ -436,6 +443,22 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
             raise ConfigError("listen", description, f"not a Twisted endpoint string ({e})") from None
         daemon.add_listener(ListenerService(endpoint, site, description))
     return daemon
+
+
+def build_process_features(settings: Settings, core: Core, store: Store, reactor: Any,
+                           daemon: DashdService) -> ProcessStream:
+    """The processes stream and its look-back (issue 19 items 2 and 3)."""
+    history = ProcessHistory(store, reactor, store_interval=settings.processes_store_interval,
+                             prune_interval=settings.prune_interval, wall_clock_ms=core.wall_clock_ms)
+    history.setServiceParent(daemon)
+    core.shutdown_hooks.append(history.stopService)  # writes what is pending before the store stops
+    stream = ProcessStream(history)
+    core.processes = ProcessRequests(stream, history, host=settings.host, interval=settings.processes_interval,
+                                     default_limit=settings.processes_top, cmdlines=settings.process_cmdlines,
+                                     live="processes" in enabled_collectors(settings),
+                                     wall_clock_ms=core.wall_clock_ms)
+    core.on_session_closed.append(stream.unsubscribe)
+    return stream
 
 
 def rule_from_config_or_exit(rule, names):

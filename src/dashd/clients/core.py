@@ -74,6 +74,7 @@ class Core:
     bus: Any = None  # dashd.stream.bus.Bus: where producers (ingest, admin) publish
     telemetry: Any = None  # dashd.ops.telemetry.Telemetry or None
     queries: Any = None  # dashd.clients.queries.QueryScheduler: admission of history/stats queries (None: direct)
+    processes: Any = None  # dashd.clients.processes.ProcessRequests (None: no process tables on this node)
     revocations: RevocationList = field(default_factory=RevocationList)
     prepared: bool = True  # False until the store answered and users, revocations and rules are loaded
     wall_clock_ms: Callable[[], int] = now_ms
