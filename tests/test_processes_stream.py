@@ -7,6 +7,7 @@ processes_at / GET /api/processes answer from what was stored."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -275,6 +276,15 @@ async def test_a_spinning_process_shows_in_the_stream_viewers_never_see_user_or_
                               headers={"Authorization": f"Bearer {process_daemon.token('viewer')}"})
         assert response.status == 200, response.body
         assert len(response.json()["processes"]) == 3 and b"cmdline" not in response.body
+        # A plain link from the dashboard carries the session cookie (an admin's here).
+        password = open(os.path.join(process_daemon.settings.state_dir, "initial-admin-password")).read().strip()
+        login = await http("POST", process_daemon.url("/api/login", "http"),
+                           json_body={"username": "admin", "password": password})
+        cookie = login.header("Set-Cookie").split(";")[0]
+        by_cookie = await http("GET", process_daemon.url("/api/processes?time=now&sort=io", "http"),
+                               headers={"Cookie": cookie})
+        assert by_cookie.status == 200, by_cookie.body
+        assert by_cookie.json()["sort"] == "io" and "cmdline" in by_cookie.json()["processes"][0]
         viewer.close()
         operator.close()
     finally:

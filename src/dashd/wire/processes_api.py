@@ -1,7 +1,7 @@
 """`GET /api/processes?time=...&host=...&sort=...&limit=...` (issue 19 item
 3): the stored process table nearest a time, as `processes_at` answers it on
-the WebSocket, for the dashboard's links and alert e-mails. Bearer token
-(any role but agent); the same redaction: user names and command lines for
+the WebSocket, for the dashboard's links and alert e-mails. A bearer token
+or the dashboard's session cookie (any role but agent); the same redaction: user names and command lines for
 operators and admins only. Bad input is a 400 JSON error, no table near the
 time a 404 (docs/protocol.md, "Processes")."""
 
@@ -12,15 +12,18 @@ from typing import Any
 from twisted.web.server import Request
 
 from dashd.errors import ProtocolError
-from dashd.wire.web import AsyncJsonResource, bearer_principal
+from dashd.wire.export import SessionCheck, link_principal
+from dashd.wire.web import AsyncJsonResource
 
 
 class ProcessesResource(AsyncJsonResource):
+    def __init__(self, core: Any, users: SessionCheck | None) -> None:
+        super().__init__(core)
+        self.users = users
+
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
-            principal = bearer_principal(self.core, request)
-            if not principal.may("viewer"):
-                raise ProtocolError("forbidden", "processes: agents' tokens may not read process tables")
+            principal = await link_principal(self.core, self.users, request, "processes")
             requests = self.core.processes
             if requests is None:
                 raise ProtocolError("unavailable", "processes: process tables are not served by this node")

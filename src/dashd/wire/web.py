@@ -363,7 +363,7 @@ class ApiResource(Resource):
         self.putChild(b"history", HistoryResource(core))
         from dashd.wire.processes_api import ProcessesResource  # imports this module's helpers
 
-        self.putChild(b"processes", ProcessesResource(core))
+        self.putChild(b"processes", ProcessesResource(core, users))
         self.putChild(b"me", MeResource(core))
         from dashd.wire.apidoc import OpenApiResource  # imported here: both modules use this one's helpers
         from dashd.wire.export import ExportResource
