@@ -15,7 +15,7 @@ import time
 import orjson
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 
 from dashd.collect.processes import ProcessRow, ProcessSnapshot, ProcessTable
 from dashd.store.database import Store
@@ -102,6 +102,34 @@ def test_a_new_subscriber_gets_the_newest_table_at_once():
     late = FakeSubscriber(True)
     stream.subscribe("late", lambda: late.view, late.deliver)
     assert len(late.frames) == 1
+
+
+def test_views_encoded_elsewhere_are_delivered_in_order_and_a_stale_table_is_dropped():
+    """With a runner (the daemon's thread pool), a table whose encoding
+    finishes after a newer one's is not sent; a client that unsubscribed
+    or changed its view meanwhile gets nothing from the old encoding."""
+    pending = []
+
+    def runner(work):
+        d = defer.Deferred()
+        pending.append((d, work))
+        return d
+
+    stream = ProcessStream(runner=runner)
+    steady, leaving = FakeSubscriber(False), FakeSubscriber(False)
+    changing = FakeSubscriber(False)
+    stream.subscribe("steady", lambda: steady.view, steady.deliver)
+    stream.subscribe("leaving", lambda: leaving.view, leaving.deliver)
+    stream.subscribe("changing", lambda: changing.view, changing.deliver)
+    stream.take(ProcessSnapshot("h1", BASE_MS, table(5)))
+    stream.take(ProcessSnapshot("h1", BASE_MS + 2000, table(5)))
+    (old, old_work), (new, new_work) = pending
+    stream.unsubscribe("leaving")
+    changing.view = ProcessView("memory", 5, "h1", False, True)
+    new.callback(new_work())
+    old.callback(old_work())
+    assert [orjson.loads(f.payload)["data"]["timestamp"] for f in steady.frames] == ["2025-12-06T05:46:42.000Z"]
+    assert leaving.frames == [] and changing.frames == []
 
 
 def test_the_topic_router_sends_process_tables_to_the_stream_and_the_rest_to_the_bus():

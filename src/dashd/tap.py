@@ -18,6 +18,7 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
@@ -452,7 +453,8 @@ def build_process_features(settings: Settings, core: Core, store: Store, reactor
                              prune_interval=settings.prune_interval, wall_clock_ms=core.wall_clock_ms)
     history.setServiceParent(daemon)
     core.shutdown_hooks.append(history.stopService)  # writes what is pending before the store stops
-    stream = ProcessStream(history)
+    # Views are encoded in the reactor's thread pool; the reactor only writes frames.
+    stream = ProcessStream(history, runner=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work))
     core.processes = ProcessRequests(stream, history, host=settings.host, interval=settings.processes_interval,
                                      default_limit=settings.processes_top, cmdlines=settings.process_cmdlines,
                                      live="processes" in enabled_collectors(settings),
