@@ -256,6 +256,8 @@ async def subscribed(daemon, role, data=None):
     await client.recv_type("connection_ack")
     reply = await client.request("processes_subscribe", data or {"sort": "cpu", "limit": 10})
     assert reply["type"] == "processes_subscribe", reply
+    # The reply comes before any table.
+    assert [m["type"] for m in client.received if m["type"].startswith("processes")][0] == "processes_subscribe"
     return client, reply
 
 

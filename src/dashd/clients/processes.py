@@ -61,9 +61,11 @@ class ProcessRequests:
     # ----- the live stream
 
     def subscribe(self, owner: Hashable, principal: Callable[[], Any], deliver: Callable[[OutboundFrame], None],
-                  data: dict) -> dict:
+                  data: dict, acknowledge: Callable[[dict], None]) -> None:
         """Subscribe `owner` (a session); `principal()` is its current
-        principal (its role decides the redaction of each table)."""
+        principal (its role decides the redaction of each table).
+        `acknowledge(reply)` is called before the newest table is sent, so
+        the reply comes first."""
         sort, limit = self._sort_and_limit(data, "processes_subscribe", default_sort="cpu")
         host = self._host(data, "processes_subscribe")
         if not self.live:
@@ -78,8 +80,8 @@ class ProcessRequests:
             sensitive = current is not None and current.may(SENSITIVE_ROLE)
             return ProcessView(sort, limit, host, sensitive, self.cmdlines)
 
+        acknowledge({"sort": sort, "limit": limit, "interval": self.interval, "host": host})
         self.stream.subscribe(owner, view, deliver)
-        return {"sort": sort, "limit": limit, "interval": self.interval, "host": host}
 
     def unsubscribe(self, owner: Hashable) -> dict:
         return {"subscribed": False, "was_subscribed": self.stream.unsubscribe(owner)}

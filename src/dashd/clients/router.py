@@ -533,8 +533,9 @@ class MessageRouter:
 
     def handle_processes_subscribe(self, data: dict, correlation_id: Any):
         session = self.session
-        return self._processes("processes_subscribe").subscribe(
-            session, lambda: session.principal, session.stream.send_prepared, data)
+        self._processes("processes_subscribe").subscribe(
+            session, lambda: session.principal, session.stream.send_prepared, data,
+            lambda reply: session.reply("processes_subscribe", reply, correlation_id))
 
     def handle_processes_unsubscribe(self, data: dict, correlation_id: Any):
         return self._processes("processes_unsubscribe").unsubscribe(self.session)
