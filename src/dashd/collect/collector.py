@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
@@ -224,6 +225,9 @@ class MetricsCollector:
         return Sample(host=self._host, timestamp_ms=self._wall_clock_ms(), metrics=metrics)
 
 
+TICK_SLACK = 1.0  # seconds: a tick that runs a little late is still a tick
+
+
 class CollectorService(Service):
     """Drives a MetricsCollector from a PublishSchedule on the injected clock
     and publishes each sample on the metrics topic. When a tick (sample and
@@ -233,7 +237,8 @@ class CollectorService(Service):
 
     log = Logger()
 
-    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float) -> None:
+    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float, *,
+                 on_sample_duration: Callable[[float], None] = lambda seconds: None) -> None:
         # Public so tools can feed the real tree other samples (dashd bench).
         self.sampler = collector
         self._bus = bus
@@ -242,10 +247,12 @@ class CollectorService(Service):
         self.schedule = PublishSchedule(self.tick, clock, interval)
         self.last_tick: float | None = None  # clock time of the last successful sample
         self.last_duration: float = 0.0  # seconds the last sample took
-        self.on_sample_duration: Callable[[float], None] = lambda seconds: None
+        self.started_at: float | None = None  # clock time of startService
+        self._on_sample_duration = on_sample_duration
 
     def startService(self) -> None:
         super().startService()
+        self.started_at = self._clock.seconds()
         self.sampler.prime()
         self._start_loop(now=False)
 
@@ -264,6 +271,24 @@ class CollectorService(Service):
         self.schedule.start(now=now)
 
     @property
+    def on_sample_duration(self) -> Callable[[float], None]:
+        return self._on_sample_duration
+
+    @on_sample_duration.setter
+    def on_sample_duration(self, observer: Callable[[float], None]) -> None:
+        # Transitional, for dashd.bench only (it is moving out of the
+        # package, issue 12 item 6): pass on_sample_duration= instead.
+        warnings.warn("CollectorService.on_sample_duration = ... is deprecated; pass on_sample_duration= "
+                      "to the constructor", DeprecationWarning, stacklevel=2)
+        self._on_sample_duration = observer
+
+    def is_ticking(self, now: float) -> bool:
+        """Sampled within two intervals and a second's slack, or started that
+        recently: the one rule for /api/ready and the systemd watchdog."""
+        since = self.last_tick if self.last_tick is not None else self.started_at
+        return since is not None and now - since <= 2 * self.interval + TICK_SLACK
+
+    @property
     def ticks(self) -> tuple[int, int]:
         """(ticks run, periods coalesced into a later tick), for /metrics and the bench."""
         return self.schedule.ticks, self.schedule.coalesced
@@ -277,7 +302,7 @@ class CollectorService(Service):
             self.log.failure("collecting a sample failed; will retry next interval")
             return
         self.last_duration = time.perf_counter() - started
-        self.on_sample_duration(self.last_duration)
+        self._on_sample_duration(self.last_duration)
         self.last_tick = self._clock.seconds()
         self._bus.publish(METRICS_TOPIC, sample).addErrback(
             lambda failure: self.log.failure("publishing a sample failed", failure)

@@ -15,7 +15,7 @@ the default view cost one encoding, and the reactor only writes frames.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable, Protocol
+from typing import Any, Callable, Hashable, Protocol
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -131,20 +131,17 @@ class ProcessStream:
                   deliver: Callable[[OutboundFrame], None]) -> None:
         """Add or replace `owner`'s subscription; the newest table of its
         host, if there is one, is sent at once."""
-        subscriber = self._subscribers[owner] = _Subscriber(view, deliver)
+        self._subscribers[owner] = _Subscriber(view, deliver)
         latest = self._latest.get(view().host)
         if latest is not None:
-            self._send(latest, (subscriber,))
+            # One view, encoded here: a request's reply, not a broadcast.
+            deliver(_frame(latest, view()))
 
     def unsubscribe(self, owner: Hashable) -> bool:
         return self._subscribers.pop(owner, None) is not None
 
     def latest(self, host: str) -> ProcessSnapshot | None:
         return self._latest.get(host)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
 
     def _deliver(self, frames: dict[ProcessView, OutboundFrame], host: str, generation: int,
                  wanted: dict[Hashable, ProcessView]) -> None:
@@ -157,15 +154,6 @@ class ProcessStream:
             try:
                 if subscriber.view() == view:  # else it changed its choice: the next table has it
                     subscriber.deliver(frames[view])
-            except Exception:
-                self.log.failure("sending the process table to a client failed")
-
-    def _send(self, snapshot: ProcessSnapshot, subscribers: Iterable[_Subscriber]) -> None:
-        for subscriber in subscribers:
-            try:
-                view = subscriber.view()
-                if view.host == snapshot.host:
-                    subscriber.deliver(_frame(snapshot, view))
             except Exception:
                 self.log.failure("sending the process table to a client failed")
 

@@ -48,7 +48,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from dashd.auth.tokens import AuthError, Principal
-from dashd.clients.router import HistoryQuery, validate_history
+from dashd.auth.handshake import TokenCheck
+from dashd.clients.history import HistoryQueries, HistoryQuery
 from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
@@ -119,7 +120,7 @@ def query_arguments(request: IRequest) -> dict[str, str]:
     return args
 
 
-def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
+def plan_export(history: HistoryQueries, args: dict[str, str]) -> ExportPlan:
     """Check an export request against history's rules; ProtocolError if bad."""
     fmt = args.get("format", "csv").lower()
     if fmt not in FORMATS:
@@ -132,7 +133,7 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
     for key in ("from", "to", "host"):
         if key in args:
             data[key] = _number_or_text(args[key])
-    limit = core.settings.max_history_points
+    limit = history.settings.max_history_points
     if "max_points" in args:
         try:
             data["max_points"] = int(args["max_points"])
@@ -140,9 +141,9 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
             raise ProtocolError("bad_message", "export: 'max_points' must be an integer") from None
     else:
         data["max_points"] = limit  # full resolution within the limit
-    query = _validated(core, data)
+    query = _validated(history, data)
     span = max(1, query.to_ms - query.from_ms)
-    raw_ms = int(core.interval * 1000)
+    raw_ms = int(history.interval * 1000)
     if "resolution" in args:
         bucket_ms = _resolution_ms(args["resolution"])
         if math.ceil(span / max(bucket_ms, raw_ms)) > limit:
@@ -153,9 +154,9 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
     return ExportPlan(query, max(raw_ms, bucket_ms), fmt)
 
 
-def _validated(core: Any, data: dict) -> HistoryQuery:
+def _validated(history: HistoryQueries, data: dict) -> HistoryQuery:
     try:
-        return validate_history(core, data)
+        return history.validate(data)
     except ProtocolError as e:
         # The rules are history's; the message names the request the user sent.
         raise ProtocolError(e.code, e.message.replace("history:", "export:", 1)) from None
@@ -235,7 +236,7 @@ class PageGate:
             d.callback(None)
 
 
-async def link_principal(core: Any, users: SessionCheck | None, request: Request, what: str) -> Principal:
+async def link_principal(tokens: TokenCheck, users: SessionCheck | None, request: Request, what: str) -> Principal:
     """Who asks, for a route a plain link may open (export, process
     look-back): a bearer access token, or else the dashboard's session
     cookie; agents' tokens are refused."""
@@ -245,7 +246,7 @@ async def link_principal(core: Any, users: SessionCheck | None, request: Request
         except AuthError as e:
             raise ProtocolError("unauthorized", str(e)) from None
     else:
-        principal = bearer_principal(core, request)
+        principal = bearer_principal(tokens, request)
     if not principal.may("viewer"):
         raise ProtocolError("forbidden", f"{what} needs a viewer, operator or admin token (agents only publish)")
     return principal
@@ -258,9 +259,11 @@ class ExportResource(JsonLeaf):
 
     isLeaf = True
 
-    def __init__(self, core: Any, users: SessionCheck | None, *, page_points: int | None = None) -> None:
+    def __init__(self, tokens: TokenCheck, history: HistoryQueries, users: SessionCheck | None, *,
+                 page_points: int | None = None) -> None:
         super().__init__()
-        self.core = core
+        self.tokens = tokens
+        self.history = history
         self.users = users
         self.page_points = page_points or DEFAULT_PAGE_POINTS
         self.running = 0  # exports streaming now
@@ -271,14 +274,14 @@ class ExportResource(JsonLeaf):
         return NOT_DONE_YET
 
     async def _principal(self, request: Request) -> Principal:
-        return await link_principal(self.core, self.users, request, "export")
+        return await link_principal(self.tokens, self.users, request, "export")
 
     async def _serve(self, request: Request) -> None:
         gate = PageGate()
         request.notifyFinish().addErrback(lambda _: gate.stopProducing())
         try:
             await self._principal(request)
-            plan = plan_export(self.core, query_arguments(request))
+            plan = plan_export(self.history, query_arguments(request))
             plan, first = await self._first_page(plan)
         except ProtocolError as e:
             return self._fail(request, gate, HTTP_STATUS_FOR_CODE[e.code], error_body(e.code, e.message))
@@ -338,8 +341,8 @@ class ExportResource(JsonLeaf):
         _headers(request)
 
     async def _page(self, plan: ExportPlan, metric: str, start: int, end: int, points: int) -> Any:
-        return await self.core.store.history(plan.query.host, [metric], start, end, points,
-                                             int(self.core.interval * 1000))
+        return await self.history.stored.history(plan.query.host, [metric], start, end, points,
+                                                 int(self.history.interval * 1000))
 
     async def _stream(self, request: Request, plan: ExportPlan, gate: PageGate, first: dict) -> None:
         query = plan.query

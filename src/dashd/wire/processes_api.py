@@ -11,22 +11,24 @@ from typing import Any
 
 from twisted.web.server import Request
 
+from dashd.auth.handshake import TokenCheck
+from dashd.clients.processes import ProcessRequests
 from dashd.errors import ProtocolError
 from dashd.wire.export import SessionCheck, link_principal
 from dashd.wire.web import AsyncJsonResource
 
 
 class ProcessesResource(AsyncJsonResource):
-    def __init__(self, core: Any, users: SessionCheck | None) -> None:
-        super().__init__(core)
+    def __init__(self, tokens: TokenCheck, users: SessionCheck | None, processes: ProcessRequests) -> None:
+        super().__init__()
+        self.tokens = tokens
         self.users = users
+        self.processes = processes
 
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
-            principal = await link_principal(self.core, self.users, request, "processes")
-            requests = self.core.processes
-            if requests is None:
-                raise ProtocolError("unavailable", "processes: process tables are not served by this node")
+            principal = await link_principal(self.tokens, self.users, request, "processes")
+            requests = self.processes
             args = {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
                     for key, values in request.args.items()}
             data: dict[str, Any] = {key: args[key] for key in ("host", "sort") if key in args}
