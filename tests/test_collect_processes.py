@@ -1,6 +1,6 @@
 """The process table: CPU % and I/O from two readings with churn (new,
 exited, pid reuse) handled, top N by CPU, memory or I/O, redaction for
-viewers, the compact look-back encoding, and on the real host a process the
+viewers (the look-back encoding is tested in test_processes_stream.py), and on the real host a process the
 test starts shows up with its name and a CPU % that rises when it spins."""
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from dashd.collect.hostroot import HostPaths
 from dashd.collect.processes import (
     ProcessReading,
     ProcessSampler,
-    ProcessSnapshot,
     ProcessSource,
     ProcessTable,
     ProcessTableReading,
     ProcfsProcessReader,
-    decode_snapshot,
-    encode_snapshot,
     parse_proc_stat,
 )
 from fakehost import BOOT_TIME, CLK_TCK, PAGE, FakeHost
@@ -76,6 +73,12 @@ def test_a_new_process_is_measured_over_its_own_life_and_counted_as_started():
     assert (table.started, table.exited, table.total) == (1, 0, 2)
 
 
+def test_running_counts_every_process_in_state_r_not_only_the_rows_kept():
+    sleeping = [proc(pid)._replace(state="sleeping") for pid in range(10, 20)]
+    table = ProcessSampler(top_n=2).table(reading(0.0, proc(1), proc(2), proc(3), *sleeping))
+    assert (table.running, table.total, len(table.rows)) == (3, 13, 2)
+
+
 def test_an_exited_process_is_dropped_and_counted():
     sampler = ProcessSampler()
     sampler.table(reading(0.0, proc(1), proc(2)))
@@ -125,25 +128,6 @@ def test_viewers_get_no_command_lines_or_user_names():
     for role in ("operator", "admin"):
         assert table.redacted_for(role).rows[0].cmdline == "/usr/bin/p1 --token=s3cret"
         assert table.redacted_for(role).rows[0].user == "alice"
-
-
-def test_the_snapshot_encoding_round_trips_and_is_compact():
-    sampler = ProcessSampler(top_n=50)
-    processes = [proc(pid, cpu=pid / 10, rss=(pid % 17) << 20, cmdline=f"/usr/sbin/daemon-{pid % 9} --flag")
-                 for pid in range(1, 301)]
-    sampler.table(reading(0.0, *processes))
-    table = sampler.table(reading(2.0, *[proc(p.pid, cpu=p.cpu_seconds + 0.01 * p.pid, rss=p.rss,
-                                              cmdline=p.cmdline) for p in processes]))
-    snapshot = ProcessSnapshot("web-1", 1_700_000_000_000, table)
-    data = encode_snapshot(snapshot)
-    assert decode_snapshot(data) == snapshot
-    raw = sum(len(repr(row.as_dict())) for row in table.rows)
-    assert len(data) < raw / 4
-
-
-def test_an_unknown_encoding_is_refused():
-    with pytest.raises(ValueError, match="unknown process snapshot encoding"):
-        decode_snapshot(b"\x09abc")
 
 
 # ----- /proc reader, recorded

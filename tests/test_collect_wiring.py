@@ -7,11 +7,13 @@ SeriesSample and ProcessSnapshot messages on its bus."""
 from __future__ import annotations
 
 import os
+import time
 
 import psutil
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
 from conftest import start_daemon
 from dashd.collect.assembly import build_scheduler, build_sources, enabled_collectors
@@ -20,6 +22,7 @@ from dashd.collect.processes import ProcessSnapshot
 from dashd.collect.series_names import series
 from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SeriesSample, SourceScheduler
 from dashd.settings import ConfigError, load_settings
+from dashd.store.processes import ProcessHistory
 from fakehost import FakeHost
 
 
@@ -130,6 +133,16 @@ def first_message(bus, topic: str, wanted) -> defer.Deferred:
     return d
 
 
+async def first_process_table(running) -> ProcessSnapshot | None:
+    """The first process table the daemon's look-back stored (waits up to 10 s)."""
+    (history,) = [s for s in running.service if isinstance(s, ProcessHistory)]
+    for _ in range(100):
+        if history.written:
+            break
+        await deferLater(reactor, 0.1, lambda: None)
+    return await history.nearest(running.settings.host, int(time.time() * 1000), 60_000)
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_settings):
     running = await start_daemon(make_settings(collectors="filesystems,processes", processes_interval="1s"))
@@ -140,8 +153,14 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
         sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "filesystems")
         assert isinstance(sample, SeriesSample) and sample.host == "testhost"
         assert series("disk_used_percent", mount="/", fstype="ext4") in sample.values or sample.values
-        snapshot = await first_message(bus, PROCESSES_TOPIC, lambda m: True)
+        # Process tables go to the processes stream and its look-back, not
+        # through the bus (they take no seq): the in-memory bus would have
+        # delivered one at the moment the stream took it.
+        on_bus = []
+        bus.subscribe(PROCESSES_TOPIC, lambda topic, message: on_bus.append(message))
+        snapshot = await first_process_table(running)
         assert isinstance(snapshot, ProcessSnapshot) and snapshot.table.total > 1
+        assert on_bus == []
     finally:
         await running.stop()
     assert not schedulers[0].running
@@ -188,7 +207,7 @@ async def test_the_whole_daemon_reads_the_host_through_a_host_root(make_settings
             bus = running.core.bus
             sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "netifs")
             assert sample.values[series("net_link_up", iface="lo")] == 1.0
-            snapshot = await first_message(bus, PROCESSES_TOPIC, lambda m: True)
+            snapshot = await first_process_table(running)
             assert snapshot.table.total > 1 and all(row.name for row in snapshot.table.rows)
         finally:
             await running.stop()

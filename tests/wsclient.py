@@ -39,6 +39,7 @@ class TestClient:
         self.queue: DeferredQueue = DeferredQueue()
         self.received: list[dict] = []  # everything, in order
         self.raw_sizes: list[int] = []
+        self.raw: list[bytes] = []  # every payload as received (assertions on exact bytes)
         self.close_info: tuple[bool, int | None, str | None] | None = None
         self._open: Deferred = Deferred()
         self._close_waiters: list[Deferred] = []
@@ -49,6 +50,7 @@ class TestClient:
 
     def _message(self, payload: bytes, binary: bool) -> None:
         self.raw_sizes.append(len(payload))
+        self.raw.append(payload)
         message = json.loads(payload)
         self.received.append(message)
         self.queue.put(message)

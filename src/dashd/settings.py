@@ -245,6 +245,9 @@ FIELDS: tuple[Field, ...] = (
           _number(1, 1000)),
     Field("process_cmdlines", True, parse_bool, "true or false",
           "read process command lines (shown to operators and admins only)"),
+    Field("processes_store_interval", 10.0, parse_duration, "a duration from 1s to 1h",
+          "how often a process table is kept for look-back (processes_at), for as long as raw samples",
+          _number(1, HOUR)),
     # HTTP hardening (docs/security.md): connection caps, request deadline,
     # allowed hosts, the public origin, static root, headers, token lifetimes.
     Field("max_tcp_connections_per_ip", 0, int, "an integer from 0 (max_connections_per_ip + 100) to 1000000",
@@ -399,6 +402,7 @@ class Settings:
     processes_interval: float = 2.0
     processes_top: int = 50
     process_cmdlines: bool = True
+    processes_store_interval: float = 10.0
     max_tcp_connections_per_ip: int = 0
     request_timeout: float = 15.0
     public_url: str = ""

@@ -20,6 +20,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.internet.ssl import Certificate, KeyPair
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
@@ -36,12 +37,14 @@ from dashd.auth.users import UserDirectory
 from dashd.clients.connections import ConnectionManager
 from dashd.clients.history import HistoryQueries
 from dashd.clients.ingest import AgentLimits, IngestService, StoredTimestamps
+from dashd.clients.processes import ProcessRequests
 from dashd.clients.queries import QueryScheduler
 from dashd.clients.seams import MetricCatalogue, RouterContext, SessionContext
 from dashd.clients.session import SessionFactory
-from dashd.collect.assembly import build_scheduler
+from dashd.collect.assembly import build_scheduler, enabled_collectors
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue, describe_metric
 from dashd.collect.hostroot import host_paths, point_psutil_at
+from dashd.collect.sources import PROCESSES_TOPIC
 from dashd.errors import CLOSE_GOING_AWAY
 from dashd.ops.logs import observer_for_twistd
 from dashd.ops.private import private_directory
@@ -54,9 +57,11 @@ from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_
 from dashd.store.audit import AuditRecords
 from dashd.store.database import Store, StoreUnavailable
 from dashd.store.node import load_or_create_node_id
+from dashd.store.processes import ProcessHistory
 from dashd.store.reads import NotificationReads
 from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.stream.hub import SequenceFile, StreamHub
+from dashd.stream.processes import ProcessStream, TopicRouter
 from dashd.timefmt import now_ms
 from dashd.wire.broadcast import FlatWriter
 from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
@@ -434,15 +439,18 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
                           shutdown=shutdown, alerting=alerting, bus_service=redis_bus, notifier=notifier,
                           log_observer=log_observer, wall_clock_ms=wall_clock_ms)
     # Issue 19 collectors: off unless `collectors` names them; they publish
-    # SeriesSample / ProcessSnapshot on the bus (dashd.collect.sources).
-    sources = build_scheduler(settings, bus, reactor, wall_clock_ms, on_read=telemetry.collector_read)
+    # SeriesSample on the bus and ProcessSnapshot to the processes stream
+    # (dashd.collect.sources), which keeps one every processes_store_interval.
+    processes = build_process_features(settings, store, reactor, daemon, shutdown, wall_clock_ms)
+    sources = build_scheduler(settings, TopicRouter(bus, {PROCESSES_TOPIC: processes.stream}), reactor,
+                              wall_clock_ms, on_read=telemetry.collector_read)
     if sources is not None:
         sources.setServiceParent(daemon)
         shutdown.add(sources.stopService)
     web = _web_context(settings, reactor, wall_clock_ms, tokens=tokens, catalogue_info=catalogue_info, hub=hub,
                        store=store, collector=collector, connections=connections, notifications=notifications,
                        rules=rules, queries=queries, telemetry=telemetry, bus=bus, users=users, alerting=alerting,
-                       shutdown=shutdown, startup=daemon)
+                       shutdown=shutdown, startup=daemon, processes=processes)
     _add_listeners(daemon, settings, reactor, web)
     return daemon
 
@@ -451,7 +459,7 @@ def _web_context(settings: Settings, reactor: Any, wall_clock_ms: Callable[[], i
                  catalogue_info: tuple, hub: StreamHub, store: Store, collector: CollectorService,
                  connections: ConnectionManager, notifications: NotificationCenter, rules: RuleEngine,
                  queries: QueryScheduler, telemetry: Telemetry, bus: Any, users: UserDirectory, alerting: Any,
-                 shutdown: ShutdownHooks, startup: DashdService) -> WebContext:
+                 shutdown: ShutdownHooks, startup: DashdService, processes: ProcessRequests) -> WebContext:
     """Each consumer's narrow view: sessions (and their routers), the HTTP
     resources, and /ingest."""
     catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics)
@@ -461,16 +469,17 @@ def _web_context(settings: Settings, reactor: Any, wall_clock_ms: Callable[[], i
                            sampling=collector, history=history, stream=hub, stored=store,
                            reads=NotificationReads(store), notifications=notifications, rules=rules,
                            rule_store=store, audit=audit, registry=connections, queries=queries,
-                           telemetry=telemetry)
+                           telemetry=telemetry, processes=processes)
     sessions = SessionFactory(SessionContext(
         settings=settings, clock=reactor, wall_clock_ms=wall_clock_ms, hub=hub, registry=connections,
         sampling=collector, catalogue=catalogue, tokens=tokens, router=router, queries=queries,
-        telemetry=telemetry, closed_observers=(lambda session: telemetry.stream_closed(session.stream.stats),)))
+        telemetry=telemetry, closed_observers=(lambda session: telemetry.stream_closed(session.stream.stats),
+                                               processes.stream.unsubscribe)))
     ingest = build_ingest_service(settings, store, bus, hub, reactor, telemetry)
     return WebContext(settings=settings, clock=reactor, wall_clock_ms=wall_clock_ms, tokens=tokens,
                       catalogue=catalogue, collector=collector, history=history, store=store, startup=startup,
                       sessions=sessions, ingest=ingest, shutdown=shutdown, audit=audit, users=users,
-                      alerting=alerting, telemetry=telemetry)
+                      alerting=alerting, telemetry=telemetry, processes=processes)
 
 
 def build_ingest_service(settings: Settings, store: Store, bus: Any, hub: StreamHub, clock: IReactorTime,
@@ -509,6 +518,20 @@ def _add_listeners(daemon: DashdService, settings: Settings, reactor: Any, web: 
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError("listen", description, f"not a Twisted endpoint string ({e})") from None
         daemon.add_listener(EndpointListener(endpoint, site, description))
+
+
+def build_process_features(settings: Settings, store: Store, reactor: Any, daemon: DashdService,
+                           shutdown: ShutdownHooks, wall_clock_ms: Callable[[], int]) -> ProcessRequests:
+    """The processes stream and its look-back (issue 19 items 2 and 3)."""
+    history = ProcessHistory(store, reactor, store_interval=settings.processes_store_interval,
+                             prune_interval=settings.prune_interval, wall_clock_ms=wall_clock_ms)
+    history.setServiceParent(daemon)
+    shutdown.add(history.stopService)  # writes what is pending before the store stops
+    # Views are encoded in the reactor's thread pool; the reactor only writes frames.
+    stream = ProcessStream(history, runner=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work))
+    return ProcessRequests(stream, history, host=settings.host, interval=settings.processes_interval,
+                           default_limit=settings.processes_top, cmdlines=settings.process_cmdlines,
+                           live="processes" in enabled_collectors(settings), wall_clock_ms=wall_clock_ms)
 
 
 def rule_from_config_or_exit(rule, names):

@@ -46,6 +46,9 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "alerts": ("viewer", None),
     "rule_list": ("viewer", None),
     "settings_get": ("viewer", None),
+    "processes_subscribe": ("viewer", METRIC_ENDPOINTS),
+    "processes_unsubscribe": ("viewer", METRIC_ENDPOINTS),
+    "processes_at": ("viewer", METRIC_ENDPOINTS),
     "ack": ("operator", None),
     "rule_set": ("admin", None),
     "rule_delete": ("admin", None),
@@ -498,6 +501,29 @@ class MessageRouter:
         return {"interval": self.context.sampling.interval, "max_rate_hz": settings.max_rate_hz,
                 "retention_raw": settings.retention_raw, "retention_rollup": settings.retention_rollup,
                 "host": self.context.catalogue.host}
+
+    # Processes (issue 19): dashd.clients.processes holds the logic.
+
+    def _processes(self, request: str):
+        requests = self.context.processes
+        if requests is None:
+            raise ProtocolError("unavailable", f"{request}: process tables are not served by this node")
+        return requests
+
+    def handle_processes_subscribe(self, data: dict, correlation_id: Any):
+        session = self.session
+        self._processes("processes_subscribe").subscribe(
+            session, lambda: session.principal, session.stream.send_prepared, data,
+            lambda reply: session.reply("processes_subscribe", reply, correlation_id))
+
+    def handle_processes_unsubscribe(self, data: dict, correlation_id: Any):
+        return self._processes("processes_unsubscribe").unsubscribe(self.session)
+
+    def handle_processes_at(self, data: dict, correlation_id: Any):
+        requests = self._processes("processes_at")
+        query = requests.parse_at(data, "processes_at")
+        self._check_reply_room("processes_at")
+        return requests.at(query, self.session.principal)
 
     def handle_settings_set(self, data: dict, correlation_id: Any):
         interval = number_field(data, "interval", "settings_set", 0.1, 60)

@@ -22,6 +22,7 @@ from dashd.settings import Settings
 
 if TYPE_CHECKING:
     from dashd.clients.history import HistoryQueries
+    from dashd.clients.processes import ProcessRequests
     from dashd.clients.queries import QueryCost
     from dashd.clients.session import ClientSession
     from dashd.store.reads import NotificationReads
@@ -191,6 +192,7 @@ class RouterContext:
     registry: SessionRegistry
     queries: QueryAdmission | None = None
     telemetry: ClientTelemetry | None = None
+    processes: ProcessRequests | None = None  # the process table and its look-back (None: not on this node)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The process table (issue 19 item 2, domain part): the top N processes by
-CPU, memory or I/O, as htop and atop show them, with a compact encoding for
-look-back (item 3) and role-aware redaction.
+CPU, memory or I/O, as htop and atop show them, and role-aware redaction
+(the look-back encoding is dashd.store.processes).
 
 Split like the host collector: a ProcessReader returns raw readings
 (psutil on the real host, recorded lists in tests) and ProcessSampler does
@@ -26,11 +26,8 @@ import heapq
 import os
 import pwd
 import time
-import zlib
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable, Iterable, NamedTuple, Protocol
-
-import orjson
+from typing import Callable, NamedTuple, Protocol
 
 from dashd.collect.hostroot import HostPaths, read_text
 from dashd.collect.sources import PROCESSES_TOPIC
@@ -105,12 +102,14 @@ ROW_FIELDS = tuple(f.name for f in fields(ProcessRow))
 @dataclass(frozen=True)
 class ProcessTable:
     """The top processes at one instant. `total` counts every process on the
-    host; `started`/`exited` count the churn since the previous table."""
+    host and `running` those in state R; `started`/`exited` count the churn
+    since the previous table."""
 
     rows: tuple[ProcessRow, ...]
     total: int
     started: int = 0
     exited: int = 0
+    running: int = 0
 
     def top(self, order: str = "cpu", n: int = 50) -> list[ProcessRow]:
         if order not in ORDERS:
@@ -164,7 +163,8 @@ class ProcessSampler:
             exited = sum(1 for key in previous if key not in current)
         rows = tuple(self._row(details(current[key]), rates[key], reading.total_memory)
                      for key in self._select(current, rates))
-        return ProcessTable(rows=rows, total=len(current), started=started, exited=exited)
+        running = sum(1 for p in reading.processes if p.state == "running")
+        return ProcessTable(rows=rows, total=len(current), started=started, exited=exited, running=running)
 
     @staticmethod
     def _row(p: ProcessReading, rates: tuple[float | None, float | None, float | None],
@@ -414,31 +414,3 @@ class ProcessSource:
         if forget is not None:
             forget({(p.pid, p.create_time) for p in reading.processes})
         return table
-
-
-# --------------------------------------------------------------------------
-# Compact encoding for look-back (item 3): a version byte, then zlib of a
-# JSON array: [host, timestamp_ms, total, started, exited, rows...], each row
-# the ProcessRow fields in ROW_FIELDS order. Column order is fixed by the
-# version byte, so no field names are stored per row.
-
-ENCODING_VERSION = 1
-
-
-def encode_snapshot(snapshot: ProcessSnapshot) -> bytes:
-    table = snapshot.table
-    body = [snapshot.host, snapshot.timestamp_ms, table.total, table.started, table.exited,
-            [[getattr(row, name) for name in ROW_FIELDS] for row in table.rows]]
-    return bytes([ENCODING_VERSION]) + zlib.compress(orjson.dumps(body), 6)
-
-
-def decode_snapshot(data: bytes) -> ProcessSnapshot:
-    if not data or data[0] != ENCODING_VERSION:
-        raise ValueError(f"unknown process snapshot encoding {data[:1]!r}")
-    host, timestamp_ms, total, started, exited, rows = orjson.loads(zlib.decompress(data[1:]))
-    table = ProcessTable(rows=tuple(ProcessRow(*row) for row in rows), total=total, started=started, exited=exited)
-    return ProcessSnapshot(host, timestamp_ms, table)
-
-
-def rows_as_dicts(rows: Iterable[ProcessRow]) -> list[dict]:
-    return [row.as_dict() for row in rows]

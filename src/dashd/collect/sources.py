@@ -11,7 +11,9 @@ thread) and how long each tick held the reactor (the budget is 5 ms).
 What goes on the bus (the one seam to the rest of dashd):
 - `SERIES_TOPIC`: a `SeriesSample` per read of a series source, its values
   keyed by canonical series name (dashd.collect.series_names);
-- `PROCESSES_TOPIC`: a `ProcessSnapshot` per read of the process table.
+- `PROCESSES_TOPIC`: a `ProcessSnapshot` per read of the process table
+  (the daemon routes this topic to its processes stream, not the shared
+  bus: dashd.stream.processes.TopicRouter).
 
 Counters become rates in `CounterRates`, which handles 32-bit wrap-around
 and resets (see its docstring).

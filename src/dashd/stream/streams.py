@@ -356,6 +356,11 @@ class ClientStream:
         """A reply or control message (no seq), in order with the stream."""
         self._write(frame_of(message))
 
+    def send_prepared(self, frame: OutboundFrame) -> None:
+        """A message (no seq) serialized once for many clients, such as the
+        process table (dashd.stream.processes), in order with the stream."""
+        self._write(frame)
+
     # ----- throttle
 
     def _throttled(self) -> bool:

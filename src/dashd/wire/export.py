@@ -243,6 +243,22 @@ class PageGate:
             d.callback(None)
 
 
+async def link_principal(tokens: TokenCheck, users: SessionCheck | None, request: Request, what: str) -> Principal:
+    """Who asks, for a route a plain link may open (export, process
+    look-back): a bearer access token, or else the dashboard's session
+    cookie; agents' tokens are refused."""
+    if request.getHeader(b"authorization") is None and request.getCookie(REFRESH_COOKIE) and users is not None:
+        try:
+            principal = await users.session_principal(request.getCookie(REFRESH_COOKIE).decode("latin-1"))
+        except AuthError as e:
+            raise ProtocolError("unauthorized", str(e)) from None
+    else:
+        principal = bearer_principal(tokens, request)
+    if not principal.may("viewer"):
+        raise ProtocolError("forbidden", f"{what} needs a viewer, operator or admin token (agents only publish)")
+    return principal
+
+
 class ExportResource(JsonLeaf):
     """GET /api/export: authenticated like the other /api routes (a bearer
     access token, or the dashboard's session cookie so a plain link or
@@ -265,16 +281,7 @@ class ExportResource(JsonLeaf):
         return NOT_DONE_YET
 
     async def _principal(self, request: Request) -> Principal:
-        if request.getHeader(b"authorization") is None and request.getCookie(REFRESH_COOKIE) and self.users is not None:
-            try:
-                principal = await self.users.session_principal(request.getCookie(REFRESH_COOKIE).decode("latin-1"))
-            except AuthError as e:
-                raise ProtocolError("unauthorized", str(e)) from None
-        else:
-            principal = bearer_principal(self.tokens, request)
-        if not principal.may("viewer"):
-            raise ProtocolError("forbidden", "export needs a viewer, operator or admin token (agents only publish)")
-        return principal
+        return await link_principal(self.tokens, self.users, request, "export")
 
     async def _serve(self, request: Request) -> None:
         gate = PageGate()

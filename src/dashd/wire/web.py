@@ -424,6 +424,7 @@ class WebContext:
     users: UserDirectory | None = None
     alerting: Any = None  # dashd.alerting.delivery.AlertDelivery, for /api/alerting
     telemetry: Any = None  # dashd.ops.telemetry.Telemetry: /metrics and the counters
+    processes: Any = None  # dashd.clients.processes.ProcessRequests: GET /api/processes
 
 
 class ApiResource(Resource):
@@ -439,6 +440,10 @@ class ApiResource(Resource):
         self.putChild(b"ready", ReadyResource(web.store, web.collector, web.startup, web.clock))
         self.putChild(b"catalogue", CatalogueResource(web.catalogue, web.collector))
         self.putChild(b"history", HistoryResource(web.tokens, web.history))
+        if web.processes is not None:
+            from dashd.wire.processes_api import ProcessesResource  # imports this module's helpers
+
+            self.putChild(b"processes", ProcessesResource(web.tokens, users, web.processes))
         self.putChild(b"me", MeResource(web.tokens))
         from dashd.wire.apidoc import OpenApiResource  # imported here: both modules use this one's helpers
         from dashd.wire.export import ExportResource

@@ -27,29 +27,53 @@ def collector_cost(args: argparse.Namespace) -> int:
     number of distinct series, and ends with a RESULT line."""
     import psutil
     from twisted.internet import reactor
+    from twisted.internet.threads import deferToThreadPool
 
     from dashd.collect.assembly import build_sources
     from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader
-    from dashd.collect.processes import encode_snapshot
     from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SourceScheduler
     from dashd.settings import load_settings
+    from dashd.store.processes import Keyframe, SnapshotEncoder
     from dashd.stream.bus import InMemoryBus
+    from dashd.stream.processes import ProcessStream, ProcessView, TopicRouter
     from dashd.timefmt import now_ms
 
     durations: list[float] = []
     bus = InMemoryBus()
     service = CollectorService(MetricsCollector(PsutilReader("/"), "bench", lambda: 0), bus, reactor,
                                args.interval, on_sample_duration=durations.append)
+    snapshot_sizes: list[int] = []
+    encoder = SnapshotEncoder(group_span_ms=300_000)  # the look-back's keyframe + deltas, as stored
+    keyframe: list = [None]
+
+    def measure_snapshot(snapshot: Any) -> None:
+        data, body, is_keyframe = encoder.encode(snapshot, keyframe[0])
+        if is_keyframe:
+            keyframe[0] = Keyframe(0, snapshot.timestamp_ms, body)
+        snapshot_sizes.append(len(data))
+        result.update(processes_on_host=snapshot.table.total)
+
+    class SizeProbe:
+        """The look-back's place: sizes measured in a later reactor turn,
+        so the tick's reactor time is what the daemon's stream costs."""
+
+        def offer(self, snapshot: Any) -> None:
+            reactor.callLater(0, measure_snapshot, snapshot)
+
+    # The processes stream as the daemon runs it, with three subscribed
+    # views (a viewer and an operator by CPU, a viewer by memory).
+    stream = ProcessStream(SizeProbe(), runner=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work))
+    for owner, (sort, sensitive) in enumerate((("cpu", False), ("cpu", True), ("memory", False))):
+        view = ProcessView(sort, 50, "bench", sensitive, True)
+        stream.subscribe(owner, lambda view=view: view, lambda frame: None)
     scheduler = None
     if not args.only_host:
         # Default cadences, as `collectors = all` runs them.
         sources, intervals = build_sources(load_settings({"collectors": "all"}, environ={}))
-        scheduler = SourceScheduler(sources, intervals, bus, reactor, "bench", now_ms)
+        scheduler = SourceScheduler(sources, intervals, TopicRouter(bus, {PROCESSES_TOPIC: stream}), reactor,
+                                    "bench", now_ms)
     names: set[str] = set()
     bus.subscribe(SERIES_TOPIC, lambda topic, sample: names.update(sample.values))
-    snapshot_sizes: list[int] = []
-    bus.subscribe(PROCESSES_TOPIC, lambda topic, snapshot: (snapshot_sizes.append(len(encode_snapshot(snapshot))),
-                                                            result.update(processes_on_host=snapshot.table.total)))
     this = psutil.Process()
     result: dict = {}
     # Idle children, so the process table is measured at the issue's ~300
