@@ -120,6 +120,52 @@ async def test_stats_beyond_raw_coverage_are_marked_approximate(open_store):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_year_of_stats_reads_hours_then_minutes_then_raw_samples(open_store, db_url):
+    """A window longer than the 1-minute retention: hours before it, minutes
+    within it, raw samples within raw retention; each sample counted once,
+    even where the pruned tiers' chunks overlap the window's edges."""
+    rig = await open_store(retention_raw=1 * HOUR, retention_rollup=1 * DAY, retention_hourly=730 * DAY)
+    store = rig.store
+    seq = 0
+    for start, value in ((T0_MS - 3 * DAY_MS, 1.0), (T0_MS - 12 * HOUR_MS, 2.0), (T0_MS - 30 * MINUTE_MS, 3.0)):
+        for i in range(60):  # ten minutes at one sample every 10 s
+            seq += 1
+            store.record(sample(seq, start + i * 10 * SECOND_MS, cpu=value))
+    await store.flush()
+    await store.prune()  # rolls up, then drops the minutes and raw samples past their retention
+    assert await query(db_url, "SELECT COUNT(*) FROM chunks WHERE tier = 1 AND end_ms < ?",
+                       (T0_MS - DAY_MS,)) == [(0,)]
+    year = await store.stats("h1", ["cpu"], T0_MS - 365 * DAY_MS, T0_MS)
+    assert year["cpu"]["approximate"] is True
+    assert (year["cpu"]["count"], year["cpu"]["avg"], year["cpu"]["min"], year["cpu"]["max"]) == (180, 2.0, 1.0, 3.0)
+    assert year["cpu"]["last"] == 3.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_reads_the_coarsest_tier_finer_than_its_buckets(open_store):
+    """30 days at 500 points (86-minute buckets) come from the 1-hour tier,
+    24 hours at 500 points from the 1-minute tier, an hour from raw samples;
+    the buckets and their min/max/count are the same either way."""
+    rig = await open_store(retention_raw=7 * DAY, retention_rollup=90 * DAY)
+    store = rig.store
+    start = T0_MS - 2 * HOUR_MS
+    for i in range(2 * 3600 // 10):  # every 10 s for 2 hours, cpu == i
+        store.record(sample(i + 1, start + i * 10 * SECOND_MS, cpu=float(i)))
+    await store.flush()
+    await store.rollup()
+    month = await store.history("h1", ["cpu"], T0_MS - 30 * DAY_MS, T0_MS, 500, SECOND_MS)
+    day = await store.history("h1", ["cpu"], T0_MS - DAY_MS, T0_MS, 500, SECOND_MS)
+    hour = await store.history("h1", ["cpu"], T0_MS - HOUR_MS, T0_MS, 500, SECOND_MS)
+    assert (month.tier, day.tier, hour.tier) == ("1h", "1m", "raw")
+    assert month.bucket_ms == math.ceil(30 * DAY_MS / 500) and day.bucket_ms == math.ceil(DAY_MS / 500)
+    for result in (month, day):
+        points = result.series["cpu"]
+        assert sum(p["count"] for p in points) == 720
+        assert (min(p["min"] for p in points), max(p["max"] for p in points)) == (0.0, 719.0)
+    assert sum(p["count"] for p in hour.series["cpu"]) == 360
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_corrupt_chunk_is_skipped_with_one_log_line_and_the_rest_is_served(open_store, db_url, store_log):
     rig = await open_store()
     store = rig.store

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
-from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost, stats_cost
+from dashd.clients.queries import HOUR_MS, MINUTE_MS, QueryCost, history_cost, stats_cost
 from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
@@ -365,9 +365,8 @@ class MessageRouter:
             raise bad("stats: 'window' must be seconds or a duration such as '5m'") from None
         if window <= 0:
             raise bad("stats: 'window' must be above 0")
-        if window > settings.retention_raw:
-            raise ProtocolError("too_large", f"stats: 'window' may be at most the raw retention "
-                                f"({settings.retention_raw:g}s)")
+        if window > settings.max_history_span:
+            raise ProtocolError("too_large", f"stats: 'window' may span at most {settings.max_history_span:g}s")
         host = self._host(data, "stats")
         now = self.core.wall_clock_ms()
         self._check_reply_room("stats")
@@ -375,7 +374,8 @@ class MessageRouter:
         scheduler = self.core.queries
         if scheduler is None:
             return run()
-        cost = stats_cost(len(metrics), int(window * 1000), int(self.core.interval * 1000))
+        cost = stats_cost(len(metrics), int(window * 1000), int(self.core.interval * 1000),
+                          int(settings.retention_raw * 1000), int(settings.retention_rollup * 1000))
         return scheduler.submit(self.session, self.session.principal.subject, cost, run)
 
     async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:
@@ -603,9 +603,15 @@ def validate_history(core, data: dict) -> HistoryQuery:
 
 def history_query_cost(core, query: HistoryQuery) -> QueryCost:
     """Rows read + points returned: the raw tier has a row per collection
-    interval, the rollup tier one per minute (see Store.history)."""
-    raw = query.from_ms >= core.wall_clock_ms() - int(core.settings.retention_raw * 1000)
-    resolution_ms = int(core.interval * 1000) if raw else MINUTE_MS
+    interval, the 1-minute tier one per minute, the 1-hour tier one per
+    hour (the tier whose retention covers the start; see Store.tier_for)."""
+    now_ms = core.wall_clock_ms()
+    if query.from_ms >= now_ms - int(core.settings.retention_raw * 1000):
+        resolution_ms = int(core.interval * 1000)
+    elif query.from_ms >= now_ms - int(core.settings.retention_rollup * 1000):
+        resolution_ms = MINUTE_MS
+    else:
+        resolution_ms = HOUR_MS
     return history_cost(len(query.metrics), query.to_ms - query.from_ms, query.max_points, resolution_ms)
 
 

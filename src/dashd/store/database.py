@@ -858,25 +858,24 @@ class Store(Service):
     async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, dict]:
         """avg/min/max/p95/count/last per metric over [from_ms, to_ms]: exact
         from raw samples where raw retention covers the window; the part
-        before it from 1-minute buckets, marked `"approximate": true`."""
+        before it from 1-minute buckets (1-hour buckets beyond the 1-minute
+        retention), marked `"approximate": true`."""
         await self._flush_for_read()
         if not self._recovered:
             await self.ready()
+        now_ms = self.wall_clock_ms()
         return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
-                                      self.wall_clock_ms() - self.retention_raw_ms)
+                                      now_ms - self.retention_raw_ms, now_ms - self.retention_rollup_ms)
 
     def _stats(self, cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
-               raw_from_ms: int) -> dict[str, dict]:
+               raw_from_ms: int, minute_from_ms: int) -> dict[str, dict]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         memory = self._with_other_heads(cursor, memory, set(ids.values()))
         exact_from = max(from_ms, raw_from_ms)
         raw = self.tables.read_raw(cursor, list(ids.values()), exact_from, to_ms)
         older: dict[int, list[Points]] = {}
         if from_ms < raw_from_ms:
-            older = self.tables.read_tier(cursor, list(ids.values()), MINUTE, from_ms, exact_from - 1)
-            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms,
-                                                               exact_from - 1).items():
-                older.setdefault(series_id, []).extend(points)
+            older = self._tier_points(cursor, list(ids.values()), from_ms, exact_from - 1, minute_from_ms)
         result = {}
         for name in metrics:
             series_id = ids.get(name, -1)
@@ -887,6 +886,26 @@ class Store(Service):
                 approximate = points.select((points.t >= from_ms) & (points.t < exact_from))
             result[name] = summary(values, approximate)
         return result
+
+    def _tier_points(self, cursor, series_ids: list[int], from_ms: int, to_ms: int,
+                     minute_from_ms: int) -> dict[int, list[Points]]:
+        """Buckets over [from_ms, to_ms] from the tiers: hours before the
+        1-minute retention (`minute_from_ms`), minutes from it, and the raw
+        chunks not rolled up yet."""
+        found: dict[int, list[Points]] = {}
+
+        def add(parts: dict[int, list[Points]], low: int, high: int) -> None:
+            # A tier chunk covers more than the range: keep only [low, high].
+            for series_id, points in parts.items():
+                found.setdefault(series_id, []).extend(p.select((p.t >= low) & (p.t <= high)) for p in points)
+
+        split = min(max(from_ms, minute_from_ms - minute_from_ms % HOUR_MS), to_ms + 1)
+        if from_ms < split:
+            add(self.tables.read_tier(cursor, series_ids, HOUR, from_ms, split - 1), from_ms, split - 1)
+        if split <= to_ms:
+            add(self.tables.read_tier(cursor, series_ids, MINUTE, split, to_ms), split, to_ms)
+        add(self.tables.read_unrolled(cursor, series_ids, from_ms, to_ms), from_ms, to_ms)
+        return found
 
     async def read_stream(self, from_seq: int, to_seq: int) -> list[StreamMessage]:
         """Stream messages with from_seq <= seq <= to_seq, rebuilt from the

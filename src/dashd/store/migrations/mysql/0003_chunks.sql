@@ -28,7 +28,7 @@ CREATE TABLE chunks (
     KEY chunks_series_tier_start (series_id, tier, start_ms),
     KEY chunks_tier_end (tier, end_ms),
     KEY chunks_last_seq (last_seq)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=DYNAMIC;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8;
 
 -- The write-ahead rows of the open (not yet sealed) chunks, per node: `owner`
 -- is the node id (state_dir/node.id) of the dashd that wrote them, so nodes
