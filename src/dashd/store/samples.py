@@ -338,9 +338,10 @@ def bucketed(points: list[Points], from_ms: int, to_ms: int, bucket_ms: int) -> 
     every = concat(points)
     every = every.select((every.t >= from_ms) & (every.t < to_ms))
     keys, merged = group(every, (every.t - from_ms) // bucket_ms)
-    return [{"t": from_ms + int(k) * bucket_ms, "avg": round(float(a), 4), "min": float(lo), "max": float(hi),
-             "count": int(c)}
-            for k, a, lo, hi, c in zip(keys.tolist(), merged.avg, merged.min, merged.max, merged.count)]
+    # Whole columns to Python numbers at once (tolist), not one call per value.
+    columns = ((from_ms + keys * bucket_ms).tolist(), np.round(merged.avg, 4).tolist(),
+               merged.min.astype(np.float64).tolist(), merged.max.astype(np.float64).tolist(), merged.count.tolist())
+    return [{"t": t, "avg": a, "min": lo, "max": hi, "count": c} for t, a, lo, hi, c in zip(*columns)]
 
 
 def exact_summary(parts: list[RawColumns], from_ms: int, to_ms: int) -> tuple[np.ndarray, np.ndarray]:
