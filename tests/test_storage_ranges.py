@@ -98,3 +98,26 @@ async def test_a_year_of_history_stats_and_export_is_served_from_the_hourly_tier
         client.close()
     finally:
         await running.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_export_past_the_minute_retention_takes_the_hourly_bucket(make_settings):
+    """Ten days 200 days ago at 5,000 points would be 173-second buckets; only
+    hours are kept that far back, so the export, like history, uses hours."""
+    running = await start_daemon(make_settings(interval="1"))
+    try:
+        now_ms = running.core.wall_clock_ms()
+        first = _record_old_samples(running, now_ms)
+        await running.core.store.flush()
+        await running.core.store.rollup()
+        headers = {"Authorization": f"Bearer {running.token('viewer')}"}
+        params = {"metrics": "cpu_usage", "host": HOST, "from": (first - 5 * DAY_MS) / 1000,
+                  "to": (first + 5 * DAY_MS) / 1000, "max_points": 5000, "format": "json"}
+        history = (await http("GET", running.url("/api/history?" + urlencode(params), "http"), headers=headers)).json()
+        exported = await http("GET", running.url("/api/export?" + urlencode(params), "http"), headers=headers)
+        assert exported.status == 200, exported.body
+        body = exported.json()
+        assert history["tier"] == "1h" and body["bucket_ms"] == history["bucket_ms"] == HOUR_MS
+        assert body["series"] == history["series"] and sum(p["count"] for p in body["series"]["cpu_usage"]) == 60
+    finally:
+        await running.stop()
