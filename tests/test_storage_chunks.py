@@ -56,6 +56,41 @@ def test_damaged_chunk_bytes_raise_chunk_corrupt(damage):
         encoding.decode_raw(broken)
 
 
+def test_open_chunks_seal_overtaken_idle_and_late_windows_and_snapshot_by_series():
+    """Columns in, chunks out: a window is due when a newer one of its series
+    has samples, when it has been idle past LATE_MS, or (a late sample) at
+    once; each chunk comes out in time order; a snapshot holds only the
+    series asked for and the head holds every open sample."""
+    from dashd.store.chunks import LATE_MS, OpenChunks
+    from dashd.store.encoding import HeadColumns
+    from dashd.store.tiers import RAW, WINDOW_MS
+
+    window = WINDOW_MS[RAW]
+    w0 = T0_MS - T0_MS % window
+    chunks = OpenChunks()
+
+    def batch(series, times, first_seq):
+        n = len(times)
+        return HeadColumns(np.asarray(series, np.int64), np.asarray(times, np.int64),
+                           np.arange(first_seq, first_seq + n, dtype=np.int64), np.arange(n, dtype=np.float64))
+
+    for k in range(70):  # more flushes than COMPACT_BATCHES: merged runs and loose batches both
+        chunks.add_columns(batch([1, 2], [w0 + 2000 * k + 1000, w0 + 2000 * k], 10 * k))
+    assert chunks.take_due(w0 + window - 1) == [] and len(chunks) == 140
+    assert {s for s, _ in chunks.snapshot({2})} == {2}
+    assert sum(len(c.t) for _, c in chunks.snapshot({2})) == 70
+    chunks.add_columns(batch([1], [w0 + window], 5000))  # series 1 moves on
+    (sealed,) = chunks.take_due(w0 + window)
+    assert (sealed.series_id, sealed.start_ms, sealed.count) == (1, w0, 70)
+    assert list(sealed.columns.t) == sorted(sealed.columns.t)
+    chunks.add_columns(batch([1], [w0 + 5], 6000))  # late for the window just sealed
+    (late,) = chunks.take_due(w0 + window + 1)
+    assert (late.series_id, late.start_ms, late.count) == (1, w0, 1)
+    (idle,) = chunks.take_due(w0 + window + LATE_MS)  # series 2 went quiet
+    assert (idle.series_id, idle.count) == (2, 70)
+    assert list(chunks.head_columns().series) == [1] and len(chunks) == 1
+
+
 def test_series_keys_round_trip_with_labels_in_canonical_order():
     key = series_key("disk_used_percent", {"mount": '/var/"x"', "device": "sda1"})
     assert key == 'disk_used_percent{device="sda1",mount="/var/\\"x\\""}'

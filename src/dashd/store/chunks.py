@@ -90,14 +90,6 @@ class OpenChunks:
     def __len__(self) -> int:
         return self.samples
 
-    def add(self, series_ids: list[int], rows: list[tuple]) -> None:
-        """Append (seq, host, ts_ms, metric, value) rows to their chunks."""
-        if not rows:
-            return
-        seqs, _hosts, times, _metrics, values = zip(*rows)
-        self.add_columns(HeadColumns(np.asarray(series_ids, np.int64), np.asarray(times, np.int64),
-                                     np.asarray(seqs, np.int64), np.asarray(values, np.float64)))
-
     def add_columns(self, head: HeadColumns) -> None:
         """Append a batch of samples (a flush, or head rows read back)."""
         if not len(head.t):
