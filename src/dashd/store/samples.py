@@ -116,7 +116,9 @@ class SampleTables:
                        (RAW, mark, limit))
         rows = cursor.fetchall()
         points = []
-        for series_id, chunk_ids, blobs in _by_series(rows):
+        # In series order, each series' samples in time order: the sort on
+        # (series, bucket) in merge_rollups then finds one presorted run.
+        for series_id, chunk_ids, blobs in sorted(_by_series(rows), key=lambda group: group[0]):
             t, _seq, value = decode_many(blobs, RAW_TYPE, 3, _reporter(series_id, chunk_ids, RAW))
             points.append((series_id, Points.of_samples(t, value)))
         self.merge_rollups(cursor, points)
