@@ -1,11 +1,17 @@
 """Fixtures: settings for a throwaway daemon, the real service tree started
 in-process on 127.0.0.1 port 0, and the database URLs the store suite runs
-against (SQLite always; MariaDB/MySQL when DASHD_TEST_MYSQL_URL is set)."""
+against (SQLite always; MariaDB/MySQL when DASHD_TEST_MYSQL_URL is set).
+
+DASHD_TEST_DB=mysql runs every daemon `make_settings` builds (without an
+explicit `db`) on a fresh MariaDB/MySQL database of its own on the
+DASHD_TEST_MYSQL_URL server, dropped after the test, instead of SQLite in
+the state directory: the daemon-level suite on the other dialect."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from contextlib import ExitStack, contextmanager
 
 import pytest
 import pytest_twisted
@@ -18,6 +24,9 @@ from dashd.tap import DashdService, build_daemon
 
 MYSQL_URL = os.environ.get("DASHD_TEST_MYSQL_URL", "")
 REQUIRE_MYSQL = os.environ.get("DASHD_REQUIRE_MYSQL") == "1"
+DAEMON_DB = os.environ.get("DASHD_TEST_DB", "sqlite")
+if DAEMON_DB not in ("sqlite", "mysql") or (DAEMON_DB == "mysql" and not MYSQL_URL):
+    raise RuntimeError("DASHD_TEST_DB must be 'sqlite' or 'mysql' (which needs DASHD_TEST_MYSQL_URL)")
 
 
 def database_params():
@@ -39,6 +48,14 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
+    with mysql_database() as url:
+        yield url
+
+
+@contextmanager
+def mysql_database():
+    """A uniquely named, empty database on the DASHD_TEST_MYSQL_URL server,
+    dropped on exit."""
     import pymysql
 
     from dashd.settings import check_db_url
@@ -64,7 +81,14 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def make_settings(tmp_path):
+    databases = ExitStack()  # DASHD_TEST_DB=mysql: one database per test, like the one SQLite file
+    daemon_db: list[str] = []
+
     def make(**overrides) -> Settings:
+        if DAEMON_DB == "mysql" and "db" not in overrides:
+            if not daemon_db:
+                daemon_db.append(databases.enter_context(mysql_database()))
+            overrides = {"db": daemon_db[0], **overrides}
         values = {
             "state_dir": str(tmp_path / "state"),
             "listen": "tcp:0:interface=127.0.0.1",
@@ -76,7 +100,8 @@ def make_settings(tmp_path):
         }
         values.update({k: v for k, v in overrides.items()})
         return load_settings(values, environ={})
-    return make
+    with databases:
+        yield make
 
 
 class RunningDaemon:

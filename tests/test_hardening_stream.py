@@ -273,7 +273,8 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
     documented 5 s revocation bound."""
     settings = make_settings(messages_per_second="1000", message_burst="1000", query_concurrency="1",
                              query_queue="2", query_max_cost="1000000000",
-                             query_user_cost_per_second="1000000000")
+                             query_user_cost_per_second="1000000000",
+                             db=f"sqlite:///{tmp_path / 'state' / 'dashd.db'}")  # filled as SQLite, also with DASHD_TEST_DB
     daemon = await start_daemon(settings)
     clients = []
     stop: list = []
@@ -346,7 +347,9 @@ async def test_a_users_query_budget_is_refused_with_rate_limited_and_retry_after
     daemon = await start_daemon(make_settings(query_max_cost="20000", query_user_cost_per_second="100"))
     try:
         first, second = await authed(daemon, subject="carol"), await authed(daemon, subject="carol")
-        request = {"metrics": ["cpu_usage"], "from": "-50m", "max_points": 10}  # 15,000 rows at 0.2 s
+        # 60-second buckets: read from raw samples, 15,000 rows at 0.2 s (wider
+        # buckets would read the 1-minute tier and cost 50 rows).
+        request = {"metrics": ["cpu_usage"], "from": "-50m", "max_points": 50}
         assert (await first.request("history", request))["type"] == "history"
         reply = await second.request("history", request)
         assert reply["type"] == "error" and reply["data"]["code"] == "rate_limited"

@@ -66,6 +66,41 @@ def test_damaged_chunk_bytes_raise_chunk_corrupt(damage):
         encoding.decode_raw(broken)
 
 
+def test_open_chunks_seal_overtaken_idle_and_late_windows_and_snapshot_by_series():
+    """Columns in, chunks out: a window is due when a newer one of its series
+    has samples, when it has been idle past LATE_MS, or (a late sample) at
+    once; each chunk comes out in time order; a snapshot holds only the
+    series asked for and the head holds every open sample."""
+    from dashd.store.chunks import LATE_MS, OpenChunks
+    from dashd.store.encoding import HeadColumns
+    from dashd.store.tiers import RAW, WINDOW_MS
+
+    window = WINDOW_MS[RAW]
+    w0 = T0_MS - T0_MS % window
+    chunks = OpenChunks()
+
+    def batch(series, times, first_seq):
+        n = len(times)
+        return HeadColumns(np.asarray(series, np.int64), np.asarray(times, np.int64),
+                           np.arange(first_seq, first_seq + n, dtype=np.int64), np.arange(n, dtype=np.float64))
+
+    for k in range(70):  # more flushes than COMPACT_BATCHES: merged runs and loose batches both
+        chunks.add_columns(batch([1, 2], [w0 + 2000 * k + 1000, w0 + 2000 * k], 10 * k))
+    assert chunks.take_due(w0 + window - 1) == [] and len(chunks) == 140
+    assert {s for s, _ in chunks.snapshot({2})} == {2}
+    assert sum(len(c.t) for _, c in chunks.snapshot({2})) == 70
+    chunks.add_columns(batch([1], [w0 + window], 5000))  # series 1 moves on
+    (sealed,) = chunks.take_due(w0 + window)
+    assert (sealed.series_id, sealed.start_ms, sealed.count) == (1, w0, 70)
+    assert list(sealed.columns.t) == sorted(sealed.columns.t)
+    chunks.add_columns(batch([1], [w0 + 5], 6000))  # late for the window just sealed
+    (late,) = chunks.take_due(w0 + window + 1)
+    assert (late.series_id, late.start_ms, late.count) == (1, w0, 1)
+    (idle,) = chunks.take_due(w0 + window + LATE_MS)  # series 2 went quiet
+    assert (idle.series_id, idle.count) == (2, 70)
+    assert list(chunks.head_columns().series) == [1] and len(chunks) == 1
+
+
 def test_series_keys_round_trip_with_labels_in_canonical_order():
     key = series_key("disk_used_percent", {"mount": '/var/"x"', "device": "sda1"})
     assert key == 'disk_used_percent{device="sda1",mount="/var/\\"x\\""}'
@@ -127,6 +162,52 @@ async def test_stats_beyond_raw_coverage_are_marked_approximate(open_store):
     assert mixed["cpu"]["approximate"] is True
     assert mixed["cpu"]["count"] == 720 and mixed["cpu"]["avg"] == 2.0
     assert (mixed["cpu"]["min"], mixed["cpu"]["max"]) == (1.0, 3.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_year_of_stats_reads_hours_then_minutes_then_raw_samples(open_store, db_url):
+    """A window longer than the 1-minute retention: hours before it, minutes
+    within it, raw samples within raw retention; each sample counted once,
+    even where the pruned tiers' chunks overlap the window's edges."""
+    rig = await open_store(retention_raw=1 * HOUR, retention_rollup=1 * DAY, retention_hourly=730 * DAY)
+    store = rig.store
+    seq = 0
+    for start, value in ((T0_MS - 3 * DAY_MS, 1.0), (T0_MS - 12 * HOUR_MS, 2.0), (T0_MS - 30 * MINUTE_MS, 3.0)):
+        for i in range(60):  # ten minutes at one sample every 10 s
+            seq += 1
+            store.record(sample(seq, start + i * 10 * SECOND_MS, cpu=value))
+    await store.flush()
+    await store.prune()  # rolls up, then drops the minutes and raw samples past their retention
+    assert await query(db_url, "SELECT COUNT(*) FROM chunks WHERE tier = 1 AND end_ms < ?",
+                       (T0_MS - DAY_MS,)) == [(0,)]
+    year = await store.stats("h1", ["cpu"], T0_MS - 365 * DAY_MS, T0_MS)
+    assert year["cpu"]["approximate"] is True
+    assert (year["cpu"]["count"], year["cpu"]["avg"], year["cpu"]["min"], year["cpu"]["max"]) == (180, 2.0, 1.0, 3.0)
+    assert year["cpu"]["last"] == 3.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_reads_the_coarsest_tier_finer_than_its_buckets(open_store):
+    """30 days at 500 points (86-minute buckets) come from the 1-hour tier,
+    24 hours at 500 points from the 1-minute tier, an hour from raw samples;
+    the buckets and their min/max/count are the same either way."""
+    rig = await open_store(retention_raw=7 * DAY, retention_rollup=90 * DAY)
+    store = rig.store
+    start = T0_MS - 2 * HOUR_MS
+    for i in range(2 * 3600 // 10):  # every 10 s for 2 hours, cpu == i
+        store.record(sample(i + 1, start + i * 10 * SECOND_MS, cpu=float(i)))
+    await store.flush()
+    await store.rollup()
+    month = await store.history("h1", ["cpu"], T0_MS - 30 * DAY_MS, T0_MS, 500, SECOND_MS)
+    day = await store.history("h1", ["cpu"], T0_MS - DAY_MS, T0_MS, 500, SECOND_MS)
+    hour = await store.history("h1", ["cpu"], T0_MS - HOUR_MS, T0_MS, 500, SECOND_MS)
+    assert (month.tier, day.tier, hour.tier) == ("1h", "1m", "raw")
+    assert month.bucket_ms == math.ceil(30 * DAY_MS / 500) and day.bucket_ms == math.ceil(DAY_MS / 500)
+    for result in (month, day):
+        points = result.series["cpu"]
+        assert sum(p["count"] for p in points) == 720
+        assert (min(p["min"] for p in points), max(p["max"] for p in points)) == (0.0, 719.0)
+    assert sum(p["count"] for p in hour.series["cpu"]) == 360
 
 
 @pytest_twisted.ensureDeferred

@@ -28,8 +28,8 @@ async def _stored_seqs(daemon, seqs: list[int]) -> set[int]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_sqlite_disk_full_keeps_streaming_reports_not_ready_and_writes_later(make_settings):
-    daemon = await start_daemon(make_settings())
+async def test_sqlite_disk_full_keeps_streaming_reports_not_ready_and_writes_later(make_settings, tmp_path):
+    daemon = await start_daemon(make_settings(db=f"sqlite:///{tmp_path / 'full.db'}"))  # SQLite even with DASHD_TEST_DB
     try:
         client = await authed(daemon)
         store = daemon.core.store

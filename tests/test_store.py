@@ -166,22 +166,56 @@ async def count_rows(db_url: str, table: str) -> int:
     return (await query(db_url, f"SELECT COUNT(*) FROM {table}"))[0][0]
 
 
+def _snapshot_sync(db_url: str, queries: list[str]) -> list[list[tuple]]:
+    """Several SELECTs from one snapshot (one read transaction), so a flush
+    or seal committing meanwhile is seen by all of them or by none."""
+    url = check_db_url(db_url)
+    if url.dialect == "sqlite":
+        connection = sqlite3.connect(url.path, isolation_level=None)
+        try:
+            connection.execute("BEGIN")
+            return [[tuple(row) for row in connection.execute(sql).fetchall()] for sql in queries]
+        finally:
+            connection.close()
+    import pymysql
+
+    connection = pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                                 database=url.database)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            results = []
+            for sql in queries:
+                cursor.execute(sql)
+                results.append([tuple(row) for row in cursor.fetchall()])
+            return results
+    finally:
+        connection.close()
+
+
 def _series_names(db_url: str) -> dict[int, tuple[str, str]]:
-    return {i: (host, name + (f"{{{labels}}}" if labels else ""))
-            for i, host, name, labels in _query_sync(db_url, "SELECT id, host, name, labels FROM series")}
+    return _names_of(_query_sync(db_url, "SELECT id, host, name, labels FROM series"))
+
+
+def _names_of(rows: list[tuple]) -> dict[int, tuple[str, str]]:
+    return {i: (host, name + (f"{{{labels}}}" if labels else "")) for i, host, name, labels in rows}
 
 
 def stored_rows_sync(db_url: str) -> list[tuple]:
     """Every sample in the database, (seq, host, ts_ms, metric, value) sorted:
-    the raw chunks and the head rows, decoded from our own connection."""
-    names = _series_names(db_url)
+    the raw chunks and the head rows, decoded from our own connection (one
+    snapshot: a flush polled for must not be seen half)."""
+    series, chunks, heads = _snapshot_sync(db_url, ["SELECT id, host, name, labels FROM series",
+                                                    "SELECT series_id, data FROM chunks WHERE tier = 0",
+                                                    "SELECT data FROM chunk_head"])
+    names = _names_of(series)
     rows = []
-    for series_id, data in _query_sync(db_url, "SELECT series_id, data FROM chunks WHERE tier = 0"):
+    for series_id, data in chunks:
         columns = decode_raw(data)
         host, key = names[series_id]
         rows += [(seq, host, t, key, v) for t, seq, v in zip(columns.t.tolist(), columns.seq.tolist(),
                                                              columns.value.tolist())]
-    for (data,) in _query_sync(db_url, "SELECT data FROM chunk_head"):
+    for (data,) in heads:
         head = decode_head(data)
         rows += [(seq, names[sid][0], t, names[sid][1], v) for sid, t, seq, v in zip(
             head.series.tolist(), head.t.tolist(), head.seq.tolist(), head.value.tolist())]

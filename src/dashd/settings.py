@@ -184,7 +184,8 @@ FIELDS: tuple[Field, ...] = (
           _number(1, 10_000)),
     Field("max_history_points", 5_000, int, "an integer from 10 to 1000000", "most buckets one history request returns",
           _number(10, 1_000_000)),
-    Field("max_history_span", 30 * DAY, parse_duration, "a duration from 1m to 3650d", "longest time range one history request covers",
+    Field("max_history_span", 730 * DAY, parse_duration, "a duration from 1m to 3650d",
+          "longest time range one history, stats or export request covers (default: the hourly tier's retention)",
           _number(MINUTE, 3650 * DAY)),
     Field("send_queue", 64, int, "an integer from 4 to 100000",
           "messages queued per connection while its socket is full", _number(4, 100_000)),
@@ -371,7 +372,7 @@ class Settings:
     max_rate_hz: float = 10.0
     max_subscriptions: int = 64
     max_history_points: int = 5_000
-    max_history_span: float = 30 * DAY
+    max_history_span: float = 730 * DAY
     send_queue: int = 64
     send_buffer: int = 256 * KIB
     slow_consumer_timeout: float = 30.0

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred
 
 from dashd.clients.fields import match, number_field, pattern_list, string_field
-from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost
+from dashd.clients.queries import HOUR_MS, MINUTE_MS, QueryCost, history_cost
 from dashd.clients.seams import HistorySource, MetricCatalogue, QueryAdmission, SamplingControl
 from dashd.errors import ProtocolError
 from dashd.errors import bad_message as bad
@@ -89,9 +89,15 @@ class HistoryQueries:
 
     def cost(self, query: HistoryQuery) -> QueryCost:
         """Rows read + points returned: the raw tier has a row per collection
-        interval, the rollup tier one per minute (see Store.history)."""
-        raw = query.from_ms >= self.wall_clock_ms() - int(self.settings.retention_raw * 1000)
-        resolution_ms = int(self.interval * 1000) if raw else MINUTE_MS
+        interval, the 1-minute tier one per minute, the 1-hour tier one per
+        hour (the tier whose retention covers the start; see Store.tier_for)."""
+        now_ms = self.wall_clock_ms()
+        if query.from_ms >= now_ms - int(self.settings.retention_raw * 1000):
+            resolution_ms = int(self.interval * 1000)
+        elif query.from_ms >= now_ms - int(self.settings.retention_rollup * 1000):
+            resolution_ms = MINUTE_MS
+        else:
+            resolution_ms = HOUR_MS
         return history_cost(len(query.metrics), query.to_ms - query.from_ms, query.max_points, resolution_ms)
 
     def schedule(self, owner: Any, user: str, query: HistoryQuery) -> Deferred:

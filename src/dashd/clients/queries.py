@@ -3,7 +3,8 @@ and `stats`, over WebSocket and HTTP): what keeps one viewer from jamming
 the store (issue 11 A; docs/security.md, "Query budget").
 
 Every query gets a cost before it reaches the store: the rows it will read
-(series x span / resolution) plus the points it returns (series x points).
+(series x span / resolution of the tier it reads: raw samples, 1-minute or
+1-hour buckets) plus the points it returns (series x points).
 A query is refused, never queued without bound:
 
 - `too_large` when its cost is above `query_max_cost`;
@@ -34,6 +35,7 @@ from twisted.logger import Logger
 from dashd.errors import ProtocolError
 
 MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
 MAX_TRACKED_USERS = 10_000
 # Queries one connection may have queued or running: two, so a dashboard
 # refilling a gap while it loads its window is not refused.
@@ -55,15 +57,29 @@ class QueryCost:
 
 def history_cost(series: int, span_ms: int, max_points: int, resolution_ms: int) -> QueryCost:
     """A downsampled history query: each series reads one row per
-    `resolution_ms` of the span and returns at most `max_points` buckets."""
-    rows_per_series = max(1, math.ceil(span_ms / max(1, resolution_ms)))
+    `resolution_ms` of the span (the tier's: the collection interval, a
+    minute or an hour) - or per bucket of the coarser tier the store reads
+    when the reply's buckets are wider than that tier's (Store.tier_for: a
+    30-day range at 500 points reads hours) - and returns at most
+    `max_points` buckets."""
+    bucket_ms = math.ceil(span_ms / max(1, max_points))
+    read_ms = max(resolution_ms, HOUR_MS if bucket_ms > HOUR_MS else MINUTE_MS if bucket_ms > MINUTE_MS else 1)
+    rows_per_series = max(1, math.ceil(span_ms / max(1, read_ms)))
     return QueryCost(series * rows_per_series, series * min(max_points, rows_per_series))
 
 
-def stats_cost(series: int, window_ms: int, resolution_ms: int) -> QueryCost:
-    """A stats query reads every raw row of the window and returns one
-    summary per series."""
-    return QueryCost(series * max(1, math.ceil(window_ms / max(1, resolution_ms))), series)
+def stats_cost(series: int, window_ms: int, resolution_ms: int, raw_ms: int | None = None,
+               rollup_ms: int | None = None) -> QueryCost:
+    """A stats query reads every raw row of the part of the window within
+    raw retention (`raw_ms`; all of it when not given), a 1-minute bucket
+    per minute of the part within the 1-minute retention (`rollup_ms`) and
+    an hourly bucket per hour before that; one summary per series."""
+    raw_part = min(window_ms, window_ms if raw_ms is None else raw_ms)
+    minute_part = max(0, min(window_ms, window_ms if rollup_ms is None else rollup_ms) - raw_part)
+    hour_part = max(0, window_ms - raw_part - minute_part)
+    rows = (math.ceil(raw_part / max(1, resolution_ms)) + math.ceil(minute_part / MINUTE_MS)
+            + math.ceil(hour_part / HOUR_MS))
+    return QueryCost(series * max(1, rows), series)
 
 
 class CostBucket:

@@ -322,9 +322,8 @@ class MessageRouter:
             raise bad("stats: 'window' must be seconds or a duration such as '5m'") from None
         if window <= 0:
             raise bad("stats: 'window' must be above 0")
-        if window > settings.retention_raw:
-            raise ProtocolError("too_large", f"stats: 'window' may be at most the raw retention "
-                                f"({settings.retention_raw:g}s)")
+        if window > settings.max_history_span:
+            raise ProtocolError("too_large", f"stats: 'window' may span at most {settings.max_history_span:g}s")
         host = self._host(data, "stats")
         now = self.context.wall_clock_ms()
         self._check_reply_room("stats")
@@ -332,7 +331,8 @@ class MessageRouter:
         scheduler = self.context.queries
         if scheduler is None:
             return run()
-        cost = stats_cost(len(metrics), int(window * 1000), int(self.context.sampling.interval * 1000))
+        cost = stats_cost(len(metrics), int(window * 1000), int(self.context.sampling.interval * 1000),
+                          int(settings.retention_raw * 1000), int(settings.retention_rollup * 1000))
         return scheduler.submit(self.session, self.session.principal.subject, cost, run)
 
     async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:

@@ -35,6 +35,7 @@ from dashd.errors import Unavailable
 from dashd.ops.private import private_file
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
+from dashd.store.encoding import HeadColumns
 from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.store.samples import DEFAULT_OWNER, Memory, SampleTables, bucketed, exact_summary, summary
 from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
@@ -620,7 +621,7 @@ class Store(Service):
         try:
             if not self._recovered:
                 await self.ready()
-            series_ids = await self._run(self._write_batch, samples, notifications, acks, settle=True)
+            head = await self._run(self._write_batch, samples, notifications, acks, settle=True)
         except StoreUnavailable as e:
             self._settle_tickets(taken, dropped_at_take, written=False)
             self._sample_rows[:0] = samples
@@ -634,7 +635,7 @@ class Store(Service):
         # tickets, then seal the windows that are over (their own
         # transaction; on failure they wait in memory and in the head for
         # the next flush).
-        self.open_chunks.add(series_ids, samples)
+        self.open_chunks.add_columns(head)
         self._write_failing = False
         self._read_error = None
         if spilled and self.spill is not None:
@@ -645,10 +646,10 @@ class Store(Service):
         await self._seal()
         return written
 
-    def _write_batch(self, cursor, samples, notifications, acks) -> list[int]:
+    def _write_batch(self, cursor, samples, notifications, acks) -> HeadColumns:
         sql = self.dialect.sql
         try:
-            series_ids = self.tables.write_head(cursor, samples, self.wall_clock_ms())
+            head = self.tables.write_head(cursor, samples, self.wall_clock_ms())
         except Exception:
             self.registry.rolled_back()
             raise
@@ -662,7 +663,7 @@ class Store(Service):
             for _, notification_id, by, at in acks:
                 cursor.execute(sql("UPDATE notifications SET acknowledged_by = ?, acknowledged_at_ms = ? WHERE id = ?"),
                                (by, at, notification_id))
-        return series_ids
+        return head
 
     async def _seal(self, everything: bool = False) -> int:
         """Write the chunks whose window is over (all, at a clean stop) with
@@ -801,13 +802,20 @@ class Store(Service):
 
     # ----- reads
 
-    def tier_for(self, from_ms: int, now_ms: int) -> int:
-        """The finest tier whose retention covers a range starting at from_ms."""
+    def tier_for(self, from_ms: int, now_ms: int, bucket_ms: int = 0) -> int:
+        """The tier a range starting at from_ms is read from: the finest
+        whose retention covers its start, or a coarser one whose buckets are
+        still finer than the reply's (`bucket_ms`): a 30-day history at 500
+        points (86-minute buckets) merges 720 hourly buckets per series, not
+        43,200 minutes, and a 24-hour one 1,440 minutes, not 86,400 samples."""
         if from_ms >= now_ms - self.retention_raw_ms:
-            return RAW
-        if from_ms >= now_ms - self.retention_rollup_ms:
-            return MINUTE
-        return HOUR
+            covering = RAW
+        elif from_ms >= now_ms - self.retention_rollup_ms:
+            covering = MINUTE
+        else:
+            covering = HOUR
+        fine_enough = HOUR if bucket_ms > HOUR_MS else MINUTE if bucket_ms > MINUTE_MS else RAW
+        return max(covering, fine_enough)
 
     def _ids_of(self, host: str, keys: Sequence[str]) -> Callable[[], set[int]]:
         return lambda: {i for i in (self.registry.cached(host, key) for key in keys) if i is not None}
@@ -815,14 +823,15 @@ class Store(Service):
     async def history(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int,
                       max_points: int, raw_resolution_ms: int) -> HistorySeries:
         """Downsampled series: at most `max_points` equal buckets per metric,
-        each with avg/min/max/count, from the finest tier whose retention
-        covers the range (raw, 1-minute, 1-hour); samples not rolled up yet
-        are folded in from the finer data."""
+        each with avg/min/max/count, from the tier `tier_for` picks (raw,
+        1-minute, 1-hour); samples not rolled up yet are folded in from the
+        finer data. A tier bucket counts in the reply's bucket its start
+        falls in."""
         await self._flush_for_read()
         if not self._recovered:
             await self.ready()
-        tier = self.tier_for(from_ms, self.wall_clock_ms())
         span = max(1, to_ms - from_ms)
+        tier = self.tier_for(from_ms, self.wall_clock_ms(), math.ceil(span / max_points))
         resolution = raw_resolution_ms if tier == RAW else (MINUTE_MS if tier == MINUTE else HOUR_MS)
         bucket_ms = max(resolution, math.ceil(span / max_points))
         series = await self._consistent(self._ids_of(host, metrics), self._history, tier, host, list(metrics),
@@ -850,25 +859,24 @@ class Store(Service):
     async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, dict]:
         """avg/min/max/p95/count/last per metric over [from_ms, to_ms]: exact
         from raw samples where raw retention covers the window; the part
-        before it from 1-minute buckets, marked `"approximate": true`."""
+        before it from 1-minute buckets (1-hour buckets beyond the 1-minute
+        retention), marked `"approximate": true`."""
         await self._flush_for_read()
         if not self._recovered:
             await self.ready()
+        now_ms = self.wall_clock_ms()
         return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
-                                      self.wall_clock_ms() - self.retention_raw_ms)
+                                      now_ms - self.retention_raw_ms, now_ms - self.retention_rollup_ms)
 
     def _stats(self, cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
-               raw_from_ms: int) -> dict[str, dict]:
+               raw_from_ms: int, minute_from_ms: int) -> dict[str, dict]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         memory = self._with_other_heads(cursor, memory, set(ids.values()))
         exact_from = max(from_ms, raw_from_ms)
         raw = self.tables.read_raw(cursor, list(ids.values()), exact_from, to_ms)
         older: dict[int, list[Points]] = {}
         if from_ms < raw_from_ms:
-            older = self.tables.read_tier(cursor, list(ids.values()), MINUTE, from_ms, exact_from - 1)
-            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms,
-                                                               exact_from - 1).items():
-                older.setdefault(series_id, []).extend(points)
+            older = self._tier_points(cursor, list(ids.values()), from_ms, exact_from - 1, minute_from_ms)
         result = {}
         for name in metrics:
             series_id = ids.get(name, -1)
@@ -879,6 +887,26 @@ class Store(Service):
                 approximate = points.select((points.t >= from_ms) & (points.t < exact_from))
             result[name] = summary(values, approximate)
         return result
+
+    def _tier_points(self, cursor, series_ids: list[int], from_ms: int, to_ms: int,
+                     minute_from_ms: int) -> dict[int, list[Points]]:
+        """Buckets over [from_ms, to_ms] from the tiers: hours before the
+        1-minute retention (`minute_from_ms`), minutes from it, and the raw
+        chunks not rolled up yet."""
+        found: dict[int, list[Points]] = {}
+
+        def add(parts: dict[int, list[Points]], low: int, high: int) -> None:
+            # A tier chunk covers more than the range: keep only [low, high].
+            for series_id, points in parts.items():
+                found.setdefault(series_id, []).extend(p.select((p.t >= low) & (p.t <= high)) for p in points)
+
+        split = min(max(from_ms, minute_from_ms - minute_from_ms % HOUR_MS), to_ms + 1)
+        if from_ms < split:
+            add(self.tables.read_tier(cursor, series_ids, HOUR, from_ms, split - 1), from_ms, split - 1)
+        if split <= to_ms:
+            add(self.tables.read_tier(cursor, series_ids, MINUTE, split, to_ms), split, to_ms)
+        add(self.tables.read_unrolled(cursor, series_ids, from_ms, to_ms), from_ms, to_ms)
+        return found
 
     async def read_stream(self, from_seq: int, to_seq: int) -> list[StreamMessage]:
         """Stream messages with from_seq <= seq <= to_seq, rebuilt from the

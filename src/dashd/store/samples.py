@@ -31,7 +31,7 @@ from dashd.store.encoding import (
     encode_raw,
 )
 from dashd.store.series import SeriesRegistry
-from dashd.store.tiers import BUCKET_MS, HOUR, MINUTE, RAW, WINDOW_MS, Points, concat, group, merge, rollup
+from dashd.store.tiers import BUCKET_MS, HOUR, MINUTE, RAW, WINDOW_MS, Points, concat, group, merge
 
 log = Logger()
 
@@ -68,18 +68,24 @@ class SampleTables:
 
     # ----- writes
 
-    def write_head(self, cursor, rows: Sequence[tuple], now_ms: int) -> list[int]:
-        """Register new series, write the batch as one head row; the rows' series ids."""
-        resolve, sql, cached = self.registry.resolve, self.sql, self.registry.cached_ids
-        ids = [cached.get((host, metric)) for (_seq, host, _ts, metric, _value) in rows]
+    def write_head(self, cursor, rows: Sequence[tuple], now_ms: int) -> HeadColumns:
+        """Register new series, write the batch as one head row; the batch as
+        columns (series id, time, seq, value) for the open chunks."""
+        if not rows:
+            empty = np.zeros(0, np.int64)
+            return HeadColumns(empty, empty, empty, np.zeros(0, np.float64))
+        # Columns first (zip(*rows) transposes in C), then the ids through
+        # the registry's cache: no Python loop body per sample.
+        seqs, hosts, times, metrics, values = zip(*rows)
+        ids = list(map(self.registry.cached_ids.get, zip(hosts, metrics)))
         if None in ids:
-            ids = [resolve(cursor, sql, row[1], row[3], now_ms) if i is None else i for i, row in zip(ids, rows)]
-        if rows:
-            seqs = [row[0] for row in rows]
-            head = HeadColumns(np.asarray(ids, np.int64), np.asarray([row[2] for row in rows], np.int64),
-                               np.asarray(seqs, np.int64), np.asarray([row[4] for row in rows], np.float64))
-            self._insert_head(cursor, head)
-        return ids
+            resolve, sql = self.registry.resolve, self.sql
+            ids = [resolve(cursor, sql, host, metric, now_ms) if i is None else i
+                   for i, host, metric in zip(ids, hosts, metrics)]
+        head = HeadColumns(np.asarray(ids, np.int64), np.asarray(times, np.int64), np.asarray(seqs, np.int64),
+                           np.asarray(values, np.float64))
+        self._insert_head(cursor, head)
+        return head
 
     def _insert_head(self, cursor, head: HeadColumns) -> None:
         cursor.execute(self.sql("INSERT INTO chunk_head (owner, first_seq, last_seq, sample_count, data) "
@@ -114,34 +120,40 @@ class SampleTables:
         order, and move the mark: what a crash interrupts is redone from
         the chunks. Returns how many chunks were read."""
         mark = self.rollup_mark(cursor)
-        cursor.execute(self.sql("SELECT id, series_id, data FROM chunks WHERE tier = ? AND id > ? ORDER BY id LIMIT ?"),
+        cursor.execute(self.sql("SELECT series_id, id, data FROM chunks WHERE tier = ? AND id > ? ORDER BY id LIMIT ?"),
                        (RAW, mark, limit))
         rows = cursor.fetchall()
         points = []
-        for chunk_id, series_id, data in rows:
-            try:
-                columns = decode_raw(data)
-            except ChunkCorrupt as e:
-                _log_corrupt(chunk_id, series_id, RAW, e)
-                continue
-            points.append((int(series_id), Points.of_samples(columns.t, columns.value)))
+        # In series order, each series' samples in time order: the sort on
+        # (series, bucket) in merge_rollups then finds one presorted run.
+        for series_id, chunk_ids, blobs in sorted(_by_series(rows), key=lambda group: group[0]):
+            t, _seq, value = decode_many(blobs, RAW_TYPE, 3, _reporter(series_id, chunk_ids, RAW))
+            points.append((series_id, Points.of_samples(t, value)))
         self.merge_rollups(cursor, points)
         if rows:
-            self.set_rollup_mark(cursor, int(rows[-1][0]))
+            self.set_rollup_mark(cursor, max(int(row[1]) for row in rows))
         return len(rows)
 
     def merge_rollups(self, cursor, points: list[tuple[int, Points]]) -> None:
         """Fold finer points into the 1-minute and 1-hour tier chunks they
-        fall in: only those chunk rows are read and rewritten."""
+        fall in: only those chunk rows are read and rewritten. Every series
+        is bucketed at once (one sort per tier on a (series, bucket) key),
+        the hours from the minutes."""
+        points = [(series_id, p) for series_id, p in points if len(p)]
+        if not points:
+            return
+        finer = concat([p for _, p in points])
+        series = np.concatenate([np.full(len(p), series_id, np.int64) for series_id, p in points])
         for tier in (MINUTE, HOUR):
-            updates: dict[tuple[int, int], Points] = {}
-            for series_id, finer in points:
-                buckets = rollup(finer, BUCKET_MS[tier])
-                windows = buckets.t - buckets.t % WINDOW_MS[tier]
-                for start in np.unique(windows).tolist():
-                    part = buckets.select(windows == start)
-                    key = (series_id, int(start))
-                    updates[key] = merge(updates[key], part) if key in updates else part
+            bucket = BUCKET_MS[tier]
+            keys, merged = group(finer, (series << 32) | (finer.t // bucket))
+            series = keys >> 32
+            finer = Points((keys & 0xFFFFFFFF) * bucket, merged.avg, merged.min, merged.max, merged.count)
+            windows = finer.t - finer.t % WINDOW_MS[tier]
+            edges = np.flatnonzero((series[1:] != series[:-1]) | (windows[1:] != windows[:-1])) + 1
+            bounds = np.concatenate(([0], edges, [len(series)])).tolist()
+            updates = {(int(series[a]), int(windows[a])): finer.select(slice(a, b))
+                       for a, b in zip(bounds[:-1], bounds[1:])}
             self._upsert_tier(cursor, tier, updates)
 
     def _upsert_tier(self, cursor, tier: int, updates: dict[tuple[int, int], Points]) -> None:
@@ -336,9 +348,10 @@ def bucketed(points: list[Points], from_ms: int, to_ms: int, bucket_ms: int) -> 
     every = concat(points)
     every = every.select((every.t >= from_ms) & (every.t < to_ms))
     keys, merged = group(every, (every.t - from_ms) // bucket_ms)
-    return [{"t": from_ms + int(k) * bucket_ms, "avg": round(float(a), 4), "min": float(lo), "max": float(hi),
-             "count": int(c)}
-            for k, a, lo, hi, c in zip(keys.tolist(), merged.avg, merged.min, merged.max, merged.count)]
+    # Whole columns to Python numbers at once (tolist), not one call per value.
+    columns = ((from_ms + keys * bucket_ms).tolist(), np.round(merged.avg, 4).tolist(),
+               merged.min.astype(np.float64).tolist(), merged.max.astype(np.float64).tolist(), merged.count.tolist())
+    return [{"t": t, "avg": a, "min": lo, "max": hi, "count": c} for t, a, lo, hi, c in zip(*columns)]
 
 
 def exact_summary(parts: list[RawColumns], from_ms: int, to_ms: int) -> tuple[np.ndarray, np.ndarray]:

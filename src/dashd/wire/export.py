@@ -66,7 +66,6 @@ from dashd.wire.web import (
 
 log = Logger()
 
-MINUTE_MS = 60_000
 DEFAULT_PAGE_POINTS = 1_000
 FORMATS = {"csv": b"text/csv; charset=utf-8", "json": b"application/json"}
 CSV_HEADER = b"host,metric,time,timestamp_ms,avg,min,max,count\r\n"
@@ -323,12 +322,12 @@ class ExportResource(JsonLeaf):
     async def _first_page(self, plan: ExportPlan) -> tuple[ExportPlan, dict]:
         """The first metric's first page, fetched before the 200 goes out so
         a store outage is still a 503. A range that starts beyond raw
-        retention is answered from the 1-minute rollup, whose buckets are
-        never finer than a minute: the plan takes that bucket, as `history`
-        would for the whole range."""
+        retention is answered from a rollup tier, whose buckets are never
+        finer than a minute (an hour beyond the 1-minute retention): the
+        plan takes that bucket, as `history` would for the whole range."""
         result = await self._page(plan, plan.query.metrics[0], *plan.pages(self.page_points)[0])
-        if result.tier != "raw" and plan.bucket_ms < MINUTE_MS:
-            plan = replace(plan, bucket_ms=MINUTE_MS)
+        if result.tier != "raw" and plan.bucket_ms < result.bucket_ms:
+            plan = replace(plan, bucket_ms=result.bucket_ms)  # a minute, or an hour past the 1-minute retention
             result = await self._page(plan, plan.query.metrics[0], *plan.pages(self.page_points)[0])
         return plan, result.series
 

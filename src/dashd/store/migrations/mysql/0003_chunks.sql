@@ -15,6 +15,9 @@ CREATE TABLE series (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- tier 0 raw samples, 1 = 1-minute buckets, 2 = 1-hour buckets
+-- COMPRESSED (8 KB pages): the blobs are zlib already and gain nothing, but the
+-- pages split by tier rows growing at each rollup would otherwise stay half
+-- empty (a third of the table). Needs innodb_file_per_table (the default).
 CREATE TABLE chunks (
     id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     series_id INT UNSIGNED NOT NULL,
@@ -28,7 +31,7 @@ CREATE TABLE chunks (
     KEY chunks_series_tier_start (series_id, tier, start_ms),
     KEY chunks_tier_end (tier, end_ms),
     KEY chunks_last_seq (last_seq)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=DYNAMIC;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8;
 
 -- The write-ahead rows of the open (not yet sealed) chunks, per node: `owner`
 -- is the node id (state_dir/node.id) of the dashd that wrote them, so nodes
