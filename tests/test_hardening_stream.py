@@ -30,7 +30,7 @@ from dashd.collect.agent import SampleBuffer, Uplink
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.store.database import Store
-from dashd.stream.streams import ClientStream
+from dashd.stream.streams import METRICS_UPDATE, ClientStream, StreamMessage
 from dashd.timefmt import iso_ms, now_ms
 from fakes import RecordingSink, authed, sleep
 from httpclient import http
@@ -227,18 +227,18 @@ async def test_readiness_and_user_queries_use_their_own_connection(db_url):
 # ----- A over real sockets: a history flood
 
 
-def fill_samples(path: str, metrics: list[str], rows_per_metric: int, host: str = "testhost") -> None:
-    """Rows for `metrics` over the last day, written straight to SQLite."""
+async def fill_history(store, metrics: list[str], samples_per_metric: int, host: str = "testhost") -> None:
+    """A day of samples for `metrics`, ending a second ago, written through
+    the daemon's own store (its chunks, as it writes them), in batches the
+    store's queue bound holds."""
     now = now_ms()
-    step = 86_400_000 // rows_per_metric
-    with sqlite3.connect(path) as db:
-        for metric in metrics:
-            db.execute(
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
-                "INSERT INTO samples (seq, host, ts_ms, metric, value) SELECT 0, ?, ? - x * ?, ?, x % 100 FROM c",
-                (rows_per_metric, host, now - 1000, step, metric))
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the bulk load is not the first commit's work
+    step = 86_400_000 // samples_per_metric
+    for i in range(samples_per_metric):
+        ts = now - 1000 - (samples_per_metric - i) * step
+        store.record(StreamMessage(0, METRICS_UPDATE, ts, host, {metric: float(i % 100) for metric in metrics}))
+        if (i + 1) % 10_000 == 0:
+            await store.flush()
+    await store.flush()
 
 
 FLOOD_METRICS = ["cpu_usage", "memory_usage", "disk_usage", "load_1", "load_5"]
@@ -274,12 +274,14 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
     settings = make_settings(messages_per_second="1000", message_burst="1000", query_concurrency="1",
                              query_queue="2", query_max_cost="1000000000",
                              query_user_cost_per_second="1000000000",
-                             db=f"sqlite:///{tmp_path / 'state' / 'dashd.db'}")  # filled as SQLite, also with DASHD_TEST_DB
+                             # SQLite also under DASHD_TEST_DB=mysql: `dashd user disable --state-dir` below
+                             # opens the state directory's database.
+                             db=f"sqlite:///{tmp_path / 'state' / 'dashd.db'}")
     daemon = await start_daemon(settings)
     clients = []
     stop: list = []
     try:
-        await deferToThread(fill_samples, settings.db_url[len("sqlite:///"):], FLOOD_METRICS, 60_000)
+        await fill_history(daemon.core.store, FLOOD_METRICS, 60_000)
         await daemon.core.users.add("alice", "viewer", "alice-password-1")
         clients = [await authed(daemon, subject="alice") for _ in range(5)]
         counts: dict = {}
