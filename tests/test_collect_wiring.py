@@ -2,7 +2,8 @@
 metrics), enabled by the `collectors` setting with a cadence each, bad
 values refused with the key named, `host_root` pointing every reader (and
 psutil) at another /proc and /sys, and the real service tree publishing
-SeriesSample and ProcessSnapshot messages on its bus."""
+their readings in the host's metrics samples (dashd.collect.series_feed) and
+ProcessSnapshot messages on its bus."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from dashd.collect.assembly import build_scheduler, build_sources, enabled_colle
 from dashd.collect.hostroot import HostPaths, host_paths, point_psutil_at
 from dashd.collect.processes import ProcessSnapshot
 from dashd.collect.series_names import series
-from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SeriesSample, SourceScheduler
+from dashd.collect.collector import Sample
+from dashd.collect.sources import PROCESSES_TOPIC, SourceScheduler
+from dashd.stream.bus import METRICS_TOPIC
 from dashd.settings import ConfigError, load_settings
 from fakehost import FakeHost
 
@@ -137,9 +140,10 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
         schedulers = [s for s in running.service if isinstance(s, SourceScheduler)]
         assert len(schedulers) == 1 and schedulers[0].running
         bus = running.core.bus
-        sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "filesystems")
-        assert isinstance(sample, SeriesSample) and sample.host == "testhost"
-        assert series("disk_used_percent", mount="/", fstype="ext4") in sample.values or sample.values
+        # Folded into the next host sample, after the seed metrics.
+        sample = await first_message(bus, METRICS_TOPIC, lambda m: any(k.startswith("disk_size_bytes{")
+                                                                           for k in m.metrics))
+        assert isinstance(sample, Sample) and sample.host == "testhost" and "cpu_usage" in sample.metrics
         snapshot = await first_message(bus, PROCESSES_TOPIC, lambda m: True)
         assert isinstance(snapshot, ProcessSnapshot) and snapshot.table.total > 1
     finally:
@@ -186,8 +190,8 @@ async def test_the_whole_daemon_reads_the_host_through_a_host_root(make_settings
         try:
             assert psutil.PROCFS_PATH == str(root / "proc")
             bus = running.core.bus
-            sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "netifs")
-            assert sample.values[series("net_link_up", iface="lo")] == 1.0
+            sample = await first_message(bus, METRICS_TOPIC, lambda m: series("net_link_up", iface="lo") in m.metrics)
+            assert sample.metrics[series("net_link_up", iface="lo")] == 1.0
             snapshot = await first_message(bus, PROCESSES_TOPIC, lambda m: True)
             assert snapshot.table.total > 1 and all(row.name for row in snapshot.table.rows)
         finally:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from conftest import start_daemon
@@ -56,7 +56,8 @@ async def test_latest_sample_arrives_right_after_ack(make_settings):
     try:
         # With a 30 s interval the only sample a new client can get quickly is
         # the one sent right after connection_ack. Publish one by hand.
-        daemon.service.collector.tick()
+        # The psutil read runs in a thread: wait for its publish.
+        await defer.maybeDeferred(daemon.service.collector.tick)
         client = await authed(daemon)
         first = await client.recv(timeout=2)
         assert first["type"] == "metrics_update"

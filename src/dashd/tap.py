@@ -18,6 +18,7 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
@@ -41,9 +42,11 @@ from dashd.ops.signals import StopSignals
 from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
 from dashd.store.database import Store, StoreUnavailable
 from dashd.store.node import load_or_create_node_id
-from dashd.collect.collector import describe_metric
+from dashd.collect.families import describe_series
+from dashd.collect.series_feed import SeriesFolding
 from dashd.clients.queries import QueryScheduler
 from dashd.ops.telemetry import Telemetry
+from dashd.ops.series_export import SeriesExposition
 from dashd.auth.users import UserDirectory
 from dashd.ops.private import private_directory
 from dashd.ops.rlimits import raise_open_files_limit
@@ -355,7 +358,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
                   retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
-                  retention_hourly=settings.retention_hourly, describe=describe_metric,
+                  retention_hourly=settings.retention_hourly, describe=describe_series,
                   query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
                   spill_path=settings.spill_path,
                   node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")))
@@ -374,15 +377,19 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     if settings.host_root:  # dashd in a container watching its host (issue 19 item 6)
         point_psutil_at(host_paths(settings.host_root))
     disk_path = host_paths(settings.host_root).on_host(settings.disk_path)
+    # The issue 19 collectors' readings ride in the host's next sample
+    # (dashd.collect.series_feed); the host's psutil read runs in a thread.
+    feed = SeriesFolding(bus, settings.host)
     collector = CollectorService(
         MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
-        bus, reactor, settings.interval)
+        feed, reactor, settings.interval, runner=lambda read: deferToThreadPool(reactor, reactor.getThreadPool(), read))
     collector.on_sample_duration = telemetry.sample_taken
     telemetry.watch_schedule(lambda: collector.ticks)
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
                 connections=connections, bus=bus,
                 notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
                 telemetry=telemetry)
+    telemetry.registry.register(SeriesExposition(hub.series.latest))
     hub.on_fanout = lambda message, clients: telemetry.fanout_done(message, settings.host, core.wall_clock_ms())
     telemetry.watch(lambda: {
         "connections": connections.counts_by(),
@@ -407,9 +414,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     users.on_revoked.append(lambda: [session.revalidate() for session in connections])
     core.users = users
     daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
-    # Issue 19 collectors: off unless `collectors` names them; they publish
-    # SeriesSample / ProcessSnapshot on the bus (dashd.collect.sources).
-    sources = build_scheduler(settings, bus, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
+    # Issue 19 collectors (`collectors` setting): SeriesSample readings are
+    # folded into the host samples, ProcessSnapshot goes on the bus.
+    sources = build_scheduler(settings, feed, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
     if sources is not None:
         sources.setServiceParent(daemon)
         core.shutdown_hooks.append(sources.stopService)

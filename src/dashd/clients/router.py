@@ -4,7 +4,6 @@ typed `error` reply carrying the request's correlation_id."""
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -20,11 +19,13 @@ from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.store.reads import NotificationReads
-from dashd.stream.streams import SubscriptionFilter, unknown_patterns
+from dashd.clients.series_query import catalogue_families, check_metric_selectors, resolve_selectors
+from dashd.stream.selection import select
+from dashd.stream.streams import SubscriptionFilter
 from dashd.timefmt import iso_ms, parse_time
 
 MAX_CORRELATION_ID = 128
-MAX_PATTERN = 128
+MAX_PATTERN = 1024  # a selector naming a control group by its path can be long
 DEFAULT_HISTORY_POINTS = 300
 DEFAULT_STATS_WINDOW = 300.0
 RESUME_LIMIT = 20_000
@@ -40,6 +41,7 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "subscribe": ("viewer", METRIC_ENDPOINTS),
     "unsubscribe": ("viewer", METRIC_ENDPOINTS),
     "set_rate": ("viewer", METRIC_ENDPOINTS),
+    "catalogue": ("viewer", METRIC_ENDPOINTS),
     "resume": ("viewer", None),
     "history": ("viewer", None),
     "stats": ("viewer", None),
@@ -292,7 +294,7 @@ class MessageRouter:
             # Expand the current patterns to names, so a name can be taken out of "*".
             current = subscription.selected(self.core.catalogue)
             current_names = list(self.core.catalogue if current is None else current)
-            removed = set(n for n in current_names if any(_match(n, p) for p in metrics))
+            removed = set(select(metrics, current_names))
             remaining_metrics = [n for n in current_names if n not in removed]
             if current is None and not removed:
                 remaining_metrics = list(subscription.metrics)
@@ -342,9 +344,6 @@ class MessageRouter:
                                             correlation_id=correlation_id)
         return result.as_dict()
 
-    def _metric_names(self, data: dict, request: str) -> list[str]:
-        return metric_names(self.core, data, request)
-
     def _host(self, data: dict, request: str) -> str:
         return string_field(data, "host", request, required=False, max_length=128) or self.core.host
 
@@ -355,7 +354,8 @@ class MessageRouter:
 
     def handle_stats(self, data: dict, correlation_id: Any):
         settings = self.core.settings
-        metrics = self._metric_names(data, "stats")
+        host = self._host(data, "stats")
+        metrics = metric_names(self.core, data, "stats", host)
         window_raw = data.get("window", DEFAULT_STATS_WINDOW)
         try:
             if isinstance(window_raw, bool):
@@ -368,7 +368,6 @@ class MessageRouter:
         if window > settings.retention_raw:
             raise ProtocolError("too_large", f"stats: 'window' may be at most the raw retention "
                                 f"({settings.retention_raw:g}s)")
-        host = self._host(data, "stats")
         now = self.core.wall_clock_ms()
         self._check_reply_room("stats")
         run = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
@@ -450,6 +449,11 @@ class MessageRouter:
             await reads.mark(user, ids, now)
         counts = await reads.counts(user)
         return {"ids": ids, "all": everything, **counts.as_dict()}
+
+    def handle_catalogue(self, data: dict, correlation_id: Any):
+        """The catalogue again, with the label values known now."""
+        return {"metrics": [info.as_dict() for info in self.core.catalogue_info],
+                "families": catalogue_families(self.core)}
 
     def handle_alerts(self, data: dict, correlation_id: Any):
         return self._alerts()
@@ -549,23 +553,16 @@ class MessageRouter:
         self.core.audit(self.session.principal.subject, action, detail, self.session.address)
 
 
-def _match(name: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(name, pattern)
-
-
 def check_metric_patterns(core, patterns: list[str], request: str) -> None:
-    unknown = unknown_patterns(patterns, core.catalogue)
-    if unknown:
-        raise bad(f"{request}: unknown metric(s) {', '.join(repr(u[:64]) for u in unknown[:10])}",
-                  known=list(core.catalogue))
+    check_metric_selectors(core, patterns, request)
 
 
-def metric_names(core, data: dict, request: str) -> list[str]:
+def metric_names(core, data: dict, request: str, host: str | None = None) -> list[str]:
     patterns = pattern_list(data, "metrics", request)
     if not patterns:
-        raise bad(f"{request}: 'metrics' is required (names or glob patterns)")
-    check_metric_patterns(core, patterns, request)
-    return [name for name in core.catalogue if any(_match(name, p) for p in patterns)]
+        raise bad(f"{request}: 'metrics' is required (names, globs or selectors such as "
+                  f"disk_used_percent{{mount=\"/\"}})")
+    return resolve_selectors(core, patterns, request, host or core.host)
 
 
 @dataclass(frozen=True)
@@ -580,7 +577,8 @@ class HistoryQuery:
 def validate_history(core, data: dict) -> HistoryQuery:
     """Check a history request (WebSocket or HTTP); ProtocolError if bad."""
     settings = core.settings
-    metrics = metric_names(core, data, "history")
+    host = string_field(data, "host", "history", required=False, max_length=128) or core.host
+    metrics = metric_names(core, data, "history", host)
     now = core.wall_clock_ms()
     try:
         to_ms = parse_time(data["to"], now) if data.get("to") is not None else now
@@ -597,7 +595,6 @@ def validate_history(core, data: dict) -> HistoryQuery:
         raise ProtocolError("too_large", f"history: at most {settings.max_history_points} points")
     max_points = number_field(data, "max_points", "history", 1, settings.max_history_points,
                               default=DEFAULT_HISTORY_POINTS, integer=True)
-    host = string_field(data, "host", "history", required=False, max_length=128) or core.host
     return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
 
 

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.core import Core
+from dashd.clients.series_query import catalogue_families
 from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
 from dashd.clients.limits import TokenBucket
 from dashd.stream.streams import ClientSink, ClientStream
@@ -156,6 +157,7 @@ class ClientSession:
             "seq": self.core.hub.seq,
             "token_expires_at": iso_ms(principal.expires_at * 1000),
             "metrics": [info.as_dict() for info in self.core.catalogue_info] if self.stream.wants_metrics else [],
+            "families": catalogue_families(self.core) if self.stream.wants_metrics else [],
             "subscription": self.stream.subscription.as_dict(),
             "rate": self.rate_data(),
             "limits": {

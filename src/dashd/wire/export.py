@@ -49,6 +49,7 @@ from zope.interface import implementer
 
 from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.router import HistoryQuery, validate_history
+from dashd.stream.selection import split_selectors
 from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
@@ -128,7 +129,7 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
         raise ProtocolError("bad_message", "export: give 'max_points' or 'resolution', not both")
     data: dict[str, Any] = {}
     if "metrics" in args:
-        data["metrics"] = [m for m in args["metrics"].split(",") if m]
+        data["metrics"] = split_selectors(args["metrics"])
     for key in ("from", "to", "host"):
         if key in args:
             data[key] = _number_or_text(args[key])

@@ -24,6 +24,8 @@ from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
 from dashd.wire.ingest import IngestServerFactory
 from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
 from dashd.clients.router import schedule_history, validate_history
+from dashd.clients.series_query import catalogue_families
+from dashd.stream.selection import split_selectors
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
 from dashd.auth.users import LoginThrottled, UserDirectory
@@ -218,7 +220,7 @@ class CatalogueResource(AsyncJsonResource):
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
             return 200, {"metrics": [i.as_dict() for i in self.core.catalogue_info], "interval": self.core.interval,
-                         "host": self.core.host}
+                         "host": self.core.host, "families": catalogue_families(self.core)}
         return self._respond(request, handle)
 
 
@@ -229,7 +231,7 @@ class HistoryResource(AsyncJsonResource):
             args = {k.decode(): v[-1].decode("utf-8", "replace") for k, v in request.args.items()}
             data: dict[str, Any] = {}
             if "metrics" in args:
-                data["metrics"] = [m for m in args["metrics"].split(",") if m]
+                data["metrics"] = split_selectors(args["metrics"])
             for key in ("from", "to", "host"):
                 if key in args:
                     value = args[key]
