@@ -54,9 +54,9 @@ def test_malformed_selectors_are_refused_with_the_reason(pattern):
     assert caught.value.selector == pattern and str(caught.value)
 
 
-def test_a_label_matcher_on_a_known_family_is_known_even_if_no_series_matches_yet():
-    assert unknown_selectors(['disk_used_percent{mount="/home"}', 'nope{a="b"}', "nope_*", "cpu_usage"],
-                             NAMES) == ['nope{a="b"}', "nope_*"]
+def test_a_known_or_collector_family_is_known_even_if_no_series_matches_yet():
+    assert unknown_selectors(['disk_used_percent{mount="/home"}', 'nope{a="b"}', "nope_*", "cpu_usage",
+                              "sensor_fan_rpm", 'agent_x{a="b"}'], NAMES + ("agent_x",)) == ['nope{a="b"}', "nope_*"]
 
 
 def test_query_string_selector_lists_split_outside_braces_and_quotes():

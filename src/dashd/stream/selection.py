@@ -16,6 +16,7 @@ import fnmatch
 from functools import lru_cache
 from typing import Iterable
 
+from dashd.collect.families import FAMILY_BY_NAME
 from dashd.collect.series_names import SeriesName, SeriesNameError, SeriesSelector
 
 
@@ -79,9 +80,11 @@ def family_pattern(pattern: str) -> str:
 
 
 def unknown_selectors(patterns: Iterable[str], known: Iterable[str]) -> list[str]:
-    """The patterns that select nothing known: a selector with label matchers
-    is known when its family glob matches a known family (label values come
-    and go: a subscription to a mount not mounted yet is fine)."""
+    """The patterns that select nothing known. Besides the known names, a
+    selector is known when its family glob matches a collector family
+    (dashd.collect.families: series that come and go with the host, such as
+    a sensor or a mount, may be subscribed to before they appear), or, with
+    label matchers, the family of a known name."""
     known = tuple(known)
     families = {name[:name.find("{")] if "{" in name else name for name in known}
     unknown = []
@@ -89,8 +92,9 @@ def unknown_selectors(patterns: Iterable[str], known: Iterable[str]) -> list[str
         if any(selector_matches(pattern, name) for name in known):
             continue
         selector = _selector(pattern)
-        if selector is not None and selector.matchers and any(
-                fnmatch.fnmatchcase(family, selector.family) for family in families):
+        if selector is not None and (
+                any(fnmatch.fnmatchcase(family, selector.family) for family in FAMILY_BY_NAME)
+                or (selector.matchers and any(fnmatch.fnmatchcase(family, selector.family) for family in families))):
             continue
         unknown.append(pattern)
     return unknown
