@@ -9,6 +9,8 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
 from conftest import start_daemon
 from dashd.collect.series_names import series
@@ -146,5 +148,30 @@ async def test_prometheus_exposition_carries_labelled_series_with_their_labels(m
         assert 'dashd_host_net_link_up{host="testhost",iface="lo"} 1.0' in text
         assert any(line.startswith('dashd_host_cpu_usage{host="testhost"} ') for line in text.splitlines())
         client.close()
+    finally:
+        await daemon.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_resume_replays_the_labelled_series_in_the_missed_updates(make_settings):
+    daemon = await collecting_daemon(make_settings)
+    try:
+        client, _ = await authed(daemon)
+        first = await update_with(client, LO_RX)
+        client.close()
+        # The daemon goes on collecting while nobody listens (a few netifs reads).
+        await deferLater(reactor, 1.5, lambda: None)
+        later, _ = await authed(daemon)
+        later.send({"type": "resume", "data": {"after_seq": first["seq"]}, "correlation_id": "r"})
+        replayed = []
+        while True:
+            message = await later.recv()
+            if message["type"] == "resume":
+                break
+            if message["type"] == "metrics_update" and message["seq"] > first["seq"]:
+                replayed.append(message)
+        assert message["data"]["replayed"] + message["data"]["recovered"] >= 1
+        assert any(LO_RX in m["data"]["metrics"] for m in replayed)
+        later.close()
     finally:
         await daemon.stop()

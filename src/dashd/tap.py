@@ -18,7 +18,6 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
@@ -382,7 +381,7 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     feed = SeriesFolding(bus, settings.host)
     collector = CollectorService(
         MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
-        feed, reactor, settings.interval, runner=lambda read: deferToThreadPool(reactor, reactor.getThreadPool(), read))
+        feed, reactor, settings.interval, threaded=True)
     collector.on_sample_duration = telemetry.sample_taken
     telemetry.watch_schedule(lambda: collector.ticks)
     core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,

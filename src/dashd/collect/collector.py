@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping, Protocol
 import psutil
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -243,22 +245,26 @@ class CollectorService(Service):
     at once and the lost periods are coalesced into it, never skipped
     (dashd.collect.schedule).
 
-    With a `runner` (makeService passes a thread pool's) the psutil read
-    runs there and only the rates and the publish run on the reactor thread
-    (the read held the reactor up to ~23 ms on a loaded machine); a tick
-    that finds the previous read still running is skipped and counted.
-    Without one (tests, tools with a synthetic sampler) the whole sample is
+    `threaded=True` (makeService, the bench) reads psutil in a one-thread
+    pool of its own, started with the service (starting a thread inside a
+    tick held the reactor ~15 ms under load), and only the rates and the
+    publish run on the reactor thread: the read held the reactor up to
+    ~23 ms on a loaded machine. A tick that finds the previous read still
+    running is skipped and counted. A `runner` (tests) replaces the pool.
+    Neither (tests, tools with a synthetic sampler): the whole sample is
     taken in the tick, as the sampler's `sample()`."""
 
     log = Logger()
 
     def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float,
-                 runner: Callable[[Callable[[], Any]], Deferred] | None = None) -> None:
+                 runner: Callable[[Callable[[], Any]], Deferred] | None = None, threaded: bool = False) -> None:
         # Public so tools can feed the real tree other samples (dashd bench).
         self.sampler = collector
         self._bus = bus
         self._clock = clock
         self._runner = runner
+        self._threaded = threaded and runner is None
+        self._pool: ThreadPool | None = None
         self._reading = False
         self.interval = interval
         self.schedule = PublishSchedule(self.tick, clock, interval)
@@ -270,11 +276,18 @@ class CollectorService(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self._threaded:
+            pool = self._pool = ThreadPool(minthreads=1, maxthreads=1, name="dashd-host-sample")
+            pool.start()
+            self._runner = lambda read: deferToThreadPool(self._clock, pool, read)
         self.sampler.prime()
         self._start_loop(now=False)
 
     def stopService(self):
         self.schedule.stop()
+        if self._pool is not None:
+            pool, self._pool, self._runner = self._pool, None, None
+            pool.stop()
         return super().stopService()
 
     def set_interval(self, interval: float) -> None:
