@@ -1,5 +1,5 @@
-"""The collectors in the daemon: off by default (only the seed's host
-metrics), enabled by the `collectors` setting with a cadence each, bad
+"""The collectors in the daemon: all on by default (`collectors = host`
+turns them off), chosen by the `collectors` setting with a cadence each, bad
 values refused with the key named, `host_root` pointing every reader (and
 psutil) at another /proc and /sys, and the real service tree publishing
 their readings in the host's metrics samples (dashd.collect.series_feed) and
@@ -26,11 +26,14 @@ from dashd.settings import ConfigError, load_settings
 from fakehost import FakeHost
 
 
-def test_by_default_only_the_host_metrics_run():
+def test_by_default_every_collector_runs_and_host_turns_them_off():
     settings = load_settings({}, environ={})
-    assert settings.collectors == ("host",)
-    assert enabled_collectors(settings) == ()
-    assert build_scheduler(settings, None, reactor, lambda: 0) is None
+    assert settings.collectors == ("all",)
+    assert enabled_collectors(settings) == ("filesystems", "disks", "netifs", "system", "sensors", "cgroups",
+                                            "processes")
+    only_host = load_settings({"collectors": "host"}, environ={})
+    assert enabled_collectors(only_host) == ()
+    assert build_scheduler(only_host, None, reactor, lambda: 0) is None
 
 
 def test_collectors_are_chosen_by_name_or_all_with_their_own_cadence():
@@ -152,8 +155,10 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_default_daemon_has_no_extra_collectors(daemon):
-    assert not [s for s in daemon.service if isinstance(s, SourceScheduler)]
+async def test_the_default_daemon_runs_every_collector(daemon):
+    schedulers = [s for s in daemon.service if isinstance(s, SourceScheduler)]
+    assert len(schedulers) == 1 and {source.name for source in schedulers[0].sources} == {
+        "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes"}
 
 
 def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
