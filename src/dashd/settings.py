@@ -211,7 +211,7 @@ FIELDS: tuple[Field, ...] = (
           lambda value: value == "memory" or value.startswith("redis://")),
     # Issue 19 collectors (dashd.collect.*): all of them by default, now that
     # their series reach clients and the store and `dashd bench collector`
-    # holds the budget (docs/benchmarks.md#collectors); `host` alone turns
+    # holds the budget (docs/benchmarks.md ("Collectors of issue 19")); `host` alone turns
     # them off. See docs/operations.md#collectors.
     Field("collectors", ("all",), parse_list,
           "a list of host, filesystems, disks, netifs, system, sensors, cgroups, processes, or all",
