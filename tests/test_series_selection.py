@@ -99,3 +99,24 @@ def test_families_describe_the_store_registry_and_labelled_rule_metrics():
     assert describe_series(ETH0) == ("B/s", "rate")
     assert describe_series("cpu_usage") == ("%", "gauge")
     assert is_collector_series(ROOT) and not is_collector_series('nope{a="b"}') and not is_collector_series(3)
+
+
+def test_an_alert_rule_watches_a_labelled_series_and_fires_on_it():
+    from dashd.alerting.engine import NotificationCenter, RuleEngine, rule_from_dict
+    from dashd.errors import ProtocolError
+    from dashd.stream.bus import NOTIFICATIONS_TOPIC
+
+    rule = rule_from_dict({"name": "root-full", "metric": ROOT, "op": ">", "threshold": 90, "for": 0,
+                           "level": "critical"}, ("cpu_usage",))
+    with pytest.raises(ProtocolError):
+        rule_from_dict({"name": "x", "metric": 'disk_used_percent{mount=~"/"}', "op": ">", "threshold": 1,
+                        "for": 0, "level": "info"}, ("cpu_usage",))  # a selector is not a series name
+    bus = InMemoryBus()
+    published: list[dict] = []
+    bus.subscribe(NOTIFICATIONS_TOPIC, lambda topic, message: published.append(message))
+    engine = RuleEngine(NotificationCenter(bus, None, wall_clock_ms=lambda: 1_000))
+    engine.replace_rules([rule])
+    engine.evaluate(Sample("h", 1_000, {"cpu_usage": 1.0, VAR: 99.0}))
+    assert not published
+    engine.evaluate(Sample("h", 2_000, {"cpu_usage": 1.0, ROOT: 95.0}))
+    assert engine.is_firing("root-full", "h") and published[-1]["data"]["level"] == "critical"

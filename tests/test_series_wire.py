@@ -98,6 +98,12 @@ async def test_history_and_stats_of_a_labelled_series_after_the_collectors_ran(m
                               headers={"Authorization": f"Bearer {daemon.token()}"})
         assert answered.status == 200, answered.body
         assert set(answered.json()["series"]) == {"cpu_usage", LO_UP}
+        query = urllib.parse.urlencode({"metrics": 'net_link_up{iface="lo",iface!="x"}', "from": "-1m",
+                                        "format": "json"})
+        exported = await http("GET", daemon.url(f"/api/export?{query}", "http"),
+                              headers={"Authorization": f"Bearer {daemon.token()}"})
+        assert exported.status == 200, exported.body
+        assert list(exported.json()["series"]) == [LO_UP]
         client.close()
     finally:
         await daemon.stop()
