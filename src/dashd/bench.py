@@ -1182,6 +1182,7 @@ def collector_cost(args: argparse.Namespace) -> int:
                  "mean_sample_ms": 1000.0 * statistics.mean(durations) if durations else None,
                  "max_sample_ms": 1000.0 * max(durations) if durations else None,
                  "host_max_block_ms": 1000.0 * service.max_block_seconds,
+                 "host_max_block_cpu_ms": 1000.0 * service.max_block_cpu_seconds,
                  "update_bytes_mean": statistics.mean(update_sizes) if update_sizes else 0,
                  "update_bytes_max": max(update_sizes) if update_sizes else 0}
         if scheduler is not None:
@@ -1194,13 +1195,13 @@ def collector_cost(args: argparse.Namespace) -> int:
             for name, stats in event["per_collector"].items():
                 print(f"  {name:12s} reads {stats['reads']:4d}  read {stats['mean_read_ms']:7.2f} ms "
                       f"(cpu {stats['mean_read_cpu_ms']:6.2f} ms, max {stats['max_read_ms']:7.2f} ms)  "
-                      f"reactor max {stats['max_block_ms']:.3f} ms  series {stats['series']}", flush=True)
+                      f"reactor max {stats['max_block_ms']:.3f} ms (cpu {stats['max_block_cpu_ms']:.3f})  series {stats['series']}", flush=True)
             print(f"  process table of {event['processes_on_host']} processes: "
                   f"{event['process_snapshot_cpu_ms']:.2f} ms of CPU per snapshot "
                   f"({event['process_snapshot_ms']:.2f} ms wall in its thread on this machine's load); "
                   f"look-back encoding {event['snapshot_bytes']:.0f} bytes per snapshot", flush=True)
             print(f"  host sample: psutil read {event['mean_sample_ms']:.2f} ms mean, {event['max_sample_ms']:.2f} ms max "
-                  f"(in a thread); reactor max {event['host_max_block_ms']:.3f} ms; metrics_update for '*': "
+                  f"(in a thread); reactor max {event['host_max_block_ms']:.3f} ms (cpu {event['host_max_block_cpu_ms']:.3f}); metrics_update for '*': "
                   f"{event['update_bytes_mean']:.0f} bytes mean, {event['update_bytes_max']} max", flush=True)
             print(f"RESULT collector_cpu_percent={event['cpu_pct']:.2f} max_tick_block_ms={event['max_tick_block_ms']:.2f} "
                   f"process_snapshot_ms={event['process_snapshot_cpu_ms']:.2f} series={event['series']}", flush=True)
@@ -1223,7 +1224,8 @@ def collectors_report(scheduler: Any, names: set[str], host_block_seconds: float
                      "series": stats.series, "mean_read_ms": 1000.0 * stats.mean_read_seconds,
                      "mean_read_cpu_ms": 1000.0 * stats.mean_read_cpu_seconds,
                      "max_read_ms": 1000.0 * stats.max_read_seconds,
-                     "max_block_ms": 1000.0 * stats.max_block_seconds}
+                     "max_block_ms": 1000.0 * stats.max_block_seconds,
+                     "max_block_cpu_ms": 1000.0 * stats.max_block_cpu_seconds}
     processes = per.get("processes", {})
     return {
         "per_collector": per,

@@ -272,6 +272,7 @@ class CollectorService(Service):
         self.last_duration: float = 0.0  # seconds the last sample took
         self.skipped = 0  # ticks that found the previous threaded read still running
         self.max_block_seconds = 0.0  # the longest a tick (or its publish) held the reactor thread
+        self.max_block_cpu_seconds = 0.0  # the reactor thread's CPU in its longest-CPU tick or publish
         self.on_sample_duration: Callable[[float], None] = lambda seconds: None
 
     def startService(self) -> None:
@@ -314,7 +315,7 @@ class CollectorService(Service):
         if self._reading:
             self.skipped += 1
             return None
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             self._reading = True
             timestamp_ms = self.sampler.now_ms()
@@ -327,11 +328,11 @@ class CollectorService(Service):
             self.log.failure("starting a host read failed; will retry next interval")
             return None
         finally:
-            self._blocked(time.perf_counter() - started)
+            self._blocked(time.perf_counter() - started, time.thread_time() - cpu_started)
 
     def _sample_here(self) -> None:
         # Guarded: an exception escaping a LoopingCall stops it for good.
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             sample = self.sampler.sample()
         except Exception:
@@ -339,17 +340,17 @@ class CollectorService(Service):
             return
         self.last_duration = time.perf_counter() - started
         self._published(sample)
-        self._blocked(time.perf_counter() - started)
+        self._blocked(time.perf_counter() - started, time.thread_time() - cpu_started)
 
     def _publish_reading(self, result: tuple[HostReading, float], timestamp_ms: int) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         self._reading = False
         reading, self.last_duration = result
         try:
             if self.running:
                 self._published(self.sampler.sample_from(reading, timestamp_ms))
         finally:
-            self._blocked(time.perf_counter() - started)
+            self._blocked(time.perf_counter() - started, time.thread_time() - cpu_started)
 
     def _read_failed(self, failure) -> None:
         self._reading = False
@@ -362,8 +363,9 @@ class CollectorService(Service):
             lambda failure: self.log.failure("publishing a sample failed", failure)
         )
 
-    def _blocked(self, seconds: float) -> None:
+    def _blocked(self, seconds: float, cpu_seconds: float) -> None:
         self.max_block_seconds = max(self.max_block_seconds, seconds)
+        self.max_block_cpu_seconds = max(self.max_block_cpu_seconds, cpu_seconds)
 
 
 def _timed_read(read: Callable[[], HostReading]) -> tuple[HostReading, float]:
