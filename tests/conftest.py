@@ -90,7 +90,8 @@ class RunningDaemon:
 
     @property
     def core(self):
-        return self.service.core
+        """The root service: it names the parts it owns (store, hub, connections, ...)."""
+        return self.service
 
     def url(self, path: str = "/dashboard", scheme: str = "ws") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"

@@ -26,10 +26,12 @@ from twisted.internet.task import Clock, deferLater
 from websockets.sync.client import connect as ws_connect
 from wsclient import connect
 
-from dashd.collect.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink, build_agent, hub_endpoint
+from dashd.agent import build_agent
+from dashd.collect.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink
+from dashd.wire.agent_client import hub_endpoint
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
-from dashd.wire.ingest import (
+from dashd.clients.ingest import (
     IngestService,
     RecentTimestamps,
     StoredTimestamps,

@@ -293,30 +293,27 @@ class FakeSettings:
     trusted_proxies = ()
 
 
-class FakeCore:
-    """Only what ExportResource and validate_history read."""
-
-    def __init__(self) -> None:
-        self.store = PagedStore()
-        self.settings = FakeSettings()
-        self.interval = 1.0
-        self.host = HOST
-        self.catalogue = ("cpu_usage", "memory_usage")
-
-    def wall_clock_ms(self) -> int:
-        return 1_800_000_000_000
-
-    def verify_token(self, token):
+class FakeTokens:
+    def verify(self, token, endpoint=""):
         from dashd.auth.tokens import Principal
         return Principal("tester", "viewer", 1_800_000_100.0)
+
+
+def fake_history():
+    """HistoryQueries over PagedStore: only what ExportResource and plan_export read."""
+    from dashd.clients.history import HistoryQueries
+    from dashd.clients.seams import FixedSampling, MetricCatalogue
+
+    catalogue = MetricCatalogue((), HOST, lambda: ("cpu_usage", "memory_usage"))
+    return HistoryQueries(FakeSettings(), catalogue, FixedSampling(1.0), PagedStore(), lambda: 1_800_000_000_000)
 
 
 def test_a_paused_transport_stops_the_paging_until_it_resumes():
     """While the request's producer is paused (the socket's buffer is full)
     no further page is fetched; resuming fetches the next; stopping (the
     client went away) ends the export without finishing the response."""
-    core = FakeCore()
-    resource = ExportResource(core, None, page_points=10)
+    history = fake_history()
+    resource = ExportResource(FakeTokens(), history, None, page_points=10)
     request = DummyRequest([b""])
     request.requestHeaders.setRawHeaders(b"authorization", [b"Bearer x"])
     for key, value in {"metrics": "cpu_usage", "from": "1799999900", "to": "1800000000", "resolution": "1s"}.items():
@@ -340,20 +337,19 @@ def test_a_paused_transport_stops_the_paging_until_it_resumes():
     resource.render_GET(request)
     gate = request.producer
     assert isinstance(gate, PageGate) and gate.paused
-    assert request.responseCode == 200 and len(core.store.calls) == 1 and rows() == 1  # first page fetched, header out
+    assert request.responseCode == 200 and len(history.stored.calls) == 1 and rows() == 1  # first page fetched, header out
     gate.resumeProducing()
-    assert (len(core.store.calls), rows()) == (1, 11)  # the first page written, then paused again
+    assert (len(history.stored.calls), rows()) == (1, 11)  # the first page written, then paused again
     gate.resumeProducing()
-    assert (len(core.store.calls), rows()) == (2, 21)  # exactly one more page per resume
+    assert (len(history.stored.calls), rows()) == (2, 21)  # exactly one more page per resume
     gate.stopProducing()
-    assert len(core.store.calls) == 2 and request.finished == 0
+    assert len(history.stored.calls) == 2 and request.finished == 0
 
 
 def test_pages_are_whole_buckets_then_the_short_last_one():
     """Every page but a short last bucket is a whole number of buckets, so
     each query's bucket equals the export's and starts where history's does."""
-    core = FakeCore()
-    plan = plan_export(core, {"metrics": "cpu_usage", "from": "1799999000", "to": "1800000000", "max_points": "7"})
+    plan = plan_export(fake_history(), {"metrics": "cpu_usage", "from": "1799999000", "to": "1800000000", "max_points": "7"})
     assert plan.bucket_ms == 142_858
     pages = plan.pages(3)
     assert pages == [(1_799_999_000_000, 1_799_999_428_574, 3), (1_799_999_428_574, 1_799_999_857_148, 3),

@@ -27,14 +27,15 @@ from twisted.internet.threads import deferToThread
 from test_store import stored_rows
 from wsclient import connect
 
-from dashd.collect.agent import SampleBuffer, Uplink, build_agent
+from dashd.agent import build_agent
+from dashd.collect.agent import SampleBuffer, Uplink
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.clients.queries import QueryCost, QueryScheduler, history_cost
 from dashd.store.database import Store
 from dashd.stream.streams import ClientStream, OutboundFrame
 from dashd.timefmt import iso_ms, now_ms
-from dashd.wire.ingest import AgentLimits, IngestService
+from dashd.clients.ingest import AgentLimits, IngestService
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -526,7 +526,7 @@ async def test_start_during_an_outage_logs_one_line_not_one_per_retry(make_setti
     service.startService()
     try:
         await sleep(1.5)
-        assert not service.core.prepared
+        assert not service.is_prepared()
     finally:
         globalLogPublisher.removeObserver(observer)
         await service.stopService()

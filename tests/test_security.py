@@ -449,27 +449,45 @@ class InstantStore:
 
 
 def in_memory_core():
+    """A SessionContext over in-memory parts and InstantStore (what
+    dashd.tap.build_daemon wires, without sockets or a database)."""
     from twisted.internet.task import Clock
 
     from dashd.alerting.engine import NotificationCenter, RuleEngine, DEFAULT_RULES
+    from dashd.auth.audit import AuditLog
+    from dashd.auth.handshake import TokenVerifier
+    from dashd.auth.revocations import RevocationList
     from dashd.auth.tokens import TokenIssuer
+    from dashd.clients.history import HistoryQueries
+    from dashd.clients.seams import FixedSampling, MetricCatalogue, RouterContext, SessionContext
+    from dashd.store.audit import AuditRecords
+    from dashd.store.reads import NotificationReads
     from dashd.stream.bus import InMemoryBus
     from dashd.collect.collector import build_catalogue
     from dashd.clients.connections import ConnectionManager
-    from dashd.clients.core import Core
     from dashd.stream.hub import MemorySequence, StreamHub
     from dashd.settings import Settings
+    from dashd.timefmt import now_ms
 
     clock, bus, store = Clock(), InMemoryBus(), InstantStore()
-    catalogue = build_catalogue(2)
-    names = tuple(i.name for i in catalogue)
+    catalogue_info = build_catalogue(2)
+    names = tuple(i.name for i in catalogue_info)
     hub = StreamHub(bus, clock, MemorySequence(), 300, lambda: names)
     notifications = NotificationCenter(bus, store)
     rules = RuleEngine(notifications)
     rules.replace_rules(DEFAULT_RULES)
-    return Core(settings=Settings(host_name="fuzz"), clock=clock, hub=hub, store=store,
-                tokens=TokenIssuer(b"k" * 64), connections=ConnectionManager(100, 100),
-                notifications=notifications, rules=rules, catalogue_info=catalogue)
+    settings = Settings(host_name="fuzz")
+    tokens = TokenVerifier(TokenIssuer(b"k" * 64), RevocationList())
+    catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics)
+    sampling = FixedSampling(settings.interval)
+    connections = ConnectionManager(100, 100)
+    router = RouterContext(settings=settings, wall_clock_ms=now_ms, tokens=tokens, catalogue=catalogue,
+                           sampling=sampling, history=HistoryQueries(settings, catalogue, sampling, store, now_ms),
+                           stream=hub, stored=store, reads=NotificationReads(store), notifications=notifications,
+                           rules=rules, rule_store=store, audit=AuditLog(AuditRecords(store), now_ms),
+                           registry=connections)
+    return SessionContext(settings=settings, clock=clock, wall_clock_ms=now_ms, hub=hub, registry=connections,
+                          sampling=sampling, catalogue=catalogue, tokens=tokens, router=router)
 
 
 @hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
@@ -491,7 +509,7 @@ def test_random_and_malformed_messages_get_typed_errors_and_never_crash(messages
     sink = RecordingSink()
     session = ClientSession(core, sink, "dashboard", "198.51.100.7")
     try:
-        session.open(core.verify_token(core.tokens.mint("fuzzer", role, 60)[0]) if authenticated else None)
+        session.open(core.tokens.verify(core.tokens.tokens.mint("fuzzer", role, 60)[0]) if authenticated else None)
         for payload in messages:
             before = len(sink.frames)
             session.receive(payload)

@@ -72,7 +72,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     """`dashd token [mint]`, `dashd token list`, `dashd token revoke ID`."""
     import uuid
 
-    from dashd.auth.issued import IssuedToken, IssuedTokens, TokenNotFound
+    from dashd.store.issued import IssuedToken, IssuedTokens, TokenNotFound
     from dashd.auth.tokens import AGENT_SUBJECT_CHARS, TokenIssuer, load_or_create_secret
     from dashd.timefmt import now_ms
 
@@ -163,7 +163,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_user(args: argparse.Namespace) -> int:
     from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-    from dashd.clients.core import RevocationList
+    from dashd.auth.revocations import RevocationList
     from dashd.auth.users import UserDirectory, UserError
 
     settings = _settings(args)
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev_cert.add_argument("--hostname", default="localhost")
     dev_cert.set_defaults(func=cmd_dev_cert)
 
-    from dashd.collect import agent
+    from dashd import agent
 
     agent_parser = commands.add_parser("agent", help="run only the collector and push its samples to a hub's /ingest")
     agent.configure_parser(agent_parser)

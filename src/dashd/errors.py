@@ -68,3 +68,30 @@ def decode_object(payload: bytes, what: str) -> dict:
     if not isinstance(value, dict):
         raise ProtocolError("bad_json", f"the {what} must be a JSON object")
     return value
+
+
+def bad_message(message: str, **details: Any) -> ProtocolError:
+    """A `bad_message` error with optional details."""
+    return ProtocolError("bad_message", message, details or None)
+
+
+def error_frame(error: ProtocolError, correlation_id: Any) -> dict[str, Any]:
+    """The one shape of an `error` frame, on every WebSocket endpoint
+    (/dashboard, /metrics, /notifications and /ingest)."""
+    return {"type": "error", "correlation_id": correlation_id, "data": error.data()}
+
+
+MAX_CORRELATION_ID = 128
+
+
+def correlation_id_of(message: dict) -> Any:
+    """The one rule for a request's `correlation_id` (docs/protocol.md): absent
+    or null, a string, or an integer (not a boolean), at most 128 characters
+    written out. ProtocolError bad_message otherwise."""
+    correlation_id = message.get("correlation_id")
+    if correlation_id is None:
+        return None
+    if (isinstance(correlation_id, (str, int)) and not isinstance(correlation_id, bool)
+            and len(str(correlation_id)) <= MAX_CORRELATION_ID):
+        return correlation_id
+    raise bad_message(f"'correlation_id' must be a string of at most {MAX_CORRELATION_ID} characters")

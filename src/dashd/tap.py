@@ -8,31 +8,43 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 import txaio
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.ssl import Certificate, KeyPair
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
+from zope.interface import implementer
 
 from dashd import __version__
 from dashd.alerting.config import build_alert_delivery
 from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine, deferred_load_rules, rule_from_config
+from dashd.auth.audit import AuditLog
+from dashd.auth.handshake import TokenVerifier
+from dashd.auth.revocations import RevocationList
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-from dashd.stream.bus import InMemoryBus
+from dashd.clients.history import HistoryQueries
+from dashd.clients.ingest import AgentLimits, IngestService, StoredTimestamps
+from dashd.clients.seams import MetricCatalogue, RouterContext, SessionContext
+from dashd.clients.session import SessionFactory
+from dashd.ops.shutdown import ShutdownHooks
+from dashd.store.audit import AuditRecords
+from dashd.store.reads import NotificationReads
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
+from dashd.timefmt import now_ms
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
 from dashd.collect.assembly import build_scheduler
 from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.clients.connections import ConnectionManager
-from dashd.clients.core import Core
 from dashd.errors import CLOSE_GOING_AWAY
 from dashd.stream.hub import SequenceFile, StreamHub
 from dashd.ops.logs import observer_for_twistd
@@ -51,7 +63,7 @@ from dashd.ops.private import private_directory
 from dashd.ops.rlimits import raise_open_files_limit
 from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
 from dashd.wire.tls import server_tls_options
-from dashd.wire.web import RedirectToTLS, build_site, front_door
+from dashd.wire.web import RedirectToTLS, WebContext, build_site, front_door
 from dashd.wire.broadcast import FlatWriter
 
 log = Logger()
@@ -108,39 +120,41 @@ class Options(usage.Options):
             warn_if_shared(self.settings.metrics_token_file, "metrics_token_file")
 
 
-class ListenerService(Service):
-    """Listens on one endpoint; keeps the port so tests and logs can read it."""
+@implementer(IStreamServerEndpoint)
+class _ReportingEndpoint:
+    """Wraps an endpoint to learn the port it listened on (Twisted's
+    StreamServerEndpointService keeps it to itself)."""
 
-    def __init__(self, endpoint, factory, description: str) -> None:
-        self.endpoint = endpoint
-        self.factory = factory
+    def __init__(self, endpoint: Any, listened: Any) -> None:
+        self._endpoint = endpoint
+        self._listened = listened
+
+    def listen(self, factory: Any) -> defer.Deferred:
+        return self._endpoint.listen(factory).addCallback(self._listened)
+
+
+class EndpointListener(StreamServerEndpointService):
+    """Twisted's endpoint service, plus what dashd needs of it: the bound
+    port (`port`, `ready`) for tests and the start-up log line, and a port in
+    use reported as one line at start-up instead of a traceback."""
+
+    # As strports.service sets it: listening errors raise at start-up.
+    _raiseSynchronously = True
+
+    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+        super().__init__(_ReportingEndpoint(endpoint, self._listened), factory)
         self.description = description
         self.port: IListeningPort | None = None
         self.ready: defer.Deferred = defer.Deferred()
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self._listen()
-
-    def startService(self) -> None:
-        super().startService()
-        self._listen()
-
-    def _listen(self) -> None:
-        if self.port is not None or getattr(self, "_listening", None) is not None:
-            return
-        d = self.endpoint.listen(self.factory)
-        self._listening = d
-        failures: list = []
-        d.addCallbacks(self._listened, failures.append)
-        if failures:
-            # Exit at start-up with the reason. A port in use is an operator's
-            # everyday mistake (`make run` twice): one line, not a traceback.
-            if failures[0].check(CannotListenError):
-                error = failures[0].value
-                reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-                raise SystemExit(f"dashd: cannot listen on {self.description}: {reason}")
-            failures[0].raiseException()
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            # A port in use is an operator's everyday mistake (`make run`
+            # twice): one line and exit status 1.
+            reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+            raise SystemExit(f"dashd: cannot listen on {self.description}: {reason}") from None
 
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self.port = port
@@ -150,17 +164,15 @@ class ListenerService(Service):
         self.ready.callback(port)
         return port
 
-    def stopService(self) -> defer.Deferred | None:
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return defer.maybeDeferred(port.stopListening)
-        return None
+    def stopService(self) -> defer.Deferred:
+        self.port = None
+        return super().stopService()
 
 
-def tls_endpoint(reactor: Any, description: str):
+def tls_endpoint(reactor: Any, description: str) -> tuple[SSL4ServerEndpoint, int]:
     """`ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDR][:extraCertChain=CHAIN]`
-    with TLS 1.2 as the minimum version (Twisted's own parser cannot set it)."""
+    with TLS 1.2 as the minimum version (Twisted's own parser cannot set it);
+    the endpoint and its port number."""
     parts = re.split(r"(?<!\\):", description)
     if len(parts) < 2 or parts[0] != "ssl":
         raise ConfigError("tls_listen", description, "ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDR]")
@@ -189,7 +201,7 @@ def tls_endpoint(reactor: Any, description: str):
     except (OSError, ValueError, Exception) as e:
         raise ConfigError("tls_listen", description, f"cannot load the key/certificate ({e})") from None
     context = server_tls_options(key.original, certificate.original, chain)  # TLS 1.2+, ECDHE+AEAD
-    return SSL4ServerEndpoint(reactor, port, context, interface=options.get("interface", ""))
+    return SSL4ServerEndpoint(reactor, port, context, interface=options.get("interface", "")), port
 
 
 def _pem_blocks(data: bytes) -> list[bytes]:
@@ -199,29 +211,45 @@ def _pem_blocks(data: bytes) -> list[bytes]:
 class DashdService(MultiService):
     """The root: starts store, hub, collector, listeners in that order and
     stops them in a deliberate order so nothing is lost: stop accepting,
-    close clients with 1001, stop sampling, flush the store."""
+    close clients with 1001, stop sampling, flush the store.
 
-    def __init__(self, core: Core, store: Store, hub: StreamHub, collector: CollectorService,
-                 users: UserDirectory, configured_rules: tuple, clock: IReactorTime) -> None:
+    Its attributes name the parts it owns (tests and tools read them); no
+    part is handed this object."""
+
+    def __init__(self, settings: Settings, clock: IReactorTime, *, store: Store, hub: StreamHub,
+                 collector: CollectorService, users: UserDirectory, rules: RuleEngine, configured_rules: tuple,
+                 connections: ConnectionManager, bus: Any, queries: QueryScheduler, shutdown: ShutdownHooks,
+                 alerting: Service | None = None, bus_service: Service | None = None,
+                 notifier: SystemdNotifier | None = None, log_observer: ILogObserver | None = None,
+                 wall_clock_ms: Callable[[], int] = now_ms) -> None:
         super().__init__()
-        self.core = core
+        self.settings = settings
+        self.clock = clock
         self.store = store
         self.hub = hub
-        self.bus_service: Service | None = None  # the Redis bus, when configured
-        self.alerting: Service | None = None  # alert delivery (dashd.alerting.delivery), started once prepared
         self.collector = collector
         self.users = users
+        self.rules = rules
         self.configured_rules = configured_rules
-        self.clock = clock
-        self.listeners: list[ListenerService] = []
+        self.connections = connections
+        self.bus = bus
+        self.queries = queries
+        self.shutdown = shutdown
+        self.alerting = alerting  # alert delivery (dashd.alerting.delivery), started once prepared
+        self.bus_service = bus_service  # the Redis bus, when configured
+        # systemd notifications (Type=notify, watchdog) and the observer
+        # twistd logs to for log_format = json.
+        self.notifier = notifier
+        self.log_observer = log_observer
+        self.wall_clock_ms = wall_clock_ms
+        self.listeners: list[EndpointListener] = []
         self.prepared: defer.Deferred = defer.Deferred()
-        # Set by makeService: systemd notifications (Type=notify, watchdog)
-        # and the observer twistd logs to for log_format = json.
-        self.notifier: SystemdNotifier | None = None
-        self.log_observer: ILogObserver | None = None
         self._watchdog: WatchdogService | None = None
+        self._revocation_poll: LoopingCall | None = None
         for child in (store, hub, collector):
             child.setServiceParent(self)
+        if bus_service is not None:
+            bus_service.setServiceParent(self)
 
     def setServiceParent(self, parent) -> None:
         # twistd starts logging to the application's ILogObserver component
@@ -231,13 +259,23 @@ class DashdService(MultiService):
             parent.setComponent(ILogObserver, self.log_observer)
         super().setServiceParent(parent)
 
-    def add_listener(self, listener: ListenerService) -> None:
+    def add_listener(self, listener: EndpointListener) -> None:
         self.listeners.append(listener)
         listener.setServiceParent(self)
 
+    @property
+    def core(self) -> "DashdService":
+        """Transitional alias of the root, for dashd.bench only (it reads
+        daemon.core.connections and is moving out of the package, issue 12
+        item 6); everything else uses the attributes above."""
+        return self
+
+    def is_prepared(self) -> bool:
+        """The store answered and users, revocations and rules are loaded."""
+        return self.prepared.called
+
     def startService(self) -> None:
         super().startService()
-        self.collector.started_at = self.clock.seconds()
         defer.Deferred.fromCoroutine(self._prepare()).addErrback(lambda f: log.failure("start-up failed", f))
         if self.notifier is not None and self.notifier.enabled:
             self._watchdog = WatchdogService(self.notifier, self.clock, self.collector_ticking)
@@ -251,10 +289,8 @@ class DashdService(MultiService):
         return result
 
     def collector_ticking(self) -> bool:
-        """The collector sampled within two intervals (or is starting)."""
-        last = self.collector.last_tick
-        since = last if last is not None else getattr(self.collector, "started_at", None)
-        return since is not None and self.clock.seconds() - since <= 2 * self.collector.interval + 1
+        """The watchdog's health check: CollectorService.is_ticking, now."""
+        return self.collector.is_ticking(self.clock.seconds())
 
     async def _prepare(self) -> None:
         """Once the store answers: first-start admin, revocations, rules."""
@@ -262,9 +298,9 @@ class DashdService(MultiService):
         while self.running:
             try:
                 await self.store.ensure_schema()
-                await self.users.ensure_initial_admin(self.core.settings.state_dir)
+                await self.users.ensure_initial_admin(self.settings.state_dir)
                 await self.users.load_revocations()
-                await deferred_load_rules(self.core.rules, self.store, self.configured_rules)
+                await deferred_load_rules(self.rules, self.store, self.configured_rules)
                 break
             except StoreUnavailable as e:
                 if not warned:
@@ -280,7 +316,6 @@ class DashdService(MultiService):
             lambda f: log.failure("revocation poll stopped", f))
         if self.alerting is not None:
             self.alerting.startService()
-        self.core.prepared = True
         if not self.prepared.called:
             self.prepared.callback(None)
 
@@ -299,13 +334,12 @@ class DashdService(MultiService):
             self.notifier.stopping()
         if self._watchdog is not None:
             self._watchdog.stopService()
-        poll = getattr(self, "_revocation_poll", None)
+        poll = self._revocation_poll
         if poll is not None and poll.running:
             poll.stop()
         for listener in self.listeners:
             await defer.maybeDeferred(listener.stopService)
-        for hook in self.core.shutdown_hooks:
-            hook()
+        self.shutdown.run()
         await self.close_clients(CLOSE_GOING_AWAY, "server shutting down")
         await defer.maybeDeferred(self.collector.stopService)
         await defer.maybeDeferred(self.hub.stopService)
@@ -317,14 +351,14 @@ class DashdService(MultiService):
         log.info("dashd stopped")
 
     async def close_clients(self, code: int, reason: str) -> None:
-        sessions = list(self.core.connections)
+        sessions = list(self.connections)
         for session in sessions:
             session.close(code, reason)
         waited = 0.0
-        while len(self.core.connections) and waited < SHUTDOWN_CLOSE_WAIT:
+        while len(self.connections) and waited < SHUTDOWN_CLOSE_WAIT:
             await _sleep(self.clock, 0.05)
             waited += 0.05
-        for session in list(self.core.connections):
+        for session in list(self.connections):
             session.sink.dropConnection(abort=True)
             session.lost()
 
@@ -333,19 +367,22 @@ def _sleep(clock: IReactorTime, seconds: float) -> defer.Deferred:
     return deferLater(clock, seconds, lambda: None)
 
 
-def build_daemon(settings: Settings, reactor: Any) -> DashdService:
-    """The whole service tree for these settings (no listening yet)."""
+def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier | None = None,
+                 log_observer: ILogObserver | None = None) -> DashdService:
+    """The whole service tree for these settings (no listening yet). Each
+    part is handed the narrow interfaces it uses (dashd.clients.seams)."""
     # Autobahn logs every frame and connection loss at debug level through
     # txaio; keep that out of the daemon's log (and off the hot path).
     txaio.use_twisted()
     txaio.set_global_log_level("info")
     private_directory(settings.state_dir)
     secret = load_or_create_secret(settings.secret_path)
-    tokens = TokenIssuer(secret)
+    tokens = TokenVerifier(TokenIssuer(secret), RevocationList())
     catalogue_info = build_catalogue(psutil.cpu_count(logical=True) or 1)
     names = tuple(info.name for info in catalogue_info)
     configured_rules = tuple(rule_from_config_or_exit(rule, names) for rule in settings.rules)
     sequence = SequenceFile(os.path.join(settings.state_dir, "stream.seq"))
+    wall_clock_ms = now_ms
     redis_bus = None
     if settings.bus == "memory":
         bus = InMemoryBus()
@@ -360,12 +397,13 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
                   retention_hourly=settings.retention_hourly, describe=describe_series,
                   query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
                   spill_path=settings.spill_path,
-                  node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")))
-    store.on_write = lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
-                                            telemetry.store_rows.inc(rows))
+                  node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")),
+                  on_write=lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
+                                                  telemetry.store_rows.inc(rows)))
     hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
                     sequencing=redis_bus, shared_ring=redis_bus,
-                    writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)))
+                    writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)),
+                    on_fanout=lambda message, clients: telemetry.fanout_done(message, settings.host, wall_clock_ms()))
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
     alerting = build_alert_delivery(settings, store, reactor, on_attempt=telemetry.alert_attempted)
@@ -381,15 +419,9 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
     feed = SeriesFolding(bus, settings.host)
     collector = CollectorService(
         MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
-        feed, reactor, settings.interval, threaded=True)
-    collector.on_sample_duration = telemetry.sample_taken
+        feed, reactor, settings.interval, on_sample_duration=telemetry.sample_taken, threaded=True)
     telemetry.watch_schedule(lambda: collector.ticks)
-    core = Core(prepared=False, settings=settings, clock=reactor, hub=hub, store=store, tokens=tokens,
-                connections=connections, bus=bus,
-                notifications=notifications, rules=rules, catalogue_info=catalogue_info, collector=collector,
-                telemetry=telemetry)
     telemetry.registry.register(SeriesExposition(hub.series.latest))
-    hub.on_fanout = lambda message, clients: telemetry.fanout_done(message, settings.host, core.wall_clock_ms())
     telemetry.watch(lambda: {
         "connections": connections.counts_by(),
         "queued": sum(s.stream.queued for s in connections),
@@ -399,49 +431,101 @@ def build_daemon(settings: Settings, reactor: Any) -> DashdService:
         "seq": hub.seq,
         "stream_stats": [s.stream.stats for s in connections],
     })
-    core.on_session_closed.append(lambda session: telemetry.stream_closed(session.stream.stats))
     # Authentication and revocation polling on the store's own system
     # connection, and client queries through a cost-checked scheduler
     # (issue 11 A), so a flood of history requests cannot hold them up.
-    core.queries = QueryScheduler(reactor, concurrency=settings.query_concurrency, max_waiting=settings.query_queue,
-                                  max_cost=settings.query_max_cost,
-                                  user_cost_per_second=settings.query_user_cost_per_second,
-                                  on_refused=telemetry.query_refused)
-    users = UserDirectory(store.system, tokens, core.revocations, access_ttl=settings.access_token_ttl,
+    queries = QueryScheduler(reactor, concurrency=settings.query_concurrency, max_waiting=settings.query_queue,
+                             max_cost=settings.query_max_cost,
+                             user_cost_per_second=settings.query_user_cost_per_second,
+                             on_refused=telemetry.query_refused)
+    users = UserDirectory(store.system, tokens.tokens, tokens.revocations, access_ttl=settings.access_token_ttl,
                           refresh_ttl=settings.refresh_token_ttl, clock=reactor)
-    core.shutdown_hooks.append(users.close)
-    users.on_revoked.append(lambda: [session.revalidate() for session in connections])
-    core.users = users
-    daemon = DashdService(core, store, hub, collector, users, configured_rules, reactor)
+    shutdown = ShutdownHooks()
+    shutdown.add(users.close)
+    users.add_revocation_observer(lambda: [session.revalidate() for session in connections])
+    daemon = DashdService(settings, reactor, store=store, hub=hub, collector=collector, users=users, rules=rules,
+                          configured_rules=configured_rules, connections=connections, bus=bus, queries=queries,
+                          shutdown=shutdown, alerting=alerting, bus_service=redis_bus, notifier=notifier,
+                          log_observer=log_observer, wall_clock_ms=wall_clock_ms)
     # Issue 19 collectors (`collectors` setting): SeriesSample readings are
     # folded into the host samples, ProcessSnapshot goes on the bus.
-    sources = build_scheduler(settings, feed, reactor, core.wall_clock_ms, on_read=telemetry.collector_read)
+    sources = build_scheduler(settings, feed, reactor, wall_clock_ms, on_read=telemetry.collector_read)
     if sources is not None:
         sources.setServiceParent(daemon)
-        core.shutdown_hooks.append(sources.stopService)
-    daemon.alerting = alerting
-    if redis_bus is not None:
-        daemon.bus_service = redis_bus
-        redis_bus.setServiceParent(daemon)
+        shutdown.add(sources.stopService)
+    web = _web_context(settings, reactor, wall_clock_ms, tokens=tokens, catalogue_info=catalogue_info, hub=hub,
+                       store=store, collector=collector, connections=connections, notifications=notifications,
+                       rules=rules, queries=queries, telemetry=telemetry, bus=bus, users=users, alerting=alerting,
+                       shutdown=shutdown, startup=daemon)
+    _add_listeners(daemon, settings, reactor, web)
+    return daemon
+
+
+def _web_context(settings: Settings, reactor: Any, wall_clock_ms: Callable[[], int], *, tokens: TokenVerifier,
+                 catalogue_info: tuple, hub: StreamHub, store: Store, collector: CollectorService,
+                 connections: ConnectionManager, notifications: NotificationCenter, rules: RuleEngine,
+                 queries: QueryScheduler, telemetry: Telemetry, bus: Any, users: UserDirectory, alerting: Any,
+                 shutdown: ShutdownHooks, startup: DashdService) -> WebContext:
+    """Each consumer's narrow view: sessions (and their routers), the HTTP
+    resources, and /ingest."""
+    seed_names = [info.name for info in catalogue_info]
+    catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics,
+                                families=lambda: hub.series.families(exclude=seed_names),
+                                stored_names=lambda host: [info.key for info in store.registry.all() if info.host == host])
+    history = HistoryQueries(settings, catalogue, collector, store, wall_clock_ms, queries)
+    audit = AuditLog(AuditRecords(store), wall_clock_ms)
+    router = RouterContext(settings=settings, wall_clock_ms=wall_clock_ms, tokens=tokens, catalogue=catalogue,
+                           sampling=collector, history=history, stream=hub, stored=store,
+                           reads=NotificationReads(store), notifications=notifications, rules=rules,
+                           rule_store=store, audit=audit, registry=connections, queries=queries,
+                           telemetry=telemetry)
+    sessions = SessionFactory(SessionContext(
+        settings=settings, clock=reactor, wall_clock_ms=wall_clock_ms, hub=hub, registry=connections,
+        sampling=collector, catalogue=catalogue, tokens=tokens, router=router, queries=queries,
+        telemetry=telemetry, closed_observers=(lambda session: telemetry.stream_closed(session.stream.stats),)))
+    ingest = build_ingest_service(settings, store, bus, hub, reactor, telemetry)
+    return WebContext(settings=settings, clock=reactor, wall_clock_ms=wall_clock_ms, tokens=tokens,
+                      catalogue=catalogue, collector=collector, history=history, store=store, startup=startup,
+                      sessions=sessions, ingest=ingest, shutdown=shutdown, audit=audit, users=users,
+                      alerting=alerting, telemetry=telemetry)
+
+
+def build_ingest_service(settings: Settings, store: Store, bus: Any, hub: StreamHub, clock: IReactorTime,
+                         telemetry: Telemetry | None) -> IngestService:
+    """The daemon's one IngestService: every listener's /ingest (plain and
+    TLS) shares it, so de-duplication and the per-host locks are global."""
+    limits = AgentLimits(settings.agent_samples_per_second, settings.agent_max_series)
+    # The ticket covers what the store has recorded when it is taken: with
+    # the in-process bus that includes the batch just published (delivery
+    # is synchronous); with the Redis bus it may not yet, so there the
+    # confirmation waits for flushes as before.
+    durable = store.when_written if isinstance(bus, InMemoryBus) else None
+    return IngestService(lambda sample: bus.publish(METRICS_TOPIC, sample), StoredTimestamps(store), store.flush,
+                         limits=limits, clock=clock, durable=durable,
+                         store_backlog=lambda: (store.pending_rows, store.max_queue_rows),
+                         on_refused=telemetry.ingest_refused if telemetry is not None else lambda reason: None,
+                         accepting=lambda: hub.running)
+
+
+def _add_listeners(daemon: DashdService, settings: Settings, reactor: Any, web: WebContext) -> None:
     # One gate for every listener: TCP connections per address and in total,
     # the total kept below the open-files limit (raised first).
     gate = ConnectionGate(settings.tcp_connections_per_ip, max(16, raise_open_files_limit() - FD_HEADROOM),
                           exempt=settings.trusted_proxies)
     tls_port = None
     for description in settings.tls_listen:
-        endpoint = tls_endpoint(reactor, description)
-        tls_port = endpoint._port
-        daemon.add_listener(ListenerService(endpoint, build_site(core, users, secure=True, gate=gate, alerting=alerting), description))
+        endpoint, tls_port = tls_endpoint(reactor, description)
+        daemon.add_listener(EndpointListener(endpoint, build_site(web, secure=True, gate=gate), description))
     for description in settings.listen:
-        site = build_site(core, users, secure=False, gate=gate, alerting=alerting)
+        site = build_site(web, secure=False, gate=gate)
         if settings.redirect_http and settings.tls_listen:
-            site = GuardedSite(RedirectToTLS(tls_port, settings.public_url), front_door(core, gate, secure=False))
+            site = GuardedSite(RedirectToTLS(tls_port, settings.public_url),
+                               front_door(settings, web.tokens, reactor, web.shutdown, gate, secure=False))
         try:
             endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError("listen", description, f"not a Twisted endpoint string ({e})") from None
-        daemon.add_listener(ListenerService(endpoint, site, description))
-    return daemon
+        daemon.add_listener(EndpointListener(endpoint, site, description))
 
 
 def rule_from_config_or_exit(rule, names):
@@ -459,15 +543,14 @@ def makeService(config: Options, reactor: Any = None) -> IService:
     settings: Settings = config.settings
     log.info("dashd {version} starting: db {db}, interval {interval}s, host {host}", version=__version__,
              db=redact_url(settings.db_url), interval=settings.interval, host=settings.host)
+    # config.parent: twistd's own options (--logfile, --nodaemon).
+    log_observer = observer_for_twistd(getattr(config, "parent", None)) if settings.log_format == "json" else None
     try:
-        daemon = build_daemon(settings, reactor)
+        daemon = build_daemon(settings, reactor, notifier=SystemdNotifier.from_environment(),
+                              log_observer=log_observer)
     except ConfigError as e:
         # One clear line on stderr and exit status 1, not a traceback.
         raise SystemExit(f"dashd: {e}") from None
-    if settings.log_format == "json":
-        # config.parent: twistd's own options (--logfile, --nodaemon).
-        daemon.log_observer = observer_for_twistd(getattr(config, "parent", None))
-    daemon.notifier = SystemdNotifier.from_environment()
     # Only twistd calls makeService: a second SIGTERM/SIGINT is answered quietly.
     reactor.callWhenRunning(StopSignals().install, reactor)
     return daemon

@@ -1,27 +1,22 @@
 // AdminPanel: loads the interval and the rules over the socket, sends each
 // change as its protocol request, asks before deleting, and shows errors.
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import AdminPanel, { clearText, stateText } from './AdminPanel.jsx';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RuleStatus } from '../protocol/types';
+import { fakeSender, type ReplyHandlers } from '../test/fakeSender';
+import AdminPanel, { clearText, stateText } from './AdminPanel';
 
-type Send = (type: string, data: Record<string, unknown>) => Promise<Record<string, unknown>>;
+const RULE: RuleStatus = { name: 'cpu_high', metric: 'cpu_usage', op: '>', threshold: 90, for: 30, level: 'warning', enabled: true, state: 'firing', firing: ['web-1'] };
 
-const RULE = { name: 'cpu_high', metric: 'cpu_usage', op: '>', threshold: 90, for: 30, level: 'warning', enabled: true, state: 'firing', firing: ['web-1'] };
-
-function fakeSend(overrides: Record<string, (data: Record<string, unknown>) => unknown> = {}) {
-  const handlers: Record<string, (data: Record<string, unknown>) => unknown> = {
+function fakeSend(overrides: ReplyHandlers = {}) {
+  return fakeSender({
     settings_get: () => ({ interval: 1 }),
     settings_set: (d) => ({ interval: d.interval }),
     rule_list: () => ({ rules: [RULE] }),
     rule_set: (d) => ({ rule: d }),
-    rule_delete: () => ({}),
-    broadcast: () => ({}),
+    rule_delete: (d) => ({ name: d.name }),
+    broadcast: () => ({ id: 'b-1' }),
     ...overrides,
-  };
-  return vi.fn<Send>(async (type, data) => {
-    const h = handlers[type];
-    if (!h) throw new Error(`unexpected ${type}`);
-    return h(data) as Record<string, unknown>;
   });
 }
 
@@ -63,6 +58,38 @@ describe('AdminPanel', () => {
     expect(await screen.findByText('Rule cpu_high deleted.')).toBeTruthy();
     expect(send).toHaveBeenCalledWith('rule_delete', { name: 'cpu_high' });
     expect(screen.queryByTestId('rule-row')).toBeNull();
+  });
+
+  it('saves a rule with its numbers as numbers, and lists it', async () => {
+    const send = fakeSend({ rule_list: () => ({ rules: [] }) });
+    render(<AdminPanel send={send} connected metricNames={['cpu_usage', 'memory_usage']} />);
+    const form = screen.getByRole('form', { name: 'Add or replace a rule' });
+    fireEvent.change(within(form).getByLabelText('Name'), { target: { value: 'mem_high' } });
+    fireEvent.change(within(form).getByLabelText('Metric'), { target: { value: 'memory_usage' } });
+    fireEvent.change(within(form).getByLabelText('Op'), { target: { value: '>=' } });
+    fireEvent.change(within(form).getByLabelText('Threshold'), { target: { value: '95' } });
+    fireEvent.change(within(form).getByLabelText('For (s)'), { target: { value: '60' } });
+    fireEvent.change(within(form).getByLabelText('Clear at'), { target: { value: '90' } });
+    fireEvent.change(within(form).getByLabelText('Level'), { target: { value: 'critical' } });
+    fireEvent.click(within(form).getByRole('button', { name: 'Save rule' }));
+    expect(await screen.findByText('Rule mem_high saved.')).toBeTruthy();
+    expect(send).toHaveBeenCalledWith('rule_set', {
+      name: 'mem_high', metric: 'memory_usage', op: '>=', threshold: 95, for: 60, level: 'critical', enabled: true, clear: 90,
+    });
+    const row = screen.getByTestId('rule-row');
+    expect(row.dataset.rule).toBe('mem_high');
+    expect(within(row).getByTestId('rule-clear').textContent).toBe('< 90');
+    expect((within(form).getByLabelText('Name') as HTMLInputElement).value).toBe('');
+  });
+
+  it('sends no clear threshold when the field is left empty', async () => {
+    const send = fakeSend();
+    render(<AdminPanel send={send} connected metricNames={['cpu_usage']} />);
+    const form = screen.getByRole('form', { name: 'Add or replace a rule' });
+    fireEvent.change(within(form).getByLabelText('Name'), { target: { value: 'cpu_warn' } });
+    fireEvent.click(within(form).getByRole('button', { name: 'Save rule' }));
+    await screen.findByText('Rule cpu_warn saved.');
+    expect(send.mock.calls.find(([type]) => type === 'rule_set')?.[1]).not.toHaveProperty('clear');
   });
 
   it('shows a refused broadcast as an alert', async () => {

@@ -5,52 +5,10 @@
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-interface FakeDataset {
-  metric: string;
-  label: string;
-  hidden?: boolean;
-  data: Array<{ x: number; y: number | null }>;
-}
+vi.mock('chart.js', () => import('../test/chartDouble'));
 
-vi.mock('chart.js', () => {
-  class Chart {
-    static instances: Chart[] = [];
-    static register() {}
-    canvas: unknown;
-    data: { datasets: FakeDataset[] };
-    options: Record<string, unknown>;
-    updates: string[] = [];
-    destroyed = false;
-    constructor(canvas: unknown, config: { data: { datasets: FakeDataset[] }; options: Record<string, unknown> }) {
-      this.canvas = canvas;
-      this.data = config.data;
-      this.options = config.options;
-      Chart.instances.push(this);
-    }
-    update(mode: string) {
-      this.updates.push(mode);
-    }
-    destroy() {
-      this.destroyed = true;
-    }
-  }
-  const part = (id: string) => ({ id });
-  return {
-    Chart,
-    Decimation: part('decimation'),
-    Filler: part('filler'),
-    Legend: part('legend'),
-    LineController: part('line'),
-    LineElement: part('lineElement'),
-    LinearScale: part('linear'),
-    PointElement: part('point'),
-    Tooltip: part('tooltip'),
-  };
-});
-
-type FakeChart = { data: { datasets: FakeDataset[] }; updates: string[]; destroyed: boolean };
-const { Chart } = (await import('chart.js')) as unknown as { Chart: { instances: FakeChart[] } };
-const { default: MetricsChart } = await import('./MetricsChart.jsx');
+const { FakeChart: Chart } = await import('../test/chartDouble');
+const { default: MetricsChart } = await import('./MetricsChart');
 const { createSeriesStore } = await import('../services/seriesStore');
 
 const T0 = Date.parse('2026-11-26T10:00:00.000Z');

@@ -3,15 +3,8 @@
 // `expired` without dropping the session the dashboard is showing.
 import { act, cleanup, renderHook, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { AuthService, Session } from '../services/authService';
 import { AUTH, useAuth } from './useAuth';
-
-interface Session {
-  token: string;
-  role: string;
-  username: string;
-  expiresAt: number | null;
-  kind: 'password' | 'token';
-}
 
 const b64url = (o: unknown) => btoa(JSON.stringify(o)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const jwt = (claims: Record<string, unknown>) => `${b64url({ alg: 'HS256' })}.${b64url(claims)}.sig`;
@@ -19,7 +12,7 @@ const FUTURE = Math.floor(Date.now() / 1000) + 3600;
 
 const session = (token: string, kind: Session['kind'] = 'password'): Session => ({ token, role: 'operator', username: 'alice', expiresAt: null, kind });
 
-function fakeService(over: Partial<Record<string, unknown>> = {}) {
+function fakeService(over: Partial<AuthService> = {}) {
   let pasted: string | null = null;
   return {
     login: vi.fn(async (_u: string, _p: string) => session('login-token')),
@@ -137,5 +130,45 @@ describe('useAuth', () => {
     });
     expect(both).toEqual(['shared', 'shared']);
     expect(refresh).toHaveBeenCalledTimes(2);
+  });
+
+  it('never renews a pasted token: refreshToken forgets it and marks the session expired', async () => {
+    const token = jwt({ sub: 'ops', role: 'viewer', exp: FUTURE });
+    const svc = fakeService({ pastedToken: vi.fn(() => token) });
+    const { result } = renderHook(() => useAuth(svc));
+    await waitFor(() => expect(result.current.status).toBe(AUTH.SIGNED_IN));
+    expect(svc.refresh).toHaveBeenCalledTimes(1); // the cookie, on load only
+    let renewed: string | null = 'unset';
+    await act(async () => {
+      renewed = await result.current.refreshToken();
+    });
+    expect(renewed).toBeNull();
+    expect(svc.refresh).toHaveBeenCalledTimes(1);
+    expect(svc.forgetPastedToken).toHaveBeenCalled();
+    expect(result.current.status).toBe(AUTH.EXPIRED);
+    expect(result.current.session?.username).toBe('ops');
+  });
+
+  it('marks a live session expired on request, and a new sign-in clears it', async () => {
+    const svc = fakeService({ refresh: vi.fn(async () => session('cookie-token')) });
+    const { result } = renderHook(() => useAuth(svc));
+    await waitFor(() => expect(result.current.status).toBe(AUTH.SIGNED_IN));
+    act(() => result.current.markExpired());
+    expect(result.current.status).toBe(AUTH.EXPIRED);
+    expect(result.current.session?.token).toBe('cookie-token');
+    await act(async () => {
+      await result.current.login('alice', 'pw');
+    });
+    expect(result.current.status).toBe(AUTH.SIGNED_IN);
+    expect(result.current.getToken()).toBe('login-token');
+  });
+
+  it('does nothing on markExpired when signed out', async () => {
+    const svc = fakeService();
+    const { result } = renderHook(() => useAuth(svc));
+    await waitFor(() => expect(result.current.status).toBe(AUTH.SIGNED_OUT));
+    act(() => result.current.markExpired());
+    expect(result.current.status).toBe(AUTH.SIGNED_OUT);
+    expect(await result.current.refreshToken()).toBeNull();
   });
 });

@@ -19,6 +19,7 @@ import {
   type ConnectionView,
   type RequestOptions,
 } from '../connection/DashboardConnection';
+import type { ReplyMap, RequestMap, RequestSender, RequestType } from '../protocol/types';
 
 export {
   CLOSE_PING_TIMEOUT,
@@ -36,9 +37,17 @@ export { PING_INTERVAL_MS, PONG_TIMEOUT_MS, RATE_WINDOW_MS, STATS_INTERVAL_MS } 
 export { FLUSH_FALLBACK_MS, scheduleAnimationFrame } from '../connection/messageQueue';
 export { HEALTH_PATH, HEALTH_PROBE_MS, RECONNECT_VISIBLE_MAX_MS } from '../connection/reconnectPolicy';
 
+/**
+ * Send a request; resolves with the reply's `data`, rejects on `error`. A
+ * request named in protocol/types.ts's RequestMap gets its typed reply.
+ */
+export interface SendRequest extends RequestSender {
+  <T extends RequestType>(type: T, data: RequestMap[T], opts?: RequestOptions): Promise<ReplyMap[T]>;
+  (type: string, data?: object, opts?: RequestOptions): Promise<Record<string, unknown>>;
+}
+
 export interface WebSocketHandle extends ConnectionView {
-  /** Send a request; resolves with the reply's `data`, rejects on `error`. */
-  send(type: string, data?: object, opts?: RequestOptions): Promise<Record<string, unknown>>;
+  send: SendRequest;
   /** Retry at once. */
   reconnect(): void;
   /** The last stream `seq` applied, or null. */
@@ -71,7 +80,7 @@ export function useWebSocket(url: string | null, options: ConnectionOptions = {}
   const send = useCallback((type: string, data?: object, opts?: RequestOptions) => {
     const conn = connRef.current;
     return conn ? conn.request(type, data, opts) : Promise.reject(new Error('not connected'));
-  }, []);
+  }, []) as SendRequest; // the wire's replies are trusted to match docs/protocol.md
   const reconnect = useCallback(() => connRef.current?.reconnectNow(), []);
   const lastSeq = useCallback(() => connRef.current?.lastSeq ?? null, []);
 

@@ -152,6 +152,8 @@ export interface HistoryData {
 export interface ActiveAlert {
   rule: string;
   host: string;
+  metric?: string;
+  title?: string;
   since: IsoTime;
   value: number;
   level?: NotificationLevel;
@@ -160,8 +162,9 @@ export interface ActiveAlert {
   acknowledged_at: IsoTime | null;
 }
 
+/** Reply to `notification_state`: the newest notifications with this user's `read`. */
 export interface NotificationStateData {
-  items: NotificationData[];
+  notifications: NotificationData[];
   unread: number;
   unacknowledged: number;
   read_through: IsoTime | null;
@@ -193,6 +196,36 @@ export type ServerMessage =
 
 export type StreamMessageType = 'metrics_update' | 'notification' | 'notification_ack';
 
+export type RuleOp = '>' | '>=' | '<' | '<=';
+
+/** An alert rule as `rule_set` takes it (docs/protocol.md, *Alert rules*). */
+export interface AlertRule {
+  name: string;
+  metric: string;
+  op: RuleOp;
+  threshold: number;
+  /** Seconds the condition must hold before the rule fires. */
+  for?: number;
+  level: NotificationLevel;
+  /** Hysteresis threshold (default: `threshold`). */
+  clear?: number;
+  enabled?: boolean;
+  labels?: Record<string, string>;
+}
+
+/** A rule as `rule_list` lists it: the rule plus its current state. */
+export interface RuleStatus extends AlertRule {
+  firing?: string[];
+  pending?: string[];
+  clear_threshold?: number;
+  state?: 'firing' | 'pending' | 'ok' | 'disabled';
+}
+
+export interface Subscription {
+  metrics: string[];
+  hosts: string[];
+}
+
 /** Client requests (docs/protocol.md, *Requests*): type and data. */
 export interface RequestMap {
   auth: { token: string; resume_after_seq?: number };
@@ -202,13 +235,46 @@ export interface RequestMap {
   set_rate: { max_hz: number | null };
   resume: { after_seq: number };
   history: { metrics: string[]; from?: string | number; to?: string | number; max_points?: number; host?: string };
-  stats: { window?: string | number; metrics?: string[] };
-  ack: { id: string };
-  alerts: Record<string, never>;
+  stats: { window?: string | number; metrics?: string[]; host?: string };
+  notifications: { limit?: number; unacknowledged?: boolean };
   notification_state: { limit?: number };
   notification_read: { ids: string[] } | { all: true };
+  ack: { notification_id: string };
+  alerts: Record<string, never>;
+  rule_list: Record<string, never>;
+  rule_set: AlertRule;
+  rule_delete: { name: string };
+  broadcast: { level: NotificationLevel; title: string; message: string };
+  settings_get: Record<string, never>;
+  settings_set: { interval: number };
 }
 export type RequestType = keyof RequestMap;
+
+/** The `data` of each request's reply (docs/protocol.md, *Requests*). */
+export interface ReplyMap {
+  auth: { role: Role; expires_at: IsoTime | null };
+  ping: PongData;
+  subscribe: Subscription;
+  unsubscribe: Subscription;
+  set_rate: { max_hz: number | null; effective_hz: number | null };
+  resume: { after_seq: number; replayed: number; recovered: number; gaps: number; seq: number };
+  history: HistoryData;
+  stats: Record<string, unknown>;
+  notifications: { notifications: NotificationData[] };
+  notification_state: NotificationStateData;
+  notification_read: { ids: string[]; all: boolean; unread: number; unacknowledged: number; read_through: IsoTime | null };
+  ack: NotificationAckData;
+  alerts: { alerts: ActiveAlert[] };
+  rule_list: { rules: RuleStatus[] };
+  rule_set: { rule: RuleStatus };
+  rule_delete: { name: string };
+  broadcast: { id: string };
+  settings_get: { interval: number };
+  settings_set: { interval: number };
+}
+
+/** Sends one request and resolves with its reply's `data` (rejects on `error`). */
+export type RequestSender = <T extends RequestType>(type: T, data: RequestMap[T]) => Promise<ReplyMap[T]>;
 
 /** A parsed `metrics_update` as the charts and tiles keep it. */
 export interface Sample {

@@ -3,15 +3,123 @@
 // the session's bearer token; an error answer becomes an ApiError whose
 // message is the daemon's one-line reason.
 
-import { ApiError } from './authService';
+import { apiErrorFrom, type FetchLike } from './authService';
 
 const BASE = '/api/alerting';
 
-type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 type Json = Record<string, unknown>;
 
-/** The channel form's fields (components/alerting/ChannelsCard). */
+/** One outcome of sending to a receiver: a "send test" answer or one delivery attempt. */
+export interface DeliveryOutcome {
+  ok: boolean;
+  /** The receiver's answer or the error, one line ("HTTP 200: ok", "connection refused"). */
+  detail: string;
+  status?: number;
+}
+
+/** One attempt in a delivery's log. */
+export interface DeliveryAttempt extends DeliveryOutcome {
+  ts_ms: number;
+  node: string;
+  duration_ms: number;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead'];
+
+/** A notice in the delivery log (GET deliveries). */
+export interface Delivery {
+  id: number;
+  channel: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** How many alerts the notice carries. */
+  alerts: number;
+  title_status: string;
+  kind: 'notify' | 'repeat' | string;
+  created_at_ms: number;
+  last_error: string | null;
+  log: DeliveryAttempt[];
+}
+
+export type ChannelKind = 'webhook' | 'email' | 'alertmanager';
+
+/** A channel as the API shows it: no secret values, only whether each is set. */
+export interface Channel {
+  name: string;
+  kind: ChannelKind;
+  source: 'config' | 'api';
+  /** Header names (their values are secret). */
+  headers: string[];
+  secrets: Record<string, boolean>;
+  timeout?: number;
+  url?: string;
+  format?: string;
+  resend_interval?: number;
+  host?: string;
+  port?: number;
+  security?: string;
+  username?: string;
+  from?: string;
+  to?: string[];
+}
+
+/** A route from the INI file ([route:NAME]). */
+export interface Route {
+  name: string;
+  channels: string[];
+  matchers: string[];
+  level: string;
+  group_by: string[];
+  group_wait: number;
+  group_interval: number;
+  repeat_interval: number;
+  stop: boolean;
+}
+
+export interface Matcher {
+  name: string;
+  op: '=' | '!=' | '=~' | '!~' | string;
+  value: string;
+}
+
+export interface Silence {
+  id: string;
+  matchers: Matcher[];
+  starts_at_ms?: number;
+  ends_at_ms: number;
+  comment: string;
+  created_by: string;
+  created_at_ms?: number;
+  expired_by?: string | null;
+  state: 'pending' | 'active' | 'expired';
+}
+
+/** One firing or resolve in the alert timeline. */
+export interface TimelineEvent {
+  event_key: string;
+  ts_ms: number;
+  state: 'firing' | 'resolved' | string;
+  level: string;
+  labels: Record<string, string>;
+  summary: string;
+  silenced_by: string | null;
+}
+
+export interface ChannelsReply {
+  channels: Channel[];
+  routes: Route[];
+}
+export interface DeliveriesReply {
+  deliveries: Delivery[];
+  counts: Partial<Record<DeliveryStatus, number>>;
+}
+
+/** The channel form's fields (components/alerting/ChannelsCard); EMPTY_CHANNEL_FORM is a new channel's. */
 export interface ChannelForm {
+  name: string;
+  /** Editing a stored channel: an empty URL or secret keeps the stored one. */
+  editing?: boolean;
   kind: string;
   timeout: string | number;
   host: string;
@@ -27,6 +135,11 @@ export interface ChannelForm {
   headers: Array<{ name: string; value: string }>;
 }
 
+export const EMPTY_CHANNEL_FORM: ChannelForm = {
+  name: '', kind: 'webhook', url: '', format: 'slack', timeout: '10', headers: [{ name: '', value: '' }],
+  host: '', port: '', security: 'starttls', username: '', password: '', from: '', to: '', resendInterval: '60',
+};
+
 /** The silence form's fields (components/alerting/SilencesCard). */
 export interface SilenceForm {
   matchers: Array<{ name: string; op: string; value: string }>;
@@ -35,30 +148,20 @@ export interface SilenceForm {
 }
 
 export interface AlertingApi {
-  channels(): Promise<Json | null>;
-  saveChannel(name: string, data: Json): Promise<Json | null>;
-  deleteChannel(name: string): Promise<Json | null>;
-  testChannel(name: string): Promise<Json | null>;
-  deliveries(limit?: number, status?: string): Promise<Json | null>;
-  silences(): Promise<Json | null>;
-  createSilence(data: Json): Promise<Json | null>;
-  expireSilence(id: string): Promise<Json | null>;
-  timeline(fromMs: number, toMs: number, limit?: number): Promise<Json | null>;
-}
-
-async function readError(res: Response): Promise<ApiError> {
-  let body: { error?: { code?: string; message?: string } } | null = null;
-  try {
-    body = await res.json();
-  } catch {
-    // not JSON
-  }
-  const err = body && body.error;
-  return new ApiError(res.status, err?.code, err?.message || res.statusText);
+  channels(): Promise<ChannelsReply>;
+  saveChannel(name: string, data: Json): Promise<{ channel: Channel }>;
+  deleteChannel(name: string): Promise<unknown>;
+  testChannel(name: string): Promise<{ result: DeliveryOutcome }>;
+  deliveries(limit?: number, status?: string): Promise<DeliveriesReply>;
+  silences(): Promise<{ silences: Silence[] }>;
+  createSilence(data: Json): Promise<{ silence: Silence }>;
+  expireSilence(id: string): Promise<unknown>;
+  timeline(fromMs: number, toMs: number, limit?: number): Promise<{ events: TimelineEvent[] }>;
 }
 
 export function createAlertingApi(getToken: () => string | null, fetchImpl: FetchLike = (input, init) => fetch(input, init)): AlertingApi {
-  async function call(method: string, path: string, body?: unknown): Promise<Json | null> {
+  // The daemon's answers are trusted to have the documented shapes (docs/alerting.md#api).
+  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Authorization: `Bearer ${getToken() || ''}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await fetchImpl(`${BASE}/${path}`, {
@@ -67,21 +170,21 @@ export function createAlertingApi(getToken: () => string | null, fetchImpl: Fetc
       credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    if (!res.ok) throw await readError(res);
-    return res.status === 204 ? null : res.json();
+    if (!res.ok) throw await apiErrorFrom(res);
+    return (res.status === 204 ? null : await res.json()) as T;
   }
   const name = (n: string) => encodeURIComponent(n);
   return {
-    channels: () => call('GET', 'channels'),
-    saveChannel: (n, data) => call('PUT', `channels/${name(n)}`, data),
-    deleteChannel: (n) => call('DELETE', `channels/${name(n)}`),
-    testChannel: (n) => call('POST', `channels/${name(n)}/test`),
+    channels: () => call<ChannelsReply>('GET', 'channels'),
+    saveChannel: (n, data) => call<{ channel: Channel }>('PUT', `channels/${name(n)}`, data),
+    deleteChannel: (n) => call<unknown>('DELETE', `channels/${name(n)}`),
+    testChannel: (n) => call<{ result: DeliveryOutcome }>('POST', `channels/${name(n)}/test`),
     deliveries: (limit = 50, status = '') =>
-      call('GET', `deliveries?limit=${limit}${status ? `&status=${encodeURIComponent(status)}` : ''}`),
-    silences: () => call('GET', 'silences'),
-    createSilence: (data) => call('POST', 'silences', data),
-    expireSilence: (id) => call('DELETE', `silences/${name(id)}`),
-    timeline: (fromMs, toMs, limit = 200) => call('GET', `timeline?from=${fromMs}&to=${toMs}&limit=${limit}`),
+      call<DeliveriesReply>('GET', `deliveries?limit=${limit}${status ? `&status=${encodeURIComponent(status)}` : ''}`),
+    silences: () => call<{ silences: Silence[] }>('GET', 'silences'),
+    createSilence: (data) => call<{ silence: Silence }>('POST', 'silences', data),
+    expireSilence: (id) => call<unknown>('DELETE', `silences/${name(id)}`),
+    timeline: (fromMs, toMs, limit = 200) => call<{ events: TimelineEvent[] }>('GET', `timeline?from=${fromMs}&to=${toMs}&limit=${limit}`),
   };
 }
 
@@ -123,8 +226,15 @@ export function silencePayload(form: SilenceForm): Json {
   return { matchers, duration_s: Math.round(Number(form.hours) * 3600), comment: form.comment.trim() };
 }
 
+/** The time range (epoch ms) and host of a dashboard link from an alert. */
+export interface AlertRange {
+  from: number;
+  to: number;
+  host: string | null;
+}
+
 /** Parameters of a dashboard link from an alert: `/?from=<ms>&to=<ms>&host=<h>`. */
-export function alertLinkParams(search: string | null | undefined): { from: number; to: number; host: string | null } | null {
+export function alertLinkParams(search: string | null | undefined): AlertRange | null {
   const params = new URLSearchParams(search || '');
   const from = Number(params.get('from'));
   const to = Number(params.get('to'));

@@ -29,11 +29,16 @@ export interface LoginAnswer {
   username?: string;
 }
 
-export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+/** What the HTTP clients read of a fetch Response (tests answer with plain objects). */
+export type FetchResponse = Pick<Response, 'ok' | 'status' | 'json'> & Partial<Pick<Response, 'statusText'>>;
+export type FetchLike = (input: string, init?: RequestInit) => Promise<FetchResponse>;
+
+/** Where a pasted token is kept (this tab's sessionStorage in the browser). */
+export type TokenStorage = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
 
 export interface AuthServiceOptions {
   fetchImpl?: FetchLike;
-  storage?: Storage | null;
+  storage?: TokenStorage | null;
 }
 
 export interface AuthService {
@@ -64,7 +69,8 @@ export class ApiError extends Error {
   }
 }
 
-async function readError(res: Response): Promise<ApiError> {
+/** An error answer as an ApiError carrying the daemon's code and one-line reason. */
+export async function apiErrorFrom(res: FetchResponse): Promise<ApiError> {
   let body: { error?: { code?: string; message?: string } } | null = null;
   try {
     body = await res.json();
@@ -82,7 +88,7 @@ async function postJson(path: string, body: unknown, fetchImpl: FetchLike): Prom
     headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (!res.ok) throw await readError(res);
+  if (!res.ok) throw await apiErrorFrom(res);
   if (res.status === 204) return null;
   return res.json();
 }
@@ -151,7 +157,7 @@ export function createAuthService({ fetchImpl = (input, init) => fetch(input, in
   };
 }
 
-function safeSessionStorage(): Storage | null {
+function safeSessionStorage(): TokenStorage | null {
   try {
     return typeof window !== 'undefined' ? window.sessionStorage : null;
   } catch {

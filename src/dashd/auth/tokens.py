@@ -38,7 +38,7 @@ def check_endpoint(principal: "Principal", endpoint: str) -> None:
     """The one rule on where a role may go: an agent token (one on every
     fleet host) only pushes samples to /ingest, and /ingest takes only agent
     tokens. Every HTTP request, WebSocket handshake and `auth` message passes
-    through Core.verify_token, which applies it."""
+    through dashd.auth.handshake.TokenVerifier.verify, which applies it."""
     if principal.role == AGENT_ROLE:
         if endpoint != INGEST_ENDPOINT:
             raise EndpointForbidden("agent tokens may only publish samples to /ingest")

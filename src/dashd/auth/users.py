@@ -12,7 +12,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
@@ -20,8 +20,10 @@ from twisted.logger import Logger
 
 from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
 from dashd.auth.tokens import ROLES, AuthError, Principal, TokenIssuer
-from dashd.clients.core import RevocationList
+from dashd.auth.revocations import RevocationList
 from dashd.ops.ratelog import SummarizedLog, printable
+from dashd.store.accounts import AccountRecords
+from dashd.store.audit import SqlRunner
 from dashd.timefmt import iso_ms, now_ms
 
 log = Logger()
@@ -103,12 +105,12 @@ class LoginResult:
 
 
 class UserDirectory:
-    def __init__(self, store: Any, tokens: TokenIssuer, revocations: RevocationList, *,
+    def __init__(self, store: SqlRunner, tokens: TokenIssuer, revocations: RevocationList, *,
                  access_ttl: float, refresh_ttl: float, clock: IReactorTime,
                  wall_clock_ms: Callable[[], int] = now_ms, throttle: LoginThrottle | None = None,
                  hash_slots: HashSlots | None = None,
                  check_password: Callable[[str, str], bool] = verify_password) -> None:
-        self._store = store
+        self._accounts = AccountRecords(store)
         self._tokens = tokens
         self._revocations = revocations
         self.access_ttl = access_ttl
@@ -118,7 +120,12 @@ class UserDirectory:
         self.hash_slots = hash_slots or HashSlots()
         self._check_password = check_password
         self._log = SummarizedLog(log, clock)
-        self.on_revoked: list[Callable[[], None]] = []
+        self._revocation_observers: list[Callable[[], None]] = []
+
+    def add_revocation_observer(self, observer: Callable[[], None]) -> None:
+        """Call `observer` whenever sessions are revoked or users disabled
+        (here or, found by load_revocations, on another node)."""
+        self._revocation_observers.append(observer)
 
     def close(self) -> None:
         """At shutdown: write the summary of rate-limited log lines."""
@@ -127,40 +134,34 @@ class UserDirectory:
     # ----- accounts
 
     async def get(self, name: str) -> dict | None:
-        rows = await self._store.fetchall("SELECT name, password_hash, role, disabled FROM users WHERE name = ?", (name,))
-        if not rows:
+        row = await self._accounts.user(name)
+        if row is None:
             return None
-        name, password_hash, role, disabled = rows[0]
-        return {"name": name, "password_hash": password_hash, "role": role, "disabled": bool(disabled)}
+        return {"name": row.name, "password_hash": row.password_hash, "role": row.role, "disabled": row.disabled}
 
     async def add(self, name: str, role: str, password: str) -> None:
         check_username(name), check_role(role), check_password(password)
         if await self.get(name) is not None:
             raise UserError(f"user {name!r} exists")
         password_hash = await deferToThread(hash_password, password)
-        now = self._now()
-        await self._store.execute(
-            "INSERT INTO users (name, password_hash, role, disabled, created_at_ms, updated_at_ms) VALUES (?, ?, ?, 0, ?, ?)",
-            (name, password_hash, role, now, now))
+        await self._accounts.add_user(name, password_hash, role, self._now())
 
     async def list(self) -> list[dict]:
-        rows = await self._store.fetchall("SELECT name, role, disabled, created_at_ms FROM users ORDER BY name")
-        return [{"name": n, "role": r, "disabled": bool(d), "created_at": iso_ms(c)} for n, r, d, c in rows]
+        return [{"name": u.name, "role": u.role, "disabled": u.disabled, "created_at": iso_ms(u.created_at_ms)}
+                for u in await self._accounts.users()]
 
     async def set_password(self, name: str, password: str) -> None:
         check_password(password)
         if await self.get(name) is None:
             raise UserError(f"no user {name!r}")
         password_hash = await deferToThread(hash_password, password)
-        await self._store.execute("UPDATE users SET password_hash = ?, updated_at_ms = ? WHERE name = ?",
-                                  (password_hash, self._now(), name))
+        await self._accounts.set_password_hash(name, password_hash, self._now())
         await self.revoke_user_sessions(name)
 
     async def set_disabled(self, name: str, disabled: bool) -> None:
         if await self.get(name) is None:
             raise UserError(f"no user {name!r}")
-        await self._store.execute("UPDATE users SET disabled = ?, updated_at_ms = ? WHERE name = ?",
-                                  (1 if disabled else 0, self._now(), name))
+        await self._accounts.set_disabled(name, disabled, self._now())
         if disabled:
             self._revocations.disable_user(name)
             await self.revoke_user_sessions(name)
@@ -171,13 +172,11 @@ class UserDirectory:
         check_role(role)
         if await self.get(name) is None:
             raise UserError(f"no user {name!r}")
-        await self._store.execute("UPDATE users SET role = ?, updated_at_ms = ? WHERE name = ?",
-                                  (role, self._now(), name))
+        await self._accounts.set_role(name, role, self._now())
         await self.revoke_user_sessions(name)
 
     async def count(self) -> int:
-        rows = await self._store.fetchall("SELECT COUNT(*) FROM users")
-        return int(rows[0][0])
+        return await self._accounts.count_users()
 
     async def ensure_initial_admin(self, state_dir: str) -> str | None:
         """First start with no users: create `admin` with a random password
@@ -200,13 +199,8 @@ class UserDirectory:
         """Refresh the in-memory revocation list from the store: at start and
         then periodically, so `dashd user disable` or a logout on another
         node reaches this daemon. Returns whether anything changed."""
-        now = self._now()
-        revoked = {session_id for (session_id,) in await self._store.fetchall(
-            "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
-        disabled = {name for (name,) in await self._store.fetchall("SELECT name FROM users WHERE disabled = 1")}
-        tokens = {token_id for (token_id,) in await self._store.fetchall(
-            "SELECT id FROM issued_tokens WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now,))}
-        changed = self._revocations.replace(revoked, disabled, tokens)
+        revoked = await self._accounts.revocations(self._now())
+        changed = self._revocations.replace(revoked.sessions, revoked.disabled_users, revoked.tokens)
         if changed:
             self._notify_revoked()
         return changed
@@ -257,10 +251,7 @@ class UserDirectory:
         name = user["name"]  # the stored spelling: revocations and audit match it exactly
         session_id, refresh_jti = uuid.uuid4().hex, uuid.uuid4().hex
         expires_ms = now + int(self.refresh_ttl * 1000)
-        await self._store.execute(
-            "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer, refresh_jti) "
-            "VALUES (?, ?, ?, ?, NULL, ?, ?)",
-            (session_id, name, now, expires_ms, address[:128], refresh_jti))
+        await self._accounts.add_session(session_id, name, now, expires_ms, address[:128], refresh_jti)
         log.info("{user} logged in from {address}", user=name, address=address)
         return self._issue(name, user["role"], session_id, refresh_jti, expires_ms)
 
@@ -277,13 +268,13 @@ class UserDirectory:
         session (the family of refresh tokens it belongs to) is revoked,
         which also closes the sockets of its access tokens."""
         name, session_id, jti = self._tokens.verify_refresh(refresh_token)
-        rows = await self._store.fetchall(
-            "SELECT username, expires_at_ms, revoked_at_ms, refresh_jti, previous_jti, rotated_at_ms "
-            "FROM sessions WHERE id = ?", (session_id,))
+        session = await self._accounts.session(session_id)
         now = self._now()
-        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= now:
+        if session is None or session.username != name or session.revoked_at_ms is not None \
+                or session.expires_at_ms <= now:
             raise AuthError("session expired or revoked")
-        _, expires_ms, _, current_jti, previous_jti, rotated_at_ms = rows[0]
+        expires_ms, current_jti = session.expires_at_ms, session.refresh_jti
+        previous_jti, rotated_at_ms = session.previous_jti, session.rotated_at_ms
         user = await self.get(name)
         if user is None or user["disabled"]:
             raise AuthError("user disabled")
@@ -297,16 +288,7 @@ class UserDirectory:
         next_jti = uuid.uuid4().hex
         # Compare-and-set: of two requests racing with one refresh token,
         # exactly one rotates it.
-        if current_jti is None:
-            rotated = await self._store.execute(
-                "UPDATE sessions SET refresh_jti = ?, previous_jti = NULL, rotated_at_ms = ? "
-                "WHERE id = ? AND refresh_jti IS NULL AND revoked_at_ms IS NULL", (next_jti, now, session_id))
-        else:
-            rotated = await self._store.execute(
-                "UPDATE sessions SET refresh_jti = ?, previous_jti = ?, rotated_at_ms = ? "
-                "WHERE id = ? AND refresh_jti = ? AND revoked_at_ms IS NULL",
-                (next_jti, current_jti, now, session_id, current_jti))
-        if rotated != 1:
+        if not await self._accounts.rotate_refresh(session_id, current_jti, next_jti, now):
             if not _raced:
                 # Another request rotated it first: look again (the grace
                 # above applies to it, or this is reuse).
@@ -325,20 +307,19 @@ class UserDirectory:
         await self._revoke(session_id)
 
     async def revoke_user_sessions(self, name: str) -> None:
-        for (session_id,) in await self._store.fetchall(
-                "SELECT id FROM sessions WHERE username = ? AND revoked_at_ms IS NULL", (name,)):
+        for session_id in await self._accounts.live_session_ids(name):
             await self._revoke(session_id, notify=False)
         self._notify_revoked()
 
     async def _revoke(self, session_id: str, notify: bool = True) -> None:
-        await self._store.execute("UPDATE sessions SET revoked_at_ms = ? WHERE id = ?", (self._now(), session_id))
+        await self._accounts.revoke_session(session_id, self._now())
         self._revocations.revoke_session(session_id)
         if notify:
             self._notify_revoked()
 
     def _notify_revoked(self) -> None:
-        for callback in self.on_revoked:
-            callback()
+        for observer in self._revocation_observers:
+            observer()
 
     async def session_principal(self, refresh_token: object) -> Principal:
         """Who holds this session cookie, without rotating it: for GET routes a
@@ -347,13 +328,13 @@ class UserDirectory:
         is refused, as a stolen copy would be) and the user enabled; the
         role is the user's current one."""
         name, session_id, jti = self._tokens.verify_refresh(refresh_token)
-        rows = await self._store.fetchall(
-            "SELECT username, expires_at_ms, revoked_at_ms, refresh_jti FROM sessions WHERE id = ?", (session_id,))
-        if not rows or rows[0][0] != name or rows[0][2] is not None or rows[0][1] <= self._now():
+        session = await self._accounts.session(session_id)
+        if session is None or session.username != name or session.revoked_at_ms is not None \
+                or session.expires_at_ms <= self._now():
             raise AuthError("session expired or revoked")
-        if rows[0][3] is not None and jti != rows[0][3]:
+        if session.refresh_jti is not None and jti != session.refresh_jti:
             raise AuthError("this session cookie was replaced by a newer one; reload the page")
         user = await self.get(name)
         if user is None or user["disabled"]:
             raise AuthError("user disabled")
-        return Principal(name, user["role"], rows[0][1] / 1000.0, session_id=session_id)
+        return Principal(name, user["role"], session.expires_at_ms / 1000.0, session_id=session_id)

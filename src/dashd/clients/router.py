@@ -4,8 +4,6 @@ typed `error` reply carrying the request's correlation_id."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -14,19 +12,16 @@ from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
-from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost, stats_cost
-from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, decode_object
+from dashd.clients.fields import number_field, pattern_list, string_field
+from dashd.clients.queries import stats_cost
+from dashd.clients.seams import RouterContext
+from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, bad_message as bad, correlation_id_of, decode_object
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
-from dashd.store.reads import NotificationReads
-from dashd.clients.series_query import catalogue_families, check_metric_selectors, resolve_selectors
 from dashd.stream.selection import select
 from dashd.stream.streams import SubscriptionFilter
-from dashd.timefmt import iso_ms, parse_time
+from dashd.timefmt import iso_ms
 
-MAX_CORRELATION_ID = 128
-MAX_PATTERN = 1024  # a selector naming a control group by its path can be long
-DEFAULT_HISTORY_POINTS = 300
 DEFAULT_STATS_WINDOW = 300.0
 RESUME_LIMIT = 20_000
 MAX_READ_IDS = 500
@@ -61,55 +56,15 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
 }
 
 
-def bad(message: str, **details: Any) -> ProtocolError:
-    return ProtocolError("bad_message", message, details or None)
-
-
-def string_field(data: dict, key: str, request: str, *, required: bool = True, max_length: int = 256,
-                 default: str | None = None) -> str | None:
-    value = data.get(key, default)
-    if value is None:
-        if required:
-            raise bad(f"{request}: '{key}' is required")
-        return None
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        raise bad(f"{request}: '{key}' must be a non-empty string of at most {max_length} characters")
-    return value
-
-
-def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: float | None = None,
-                 integer: bool = False) -> float | None:
-    value = data.get(key, default)
-    if value is None:
-        return None
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise bad(f"{request}: '{key}' must be {kind} from {low:g} to {high:g}")
-    if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
-        raise bad(f"{request}: '{key}' must be {kind} from {low:g} to {high:g}")
-    return value
-
-
-def pattern_list(data: dict, key: str, request: str) -> list[str] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(p, str) and 0 < len(p) <= MAX_PATTERN for p in value):
-        raise bad(f"{request}: '{key}' must be a list of names or glob patterns")
-    return value
-
-
 class MessageRouter:
     """Routes one connection's messages to its handlers."""
 
     log = Logger()
-    __slots__ = ("session", "core")
+    __slots__ = ("session", "context")
 
-    def __init__(self, session) -> None:
+    def __init__(self, session, context: RouterContext) -> None:
         self.session = session
-        self.core = session.core
+        self.context = context
 
     # ----- entry points
 
@@ -121,11 +76,10 @@ class MessageRouter:
             self._fail(self._before_auth(error), None)
             return None
         self._count_received(message, payload)
-        correlation_id = message.get("correlation_id")
-        if correlation_id is not None and not (isinstance(correlation_id, (str, int)) and not isinstance(correlation_id, bool)
-                                               and len(str(correlation_id)) <= MAX_CORRELATION_ID):
-            self.session.send_error(bad(f"'correlation_id' must be a string of at most {MAX_CORRELATION_ID} characters"),
-                                    None)
+        try:
+            correlation_id = correlation_id_of(message)
+        except ProtocolError as error:
+            self.session.send_error(error, None)
             return None
         try:
             type_, data, handler = self._route(message)
@@ -172,7 +126,7 @@ class MessageRouter:
     def _count_received(self, message: Any, payload: bytes) -> None:
         """Telemetry: one inbound message by type; types dashd does not
         handle count as "unknown", unparsable ones as "invalid"."""
-        telemetry = self.core.telemetry
+        telemetry = self.context.telemetry
         if telemetry is not None:
             type_ = message.get("type") if isinstance(message, dict) else None
             if isinstance(type_, str) and type_ in REQUESTS:
@@ -224,11 +178,9 @@ class MessageRouter:
             self.session.reply(type_, reply, correlation_id)
 
     def _fail(self, error: ProtocolError, correlation_id: Any) -> None:
-        self.session.send_error(error, correlation_id)
-        if error.code == "unauthorized" and self.core.telemetry is not None:
-            self.core.telemetry.auth_failed(error.message)
-        if error.close_code is not None:
-            self.session.close(error.close_code, error.message[:100])
+        if error.code == "unauthorized" and self.context.telemetry is not None:
+            self.context.telemetry.auth_failed(error.message)
+        self.session.fail(error, correlation_id)
 
     # Handlers return a dict (sent as the reply), None (they replied
     # themselves), or an awaitable of either. They raise ProtocolError.
@@ -236,7 +188,7 @@ class MessageRouter:
     def handle_auth(self, data: dict, correlation_id: Any):
         session = self.session
         try:
-            principal = self.core.verify_token(data.get("token"))
+            principal = self.context.tokens.verify(data.get("token"))
         except AuthError as e:
             if session.principal is None:
                 raise ProtocolError("unauthorized", str(e), close_code=CLOSE_UNAUTHORIZED) from None
@@ -259,15 +211,15 @@ class MessageRouter:
 
     def handle_ping(self, data: dict, correlation_id: Any):
         self.session.send({"type": "pong", "correlation_id": correlation_id,
-                           "data": {"server_time": iso_ms(self.core.wall_clock_ms()),
+                           "data": {"server_time": iso_ms(self.context.wall_clock_ms()),
                                     "client_time": data.get("client_time")}})
 
     def _check_metric_patterns(self, patterns: list[str], request: str) -> None:
-        check_metric_patterns(self.core, patterns, request)
+        self.context.history.check_metric_patterns(patterns, request)
 
     def _check_subscription_size(self, metrics: list[str], hosts: list[str], request: str) -> None:
-        if len(metrics) + len(hosts) > self.core.settings.max_subscriptions:
-            raise ProtocolError("too_large", f"{request}: at most {self.core.settings.max_subscriptions} "
+        if len(metrics) + len(hosts) > self.context.settings.max_subscriptions:
+            raise ProtocolError("too_large", f"{request}: at most {self.context.settings.max_subscriptions} "
                                 "metric and host patterns per connection")
 
     def handle_subscribe(self, data: dict, correlation_id: Any):
@@ -292,8 +244,9 @@ class MessageRouter:
         else:
             self._check_metric_patterns(metrics, "unsubscribe")
             # Expand the current patterns to names, so a name can be taken out of "*".
-            current = subscription.selected(self.core.catalogue)
-            current_names = list(self.core.catalogue if current is None else current)
+            catalogue = self.context.catalogue.names()
+            current = subscription.selected(catalogue)
+            current_names = list(catalogue if current is None else current)
             removed = set(select(metrics, current_names))
             remaining_metrics = [n for n in current_names if n not in removed]
             if current is None and not removed:
@@ -314,7 +267,7 @@ class MessageRouter:
         max_hz = number_field(data, "max_hz", "set_rate", 0.001, 1000)
         session = self.session
         session.asked_hz = max_hz
-        session.stream.set_rate(min(max_hz, self.core.settings.max_rate_hz))
+        session.stream.set_rate(min(max_hz, self.context.settings.max_rate_hz))
         return session.rate_data()
 
     def handle_resume(self, data: dict, correlation_id: Any):
@@ -338,24 +291,26 @@ class MessageRouter:
                                 {"retry_after": 1.0, "queued_bytes": stream.queued_bytes})
 
     async def _resume(self, after_seq: int, correlation_id: Any) -> dict:
-        store = self.core.store
-        backfill = store.read_stream if store is not None else None
-        result = await self.core.hub.resume(self.session.stream, after_seq, backfill, RESUME_LIMIT,
+        backfill = self.context.stored.read_stream
+        result = await self.context.stream.resume(self.session.stream, after_seq, backfill, RESUME_LIMIT,
                                             correlation_id=correlation_id)
         return result.as_dict()
 
+    def _metric_names(self, data: dict, request: str, host: str | None = None) -> list[str]:
+        return self.context.history.metric_names(data, request, host)
+
     def _host(self, data: dict, request: str) -> str:
-        return string_field(data, "host", request, required=False, max_length=128) or self.core.host
+        return string_field(data, "host", request, required=False, max_length=128) or self.context.catalogue.host
 
     def handle_history(self, data: dict, correlation_id: Any):
-        query = validate_history(self.core, data)
+        query = self.context.history.validate(data)
         self._check_reply_room("history")
-        return schedule_history(self.core, self.session, self.session.principal.subject, query)
+        return self.context.history.schedule(self.session, self.session.principal.subject, query)
 
     def handle_stats(self, data: dict, correlation_id: Any):
-        settings = self.core.settings
+        settings = self.context.settings
         host = self._host(data, "stats")
-        metrics = metric_names(self.core, data, "stats", host)
+        metrics = self._metric_names(data, "stats", host)
         window_raw = data.get("window", DEFAULT_STATS_WINDOW)
         try:
             if isinstance(window_raw, bool):
@@ -368,17 +323,17 @@ class MessageRouter:
         if window > settings.retention_raw:
             raise ProtocolError("too_large", f"stats: 'window' may be at most the raw retention "
                                 f"({settings.retention_raw:g}s)")
-        now = self.core.wall_clock_ms()
+        now = self.context.wall_clock_ms()
         self._check_reply_room("stats")
         run = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
-        scheduler = self.core.queries
+        scheduler = self.context.queries
         if scheduler is None:
             return run()
-        cost = stats_cost(len(metrics), int(window * 1000), int(self.core.interval * 1000))
+        cost = stats_cost(len(metrics), int(window * 1000), int(self.context.sampling.interval * 1000))
         return scheduler.submit(self.session, self.session.principal.subject, cost, run)
 
     async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:
-        summary = await self.core.store.stats(host, metrics, from_ms, to_ms)
+        summary = await self.context.stored.stats(host, metrics, from_ms, to_ms)
         return {"window": window, "from": iso_ms(from_ms), "to": iso_ms(to_ms), "host": host, "metrics": summary}
 
     def handle_notifications(self, data: dict, correlation_id: Any):
@@ -390,9 +345,9 @@ class MessageRouter:
 
     async def _notifications(self, limit: int, unacknowledged: bool) -> dict:
         try:
-            items = await self.core.store.notifications(limit, unacknowledged)
+            items = await self.context.stored.notifications(limit, unacknowledged)
         except StoreUnavailable:
-            items = self.core.notifications.recent(limit, unacknowledged)
+            items = self.context.notifications.recent(limit, unacknowledged)
         return {"notifications": items}
 
     def handle_ack(self, data: dict, correlation_id: Any):
@@ -401,10 +356,10 @@ class MessageRouter:
 
     async def _ack(self, notification_id: str) -> dict:
         user = self.session.principal.subject
-        ack = await self.core.notifications.acknowledge(notification_id, user)
+        ack = await self.context.notifications.acknowledge(notification_id, user)
         # Acknowledging implies having read it (for the acknowledger only).
         try:
-            await NotificationReads(self.core.store).mark(user, [notification_id], self.core.wall_clock_ms())
+            await self.context.reads.mark(user, [notification_id], self.context.wall_clock_ms())
         except StoreUnavailable:
             self.log.warn("ack: could not record {user} read {id}; the store is unavailable",
                           user=user, id=notification_id)
@@ -418,8 +373,8 @@ class MessageRouter:
         """The newest notifications with this user's read flag, and the counts
         the bell and the badge show (over everything stored, not only `limit`)."""
         user = self.session.principal.subject
-        reads = NotificationReads(self.core.store)
-        items = await reads.annotate(user, await self.core.store.notifications(limit, False))
+        reads = self.context.reads
+        items = await reads.annotate(user, await self.context.stored.notifications(limit, False))
         counts = await reads.counts(user)
         return {"notifications": items, **counts.as_dict()}
 
@@ -437,8 +392,8 @@ class MessageRouter:
 
     async def _notification_read(self, ids: list[str], everything: bool) -> dict:
         user = self.session.principal.subject
-        reads = NotificationReads(self.core.store)
-        now = self.core.wall_clock_ms()
+        reads = self.context.reads
+        now = self.context.wall_clock_ms()
         if everything:
             await reads.mark_all(user, now)
         else:
@@ -452,8 +407,8 @@ class MessageRouter:
 
     def handle_catalogue(self, data: dict, correlation_id: Any):
         """The catalogue again, with the label values known now."""
-        return {"metrics": [info.as_dict() for info in self.core.catalogue_info],
-                "families": catalogue_families(self.core)}
+        catalogue = self.context.catalogue
+        return {"metrics": [info.as_dict() for info in catalogue.info], "families": catalogue.families()}
 
     def handle_alerts(self, data: dict, correlation_id: Any):
         return self._alerts()
@@ -461,9 +416,9 @@ class MessageRouter:
     async def _alerts(self) -> dict:
         """What fires now (from the rule engine), with who acknowledged it."""
         alerts = []
-        for alert in self.core.rules.active_alerts():
+        for alert in self.context.rules.active_alerts():
             item = alert.as_dict()
-            body = await self.core.notifications.find(alert.notification_id)
+            body = await self.context.notifications.find(alert.notification_id)
             item["title"] = body["title"] if body else alert.rule
             item["acknowledged_by"] = body.get("acknowledged_by") if body else None
             item["acknowledged_at"] = body.get("acknowledged_at") if body else None
@@ -472,7 +427,7 @@ class MessageRouter:
 
     def handle_rule_list(self, data: dict, correlation_id: Any):
         rules = []
-        engine = self.core.rules
+        engine = self.context.rules
         for rule in sorted(engine.rules.values(), key=lambda r: r.name):
             item = rule.as_dict()
             item["firing"] = engine.firing_hosts(rule.name)
@@ -484,24 +439,24 @@ class MessageRouter:
         return {"rules": rules}
 
     def handle_rule_set(self, data: dict, correlation_id: Any):
-        rule = rule_from_dict(data, self.core.catalogue)
+        rule = rule_from_dict(data, self.context.catalogue.names())
         return self._rule_set(rule)
 
     async def _rule_set(self, rule) -> dict:
-        await self.core.store.save_rule(rule.name, rule.as_dict(), self.session.principal.subject)
-        self.core.rules.set_rule(rule)
+        await self.context.rule_store.save_rule(rule.name, rule.as_dict(), self.session.principal.subject)
+        self.context.rules.set_rule(rule)
         self._audit("rule_set", rule.as_dict())
         return {"rule": rule.as_dict()}
 
     def handle_rule_delete(self, data: dict, correlation_id: Any):
         name = string_field(data, "name", "rule_delete", max_length=64)
-        if name not in self.core.rules.rules:
+        if name not in self.context.rules.rules:
             raise ProtocolError("not_found", f"no rule named {name!r}")
         return self._rule_delete(name)
 
     async def _rule_delete(self, name: str) -> dict:
-        await self.core.store.delete_rule(name)
-        self.core.rules.delete_rule(name)
+        await self.context.rule_store.delete_rule(name)
+        self.context.rules.delete_rule(name)
         self._audit("rule_delete", {"name": name})
         return {"name": name}
 
@@ -514,34 +469,32 @@ class MessageRouter:
         if not isinstance(text, str) or len(text) > MAX_MESSAGE:
             raise bad(f"broadcast: 'message' must be a string of at most {MAX_MESSAGE} characters")
         subject = self.session.principal.subject
-        body = self.core.notifications.raise_notification(level, title, text, f"admin:{subject}")
+        body = self.context.notifications.raise_notification(level, title, text, f"admin:{subject}")
         self._audit("broadcast", {"id": body["id"], "level": level, "title": title})
         return {"id": body["id"]}
 
     def handle_settings_get(self, data: dict, correlation_id: Any):
-        settings = self.core.settings
-        return {"interval": self.core.interval, "max_rate_hz": settings.max_rate_hz,
+        settings = self.context.settings
+        return {"interval": self.context.sampling.interval, "max_rate_hz": settings.max_rate_hz,
                 "retention_raw": settings.retention_raw, "retention_rollup": settings.retention_rollup,
-                "host": self.core.host}
+                "host": self.context.catalogue.host}
 
     def handle_settings_set(self, data: dict, correlation_id: Any):
         interval = number_field(data, "interval", "settings_set", 0.1, 60)
         if interval is None:
             raise bad("settings_set: 'interval' is required (seconds from 0.1 to 60)")
-        collector = self.core.collector
-        if collector is not None:
-            collector.set_interval(float(interval))
-        for session in self.core.connections:
-            session.stream.collection_hz = 1.0 / float(interval)
+        self.context.sampling.set_interval(float(interval))
+        for session in self.context.registry:
+            session.interval_changed(float(interval))
         self._audit("settings_set", {"interval": interval})
         return {"interval": float(interval)}
 
     def handle_clients_list(self, data: dict, correlation_id: Any):
-        return {"clients": [session.describe() for session in self.core.connections]}
+        return {"clients": [session.describe() for session in self.context.registry]}
 
     def handle_client_disconnect(self, data: dict, correlation_id: Any):
         session_id = string_field(data, "session_id", "client_disconnect", max_length=64)
-        target = self.core.connections.get(session_id)
+        target = self.context.registry.get(session_id)
         if target is None:
             raise ProtocolError("not_found", f"no client with session_id {session_id!r}")
         self._audit("client_disconnect", {"session_id": session_id,
@@ -550,75 +503,6 @@ class MessageRouter:
         return {"session_id": session_id}
 
     def _audit(self, action: str, detail: dict) -> None:
-        self.core.audit(self.session.principal.subject, action, detail, self.session.address)
+        self.context.audit.record(self.session.principal.subject, action, detail, self.session.address)
 
 
-def check_metric_patterns(core, patterns: list[str], request: str) -> None:
-    check_metric_selectors(core, patterns, request)
-
-
-def metric_names(core, data: dict, request: str, host: str | None = None) -> list[str]:
-    patterns = pattern_list(data, "metrics", request)
-    if not patterns:
-        raise bad(f"{request}: 'metrics' is required (names, globs or selectors such as "
-                  f"disk_used_percent{{mount=\"/\"}})")
-    return resolve_selectors(core, patterns, request, host or core.host)
-
-
-@dataclass(frozen=True)
-class HistoryQuery:
-    host: str
-    metrics: list[str]
-    from_ms: int
-    to_ms: int
-    max_points: int
-
-
-def validate_history(core, data: dict) -> HistoryQuery:
-    """Check a history request (WebSocket or HTTP); ProtocolError if bad."""
-    settings = core.settings
-    host = string_field(data, "host", "history", required=False, max_length=128) or core.host
-    metrics = metric_names(core, data, "history", host)
-    now = core.wall_clock_ms()
-    try:
-        to_ms = parse_time(data["to"], now) if data.get("to") is not None else now
-        from_ms = parse_time(data["from"], now) if data.get("from") is not None else to_ms - 3_600_000
-    except (ValueError, OverflowError, OSError):
-        raise bad("history: 'from' and 'to' must be ISO-8601 times, Unix seconds, or '-<duration>' "
-                  "such as '-15m'") from None
-    if from_ms >= to_ms:
-        raise bad("history: 'from' must be before 'to'")
-    if (to_ms - from_ms) / 1000.0 > settings.max_history_span:
-        raise ProtocolError("too_large", f"history: the range may span at most {settings.max_history_span:g}s")
-    max_points = data.get("max_points", DEFAULT_HISTORY_POINTS)
-    if isinstance(max_points, int) and not isinstance(max_points, bool) and max_points > settings.max_history_points:
-        raise ProtocolError("too_large", f"history: at most {settings.max_history_points} points")
-    max_points = number_field(data, "max_points", "history", 1, settings.max_history_points,
-                              default=DEFAULT_HISTORY_POINTS, integer=True)
-    return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
-
-
-def history_query_cost(core, query: HistoryQuery) -> QueryCost:
-    """Rows read + points returned: the raw tier has a row per collection
-    interval, the rollup tier one per minute (see Store.history)."""
-    raw = query.from_ms >= core.wall_clock_ms() - int(core.settings.retention_raw * 1000)
-    resolution_ms = int(core.interval * 1000) if raw else MINUTE_MS
-    return history_cost(len(query.metrics), query.to_ms - query.from_ms, query.max_points, resolution_ms)
-
-
-def schedule_history(core, owner: Any, user: str, query: HistoryQuery) -> Deferred:
-    """A history query through the daemon's QueryScheduler (cost checked,
-    bounded queue, cancelled with `owner`); direct when there is none."""
-    def run() -> Deferred:
-        return Deferred.fromCoroutine(fetch_history(core, query))
-    scheduler = core.queries
-    if scheduler is None:
-        return run()
-    return scheduler.submit(owner, user, history_query_cost(core, query), run)
-
-
-async def fetch_history(core, query: HistoryQuery) -> dict:
-    result = await core.store.history(query.host, query.metrics, query.from_ms, query.to_ms, query.max_points,
-                                      int(core.interval * 1000))
-    return {"from": iso_ms(query.from_ms), "to": iso_ms(query.to_ms), "tier": result.tier,
-            "bucket_ms": result.bucket_ms, "host": query.host, "series": result.series}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from dashd.clients.seams import MetricCatalogue
 from dashd.errors import ProtocolError
 from dashd.stream.selection import SelectorError, check_selectors, select, unknown_selectors
 
@@ -14,24 +15,17 @@ def _bad(message: str, **details: Any) -> ProtocolError:
     return ProtocolError("bad_message", message, details or None)
 
 
-def stored_series(store: Any, host: str) -> list[str]:
-    """The series names the store holds for `host` (its series registry),
-    so history reaches series the live stream no longer carries."""
-    registry = getattr(store, "registry", None)
-    if registry is None:
-        return []
-    return [info.key for info in registry.all() if info.host == host]
-
-
-def known_series(core: Any, host: str | None = None) -> list[str]:
-    """What a request may name: the live catalogue, plus `host`'s stored series."""
-    names = dict.fromkeys(core.catalogue)
+def known_series(catalogue: MetricCatalogue, host: str | None = None) -> list[str]:
+    """What a request may name: the live catalogue, plus the series the
+    store holds for `host` (history reaches series the stream no longer carries)."""
+    names = dict.fromkeys(catalogue.names())
     if host is not None:
-        names.update(dict.fromkeys(stored_series(core.store, host)))
+        names.update(dict.fromkeys(catalogue.stored_names(host)))
     return list(names)
 
 
-def check_metric_selectors(core: Any, patterns: Iterable[str], request: str, host: str | None = None) -> list[str]:
+def check_metric_selectors(catalogue: MetricCatalogue, patterns: Iterable[str], request: str,
+                           host: str | None = None) -> list[str]:
     """The known series (see known_series); ProtocolError `bad_message` for a
     malformed selector (details: selector, reason) or one that selects no
     known metric (details: known)."""
@@ -41,20 +35,14 @@ def check_metric_selectors(core: Any, patterns: Iterable[str], request: str, hos
     except SelectorError as e:
         raise _bad(f"{request}: invalid selector {e.selector[:64]!r}: {e}", selector=e.selector,
                    reason=str(e)) from None
-    known = known_series(core, host)
+    known = known_series(catalogue, host)
     unknown = unknown_selectors(patterns, known)
     if unknown:
         raise _bad(f"{request}: unknown metric(s) {', '.join(repr(u[:64]) for u in unknown[:10])}", known=known)
     return known
 
 
-def resolve_selectors(core: Any, patterns: Iterable[str], request: str, host: str) -> list[str]:
+def resolve_selectors(catalogue: MetricCatalogue, patterns: Iterable[str], request: str, host: str) -> list[str]:
     """The series of `host` the selectors name (checked as above)."""
     patterns = list(patterns)
-    return select(patterns, check_metric_selectors(core, patterns, request, host))
-
-
-def catalogue_families(core: Any) -> list[dict]:
-    """The `families` of the catalogue: every non-seed family the stream
-    carried, with its unit, kind, description and current label values."""
-    return core.hub.series.families(exclude=[info.name for info in core.catalogue_info])
+    return select(patterns, check_metric_selectors(catalogue, patterns, request, host))

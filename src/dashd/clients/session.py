@@ -12,9 +12,8 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from dashd.auth.tokens import AuthError, Principal
-from dashd.clients.core import Core
-from dashd.clients.series_query import catalogue_families
-from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError
+from dashd.clients.seams import SessionContext
+from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError, error_frame
 from dashd.clients.limits import TokenBucket
 from dashd.stream.streams import ClientSink, ClientStream
 from dashd.timefmt import iso_ms
@@ -27,29 +26,29 @@ ABUSE_QUIET_SECONDS = 1.0
 class ClientSession:
     log = Logger()
     # One per connection: slots keep thousands of idle clients small.
-    __slots__ = ("core", "sink", "endpoint", "address", "session_id", "connected_at_ms", "principal", "closed",
+    __slots__ = ("context", "sink", "endpoint", "address", "session_id", "connected_at_ms", "principal", "closed",
                  "stream", "asked_hz", "bucket", "_abuse_since", "_last_refusal", "_timers", "_last_activity",
                  "router")
 
-    def __init__(self, core: Core, sink: ClientSink, endpoint: str, address: str) -> None:
+    def __init__(self, context: SessionContext, sink: ClientSink, endpoint: str, address: str) -> None:
         assert endpoint in ENDPOINTS, endpoint
-        settings = core.settings
-        self.core = core
+        settings = context.settings
+        self.context = context
         self.sink = sink
         self.endpoint = endpoint
         self.address = address
         self.session_id = uuid.uuid4().hex
-        self.connected_at_ms = core.wall_clock_ms()
+        self.connected_at_ms = context.wall_clock_ms()
         self.principal: Principal | None = None
         self.closed = False
-        clock = core.clock
+        clock = context.clock
         self.stream = ClientStream(
             sink, clock,
             wants_metrics=endpoint in ("dashboard", "metrics"),
             wants_notifications=endpoint in ("dashboard", "notifications"),
             queue_bound=settings.send_queue,
             slow_timeout=settings.slow_consumer_timeout,
-            collection_hz=1.0 / core.interval,
+            collection_hz=1.0 / context.sampling.interval,
             queue_bytes=settings.send_queue_bytes,
         )
         self.stream.set_rate(settings.max_rate_hz)
@@ -66,14 +65,14 @@ class ClientSession:
     def open(self, principal: Principal | None) -> None:
         from dashd.clients.router import MessageRouter  # the router imports this module
 
-        self.router = MessageRouter(self)
-        self.core.connections.add(self)
+        self.router = MessageRouter(self, self.context.router)
+        self.context.registry.add(self)
         if principal is not None:
             self.authenticate(principal, correlation_id=None)
         else:
-            self._schedule("auth", self.core.settings.auth_timeout, self._auth_timed_out)
-        if self.core.settings.idle_timeout > 0:
-            self._schedule("idle", self.core.settings.idle_timeout, self._check_idle)
+            self._schedule("auth", self.context.settings.auth_timeout, self._auth_timed_out)
+        if self.context.settings.idle_timeout > 0:
+            self._schedule("idle", self.context.settings.idle_timeout, self._check_idle)
 
     def lost(self) -> None:
         """The connection is gone (closed cleanly or not)."""
@@ -85,12 +84,12 @@ class ClientSession:
                 timer.cancel()
         self._timers.clear()
         self.stream.close()
-        self.core.hub.detach(self.stream)
-        if self.core.queries is not None:
-            self.core.queries.cancel_owner(self)  # its query, queued or running, is no longer wanted
-        self.core.connections.remove(self)
-        for callback in self.core.on_session_closed:
-            callback(self)
+        self.context.hub.detach(self.stream)
+        if self.context.queries is not None:
+            self.context.queries.cancel_owner(self)  # its query, queued or running, is no longer wanted
+        self.context.registry.remove(self)
+        for observer in self.context.closed_observers:
+            observer(self)
 
     def close(self, code: int, reason: str) -> None:
         self.stream.close()
@@ -100,26 +99,26 @@ class ClientSession:
 
     def touch(self) -> None:
         """Any traffic from the peer (a message or a pong)."""
-        self._last_activity = self.core.clock.seconds()
+        self._last_activity = self.context.clock.seconds()
 
     def receive(self, payload: bytes) -> Deferred | None:
         self.touch()
-        now = self.core.clock.seconds()
+        now = self.context.clock.seconds()
         if not self.bucket.take(now):
             # Abuse = refusals with no quiet second between them; the odd
             # message the bucket lets through does not reset it.
             if self._abuse_since is None or now - self._last_refusal > ABUSE_QUIET_SECONDS:
                 self._abuse_since = now
             self._last_refusal = now
-            if now - self._abuse_since >= self.core.settings.abuse_close_after:
+            if now - self._abuse_since >= self.context.settings.abuse_close_after:
                 self.log.warn("closing {peer}: over the message rate for {seconds:.0f}s", peer=self.address,
                               seconds=now - self._abuse_since)
-                if self.core.telemetry is not None:
-                    self.core.telemetry.rate_limited(abuse_close=True)
+                if self.context.telemetry is not None:
+                    self.context.telemetry.rate_limited(abuse_close=True)
                 self.close(CLOSE_POLICY, "message rate limit exceeded")
                 return None
-            if self.core.telemetry is not None:
-                self.core.telemetry.rate_limited(abuse_close=False)
+            if self.context.telemetry is not None:
+                self.context.telemetry.rate_limited(abuse_close=False)
             return self.router.reject_rate_limited(payload, self.bucket.retry_after())
         return self.router.handle(payload)
 
@@ -131,9 +130,9 @@ class ClientSession:
         self.send({"type": "connection_ack", "correlation_id": correlation_id, "data": self.ack_data()})
         self._schedule_expiry(principal)
         self.stream.live = True
-        self.core.hub.attach(self.stream)
+        self.context.hub.attach(self.stream)
         if send_latest:
-            self.core.hub.send_latest(self.stream)
+            self.context.hub.send_latest(self.stream)
 
     def reauthenticate(self, principal: Principal) -> dict:
         if self.principal is not None and principal.subject != self.principal.subject:
@@ -143,7 +142,7 @@ class ClientSession:
         return {"role": principal.role, "expires_at": iso_ms(principal.expires_at * 1000)}
 
     def ack_data(self) -> dict:
-        settings = self.core.settings
+        settings = self.context.settings
         principal = self.principal
         return {
             "session_id": self.session_id,
@@ -151,13 +150,13 @@ class ClientSession:
             "role": principal.role,
             "protocol_version": PROTOCOL_VERSION,
             "endpoint": self.endpoint,
-            "server_time": iso_ms(self.core.wall_clock_ms()),
-            "host": self.core.host,
-            "interval": self.core.interval,
-            "seq": self.core.hub.seq,
+            "server_time": iso_ms(self.context.wall_clock_ms()),
+            "host": self.context.catalogue.host,
+            "interval": self.context.sampling.interval,
+            "seq": self.context.hub.seq,
             "token_expires_at": iso_ms(principal.expires_at * 1000),
-            "metrics": [info.as_dict() for info in self.core.catalogue_info] if self.stream.wants_metrics else [],
-            "families": catalogue_families(self.core) if self.stream.wants_metrics else [],
+            "metrics": [info.as_dict() for info in self.context.catalogue.info] if self.stream.wants_metrics else [],
+            "families": self.context.catalogue.families() if self.stream.wants_metrics else [],
             "subscription": self.stream.subscription.as_dict(),
             "rate": self.rate_data(),
             "limits": {
@@ -173,15 +172,19 @@ class ClientSession:
             },
         }
 
+    def interval_changed(self, interval: float) -> None:
+        """The collector's period changed: the stream paces against it."""
+        self.stream.collection_hz = 1.0 / interval
+
     def rate_data(self) -> dict:
         return {"max_hz": self.asked_hz, "effective_hz": round(self.stream.effective_hz, 4)}
 
     def _schedule_expiry(self, principal: Principal) -> None:
         """One timer per connection for the token: first the warning, then
         (rescheduled) the expiry itself."""
-        now_s = self.core.wall_clock_ms() / 1000.0
+        now_s = self.context.wall_clock_ms() / 1000.0
         remaining = principal.expires_at - now_s
-        warning = remaining - self.core.settings.token_warning
+        warning = remaining - self.context.settings.token_warning
         if warning > 0:
             self._schedule("expiry", warning, self._warn_then_wait)
         else:
@@ -191,7 +194,7 @@ class ClientSession:
 
     def _warn_then_wait(self) -> None:
         self._warn_expiry()
-        remaining = self.principal.expires_at - self.core.wall_clock_ms() / 1000.0
+        remaining = self.principal.expires_at - self.context.wall_clock_ms() / 1000.0
         self._schedule("expiry", max(0.0, remaining), self._expired)
 
     def _warn_expiry(self) -> None:
@@ -205,7 +208,7 @@ class ClientSession:
     def _auth_timed_out(self) -> None:
         if self.principal is None and not self.closed:
             self.send_error(ProtocolError("unauthorized", "authentication required: send auth within "
-                                          f"{self.core.settings.auth_timeout:g}s"), None)
+                                          f"{self.context.settings.auth_timeout:g}s"), None)
             self.close(CLOSE_UNAUTHORIZED, "authentication timeout")
 
     def revalidate(self) -> None:
@@ -213,14 +216,14 @@ class ClientSession:
         if self.principal is None:
             return
         try:
-            self.core.revocations.check(self.principal)
+            self.context.tokens.check(self.principal)
         except AuthError as e:
             self.send_error(ProtocolError("unauthorized", str(e)), None)
             self.close(CLOSE_UNAUTHORIZED, str(e))
 
     def _check_idle(self) -> None:
-        idle_timeout = self.core.settings.idle_timeout
-        idle = self.core.clock.seconds() - self._last_activity
+        idle_timeout = self.context.settings.idle_timeout
+        idle = self.context.clock.seconds() - self._last_activity
         if idle >= idle_timeout:
             self.close(1000, "idle timeout")
         else:
@@ -230,7 +233,7 @@ class ClientSession:
 
     def _schedule(self, name: str, delay: float, call) -> None:
         self._cancel(name)
-        self._timers[name] = self.core.clock.callLater(delay, self._fire, name, call)
+        self._timers[name] = self.context.clock.callLater(delay, self._fire, name, call)
 
     def _fire(self, name: str, call) -> None:
         self._timers.pop(name, None)
@@ -252,7 +255,14 @@ class ClientSession:
         self.send({"type": type_, "correlation_id": correlation_id, "data": data})
 
     def send_error(self, error: ProtocolError, correlation_id: Any) -> None:
-        self.send({"type": "error", "correlation_id": correlation_id, "data": error.data()})
+        self.send(error_frame(error, correlation_id))
+
+    def fail(self, error: ProtocolError, correlation_id: Any) -> None:
+        """The one way a session answers a failed request: the `error` frame,
+        then the close the error asks for (if any)."""
+        self.send_error(error, correlation_id)
+        if error.close_code is not None:
+            self.close(error.close_code, error.message[:100])
 
     def describe(self) -> dict:
         principal = self.principal
@@ -267,3 +277,18 @@ class ClientSession:
             "rate": self.rate_data(),
             "queued": self.stream.queued,
         }
+
+
+class SessionFactory:
+    """What a WebSocket protocol gets: admission against the connection
+    limits, and a new ClientSession for an accepted handshake."""
+
+    def __init__(self, context: SessionContext) -> None:
+        self.context = context
+
+    def admit(self, address: str) -> None:
+        """Raises HandshakeRefused when the connection limits are reached."""
+        self.context.registry.admit(address)
+
+    def __call__(self, sink: ClientSink, endpoint: str, address: str) -> ClientSession:
+        return ClientSession(self.context, sink, endpoint, address)

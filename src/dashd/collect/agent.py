@@ -1,39 +1,33 @@
-"""`dashd agent`: the collector alone, pushing its samples to a hub's
-`/ingest` endpoint (see dashd.wire.ingest and docs/protocol.md, *Agents*).
+"""The agent's domain, without the network: a bounded buffer of samples not
+yet confirmed by the hub (`SampleBuffer`), and the batching, confirmation
+and back-off policy over one connection (`Uplink`).
 
-    dashd agent --hub ws://hub:8080/ingest --token TOKEN [--host-name NAME] [--interval 1]
+`dashd agent` (dashd.agent) runs the collector into this buffer and the
+Uplink over a WebSocket client (dashd.wire.agent_client) to a hub's
+`/ingest` endpoint (dashd.wire.ingest; docs/protocol.md, *Agents*).
 
 Samples go into a bounded local buffer (the oldest are dropped, with one log
 line, when the hub stays away too long). While connected, the agent sends
 the buffer in batches and removes a sample only when the hub's reply
 confirms it, so a sample in flight when the hub restarts is sent again on
-the next connection; the hub de-duplicates by (host, timestamp). The
-WebSocket client reconnects through a ClientService with exponential
-back-off; every timer runs on an injected clock.
+the next connection; the hub de-duplicates by (host, timestamp). Every
+timer runs on an injected clock.
 """
 
 from __future__ import annotations
 
-import argparse
-import socket
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import orjson
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.application.internet import ClientService, backoffPolicy
-from twisted.application.service import MultiService, Service
+from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
-from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, Sample
+from dashd.collect.collector import Sample
 from dashd.timefmt import iso_ms
 
 log = Logger()
@@ -135,36 +129,13 @@ class SampleBuffer:
         self._in_flight.clear()
 
 
-class IngestClientProtocol(WebSocketClientProtocol):
-    """Thin: hands the open connection and the hub's messages to the Uplink."""
+class UplinkConnection(Protocol):
+    """The open connection to the hub as the Uplink uses it
+    (dashd.wire.agent_client.IngestClientProtocol)."""
 
-    def onOpen(self) -> None:
-        self.factory.uplink.opened(self)
+    def send_bytes(self, payload: bytes) -> None: ...
 
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        if isBinary:
-            return
-        try:
-            message = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            log.warn("the hub sent a frame that is not JSON; ignored")
-            return
-        if isinstance(message, dict):
-            self.factory.uplink.received(self, message)
-
-    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.factory.uplink.closed(self, code, reason)
-
-    def send_bytes(self, payload: bytes) -> None:
-        # A close may be under way (the hub shutting down): sending would
-        # raise and stop the batch loop; the batch stays in flight and is
-        # sent again after the reconnect.
-        if self.state == WebSocketClientProtocol.STATE_OPEN:
-            self.sendMessage(payload)
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        if self.state == WebSocketClientProtocol.STATE_OPEN:
-            self.sendClose(code, reason[:100] or None)
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
 class Uplink(Service):
@@ -180,7 +151,7 @@ class Uplink(Service):
         self.batch_interval = batch_interval
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
-        self.protocol: IngestClientProtocol | None = None
+        self.protocol: UplinkConnection | None = None
         self.acknowledged = False  # the hub sent connection_ack on this connection
         self._in_flight: dict[str, Batch] = {}
         self._counter = 0
@@ -192,7 +163,6 @@ class Uplink(Service):
         self._hold_until: float | None = None
         self._hold_timer: Any = None
         self._idle_waiters: list[defer.Deferred] = []
-        self.on_ack: Callable[[dict], None] = lambda data: None
 
     def startService(self) -> None:
         super().startService()
@@ -210,13 +180,13 @@ class Uplink(Service):
 
     # ----- connection events (from the protocol)
 
-    def opened(self, protocol: IngestClientProtocol) -> None:
+    def opened(self, protocol: UplinkConnection) -> None:
         self.protocol = protocol
         self.acknowledged = False
         self._in_flight.clear()
         self.buffer.reset_in_flight()
 
-    def closed(self, protocol: IngestClientProtocol, code: int | None, reason: str | None) -> None:
+    def closed(self, protocol: UplinkConnection, code: int | None, reason: str | None) -> None:
         if protocol is not self.protocol:
             return
         was_acked = self.acknowledged
@@ -231,7 +201,7 @@ class Uplink(Service):
                      code=code, reason=reason or "", pending=len(self.buffer))
         self._notify_idle()
 
-    def received(self, protocol: IngestClientProtocol, message: dict) -> None:
+    def received(self, protocol: UplinkConnection, message: dict) -> None:
         kind = message.get("type")
         data = message.get("data") if isinstance(message.get("data"), dict) else {}
         if kind == "connection_ack":
@@ -243,7 +213,6 @@ class Uplink(Service):
                 self.batch_size = min(self.batch_size, max(1, limits["max_samples_per_message"]))
             log.info("connected to the hub as {host}; {pending} samples to send", host=data.get("host"),
                      pending=len(self.buffer))
-            self.on_ack(data)
             self.pump()
             return
         batch = self._in_flight.pop(str(message.get("correlation_id")), None)
@@ -328,160 +297,3 @@ class Uplink(Service):
             await waiter
         except defer.TimeoutError:
             pass
-
-
-class AgentService(MultiService):
-    """Collector -> buffer -> uplink. Stopping samples no more, then sends
-    what it can within SHUTDOWN_FLUSH before closing the connection."""
-
-    def __init__(self, collector: CollectorService, bus: InMemoryBus, buffer: SampleBuffer, uplink: Uplink,
-                 connection: ClientService, clock: IReactorTime, shutdown_flush: float = SHUTDOWN_FLUSH) -> None:
-        super().__init__()
-        self.collector = collector
-        self.buffer = buffer
-        self.uplink = uplink
-        self.connection = connection
-        self.clock = clock
-        self.shutdown_flush = shutdown_flush
-        bus.subscribe(METRICS_TOPIC, self._on_sample)
-        for child in (uplink, connection, collector):
-            child.setServiceParent(self)
-
-    def _on_sample(self, topic: str, sample: Any) -> None:
-        if isinstance(sample, Sample):
-            sample = Sample(sample.host, sample.timestamp_ms,
-                            {k: v for k, v in sample.metrics.items() if k != "active_connections"})
-            self.buffer.add(sample)
-            self.uplink.sample_added()
-
-    def stopService(self) -> defer.Deferred:
-        return defer.Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self) -> None:
-        Service.stopService(self)
-        await defer.maybeDeferred(self.collector.stopService)
-        await self.uplink.flush(self.shutdown_flush)
-        if self.uplink.protocol is not None:
-            self.uplink.protocol.close(1000, "agent stopping")
-        await defer.maybeDeferred(self.connection.stopService)
-        await defer.maybeDeferred(self.uplink.stopService)
-        if len(self.buffer):
-            log.warn("agent stopped: {taken} samples taken, {n} not confirmed by the hub (lost)",
-                     taken=self.buffer.added, n=len(self.buffer))
-        else:
-            log.info("agent stopped: {taken} samples taken, all confirmed by the hub", taken=self.buffer.added)
-
-
-def hub_endpoint(reactor: Any, url: str, ca_file: str | None = None):
-    """A client endpoint for ws://HOST:PORT/... or wss://HOST:PORT/... (TLS
-    verified against the system trust store, or only `ca_file` if given)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"--hub must be a ws:// or wss:// URL, not {url!r}")
-    secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    endpoint = HostnameEndpoint(reactor, parts.hostname, port, timeout=10)
-    if not secure:
-        if ca_file:
-            raise ValueError("--ca-file needs a wss:// hub URL")
-        return endpoint
-    from twisted.internet.ssl import Certificate, optionsForClientTLS
-
-    trust_root = None
-    if ca_file:
-        with open(ca_file, "rb") as f:
-            trust_root = Certificate.loadPEM(f.read())
-    options = optionsForClientTLS(parts.hostname, trustRoot=trust_root) if trust_root is not None \
-        else optionsForClientTLS(parts.hostname)
-    return wrapClientTLS(options, endpoint)
-
-
-def build_agent(reactor: Any, *, hub: str, token: str, host: str, interval: float = 1.0,
-                batch_interval: float = DEFAULT_BATCH_INTERVAL, buffer_size: int = DEFAULT_BUFFER,
-                ca_file: str | None = None, disk_path: str = "/", max_retry_delay: float = 30.0,
-                reader: Any = None) -> AgentService:
-    """The agent's service tree (not started)."""
-    import txaio
-
-    txaio.use_twisted()
-    txaio.set_global_log_level("info")
-    bus = InMemoryBus()
-    buffer = SampleBuffer(buffer_size)
-    uplink = Uplink(buffer, reactor, batch_interval=batch_interval)
-    factory = WebSocketClientFactory(hub, headers={"Authorization": f"Bearer {token}"},
-                                     useragent="dashd-agent")
-    factory.protocol = IngestClientProtocol
-    factory.uplink = uplink
-    factory.setProtocolOptions(autoPingInterval=20, autoPingTimeout=10, openHandshakeTimeout=10,
-                               closeHandshakeTimeout=3, maxMessagePayloadSize=1024 * KIB)
-    connection = ClientService(hub_endpoint(reactor, hub, ca_file), factory,
-                               retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=max_retry_delay), clock=reactor)
-    collector = CollectorService(MetricsCollector(reader or PsutilReader(disk_path), host, lambda: 0),
-                                 bus, reactor, interval)
-    return AgentService(collector, bus, buffer, uplink, connection, reactor)
-
-
-def token_subject(token: str) -> str | None:
-    """The `sub` of a JWT, read without verifying it (only the hub has the key)."""
-    try:
-        import jwt
-
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except Exception:
-        return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hub", required=True, help="the hub's ingest URL, ws://HOST:PORT/ingest or wss://...")
-    parser.add_argument("--token", default=None,
-                        help="agent token (dashd token --role agent --subject HOST); default: $DASHD_AGENT_TOKEN")
-    parser.add_argument("--host-name", default=None, help="host name of the samples (default: the token's subject)")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (0.1 to 60, default 1)")
-    parser.add_argument("--batch-interval", type=float, default=DEFAULT_BATCH_INTERVAL,
-                        help="seconds between batches sent to the hub (default 1)")
-    parser.add_argument("--buffer", type=int, default=DEFAULT_BUFFER,
-                        help=f"samples kept while the hub is away (default {DEFAULT_BUFFER})")
-    parser.add_argument("--ca-file", default=None, help="PEM CA certificate to trust for a wss:// hub (self-signed)")
-    parser.add_argument("--disk-path", default="/", help="filesystem whose usage is reported (default /)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`dashd agent`: runs until SIGTERM/SIGINT, then flushes and exits."""
-    import os
-
-    from twisted.internet import task
-    from twisted.logger import globalLogBeginner, textFileLogObserver
-
-    token = args.token or os.environ.get("DASHD_AGENT_TOKEN", "")
-    if not token:
-        print("dashd agent: give --token or set DASHD_AGENT_TOKEN", file=sys.stderr)
-        return 2
-    if not 0.1 <= args.interval <= 60 or not 0.05 <= args.batch_interval <= 60 or args.buffer < 1:
-        print("dashd agent: --interval must be 0.1 to 60, --batch-interval 0.05 to 60, --buffer at least 1",
-              file=sys.stderr)
-        return 2
-    subject = token_subject(token)
-    host = args.host_name or subject or socket.gethostname()
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    if subject is not None and host != subject:
-        log.warn("--host-name {host} differs from the token's subject {subject}: the hub will refuse the samples",
-                 host=host, subject=subject)
-
-    def main(reactor: Any) -> defer.Deferred:
-        try:
-            agent = build_agent(reactor, hub=args.hub, token=token, host=host, interval=args.interval,
-                                batch_interval=args.batch_interval, buffer_size=args.buffer, ca_file=args.ca_file,
-                                disk_path=args.disk_path)
-        except (ValueError, OSError) as e:
-            print(f"dashd agent: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        log.info("dashd agent for {host} sending to {hub} every {interval:g}s", host=host, hub=args.hub,
-                 interval=args.interval)
-        agent.startService()
-        reactor.addSystemEventTrigger("before", "shutdown", agent.stopService)
-        return defer.Deferred()  # runs until the reactor is stopped (SIGTERM, SIGINT)
-
-    task.react(main)
-    return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
@@ -238,6 +239,9 @@ class MetricsCollector:
         return self._wall_clock_ms()
 
 
+TICK_SLACK = 1.0  # seconds: a tick that runs a little late is still a tick
+
+
 class CollectorService(Service):
     """Drives a MetricsCollector from a PublishSchedule on the injected clock
     and publishes each sample on the metrics topic. When a tick (sample and
@@ -256,7 +260,8 @@ class CollectorService(Service):
 
     log = Logger()
 
-    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float,
+    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float, *,
+                 on_sample_duration: Callable[[float], None] = lambda seconds: None,
                  runner: Callable[[Callable[[], Any]], Deferred] | None = None, threaded: bool = False) -> None:
         # Public so tools can feed the real tree other samples (dashd bench).
         self.sampler = collector
@@ -270,13 +275,15 @@ class CollectorService(Service):
         self.schedule = PublishSchedule(self.tick, clock, interval)
         self.last_tick: float | None = None  # clock time of the last successful sample
         self.last_duration: float = 0.0  # seconds the last sample took
+        self.started_at: float | None = None  # clock time of startService
         self.skipped = 0  # ticks that found the previous threaded read still running
         self.max_block_seconds = 0.0  # the longest a tick (or its publish) held the reactor thread
-        self.max_block_cpu_seconds = 0.0  # the reactor thread's CPU in its longest-CPU tick or publish
-        self.on_sample_duration: Callable[[float], None] = lambda seconds: None
+        self.max_block_cpu_seconds = 0.0  # the most reactor-thread CPU one tick or publish used
+        self._on_sample_duration = on_sample_duration
 
     def startService(self) -> None:
         super().startService()
+        self.started_at = self._clock.seconds()
         if self._threaded:
             pool = self._pool = ThreadPool(minthreads=1, maxthreads=1, name="dashd-host-sample")
             pool.start()
@@ -300,6 +307,24 @@ class CollectorService(Service):
     def _start_loop(self, now: bool) -> None:
         self.schedule.period = self.interval
         self.schedule.start(now=now)
+
+    @property
+    def on_sample_duration(self) -> Callable[[float], None]:
+        return self._on_sample_duration
+
+    @on_sample_duration.setter
+    def on_sample_duration(self, observer: Callable[[float], None]) -> None:
+        # Transitional, for dashd.bench only (it is moving out of the
+        # package, issue 12 item 6): pass on_sample_duration= instead.
+        warnings.warn("CollectorService.on_sample_duration = ... is deprecated; pass on_sample_duration= "
+                      "to the constructor", DeprecationWarning, stacklevel=2)
+        self._on_sample_duration = observer
+
+    def is_ticking(self, now: float) -> bool:
+        """Sampled within two intervals and a second's slack, or started that
+        recently: the one rule for /api/ready and the systemd watchdog."""
+        since = self.last_tick if self.last_tick is not None else self.started_at
+        return since is not None and now - since <= 2 * self.interval + TICK_SLACK
 
     @property
     def ticks(self) -> tuple[int, int]:
@@ -357,7 +382,7 @@ class CollectorService(Service):
         self.log.failure("collecting a sample failed; will retry next interval", failure)
 
     def _published(self, sample: Sample) -> None:
-        self.on_sample_duration(self.last_duration)
+        self._on_sample_duration(self.last_duration)
         self.last_tick = self._clock.seconds()
         self._bus.publish(METRICS_TOPIC, sample).addErrback(
             lambda failure: self.log.failure("publishing a sample failed", failure)

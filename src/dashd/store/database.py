@@ -208,6 +208,7 @@ class Store(Service):
         connect_timeout: float = 5.0,
         spill_path: str | None = None,
         node_id: str = DEFAULT_OWNER,
+        on_write: Callable[[float, int], None] = lambda seconds, rows: None,
     ) -> None:
         self.db_url = db_url
         self.dialect = Dialect(check_db_url(db_url))
@@ -262,7 +263,7 @@ class Store(Service):
         self._rolled_at = clock.seconds()
         self._seal_waiters: list[Deferred] = []
         self._recovered = False
-        self.on_write: Callable[[float, int], None] = lambda seconds, rows: None
+        self._on_write = on_write  # (seconds, rows) after each successful write: telemetry
 
     # ----- lifecycle
 
@@ -640,7 +641,7 @@ class Store(Service):
             self._forget_spill(spilled)
         written = len(samples) + len(notifications) + len(acks)
         self._settle_tickets(taken, dropped_at_take, written=True)
-        self.on_write(time.perf_counter() - started, written)
+        self._on_write(time.perf_counter() - started, written)
         await self._seal()
         return written
 

@@ -257,6 +257,7 @@ class StreamHub(Service):
         sequencing: Sequencing | None = None,
         shared_ring: SharedRing | None = None,
         writer: BroadcastWriter | None = None,
+        on_fanout: Callable[[StreamMessage, int], None] = lambda message, clients: None,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -272,7 +273,8 @@ class StreamHub(Service):
         self.latest_sample: dict[str, StreamMessage] = {}
         # Every series the stream carried, with label values (the catalogue's `families`).
         self.series = SeriesCatalogue()
-        self.on_fanout: Callable[[StreamMessage, int], None] = lambda message, clients: None
+        # Called after each fan-out with the message and how many clients were attached (telemetry).
+        self._on_fanout = on_fanout
 
     def startService(self) -> None:
         super().startService()
@@ -348,7 +350,7 @@ class StreamHub(Service):
                     self.log.failure("delivering seq {seq} to a client failed", seq=message.seq)
         else:
             self._fan_out_flat(message, cache, keys, writer)
-        self.on_fanout(message, len(self._streams))
+        self._on_fanout(message, len(self._streams))
 
     def _fan_out_flat(self, message: StreamMessage, cache: FrameCache, keys: tuple[str, ...],
                       writer: BroadcastWriter) -> None:

@@ -19,7 +19,9 @@ from typing import Any
 from twisted.web.server import Request
 
 from dashd.alerting.channels import ChannelError
+from dashd.auth.handshake import TokenCheck
 from dashd.auth.tokens import Principal
+from dashd.clients.seams import AuditTrail
 from dashd.errors import ProtocolError
 from dashd.wire.web import AsyncJsonResource, bearer_principal, read_json_body, request_address
 
@@ -28,21 +30,24 @@ STATUSES = ("pending", "delivered", "dead")
 
 
 class AlertingApiResource(AsyncJsonResource):
-    def __init__(self, core: Any, alerting: Any) -> None:
-        super().__init__(core)
+    def __init__(self, tokens: TokenCheck, audit: AuditTrail, trusted_proxies: tuple[str, ...], alerting: Any) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.audit = audit
+        self.trusted_proxies = trusted_proxies
         self.alerting = alerting
 
     def _path(self, request: Request) -> list[str]:
         return [part.decode("utf-8", "replace") for part in request.postpath if part]
 
     def _principal(self, request: Request, role: str) -> Principal:
-        principal = bearer_principal(self.core, request)
+        principal = bearer_principal(self.tokens, request)
         if not principal.may(role):
             raise ProtocolError("forbidden", f"this needs the {role} role")
         return principal
 
     def _audit(self, request: Request, principal: Principal, action: str, detail: dict) -> None:
-        self.core.audit(principal.subject, action, detail, request_address(self.core, request))
+        self.audit.record(principal.subject, action, detail, request_address(self.trusted_proxies, request))
 
     def render_GET(self, request: Request) -> Any:
         return self._respond(request, self._get)

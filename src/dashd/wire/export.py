@@ -48,7 +48,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from dashd.auth.tokens import AuthError, Principal
-from dashd.clients.router import HistoryQuery, validate_history
+from dashd.auth.handshake import TokenCheck
+from dashd.clients.history import HistoryQueries, HistoryQuery
 from dashd.stream.selection import split_selectors
 from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
@@ -120,7 +121,7 @@ def query_arguments(request: IRequest) -> dict[str, str]:
     return args
 
 
-def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
+def plan_export(history: HistoryQueries, args: dict[str, str]) -> ExportPlan:
     """Check an export request against history's rules; ProtocolError if bad."""
     fmt = args.get("format", "csv").lower()
     if fmt not in FORMATS:
@@ -133,7 +134,7 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
     for key in ("from", "to", "host"):
         if key in args:
             data[key] = _number_or_text(args[key])
-    limit = core.settings.max_history_points
+    limit = history.settings.max_history_points
     if "max_points" in args:
         try:
             data["max_points"] = int(args["max_points"])
@@ -141,9 +142,9 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
             raise ProtocolError("bad_message", "export: 'max_points' must be an integer") from None
     else:
         data["max_points"] = limit  # full resolution within the limit
-    query = _validated(core, data)
+    query = _validated(history, data)
     span = max(1, query.to_ms - query.from_ms)
-    raw_ms = int(core.interval * 1000)
+    raw_ms = int(history.interval * 1000)
     if "resolution" in args:
         bucket_ms = _resolution_ms(args["resolution"])
         if math.ceil(span / max(bucket_ms, raw_ms)) > limit:
@@ -154,9 +155,9 @@ def plan_export(core: Any, args: dict[str, str]) -> ExportPlan:
     return ExportPlan(query, max(raw_ms, bucket_ms), fmt)
 
 
-def _validated(core: Any, data: dict) -> HistoryQuery:
+def _validated(history: HistoryQueries, data: dict) -> HistoryQuery:
     try:
-        return validate_history(core, data)
+        return history.validate(data)
     except ProtocolError as e:
         # The rules are history's; the message names the request the user sent.
         raise ProtocolError(e.code, e.message.replace("history:", "export:", 1)) from None
@@ -243,9 +244,11 @@ class ExportResource(JsonLeaf):
 
     isLeaf = True
 
-    def __init__(self, core: Any, users: SessionCheck | None, *, page_points: int | None = None) -> None:
+    def __init__(self, tokens: TokenCheck, history: HistoryQueries, users: SessionCheck | None, *,
+                 page_points: int | None = None) -> None:
         super().__init__()
-        self.core = core
+        self.tokens = tokens
+        self.history = history
         self.users = users
         self.page_points = page_points or DEFAULT_PAGE_POINTS
         self.running = 0  # exports streaming now
@@ -262,7 +265,7 @@ class ExportResource(JsonLeaf):
             except AuthError as e:
                 raise ProtocolError("unauthorized", str(e)) from None
         else:
-            principal = bearer_principal(self.core, request)
+            principal = bearer_principal(self.tokens, request)
         if not principal.may("viewer"):
             raise ProtocolError("forbidden", "export needs a viewer, operator or admin token (agents only publish)")
         return principal
@@ -272,7 +275,7 @@ class ExportResource(JsonLeaf):
         request.notifyFinish().addErrback(lambda _: gate.stopProducing())
         try:
             await self._principal(request)
-            plan = plan_export(self.core, query_arguments(request))
+            plan = plan_export(self.history, query_arguments(request))
             plan, first = await self._first_page(plan)
         except ProtocolError as e:
             return self._fail(request, gate, HTTP_STATUS_FOR_CODE[e.code], error_body(e.code, e.message))
@@ -332,8 +335,8 @@ class ExportResource(JsonLeaf):
         _headers(request)
 
     async def _page(self, plan: ExportPlan, metric: str, start: int, end: int, points: int) -> Any:
-        return await self.core.store.history(plan.query.host, [metric], start, end, points,
-                                             int(self.core.interval * 1000))
+        return await self.history.stored.history(plan.query.host, [metric], start, end, points,
+                                                 int(self.history.interval * 1000))
 
     async def _stream(self, request: Request, plan: ExportPlan, gate: PageGate, first: dict) -> None:
         query = plan.query

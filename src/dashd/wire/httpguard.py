@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from dashd.auth.handshake import bearer_token
 from dashd.auth.tokens import INGEST_ENDPOINT, AuthError, EndpointForbidden, Principal
 from dashd.ops.ratelog import SummarizedLog, printable
 
@@ -205,7 +206,7 @@ class SiteGuard:
     hsts_max_age: float = 0.0
     # Path -> largest body accepted; every other path takes no body.
     body_limits: dict[bytes, int] = field(default_factory=dict)
-    # Verifies a bearer token for an endpoint (Core.verify_token); raises
+    # Verifies a bearer token for an endpoint (TokenVerifier.verify); raises
     # EndpointForbidden for an agent token outside /ingest.
     verify_token: Callable[[str, str], Principal] | None = None
     refusals: SummarizedLog | None = None
@@ -249,16 +250,15 @@ class SiteGuard:
     def _check_token(self, path: bytes, headers: Any) -> Refusal | None:
         if self.verify_token is None:
             return None
-        authorization = (headers.getRawHeaders(b"authorization") or [b""])[-1].decode("latin-1")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token((headers.getRawHeaders(b"authorization") or [b""])[-1].decode("latin-1"))
+        if token is None:
             return None
         if (headers.getRawHeaders(b"upgrade") or [b""])[-1].lower() == b"websocket":
             # A WebSocket handshake is refused by the same rule in the
             # protocol (one verification), with a typed error frame and 4001.
             return None
         try:
-            self.verify_token(token.strip(), _endpoint_of(path))
+            self.verify_token(token, _endpoint_of(path))
         except EndpointForbidden as e:
             return Refusal(403, "forbidden", str(e))
         except AuthError:

@@ -21,12 +21,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
+from twisted.internet.interfaces import IReactorTime
+
+from dashd.auth.handshake import TokenCheck, bearer_token
 from dashd.auth.tokens import AuthError
-from dashd.clients.core import Core
+from dashd.clients.seams import ClientTelemetry
 from dashd.errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
 from dashd.ops.ratelog import SummarizedLog, printable
+from dashd.ops.shutdown import ShutdownHooks
+from dashd.settings import Settings
 from dashd.wire.fastpath import FramedMessage, send_message
-from dashd.clients.session import ClientSession
+from dashd.clients.session import ClientSession, SessionFactory
 from dashd.stream.streams import OutboundFrame
 
 
@@ -160,36 +165,36 @@ class DashboardServerProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request) -> Any:
         factory: DashboardServerFactory = self.factory
-        core = factory.core
+        settings = factory.settings
         headers = request.headers
-        address = client_address(request.peer, headers, core.settings.trusted_proxies)
+        address = client_address(request.peer, headers, settings.trusted_proxies)
         origin = headers.get("origin")
         if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
-                                                     core.settings.allowed_origins, core.settings.public_url):
+                                                     settings.allowed_origins, settings.public_url):
             factory.refusals.info("handshake-origin", "refused a handshake from {address}: origin {origin} not allowed",
                                   address=address, origin=printable(origin))
-            if core.telemetry is not None:
-                core.telemetry.auth_failed("origin")
+            if factory.telemetry is not None:
+                factory.telemetry.auth_failed("origin")
             raise ConnectionDeny(403, "origin not allowed")
         # Clients without an Origin (not browsers) skip the origin check but,
         # like everyone, must authenticate: Bearer header or `auth` message.
         authorization = headers.get("authorization", "")
         try:
-            core.connections.admit(address)
+            factory.sessions.admit(address)
         except HandshakeRefused as refused:
             factory.refusals.info("handshake-limit", "refused a handshake from {address}: {reason}", address=address,
                                   reason=refused.reason)
             raise ConnectionDeny(refused.status, refused.reason) from None
         if authorization:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
+            token = bearer_token(authorization)
+            if token is not None:
                 try:
-                    self._principal = core.verify_token(token.strip(), factory.endpoint)
+                    self._principal = factory.tokens.verify(token, factory.endpoint)
                 except AuthError as e:
                     self._handshake_error = str(e)
             else:
                 self._handshake_error = "the Authorization header must be 'Bearer <token>'"
-        self.session = ClientSession(core, self, factory.endpoint, address)
+        self.session = factory.sessions(self, factory.endpoint, address)
         return None
 
     def onOpen(self) -> None:
@@ -202,7 +207,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         except Exception:
             pass
         transport.registerProducer(_FlowControl(session), True)
-        send_buffer = self.factory.core.settings.send_buffer
+        send_buffer = self.factory.settings.send_buffer
         sock = getattr(transport, "socket", None)
         if send_buffer and sock is not None:
             # Caps what the kernel holds for a client that stops reading
@@ -216,14 +221,12 @@ class DashboardServerProtocol(WebSocketServerProtocol):
             else:
                 session.open(self._principal)
         except ProtocolError as error:
-            session.send_error(error, None)
-            if error.close_code is not None:
-                session.close(error.close_code, error.message[:100])
+            session.fail(error, None)
 
     def _refuse(self, why: str) -> None:
-        core = self.factory.core
-        if core.telemetry is not None:
-            core.telemetry.auth_failed(why)
+        telemetry = self.factory.telemetry
+        if telemetry is not None:
+            telemetry.auth_failed(why)
         self.session.send_error(ProtocolError("unauthorized", why), None)
         self.session.close(CLOSE_UNAUTHORIZED, why[:100])
 
@@ -239,9 +242,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         try:
             session.receive(payload)
         except ProtocolError as error:  # raised by authenticate()
-            session.send_error(error, None)
-            if error.close_code is not None:
-                session.close(error.close_code, error.message[:100])
+            session.fail(error, None)
         except Exception:
             log.failure("internal error on a message from {peer}", peer=session.address)
             session.send_error(ProtocolError("internal", "internal error"), None)
@@ -275,7 +276,7 @@ class DashboardServerProtocol(WebSocketServerProtocol):
 
     def _count_sent(self, frame: OutboundFrame) -> None:
         """Telemetry: one message of frame.kind written (payload bytes, before compression)."""
-        telemetry = self.factory.core.telemetry
+        telemetry = self.factory.telemetry
         if telemetry is not None:
             telemetry.frame_sent(frame.kind, len(frame.payload))
 
@@ -316,16 +317,21 @@ class DashboardServerFactory(WebSocketServerFactory):
     # Autobahn's own write path: the bench's "stock" mode.
     direct_writes: bool = True
 
-    def __init__(self, core: Core, endpoint: str, secure: bool = False) -> None:
+    def __init__(self, sessions: SessionFactory, tokens: TokenCheck, settings: Settings, clock: IReactorTime,
+                 shutdown: ShutdownHooks, endpoint: str, secure: bool = False,
+                 telemetry: ClientTelemetry | None = None) -> None:
         super().__init__()
-        self.core = core
+        self.sessions = sessions
+        self.tokens = tokens
+        self.settings = settings
+        self.telemetry = telemetry
         self.endpoint = endpoint
         self.secure = secure
-        self.setProtocolOptions(**protocol_options(core.settings))
+        self.setProtocolOptions(**protocol_options(settings))
         self.server = "dashd"
         # Refused handshakes are client-triggered: rate-limited log lines.
-        self.refusals = SummarizedLog(log, core.clock)
-        core.shutdown_hooks.append(self.refusals.stop)
+        self.refusals = SummarizedLog(log, clock)
+        shutdown.add(self.refusals.stop)
 
 
 def protocol_options(settings) -> dict[str, Any]:

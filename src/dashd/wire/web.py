@@ -6,25 +6,30 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import unquote, urlsplit
 
 import orjson
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath, InsecurePath
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
+from dashd.auth.handshake import MissingBearer, TokenCheck, verify_bearer
 from dashd.auth.tokens import AuthError, EndpointForbidden, Principal
-from dashd.clients.core import Core
+from dashd.clients.history import HistoryQueries
+from dashd.clients.seams import AuditTrail, ClientTelemetry, MetricCatalogue, SamplingControl
+from dashd.clients.session import SessionFactory
 from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
-from dashd.wire.ingest import IngestServerFactory
+from dashd.ops.shutdown import ShutdownHooks
+from dashd.settings import Settings
+from dashd.wire.ingest import IngestServerFactory, IngestService
 from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
-from dashd.clients.router import schedule_history, validate_history
-from dashd.clients.series_query import catalogue_families
 from dashd.stream.selection import split_selectors
 from dashd.store.database import StoreUnavailable
 from dashd.timefmt import iso_ms
@@ -92,20 +97,21 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def request_address(core: Core, request: Request) -> str:
+def request_address(trusted_proxies: tuple[str, ...], request: Request) -> str:
     peer = request.getClientAddress()
     host = getattr(peer, "host", "unknown")
     headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()}
-    return client_address(f"tcp:{host}:0", headers, core.settings.trusted_proxies)
+    return client_address(f"tcp:{host}:0", headers, trusted_proxies)
 
 
-def bearer_principal(core: Core, request: Request) -> Principal:
+def bearer_principal(tokens: TokenCheck, request: Request) -> Principal:
+    """The principal of the request's Bearer header, or ProtocolError
+    (unauthorized: missing or bad token; forbidden: a role not allowed here)."""
     header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ProtocolError("unauthorized", "send 'Authorization: Bearer <token>'")
     try:
-        return core.verify_token(token.strip())
+        return verify_bearer(tokens, header)
+    except MissingBearer:
+        raise ProtocolError("unauthorized", "send 'Authorization: Bearer <token>'") from None
     except EndpointForbidden as e:
         raise ProtocolError("forbidden", str(e)) from None
     except AuthError as e:
@@ -138,10 +144,6 @@ class AsyncJsonResource(JsonLeaf):
     """A leaf whose handlers are coroutines returning (status, body)."""
 
     isLeaf = True
-
-    def __init__(self, core: Core) -> None:
-        super().__init__()
-        self.core = core
 
     def _respond(self, request: Request, handler: Callable[[Request], Awaitable[tuple[int, Any]]]) -> Any:
         gone = []
@@ -185,49 +187,94 @@ def read_json_body(request: Request) -> dict:
     return decode_object(body, "body")
 
 
+class StoreHealth(Protocol):
+    """What readiness asks of the store (dashd.store.database.Store)."""
+
+    @property
+    def pending_rows(self) -> int: ...
+
+    async def check(self) -> bool: ...
+
+
+class CollectorHealth(Protocol):
+    """What readiness asks of the collector (dashd.collect.collector.CollectorService)."""
+
+    interval: float
+    last_tick: float | None
+
+    def is_ticking(self, now: float) -> bool: ...
+
+
+class StartupState(Protocol):
+    """Whether start-up finished (users, revocations and rules loaded): dashd.tap.DashdService."""
+
+    def is_prepared(self) -> bool: ...
+
+
 class HealthResource(AsyncJsonResource):
+    def __init__(self, wall_clock_ms: Callable[[], int]) -> None:
+        super().__init__()
+        self.wall_clock_ms = wall_clock_ms
+
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
-            return 200, {"status": "ok", "time": iso_ms(self.core.wall_clock_ms())}
+            return 200, {"status": "ok", "time": iso_ms(self.wall_clock_ms())}
         return self._respond(request, handle)
 
 
 class ReadyResource(AsyncJsonResource):
-    """Readiness: the store answers and the collector ticked within 2 intervals."""
+    """Readiness: the store answers, the collector is ticking
+    (CollectorService.is_ticking) and start-up finished."""
+
+    def __init__(self, store: StoreHealth, collector: CollectorHealth, startup: StartupState,
+                 clock: IReactorTime) -> None:
+        super().__init__()
+        self.store = store
+        self.collector = collector
+        self.startup = startup
+        self.clock = clock
 
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
-            core = self.core
-            store_ok = await core.store.check() if core.store is not None else False
-            collector = core.collector
-            last_tick = getattr(collector, "last_tick", None)
-            now = core.clock.seconds()
-            started = getattr(collector, "started_at", None)
-            grace = started is not None and now - started <= 2 * core.interval + 1
-            ticking = (last_tick is not None and now - last_tick <= 2 * core.interval + 0.5) or (last_tick is None and grace)
+            store_ok = await self.store.check()
+            collector = self.collector
+            last_tick = collector.last_tick
+            now = self.clock.seconds()
+            ticking = collector.is_ticking(now)
             checks = {
-                "store": {"ok": store_ok, "pending_rows": getattr(core.store, "pending_rows", 0)},
-                "collector": {"ok": ticking, "interval": core.interval,
+                "store": {"ok": store_ok, "pending_rows": self.store.pending_rows},
+                "collector": {"ok": ticking, "interval": collector.interval,
                               "last_sample_age": None if last_tick is None else round(now - last_tick, 3)},
             }
-            checks["startup"] = {"ok": core.prepared}
-            ready = store_ok and ticking and core.prepared
+            prepared = self.startup.is_prepared()
+            checks["startup"] = {"ok": prepared}
+            ready = store_ok and ticking and prepared
             return (200 if ready else 503), {"status": "ready" if ready else "not_ready", "checks": checks}
         return self._respond(request, handle)
 
 
 class CatalogueResource(AsyncJsonResource):
+    def __init__(self, catalogue: MetricCatalogue, sampling: SamplingControl) -> None:
+        super().__init__()
+        self.catalogue = catalogue
+        self.sampling = sampling
+
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
-            return 200, {"metrics": [i.as_dict() for i in self.core.catalogue_info], "interval": self.core.interval,
-                         "host": self.core.host, "families": catalogue_families(self.core)}
+            return 200, {"metrics": [i.as_dict() for i in self.catalogue.info], "interval": self.sampling.interval,
+                         "host": self.catalogue.host, "families": self.catalogue.families()}
         return self._respond(request, handle)
 
 
 class HistoryResource(AsyncJsonResource):
+    def __init__(self, tokens: TokenCheck, history: HistoryQueries) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.history = history
+
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
-            principal = bearer_principal(self.core, request)
+            principal = bearer_principal(self.tokens, request)
             args = {k.decode(): v[-1].decode("utf-8", "replace") for k, v in request.args.items()}
             data: dict[str, Any] = {}
             if "metrics" in args:
@@ -242,10 +289,9 @@ class HistoryResource(AsyncJsonResource):
                 except ValueError:
                     raise ProtocolError("bad_message", "history: 'max_points' must be an integer") from None
             # Through the query scheduler (issue 11 A); dropped if the client hangs up.
-            query = validate_history(self.core, data)
-            result = schedule_history(self.core, request, principal.subject, query)
-            if self.core.queries is not None:
-                request.notifyFinish().addErrback(lambda _: self.core.queries.cancel_owner(request))
+            query = self.history.validate(data)
+            result = self.history.schedule(request, principal.subject, query)
+            request.notifyFinish().addErrback(lambda _: self.history.cancel(request))
             return 200, await result
         return self._respond(request, handle)
 
@@ -259,26 +305,32 @@ def _is_number(text: str) -> bool:
 
 
 class MeResource(AsyncJsonResource):
+    def __init__(self, tokens: TokenCheck) -> None:
+        super().__init__()
+        self.tokens = tokens
+
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
-            principal = bearer_principal(self.core, request)
+            principal = bearer_principal(self.tokens, request)
             return 200, {"username": principal.subject, "role": principal.role,
                          "expires_at": iso_ms(principal.expires_at * 1000)}
         return self._respond(request, handle)
 
 
 class _SessionResource(AsyncJsonResource):
-    def __init__(self, core: Core, users: UserDirectory) -> None:
-        super().__init__(core)
+    def __init__(self, users: UserDirectory, settings: Settings, telemetry: ClientTelemetry | None) -> None:
+        super().__init__()
         self.users = users
+        self.settings = settings
+        self.telemetry = telemetry
 
     def _check_origin(self, request: Request) -> None:
         origin = request.getHeader(b"origin")
         if origin is None:
             return
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.core.settings.allowed_origins,
-                              self.core.settings.public_url):
+        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.settings.allowed_origins,
+                              self.settings.public_url):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
@@ -301,17 +353,17 @@ class LoginResource(_SessionResource):
         async def handle(request: Request):
             self._check_origin(request)
             data = read_json_body(request)
-            address = request_address(self.core, request)
+            address = request_address(self.settings.trusted_proxies, request)
             try:
                 result = await self.users.login(data.get("username"), data.get("password"), address)
             except LoginThrottled as e:
                 request.setHeader(b"Retry-After", str(int(e.retry_after) + 1).encode())
-                if self.core.telemetry is not None:
-                    self.core.telemetry.auth_failed("password")
+                if self.telemetry is not None:
+                    self.telemetry.auth_failed("password")
                 raise ProtocolError("rate_limited", str(e)) from None
             except AuthError as e:
-                if self.core.telemetry is not None:
-                    self.core.telemetry.auth_failed("password")
+                if self.telemetry is not None:
+                    self.telemetry.auth_failed("password")
                 raise ProtocolError("unauthorized", str(e)) from None
             self._set_cookie(request, result.refresh_token, result.refresh_max_age)
             return 200, result.body()
@@ -352,26 +404,51 @@ class NotFoundJson(Resource):
         return write_json(request, 404, error_body("not_found", f"no such API path: {request.path.decode('latin-1')}"))
 
 
+@dataclass(frozen=True)
+class WebContext:
+    """The parts the HTTP side serves, built by dashd.tap.build_daemon; each
+    resource below is handed only the fields it uses."""
+
+    settings: Settings
+    clock: IReactorTime
+    wall_clock_ms: Callable[[], int]
+    tokens: TokenCheck
+    catalogue: MetricCatalogue
+    collector: CollectorHealth
+    history: HistoryQueries
+    store: StoreHealth
+    startup: StartupState
+    sessions: SessionFactory
+    ingest: IngestService
+    shutdown: ShutdownHooks
+    audit: AuditTrail
+    users: UserDirectory | None = None
+    alerting: Any = None  # dashd.alerting.delivery.AlertDelivery, for /api/alerting
+    telemetry: Any = None  # dashd.ops.telemetry.Telemetry: /metrics and the counters
+
+
 class ApiResource(Resource):
-    def __init__(self, core: Core, users: UserDirectory | None, alerting: Any = None) -> None:
+    def __init__(self, web: WebContext) -> None:
         super().__init__()
-        if alerting is not None:  # /api/alerting/... (dashd.wire.alerting_api)
+        users = web.users
+        if web.alerting is not None:  # /api/alerting/... (dashd.wire.alerting_api)
             from dashd.wire.alerting_api import AlertingApiResource
 
-            self.putChild(b"alerting", AlertingApiResource(core, alerting))
-        self.putChild(b"health", HealthResource(core))
-        self.putChild(b"ready", ReadyResource(core))
-        self.putChild(b"catalogue", CatalogueResource(core))
-        self.putChild(b"history", HistoryResource(core))
-        self.putChild(b"me", MeResource(core))
+            self.putChild(b"alerting", AlertingApiResource(web.tokens, web.audit, web.settings.trusted_proxies,
+                                                           web.alerting))
+        self.putChild(b"health", HealthResource(web.wall_clock_ms))
+        self.putChild(b"ready", ReadyResource(web.store, web.collector, web.startup, web.clock))
+        self.putChild(b"catalogue", CatalogueResource(web.catalogue, web.collector))
+        self.putChild(b"history", HistoryResource(web.tokens, web.history))
+        self.putChild(b"me", MeResource(web.tokens))
         from dashd.wire.apidoc import OpenApiResource  # imported here: both modules use this one's helpers
         from dashd.wire.export import ExportResource
-        self.putChild(b"export", ExportResource(core, users))
+        self.putChild(b"export", ExportResource(web.tokens, web.history, users))
         self.putChild(b"openapi.yaml", OpenApiResource())
         if users is not None:
-            self.putChild(b"login", LoginResource(core, users))
-            self.putChild(b"refresh", RefreshResource(core, users))
-            self.putChild(b"logout", LogoutResource(core, users))
+            for path, resource in ((b"login", LoginResource), (b"refresh", RefreshResource),
+                                   (b"logout", LogoutResource)):
+                self.putChild(path, resource(users, web.settings, web.telemetry))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return NotFoundJson()
@@ -383,12 +460,13 @@ class ApiResource(Resource):
 class PrometheusResource(Resource):
     isLeaf = True
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, metrics_token: str, telemetry: Any) -> None:
         super().__init__()
-        self.core = core
+        self.metrics_token = metrics_token
+        self.telemetry = telemetry  # dashd.ops.telemetry.Telemetry or None
 
     def render_GET(self, request: Request) -> bytes:
-        token = self.core.settings.metrics_token
+        token = self.metrics_token
         if token:
             header = request.getHeader(b"authorization") or b""
             # Constant time: the comparison must not say how much matched.
@@ -398,7 +476,7 @@ class PrometheusResource(Resource):
         request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
         _headers(request)
-        return self.core.telemetry.exposition() if self.core.telemetry is not None else b""
+        return self.telemetry.exposition() if self.telemetry is not None else b""
 
 
 class StaticSite(Resource):
@@ -526,46 +604,47 @@ def _origin_form(uri: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
-def revalidate_agents(core: Core, ingest: IngestServerFactory) -> None:
+def revalidate_agents(tokens: TokenCheck, ingest: IngestServerFactory) -> None:
     """After a revocation (`dashd token revoke`): close agents whose token it was."""
     for agent in list(ingest.agents):
         if agent.principal is None:
             continue
         try:
-            core.revocations.check(agent.principal)
+            tokens.check(agent.principal)
         except AuthError as e:
             agent.close(CLOSE_UNAUTHORIZED, str(e))
 
 
-def front_door(core: Core, gate: ConnectionGate, *, secure: bool) -> SiteGuard:
+def front_door(settings: Settings, tokens: TokenCheck, clock: IReactorTime, shutdown: ShutdownHooks,
+               gate: ConnectionGate, *, secure: bool) -> SiteGuard:
     """The checks every connection and request of a listener passes."""
-    settings = core.settings
-    refusals = SummarizedLog(log, core.clock)
-    core.shutdown_hooks.append(refusals.stop)
-    return SiteGuard(gate=gate, hosts=HostPolicy.from_settings(settings), clock=core.clock,
+    refusals = SummarizedLog(log, clock)
+    shutdown.add(refusals.stop)
+    return SiteGuard(gate=gate, hosts=HostPolicy.from_settings(settings), clock=clock,
                      request_timeout=settings.request_timeout, secure=secure, hsts_max_age=settings.hsts_max_age,
-                     body_limits=BODY_LIMITS, verify_token=core.verify_token, refusals=refusals)
+                     body_limits=BODY_LIMITS, verify_token=tokens.verify, refusals=refusals)
 
 
-def build_site(core: Core, users: UserDirectory | None, *, secure: bool, gate: ConnectionGate,
-               alerting: Any = None) -> Site:
-    settings = core.settings
+def build_site(web: WebContext, *, secure: bool, gate: ConnectionGate) -> Site:
+    settings = web.settings
     static = StaticSite(settings.static, follow_symlinks=settings.static_follow_symlinks,
                         csp=spa_csp(settings.public_url))
     root = static
-    root.putChild(b"api", ApiResource(core, users, alerting))
-    prometheus = PrometheusResource(core)
+    root.putChild(b"api", ApiResource(web))
+    prometheus = PrometheusResource(settings.metrics_token, web.telemetry)
     for endpoint in ("dashboard", "metrics", "notifications"):
-        factory = DashboardServerFactory(core, endpoint, secure=secure)
+        factory = DashboardServerFactory(web.sessions, web.tokens, settings, web.clock, web.shutdown, endpoint,
+                                         secure=secure, telemetry=web.telemetry)
         fallback = prometheus if endpoint == "metrics" else static
         root.putChild(endpoint.encode(), WebSocketEndpoint(factory, fallback))
     # Agents push their samples here (dashd.wire.ingest); a plain GET is a 404.
-    ingest = IngestServerFactory(core, secure=secure)
-    core.shutdown_hooks.append(ingest.close_all)
-    if users is not None:
-        users.on_revoked.append(lambda: revalidate_agents(core, ingest))
+    ingest = IngestServerFactory(web.ingest, web.tokens, settings, web.clock, wall_clock_ms=web.wall_clock_ms,
+                                 secure=secure, telemetry=web.telemetry)
+    web.shutdown.add(ingest.close_all)
+    if web.users is not None:
+        web.users.add_revocation_observer(lambda: revalidate_agents(web.tokens, ingest))
     root.putChild(b"ingest", WebSocketEndpoint(ingest, NotFoundJson()))
-    site = GuardedSite(root, front_door(core, gate, secure=secure))
+    site = GuardedSite(root, front_door(settings, web.tokens, web.clock, web.shutdown, gate, secure=secure))
     site.displayTracebacks = False
     site.timeout = 60
     site.log = lambda request: None  # access logging off; dashd logs what matters itself
