@@ -1135,8 +1135,7 @@ def collector_cost(args: argparse.Namespace) -> int:
     # collectors' readings folded into the host samples.
     feed = SeriesFolding(bus, "bench")
     service = CollectorService(MetricsCollector(PsutilReader("/"), "bench", lambda: 0), feed, reactor,
-                               args.interval, threaded=True)
-    service.on_sample_duration = durations.append
+                               args.interval, on_sample_duration=durations.append, threaded=True)
     scheduler = None
     if not args.only_host:
         # Default cadences, as `collectors = all` runs them.
