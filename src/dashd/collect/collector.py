@@ -298,6 +298,13 @@ class CollectorService(Service):
             pool.stop()
         return super().stopService()
 
+    def sample_with(self, sampler: Any) -> None:
+        """Before startService: take each sample from `sampler.sample()` in
+        the tick itself (tools feeding the real tree synthetic samples)."""
+        self.sampler = sampler
+        self._threaded = False
+        self._runner = None
+
     def set_interval(self, interval: float) -> None:
         """Change the collection period at run time."""
         self.interval = interval
