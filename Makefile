@@ -8,7 +8,7 @@ QUICK ?=
 SRC := $(shell find src twisted -name '*.py' -o -name '*.sql' -o -name '*.c' -o -name '*.yaml') setup.cfg setup.py pyproject.toml
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.js 2>/dev/null)
 
-.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint-js bench bench-store clean lock lock-upgrade
+.PHONY: run test install test-deps frontend chromium test-py test-js test-e2e lint lint-py lint-js bench bench-store clean lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ $(VENV)/.test-deps: $(BIN)/python requirements-test.lock
 	$(BIN)/pip install --quiet --require-hashes -r requirements-test.lock
 	@touch $@
 
+# The development tools (`dashd bench`, `dashd conformance-echo`): their own
+# package in tools/ (dashd_dev), never in the daemon's wheel.
+DEV_TOOLS_SRC := $(shell find tools/dashd_dev -name '*.py') tools/pyproject.toml
+$(VENV)/.dev-tools: $(VENV)/.installed $(DEV_TOOLS_SRC)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation ./tools
+	@touch $@
+
 # Refresh the locks from setup.cfg (runtime ranges; test deps in the `test`
 # extra). Existing pins are kept, new dependencies added: safe to re-run
 # after a merge. `make lock-upgrade` moves every pin to the newest allowed.
@@ -43,7 +50,7 @@ lock: $(BIN)/python
 lock-upgrade:
 	$(MAKE) lock LOCK_UPGRADE=--upgrade
 
-test-deps: $(VENV)/.test-deps
+test-deps: $(VENV)/.test-deps $(VENV)/.dev-tools
 
 frontend/dist/index.html: $(FRONTEND_SRC) frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund && npm run build
@@ -80,15 +87,25 @@ test-e2e: install test-deps frontend chromium
 lint-js: frontend
 	@if [ -f frontend/package.json ]; then cd frontend && npm run typecheck && npm run lint; fi
 
-# JavaScript first, Python last: the closing line is pytest's summary.
-test: lint-js test-js test-e2e test-py
+# Python gates (configured in pyproject.toml): ruff's lint rules and its
+# formatter on the whole tree, mypy strict on the domain modules.
+lint-py: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Every static gate; `make test` runs it first (so CI does).
+lint: lint-py lint-js
+
+# Gates, then JavaScript, Python last: the closing line is pytest's summary.
+test: lint test-js test-e2e test-py
 
 bench: install test-deps
-	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error && cd .. && $(BIN)/python -m dashd_dev.bench $(if $(QUICK),--quick,) --json bench/results/latest.json
 
 # The chunk store on SQLite and the local MariaDB (docs/storage.md); QUICK=1: a few minutes.
-bench-store: install
-	$(BIN)/python -m dashd.bench store $(if $(QUICK),--quick,) --json bench/results/store-latest.json
+bench-store: install test-deps
+	$(BIN)/python -m dashd_dev.bench store $(if $(QUICK),--quick,) --json bench/results/store-latest.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info frontend/dist frontend/node_modules .coverage .coverage.*

@@ -13,7 +13,7 @@ to it.
 
 stdout: JSON lines ({"event":"ready","port":N,"pid":P}, stats replies).
 stdin:  "rate HZ" (0 stops publishing), "stats", "quit" -- the protocol of
-bench/server.js and `dashd.bench serve`.
+bench/server.js and `dashd_dev.bench serve`.
 
 Standard library only (selectors/epoll, ssl); loopback only. The publisher
 uses the same schedule as dashd's collector: on time when it can be, and
@@ -33,7 +33,7 @@ import socket
 import ssl
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_REQUEST = 16 * 1024
@@ -54,12 +54,12 @@ def accept_key(key: bytes) -> bytes:
 
 
 def sample(base: dict[str, float], n: int) -> dict[str, float]:
-    # The formula bench/server.js and dashd.bench use.
+    # The formula bench/server.js and dashd_dev.bench use.
     return {name: round(value + ((n * (i + 3)) % 97) / 10, 2) for i, (name, value) in enumerate(base.items())}
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Floor:

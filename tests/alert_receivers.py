@@ -21,7 +21,7 @@ def free_port() -> int:
 class _Recorder(Resource):
     isLeaf = True
 
-    def __init__(self, receiver: "HttpReceiver") -> None:
+    def __init__(self, receiver: HttpReceiver) -> None:
         super().__init__()
         self.receiver = receiver
 
@@ -50,7 +50,7 @@ class HttpReceiver:
         self.location = ""
         self._listening = None
 
-    def start(self) -> "HttpReceiver":
+    def start(self) -> HttpReceiver:
         site = Site(_Recorder(self))
         site.log = lambda request: None
         self._listening = reactor.listenTCP(self.port, site, interface="127.0.0.1")

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
 from dashd.settings import Settings, load_settings
@@ -99,7 +99,7 @@ class RunningDaemon:
     def token(self, role: str = "viewer", ttl: float = 3600, subject: str | None = None) -> str:
         return self.issuer.mint(subject or f"test-{role}", role, ttl)[0]
 
-    async def start(self) -> "RunningDaemon":
+    async def start(self) -> RunningDaemon:
         self.service.startService()
         port = await self.service.listeners[0].ready
         self.port = port.getHost().port
@@ -134,3 +134,39 @@ def logged_failures():
     globalLogPublisher.addObserver(observer)
     yield failures
     globalLogPublisher.removeObserver(observer)
+
+
+def is_unhandled_error(event: dict) -> bool:
+    """A failure nobody handled: Twisted's "Unhandled error in Deferred",
+    "Unhandled Error" (log.err, a reactor call that raised), Autobahn's
+    "Unhandled exception"."""
+    if event.get("log_failure") is None and not event.get("isError"):
+        return False
+    return "unhandled" in (formatEvent(event) or "").lower() or "unhandled" in str(event.get("why") or "").lower()
+
+
+@pytest.fixture(autouse=True)
+def fail_on_unhandled_errors(request):
+    """Every test fails when an unhandled error is logged while it runs (a
+    dropped Deferred's failure, a reactor call that raised): such an error
+    breaks the daemon silently, so no test may pass over one. A test that
+    provokes one on purpose says so with @pytest.mark.allow_unhandled_errors."""
+    unhandled: list[dict] = []
+
+    def observer(event: dict) -> None:
+        if is_unhandled_error(event):
+            unhandled.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    if unhandled and request.node.get_closest_marker("allow_unhandled_errors") is None:
+        details = "\n".join(f"- {formatEvent(e)}\n{e['log_failure'].getTraceback() if e.get('log_failure') else ''}"
+                            for e in unhandled)
+        pytest.fail(f"{len(unhandled)} unhandled error(s) logged during the test:\n{details}", pytrace=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allow_unhandled_errors: the test provokes an unhandled error on purpose")

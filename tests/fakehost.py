@@ -94,7 +94,7 @@ class FakeHost:
     # ----- /sys
 
     def hwmon(self, index: int, chip: str, temps: dict[int, tuple[str | None, int, int | None, int | None]],
-              fans: dict[int, int] = {}) -> None:
+              fans: dict[int, int] | None = None) -> None:
         """temp number -> (label, input m°C, max m°C, crit m°C)."""
         base = f"sys/class/hwmon/hwmon{index}"
         self.write(f"{base}/name", chip + "\n")
@@ -106,7 +106,7 @@ class FakeHost:
                 self.write(f"{base}/temp{n}_max", f"{high}\n")
             if crit is not None:
                 self.write(f"{base}/temp{n}_crit", f"{crit}\n")
-        for n, rpm in fans.items():
+        for n, rpm in (fans or {}).items():
             self.write(f"{base}/fan{n}_input", f"{rpm}\n")
 
     def battery(self, name: str, capacity: int, status: str) -> None:

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import succeed
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
-from twisted.internet.defer import succeed
 
 
 @implementer(IBodyProducer)

@@ -18,26 +18,26 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from conftest import start_daemon
-from test_twistd import BIN, Daemon, free_port, run
 from twisted.internet import reactor
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock, deferLater
 from websockets.sync.client import connect as ws_connect
-from wsclient import connect
 
+from conftest import start_daemon
 from dashd.agent import build_agent
-from dashd.collect.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink
-from dashd.wire.agent_client import hub_endpoint
-from dashd.collect.collector import Sample
-from dashd.errors import ProtocolError
 from dashd.clients.ingest import (
     IngestService,
     RecentTimestamps,
     StoredTimestamps,
     validate_batch,
 )
+from dashd.collect.agent import MAX_IN_FLIGHT, SampleBuffer, Uplink
+from dashd.collect.collector import Sample
+from dashd.errors import ProtocolError
 from dashd.timefmt import iso_ms, now_ms
+from dashd.wire.agent_client import hub_endpoint
+from test_twistd import BIN, Daemon, free_port, run
+from wsclient import connect
 
 # ----- helpers
 

@@ -158,7 +158,7 @@ class Nodes:
     def now(self) -> int:
         return T0 + int(self.clock.seconds() * 1000)
 
-    async def start(self) -> "Nodes":
+    async def start(self) -> Nodes:
         for store in self.stores:
             store.startService()
             await store.ensure_schema()

@@ -10,11 +10,12 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from dashd.alerting.engine import AlertRule, NotificationCenter, RuleEngine, rule_from_config, rule_from_dict
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
 from dashd.settings import AlertRuleConfig, ConfigError
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.tap import rule_from_config_or_exit
+from fakes import FakeStore
 
 KNOWN = ("cpu_usage", "memory_usage", "disk_usage", "load_1")
 NOW_MS = 1_764_151_200_000  # 2025-11-26T10:00:00Z
@@ -250,14 +251,6 @@ def test_an_attached_engine_evaluates_samples_from_the_bus():
 # ----- notifications
 
 
-class FakeStore:
-    """Only what NotificationCenter asks the store."""
-
-    def __init__(self, notifications: dict[str, dict]) -> None:
-        self.notifications = notifications
-
-    async def notification(self, notification_id: str) -> dict | None:
-        return self.notifications.get(notification_id)
 
 
 def make_center(store=None) -> tuple[NotificationCenter, list[dict]]:

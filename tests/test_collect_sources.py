@@ -23,7 +23,6 @@ from dashd.collect.sources import (
 )
 from dashd.stream.bus import InMemoryBus
 
-
 # ----- counters
 
 def test_first_reading_has_no_rate_and_the_second_has_one():

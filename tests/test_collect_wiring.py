@@ -16,13 +16,13 @@ from twisted.internet import defer, reactor
 
 from conftest import start_daemon
 from dashd.collect.assembly import build_scheduler, build_sources, enabled_collectors
+from dashd.collect.collector import Sample
 from dashd.collect.hostroot import HostPaths, host_paths, point_psutil_at
 from dashd.collect.processes import ProcessSnapshot
 from dashd.collect.series_names import series
-from dashd.collect.collector import Sample
 from dashd.collect.sources import PROCESSES_TOPIC, SourceScheduler
-from dashd.stream.bus import METRICS_TOPIC
 from dashd.settings import ConfigError, load_settings
+from dashd.stream.bus import METRICS_TOPIC
 from fakehost import FakeHost
 
 
@@ -168,7 +168,7 @@ def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "dashd.bench", "collector", "--seconds", "4.5"],
+    done = subprocess.run([sys.executable, "-m", "dashd_dev.bench", "collector", "--seconds", "4.5"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]

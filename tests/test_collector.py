@@ -12,7 +12,6 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.collect.collector import (
     BASE_CATALOGUE,
     RATE_OF_COUNTER,
@@ -24,6 +23,7 @@ from dashd.collect.collector import (
     Sample,
     build_catalogue,
 )
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 
 RATE_METRICS = set(RATE_OF_COUNTER) | {"network_traffic"}
 

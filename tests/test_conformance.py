@@ -21,7 +21,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -29,7 +28,8 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from dashd.wire import fastpath
-from dashd.conformance import BROADCAST_PATH, listen_echo
+from dashd_dev.conformance import BROADCAST_PATH, listen_echo
+from fakes import sleep
 
 TIMEOUT = 10.0
 
@@ -173,10 +173,6 @@ async def open_client(url: str, headers: dict[str, str] | None = None, deflate: 
     opened.addTimeout(TIMEOUT, reactor)
     await opened
     return client
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 class EchoServer:
@@ -407,3 +403,29 @@ def test_the_conformance_echo_command_serves_until_stopped(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+def test_the_daemon_package_ships_no_test_tools():
+    """The bench and the echo server live in the development package
+    (tools/dashd_dev), not in the `dashd` package the wheel installs."""
+    import importlib.util
+
+    assert importlib.util.find_spec("dashd_dev.conformance") is not None  # this venv is a development install
+    for module in ("dashd.bench", "dashd.conformance", "dashd.store.bench_store"):
+        assert importlib.util.find_spec(module) is None, module
+
+
+@pytest.mark.parametrize("command", [["bench", "--quick"], ["bench", "store", "--quick"], ["conformance-echo"]])
+def test_development_commands_without_the_development_package_say_how_to_get_it(monkeypatch, capsys, command):
+    """A wheel install has no dashd_dev: `dashd bench` and `dashd
+    conformance-echo` exit 2 with a message naming `make test-deps`."""
+    import importlib.util
+
+    from dashd import cli
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "dashd_dev" else real_find_spec(name, *a))
+    assert cli.main(command) == 2
+    message = capsys.readouterr().err
+    assert f"dashd {command[0]} is a development tool" in message and "make test-deps" in message

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dashd.errors import ERROR_CODES
 from dashd.clients.router import REQUESTS
+from dashd.errors import ERROR_CODES
 from dashd.settings import FIELDS, load_settings, read_ini
 
 ROOT = Path(__file__).resolve().parent.parent

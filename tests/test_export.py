@@ -18,11 +18,10 @@ from twisted.internet.defer import Deferred
 from twisted.web.test.requesthelper import DummyRequest
 
 import dashd.wire.export as export
+from conftest import start_daemon
 from dashd.store.database import HistorySeries
 from dashd.stream.streams import METRICS_UPDATE, StreamMessage
 from dashd.wire.export import CSV_HEADER, ExportPlan, ExportResource, PageGate, plan_export
-
-from conftest import start_daemon
 from httpclient import http
 
 HOST = "exporthost"

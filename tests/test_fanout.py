@@ -25,11 +25,10 @@ import pytest_twisted
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import reactor
 
-from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, ClientStream, FrameCache, OutboundFrame, StreamMessage
+from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, ClientStream, OutboundFrame, StreamMessage
 from dashd.wire import broadcast, fastpath
 from dashd.wire.broadcast import FlatWriter, available_loops, python_sendmany
 from dashd.wire.protocol import DashboardServerFactory
-
 from test_conformance import open_client
 from test_fastpath import tcp_pair  # noqa: F401  (fixture)
 
@@ -431,11 +430,10 @@ async def test_tls_records_made_by_fastpath_carry_the_same_stream_as_twisteds(ma
     made the records or Twisted's TLSMemoryBIOProtocol.write did."""
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
     from twisted.internet.ssl import Certificate, optionsForClientTLS
-    from websockets.uri import parse_uri
 
+    from conftest import start_daemon
     from dashd.auth.devcert import write_self_signed
     from test_conformance import TIMEOUT, RawClient
-    from conftest import start_daemon
 
     key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
     daemon = await start_daemon(make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"))

@@ -24,14 +24,13 @@ from twisted.internet import reactor, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
 from websockets.frames import Frame, Opcode
 
 from dashd.wire import fastpath
 from dashd.wire.fastpath import FramedMessage, deflate_message, frame, send_message, write_now
 from dashd.wire.protocol import DashboardServerFactory
-
+from fakes import sleep
 from test_conformance import RawClient, open_client, wire_frames
 
 TIMEOUT = 10.0
@@ -55,10 +54,6 @@ def fanout_loop(request):
         hub = request.getfixturevalue("daemon").core.hub
         hub.writer = FlatWriter(hub.writer.on_sent, loop=loop)
     return loop
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 # --------------------------------------------------------------------------
@@ -434,10 +429,10 @@ async def test_autobahns_own_write_path_still_works_when_chosen(daemon, monkeypa
 
 
 # --------------------------------------------------------------------------
-# The bench tool's arithmetic (dashd.bench; the runs themselves are `make bench`)
+# The bench tool's arithmetic (dashd_dev.bench; the runs themselves are `make bench`)
 
 def test_bench_histogram_merges_processes_and_reads_percentiles():
-    from dashd.bench import LatencyHistogram
+    from dashd_dev.bench.report import LatencyHistogram
 
     histogram = LatencyHistogram(bucket_ms=0.25)
     histogram.add({"0": 50, "3": 40}, 0.9)
@@ -450,7 +445,7 @@ def test_bench_histogram_merges_processes_and_reads_percentiles():
 
 
 def test_bench_summary_takes_medians_and_builds_the_result_line():
-    from dashd.bench import format_table, result_line, summarize, target_checks
+    from dashd_dev.bench.report import format_table, result_line, summarize, target_checks
 
     def row(server, scenario, **values):
         return {"server": server, "scenario": scenario, "session": "1k", **values}
@@ -500,8 +495,10 @@ def test_bench_summary_takes_medians_and_builds_the_result_line():
 def test_bench_helpers_synthetic_samples_process_split_and_proc_readers():
     import os
 
-    from dashd.bench import (BENCH_METRICS, SyntheticSampler, clients_per_process, machine_busy_seconds,
-                             process_cpu_seconds, process_rss_kb, ratio, synthetic_metrics)
+    from dashd_dev.bench.procs import machine_busy_seconds, process_cpu_seconds, process_rss_kb
+    from dashd_dev.bench.report import ratio
+    from dashd_dev.bench.samples import BENCH_METRICS, SyntheticSampler, synthetic_metrics
+    from dashd_dev.bench.servers import clients_per_process
 
     assert list(synthetic_metrics(5)) == list(BENCH_METRICS)
     assert synthetic_metrics(5) != synthetic_metrics(6)
@@ -545,15 +542,17 @@ class _FakeGenerator:
 
 
 def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
-    """`python -m dashd.bench serve` in a subprocess, driven the way `run`
+    """`python -m dashd_dev.bench serve` in a subprocess, driven the way `run`
     drives it; an independent client reads the synthetic stream."""
     import sys
 
     from websockets.sync.client import connect
 
     from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-    from dashd.bench import (Environment, ServerUnderTest, Session, measure_collector, measure_window, run_ramp,
-                             Plan, process_cpu_seconds)
+    from dashd_dev.bench.collector import measure_collector
+    from dashd_dev.bench.procs import process_cpu_seconds
+    from dashd_dev.bench.scenarios import Plan, Session
+    from dashd_dev.bench.servers import Environment, ServerUnderTest, measure_window, run_ramp
 
     template = tmp_path / "template"
     template.mkdir()
@@ -577,7 +576,7 @@ def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
             stats = server.stats()
             assert stats["clients"] == 1 and stats["published"] >= 5
             assert stats["write_stats"]["direct"] >= 5
-            server.children[0].send(f"profile-start")
+            server.children[0].send("profile-start")
             server.children[0].send(f"profile-stop {tmp_path / 'serve.pstats'}")
             assert server.children[0].wait_event("profile", 10)["path"].endswith("serve.pstats")
             generator = _FakeGenerator(clients=1)
@@ -607,7 +606,7 @@ def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
 def test_bench_child_reports_an_exit_and_a_missing_event():
     import sys
 
-    from dashd.bench import BenchError, Child
+    from dashd_dev.bench.procs import BenchError, Child
 
     child = Child("echo", [sys.executable, "-c", "print('{\"event\": \"hello\"}'); print('not json')"])
     try:
@@ -631,7 +630,8 @@ def test_bench_floor_server_speaks_enough_websocket_for_the_clients(tmp_path, tl
     from websockets.sync.client import connect
 
     from dashd.auth.devcert import write_self_signed
-    from dashd.bench import Environment, ServerUnderTest, Session
+    from dashd_dev.bench.scenarios import Session
+    from dashd_dev.bench.servers import Environment, ServerUnderTest
 
     bench_dir = os.path.join(os.path.dirname(__file__), "..", "bench")
     key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
@@ -672,7 +672,8 @@ def test_bench_dashd_behind_nginx_terminating_tls(tmp_path):
 
     from dashd.auth.devcert import write_self_signed
     from dashd.auth.tokens import TokenIssuer, load_or_create_secret
-    from dashd.bench import Environment, ServerUnderTest, Session
+    from dashd_dev.bench.scenarios import Session
+    from dashd_dev.bench.servers import Environment, ServerUnderTest
 
     template = tmp_path / "template"
     template.mkdir()
@@ -701,12 +702,13 @@ def test_bench_dashd_behind_nginx_terminating_tls(tmp_path):
 
 
 def test_bench_loop_measures_the_flat_loop_against_the_floor_in_one_process():
-    """`python -m dashd.bench loop`: every available send loop and the
+    """`python -m dashd_dev.bench loop`: every available send loop and the
     floor, on real loopback sockets; the summary shows each against the floor."""
     import sys
 
-    from dashd.bench import format_loop_cost, measure_fanout_loop
     from dashd.wire.broadcast import available_loops
+    from dashd_dev.bench.loop import measure_fanout_loop
+    from dashd_dev.bench.report import format_loop_cost
 
     result = measure_fanout_loop(sys.executable, 20, 5)
     assert set(result["loops"]) == {"floor"} | {f"flat-{loop}" for loop in available_loops()}

@@ -39,7 +39,7 @@ def raw_request(port: int, data: bytes, *, timeout: float = 10.0) -> bytes:
                 if not chunk:
                     break
                 chunks.append(chunk)
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             pass
     return b"".join(chunks)
 
@@ -345,7 +345,7 @@ def trickle_headers(port: int, every: float, limit: float, head: bytes = HEALTH_
             try:
                 data = sock.recv(65536)
                 return data, time.monotonic() - started
-            except socket.timeout:
+            except TimeoutError:
                 continue
     return b"", time.monotonic() - started
 
@@ -360,7 +360,7 @@ def keep_alive_then_trickle(port: int) -> tuple[bytes, bytes]:
             sock.settimeout(0.3)
             try:
                 return first, sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 sock.sendall(b"X-Trickle-%d: x\r\n" % n)
     return first, b""
 

@@ -17,44 +17,34 @@ import time
 
 import pytest
 import pytest_twisted
-from conftest import start_daemon
-from httpclient import http
-from test_twistd import BIN, run
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
-from test_store import stored_rows
-from wsclient import connect
 
+from conftest import start_daemon
 from dashd.agent import build_agent
+from dashd.clients.ingest import AgentLimits, IngestService
+from dashd.clients.queries import QueryCost, QueryScheduler, history_cost
 from dashd.collect.agent import SampleBuffer, Uplink
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
-from dashd.clients.queries import QueryCost, QueryScheduler, history_cost
 from dashd.store.database import Store
-from dashd.stream.streams import ClientStream, OutboundFrame
+from dashd.stream.streams import ClientStream
 from dashd.timefmt import iso_ms, now_ms
-from dashd.clients.ingest import AgentLimits, IngestService
+from fakes import RecordingSink, authed, sleep
+from httpclient import http
+from test_store import stored_rows
+from test_twistd import BIN, run
+from wsclient import connect
 
 KIB = 1024
 MIB = 1024 * KIB
 
 
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
-
-
 def within(seconds: float, coroutine) -> Deferred:
     """The documented bound for an answer (fails the test past it)."""
     return Deferred.fromCoroutine(coroutine).addTimeout(seconds, reactor)
-
-
-async def authed(daemon, path="/dashboard", role="viewer", subject=None):
-    client = await connect(daemon.url(path), token=daemon.token(role, subject=subject))
-    ack = await client.recv()
-    assert ack["type"] == "connection_ack", ack
-    return client
 
 
 # ----- the query scheduler (no I/O)
@@ -137,16 +127,6 @@ def test_a_gone_connection_drops_its_queued_query_and_cancels_its_running_one():
 # ----- the send queue's byte bound (no I/O)
 
 
-class RecordingSink:
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.closed: tuple[int, str] | None = None
-
-    def send_frame(self, frame: OutboundFrame) -> None:
-        self.frames.append(frame.payload)
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
 
 
 def test_the_send_queue_is_bounded_in_bytes_not_only_in_frames():
@@ -159,9 +139,9 @@ def test_the_send_queue_is_bounded_in_bytes_not_only_in_frames():
     stream.pause()
     stream.send({"type": "history", "data": {"x": "a" * MIB}})
     stream.send({"type": "history", "data": {"x": "b" * MIB}})
-    assert sink.closed is None and stream.queued_bytes > 2 * MIB
+    assert sink.closed == [] and stream.queued_bytes > 2 * MIB
     stream.send({"type": "history", "data": {"x": "c" * MIB}})
-    assert sink.closed == (1013, "slow consumer: reconnect and resume")
+    assert sink.closed == [(1013, "slow consumer: reconnect and resume")]
     assert stream.queued_bytes == 0 and sink.frames == []
 
 
@@ -252,7 +232,7 @@ def fill_samples(path: str, metrics: list[str], rows_per_metric: int, host: str 
     now = now_ms()
     step = 86_400_000 // rows_per_metric
     with sqlite3.connect(path) as db:
-        for index, metric in enumerate(metrics):
+        for metric in metrics:
             db.execute(
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
                 "INSERT INTO samples (seq, host, ts_ms, metric, value) SELECT 0, ?, ? - x * ?, ?, x % 100 FROM c",

@@ -6,64 +6,28 @@ clock is a task.Clock."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.collect.collector import Sample
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, InMemoryBus
 from dashd.stream.hub import MemorySequence, ReplayRing, SequenceFile, StreamHub
 from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
     ClientStream,
-    OutboundFrame,
     StreamMessage,
     SubscriptionFilter,
 )
+from fakes import FakeStore, RecordingSink
 
 CATALOGUE = ("cpu_usage", "memory_usage")
 RING_SPAN = 60.0
 
 
-class FakeSink:
-    """The ClientSink a protocol would be."""
-
-    def __init__(self) -> None:
-        self.frames: list[OutboundFrame] = []
-        self.closed: list[tuple[int, str]] = []
-
-    def send_frame(self, frame: OutboundFrame) -> None:
-        self.frames.append(frame)
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed.append((code, reason))
-
-    @property
-    def messages(self) -> list[dict]:
-        return [json.loads(frame.payload) for frame in self.frames]
 
 
-class FakeStore:
-    """Records every sequenced message (StreamSink) and reads them back as
-    the store's read_stream would, except for the seqs it `lost`."""
-
-    def __init__(self) -> None:
-        self.recorded: dict[int, StreamMessage] = {}
-        self.lost: set[int] = set()
-        self.reads: list[tuple[int, int]] = []
-        self.gate: Deferred | None = None  # when set, reads wait for it
-
-    def record(self, message: StreamMessage) -> None:
-        self.recorded[message.seq] = message
-
-    async def backfill(self, from_seq: int, to_seq: int) -> list[StreamMessage]:
-        self.reads.append((from_seq, to_seq))
-        if self.gate is not None:
-            await self.gate
-        return [m for seq, m in sorted(self.recorded.items()) if from_seq <= seq <= to_seq and seq not in self.lost]
 
 
 def result_of(d: Deferred):
@@ -87,16 +51,16 @@ def publish_samples(hub: StreamHub, count: int, host: str = "web-1") -> list[Str
                         metrics={"cpu_usage": float(hub.seq + 1), "memory_usage": 50.0}) for _ in range(count)]
 
 
-def new_client(hub: StreamHub, clock: Clock) -> tuple[ClientStream, FakeSink]:
+def new_client(hub: StreamHub, clock: Clock) -> tuple[ClientStream, RecordingSink]:
     """A client that just reconnected: live and attached, nothing received yet."""
-    sink = FakeSink()
+    sink = RecordingSink()
     stream = ClientStream(sink, clock, wants_metrics=True, wants_notifications=True)
     stream.live = True
     hub.attach(stream)
     return stream, sink
 
 
-def stream_seqs(sink: FakeSink) -> list[tuple[int, bool]]:
+def stream_seqs(sink: RecordingSink) -> list[tuple[int, bool]]:
     return [(m["seq"], m["data"].get("recovered", False)) for m in sink.messages if "seq" in m]
 
 
@@ -359,7 +323,7 @@ def test_resume_respects_the_clients_subscription():
     publish_samples(hub, 1, host="a")
     publish_samples(hub, 1, host="b")
     hub.publish(NOTIFICATION, 0, body={"id": "n-3"})
-    sink = FakeSink()
+    sink = RecordingSink()
     stream = ClientStream(sink, clock, wants_metrics=True, wants_notifications=False)
     stream.live = True
     stream.subscription = SubscriptionFilter(hosts=("b",))

@@ -8,14 +8,8 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
+from fakes import authed
 from wsclient import connect
-
-
-async def authed(daemon, role="viewer", subject=None, path="/dashboard"):
-    client = await connect(daemon.url(path), token=daemon.token(role, subject=subject))
-    ack = await client.recv()
-    assert ack["type"] == "connection_ack", ack
-    return client
 
 
 async def broadcast(admin, title, level="critical"):
@@ -26,7 +20,7 @@ async def broadcast(admin, title, level="critical"):
 
 @pytest_twisted.ensureDeferred
 async def test_read_marks_are_per_user_and_survive_a_reconnect(daemon):
-    admin = await authed(daemon, "admin")
+    admin = await authed(daemon, role="admin")
     first = await broadcast(admin, "one")
     second = await broadcast(admin, "two")
     alice = await authed(daemon, subject="alice")
@@ -61,8 +55,8 @@ async def test_read_marks_are_per_user_and_survive_a_reconnect(daemon):
 
 @pytest_twisted.ensureDeferred
 async def test_unacknowledged_counts_open_warnings_and_acknowledging_reads_for_the_acknowledger(daemon):
-    admin = await authed(daemon, "admin")
-    operator = await authed(daemon, "operator", subject="olga")
+    admin = await authed(daemon, role="admin")
+    operator = await authed(daemon, role="operator", subject="olga")
     start = (await operator.request("notification_state", {}))["data"]
     note = await broadcast(admin, "disk")
     await broadcast(admin, "fyi", level="info")
@@ -118,7 +112,7 @@ async def test_read_state_and_alerts_need_authentication(daemon):
 
 @pytest_twisted.ensureDeferred
 async def test_alerts_show_what_fires_since_when_and_who_acknowledged_it(daemon):
-    admin = await authed(daemon, "admin")
+    admin = await authed(daemon, role="admin")
     rule = {"name": "always", "metric": "cpu_usage", "op": ">=", "threshold": 0, "for": 0, "level": "critical"}
     assert (await admin.request("rule_set", rule))["type"] == "rule_set"
     firing = None

@@ -3,7 +3,6 @@ log of a full session (text and JSON lines) carrying no secret."""
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
 import json
 import os
 import signal
@@ -12,32 +11,27 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from websockets.sync.client import connect as ws_connect
 
 from conftest import start_daemon
+from dashd.ops.logs import event_as_json, json_file_observer, observer_for_twistd
+from dashd.ops.telemetry import FrameCounts, Telemetry
+from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, StreamMessage
+from fakes import sleep
 from httpclient import http
 from wsclient import connect
 
-from dashd.ops.logs import event_as_json, json_file_observer, observer_for_twistd
-from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, StreamMessage
-from dashd.ops.telemetry import FrameCounts, Telemetry
-
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 20.0
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 async def scrape(daemon, headers: dict | None = None) -> dict[str, dict[tuple, float]]:
@@ -182,7 +176,7 @@ def test_json_log_line_has_time_level_message_fields_and_traceback():
     log = Logger(namespace="dashd.test", observer=events.append)
     log.info("client {peer} closed: {code}", peer="10.0.0.1", code=1001)
     try:
-        1 / 0
+        1 / 0  # noqa: B018 (the failure to log)
     except ZeroDivisionError:
         log.failure("tick failed on {thing!r}", thing=object())
     info, failure = (json.loads(event_as_json(event)) for event in events)

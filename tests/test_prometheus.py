@@ -15,10 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from conftest import start_daemon
+from fakes import sleep
 from httpclient import http
 from wsclient import connect
 
@@ -41,10 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 def test_alert_rules_pass_promtool_check_and_their_unit_tests():

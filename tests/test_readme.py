@@ -140,6 +140,7 @@ def runtime_only_site(work: Path) -> Path:
     from importlib.metadata import packages_distributions
 
     from packaging.utils import canonicalize_name
+
     from test_lock import pins
 
     runtime = set(pins(ROOT / "requirements.lock"))

@@ -17,9 +17,9 @@ from twisted.internet.task import deferLater
 from twisted.protocols.portforward import ProxyFactory
 
 from dashd.collect.collector import Sample
+from dashd.settings import ConfigError
 from dashd.stream.hub import MemorySequence, StreamHub
 from dashd.stream.redisbus import RedisBus, RedisURL, decode_message, encode_message, parse_redis_url
-from dashd.settings import ConfigError
 from dashd.stream.streams import NOTIFICATION
 
 REDIS_URL = os.environ.get("DASHD_TEST_REDIS_URL", "")
@@ -121,7 +121,7 @@ class Node:
         original_gap = self.hub.announce_gap
         self.hub.announce_gap = lambda *gap: (self.gaps.append(gap), original_gap(*gap))
 
-    async def start(self) -> "Node":
+    async def start(self) -> Node:
         self.hub.startService()
         self.bus.startService()
         await wait_for(lambda: self.bus.up)

@@ -21,19 +21,19 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
 from conftest import MYSQL_URL, REQUIRE_MYSQL, start_daemon
-from forwarder import StallingForwarder
-from httpclient import http
-from test_store import stored_rows, stored_rows_sync
-from wsclient import connect
-
 from dashd.settings import check_db_url
 from dashd.store.pool import DeadlineExceeded, DeadlinePool, abort_connection
 from dashd.store.spill import SpillFile
 from dashd.stream.streams import METRICS_UPDATE, StreamMessage
+from fakes import sleep
+from forwarder import StallingForwarder
+from httpclient import http
+from test_store import stored_rows, stored_rows_sync
+from wsclient import connect
 
 BIN = Path(sys.executable).parent
 QUERY_TIMEOUT = 2.0  # the deadline these tests configure (the default is 5 s)
@@ -107,10 +107,6 @@ def lines(events: list[dict], needle: str) -> list[str]:
     from twisted.logger import formatEvent
 
     return [formatEvent(e) for e in events if needle in formatEvent(e)]
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 async def bounded(coroutine) -> object:

@@ -24,12 +24,11 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 
 from conftest import start_daemon
+from dashd.store.database import Store, StoreUnavailable
+from dashd.stream.hub import MemorySequence
 from test_hub import make_hub, new_client, publish_samples, result_of
 from test_reliability import HUNG, QUERY_TIMEOUT, lines, mysql_via_forwarder, store_events  # noqa: F401 (fixtures)
 from wsclient import connect
-
-from dashd.stream.hub import MemorySequence
-from dashd.store.database import Store, StoreUnavailable
 
 
 def capture() -> tuple[list[dict], object]:

@@ -197,7 +197,7 @@ def test_two_nodes_serve_every_sample_of_both_in_order_and_resume_on_either(tmp_
             for host in ("node-a", "node-b"):
                 back.send(json.dumps({"type": "history", "correlation_id": host, "data": {
                     "metrics": ["cpu_usage"], "from": "-5m", "max_points": 1000, "host": host}}))
-                reply = read_for(back, 10, lambda ms: any(m.get("correlation_id") == host for m in ms))[-1]
+                reply = read_for(back, 10, lambda ms, host=host: any(m.get("correlation_id") == host for m in ms))[-1]
                 assert reply["type"] == "history", reply
                 assert sum(p["count"] for p in reply["data"]["series"]["cpu_usage"]) >= 8
         # Each sample written once, by the node that collected it: decoded

@@ -10,26 +10,18 @@ import stat
 
 import pytest
 import pytest_twisted
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
 from conftest import start_daemon
+from fakes import RecordingSink, authed, memory_core, sleep
 from httpclient import http
 from wsclient import connect
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
-
-
-async def authed(daemon, path="/dashboard", role="viewer", token=None):
-    client = await connect(daemon.url(path), token=token or daemon.token(role))
-    assert (await client.recv())["type"] == "connection_ack"
-    return client
 
 
 def handshake_status(url: str, **kwargs) -> int:
@@ -117,24 +109,6 @@ async def test_cross_site_login_is_refused(daemon):
     response = await http("POST", daemon.url("/api/login", "http"), headers={"Origin": "https://evil.example"},
                           json_body={"username": "admin", "password": "x" * 10})
     assert response.status == 403
-
-
-@pytest_twisted.ensureDeferred
-async def test_token_expiring_warning_and_reauth_on_the_open_connection(make_settings):
-    daemon = await start_daemon(make_settings(token_warning="5s"))
-    try:
-        short = daemon.token("viewer", ttl=7)
-        client = await authed(daemon, token=short)
-        warning = await client.recv_type("token_expiring", timeout=5)
-        assert warning["data"]["expires_at"]
-        renewed = await client.request("auth", {"token": daemon.token("viewer", ttl=600)})
-        assert renewed["type"] == "auth" and renewed["data"]["role"] == "viewer"
-        await sleep(3)  # past the first token's expiry
-        assert client.close_info is None
-        other_user = await client.request("auth", {"token": daemon.token("viewer", subject="someone-else")})
-        assert other_user["data"]["code"] == "forbidden"
-    finally:
-        await daemon.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -360,18 +334,6 @@ async def test_idle_connection_is_closed(make_settings):
         await daemon.stop()
 
 
-@pytest_twisted.ensureDeferred
-async def test_dead_peer_is_dropped_by_websocket_pings(make_settings):
-    daemon = await start_daemon(make_settings(ping_interval="0.5", ping_timeout="1"))
-    try:
-        client = await authed(daemon)
-        client.protocol.transport.pauseProducing()  # stops reading: pongs never come back
-        await sleep(3)
-        assert len(daemon.core.connections) == 0
-    finally:
-        await daemon.stop()
-
-
 # ----- hostile input
 
 JSON_VALUES = st.recursive(
@@ -398,96 +360,10 @@ MESSAGES = st.one_of(
 )
 
 
-class RecordingSink:
-    def __init__(self) -> None:
-        self.frames: list[dict] = []
-        self.closed_with: int | None = None
-
-    def send_frame(self, frame) -> None:
-        self.frames.append(json.loads(frame.payload))
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed_with = code
 
 
-class InstantStore:
-    """A store that answers at once (already-fired Deferreds), so the router
-    runs synchronously under hypothesis."""
-
-    pending_rows = 0
-
-    async def history(self, host, metrics, from_ms, to_ms, max_points, raw_resolution_ms):
-        from dashd.store.database import HistorySeries
-
-        return HistorySeries("raw", raw_resolution_ms, {name: [] for name in metrics})
-
-    async def stats(self, host, metrics, from_ms, to_ms):
-        from dashd.store.analytics import summarize
-
-        return {name: summarize([]) for name in metrics}
-
-    async def read_stream(self, from_seq, to_seq):
-        return []
-
-    async def notifications(self, limit, unacknowledged):
-        return []
-
-    async def notification(self, notification_id):
-        return None
-
-    async def save_rule(self, name, spec, by):
-        return None
-
-    async def delete_rule(self, name):
-        return None
-
-    async def execute(self, query, params=()):
-        return 0
-
-    async def fetchall(self, query, params=()):
-        return []
 
 
-def in_memory_core():
-    """A SessionContext over in-memory parts and InstantStore (what
-    dashd.tap.build_daemon wires, without sockets or a database)."""
-    from twisted.internet.task import Clock
-
-    from dashd.alerting.engine import NotificationCenter, RuleEngine, DEFAULT_RULES
-    from dashd.auth.audit import AuditLog
-    from dashd.auth.handshake import TokenVerifier
-    from dashd.auth.revocations import RevocationList
-    from dashd.auth.tokens import TokenIssuer
-    from dashd.clients.history import HistoryQueries
-    from dashd.clients.seams import FixedSampling, MetricCatalogue, RouterContext, SessionContext
-    from dashd.store.audit import AuditRecords
-    from dashd.store.reads import NotificationReads
-    from dashd.stream.bus import InMemoryBus
-    from dashd.collect.collector import build_catalogue
-    from dashd.clients.connections import ConnectionManager
-    from dashd.stream.hub import MemorySequence, StreamHub
-    from dashd.settings import Settings
-    from dashd.timefmt import now_ms
-
-    clock, bus, store = Clock(), InMemoryBus(), InstantStore()
-    catalogue_info = build_catalogue(2)
-    names = tuple(i.name for i in catalogue_info)
-    hub = StreamHub(bus, clock, MemorySequence(), 300, lambda: names)
-    notifications = NotificationCenter(bus, store)
-    rules = RuleEngine(notifications)
-    rules.replace_rules(DEFAULT_RULES)
-    settings = Settings(host_name="fuzz")
-    tokens = TokenVerifier(TokenIssuer(b"k" * 64), RevocationList())
-    catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics)
-    sampling = FixedSampling(settings.interval)
-    connections = ConnectionManager(100, 100)
-    router = RouterContext(settings=settings, wall_clock_ms=now_ms, tokens=tokens, catalogue=catalogue,
-                           sampling=sampling, history=HistoryQueries(settings, catalogue, sampling, store, now_ms),
-                           stream=hub, stored=store, reads=NotificationReads(store), notifications=notifications,
-                           rules=rules, rule_store=store, audit=AuditLog(AuditRecords(store), now_ms),
-                           registry=connections)
-    return SessionContext(settings=settings, clock=clock, wall_clock_ms=now_ms, hub=hub, registry=connections,
-                          sampling=sampling, catalogue=catalogue, tokens=tokens, router=router)
 
 
 @hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
@@ -499,26 +375,26 @@ def test_random_and_malformed_messages_get_typed_errors_and_never_crash(messages
     documented code, and nothing unhandled is logged."""
     from twisted.logger import globalLogPublisher
 
-    from dashd.errors import ERROR_CODES
     from dashd.clients.session import ClientSession
+    from dashd.errors import ERROR_CODES
 
     failures = []
     observer = lambda event: failures.append(event) if event.get("log_failure") is not None else None
     globalLogPublisher.addObserver(observer)
-    core = in_memory_core()
+    core = memory_core()
     sink = RecordingSink()
-    session = ClientSession(core, sink, "dashboard", "198.51.100.7")
+    session = ClientSession(core.context, sink, "dashboard", "198.51.100.7")
     try:
-        session.open(core.tokens.verify(core.tokens.tokens.mint("fuzzer", role, 60)[0]) if authenticated else None)
+        session.open(core.verifier.verify(core.tokens.mint("fuzzer", role, 60)[0]) if authenticated else None)
         for payload in messages:
             before = len(sink.frames)
             session.receive(payload)
-            for frame in sink.frames[before:]:
+            for frame in sink.messages[before:]:
                 assert isinstance(frame, dict) and "type" in frame and "data" in frame
                 if frame["type"] == "error":
                     assert frame["data"]["code"] in ERROR_CODES and frame["data"]["message"]
-            if sink.closed_with is not None:
-                assert sink.closed_with in (1000, 1003, 1008, 1009, 4001, 4002)
+            if sink.close_code is not None:
+                assert sink.close_code in (1000, 1003, 1008, 1009, 4001, 4002)
                 break
     finally:
         session.lost()

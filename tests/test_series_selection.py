@@ -8,12 +8,12 @@ import pytest
 
 from dashd.collect.collector import Sample
 from dashd.collect.families import describe_series, is_collector_series
+from dashd.collect.series_feed import SeriesFolding
 from dashd.collect.sources import SeriesSample
 from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 from dashd.stream.catalogue import SeriesCatalogue
 from dashd.stream.selection import SelectorError, check_selectors, select, split_selectors, unknown_selectors
 from dashd.stream.streams import SubscriptionFilter
-from dashd.collect.series_feed import SeriesFolding
 
 ROOT = 'disk_used_percent{fstype="ext4",mount="/"}'
 VAR = 'disk_used_percent{fstype="xfs",mount="/var"}'
@@ -24,18 +24,21 @@ SSHD = 'cgroup_cpu_percent{cgroup="/system.slice/ssh.service",unit="ssh.service"
 NAMES = ("cpu_usage", "cpu_core_0", "memory_usage", ROOT, VAR, ETH0, LO, NGINX, SSHD)
 
 
-@pytest.mark.parametrize("patterns, expected", [
-    (["*"], list(NAMES)),
-    (["cpu_usage"], ["cpu_usage"]),
-    (["cpu_*"], ["cpu_usage", "cpu_core_0"]),
-    (['disk_used_percent{mount="/"}'], [ROOT]),
-    (["disk_used_percent"], [ROOT, VAR]),
-    (['net_*{iface!="lo"}'], [ETH0]),
-    (['cgroup_cpu_percent{unit=~"nginx.*"}'], [NGINX]),
-    (['cgroup_cpu_percent{unit=*"ss*"}'], [SSHD]),
-    (['disk_used_percent{mount="/home"}'], []),
-    (["memory_usage", 'net_rx_bytes_per_second{iface="lo"}'], ["memory_usage", LO]),
-])
+@pytest.mark.parametrize(
+    "patterns, expected",
+    [
+        (["*"], list(NAMES)),
+        (["cpu_usage"], ["cpu_usage"]),
+        (["cpu_*"], ["cpu_usage", "cpu_core_0"]),
+        (['disk_used_percent{mount="/"}'], [ROOT]),
+        (["disk_used_percent"], [ROOT, VAR]),
+        (['net_*{iface!="lo"}'], [ETH0]),
+        (['cgroup_cpu_percent{unit=~"nginx.*"}'], [NGINX]),
+        (['cgroup_cpu_percent{unit=*"ss*"}'], [SSHD]),
+        (['disk_used_percent{mount="/home"}'], []),
+        (["memory_usage", 'net_rx_bytes_per_second{iface="lo"}'], ["memory_usage", LO]),
+    ],
+)
 def test_selectors_choose_series_by_family_glob_and_labels(patterns, expected):
     assert select(patterns, NAMES) == expected
 
@@ -46,8 +49,9 @@ def test_subscription_filter_sends_only_the_selected_labelled_series():
     assert SubscriptionFilter(["*"]).selected(NAMES) is None  # everything: the shared frame
 
 
-@pytest.mark.parametrize("pattern", ['disk{mount="/"', 'disk{mount=/}', 'disk{mount~"x"}', 'cpu usage',
-                                     'x{a=~"("}', ""])
+@pytest.mark.parametrize(
+    "pattern", ['disk{mount="/"', "disk{mount=/}", 'disk{mount~"x"}', "cpu usage", 'x{a=~"("}', ""]
+)
 def test_malformed_selectors_are_refused_with_the_reason(pattern):
     with pytest.raises(SelectorError) as caught:
         check_selectors(["cpu_usage", pattern])
@@ -55,13 +59,18 @@ def test_malformed_selectors_are_refused_with_the_reason(pattern):
 
 
 def test_a_known_or_collector_family_is_known_even_if_no_series_matches_yet():
-    assert unknown_selectors(['disk_used_percent{mount="/home"}', 'nope{a="b"}', "nope_*", "cpu_usage",
-                              "sensor_fan_rpm", 'agent_x{a="b"}'], NAMES + ("agent_x",)) == ['nope{a="b"}', "nope_*"]
+    assert unknown_selectors(
+        ['disk_used_percent{mount="/home"}', 'nope{a="b"}', "nope_*", "cpu_usage", "sensor_fan_rpm", 'agent_x{a="b"}'],
+        NAMES + ("agent_x",),
+    ) == ['nope{a="b"}', "nope_*"]
 
 
 def test_query_string_selector_lists_split_outside_braces_and_quotes():
     assert split_selectors('cpu_usage,disk_used_percent{mount="/",fstype="ext4"},x{a="b,c\\"}"},') == [
-        "cpu_usage", 'disk_used_percent{mount="/",fstype="ext4"}', 'x{a="b,c\\"}"}']
+        "cpu_usage",
+        'disk_used_percent{mount="/",fstype="ext4"}',
+        'x{a="b,c\\"}"}',
+    ]
 
 
 def test_catalogue_families_list_label_values_and_forget_series_not_seen():
@@ -70,9 +79,13 @@ def test_catalogue_families_list_label_values_and_forget_series_not_seen():
     catalogue.observe("h", 2_000, {VAR: 10.0})
     families = catalogue.families(exclude=["cpu_usage"])
     assert [f["name"] for f in families] == ["disk_used_percent", "net_rx_bytes_per_second", "open_fds"]
-    assert families[0] == {"name": "disk_used_percent", "unit": "%", "kind": "gauge",
-                           "description": "space used, as df computes it",
-                           "labels": {"fstype": ["ext4", "xfs"], "mount": ["/", "/var"]}}
+    assert families[0] == {
+        "name": "disk_used_percent",
+        "unit": "%",
+        "kind": "gauge",
+        "description": "space used, as df computes it",
+        "labels": {"fstype": ["ext4", "xfs"], "mount": ["/", "/var"]},
+    }
     assert families[2]["labels"] == {}
     catalogue.observe("h", 1_000 + 600_000 + 60_000, {"cpu_usage": 2.0, VAR: 11.0})
     assert set(catalogue.names()) == {"cpu_usage", VAR}
@@ -106,11 +119,21 @@ def test_an_alert_rule_watches_a_labelled_series_and_fires_on_it():
     from dashd.errors import ProtocolError
     from dashd.stream.bus import NOTIFICATIONS_TOPIC
 
-    rule = rule_from_dict({"name": "root-full", "metric": ROOT, "op": ">", "threshold": 90, "for": 0,
-                           "level": "critical"}, ("cpu_usage",))
+    rule = rule_from_dict(
+        {"name": "root-full", "metric": ROOT, "op": ">", "threshold": 90, "for": 0, "level": "critical"}, ("cpu_usage",)
+    )
     with pytest.raises(ProtocolError):
-        rule_from_dict({"name": "x", "metric": 'disk_used_percent{mount=~"/"}', "op": ">", "threshold": 1,
-                        "for": 0, "level": "info"}, ("cpu_usage",))  # a selector is not a series name
+        rule_from_dict(
+            {
+                "name": "x",
+                "metric": 'disk_used_percent{mount=~"/"}',
+                "op": ">",
+                "threshold": 1,
+                "for": 0,
+                "level": "info",
+            },
+            ("cpu_usage",),
+        )  # a selector is not a series name
     bus = InMemoryBus()
     published: list[dict] = []
     bus.subscribe(NOTIFICATIONS_TOPIC, lambda topic, message: published.append(message))

@@ -23,8 +23,14 @@ SEED = ("cpu_usage", "memory_usage", "network_traffic", "active_connections")
 
 
 async def collecting_daemon(make_settings):
-    return await start_daemon(make_settings(collectors="netifs,system,filesystems", netifs_interval="0.5s",
-                                            system_interval="0.5s", filesystems_interval="1s"))
+    return await start_daemon(
+        make_settings(
+            collectors="netifs,system,filesystems",
+            netifs_interval="0.5s",
+            system_interval="0.5s",
+            filesystems_interval="1s",
+        )
+    )
 
 
 async def authed(daemon, role="viewer"):
@@ -81,27 +87,34 @@ async def test_history_and_stats_of_a_labelled_series_after_the_collectors_ran(m
         client, _ = await authed(daemon)
         for _ in range(3):
             await update_with(client, LO_UP)
-        reply = await client.request("history", {"metrics": ['net_link_up{iface="lo"}', "cpu_usage"],
-                                                 "from": "-1m", "max_points": 5})
+        reply = await client.request(
+            "history", {"metrics": ['net_link_up{iface="lo"}', "cpu_usage"], "from": "-1m", "max_points": 5}
+        )
         assert reply["type"] == "history", reply
         assert set(reply["data"]["series"]) == {LO_UP, "cpu_usage"}
         points = reply["data"]["series"][LO_UP]
         assert sum(p["count"] for p in points) >= 3 and all(p["avg"] == 1.0 for p in points)
-        stats = await client.request("stats", {"metrics": ['tcp_connections{state=~"listen|established"}'],
-                                               "window": 60})
+        stats = await client.request(
+            "stats", {"metrics": ['tcp_connections{state=~"listen|established"}'], "window": 60}
+        )
         assert stats["type"] == "stats", stats
-        assert set(stats["data"]["metrics"]) <= {series("tcp_connections", state="listen"),
-                                                 series("tcp_connections", state="established")}
+        assert set(stats["data"]["metrics"]) <= {
+            series("tcp_connections", state="listen"),
+            series("tcp_connections", state="established"),
+        }
         assert stats["data"]["metrics"][series("tcp_connections", state="listen")]["count"] >= 1
-        query = urllib.parse.urlencode({"metrics": f'cpu_usage,{LO_UP}', "from": "-1m", "max_points": "5"})
-        answered = await http("GET", daemon.url(f"/api/history?{query}", "http"),
-                              headers={"Authorization": f"Bearer {daemon.token()}"})
+        query = urllib.parse.urlencode({"metrics": f"cpu_usage,{LO_UP}", "from": "-1m", "max_points": "5"})
+        answered = await http(
+            "GET", daemon.url(f"/api/history?{query}", "http"), headers={"Authorization": f"Bearer {daemon.token()}"}
+        )
         assert answered.status == 200, answered.body
         assert set(answered.json()["series"]) == {"cpu_usage", LO_UP}
-        query = urllib.parse.urlencode({"metrics": 'net_link_up{iface="lo",iface!="x"}', "from": "-1m",
-                                        "format": "json"})
-        exported = await http("GET", daemon.url(f"/api/export?{query}", "http"),
-                              headers={"Authorization": f"Bearer {daemon.token()}"})
+        query = urllib.parse.urlencode(
+            {"metrics": 'net_link_up{iface="lo",iface!="x"}', "from": "-1m", "format": "json"}
+        )
+        exported = await http(
+            "GET", daemon.url(f"/api/export?{query}", "http"), headers={"Authorization": f"Bearer {daemon.token()}"}
+        )
         assert exported.status == 200, exported.body
         assert list(exported.json()["series"]) == [LO_UP]
         client.close()
@@ -133,9 +146,11 @@ async def test_the_catalogue_lists_families_with_their_label_values(make_setting
 @pytest_twisted.ensureDeferred
 async def test_a_bad_selector_gets_a_typed_error_with_details(daemon):
     client, _ = await authed(daemon)
-    for request, data in (("subscribe", {"metrics": ['disk_used_percent{mount="/"']}),
-                          ("history", {"metrics": ['net_*{iface=~"("}']}),
-                          ("stats", {"metrics": ["cpu usage"]})):
+    for request, data in (
+        ("subscribe", {"metrics": ['disk_used_percent{mount="/"']}),
+        ("history", {"metrics": ['net_*{iface=~"("}']}),
+        ("stats", {"metrics": ["cpu usage"]}),
+    ):
         error = await client.request(request, data)
         assert error["type"] == "error" and error["data"]["code"] == "bad_message", error
         assert error["data"]["details"]["selector"] == data["metrics"][0] and error["data"]["details"]["reason"]

@@ -17,9 +17,19 @@ from dashd.store import encoding
 from dashd.store.database import Store, load_migrations
 from dashd.store.migrate_v1 import V1Migration
 from dashd.store.series import parse_series_key, series_key
-
 from test_store import (  # noqa: F401  (open_store and store_log are fixtures)
-    DAY, DAY_MS, HOUR, HOUR_MS, MINUTE_MS, SECOND_MS, T0_MS, open_store, query, sample, store_log, store_messages,
+    DAY,
+    DAY_MS,
+    HOUR,
+    HOUR_MS,
+    MINUTE_MS,
+    SECOND_MS,
+    T0_MS,
+    open_store,
+    query,
+    sample,
+    store_log,
+    store_messages,
 )
 
 # ----- encoding (no I/O)

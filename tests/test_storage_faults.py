@@ -8,9 +8,9 @@ import pytest
 import pytest_twisted
 
 from conftest import start_daemon
+from fakes import authed
 from httpclient import http
 from test_store import MySQLOutage, eventually
-from test_streaming import authed
 
 
 async def _ready(daemon) -> tuple[int, dict]:

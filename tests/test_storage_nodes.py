@@ -11,7 +11,13 @@ import pytest_twisted
 
 from dashd.store.node import load_or_create_node_id
 from test_store import (  # noqa: F401  (open_store is a fixture)
-    MINUTE_MS, SECOND_MS, T0_MS, open_store, query, sample, stored_rows,
+    MINUTE_MS,
+    SECOND_MS,
+    T0_MS,
+    open_store,
+    query,
+    sample,
+    stored_rows,
 )
 
 START = T0_MS - MINUTE_MS

@@ -21,7 +21,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.protocols import portforward
 
@@ -30,6 +30,7 @@ from dashd.store.database import MINUTE_MS, Store, load_migrations
 from dashd.store.encoding import decode_aggregate, decode_head, decode_raw
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
+from fakes import sleep
 
 SECOND_MS = 1000
 HOUR_MS = 60 * MINUTE_MS
@@ -110,10 +111,6 @@ async def tables(db_url: str) -> set[str]:
     else:
         rows = await query(db_url, "SHOW TABLES")
     return {row[0] for row in rows}
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:

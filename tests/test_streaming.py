@@ -7,24 +7,12 @@ from __future__ import annotations
 import socket
 
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
-from dashd.store.chunks import OpenChunks
-
 from conftest import start_daemon
+from dashd.store.chunks import OpenChunks
+from fakes import authed, sleep
 from wsclient import connect
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
-
-
-async def authed(daemon, path="/dashboard", role="viewer", **kwargs):
-    client = await connect(daemon.url(path), token=daemon.token(role), **kwargs)
-    assert (await client.recv())["type"] == "connection_ack"
-    return client
 
 
 def stream_seqs(client) -> list[int]:
@@ -54,31 +42,6 @@ async def test_subscription_filters_the_payload_on_the_server(daemon):
     await client.request("unsubscribe", {})
     await client.request("subscribe", {"metrics": ["*"], "hosts": ["*"]})
     assert (await client.recv_type("metrics_update"))["data"]["host"] == "testhost"
-
-
-@pytest_twisted.ensureDeferred
-async def test_set_rate_throttles_one_client_and_not_the_others(make_settings):
-    daemon = await start_daemon(make_settings(interval="0.1"))
-    try:
-        slow = await authed(daemon)
-        fast = await authed(daemon)
-        reply = await slow.request("set_rate", {"max_hz": 2})
-        assert reply["data"] == {"max_hz": 2, "effective_hz": 2.0}
-        start = len([m for m in slow.received if m["type"] == "metrics_update"])
-        fast_start = len([m for m in fast.received if m["type"] == "metrics_update"])
-        await sleep(2.0)
-        slow_updates = [m for m in slow.received if m["type"] == "metrics_update"][start:]
-        fast_updates = [m for m in fast.received if m["type"] == "metrics_update"][fast_start:]
-        assert 2 <= len(slow_updates) <= 6 < len(fast_updates)
-        windowed = [u for u in slow_updates if "window" in u["data"]]
-        assert windowed, slow_updates
-        window = windowed[-1]["data"]["window"]
-        assert window["samples"] >= 3
-        assert window["min"]["cpu_usage"] <= window["avg"]["cpu_usage"] <= window["max"]["cpu_usage"]
-        capped = await slow.request("set_rate", {"max_hz": 1000})
-        assert capped["data"]["effective_hz"] == 10.0  # capped by the collection rate
-    finally:
-        await daemon.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -405,8 +368,8 @@ async def test_compression_can_be_switched_off(make_settings):
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_only_other_hosts_have_can_be_subscribed_and_streamed(daemon):
-    from dashd.stream.bus import METRICS_TOPIC
     from dashd.collect.collector import Sample
+    from dashd.stream.bus import METRICS_TOPIC
 
     client = await authed(daemon)
     sample = Sample("bighost", daemon.core.wall_clock_ms(), {"cpu_usage": 5.0, "cpu_core_31": 7.5})

@@ -1,4 +1,4 @@
-"""Per-client streams without a network: a FakeSink records frames and
+"""Per-client streams without a network: a RecordingSink records frames and
 closes, a task.Clock drives throttling and the slow-consumer timer.
 
 Covers subscription filtering, the set_rate throttle (latest values plus a
@@ -14,46 +14,24 @@ import json
 import pytest
 from twisted.internet.task import Clock
 
-from dashd.stream import streams
 from dashd.clients.limits import TokenBucket
+from dashd.stream import streams
 from dashd.stream.streams import (
     CLOSE_SLOW_CONSUMER,
     METRICS_UPDATE,
     NOTIFICATION,
     ClientStream,
     FrameCache,
-    OutboundFrame,
     StreamMessage,
     SubscriptionFilter,
     unknown_patterns,
 )
+from fakes import RecordingSink
 
 CATALOGUE = ("cpu_usage", "cpu_core_0", "cpu_core_1", "memory_usage", "network_traffic")
 T0_MS = 1_764_151_200_000
 
 
-class FakeSink:
-    """A ClientSink that records what the stream wrote."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.frames: list[OutboundFrame] = []
-        self.sent_at: list[float] = []  # clock time of each frame
-        self.closed: list[tuple[int, str]] = []
-
-    def send_frame(self, frame: OutboundFrame) -> None:
-        self.frames.append(frame)
-        self.sent_at.append(self.clock.seconds())
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed.append((code, reason))
-
-    @property
-    def messages(self) -> list[dict]:
-        return [json.loads(frame.payload) for frame in self.frames]
-
-    def types_and_seqs(self) -> list[tuple[str, int | None]]:
-        return [(m["type"], m.get("seq")) for m in self.messages]
 
 
 def metrics(seq: int, host: str = "web-1", **values: float) -> StreamMessage:
@@ -66,9 +44,9 @@ def notification(seq: int) -> StreamMessage:
 
 
 def make_stream(clock: Clock | None = None, *, wants_metrics: bool = True, wants_notifications: bool = True,
-                **kwargs) -> tuple[ClientStream, FakeSink, Clock]:
+                **kwargs) -> tuple[ClientStream, RecordingSink, Clock]:
     clock = clock or Clock()
-    sink = FakeSink(clock)
+    sink = RecordingSink(clock)
     stream = ClientStream(sink, clock, wants_metrics=wants_metrics, wants_notifications=wants_notifications, **kwargs)
     stream.live = True
     return stream, sink, clock

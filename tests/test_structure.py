@@ -12,8 +12,6 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
-from wsclient import connect
-
 from dashd.auth.handshake import MissingBearer, TokenVerifier, bearer_token, verify_bearer
 from dashd.auth.revocations import RevocationList
 from dashd.auth.tokens import AuthError, EndpointForbidden, TokenIssuer
@@ -22,6 +20,7 @@ from dashd.errors import ProtocolError, correlation_id_of, error_frame
 from dashd.ops.shutdown import ShutdownHooks
 from dashd.stream.bus import InMemoryBus
 from dashd.tap import EndpointListener
+from wsclient import connect
 
 
 @pytest.mark.parametrize("header, token", [

@@ -125,7 +125,7 @@ def messages_until(sock: socket.socket, wanted: str, timeout: float = 10.0) -> l
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             got.append(sock.recv(4096).decode())
-        except socket.timeout:
+        except TimeoutError:
             raise AssertionError(f"no {wanted!r} within {timeout}s; got {got}") from None
         if wanted in got[-1].split("\n"):
             return got

@@ -260,7 +260,7 @@ async def viewer_count(daemon: Daemon, stop: asyncio.Event, counted: list) -> No
             try:
                 await asyncio.wait_for(ws.recv(), 0.5)
                 counted[0] += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import os
 import sys
 from typing import Any, Callable
 
 from dashd import __version__
-from dashd.settings import (FIELDS_BY_NAME, ConfigError, Settings, format_duration, load_settings, parse_duration,
-                            redact_url)
+from dashd.settings import (
+    FIELDS_BY_NAME,
+    ConfigError,
+    Settings,
+    format_duration,
+    load_settings,
+    parse_duration,
+    redact_url,
+)
 
 COMMON = ("config", "state_dir", "db", "secret_file")
 
@@ -72,8 +80,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     """`dashd token [mint]`, `dashd token list`, `dashd token revoke ID`."""
     import uuid
 
-    from dashd.store.issued import IssuedToken, IssuedTokens, TokenNotFound
     from dashd.auth.tokens import AGENT_SUBJECT_CHARS, TokenIssuer, load_or_create_secret
+    from dashd.store.issued import IssuedToken, IssuedTokens, TokenNotFound
     from dashd.timefmt import now_ms
 
     settings = _settings(args)
@@ -162,8 +170,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
     from dashd.auth.revocations import RevocationList
+    from dashd.auth.tokens import TokenIssuer, load_or_create_secret
     from dashd.auth.users import UserDirectory, UserError
 
     settings = _settings(args)
@@ -264,22 +272,53 @@ def build_parser() -> argparse.ArgumentParser:
     agent.configure_parser(agent_parser)
     agent_parser.set_defaults(func=agent.run)
 
-    from dashd import bench, conformance
-
-    bench_parser = commands.add_parser("bench", help="load test dashd against a Node ws baseline (docs/benchmarks.md)")
-    bench.configure_parser(bench_parser)
-    bench_parser.set_defaults(func=bench.dispatch)
-
-    echo = commands.add_parser("conformance-echo",
-                               help="TEST TOOL: dashd's WebSocket stack as an echo server for conformance suites")
-    _add_common(echo)
-    conformance.add_arguments(echo)
-    echo.set_defaults(func=lambda args: conformance.run(args, _settings(args)))
+    _add_development_tools(commands)
 
     return parser
 
 
+DEVELOPMENT_COMMANDS = ("bench", "conformance-echo")
+DEV_TOOLS_MISSING = ("dashd {command} is a development tool, not part of the daemon: install the development "
+                     "tools from a checkout of the repository (`make test-deps`, or `pip install ./tools`)")
+
+
+def _add_development_tools(commands: Any) -> None:
+    """`dashd bench` and `dashd conformance-echo` live in the development
+    package (tools/dashd_dev), never in the daemon's wheel: dispatch to it
+    when it is installed, else say how to get it."""
+    bench_help = "load test dashd against a Node ws baseline (docs/benchmarks.md; development install)"
+    echo_help = "TEST TOOL: dashd's WebSocket stack as an echo server for conformance suites (development install)"
+    if not _development_tools_installed():
+        # Listed in --help all the same; main() answers them before parsing.
+        commands.add_parser("bench", help=bench_help)
+        commands.add_parser("conformance-echo", help=echo_help)
+        return
+    from dashd_dev import conformance
+    from dashd_dev.bench import cli as bench_cli
+
+    bench_parser = commands.add_parser("bench", help=bench_help)
+    bench_cli.configure_parser(bench_parser)
+    bench_parser.set_defaults(func=bench_cli.dispatch)
+
+    echo = commands.add_parser("conformance-echo", help=echo_help)
+    _add_common(echo)
+    conformance.add_arguments(echo)
+    echo.set_defaults(func=lambda args: conformance.run(args, _settings(args)))
+
+
+def _development_tools_installed() -> bool:
+    return importlib.util.find_spec("dashd_dev") is not None
+
+
+def _development_tool_missing(command: str) -> int:
+    print(DEV_TOOLS_MISSING.format(command=command), file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DEVELOPMENT_COMMANDS and not _development_tools_installed():
+        return _development_tool_missing(argv[0])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

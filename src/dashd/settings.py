@@ -85,7 +85,7 @@ def parse_bool(text: str | bool) -> bool:
     raise ValueError(text)
 
 
-def parse_list(text: str | list | tuple) -> tuple[str, ...]:
+def parse_list(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Comma- or newline-separated; a list stays a list."""
     if isinstance(text, (list, tuple)):
         return tuple(str(item).strip() for item in text if str(item).strip())
@@ -451,9 +451,9 @@ class Settings:
         return self.max_tcp_connections_per_ip or self.max_connections_per_ip + 100
 
     def token_max_ttl(self, role: str) -> float:
-        return getattr(self, f"token_max_ttl_{role}")
+        return float(getattr(self, f"token_max_ttl_{role}"))
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
@@ -483,20 +483,24 @@ def read_ini(path: str) -> tuple[dict[str, str], tuple[AlertRuleConfig, ...]]:
             if key not in FIELDS_BY_NAME or key == "config":
                 raise ConfigError(key, value, f"unknown key in [{INI_SECTION}] of {path}")
             values[key] = value
-    rules = ()
+    rules: tuple[AlertRuleConfig, ...] = ()
     if parser.has_section(RULES_SECTION):
         rules = tuple(AlertRuleConfig(name, spec) for name, spec in parser.items(RULES_SECTION))
     return values, rules
 
 
-def read_ini_sections(path: str, kinds: tuple[str, ...]) -> dict[str, tuple]:
+# `[KIND:NAME]` sections of one kind: (NAME, its (key, value) pairs) in file order.
+IniSections = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def read_ini_sections(path: str, kinds: tuple[str, ...]) -> dict[str, IniSections]:
     """`[KIND:NAME]` sections (alert channels and routes), in file order;
     keys keep their case (header names)."""
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     with open(path, encoding="utf-8") as ini_file:  # read_ini already reported a bad file
         parser.read_file(ini_file)
-    found: dict[str, list] = {kind: [] for kind in kinds}
+    found: dict[str, list[tuple[str, tuple[tuple[str, str], ...]]]] = {kind: [] for kind in kinds}
     for section in parser.sections():
         kind, _, name = section.partition(":")
         if kind.strip() in found and name.strip():
@@ -523,7 +527,7 @@ def load_settings(
     config_path = options.get("config") or env_values.get("config") or ""
     ini_values: dict[str, str] = {}
     rules: tuple[AlertRuleConfig, ...] = ()
-    alerting: dict[str, tuple] = {"channel": (), "route": ()}
+    alerting: dict[str, IniSections] = {"channel": (), "route": ()}
     if config_path:
         ini_values, rules = read_ini(config_path)
         alerting = read_ini_sections(config_path, ("channel", "route"))

@@ -18,8 +18,8 @@ from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
-from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.ssl import Certificate, KeyPair
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
@@ -32,39 +32,39 @@ from dashd.auth.audit import AuditLog
 from dashd.auth.handshake import TokenVerifier
 from dashd.auth.revocations import RevocationList
 from dashd.auth.tokens import TokenIssuer, load_or_create_secret
+from dashd.auth.users import UserDirectory
+from dashd.clients.connections import ConnectionManager
 from dashd.clients.history import HistoryQueries
 from dashd.clients.ingest import AgentLimits, IngestService, StoredTimestamps
+from dashd.clients.queries import QueryScheduler
 from dashd.clients.seams import MetricCatalogue, RouterContext, SessionContext
 from dashd.clients.session import SessionFactory
-from dashd.ops.shutdown import ShutdownHooks
-from dashd.store.audit import AuditRecords
-from dashd.store.reads import NotificationReads
-from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
-from dashd.timefmt import now_ms
-from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
 from dashd.collect.assembly import build_scheduler
-from dashd.collect.hostroot import host_paths, point_psutil_at
-from dashd.clients.connections import ConnectionManager
-from dashd.errors import CLOSE_GOING_AWAY
-from dashd.stream.hub import SequenceFile, StreamHub
-from dashd.ops.logs import observer_for_twistd
-from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
-from dashd.ops.signals import StopSignals
-from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
-from dashd.store.database import Store, StoreUnavailable
-from dashd.store.node import load_or_create_node_id
+from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
 from dashd.collect.families import describe_series
+from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.collect.series_feed import SeriesFolding
-from dashd.clients.queries import QueryScheduler
-from dashd.ops.telemetry import Telemetry
-from dashd.ops.series_export import SeriesExposition
-from dashd.auth.users import UserDirectory
+from dashd.errors import CLOSE_GOING_AWAY
+from dashd.ops.logs import observer_for_twistd
 from dashd.ops.private import private_directory
 from dashd.ops.rlimits import raise_open_files_limit
+from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
+from dashd.ops.series_export import SeriesExposition
+from dashd.ops.shutdown import ShutdownHooks
+from dashd.ops.signals import StopSignals
+from dashd.ops.telemetry import Telemetry
+from dashd.settings import FIELDS, ConfigError, Settings, load_settings, redact_url
+from dashd.store.audit import AuditRecords
+from dashd.store.database import Store, StoreUnavailable
+from dashd.store.node import load_or_create_node_id
+from dashd.store.reads import NotificationReads
+from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
+from dashd.stream.hub import SequenceFile, StreamHub
+from dashd.timefmt import now_ms
+from dashd.wire.broadcast import FlatWriter
 from dashd.wire.httpguard import FD_HEADROOM, ConnectionGate, GuardedSite
 from dashd.wire.tls import server_tls_options
 from dashd.wire.web import RedirectToTLS, WebContext, build_site, front_door
-from dashd.wire.broadcast import FlatWriter
 
 log = Logger()
 
@@ -262,13 +262,6 @@ class DashdService(MultiService):
     def add_listener(self, listener: EndpointListener) -> None:
         self.listeners.append(listener)
         listener.setServiceParent(self)
-
-    @property
-    def core(self) -> "DashdService":
-        """Transitional alias of the root, for dashd.bench only (it reads
-        daemon.core.connections and is moving out of the package, issue 12
-        item 6); everything else uses the attributes above."""
-        return self
 
     def is_prepared(self) -> bool:
         """The store answered and users, revocations and rules are loaded."""

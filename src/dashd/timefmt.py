@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dashd.settings import parse_duration
 
@@ -15,7 +15,7 @@ def now_ms() -> int:
 
 def iso_ms(timestamp_ms: float) -> str:
     """1764151200123 -> '2025-11-26T10:00:00.123Z'."""
-    moment = datetime.fromtimestamp(timestamp_ms / 1000.0, tz=timezone.utc)
+    moment = datetime.fromtimestamp(timestamp_ms / 1000.0, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -42,6 +42,6 @@ def parse_time(value: object, now_ms_value: int) -> int:
             text = text[:-1] + "+00:00"
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return int(moment.timestamp() * 1000)
     raise ValueError("a time must be an ISO-8601 string, Unix seconds, or '-<duration>'")

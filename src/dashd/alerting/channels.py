@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred
@@ -48,7 +48,7 @@ class DeliveryResult:
     status: int | None = None
     permanent: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "detail": self.detail, "status": self.status, "permanent": self.permanent}
 
 
@@ -65,10 +65,10 @@ class ChannelConfig:
         return f"ChannelConfig(name={self.name!r}, kind={self.kind!r}, source={self.source!r})"
 
     @property
-    def option(self) -> dict:
+    def option(self) -> dict[str, Any]:
         return dict(self.options)
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """What the API and the browser may see: no secret values, only
         whether each is set."""
         public = {"name": self.name, "kind": self.kind, "source": self.source, **self.option,
@@ -80,7 +80,7 @@ class ChannelConfig:
             public["url"] = redact_url_path(public["url"])
         return public
 
-    def stored(self) -> dict:
+    def stored(self) -> dict[str, Any]:
         """Everything, for the store (secrets included)."""
         return {"kind": self.kind, **self.option, "headers": dict(self.headers), **dict(self.secrets)}
 
@@ -111,7 +111,7 @@ def _url(value: Any, name: str, what: str = "url") -> str:
     if parts.username or parts.password:
         raise ChannelError(f"channel {name}: put credentials in a header, not in the {what}")
     try:
-        parts.port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         raise ChannelError(f"channel {name}: {what} has a bad port") from None
     return value
@@ -190,7 +190,7 @@ def parse_channel(name: str, data: Mapping[str, Any], source: str = "config") ->
                          _headers(headers, name) if kind != "email" else (), source)
 
 
-def _email_options(name: str, data: dict, secrets: dict) -> dict:
+def _email_options(name: str, data: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
     host = data.pop("host", None)
     if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9.:\[\]-]{1,253}", host):
         raise ChannelError(f"channel {name}: host must be the SMTP server's name or address")
@@ -241,7 +241,7 @@ def merge_secrets(new: ChannelConfig, old: ChannelConfig | None, given: Mapping[
                          tuple(sorted(headers.items())), new.source)
 
 
-def prepare_api_channel(name: str, data: Mapping[str, Any], old: ChannelConfig | None = None) -> dict:
+def prepare_api_channel(name: str, data: Mapping[str, Any], old: ChannelConfig | None = None) -> dict[str, Any]:
     """Null header values mean "keep the stored value"; validate with a
     placeholder so the check does not fail on them. A URL left out keeps
     the stored one (the API never shows it in full)."""
@@ -254,7 +254,7 @@ def prepare_api_channel(name: str, data: Mapping[str, Any], old: ChannelConfig |
 
 
 class Transport(Protocol):
-    def send(self, body: dict) -> Deferred:
+    def send(self, body: dict[str, Any]) -> Deferred[DeliveryResult]:
         """Deliver one notice; fires with a DeliveryResult, never fails."""
 
 
@@ -263,7 +263,7 @@ class HttpTransport:
 
     log = Logger()
 
-    def __init__(self, config: ChannelConfig, guard: NetworkGuard, wall_clock_ms=lambda: int(time.time() * 1000)) -> None:
+    def __init__(self, config: ChannelConfig, guard: NetworkGuard, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.guard = guard
         self.wall_clock_ms = wall_clock_ms
@@ -271,19 +271,19 @@ class HttpTransport:
     def _target(self) -> str:
         option = self.config.option
         if self.config.kind == "alertmanager":
-            return option["url"].rstrip("/") + "/api/v2/alerts"
-        return option["url"]
+            return str(option["url"]).rstrip("/") + "/api/v2/alerts"
+        return str(option["url"])
 
-    def render(self, body: dict) -> bytes:
+    def render(self, body: dict[str, Any]) -> bytes:
         option = self.config.option
         if self.config.kind == "alertmanager":
             return render_alertmanager(body, self.wall_clock_ms(), int(option["resend_interval"] * 1000))
         return WEBHOOK_RENDERERS[option["format"]](body)
 
-    def send(self, body: dict) -> Deferred:
+    def send(self, body: dict[str, Any]) -> Deferred[DeliveryResult]:
         return Deferred.fromCoroutine(self._send(body))
 
-    async def _send(self, body: dict) -> DeliveryResult:
+    async def _send(self, body: dict[str, Any]) -> DeliveryResult:
         option = self.config.option
         url = self._target()
         headers = {"Content-Type": "application/json", "User-Agent": "dashd-alerts/1", **dict(self.config.headers)}
@@ -303,19 +303,19 @@ class EmailTransport:
     configured, never downgraded) or implicit TLS, AUTH when a username is
     set."""
 
-    def __init__(self, config: ChannelConfig, guard: NetworkGuard, wall_clock_ms=lambda: int(time.time() * 1000)) -> None:
+    def __init__(self, config: ChannelConfig, guard: NetworkGuard, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.guard = guard
         self.wall_clock_ms = wall_clock_ms
 
-    def render(self, body: dict) -> bytes:
+    def render(self, body: dict[str, Any]) -> bytes:
         option = self.config.option
         return render_email(body, option["from"], tuple(option["to"]), self.wall_clock_ms())
 
-    def send(self, body: dict) -> Deferred:
+    def send(self, body: dict[str, Any]) -> Deferred[DeliveryResult]:
         return Deferred.fromCoroutine(self._send(body))
 
-    async def _send(self, body: dict) -> DeliveryResult:
+    async def _send(self, body: dict[str, Any]) -> DeliveryResult:
         option = self.config.option
         password = dict(self.config.secrets).get("password", "")
         try:
@@ -328,7 +328,7 @@ class EmailTransport:
         return DeliveryResult(accepted == total, f"SMTP accepted {accepted} of {total} recipients: {answer}"[:ANSWER_EXCERPT])
 
 
-def transport_for(config: ChannelConfig, guard: NetworkGuard, wall_clock_ms) -> Transport:
+def transport_for(config: ChannelConfig, guard: NetworkGuard, wall_clock_ms: Callable[[], int]) -> Transport:
     if config.kind == "email":
         return EmailTransport(config, guard, wall_clock_ms)
     return HttpTransport(config, guard, wall_clock_ms)

@@ -17,10 +17,19 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from dashd.alerting.channels import (ChannelConfig, ChannelError, DeliveryResult, Transport, merge_secrets,
-                                     parse_channel, prepare_api_channel, transport_for)
-from dashd.alerting.model import FIRING, AlertEvent, build_notice, dedup_key
+from dashd.alerting.channels import (
+    ChannelConfig,
+    ChannelError,
+    DeliveryResult,
+    Transport,
+    merge_secrets,
+    parse_channel,
+    prepare_api_channel,
+    transport_for,
+)
+from dashd.alerting.model import FIRING, AlertEvent, Notice, build_notice, dedup_key
 from dashd.alerting.netguard import NetworkGuard
 from dashd.alerting.outbox import Outbox, RetryPolicy
 from dashd.alerting.routing import ALL_CHANNELS, DEFAULT_ROUTE, Grouper, Route
@@ -32,6 +41,11 @@ SILENCE_POLL = 10.0  # other nodes' silences and channels show up within this
 ENQUEUE_RETRY = 5.0
 
 
+def _trap_unavailable(failure: Failure) -> Failure | None:
+    """A refresh while the store is down: the next tick tries again."""
+    return None if isinstance(failure.value, StoreUnavailable) else failure
+
+
 class AlertDelivery(MultiService):
     log = Logger()
 
@@ -40,7 +54,7 @@ class AlertDelivery(MultiService):
                  poll_interval: float = 1.0, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  max_alerts: int = 50, jitter: Callable[[], float] | None = None,
                  on_attempt: Callable[[str, str], None] | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted's services are untyped
         self.store = AlertingStore(store)
         self.clock = clock
         self.node = node
@@ -56,25 +70,25 @@ class AlertDelivery(MultiService):
         if on_attempt is not None:
             extra["on_attempt"] = on_attempt
         self.outbox = Outbox(self.store, self.transport, clock, node, policy, poll_interval, wall_clock_ms, **extra)
-        self.outbox.setServiceParent(self)
+        self.outbox.setServiceParent(self)  # type: ignore[no-untyped-call]  # Twisted's services are untyped
         self.grouper = Grouper(clock, self._enqueue, base_url, self.silences.silenced_by, wall_clock_ms,
                                self._repeat_for, max_alerts)
-        self._chain: Deferred = Deferred()
+        self._chain: Deferred[None] = Deferred()
         self._chain.callback(None)
-        self._writing: set[Deferred] = set()
+        self._writing: set[Deferred[None]] = set()
         self._stopping = False
         self._poll: LoopingCall | None = None
-        self.loaded: Deferred = Deferred()
+        self.loaded: Deferred[None] = Deferred()
 
     # ----- lifecycle
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's services are untyped
         self._poll = LoopingCall(self._refresh_tick)
         self._poll.clock = self.clock
         self._poll.start(SILENCE_POLL, now=True).addErrback(lambda f: self.log.failure("alerting poll stopped", f))
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
@@ -86,11 +100,11 @@ class AlertDelivery(MultiService):
         self.grouper.flush_waiting()
         await self.idle()
         self.grouper.stop()
-        await super().stopService()
+        await super().stopService()  # type: ignore[no-untyped-call]  # Twisted's services are untyped
 
-    def _refresh_tick(self) -> Deferred:
+    def _refresh_tick(self) -> Deferred[None]:
         d = Deferred.fromCoroutine(self.refresh())
-        d.addErrback(lambda f: f.trap(StoreUnavailable))
+        d.addErrback(_trap_unavailable)
         d.addErrback(lambda f: self.log.failure("refreshing silences and channels failed", f))
         return d
 
@@ -127,13 +141,13 @@ class AlertDelivery(MultiService):
         config = self.channel(channel)
         if config is not None and config.kind == "alertmanager":
             # Alertmanager forgets an alert that is not re-posted.
-            return min(route.repeat_interval, config.option["resend_interval"])
+            return min(route.repeat_interval, float(config.option["resend_interval"]))
         return route.repeat_interval
 
-    def public_channels(self) -> list[dict]:
-        return [self.channel(name).public() for name in self.channel_names()]
+    def public_channels(self) -> list[dict[str, Any]]:
+        return [config.public() for config in map(self.channel, self.channel_names()) if config is not None]
 
-    async def save_channel(self, name: str, data: Mapping[str, Any], user: str) -> dict:
+    async def save_channel(self, name: str, data: Mapping[str, Any], user: str) -> dict[str, Any]:
         if name in self.configured:
             raise ChannelError(f"channel {name} is configured in the INI file; change it there")
         config = parse_channel(name, prepare_api_channel(name, data, self.api_channels.get(name)), source="api")
@@ -161,7 +175,8 @@ class AlertDelivery(MultiService):
                            "If you can read this, alerts reach this channel.", now)
         notice = build_notice(name, f"test/{name}", {"alertname": "dashd_test"}, [event], self.base_url,
                               dedup_key("test", name, str(now)), 1, kind="test")
-        return await transport.send(notice.body)
+        result: DeliveryResult = await transport.send(notice.body)
+        return result
 
     # ----- silences
 
@@ -198,13 +213,13 @@ class AlertDelivery(MultiService):
             if route.stop:
                 break
 
-    def _enqueue(self, notice) -> Deferred:
+    def _enqueue(self, notice: Notice) -> Deferred[None]:
         d = Deferred.fromCoroutine(self._enqueue_until_written(notice))
         self._writing.add(d)
         d.addBoth(self._written, d)
         return d
 
-    def _written(self, result: Any, d: Deferred) -> Any:
+    def _written(self, result: Any, d: Deferred[None]) -> Any:
         self._writing.discard(d)
         return result
 
@@ -215,7 +230,7 @@ class AlertDelivery(MultiService):
         while self._writing:
             await DeferredList(list(self._writing), consumeErrors=True)
 
-    async def _enqueue_until_written(self, notice) -> None:
+    async def _enqueue_until_written(self, notice: Notice) -> None:
         """The store may be down for a while: keep the notice and retry,
         until its deadline."""
         deadline = self.wall_clock_ms() + int(self.policy.dead_after * 1000)
@@ -231,8 +246,8 @@ class AlertDelivery(MultiService):
 
     # ----- reads for the API
 
-    async def deliveries(self, limit: int, status: str | None) -> list[dict]:
+    async def deliveries(self, limit: int, status: str | None) -> list[dict[str, Any]]:
         return await self.store.deliveries(limit, status)
 
-    async def timeline(self, from_ms: int, to_ms: int, limit: int) -> list[dict]:
+    async def timeline(self, from_ms: int, to_ms: int, limit: int) -> list[dict[str, Any]]:
         return await self.store.timeline(from_ms, to_ms, limit)

@@ -12,17 +12,17 @@ import re
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from dashd.alerting.model import FIRING, LABEL_NAME, MAX_LABEL_VALUE, RESOLVED, AlertEvent, alert_labels
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from dashd.collect.collector import Sample
 from dashd.collect.families import is_collector_series
 from dashd.errors import ProtocolError
 from dashd.settings import AlertRuleConfig, parse_bool, parse_duration
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from dashd.stream.streams import NOTIFICATION, NOTIFICATION_ACK
 from dashd.timefmt import iso_ms, now_ms
 
@@ -44,11 +44,11 @@ class NotificationCenter:
         self._bus = bus
         self._store = store
         self._wall_clock_ms = wall_clock_ms
-        self._recent: OrderedDict[str, dict] = OrderedDict()
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._remembered = remembered
 
     def raise_notification(self, level: str, title: str, message: str, source: str,
-                           state: str | None = None, alert: Mapping[str, Any] | None = None) -> dict:
+                           state: str | None = None, alert: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if level not in LEVELS:
             raise ValueError(level)
         timestamp_ms = self._wall_clock_ms()
@@ -67,23 +67,24 @@ class NotificationCenter:
         self._publish(NOTIFICATION, timestamp_ms, body)
         return body
 
-    def _remember(self, body: dict) -> None:
+    def _remember(self, body: dict[str, Any]) -> None:
         self._recent[body["id"]] = body
         while len(self._recent) > self._remembered:
             self._recent.popitem(last=False)
 
-    def _publish(self, type_: str, timestamp_ms: int, body: dict) -> None:
+    def _publish(self, type_: str, timestamp_ms: int, body: dict[str, Any]) -> None:
         self._bus.publish(NOTIFICATIONS_TOPIC, {"type": type_, "timestamp_ms": timestamp_ms, "data": body}).addErrback(
             lambda f: self.log.failure("publishing a notification failed", f))
 
-    async def find(self, notification_id: str) -> dict | None:
+    async def find(self, notification_id: str) -> dict[str, Any] | None:
         if notification_id in self._recent:
             return self._recent[notification_id]
         if self._store is None:
             return None
-        return await self._store.notification(notification_id)
+        found: dict[str, Any] | None = await self._store.notification(notification_id)
+        return found
 
-    async def acknowledge(self, notification_id: str, user: str) -> dict:
+    async def acknowledge(self, notification_id: str, user: str) -> dict[str, Any]:
         """Mark a notification acknowledged for everyone; idempotent."""
         body = await self.find(notification_id)
         if body is None:
@@ -98,7 +99,7 @@ class NotificationCenter:
         self._publish(NOTIFICATION_ACK, timestamp_ms, ack)
         return ack
 
-    def recent(self, limit: int, unacknowledged: bool) -> list[dict]:
+    def recent(self, limit: int, unacknowledged: bool) -> list[dict[str, Any]]:
         items = [b for b in reversed(self._recent.values()) if not (unacknowledged and b.get("acknowledged_by"))]
         return items[:limit]
 
@@ -119,7 +120,7 @@ class AlertRule:
     def clear_threshold(self) -> float:
         return self.threshold if self.clear is None else self.clear
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["for"] = data.pop("for_seconds")
         labels = data.pop("labels")
@@ -146,7 +147,7 @@ def rule_from_dict(data: Mapping[str, Any], known_metrics: tuple[str, ...]) -> A
     if not isinstance(name, str) or not _RULE_NAME.match(name):
         raise bad("'name' must be 1-64 letters, digits, '_', '.' or '-'")
     metric = data.get("metric")
-    if metric not in known_metrics and not is_collector_series(metric):
+    if not isinstance(metric, str) or (metric not in known_metrics and not is_collector_series(metric)):
         raise ProtocolError("bad_message", f"rule_set: unknown metric {metric!r}", {"known": list(known_metrics)})
     op = data.get("op")
     if op not in COMPARATORS:
@@ -247,7 +248,7 @@ class ActiveAlert:
     value: float
     notification_id: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "host": self.host, "metric": self.metric, "level": self.level,
                 "since": iso_ms(self.since_ms), "value": self.value, "notification_id": self.notification_id}
 
@@ -272,7 +273,7 @@ class RuleEngine:
         self._observers.append(observer)
 
     def _alert(self, rule: AlertRule, host: str, state: str, level: str, value: float, ts_ms: int,
-               summary: str, description: str) -> dict:
+               summary: str, description: str) -> dict[str, Any]:
         labels = alert_labels(rule.name, host, level, rule.labels)
         if state == FIRING:
             event = AlertEvent(rule.name, host, state, level, labels, summary, description, ts_ms, None, value)
@@ -296,7 +297,7 @@ class RuleEngine:
         self.rules[rule.name] = rule
         self._forget(rule.name, "changed")
 
-    def replace_rules(self, rules) -> None:
+    def replace_rules(self, rules: Iterable[AlertRule]) -> None:
         self.rules = {}
         self._pending_since.clear()
         self._firing.clear()
@@ -386,5 +387,5 @@ async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule
     engine.replace_rules(merged.values())
 
 
-def deferred_load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> Deferred:
+def deferred_load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> Deferred[None]:
     return Deferred.fromCoroutine(load_rules(engine, store, configured))

@@ -90,7 +90,7 @@ class Matcher:
         hit = self._pattern.fullmatch(actual) is not None
         return hit if self.op == "=~" else not hit
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "value": self.value}
 
     def __str__(self) -> str:
@@ -147,14 +147,14 @@ def all_match(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
 
 def dashboard_link(base_url: str, host: str, at_ms: int, until_ms: int | None = None) -> str:
     """`/?from=<ms>&to=<ms>&host=<h>` on the dashboard, around the alert."""
-    params = {"from": at_ms - LINK_BEFORE_MS, "to": (until_ms or at_ms) + LINK_AFTER_MS}
+    params: dict[str, int | str] = {"from": at_ms - LINK_BEFORE_MS, "to": (until_ms or at_ms) + LINK_AFTER_MS}
     if host:  # a group across hosts links to the range only
         params["host"] = host
     query = urlencode(params)
     return f"{base_url.rstrip('/')}/?{query}"
 
 
-def alert_json(event: AlertEvent, base_url: str) -> dict:
+def alert_json(event: AlertEvent, base_url: str) -> dict[str, Any]:
     """One alert inside a stored notice (and the generic webhook payload)."""
     return {
         "status": event.state,
@@ -175,11 +175,11 @@ class Notice:
     channel: str
     group_key: str
     dedup_key: str
-    body: dict  # the generic payload (docs/alerting.md#generic), JSON-ready
+    body: dict[str, Any]  # the generic payload (docs/alerting.md#generic), JSON-ready
 
     @property
     def status(self) -> str:
-        return self.body["status"]
+        return str(self.body["status"])
 
 
 def build_notice(channel: str, group_key: str, group_labels: Mapping[str, str], alerts: list[AlertEvent],

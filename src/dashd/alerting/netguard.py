@@ -98,7 +98,7 @@ class _CheckedEndpointFactory:
     """Agent endpoint factory: each request connects to an address checked
     by the guard, wrapping TLS for https with the original host name."""
 
-    def __init__(self, guard: "NetworkGuard", ca_file: str) -> None:
+    def __init__(self, guard: NetworkGuard, ca_file: str) -> None:
         self.guard = guard
         self.ca_file = ca_file
 
@@ -107,7 +107,7 @@ class _CheckedEndpointFactory:
 
 
 class _CheckedEndpoint:
-    def __init__(self, guard: "NetworkGuard", scheme: str, host: str, port: int, ca_file: str) -> None:
+    def __init__(self, guard: NetworkGuard, scheme: str, host: str, port: int, ca_file: str) -> None:
         self.guard, self.scheme, self.host, self.port, self.ca_file = guard, scheme, host, port, ca_file
 
     def connect(self, factory: Any) -> defer.Deferred:

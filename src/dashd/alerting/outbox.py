@@ -40,7 +40,7 @@ class RetryPolicy:
     def delay(self, attempts: int, jitter: float) -> float:
         """Exponential back-off with jitter: base * 2^(n-1), capped, then
         scaled by a factor in [0.5, 1.5) so nodes do not retry in step."""
-        base = min(self.maximum, self.first * 2 ** max(0, attempts - 1))
+        base = min(self.maximum, self.first * 2.0 ** max(0, attempts - 1))
         return min(self.maximum, base * (0.5 + jitter))
 
 
@@ -65,18 +65,18 @@ class Outbox(Service):
         self.batch = batch
         self.on_attempt = on_attempt  # (channel, new status) after each recorded attempt: telemetry
         self._loop: LoopingCall | None = None
-        self._running: Deferred | None = None
+        self._running: Deferred[None] | None = None
         self._again = False
         self._last_prune_ms = 0
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         self._loop = LoopingCall(self.kick)
         self._loop.clock = self.clock
         self._loop.start(self.poll_interval, now=True).addErrback(lambda f: self.log.failure("outbox loop stopped", f))
 
-    def stopService(self) -> Deferred | None:
-        super().stopService()
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         # An attempt in flight keeps its lease; it is retried after a restart.
@@ -90,7 +90,7 @@ class Outbox(Service):
             self.kick()
         return written
 
-    def kick(self) -> Deferred:
+    def kick(self) -> Deferred[None]:
         """Deliver what is due now; one pass at a time (a kick during a pass
         runs another pass after it). Never fails: errors are logged."""
         if self._running is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 
@@ -21,7 +21,7 @@ DISCORD_DESCRIPTION_MAX = 4096
 COLOR = {"critical": 0xD32F2F, "warning": 0xF9A825, "info": 0x1976D2, "resolved": 0x2E7D32}
 
 
-def title(body: dict) -> str:
+def title(body: dict[str, Any]) -> str:
     """`[FIRING:2] cpu_high host=web1` in Alertmanager's manner."""
     counts = body["counts"]
     status = body["status"].upper()
@@ -31,7 +31,7 @@ def title(body: dict) -> str:
     return f"{prefix}[{status}:{count}] {labels}".rstrip()
 
 
-def _severity(body: dict) -> str:
+def _severity(body: dict[str, Any]) -> str:
     if body["status"] == "resolved":
         return "resolved"
     levels = [a["labels"].get("severity", "info") for a in body["alerts"] if a["status"] == "firing"]
@@ -41,7 +41,7 @@ def _severity(body: dict) -> str:
     return "info"
 
 
-def alert_lines(body: dict) -> list[str]:
+def alert_lines(body: dict[str, Any]) -> list[str]:
     lines = []
     for alert in body["alerts"]:
         resolved = alert["status"] == "resolved" and alert["endsAt"]
@@ -57,11 +57,11 @@ def _dumps(payload: object) -> bytes:
     return orjson.dumps(payload)
 
 
-def render_generic(body: dict) -> bytes:
+def render_generic(body: dict[str, Any]) -> bytes:
     return _dumps(body)
 
 
-def render_slack(body: dict) -> bytes:
+def render_slack(body: dict[str, Any]) -> bytes:
     """Slack incoming webhook: `text` (the notification fallback) and blocks."""
     items = "\n".join(f"• {_slack_escape(line)}" for line in alert_lines(body))
     return _dumps({
@@ -79,7 +79,7 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_mattermost(body: dict) -> bytes:
+def render_mattermost(body: dict[str, Any]) -> bytes:
     """Mattermost incoming webhook: Markdown `text`, a `username`."""
     items = "\n".join(f"- {line}" for line in alert_lines(body))
     return _dumps({
@@ -88,7 +88,7 @@ def render_mattermost(body: dict) -> bytes:
     })
 
 
-def render_discord(body: dict) -> bytes:
+def render_discord(body: dict[str, Any]) -> bytes:
     """Discord webhook: `content` plus one embed (limits 2000 and 4096)."""
     description = "\n".join(alert_lines(body))
     return _dumps({
@@ -103,7 +103,7 @@ def render_discord(body: dict) -> bytes:
     })
 
 
-def render_teams(body: dict) -> bytes:
+def render_teams(body: dict[str, Any]) -> bytes:
     """Microsoft Teams (Workflows / incoming webhook): a message carrying an
     Adaptive Card 1.4."""
     facts = [{"title": a["labels"].get("host", "?"), "value": line}
@@ -128,13 +128,13 @@ def render_teams(body: dict) -> bytes:
     })
 
 
-WEBHOOK_RENDERERS: dict[str, Callable[[dict], bytes]] = {
+WEBHOOK_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
     "generic": render_generic, "slack": render_slack, "mattermost": render_mattermost,
     "discord": render_discord, "teams": render_teams,
 }
 
 
-def render_alertmanager(body: dict, now_ms: int, resend_ms: int) -> bytes:
+def render_alertmanager(body: dict[str, Any], now_ms: int, resend_ms: int) -> bytes:
     """Alertmanager v2 `POST /api/v2/alerts`: a list of postable alerts.
     A firing alert gets `endsAt` a few resend periods ahead (as Prometheus
     does), so it expires by itself if dashd stops re-posting it; a resolved
@@ -152,7 +152,7 @@ def render_alertmanager(body: dict, now_ms: int, resend_ms: int) -> bytes:
     return _dumps(alerts)
 
 
-def render_email(body: dict, sender: str, recipients: tuple[str, ...], now_ms: int) -> bytes:
+def render_email(body: dict[str, Any], sender: str, recipients: tuple[str, ...], now_ms: int) -> bytes:
     """multipart/alternative: a plain-text part and an HTML part, both with
     the link to the dashboard at the alerts' time range."""
     message = EmailMessage()

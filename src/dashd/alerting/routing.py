@@ -16,8 +16,18 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from dashd.alerting.model import (FIRING, LEVEL_RANK, LEVELS, AlertEvent, Matcher, Notice, all_match,
-                                  build_notice, dedup_key, parse_matchers)
+from dashd.alerting.model import (
+    FIRING,
+    LEVEL_RANK,
+    LEVELS,
+    AlertEvent,
+    Matcher,
+    Notice,
+    all_match,
+    build_notice,
+    dedup_key,
+    parse_matchers,
+)
 from dashd.settings import parse_bool, parse_duration
 
 SECOND = 1.0
@@ -45,7 +55,7 @@ class Route:
     def matches(self, event: AlertEvent) -> bool:
         return LEVEL_RANK[event.level] >= LEVEL_RANK[self.min_level] and all_match(self.matchers, event.label_map)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "channels": list(self.channels), "matchers": [str(m) for m in self.matchers],
                 "level": self.min_level, "group_by": list(self.group_by), "group_wait": self.group_wait,
                 "group_interval": self.group_interval, "repeat_interval": self.repeat_interval, "stop": self.stop}
@@ -120,7 +130,7 @@ class Grouper:
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, enqueue: Callable[[Notice], Deferred], base_url: str,
+    def __init__(self, clock: IReactorTime, enqueue: Callable[[Notice], Deferred[Any]], base_url: str,
                  silenced: Callable[[Mapping[str, str], int], str | None], wall_clock_ms: Callable[[], int],
                  repeat_for: Callable[[str, Route], float] = lambda channel, route: route.repeat_interval,
                  max_alerts: int = 50) -> None:

@@ -40,7 +40,7 @@ class Silence:
             return "pending"
         return "active" if now_ms < self.ends_at_ms else "expired"
 
-    def as_dict(self, now_ms: int) -> dict:
+    def as_dict(self, now_ms: int) -> dict[str, Any]:
         return {"id": self.id, "matchers": [m.as_dict() for m in self.matchers], "starts_at_ms": self.starts_at_ms,
                 "ends_at_ms": self.ends_at_ms, "comment": self.comment, "created_by": self.created_by,
                 "created_at_ms": self.created_at_ms, "expired_by": self.expired_by, "state": self.state(now_ms)}
@@ -59,6 +59,7 @@ def silence_from_request(data: Mapping[str, Any], user: str, now_ms: int) -> Sil
     for name, value in (("starts_at_ms", starts), ("ends_at_ms", ends)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"'{name}' must be a time in milliseconds since the epoch (or give 'duration_s')")
+    assert isinstance(starts, int) and isinstance(ends, int)  # checked just above
     if ends <= starts or ends <= now_ms:
         raise ValueError("a silence must end after it starts, and in the future")
     if ends - starts > MAX_SILENCE_MS:

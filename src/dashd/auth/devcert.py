@@ -18,7 +18,7 @@ def write_self_signed(directory: str, hostname: str = "localhost", days: int = 3
     os.makedirs(directory, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     addresses = {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
     names = ["localhost"]
     try:

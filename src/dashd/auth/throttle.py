@@ -17,8 +17,8 @@ memory. No I/O here; the caller passes `now_ms`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 
 FAILURES_BEFORE_BACKOFF = 5
 MAX_BACKOFF_SECONDS = 15 * 60
@@ -101,7 +101,7 @@ class _BoundedTable:
 class Reservation:
     """One login attempt admitted by the throttle; settle it exactly once."""
 
-    def __init__(self, throttle: "LoginThrottle", user: _Attempts, address: _Attempts, user_key: str,
+    def __init__(self, throttle: LoginThrottle, user: _Attempts, address: _Attempts, user_key: str,
                  address_key: str) -> None:
         self._throttle = throttle
         self._user = user

@@ -34,7 +34,7 @@ INGEST_ENDPOINT = "ingest"
 AGENT_SUBJECT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-def check_endpoint(principal: "Principal", endpoint: str) -> None:
+def check_endpoint(principal: Principal, endpoint: str) -> None:
     """The one rule on where a role may go: an agent token (one on every
     fleet host) only pushes samples to /ingest, and /ingest takes only agent
     tokens. Every HTTP request, WebSocket handshake and `auth` message passes

@@ -18,9 +18,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from dashd.auth.revocations import RevocationList
 from dashd.auth.throttle import HashSlots, LoginThrottle, LoginThrottled
 from dashd.auth.tokens import ROLES, AuthError, Principal, TokenIssuer
-from dashd.auth.revocations import RevocationList
 from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.store.accounts import AccountRecords
 from dashd.store.audit import SqlRunner
@@ -44,8 +44,7 @@ def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
     salt = os.urandom(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
                             maxmem=SCRYPT_MAXMEM, dklen=32)
-    return "scrypt${}${}${}${}${}".format(n, SCRYPT_R, SCRYPT_P, base64.b64encode(salt).decode(),
-                                          base64.b64encode(digest).decode())
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def verify_password(password: str, encoded: str) -> bool:

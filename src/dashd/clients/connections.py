@@ -18,7 +18,7 @@ class ConnectionManager:
     def __init__(self, max_connections: int, max_per_address: int) -> None:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
-        self._sessions: dict[str, "ClientSession"] = {}
+        self._sessions: dict[str, ClientSession] = {}
         self._per_address: Counter[str] = Counter()
 
     def admit(self, address: str) -> None:
@@ -28,20 +28,20 @@ class ConnectionManager:
         if self._per_address[address] >= self.max_per_address:
             raise HandshakeRefused(429, "too many connections from this address")
 
-    def add(self, session: "ClientSession") -> None:
+    def add(self, session: ClientSession) -> None:
         self._sessions[session.session_id] = session
         self._per_address[session.address] += 1
 
-    def remove(self, session: "ClientSession") -> None:
+    def remove(self, session: ClientSession) -> None:
         if self._sessions.pop(session.session_id, None) is not None:
             self._per_address[session.address] -= 1
             if self._per_address[session.address] <= 0:
                 del self._per_address[session.address]
 
-    def get(self, session_id: str) -> "ClientSession | None":
+    def get(self, session_id: str) -> ClientSession | None:
         return self._sessions.get(session_id)
 
-    def __iter__(self) -> Iterator["ClientSession"]:
+    def __iter__(self) -> Iterator[ClientSession]:
         return iter(list(self._sessions.values()))
 
     def __len__(self) -> int:

@@ -14,9 +14,10 @@ from twisted.internet.defer import Deferred
 from dashd.clients.fields import number_field, pattern_list, string_field
 from dashd.clients.queries import MINUTE_MS, QueryCost, history_cost
 from dashd.clients.seams import HistorySource, MetricCatalogue, QueryAdmission, SamplingControl
-from dashd.errors import ProtocolError, bad_message as bad
-from dashd.settings import Settings
 from dashd.clients.series_query import check_metric_selectors, resolve_selectors
+from dashd.errors import ProtocolError
+from dashd.errors import bad_message as bad
+from dashd.settings import Settings
 from dashd.timefmt import iso_ms, parse_time
 
 DEFAULT_HISTORY_POINTS = 300

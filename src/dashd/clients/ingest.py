@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
+from dashd.clients.queries import CostBucket
 from dashd.collect.collector import Sample
 from dashd.errors import ProtocolError
-from dashd.clients.queries import CostBucket
 from dashd.timefmt import iso_ms
 
 log = Logger()

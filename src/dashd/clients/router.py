@@ -15,7 +15,8 @@ from dashd.auth.tokens import AuthError
 from dashd.clients.fields import number_field, pattern_list, string_field
 from dashd.clients.queries import stats_cost
 from dashd.clients.seams import RouterContext
-from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, bad_message as bad, correlation_id_of, decode_object
+from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, correlation_id_of, decode_object
+from dashd.errors import bad_message as bad
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.stream.selection import select

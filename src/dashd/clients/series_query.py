@@ -24,8 +24,9 @@ def known_series(catalogue: MetricCatalogue, host: str | None = None) -> list[st
     return list(names)
 
 
-def check_metric_selectors(catalogue: MetricCatalogue, patterns: Iterable[str], request: str,
-                           host: str | None = None) -> list[str]:
+def check_metric_selectors(
+    catalogue: MetricCatalogue, patterns: Iterable[str], request: str, host: str | None = None
+) -> list[str]:
     """The known series (see known_series); ProtocolError `bad_message` for a
     malformed selector (details: selector, reason) or one that selects no
     known metric (details: known)."""
@@ -33,8 +34,9 @@ def check_metric_selectors(catalogue: MetricCatalogue, patterns: Iterable[str], 
     try:
         check_selectors(patterns)
     except SelectorError as e:
-        raise _bad(f"{request}: invalid selector {e.selector[:64]!r}: {e}", selector=e.selector,
-                   reason=str(e)) from None
+        raise _bad(
+            f"{request}: invalid selector {e.selector[:64]!r}: {e}", selector=e.selector, reason=str(e)
+        ) from None
     known = known_series(catalogue, host)
     unknown = unknown_selectors(patterns, known)
     if unknown:

@@ -12,9 +12,9 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from dashd.auth.tokens import AuthError, Principal
+from dashd.clients.limits import TokenBucket
 from dashd.clients.seams import SessionContext
 from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError, error_frame
-from dashd.clients.limits import TokenBucket
 from dashd.stream.streams import ClientSink, ClientStream
 from dashd.timefmt import iso_ms
 

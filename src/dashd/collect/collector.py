@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, cast
 
 import psutil
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from dashd.collect.schedule import PublishSchedule
 from dashd.stream.bus import METRICS_TOPIC, Bus
@@ -35,7 +35,7 @@ class MetricInfo:
     description: str
     kind: str = "gauge"  # or "rate": a per-second rate derived from a counter
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "unit": self.unit, "description": self.description, "kind": self.kind}
 
 
@@ -158,9 +158,10 @@ class PsutilReader:
         return round(max(0.0, min(100.0, 100.0 * busy / total)), 2)
 
 
-def _busy(times) -> float:
+def _busy(times: Any) -> float:
+    """Busy CPU seconds of a psutil cpu_times() tuple (its fields differ by platform)."""
     idle = times.idle + getattr(times, "iowait", 0.0)
-    return sum(times) - idle
+    return float(sum(times) - idle)
 
 
 def _network_totals() -> tuple[float, float] | None:
@@ -262,7 +263,7 @@ class CollectorService(Service):
 
     def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float, *,
                  on_sample_duration: Callable[[float], None] = lambda seconds: None,
-                 runner: Callable[[Callable[[], Any]], Deferred] | None = None, threaded: bool = False) -> None:
+                 runner: Callable[[Callable[[], Any]], Deferred[Any]] | None = None, threaded: bool = False) -> None:
         # Public so tools can feed the real tree other samples (dashd bench).
         self.sampler = collector
         self._bus = bus
@@ -272,7 +273,7 @@ class CollectorService(Service):
         self._pool: ThreadPool | None = None
         self._reading = False
         self.interval = interval
-        self.schedule = PublishSchedule(self.tick, clock, interval)
+        self.schedule = PublishSchedule(self._scheduled_tick, clock, interval)
         self.last_tick: float | None = None  # clock time of the last successful sample
         self.last_duration: float = 0.0  # seconds the last sample took
         self.started_at: float | None = None  # clock time of startService
@@ -282,21 +283,22 @@ class CollectorService(Service):
         self._on_sample_duration = on_sample_duration
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         self.started_at = self._clock.seconds()
         if self._threaded:
             pool = self._pool = ThreadPool(minthreads=1, maxthreads=1, name="dashd-host-sample")
             pool.start()
-            self._runner = lambda read: deferToThreadPool(self._clock, pool, read)
+            reactor = cast(IReactorFromThreads, self._clock)  # threaded: the clock is the reactor
+            self._runner = lambda read: deferToThreadPool(reactor, pool, read)
         self.sampler.prime()
         self._start_loop(now=False)
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         self.schedule.stop()
         if self._pool is not None:
             pool, self._pool, self._runner = self._pool, None, None
             pool.stop()
-        return super().stopService()
+        return super().stopService()  # type: ignore[no-untyped-call,no-any-return]  # Twisted's Service is untyped
 
     def sample_with(self, sampler: Any) -> None:
         """Before startService: take each sample from `sampler.sample()` in
@@ -315,18 +317,6 @@ class CollectorService(Service):
         self.schedule.period = self.interval
         self.schedule.start(now=now)
 
-    @property
-    def on_sample_duration(self) -> Callable[[float], None]:
-        return self._on_sample_duration
-
-    @on_sample_duration.setter
-    def on_sample_duration(self, observer: Callable[[float], None]) -> None:
-        # Transitional, for dashd.bench only (it is moving out of the
-        # package, issue 12 item 6): pass on_sample_duration= instead.
-        warnings.warn("CollectorService.on_sample_duration = ... is deprecated; pass on_sample_duration= "
-                      "to the constructor", DeprecationWarning, stacklevel=2)
-        self._on_sample_duration = observer
-
     def is_ticking(self, now: float) -> bool:
         """Sampled within two intervals and a second's slack, or started that
         recently: the one rule for /api/ready and the systemd watchdog."""
@@ -338,7 +328,10 @@ class CollectorService(Service):
         """(ticks run, periods coalesced into a later tick), for /metrics and the bench."""
         return self.schedule.ticks, self.schedule.coalesced
 
-    def tick(self) -> Deferred | None:
+    def _scheduled_tick(self) -> None:
+        self.tick()
+
+    def tick(self) -> Deferred[None] | None:
         """Take and publish one sample; with a runner, the Deferred of the
         threaded read and its publish (None when skipped)."""
         if self._runner is None:
@@ -384,7 +377,7 @@ class CollectorService(Service):
         finally:
             self._blocked(time.perf_counter() - started, time.thread_time() - cpu_started)
 
-    def _read_failed(self, failure) -> None:
+    def _read_failed(self, failure: Failure) -> None:
         self._reading = False
         self.log.failure("collecting a sample failed; will retry next interval", failure)
 

@@ -117,7 +117,7 @@ class ProcessTable:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         return sorted(self.rows, key=_SORT_KEYS[order], reverse=True)[:n]
 
-    def redacted_for(self, role: str) -> "ProcessTable":
+    def redacted_for(self, role: str) -> ProcessTable:
         """The table a user with `role` may see: viewers (and any role not
         known here) get no command lines and no user names."""
         if role in SENSITIVE_ROLES:

@@ -59,12 +59,12 @@ class SeriesName:
                 raise SeriesNameError(f"label {name} of {self.family} must be a string")
 
     @classmethod
-    def of(cls, family: str, labels: Mapping[str, str] | None = None, **more: str) -> "SeriesName":
+    def of(cls, family: str, labels: Mapping[str, str] | None = None, **more: str) -> SeriesName:
         merged = dict(labels or {}, **more)
         return cls(family, tuple(sorted((k, str(v)) for k, v in merged.items())))
 
     @classmethod
-    def parse(cls, text: str) -> "SeriesName":
+    def parse(cls, text: str) -> SeriesName:
         """The inverse of str(): only `=` matchers, no globs."""
         family, matchers = _parse(text, allow_globs=False)
         for matcher in matchers:
@@ -144,7 +144,7 @@ class SeriesSelector:
     matchers: tuple[LabelMatcher, ...] = ()
 
     @classmethod
-    def parse(cls, text: str) -> "SeriesSelector":
+    def parse(cls, text: str) -> SeriesSelector:
         family, matchers = _parse(text, allow_globs=True)
         return cls(family, tuple(matchers))
 

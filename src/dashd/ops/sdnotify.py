@@ -34,7 +34,7 @@ class SystemdNotifier:
         self.watchdog_interval = watchdog_interval
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, pid: int | None = None) -> "SystemdNotifier":
+    def from_environment(cls, environ: Mapping[str, str] | None = None, pid: int | None = None) -> SystemdNotifier:
         """NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID as systemd sets them."""
         environ = os.environ if environ is None else environ
         pid = os.getpid() if pid is None else pid

@@ -80,7 +80,7 @@ class _LiveState(Collector):
     """Families read at scrape time: connections, queues, frame counts and
     the stream counters."""
 
-    def __init__(self, read: Callable[[], dict], telemetry: "Telemetry") -> None:
+    def __init__(self, read: Callable[[], dict], telemetry: Telemetry) -> None:
         self._read = read
         self._telemetry = telemetry
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 LOG_ATTEMPTS = 10  # attempts shown per delivery in the log
 
@@ -21,7 +21,7 @@ class OutboxRow:
     channel: str
     group_key: str
     status: str
-    body: dict
+    body: dict[str, Any]
     created_at_ms: int
     deadline_ms: int
     attempts: int
@@ -32,35 +32,37 @@ class AlertingStore:
         self.store = store
 
     @property
-    def _sql(self):
-        return self.store.dialect.sql
+    def _sql(self) -> Callable[[str], str]:
+        sql: Callable[[str], str] = self.store.dialect.sql
+        return sql
 
     def _insert_ignore(self) -> str:
         return "INSERT IGNORE" if self.store.dialect.name == "mysql" else "INSERT OR IGNORE"
 
     # ----- channels
 
-    async def channels(self) -> dict[str, dict]:
+    async def channels(self) -> dict[str, dict[str, Any]]:
         rows = await self.store.fetchall("SELECT name, spec FROM alert_channels ORDER BY name")
         return {name: json.loads(spec) for name, spec in rows}
 
-    async def save_channel(self, name: str, kind: str, spec: dict, by: str, now_ms: int) -> None:
+    async def save_channel(self, name: str, kind: str, spec: dict[str, Any], by: str, now_ms: int) -> None:
         await self.store.execute("REPLACE INTO alert_channels (name, kind, spec, updated_by, updated_at_ms) "
                                  "VALUES (?, ?, ?, ?, ?)", (name, kind, json.dumps(spec), by, now_ms))
 
     async def delete_channel(self, name: str) -> int:
-        return await self.store.execute("DELETE FROM alert_channels WHERE name = ?", (name,))
+        deleted: int = await self.store.execute("DELETE FROM alert_channels WHERE name = ?", (name,))
+        return deleted
 
     # ----- silences
 
-    async def silences(self, since_ms: int) -> list[dict]:
+    async def silences(self, since_ms: int) -> list[dict[str, Any]]:
         rows = await self.store.fetchall(
             "SELECT id, matchers, starts_at_ms, ends_at_ms, comment, created_by, created_at_ms, expired_by "
             "FROM alert_silences WHERE ends_at_ms >= ? ORDER BY starts_at_ms", (since_ms,))
         return [{"id": r[0], "matchers": json.loads(r[1]), "starts_at_ms": r[2], "ends_at_ms": r[3], "comment": r[4],
                  "created_by": r[5], "created_at_ms": r[6], "expired_by": r[7]} for r in rows]
 
-    async def add_silence(self, silence: dict) -> None:
+    async def add_silence(self, silence: dict[str, Any]) -> None:
         await self.store.execute(
             "INSERT INTO alert_silences (id, matchers, starts_at_ms, ends_at_ms, comment, created_by, created_at_ms) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -69,14 +71,15 @@ class AlertingStore:
 
     async def expire_silence(self, silence_id: str, by: str, now_ms: int) -> int:
         """End a silence now (kept for the record)."""
-        return await self.store.execute(
+        expired: int = await self.store.execute(
             "UPDATE alert_silences SET ends_at_ms = ?, expired_by = ? WHERE id = ? AND ends_at_ms > ?",
             (now_ms, by, silence_id, now_ms))
+        return expired
 
     # ----- timeline
 
     async def record_event(self, event_key: str, fingerprint: str, ts_ms: int, state: str, level: str,
-                           labels: dict, summary: str, silenced_by: str | None, node: str) -> bool:
+                           labels: dict[str, Any], summary: str, silenced_by: str | None, node: str) -> bool:
         """True when this node recorded the event first (so it delivers it)."""
         return bool(await self.store.execute(
             f"{self._insert_ignore()} INTO alert_events (event_key, fingerprint, ts_ms, state, level, labels, summary, "
@@ -84,7 +87,7 @@ class AlertingStore:
             (event_key, fingerprint, ts_ms, state, level, json.dumps(labels, sort_keys=True), summary, silenced_by,
              node)))
 
-    async def timeline(self, from_ms: int, to_ms: int, limit: int) -> list[dict]:
+    async def timeline(self, from_ms: int, to_ms: int, limit: int) -> list[dict[str, Any]]:
         rows = await self.store.fetchall(
             "SELECT event_key, fingerprint, ts_ms, state, level, labels, summary, silenced_by FROM alert_events "
             "WHERE ts_ms >= ? AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT ?", (from_ms, to_ms, limit))
@@ -93,7 +96,7 @@ class AlertingStore:
 
     # ----- outbox
 
-    async def enqueue(self, dedup_key: str, channel: str, group_key: str, body: dict, now_ms: int,
+    async def enqueue(self, dedup_key: str, channel: str, group_key: str, body: dict[str, Any], now_ms: int,
                       deadline_ms: int) -> bool:
         """Write a pending delivery; False when another node (or an earlier
         run) already wrote the same one."""
@@ -107,7 +110,7 @@ class AlertingStore:
         ran out (its node died mid-attempt) is due again."""
         sql = self._sql
 
-        def work(cursor) -> list[OutboxRow]:
+        def work(cursor: Any) -> list[OutboxRow]:
             cursor.execute(sql(
                 "SELECT id FROM alert_outbox WHERE status = 'pending' AND next_attempt_ms <= ? "
                 "AND (lease_until_ms IS NULL OR lease_until_ms < ?) ORDER BY next_attempt_ms, id LIMIT ?"),
@@ -127,7 +130,8 @@ class AlertingStore:
                 r = cursor.fetchone()
                 rows.append(OutboxRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8]))
             return rows
-        return await self.store.interaction(work)
+        claimed_rows: list[OutboxRow] = await self.store.interaction(work)
+        return claimed_rows
 
     async def settle(self, row_id: int, node: str, status: str, attempts: int, next_attempt_ms: int,
                      last_error: str | None, now_ms: int, ok: bool, detail: str, duration_ms: int) -> bool:
@@ -136,25 +140,26 @@ class AlertingStore:
         sql = self._sql
         finished = now_ms if status in ("delivered", "dead") else None
 
-        def work(cursor) -> bool:
+        def work(cursor: Any) -> bool:
             cursor.execute(sql(
                 "UPDATE alert_outbox SET status = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, "
                 "finished_at_ms = ?, lease_owner = NULL, lease_until_ms = NULL WHERE id = ? AND lease_owner = ?"),
                 (status, attempts, next_attempt_ms, last_error, finished, row_id, node))
-            held = cursor.rowcount == 1
+            held: bool = cursor.rowcount == 1
             cursor.execute(sql("INSERT INTO alert_attempts (outbox_id, ts_ms, node, ok, detail, duration_ms) "
                                "VALUES (?, ?, ?, ?, ?, ?)"), (row_id, now_ms, node, 1 if ok else 0, detail, duration_ms))
             return held
-        return await self.store.interaction(work)
+        held: bool = await self.store.interaction(work)
+        return held
 
     async def counts(self) -> dict[str, int]:
         rows = await self.store.fetchall("SELECT status, COUNT(*) FROM alert_outbox GROUP BY status")
         return {status: int(count) for status, count in rows}
 
-    async def deliveries(self, limit: int, status: str | None = None) -> list[dict]:
+    async def deliveries(self, limit: int, status: str | None = None) -> list[dict[str, Any]]:
         sql = self._sql
 
-        def work(cursor) -> list[dict]:
+        def work(cursor: Any) -> list[dict[str, Any]]:
             where = "WHERE status = ? " if status else ""
             cursor.execute(sql(
                 f"SELECT id, channel, group_key, status, payload, created_at_ms, attempts, last_error, finished_at_ms, "
@@ -173,14 +178,15 @@ class AlertingStore:
                 item["log"] = [{"ts_ms": a[0], "node": a[1], "ok": bool(a[2]), "detail": a[3], "duration_ms": a[4]}
                                for a in cursor.fetchall()]
             return result
-        return await self.store.interaction(work)
+        deliveries: list[dict[str, Any]] = await self.store.interaction(work)
+        return deliveries
 
     async def prune(self, before_ms: int) -> None:
         """Forget finished deliveries (and their attempts) and old timeline
         entries; pending ones are kept whatever their age."""
         sql = self._sql
 
-        def work(cursor) -> None:
+        def work(cursor: Any) -> None:
             cursor.execute(sql("SELECT id FROM alert_outbox WHERE status IN ('delivered', 'dead') AND finished_at_ms < ?"),
                            (before_ms,))
             ids = [r[0] for r in cursor.fetchall()]

@@ -5,7 +5,7 @@ threads; this module is pure functions."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -20,7 +20,7 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-def summarize(values: Sequence[float]) -> dict:
+def summarize(values: Sequence[float]) -> dict[str, Any]:
     """avg/min/max/p95/count/last of a series in time order; nulls when empty."""
     if not values:
         return {"avg": None, "min": None, "max": None, "p95": None, "count": 0, "last": None}

@@ -29,12 +29,12 @@ LATE_MS = 60_000
 class OpenChunk:
     series_id: int
     start_ms: int
-    t: array
-    seq: array
-    value: array
+    t: array[int]
+    seq: array[int]
+    value: array[float]
 
     @classmethod
-    def empty(cls, series_id: int, start_ms: int) -> "OpenChunk":
+    def empty(cls, series_id: int, start_ms: int) -> OpenChunk:
         return cls(series_id, start_ms, array("q"), array("q"), array("d"))
 
     def __len__(self) -> int:
@@ -92,8 +92,8 @@ class OpenChunks:
     def __iter__(self) -> Iterator[OpenChunk]:
         return iter(list(self._chunks.values()))
 
-    def add(self, series_ids: Iterable[int], rows: Iterable[tuple]) -> None:
-        """Append (seq, host, ts_ms, metric, value) rows to their chunks."""
+    def add(self, series_ids: Iterable[int], rows: Iterable[tuple[int, str | None, int, str | None, float]]) -> None:
+        """Append (seq, host, ts_ms, metric, value) rows to their chunks (host and metric unused)."""
         window = WINDOW_MS[RAW]
         current = self._current
         added = 0

@@ -33,13 +33,13 @@ from twisted.logger import Logger
 
 from dashd.errors import Unavailable
 from dashd.ops.private import private_file
-from dashd.store.spill import SpillFile
-from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
-from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
+from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
 from dashd.store.samples import DEFAULT_OWNER, Memory, SampleTables, bucketed, exact_summary, summary
+from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
 from dashd.store.series import Describe, SeriesRegistry
+from dashd.store.spill import SpillFile
 from dashd.store.tiers import HOUR, HOUR_MS, MINUTE, RAW, TIER_NAMES, Points
 from dashd.stream.streams import METRICS_UPDATE, NOTIFICATION, NOTIFICATION_ACK, StreamMessage
 from dashd.timefmt import iso_ms
@@ -169,7 +169,7 @@ class SystemQueries:
     what authentication and revocation polling use (UserDirectory), so
     logins and the 5 s revocation bound never wait behind user queries."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
@@ -1042,10 +1042,9 @@ def _batches(items: list, size: int = 500) -> list[list]:
 
 
 def _merged(parts: list[Points]) -> Points:
+    from dashd.store.tiers import MINUTE_MS as BUCKET
     from dashd.store.tiers import concat
     from dashd.store.tiers import rollup as rollup_points
-
-    from dashd.store.tiers import MINUTE_MS as BUCKET
 
     every = concat(parts)
     return rollup_points(every, BUCKET) if len(every) else every

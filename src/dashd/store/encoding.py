@@ -304,9 +304,8 @@ def _segmented(op: np.ufunc, values: np.ndarray, starts: np.ndarray, counts: np.
     running = op.accumulate(values)
     base = np.zeros(len(starts), dtype=values.dtype)
     base[1:] = running[starts[1:] - 1]
-    if op is np.add:
-        return running - np.repeat(base, counts)
-    return running ^ np.repeat(base, counts)
+    segmented: np.ndarray = running - np.repeat(base, counts) if op is np.add else running ^ np.repeat(base, counts)
+    return segmented
 
 
 def _decode_column(parts: list[_Column], counts: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ DEFAULT_BATCH_ROWS = 50_000
 @dataclass
 class Progress:
     phase: str  # "rollup", "samples", "drop", "done"
-    position: list | None = None  # last (host, metric, t) committed
+    position: list[Any] | None = None  # last (host, metric, t) committed
     rollup_rows: int = 0
     sample_rows: int = 0
     chunks: int = 0
@@ -43,11 +43,11 @@ class Progress:
         return json.dumps(self.__dict__)
 
     @staticmethod
-    def load(text: str | None) -> "Progress":
+    def load(text: str | None) -> Progress:
         return Progress(**json.loads(text)) if text else Progress("rollup")
 
 
-def v1_tables(cursor, dialect: str) -> set[str]:
+def v1_tables(cursor: Any, dialect: str) -> set[str]:
     if dialect == "sqlite":
         cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('samples', 'rollup_1m')")
     else:
@@ -71,7 +71,7 @@ class V1Migration:
         await self.store.ready()
         batches = 0
         while True:
-            progress = await self.store._run(self._transaction)
+            progress: Progress = await self.store._run(self._transaction)
             self.report(progress)
             if progress.phase == "done":
                 return progress
@@ -79,15 +79,15 @@ class V1Migration:
             if max_batches is not None and batches >= max_batches:
                 return progress
 
-    def _progress(self, cursor) -> Progress:
+    def _progress(self, cursor: Any) -> Progress:
         cursor.execute(self.sql("SELECT value FROM meta WHERE name = ?"), (META_KEY,))
         row = cursor.fetchone()
         return Progress.load(row[0] if row else None)
 
-    def _save(self, cursor, progress: Progress) -> None:
+    def _save(self, cursor: Any, progress: Progress) -> None:
         cursor.execute(self.sql("REPLACE INTO meta (name, value) VALUES (?, ?)"), (META_KEY, progress.dump()))
 
-    def _transaction(self, cursor) -> Progress:
+    def _transaction(self, cursor: Any) -> Progress:
         try:
             progress = self._step(cursor)
         except Exception:
@@ -96,7 +96,7 @@ class V1Migration:
         self.store.registry.committed()
         return progress
 
-    def _step(self, cursor) -> Progress:
+    def _step(self, cursor: Any) -> Progress:
         progress = self._progress(cursor)
         tables = v1_tables(cursor, self.store.dialect.name)
         if progress.phase == "done" or not tables:
@@ -120,17 +120,17 @@ class V1Migration:
         self._save(cursor, progress)
         return progress
 
-    def _mark(self, cursor) -> int | None:
+    def _mark(self, cursor: Any) -> int | None:
         cursor.execute(self.sql("SELECT value FROM meta WHERE name = ?"), ("rollup_until_ms",))
         row = cursor.fetchone()
         return int(row[0]) if row and row[0] else None
 
-    def _after(self, progress: Progress, columns: str) -> tuple[str, tuple]:
+    def _after(self, progress: Progress, columns: str) -> tuple[str, tuple[Any, ...]]:
         if progress.position is None:
             return "", ()
         return f"AND ({columns}) > (?, ?, ?) ", tuple(progress.position)
 
-    def _rollup_batch(self, cursor, progress: Progress) -> bool:
+    def _rollup_batch(self, cursor: Any, progress: Progress) -> bool:
         mark = self._mark(cursor)
         if mark is None:
             return False
@@ -141,7 +141,7 @@ class V1Migration:
         rows = cursor.fetchall()
         if not rows:
             return False
-        by_series: dict[tuple[str, str], list[tuple]] = {}
+        by_series: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         for host, metric, bucket, avg, low, high, count in rows:
             by_series.setdefault((host, metric), []).append((bucket, avg, low, high, count))
         points = []
@@ -156,7 +156,7 @@ class V1Migration:
         progress.rollup_rows += len(rows)
         return True
 
-    def _samples_batch(self, cursor, progress: Progress) -> bool:
+    def _samples_batch(self, cursor: Any, progress: Progress) -> bool:
         where, params = self._after(progress, "host, metric, ts_ms")
         cursor.execute(self.sql(
             f"SELECT host, metric, ts_ms, seq, value FROM samples WHERE 1 = 1 {where}"
@@ -174,7 +174,7 @@ class V1Migration:
                 keep -= 1
             rows = rows[:keep] if keep else rows
         mark = self._mark(cursor)
-        groups: dict[tuple[str, str, int], list[tuple]] = {}
+        groups: dict[tuple[str, str, int], list[tuple[Any, ...]]] = {}
         for host, metric, ts_ms, seq, value in rows:
             groups.setdefault((host, metric, ts_ms - ts_ms % window), []).append((ts_ms, seq, value))
         chunk_rows, to_roll = [], []

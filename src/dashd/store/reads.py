@@ -21,7 +21,7 @@ class ReadStore(Protocol):
     """What the read state needs from the store."""
 
     async def execute(self, query: str, params: Sequence[Any] = ...) -> int: ...
-    async def fetchall(self, query: str, params: Sequence[Any] = ...) -> list[tuple]: ...
+    async def fetchall(self, query: str, params: Sequence[Any] = ...) -> list[tuple[Any, ...]]: ...
     def flush(self) -> Any: ...
 
 
@@ -36,7 +36,7 @@ class ReadCounts:
     unacknowledged: int
     read_through_ms: int | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"unread": self.unread, "unacknowledged": self.unacknowledged,
                 "read_through": iso_ms(self.read_through_ms) if self.read_through_ms is not None else None}
 
@@ -62,7 +62,7 @@ class NotificationReads:
             (user, *ids))
         return {row[0] for row in rows}
 
-    async def annotate(self, user: str, notifications: list[dict]) -> list[dict]:
+    async def annotate(self, user: str, notifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each notification with `read` (for this user) added."""
         through = await self.read_through(user)
         read = await self.read_ids(user, [n["id"] for n in notifications])

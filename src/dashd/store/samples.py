@@ -19,8 +19,16 @@ from dashd.store.chunks import SealedChunk
 from dashd.store.encoding import AGGREGATE as AGGREGATE_TYPE
 from dashd.store.encoding import RAW as RAW_TYPE
 from dashd.store.encoding import (
-    ChunkCorrupt, HeadColumns, RawColumns, decode_aggregate, decode_head, decode_many, decode_raw, encode_aggregate,
-    encode_head, encode_raw,
+    ChunkCorrupt,
+    HeadColumns,
+    RawColumns,
+    decode_aggregate,
+    decode_head,
+    decode_many,
+    decode_raw,
+    encode_aggregate,
+    encode_head,
+    encode_raw,
 )
 from dashd.store.series import SeriesRegistry
 from dashd.store.tiers import BUCKET_MS, HOUR, MINUTE, RAW, WINDOW_MS, Points, concat, group, merge, rollup

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 GAUGE = "gauge"
 RATE = "rate"  # a per-second rate derived from a monotonic counter
@@ -116,7 +116,7 @@ class SeriesRegistry:
     def cached(self, host: str, key: str) -> int | None:
         return self._ids.get((host, key))
 
-    def _remember(self, row: tuple) -> SeriesInfo:
+    def _remember(self, row: tuple[Any, ...]) -> SeriesInfo:
         series_id, host, name, labels, unit, kind = row
         key = f"{name}{{{labels}}}" if labels else name
         info = SeriesInfo(int(series_id), host, key, name, labels, unit, kind)
@@ -124,12 +124,12 @@ class SeriesRegistry:
         self._info[info.id] = info
         return info
 
-    def load(self, cursor) -> None:
+    def load(self, cursor: Any) -> None:
         cursor.execute("SELECT id, host, name, labels, unit, kind FROM series")
         for row in cursor.fetchall():
             self._remember(row)
 
-    def lookup(self, cursor, sql: Callable[[str], str], host: str, keys: list[str]) -> dict[str, int]:
+    def lookup(self, cursor: Any, sql: Callable[[str], str], host: str, keys: list[str]) -> dict[str, int]:
         """Ids of the named series of `host` that exist (readers)."""
         found = {}
         for key in keys:
@@ -140,14 +140,14 @@ class SeriesRegistry:
                 found[key] = series_id
         return found
 
-    def _fetch(self, cursor, sql: Callable[[str], str], host: str, key: str) -> int | None:
+    def _fetch(self, cursor: Any, sql: Callable[[str], str], host: str, key: str) -> int | None:
         name, labels = _lenient_parse(key)
         cursor.execute(sql("SELECT id, host, name, labels, unit, kind FROM series WHERE host = ? AND name = ? "
                            "AND labels = ?"), (host, name, format_labels(labels)))
         row = cursor.fetchone()
         return self._remember(row).id if row else None
 
-    def resolve(self, cursor, sql: Callable[[str], str], host: str, key: str, now_ms: int) -> int:
+    def resolve(self, cursor: Any, sql: Callable[[str], str], host: str, key: str, now_ms: int) -> int:
         """The id of a series, registering it on first sight (writer)."""
         series_id = self._ids.get((host, key))
         if series_id is not None:
@@ -172,5 +172,6 @@ class SeriesRegistry:
         """It did not: forget the ids it handed out (they were never stored)."""
         for host_key in self._unconfirmed:
             series_id = self._ids.pop(host_key, None)
-            self._info.pop(series_id, None)
+            if series_id is not None:
+                self._info.pop(series_id, None)
         self._unconfirmed.clear()

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
+
+Row = tuple[Any, ...]  # one queued row, as the store's write batch holds it
 
 FORMAT = "dashd-spill"
 VERSION = 1
@@ -24,9 +26,9 @@ VERSION = 1
 class SpilledRows:
     """What a spill file holds, as the store's queue rows (tuples)."""
 
-    samples: list[tuple]
-    notifications: list[tuple]
-    acks: list[tuple]
+    samples: list[Row]
+    notifications: list[Row]
+    acks: list[Row]
 
     @property
     def rows(self) -> int:
@@ -40,13 +42,13 @@ class SpillFile:
         self.path = path
         self.max_rows = max_rows
 
-    def write(self, samples: Sequence[tuple], notifications: Sequence[tuple], acks: Sequence[tuple]) -> int:
+    def write(self, samples: Sequence[Row], notifications: Sequence[Row], acks: Sequence[Row]) -> int:
         """Replace the spill file with these rows; returns how many it holds.
         (Rows read from an older spill are still in the queue, so they are
         part of these.)"""
         kept = list(samples)[-self.max_rows:]
-        document = {"format": FORMAT, "version": VERSION, "samples": kept,
-                    "notifications": list(notifications), "acks": list(acks)}
+        document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "samples": kept,
+                                    "notifications": list(notifications), "acks": list(acks)}
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         temporary = f"{self.path}.tmp"

@@ -44,11 +44,11 @@ class Points:
     count: np.ndarray
 
     @staticmethod
-    def of_samples(t: np.ndarray, values: np.ndarray) -> "Points":
+    def of_samples(t: np.ndarray, values: np.ndarray) -> Points:
         return Points(np.asarray(t, np.int64), values, values, values, np.ones(len(t), np.int64))
 
     @staticmethod
-    def of_columns(columns: AggregateColumns) -> "Points":
+    def of_columns(columns: AggregateColumns) -> Points:
         return Points(columns.t, columns.avg, columns.min, columns.max, columns.count)
 
     def columns(self) -> AggregateColumns:
@@ -57,7 +57,7 @@ class Points:
     def __len__(self) -> int:
         return len(self.t)
 
-    def select(self, mask: np.ndarray) -> "Points":
+    def select(self, mask: np.ndarray) -> Points:
         return Points(self.t[mask], self.avg[mask], self.min[mask], self.max[mask], self.count[mask])
 
 

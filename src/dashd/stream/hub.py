@@ -17,12 +17,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from dashd.errors import Unavailable
-from dashd.timefmt import iso_ms
-
-from dashd.stream.catalogue import SeriesCatalogue
-from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
 from dashd.collect.collector import Sample
+from dashd.errors import Unavailable
+from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus, Subscription
+from dashd.stream.catalogue import SeriesCatalogue
 from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
@@ -33,6 +31,7 @@ from dashd.stream.streams import (
     OutboundFrame,
     StreamMessage,
 )
+from dashd.timefmt import iso_ms
 
 
 def metric_keys(message: StreamMessage) -> tuple[str, ...]:
@@ -148,7 +147,7 @@ class LocalSequencing:
     def __init__(self, bus: Bus, sequence: Sequence) -> None:
         self._bus = bus
         self._sequence = sequence
-        self._subscriptions: list = []
+        self._subscriptions: list[Subscription] = []
 
     @property
     def last(self) -> int:
@@ -173,7 +172,7 @@ class LocalSequencing:
 class SharedRing(Protocol):
     """A replay ring every node can read (the Redis bus's capped stream)."""
 
-    def read_range(self, from_seq: int, to_seq: int) -> Deferred:
+    def read_range(self, from_seq: int, to_seq: int) -> Deferred[list[tuple[str, Any, int]]]:
         """(topic, bus message, seq) for the seqs it still holds in the range, in order."""
 
 
@@ -228,11 +227,11 @@ class ResumeResult:
     after_seq: int
     replayed: int
     recovered: int
-    gaps: list[dict]
+    gaps: list[dict[str, int]]
     seq: int
     reset: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = {"after_seq": self.after_seq, "replayed": self.replayed, "recovered": self.recovered,
                 "gaps": self.gaps, "seq": self.seq}
         if self.reset:
@@ -277,12 +276,12 @@ class StreamHub(Service):
         self._on_fanout = on_fanout
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         self._sequencing.start(self._on_bus_message, self.announce_gap)
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         self._sequencing.stop()
-        return super().stopService()
+        return super().stopService()  # type: ignore[no-untyped-call,no-any-return]  # Twisted's Service is untyped
 
     @property
     def seq(self) -> int:
@@ -304,7 +303,7 @@ class StreamHub(Service):
         return None
 
     def publish(self, type_: str, timestamp_ms: int, *, host: str | None = None,
-                metrics: dict | None = None, body: dict | None = None) -> StreamMessage:
+                metrics: dict[str, float] | None = None, body: dict[str, Any] | None = None) -> StreamMessage:
         """Number a message here (node-local seq), record it and fan it out."""
         message = StreamMessage(self._sequencing.next(), type_, int(timestamp_ms), host, metrics, body)
         self._take(message, True)
@@ -312,7 +311,7 @@ class StreamHub(Service):
 
     def _take(self, message: StreamMessage, record: bool) -> None:
         self.ring.append(message, self._clock.seconds())
-        if message.type == METRICS_UPDATE:
+        if message.type == METRICS_UPDATE and message.host is not None:
             self.latest_sample[message.host] = message
             self.series.observe(message.host, message.timestamp_ms, message.metrics or {})
         # With a shared database only the node that produced a message
@@ -433,7 +432,7 @@ class StreamHub(Service):
         previous_last = stream.last_seq
         stream.last_seq = after_seq
         counts = {"replayed": 0, "recovered": 0}
-        gaps: list[dict] = []
+        gaps: list[dict[str, int]] = []
         last_timestamp: list[int | None] = [None]
 
         def gap(from_seq: int, to_seq: int, next_timestamp: int | None) -> None:
@@ -533,6 +532,7 @@ class StreamHub(Service):
         """What the local ring lacks: from the shared ring (other nodes' and
         older messages), and from the store for what it no longer holds."""
         shared_ring = self._shared_ring
+        assert shared_ring is not None  # only called with one
 
         async def backfill(from_seq: int, to_seq: int) -> list[StreamMessage]:
             shared: list[StreamMessage] = []

@@ -36,10 +36,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from dashd.stream.bus import InMemoryBus, Subscriber, Subscription
 from dashd.collect.collector import Sample
-from dashd.stream.hub import Delivery, GapNotice, Sequence
 from dashd.settings import ConfigError, redact_url
+from dashd.stream.bus import InMemoryBus, Subscriber, Subscription
+from dashd.stream.hub import Delivery, GapNotice, Sequence
 
 SECOND = 1.0
 REPLY_TIMEOUT = 5 * SECOND
@@ -155,7 +155,7 @@ class _RedisClientFactory(Factory):
     isLazy = False  # read by txredisapi when AUTH or SELECT fails
     noisy = False
 
-    def __init__(self, protocol_class: type, bus: "RedisBus") -> None:
+    def __init__(self, protocol_class: type, bus: RedisBus) -> None:
         self.protocol_class = protocol_class
         self.bus = bus
 
@@ -213,7 +213,7 @@ class RedisBus(Service):
         self.gaps_announced = 0
 
     @classmethod
-    def from_url(cls, url: str, node: str, reactor: Any, sequence: Sequence, **kwargs: Any) -> "RedisBus":
+    def from_url(cls, url: str, node: str, reactor: Any, sequence: Sequence, **kwargs: Any) -> RedisBus:
         return cls(parse_redis_url(url), node, reactor, reactor, sequence, **kwargs)
 
     # ----- lifecycle

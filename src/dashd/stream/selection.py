@@ -86,15 +86,16 @@ def unknown_selectors(patterns: Iterable[str], known: Iterable[str]) -> list[str
     a sensor or a mount, may be subscribed to before they appear), or, with
     label matchers, the family of a known name."""
     known = tuple(known)
-    families = {name[:name.find("{")] if "{" in name else name for name in known}
+    families = {name[: name.find("{")] if "{" in name else name for name in known}
     unknown = []
     for pattern in patterns:
         if any(selector_matches(pattern, name) for name in known):
             continue
         selector = _selector(pattern)
         if selector is not None and (
-                any(fnmatch.fnmatchcase(family, selector.family) for family in FAMILY_BY_NAME)
-                or (selector.matchers and any(fnmatch.fnmatchcase(family, selector.family) for family in families))):
+            any(fnmatch.fnmatchcase(family, selector.family) for family in FAMILY_BY_NAME)
+            or (selector.matchers and any(fnmatch.fnmatchcase(family, selector.family) for family in families))
+        ):
             continue
         unknown.append(pattern)
     return unknown

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol, cast
 
 import orjson
 from twisted.internet.defer import Deferred, succeed
@@ -42,10 +42,10 @@ class StreamMessage:
     body: Mapping[str, Any] | None = None  # notification / notification_ack data
     recovered: bool = False
 
-    def with_recovered(self) -> "StreamMessage":
+    def with_recovered(self) -> StreamMessage:
         return StreamMessage(self.seq, self.type, self.timestamp_ms, self.host, self.metrics, self.body, True)
 
-    def envelope(self, metric_names: Iterable[str] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
+    def envelope(self, metric_names: Iterable[str] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if self.type == METRICS_UPDATE:
             metrics = self.metrics or {}
             if metric_names is not None:
@@ -129,9 +129,8 @@ class SubscriptionFilter:
         them (the shared, unfiltered payload)."""
         if "*" in self.metrics:
             return None
-        cached = self._selection_cache.get(available, False)
-        if cached is not False:
-            return cached
+        if available in self._selection_cache:
+            return self._selection_cache[available]
         chosen = tuple(select(self.metrics, available))
         if len(self._selection_cache) > 16:
             self._selection_cache.clear()
@@ -141,7 +140,7 @@ class SubscriptionFilter:
     def wants_host(self, host: str | None) -> bool:
         return "*" in self.hosts or any(fnmatch.fnmatchcase(host or "", p) for p in self.hosts)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"metrics": list(self.metrics), "hosts": list(self.hosts)}
 
 
@@ -149,6 +148,9 @@ class SubscriptionFilter:
 # subscription is replaced, never changed in place).
 ALL_METRICS = SubscriptionFilter()
 NO_METRICS = SubscriptionFilter(metrics=())
+# An idle stream's send queue: an empty tuple, so thousands of idle clients
+# allocate no deque; _enqueue makes a real one before the first append.
+NO_QUEUE = cast("deque[OutboundFrame]", ())
 
 
 def unknown_patterns(patterns: Iterable[str], known: Iterable[str]) -> list[str]:
@@ -179,7 +181,7 @@ class WindowStats:
                 self.minimum[name] = self.maximum[name] = self.total[name] = value
                 self.counts[name] = 1
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "samples": self.samples,
             "min": self.minimum,
@@ -253,7 +255,7 @@ class ClientStream:
         self.queue_bound = queue_bound
         self.queue_bytes = queue_bytes
         self._queued_bytes = 0
-        self._writable_waiters: list[Deferred] = []
+        self._writable_waiters: list[Deferred[bool]] = []
         self.slow_timeout = slow_timeout
         self.collection_hz = collection_hz
         self.stats = StreamStats()
@@ -263,7 +265,7 @@ class ClientStream:
         self.first_live_seq: int | None = None  # first stream seq sent live on this connection
         # An empty tuple until something has to wait: most clients never
         # queue, and an empty deque costs ~600 bytes per connection.
-        self._queue: deque[OutboundFrame] | tuple = ()
+        self._queue: deque[OutboundFrame] = NO_QUEUE
         self._paused = False
         self._degraded = False
         self._slow_timer: IDelayedCall | None = None
@@ -369,6 +371,7 @@ class ClientStream:
     def _throttle(self, message: StreamMessage, selected: tuple[str, ...] | None) -> None:
         host = message.host
         now = self.clock.seconds()
+        assert self.max_hz is not None and message.metrics is not None  # only throttled metrics_update get here
         period = 1.0 / self.max_hz
         window = self._windows.setdefault(host, WindowStats())
         window.add(message.metrics if selected is None else {k: message.metrics[k] for k in selected if k in message.metrics})
@@ -463,7 +466,7 @@ class ClientStream:
             self._queued_bytes -= len(frame.payload)
             self.sink.send_frame(frame)
         if not self._queue:
-            self._queue = ()
+            self._queue = NO_QUEUE
             self._queued_bytes = 0
         if not self._paused:
             self._cancel_slow_timer()
@@ -496,7 +499,7 @@ class ClientStream:
         full, or frames wait in the queue."""
         return self._paused or bool(self._queue)
 
-    def writable(self) -> Deferred:
+    def writable(self) -> Deferred[bool]:
         """Fires with True when the stream can take more frames without
         queueing them, or with False once it is closed. A replay awaits
         this between frames, so it never holds more than one frame queued."""
@@ -504,7 +507,7 @@ class ClientStream:
             return succeed(False)
         if self.writable_now:
             return succeed(True)
-        waiter: Deferred = Deferred()
+        waiter: Deferred[bool] = Deferred()
         self._writable_waiters.append(waiter)
         return waiter
 
@@ -531,7 +534,7 @@ class ClientStream:
         self.stats.dropped += len(self._queue)
         self.log.info("closing a slow consumer ({why}, {queued} queued, {bytes} bytes)", why=why,
                       queued=len(self._queue), bytes=self._queued_bytes)
-        self._queue = ()
+        self._queue = NO_QUEUE
         self._queued_bytes = 0
         self.close()
         self.sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and resume")
@@ -539,7 +542,7 @@ class ClientStream:
     def close(self) -> None:
         """Stop everything; called when the connection goes away."""
         self._closed = True
-        self._queue = ()
+        self._queue = NO_QUEUE
         self._queued_bytes = 0
         self._cancel_slow_timer()
         self._wake_writers(False)

@@ -47,16 +47,23 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from dashd.auth.tokens import AuthError, Principal
 from dashd.auth.handshake import TokenCheck
+from dashd.auth.tokens import AuthError, Principal
 from dashd.clients.history import HistoryQueries, HistoryQuery
-from dashd.stream.selection import split_selectors
 from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
+from dashd.stream.selection import split_selectors
 from dashd.timefmt import iso_ms
-from dashd.wire.web import (HTTP_STATUS_FOR_CODE, REFRESH_COOKIE, JsonLeaf, _headers, bearer_principal, error_body,
-                            write_json)
+from dashd.wire.web import (
+    HTTP_STATUS_FOR_CODE,
+    REFRESH_COOKIE,
+    JsonLeaf,
+    _headers,
+    bearer_principal,
+    error_body,
+    write_json,
+)
 
 log = Logger()
 

@@ -145,7 +145,7 @@ class HostPolicy:
         self.allow_any = allow_any
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "HostPolicy":
+    def from_settings(cls, settings: Any) -> HostPolicy:
         if "*" in settings.allowed_hosts:
             return cls((), allow_any=True)
         if settings.allowed_hosts:
@@ -175,7 +175,7 @@ def host_name_of(host_header: str) -> str | None:
     try:
         parts = urlsplit("//" + host_header.strip())
         host = parts.hostname
-        parts.port  # raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         return None
     if not host:
@@ -280,7 +280,7 @@ class GuardedChannel(HTTPChannel):
     """HTTPChannel with the connection cap, the request deadline and the
     head checks. Site.buildProtocol sets `site` before the connection is made."""
 
-    site: "GuardedSite"
+    site: GuardedSite
     _refused = False
     _deadline: IDelayedCall | None = None
     _address = "unknown"

@@ -11,28 +11,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.util import encode_truncate
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.compress_deflate import PerMessageDeflate
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
-from autobahn.util import encode_truncate
 from twisted.internet import tcp
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
-
-from twisted.internet.interfaces import IReactorTime
 
 from dashd.auth.handshake import TokenCheck, bearer_token
 from dashd.auth.tokens import AuthError
 from dashd.clients.seams import ClientTelemetry
+from dashd.clients.session import ClientSession, SessionFactory
 from dashd.errors import CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_DATA, HandshakeRefused, ProtocolError
 from dashd.ops.ratelog import SummarizedLog, printable
 from dashd.ops.shutdown import ShutdownHooks
 from dashd.settings import Settings
-from dashd.wire.fastpath import FramedMessage, send_message
-from dashd.clients.session import ClientSession, SessionFactory
 from dashd.stream.streams import OutboundFrame
+from dashd.wire.fastpath import FramedMessage, send_message
 
 
 class _DeflateAccept(PerMessageDeflateOfferAccept):

@@ -22,20 +22,20 @@ from twisted.web.static import File
 
 from dashd.auth.handshake import MissingBearer, TokenCheck, verify_bearer
 from dashd.auth.tokens import AuthError, EndpointForbidden, Principal
+from dashd.auth.users import LoginThrottled, UserDirectory
 from dashd.clients.history import HistoryQueries
 from dashd.clients.seams import AuditTrail, ClientTelemetry, MetricCatalogue, SamplingControl
 from dashd.clients.session import SessionFactory
 from dashd.errors import CLOSE_UNAUTHORIZED, ProtocolError, decode_object
+from dashd.ops.ratelog import SummarizedLog
 from dashd.ops.shutdown import ShutdownHooks
 from dashd.settings import Settings
+from dashd.store.database import StoreUnavailable
+from dashd.stream.selection import split_selectors
+from dashd.timefmt import iso_ms
+from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
 from dashd.wire.ingest import IngestServerFactory, IngestService
 from dashd.wire.protocol import DashboardServerFactory, client_address, origin_allowed
-from dashd.stream.selection import split_selectors
-from dashd.store.database import StoreUnavailable
-from dashd.timefmt import iso_ms
-from dashd.auth.users import LoginThrottled, UserDirectory
-from dashd.ops.ratelog import SummarizedLog
-from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
 
 log = Logger()
 

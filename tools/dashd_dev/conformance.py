@@ -33,9 +33,9 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from dashd.settings import Settings
 from dashd.wire.fastpath import FramedMessage, send_message
 from dashd.wire.protocol import DashboardServerProtocol, protocol_options
-from dashd.settings import Settings
 
 log = Logger()
 

@@ -162,8 +162,8 @@ async def _v1_bytes(url: str, values: np.ndarray, hosts: int, start_ms: int) -> 
     """The v1 layout (schema 0001, one row per value) for the same samples."""
     from twisted.internet import threads
 
-    from dashd.store.database import Dialect, load_migrations
     from dashd.settings import check_db_url
+    from dashd.store.database import Dialect, load_migrations
 
     dialect = Dialect(check_db_url(url))
     pool = dialect.connection_pool()
