@@ -8,6 +8,7 @@ ProcessSnapshot messages on its bus."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import psutil
 import pytest
@@ -155,10 +156,15 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_default_daemon_runs_every_collector(daemon):
-    schedulers = [s for s in daemon.service if isinstance(s, SourceScheduler)]
-    assert len(schedulers) == 1 and {source.name for source in schedulers[0].sources} == {
-        "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes"}
+async def test_the_default_daemon_runs_every_collector(make_settings):
+    settings = make_settings()
+    running = await start_daemon(replace(settings, collectors=load_settings({}, environ={}).collectors))
+    try:
+        schedulers = [s for s in running.service if isinstance(s, SourceScheduler)]
+        assert len(schedulers) == 1 and {source.name for source in schedulers[0].sources} == {
+            "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes"}
+    finally:
+        await running.stop()
 
 
 def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
