@@ -143,3 +143,18 @@ def test_an_alert_rule_watches_a_labelled_series_and_fires_on_it():
     assert not published
     engine.evaluate(Sample("h", 2_000, {"cpu_usage": 1.0, ROOT: 95.0}))
     assert engine.is_firing("root-full", "h") and published[-1]["data"]["level"] == "critical"
+
+
+def test_families_of_collectors_that_have_not_read_yet_are_announced_without_labels():
+    catalogue = SeriesCatalogue()
+    feed = SeriesFolding(InMemoryBus(), "h")
+    expected = lambda: [
+        f for f, c in (("sensor_fan_rpm", "sensors"), ("disk_used_percent", "filesystems")) if not feed.has_read(c)
+    ]
+    assert [f["labels"] for f in catalogue.families(expected=expected())] == [{}, {}]
+    feed.publish("series", SeriesSample("h", 1, "sensors", {}))  # a host without fans: nothing to show
+    feed.publish("series", SeriesSample("h", 1, "filesystems", {ROOT: 41.0}))
+    feed.publish(METRICS_TOPIC, Sample("h", 2, {"cpu_usage": 1.0}))
+    catalogue.observe("h", 2, {"cpu_usage": 1.0, ROOT: 41.0})
+    families = catalogue.families(exclude=["cpu_usage"], expected=expected())
+    assert [(f["name"], f["labels"]) for f in families] == [("disk_used_percent", {"fstype": ["ext4"], "mount": ["/"]})]

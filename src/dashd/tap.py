@@ -39,9 +39,9 @@ from dashd.clients.ingest import AgentLimits, IngestService, StoredTimestamps
 from dashd.clients.queries import QueryScheduler
 from dashd.clients.seams import MetricCatalogue, RouterContext, SessionContext
 from dashd.clients.session import SessionFactory
-from dashd.collect.assembly import build_scheduler
+from dashd.collect.assembly import build_scheduler, enabled_collectors
 from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
-from dashd.collect.families import describe_series
+from dashd.collect.families import COLLECTOR_FAMILIES, describe_series
 from dashd.collect.hostroot import host_paths, point_psutil_at
 from dashd.collect.series_feed import SeriesFolding
 from dashd.errors import CLOSE_GOING_AWAY
@@ -449,7 +449,7 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
     web = _web_context(settings, reactor, wall_clock_ms, tokens=tokens, catalogue_info=catalogue_info, hub=hub,
                        store=store, collector=collector, connections=connections, notifications=notifications,
                        rules=rules, queries=queries, telemetry=telemetry, bus=bus, users=users, alerting=alerting,
-                       shutdown=shutdown, startup=daemon)
+                       shutdown=shutdown, startup=daemon, feed=feed)
     _add_listeners(daemon, settings, reactor, web)
     return daemon
 
@@ -458,12 +458,15 @@ def _web_context(settings: Settings, reactor: Any, wall_clock_ms: Callable[[], i
                  catalogue_info: tuple, hub: StreamHub, store: Store, collector: CollectorService,
                  connections: ConnectionManager, notifications: NotificationCenter, rules: RuleEngine,
                  queries: QueryScheduler, telemetry: Telemetry, bus: Any, users: UserDirectory, alerting: Any,
-                 shutdown: ShutdownHooks, startup: DashdService) -> WebContext:
+                 shutdown: ShutdownHooks, startup: DashdService, feed: SeriesFolding) -> WebContext:
     """Each consumer's narrow view: sessions (and their routers), the HTTP
     resources, and /ingest."""
     seed_names = [info.name for info in catalogue_info]
+    collecting = set(enabled_collectors(settings))
     catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics,
-                                families=lambda: hub.series.families(exclude=seed_names),
+                                families=lambda: hub.series.families(exclude=seed_names, expected=[
+                                    info.name for info in COLLECTOR_FAMILIES
+                                    if info.collector in collecting and not feed.has_read(info.collector)]),
                                 stored_names=lambda host: [info.key for info in store.registry.all() if info.host == host])
     history = HistoryQueries(settings, catalogue, collector, store, wall_clock_ms, queries)
     audit = AuditLog(AuditRecords(store), wall_clock_ms)

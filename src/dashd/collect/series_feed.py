@@ -37,6 +37,14 @@ class SeriesFolding:
         self._bus = bus
         self._host = host
         self._pending: dict[str, float] = {}
+        self._sources_waiting: set[str] = set()  # read, not yet carried by a host sample
+        self._sources_read: set[str] = set()
+
+    def has_read(self, source: str) -> bool:
+        """Whether a host sample has carried a reading of collector `source`
+        yet (until then the catalogue announces its families with no label
+        values)."""
+        return source in self._sources_read
 
     @property
     def pending(self) -> int:
@@ -46,18 +54,26 @@ class SeriesFolding:
     def publish(self, topic: str, message: Any) -> Deferred:
         if isinstance(message, SeriesSample):
             if message.host == self._host:
+                self._sources_waiting.add(message.source)
                 self._pending.update(message.values)
                 return succeed(None)
             return self._bus.publish(METRICS_TOPIC, Sample(message.host, message.timestamp_ms, dict(message.values)))
-        if topic == METRICS_TOPIC and isinstance(message, Sample) and message.host == self._host and self._pending:
-            pending, self._pending = self._pending, {}
-            # The seed metrics come first and win a name clash (none today):
-            # their names and places are fixed.
-            folded = dict(message.metrics)
-            for name, value in pending.items():
-                folded.setdefault(name, value)
-            message = replace(message, metrics=folded)
+        if topic == METRICS_TOPIC and isinstance(message, Sample) and message.host == self._host:
+            message = self._fold(message)
         return self._bus.publish(topic, message)
+
+    def _fold(self, sample: Sample) -> Sample:
+        self._sources_read |= self._sources_waiting
+        self._sources_waiting.clear()
+        if not self._pending:
+            return sample
+        pending, self._pending = self._pending, {}
+        # The seed metrics come first and win a name clash (none today):
+        # their names and places are fixed.
+        folded = dict(sample.metrics)
+        for name, value in pending.items():
+            folded.setdefault(name, value)
+        return replace(sample, metrics=folded)
 
     def subscribe(self, topic: str, subscriber: Any) -> Any:
         return self._bus.subscribe(topic, subscriber)

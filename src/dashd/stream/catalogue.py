@@ -26,7 +26,7 @@ class SeriesCatalogue:
         self.forget_after_ms = forget_after_ms
         self._latest: dict[str, dict[str, tuple[float, int]]] = {}
         self._names: tuple[str, ...] | None = ()  # None: to be rebuilt
-        self._families: tuple[tuple[str, ...], frozenset[str], list[dict]] | None = None
+        self._families: tuple[tuple[str, ...], frozenset[str], tuple[str, ...], list[dict]] | None = None
         self._pruned_at = 0
 
     def observe(self, host: str | None, timestamp_ms: int, metrics: Mapping[str, float]) -> None:
@@ -65,17 +65,20 @@ class SeriesCatalogue:
             for name, (value, _) in latest.items():
                 yield host, name, value
 
-    def families(self, exclude: Iterable[str] = ()) -> list[dict]:
+    def families(self, exclude: Iterable[str] = (), expected: Iterable[str] = ()) -> list[dict]:
         """The families of the series seen, except the names in `exclude`
-        (the seed metrics, listed in `metrics`): collector families in
-        their documented order, then others by name, each with its label
-        values: `{"name", "unit", "kind", "description", "labels": {label: [values]}}`."""
+        (the seed metrics, listed in `metrics`), plus the `expected` ones
+        (collectors that have not read yet) with no label values yet:
+        collector families in their documented order, then others by name,
+        each with its label values:
+        `{"name", "unit", "kind", "description", "labels": {label: [values]}}`."""
         names = self.names()
         excluded = frozenset(exclude)
+        awaited = tuple(expected)
         cached = self._families
-        if cached is not None and cached[0] is names and cached[1] == excluded:
-            return cached[2]
-        labels: dict[str, dict[str, set[str]]] = {}
+        if cached is not None and cached[0] is names and cached[1] == excluded and cached[2] == awaited:
+            return cached[3]
+        labels: dict[str, dict[str, set[str]]] = {family: {} for family in awaited}
         for name in names:
             parsed = parsed_series(name)
             if parsed is None or name in excluded:
@@ -85,7 +88,7 @@ class SeriesCatalogue:
                 family.setdefault(label, set()).add(value)
         ordered = sorted(labels, key=lambda family: (_FAMILY_ORDER.get(family, len(_FAMILY_ORDER)), family))
         result = [_family_dict(family, labels[family]) for family in ordered]
-        self._families = (names, excluded, result)
+        self._families = (names, excluded, awaited, result)
         return result
 
 
