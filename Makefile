@@ -20,6 +20,7 @@ $(BIN)/python:
 # `pip check` fails when setup.cfg needs something the lock lacks: run `make lock`.
 $(VENV)/.installed: $(BIN)/python $(SRC) requirements.lock
 	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	@rm -rf build  # setuptools' build/ keeps modules that were moved or deleted since the last install
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation .
 	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "requirements.lock does not satisfy setup.cfg: run 'make lock'" >&2; exit 1; }
 	@touch $@

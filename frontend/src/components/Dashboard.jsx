@@ -21,6 +21,7 @@ import Toasts, { MAX_TOASTS } from './Toasts';
 import AdminPanel from './AdminPanel';
 import AlertingPanel from './alerting/AlertingPanel';
 import AlertRangeView from './alerting/AlertRangeView';
+import HostDetails, { ProcessesAtDialog, createHostFeed, hostSubscription } from './host/HostDetails';
 import { alertLinkParams } from '../services/alertingApi';
 import { useNotificationState } from '../hooks/useNotificationState';
 import { createOutageLog, expectedStepMs, maxGapFor } from '../services/gaps';
@@ -93,6 +94,8 @@ export default function Dashboard({ auth, theme }) {
   const store = useMemo(() => createSeriesStore(), []);
   const profiler = useMemo(() => createFrameProfiler(), []);
   const chartRegistry = useMemo(() => new Map(), []);
+  const hostFeed = useMemo(() => createHostFeed(), []);
+  const [lookBackAt, setLookBackAt] = useState(null);
 
   const [windowId, setWindowId] = useState(readWindowPreference);
   const [paused, setPaused] = useState(false);
@@ -199,7 +202,7 @@ export default function Dashboard({ auth, theme }) {
       const names = catalogueNames();
       const patterns = selected.length === ALL_GROUPS.length
         ? ['*']
-        : subscriptionFor(selected).filter((p) => !names.length || names.some((n) => (p.endsWith('*') ? n.startsWith(p.slice(0, -1)) : n === p)));
+        : [...new Set([...subscriptionFor(selected).filter((p) => !names.length || names.some((n) => (p.endsWith('*') ? n.startsWith(p.slice(0, -1)) : n === p))), ...hostSubscription(ackRef.current?.families)])];
       try {
         await send('unsubscribe', {});
         if (patterns.length) await send('subscribe', { metrics: patterns });
@@ -277,6 +280,9 @@ export default function Dashboard({ auth, theme }) {
             store.noteSeq(msg.seq);
             onAckMessage(msg.data);
             break;
+          case 'processes':
+            hostFeed.push(msg);
+            break;
           case 'resume_gap':
             refillGap(msg.data);
             break;
@@ -314,7 +320,7 @@ export default function Dashboard({ auth, theme }) {
       // measured time covers store, chart draws and the tile render.
       queueMicrotask(() => profiler.record(start, profiler.now()));
     },
-    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, onAckMessage, onNotifications, outages],
+    [store, profiler, fillHistory, refillGap, pushToast, noteHost, hostSeries, onAckMessage, onNotifications, outages, hostFeed],
   );
 
   const onConnected = useCallback(
@@ -600,9 +606,12 @@ export default function Dashboard({ auth, theme }) {
                   registry={chartRegistry}
                   gapMs={gapMs}
                   outages={outages}
+                  onPointClick={c.id === 'cpu' || c.id === 'memory' ? setLookBackAt : undefined}
                 />
               ))}
           </section>
+          <HostDetails store={store} feed={hostFeed} send={ws.send} ack={ack} connected={connected} role={role} host={host ?? ack?.host ?? null} windowMs={windowMs} paused={paused} theme={theme.resolved} gapMs={gapMs} onLookBack={setLookBackAt} />
+          {lookBackAt !== null ? <ProcessesAtDialog time={lookBackAt} send={ws.send} host={host ?? ack?.host} onClose={() => setLookBackAt(null)} /> : null}
           <div className="admin-area">
           {isAdmin ? <AdminPanel send={ws.send} connected={connected} metricNames={names} /> : null}
           {session ? <AlertingPanel getToken={auth.getToken} role={role} /> : null}

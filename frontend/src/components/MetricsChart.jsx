@@ -17,6 +17,7 @@ import { SECOND_MS, MINUTE_MS } from '../services/constants';
 import { formatClock, formatMetric } from '../services/format';
 import { GAP_INTERVALS, extendBreaks, observedStepMs, rangeStats } from '../services/gaps';
 import { formatRate } from '../services/units';
+import { pointClickHandler } from './host/chartClick';
 
 const X_STEP_MS = [
   [MINUTE_MS, 10 * SECOND_MS],
@@ -56,7 +57,7 @@ export function valueFormatter(unit) {
   return (v) => formatMetric(v, unit);
 }
 
-function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs, paused, theme, registry, gapMs = 2500, outages }) {
+function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs, paused, theme, registry, gapMs = 2500, outages, onPointClick = null }) {
   const canvasRef = useRef(null);
   const chartRef = useRef(null);
   const headingId = useId();
@@ -282,6 +283,8 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
           role="img"
           aria-label={`${title} chart over the last ${windowLabel}`}
           aria-describedby={summaryId}
+          className={onPointClick ? 'is-clickable' : undefined}
+          onClick={pointClickHandler(() => chartRef.current, onPointClick)}
         />
       </div>
       <p id={summaryId} className="sr-only" data-testid={`summary-${id}`}>
