@@ -97,6 +97,10 @@ def make_settings(tmp_path):
             "ping_interval": "0",
             "static": str(tmp_path / "no-frontend"),
             "host_name": "testhost",
+            # The issue 19 collectors (on by default) only where a test asks
+            # for them: hundreds of test daemons reading /proc on a shared
+            # machine slow every other test (test_collect_wiring checks the default).
+            "collectors": "host",
         }
         values.update({k: v for k, v in overrides.items()})
         return load_settings(values, environ={})

@@ -1,13 +1,15 @@
-"""The collectors in the daemon: off by default (only the seed's host
-metrics), enabled by the `collectors` setting with a cadence each, bad
+"""The collectors in the daemon: all on by default (`collectors = host`
+turns them off), chosen by the `collectors` setting with a cadence each, bad
 values refused with the key named, `host_root` pointing every reader (and
 psutil) at another /proc and /sys, and the real service tree publishing
-SeriesSample and ProcessSnapshot messages on its bus."""
+their readings in the host's metrics samples (dashd.collect.series_feed) and
+ProcessSnapshot messages on its bus."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import psutil
 import pytest
@@ -17,20 +19,25 @@ from twisted.internet.task import deferLater
 
 from conftest import start_daemon
 from dashd.collect.assembly import build_scheduler, build_sources, enabled_collectors
+from dashd.collect.collector import Sample
 from dashd.collect.hostroot import HostPaths, host_paths, point_psutil_at
 from dashd.collect.processes import ProcessSnapshot
 from dashd.collect.series_names import series
-from dashd.collect.sources import PROCESSES_TOPIC, SERIES_TOPIC, SeriesSample, SourceScheduler
+from dashd.collect.sources import PROCESSES_TOPIC, SourceScheduler
 from dashd.settings import ConfigError, load_settings
 from dashd.store.processes import ProcessHistory
+from dashd.stream.bus import METRICS_TOPIC
 from fakehost import FakeHost
 
 
-def test_by_default_only_the_host_metrics_run():
+def test_by_default_every_collector_runs_and_host_turns_them_off():
     settings = load_settings({}, environ={})
-    assert settings.collectors == ("host",)
-    assert enabled_collectors(settings) == ()
-    assert build_scheduler(settings, None, reactor, lambda: 0) is None
+    assert settings.collectors == ("all",)
+    assert enabled_collectors(settings) == ("filesystems", "disks", "netifs", "system", "sensors", "cgroups",
+                                            "processes")
+    only_host = load_settings({"collectors": "host"}, environ={})
+    assert enabled_collectors(only_host) == ()
+    assert build_scheduler(only_host, None, reactor, lambda: 0) is None
 
 
 def test_collectors_are_chosen_by_name_or_all_with_their_own_cadence():
@@ -150,9 +157,10 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
         schedulers = [s for s in running.service if isinstance(s, SourceScheduler)]
         assert len(schedulers) == 1 and schedulers[0].running
         bus = running.core.bus
-        sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "filesystems")
-        assert isinstance(sample, SeriesSample) and sample.host == "testhost"
-        assert series("disk_used_percent", mount="/", fstype="ext4") in sample.values or sample.values
+        # Folded into the next host sample, after the seed metrics.
+        sample = await first_message(bus, METRICS_TOPIC, lambda m: any(k.startswith("disk_size_bytes{")
+                                                                           for k in m.metrics))
+        assert isinstance(sample, Sample) and sample.host == "testhost" and "cpu_usage" in sample.metrics
         # Process tables go to the processes stream and its look-back, not
         # through the bus (they take no seq): the in-memory bus would have
         # delivered one at the moment the stream took it.
@@ -167,8 +175,15 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_default_daemon_has_no_extra_collectors(daemon):
-    assert not [s for s in daemon.service if isinstance(s, SourceScheduler)]
+async def test_the_default_daemon_runs_every_collector(make_settings):
+    settings = make_settings()
+    running = await start_daemon(replace(settings, collectors=load_settings({}, environ={}).collectors))
+    try:
+        schedulers = [s for s in running.service if isinstance(s, SourceScheduler)]
+        assert len(schedulers) == 1 and {source.name for source in schedulers[0].sources} == {
+            "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes"}
+    finally:
+        await running.stop()
 
 
 def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
@@ -205,8 +220,8 @@ async def test_the_whole_daemon_reads_the_host_through_a_host_root(make_settings
         try:
             assert psutil.PROCFS_PATH == str(root / "proc")
             bus = running.core.bus
-            sample = await first_message(bus, SERIES_TOPIC, lambda m: m.source == "netifs")
-            assert sample.values[series("net_link_up", iface="lo")] == 1.0
+            sample = await first_message(bus, METRICS_TOPIC, lambda m: series("net_link_up", iface="lo") in m.metrics)
+            assert sample.metrics[series("net_link_up", iface="lo")] == 1.0
             snapshot = await first_process_table(running)
             assert snapshot.table.total > 1 and all(row.name for row in snapshot.table.rows)
         finally:

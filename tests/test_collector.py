@@ -370,3 +370,35 @@ def test_collector_service_reports_its_ticks_and_coalesced_periods():
     clock.advance(1.0)
     assert service.ticks == (2, 0)
     service.stopService()
+
+
+def test_a_read_off_the_reactor_publishes_when_it_returns_and_a_tick_meanwhile_is_skipped():
+    """The psutil read runs in the runner (a thread in makeService); the
+    sample keeps the tick's timestamp and rates are computed on return."""
+    from twisted.internet.defer import Deferred
+
+    clock = Clock()
+    bus = InMemoryBus()
+    published: list[Sample] = []
+    bus.subscribe(METRICS_TOPIC, lambda topic, sample: published.append(sample))
+    reads: list[Deferred] = []
+
+    def runner(read):
+        d = Deferred()
+        reads.append(d)
+        d.addCallback(lambda _: read())
+        return d
+
+    service = CollectorService(MetricsCollector(FakeHostReader(counting_readings()), "h", lambda: 0,
+                                                wall_clock_ms=lambda: int(clock.seconds() * 1000)),
+                               bus, clock, 1.0, runner=runner)
+    service.startService()
+    clock.advance(1.0)
+    clock.advance(1.0)  # the first read has not returned: this tick is skipped
+    assert len(reads) == 1 and service.skipped == 1 and published == []
+    reads[0].callback(None)
+    assert [s.timestamp_ms for s in published] == [1000] and "cpu_usage" in published[0].metrics
+    clock.advance(1.0)
+    reads[1].callback(None)
+    assert [s.timestamp_ms for s in published] == [1000, 3000]
+    service.stopService()

@@ -6,7 +6,7 @@ tested over memory transports (test_protocol_memory.py)."""
 from __future__ import annotations
 
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 
 from conftest import start_daemon
 from fakes import authed, sleep
@@ -43,7 +43,8 @@ async def test_latest_sample_arrives_right_after_ack(make_settings):
     try:
         # With a 30 s interval the only sample a new client can get quickly is
         # the one sent right after connection_ack. Publish one by hand.
-        daemon.service.collector.tick()
+        # The psutil read runs in a thread: wait for its publish.
+        await defer.maybeDeferred(daemon.service.collector.tick)
         client = await authed(daemon)
         first = await client.recv(timeout=2)
         assert first["type"] == "metrics_update"

@@ -210,10 +210,11 @@ FIELDS: tuple[Field, ...] = (
     Field("metrics_token", "", str, "a string", "bearer token required for the Prometheus endpoint (empty: open)"),
     Field("bus", "memory", str, "memory or redis://host:port/db", "message bus shared by dashd nodes",
           lambda value: value == "memory" or value.startswith("redis://")),
-    # Issue 19 collectors (dashd.collect.*). Only `host` (the seed's metrics)
-    # runs by default until the labelled-series store lands; see
-    # docs/operations.md#collectors.
-    Field("collectors", ("host",), parse_list,
+    # Issue 19 collectors (dashd.collect.*): all of them by default, now that
+    # their series reach clients and the store and `dashd bench collector`
+    # holds the budget (docs/benchmarks.md ("Collectors of issue 19")); `host` alone turns
+    # them off. See docs/operations.md#collectors.
+    Field("collectors", ("all",), parse_list,
           "a list of host, filesystems, disks, netifs, system, sensors, cgroups, processes, or all",
           "collectors to run besides the host metrics (which always run)",
           lambda value: all(item in COLLECTOR_NAMES + ("all",) for item in value)),
@@ -386,7 +387,7 @@ class Settings:
     log_format: str = "text"
     metrics_token: str = ""
     bus: str = "memory"
-    collectors: tuple[str, ...] = ("host",)
+    collectors: tuple[str, ...] = ("all",)
     host_root: str = ""
     filesystems_interval: float = 10.0
     filesystems_include: tuple[str, ...] = ()

@@ -42,14 +42,17 @@ from dashd.clients.queries import QueryScheduler
 from dashd.clients.seams import MetricCatalogue, RouterContext, SessionContext
 from dashd.clients.session import SessionFactory
 from dashd.collect.assembly import build_scheduler, enabled_collectors
-from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue, describe_metric
+from dashd.collect.collector import CollectorService, MetricsCollector, PsutilReader, build_catalogue
+from dashd.collect.families import COLLECTOR_FAMILIES, describe_series
 from dashd.collect.hostroot import host_paths, point_psutil_at
+from dashd.collect.series_feed import SeriesFolding
 from dashd.collect.sources import PROCESSES_TOPIC
 from dashd.errors import CLOSE_GOING_AWAY
 from dashd.ops.logs import observer_for_twistd
 from dashd.ops.private import private_directory
 from dashd.ops.rlimits import raise_open_files_limit
 from dashd.ops.sdnotify import SystemdNotifier, WatchdogService
+from dashd.ops.series_export import SeriesExposition
 from dashd.ops.shutdown import ShutdownHooks
 from dashd.ops.signals import StopSignals
 from dashd.ops.telemetry import Telemetry
@@ -389,7 +392,7 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
     store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
                   prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
                   retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
-                  retention_hourly=settings.retention_hourly, describe=describe_metric,
+                  retention_hourly=settings.retention_hourly, describe=describe_series,
                   query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
                   spill_path=settings.spill_path,
                   node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")),
@@ -409,10 +412,14 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
     if settings.host_root:  # dashd in a container watching its host (issue 19 item 6)
         point_psutil_at(host_paths(settings.host_root))
     disk_path = host_paths(settings.host_root).on_host(settings.disk_path)
+    # The issue 19 collectors' readings ride in the host's next sample
+    # (dashd.collect.series_feed); the host's psutil read runs in a thread.
+    feed = SeriesFolding(bus, settings.host)
     collector = CollectorService(
         MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
-        bus, reactor, settings.interval, on_sample_duration=telemetry.sample_taken)
+        feed, reactor, settings.interval, on_sample_duration=telemetry.sample_taken, threaded=True)
     telemetry.watch_schedule(lambda: collector.ticks)
+    telemetry.registry.register(SeriesExposition(hub.series.latest))
     telemetry.watch(lambda: {
         "connections": connections.counts_by(),
         "queued": sum(s.stream.queued for s in connections),
@@ -438,11 +445,12 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
                           configured_rules=configured_rules, connections=connections, bus=bus, queries=queries,
                           shutdown=shutdown, alerting=alerting, bus_service=redis_bus, notifier=notifier,
                           log_observer=log_observer, wall_clock_ms=wall_clock_ms)
-    # Issue 19 collectors: off unless `collectors` names them; they publish
-    # SeriesSample on the bus and ProcessSnapshot to the processes stream
-    # (dashd.collect.sources), which keeps one every processes_store_interval.
+    # Issue 19 collectors (`collectors` setting): SeriesSample readings are
+    # folded into the host samples (dashd.collect.series_feed); each
+    # ProcessSnapshot goes to the processes stream, which keeps one every
+    # processes_store_interval for the look-back.
     processes = build_process_features(settings, store, reactor, daemon, shutdown, wall_clock_ms)
-    sources = build_scheduler(settings, TopicRouter(bus, {PROCESSES_TOPIC: processes.stream}), reactor,
+    sources = build_scheduler(settings, TopicRouter(feed, {PROCESSES_TOPIC: processes.stream}), reactor,
                               wall_clock_ms, on_read=telemetry.collector_read)
     if sources is not None:
         sources.setServiceParent(daemon)
@@ -450,7 +458,7 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
     web = _web_context(settings, reactor, wall_clock_ms, tokens=tokens, catalogue_info=catalogue_info, hub=hub,
                        store=store, collector=collector, connections=connections, notifications=notifications,
                        rules=rules, queries=queries, telemetry=telemetry, bus=bus, users=users, alerting=alerting,
-                       shutdown=shutdown, startup=daemon, processes=processes)
+                       shutdown=shutdown, startup=daemon, processes=processes, feed=feed)
     _add_listeners(daemon, settings, reactor, web)
     return daemon
 
@@ -459,10 +467,17 @@ def _web_context(settings: Settings, reactor: Any, wall_clock_ms: Callable[[], i
                  catalogue_info: tuple, hub: StreamHub, store: Store, collector: CollectorService,
                  connections: ConnectionManager, notifications: NotificationCenter, rules: RuleEngine,
                  queries: QueryScheduler, telemetry: Telemetry, bus: Any, users: UserDirectory, alerting: Any,
-                 shutdown: ShutdownHooks, startup: DashdService, processes: ProcessRequests) -> WebContext:
+                 shutdown: ShutdownHooks, startup: DashdService, processes: ProcessRequests,
+                 feed: SeriesFolding) -> WebContext:
     """Each consumer's narrow view: sessions (and their routers), the HTTP
     resources, and /ingest."""
-    catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics)
+    seed_names = [info.name for info in catalogue_info]
+    collecting = set(enabled_collectors(settings))
+    catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics,
+                                families=lambda: hub.series.families(exclude=seed_names, expected=[
+                                    info.name for info in COLLECTOR_FAMILIES
+                                    if info.collector in collecting and not feed.has_read(info.collector)]),
+                                stored_names=lambda host: [info.key for info in store.registry.all() if info.host == host])
     history = HistoryQueries(settings, catalogue, collector, store, wall_clock_ms, queries)
     audit = AuditLog(AuditRecords(store), wall_clock_ms)
     router = RouterContext(settings=settings, wall_clock_ms=wall_clock_ms, tokens=tokens, catalogue=catalogue,

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 
 from dashd.alerting.model import FIRING, LABEL_NAME, MAX_LABEL_VALUE, RESOLVED, AlertEvent, alert_labels
 from dashd.collect.collector import Sample
+from dashd.collect.families import is_collector_series
 from dashd.errors import ProtocolError
 from dashd.settings import AlertRuleConfig, parse_bool, parse_duration
 from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus
@@ -146,7 +147,7 @@ def rule_from_dict(data: Mapping[str, Any], known_metrics: tuple[str, ...]) -> A
     if not isinstance(name, str) or not _RULE_NAME.match(name):
         raise bad("'name' must be 1-64 letters, digits, '_', '.' or '-'")
     metric = data.get("metric")
-    if metric not in known_metrics:
+    if not isinstance(metric, str) or (metric not in known_metrics and not is_collector_series(metric)):
         raise ProtocolError("bad_message", f"rule_set: unknown metric {metric!r}", {"known": list(known_metrics)})
     op = data.get("op")
     if op not in COMPARATORS:

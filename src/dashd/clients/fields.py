@@ -9,7 +9,7 @@ import math
 
 from dashd.errors import bad_message as bad
 
-MAX_PATTERN = 128
+MAX_PATTERN = 1024  # a selector naming a control group by its path can be long
 
 
 def pattern_list(data: dict, key: str, request: str) -> list[str] | None:

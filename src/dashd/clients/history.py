@@ -11,13 +11,13 @@ from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
 
-from dashd.clients.fields import match, number_field, pattern_list, string_field
+from dashd.clients.fields import number_field, pattern_list, string_field
 from dashd.clients.queries import HOUR_MS, MINUTE_MS, QueryCost, history_cost
 from dashd.clients.seams import HistorySource, MetricCatalogue, QueryAdmission, SamplingControl
+from dashd.clients.series_query import check_metric_selectors, resolve_selectors
 from dashd.errors import ProtocolError
 from dashd.errors import bad_message as bad
 from dashd.settings import Settings
-from dashd.stream.streams import unknown_patterns
 from dashd.timefmt import iso_ms, parse_time
 
 DEFAULT_HISTORY_POINTS = 300
@@ -51,23 +51,22 @@ class HistoryQueries:
         return self.sampling.interval
 
     def check_metric_patterns(self, patterns: list[str], request: str) -> None:
-        names = self.catalogue.names()
-        unknown = unknown_patterns(patterns, names)
-        if unknown:
-            raise bad(f"{request}: unknown metric(s) {', '.join(repr(u[:64]) for u in unknown[:10])}",
-                      known=list(names))
+        """Selectors (dashd.stream.selection): bad_message if malformed or unknown."""
+        check_metric_selectors(self.catalogue, patterns, request)
 
-    def metric_names(self, data: dict, request: str) -> list[str]:
+    def metric_names(self, data: dict, request: str, host: str | None = None) -> list[str]:
+        """The series of `host` (default this one) that the request's selectors name."""
         patterns = pattern_list(data, "metrics", request)
         if not patterns:
-            raise bad(f"{request}: 'metrics' is required (names or glob patterns)")
-        self.check_metric_patterns(patterns, request)
-        return [name for name in self.catalogue.names() if any(match(name, p) for p in patterns)]
+            raise bad(f"{request}: 'metrics' is required (names, globs or selectors such as "
+                      f"disk_used_percent{{mount=\"/\"}})")
+        return resolve_selectors(self.catalogue, patterns, request, host or self.catalogue.host)
 
     def validate(self, data: dict) -> HistoryQuery:
         """Check a history request (WebSocket or HTTP); ProtocolError if bad."""
         settings = self.settings
-        metrics = self.metric_names(data, "history")
+        host = string_field(data, "host", "history", required=False, max_length=128) or self.catalogue.host
+        metrics = self.metric_names(data, "history", host)
         now = self.wall_clock_ms()
         try:
             to_ms = parse_time(data["to"], now) if data.get("to") is not None else now
@@ -84,7 +83,6 @@ class HistoryQueries:
             raise ProtocolError("too_large", f"history: at most {settings.max_history_points} points")
         max_points = number_field(data, "max_points", "history", 1, settings.max_history_points,
                                   default=DEFAULT_HISTORY_POINTS, integer=True)
-        host = string_field(data, "host", "history", required=False, max_length=128) or self.catalogue.host
         return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
 
     def cost(self, query: HistoryQuery) -> QueryCost:

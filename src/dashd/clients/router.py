@@ -12,7 +12,6 @@ from twisted.logger import Logger
 
 from dashd.alerting.engine import LEVELS, MAX_MESSAGE, MAX_TITLE, rule_from_dict
 from dashd.auth.tokens import AuthError
-from dashd.clients.fields import match as _match
 from dashd.clients.fields import number_field, pattern_list, string_field
 from dashd.clients.queries import stats_cost
 from dashd.clients.seams import RouterContext
@@ -20,6 +19,7 @@ from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, correl
 from dashd.errors import bad_message as bad
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
+from dashd.stream.selection import select
 from dashd.stream.streams import SubscriptionFilter
 from dashd.timefmt import iso_ms, parse_time
 
@@ -37,6 +37,7 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "subscribe": ("viewer", METRIC_ENDPOINTS),
     "unsubscribe": ("viewer", METRIC_ENDPOINTS),
     "set_rate": ("viewer", METRIC_ENDPOINTS),
+    "catalogue": ("viewer", METRIC_ENDPOINTS),
     "resume": ("viewer", None),
     "history": ("viewer", None),
     "stats": ("viewer", None),
@@ -250,7 +251,7 @@ class MessageRouter:
             catalogue = self.context.catalogue.names()
             current = subscription.selected(catalogue)
             current_names = list(catalogue if current is None else current)
-            removed = set(n for n in current_names if any(_match(n, p) for p in metrics))
+            removed = set(select(metrics, current_names))
             remaining_metrics = [n for n in current_names if n not in removed]
             if current is None and not removed:
                 remaining_metrics = list(subscription.metrics)
@@ -299,8 +300,8 @@ class MessageRouter:
                                             correlation_id=correlation_id)
         return result.as_dict()
 
-    def _metric_names(self, data: dict, request: str) -> list[str]:
-        return self.context.history.metric_names(data, request)
+    def _metric_names(self, data: dict, request: str, host: str | None = None) -> list[str]:
+        return self.context.history.metric_names(data, request, host)
 
     def _host(self, data: dict, request: str) -> str:
         return string_field(data, "host", request, required=False, max_length=128) or self.context.catalogue.host
@@ -312,7 +313,8 @@ class MessageRouter:
 
     def handle_stats(self, data: dict, correlation_id: Any):
         settings = self.context.settings
-        metrics = self._metric_names(data, "stats")
+        host = self._host(data, "stats")
+        metrics = self._metric_names(data, "stats", host)
         window_raw = data.get("window", DEFAULT_STATS_WINDOW)
         try:
             if isinstance(window_raw, bool):
@@ -432,6 +434,11 @@ class MessageRouter:
             await reads.mark(user, ids, now)
         counts = await reads.counts(user)
         return {"ids": ids, "all": everything, **counts.as_dict()}
+
+    def handle_catalogue(self, data: dict, correlation_id: Any):
+        """The catalogue again, with the label values known now."""
+        catalogue = self.context.catalogue
+        return {"metrics": [info.as_dict() for info in catalogue.info], "families": catalogue.families()}
 
     def handle_alerts(self, data: dict, correlation_id: Any):
         return self._alerts()

@@ -160,16 +160,28 @@ class AuditTrail(Protocol):
 
 class MetricCatalogue:
     """The metrics clients may ask for: this host's described ones (`info`,
-    sent in connection_ack and /api/catalogue) and every name the hub has
-    seen, other hosts' included (`names()`)."""
+    sent in connection_ack and /api/catalogue), every name the hub has
+    seen, other hosts' included (`names()`), the labelled series families
+    with their label values (`families()`, dashd.stream.catalogue) and the
+    series the store holds for a host (`stored_names(host)`)."""
 
-    def __init__(self, info: tuple[MetricInfo, ...], host: str, known_names: Callable[[], tuple[str, ...]]) -> None:
+    def __init__(self, info: tuple[MetricInfo, ...], host: str, known_names: Callable[[], tuple[str, ...]],
+                 families: Callable[[], list[dict]] = lambda: [],
+                 stored_names: Callable[[str], list[str]] = lambda host: []) -> None:
         self.info = info
         self.host = host
         self._known_names = known_names
+        self._families = families
+        self._stored_names = stored_names
 
     def names(self) -> tuple[str, ...]:
         return self._known_names()
+
+    def families(self) -> list[dict]:
+        return self._families()
+
+    def stored_names(self, host: str) -> list[str]:
+        return self._stored_names(host)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,7 @@ class ClientSession:
             "seq": self.context.hub.seq,
             "token_expires_at": iso_ms(principal.expires_at * 1000),
             "metrics": [info.as_dict() for info in self.context.catalogue.info] if self.stream.wants_metrics else [],
+            "families": self.context.catalogue.families() if self.stream.wants_metrics else [],
             "subscription": self.stream.subscription.as_dict(),
             "rate": self.rate_data(),
             "limits": {

@@ -126,6 +126,9 @@ class SourceStats:
     total_read_cpu_seconds: float = 0.0  # CPU of the reading thread: wall time minus waiting on a busy machine
     max_read_seconds: float = 0.0
     max_block_seconds: float = 0.0  # the longest the reactor thread was held by this source
+    # The most reactor-thread CPU any one hold used: wall time above it is
+    # the thread waiting (for a core on a busy machine, or for the GIL).
+    max_block_cpu_seconds: float = 0.0
 
     @property
     def mean_read_seconds(self) -> float:
@@ -210,11 +213,11 @@ class SourceScheduler(Service):
         return super().stopService()
 
     def tick(self, source: Source) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         stats = self.stats[source.name]
         if source.name in self._busy:
             stats.skipped += 1
-            self._blocked(stats, time.perf_counter() - started)
+            self._blocked(stats, time.perf_counter() - started, time.thread_time() - cpu_started)
             return
         try:
             self._busy.add(source.name)
@@ -230,10 +233,10 @@ class SourceScheduler(Service):
             self._busy.discard(source.name)
             self.log.failure("starting collector {name} failed; will retry next interval", name=source.name)
         finally:
-            self._blocked(stats, time.perf_counter() - started)
+            self._blocked(stats, time.perf_counter() - started, time.thread_time() - cpu_started)
 
     def _read_done(self, result: tuple[Any, float, float], source: Source, timestamp_ms: int) -> Deferred | None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         self._busy.discard(source.name)
         value, seconds, cpu_seconds = result
         stats = self.stats[source.name]
@@ -250,7 +253,7 @@ class SourceScheduler(Service):
             return maybeDeferred(self._bus.publish, source.topic, message)
         finally:
             blocked = time.perf_counter() - started
-            self._blocked(stats, blocked)
+            self._blocked(stats, blocked, time.thread_time() - cpu_started)
             self._report(source.name, seconds, self._started_block.pop(source.name, 0.0) + blocked)
 
     def _report(self, name: str, read_seconds: float, block_seconds: float) -> None:
@@ -270,8 +273,9 @@ class SourceScheduler(Service):
         return source.envelope(self._host, timestamp_ms, value)  # type: ignore[attr-defined]
 
     @staticmethod
-    def _blocked(stats: SourceStats, seconds: float) -> None:
+    def _blocked(stats: SourceStats, seconds: float, cpu_seconds: float) -> None:
         stats.max_block_seconds = max(stats.max_block_seconds, seconds)
+        stats.max_block_cpu_seconds = max(stats.max_block_cpu_seconds, cpu_seconds)
 
 
 def _timed(read: Callable[[], Any]) -> tuple[Any, float, float]:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from dashd.collect.collector import Sample
 from dashd.errors import Unavailable
 from dashd.stream.bus import METRICS_TOPIC, NOTIFICATIONS_TOPIC, Bus, Subscription
+from dashd.stream.catalogue import SeriesCatalogue
 from dashd.stream.streams import (
     METRICS_UPDATE,
     NOTIFICATION,
@@ -269,6 +270,8 @@ class StreamHub(Service):
         self._sink = sink
         self._streams: set[ClientStream] = set()
         self.latest_sample: dict[str, StreamMessage] = {}
+        # Every series the stream carried, with label values (the catalogue's `families`).
+        self.series = SeriesCatalogue()
         # Called after each fan-out with the message and how many clients were attached (telemetry).
         self._on_fanout = on_fanout
 
@@ -310,6 +313,7 @@ class StreamHub(Service):
         self.ring.append(message, self._clock.seconds())
         if message.type == METRICS_UPDATE and message.host is not None:
             self.latest_sample[message.host] = message
+            self.series.observe(message.host, message.timestamp_ms, message.metrics or {})
         # With a shared database only the node that produced a message
         # records it, so each is written once.
         if record and self._sink is not None:
@@ -402,8 +406,7 @@ class StreamHub(Service):
         """This node's catalogue plus the metric names other hosts (agents,
         other nodes) send, so clients can subscribe to those too."""
         names = dict.fromkeys(self._catalogue())
-        for message in self.latest_sample.values():
-            names.update(dict.fromkeys(message.metrics or ()))
+        names.update(dict.fromkeys(self.series.names()))
         return tuple(names)
 
     async def resume(self, stream: ClientStream, after_seq: int,

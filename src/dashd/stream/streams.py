@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from dashd.stream.selection import select, unknown_selectors
 from dashd.timefmt import iso_ms
 
 METRICS_UPDATE = "metrics_update"
@@ -109,7 +110,8 @@ class ClientSink(Protocol):
 
 
 class SubscriptionFilter:
-    """Metric and host patterns (names or shell globs) a client selected."""
+    """Metric selectors (names, globs, label matchers: dashd.stream.selection)
+    and host patterns (names or shell globs) a client selected."""
 
     __slots__ = ("metrics", "hosts", "_selection_cache")
 
@@ -129,7 +131,7 @@ class SubscriptionFilter:
             return None
         if available in self._selection_cache:
             return self._selection_cache[available]
-        chosen = tuple(name for name in available if any(fnmatch.fnmatchcase(name, p) for p in self.metrics))
+        chosen = tuple(select(self.metrics, available))
         if len(self._selection_cache) > 16:
             self._selection_cache.clear()
         self._selection_cache[available] = chosen
@@ -152,8 +154,7 @@ NO_QUEUE = cast("deque[OutboundFrame]", ())
 
 
 def unknown_patterns(patterns: Iterable[str], known: Iterable[str]) -> list[str]:
-    known = list(known)
-    return [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in known)]
+    return unknown_selectors(patterns, known)
 
 
 @dataclass

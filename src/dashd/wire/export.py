@@ -53,6 +53,7 @@ from dashd.clients.history import HistoryQueries, HistoryQuery
 from dashd.errors import ProtocolError
 from dashd.settings import parse_duration
 from dashd.store.database import StoreUnavailable
+from dashd.stream.selection import split_selectors
 from dashd.timefmt import iso_ms
 from dashd.wire.web import (
     HTTP_STATUS_FOR_CODE,
@@ -135,7 +136,7 @@ def plan_export(history: HistoryQueries, args: dict[str, str]) -> ExportPlan:
         raise ProtocolError("bad_message", "export: give 'max_points' or 'resolution', not both")
     data: dict[str, Any] = {}
     if "metrics" in args:
-        data["metrics"] = [m for m in args["metrics"].split(",") if m]
+        data["metrics"] = split_selectors(args["metrics"])
     for key in ("from", "to", "host"):
         if key in args:
             data[key] = _number_or_text(args[key])

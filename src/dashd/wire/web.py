@@ -31,6 +31,7 @@ from dashd.ops.ratelog import SummarizedLog
 from dashd.ops.shutdown import ShutdownHooks
 from dashd.settings import Settings
 from dashd.store.database import StoreUnavailable
+from dashd.stream.selection import split_selectors
 from dashd.timefmt import iso_ms
 from dashd.wire.httpguard import ConnectionGate, GuardedSite, HostPolicy, SiteGuard, host_name_of
 from dashd.wire.ingest import IngestServerFactory, IngestService
@@ -261,7 +262,7 @@ class CatalogueResource(AsyncJsonResource):
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
             return 200, {"metrics": [i.as_dict() for i in self.catalogue.info], "interval": self.sampling.interval,
-                         "host": self.catalogue.host}
+                         "host": self.catalogue.host, "families": self.catalogue.families()}
         return self._respond(request, handle)
 
 
@@ -277,7 +278,7 @@ class HistoryResource(AsyncJsonResource):
             args = {k.decode(): v[-1].decode("utf-8", "replace") for k, v in request.args.items()}
             data: dict[str, Any] = {}
             if "metrics" in args:
-                data["metrics"] = [m for m in args["metrics"].split(",") if m]
+                data["metrics"] = split_selectors(args["metrics"])
             for key in ("from", "to", "host"):
                 if key in args:
                     value = args[key]

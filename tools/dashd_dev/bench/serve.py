@@ -62,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         "max_connections_per_ip": 200_000,
         "max_rate_hz": 100,
         "static": os.path.join(args.state_dir, "no-frontend"),
+        "collectors": "host",  # the fan-out is measured with the synthetic samples alone
     }
     if args.reuse_port:
         values["listen"] = "systemd:domain=INET:index=0"
@@ -74,7 +75,7 @@ def serve(args: argparse.Namespace) -> int:
     collector = daemon.collector
     # Bench-only seam: the real CollectorService, bus and hub, fed synthetic
     # samples instead of psutil readings.
-    collector.sampler = sampler  # the real service tree, fed synthetic samples
+    collector.sample_with(sampler)  # the real service tree, fed synthetic samples
     collector.interval = 1.0 / args.rate
     profiler: list = []
 
