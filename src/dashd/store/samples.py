@@ -41,7 +41,9 @@ ROLLUP_MARK = "rollup_chunk_id"
 ROLLUP_BATCH = 5_000  # raw chunks merged into the tiers per transaction
 DEFAULT_OWNER = "local"  # the head owner of a store not given a node id (one node per database)
 
-SampleRow = tuple[int, str, int, str, float]  # (seq, host, time ms, series key, value): one queued sample
+# (seq, host, time ms, series key, value): one queued sample (a
+# metrics_update always names its host; StreamMessage types it optional).
+SampleRow = tuple[int, str | None, int, str, float]
 
 _Item = TypeVar("_Item")
 
@@ -391,8 +393,6 @@ def exact_summary(parts: list[RawColumns], from_ms: int, to_ms: int) -> tuple[np
 
 
 def summary(values: np.ndarray, approximate: Points | None = None) -> Summary:
-
-
     """avg/min/max/p95/count/last; with tier buckets before the raw part,
     an approximation (p95 from bucket averages weighted by their counts)."""
     from dashd.store.analytics import summarize

@@ -58,7 +58,6 @@ class Points:
         return len(self.t)
 
     def select(self, mask: np.ndarray | slice) -> Points:
-
         return Points(self.t[mask], self.avg[mask], self.min[mask], self.max[mask], self.count[mask])
 
 
