@@ -190,8 +190,10 @@ class Cursor(Protocol):
 class SnapshotDatabase(Protocol):
     """What this module needs of dashd.store.database.Store."""
 
-    dialect: SqlDialect
     retention_raw_ms: int
+
+    @property
+    def dialect(self) -> SqlDialect: ...  # read-only here, so Store's Dialect attribute satisfies it
 
     async def interaction(self, work: Callable[..., _T], *args: Any) -> _T: ...  # args: work's, after the cursor
 
