@@ -251,6 +251,7 @@ BAD_INPUTS = [
                  "correlation_id": "span"}).encode(), "too_large", "span"),
     (json.dumps({"type": "set_rate", "data": {"max_hz": -1}, "correlation_id": "r"}).encode(), "bad_message", "r"),
     (json.dumps({"type": "set_rate", "data": {"max_hz": "fast"}, "correlation_id": "r2"}).encode(), "bad_message", "r2"),
+    (json.dumps({"type": "set_rate", "data": {"max_hz": None}, "correlation_id": "r3"}).encode(), "bad_message", "r3"),
     (json.dumps({"type": "stats", "data": {"metrics": ["cpu_usage"], "window": "forever"},
                  "correlation_id": "w"}).encode(), "bad_message", "w"),
     (json.dumps({"type": "resume", "data": {"after_seq": "x"}, "correlation_id": "rs"}).encode(), "bad_message", "rs"),

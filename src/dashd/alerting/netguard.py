@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Iterable
+from typing import IO, Any, Iterable
 
 from OpenSSL import SSL
 from twisted.internet import defer, error, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import (
+    IConsumer,
+    IOpenSSLClientConnectionCreator,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.mail import smtp
-from twisted.web.client import Agent, ResponseFailed
+from twisted.python.failure import Failure
+from twisted.web.client import URI, Agent, ResponseFailed
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
@@ -65,12 +73,15 @@ class _Body:
         self._data = data
         self.length = len(data)
 
-    def startProducing(self, consumer: Any) -> defer.Deferred:
+    def startProducing(self, consumer: IConsumer) -> defer.Deferred[None]:
         consumer.write(self._data)
         return defer.succeed(None)
 
     def pauseProducing(self) -> None:
         pass
+
+    def resumeProducing(self) -> None:
+        pass  # IPushProducer's, like pauseProducing: startProducing wrote it all
 
     def stopProducing(self) -> None:
         pass
@@ -80,7 +91,7 @@ class _CappedBody(Protocol):
     """Reads at most MAX_ANSWER bytes of a response (a receiver could send
     gigabytes); ends on any close."""
 
-    def __init__(self, finished: defer.Deferred) -> None:
+    def __init__(self, finished: defer.Deferred[bytes]) -> None:
         self.finished = finished
         self.data = bytearray()
 
@@ -89,7 +100,7 @@ class _CappedBody(Protocol):
         if room > 0:
             self.data += data[:room]
 
-    def connectionLost(self, reason: Any = None) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.finished.called:
             self.finished.callback(bytes(self.data))
 
@@ -102,7 +113,7 @@ class _CheckedEndpointFactory:
         self.guard = guard
         self.ca_file = ca_file
 
-    def endpointForURI(self, uri: Any) -> Any:
+    def endpointForURI(self, uri: URI) -> _CheckedEndpoint:
         return _CheckedEndpoint(self.guard, uri.scheme.decode(), uri.host.decode(), uri.port, self.ca_file)
 
 
@@ -110,10 +121,10 @@ class _CheckedEndpoint:
     def __init__(self, guard: NetworkGuard, scheme: str, host: str, port: int, ca_file: str) -> None:
         self.guard, self.scheme, self.host, self.port, self.ca_file = guard, scheme, host, port, ca_file
 
-    def connect(self, factory: Any) -> defer.Deferred:
+    def connect(self, factory: IProtocolFactory) -> defer.Deferred[IProtocol]:
         return defer.Deferred.fromCoroutine(self._connect(factory))
 
-    async def _connect(self, factory: Any) -> Any:
+    async def _connect(self, factory: IProtocolFactory) -> IProtocol:
         endpoint = await self.guard.endpoint(self.host, self.port)
         if self.scheme == "https":
             endpoint = wrapClientTLS(self.guard.tls_options(self.host, self.ca_file), endpoint)
@@ -125,8 +136,8 @@ class _Sender(smtp.ESMTPSender):
     server hanging up) through the factory's clientConnectionLost, which an
     endpoint never calls; report it from the protocol instead."""
 
-    def connectionLost(self, reason: Any = None) -> None:
-        super().connectionLost(reason)
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]  # twisted.mail is untyped
         self.factory._processConnectionError(None, reason)
 
 
@@ -138,6 +149,8 @@ class NetworkGuard:
     """Resolves, checks and connects; `post` for webhooks and Alertmanager,
     `send_mail` for SMTP."""
 
+    # Any: it is IReactorTCP, IReactorThreads and IReactorTime at once, which
+    # zope interfaces cannot say as one type.
     def __init__(self, reactor: Any, allowed: tuple[Network, ...] = ()) -> None:
         self.reactor = reactor
         self.allowed = allowed
@@ -152,7 +165,7 @@ class NetworkGuard:
                     self.reactor, self.reactor.getThreadPool(), socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
             except socket.gaierror as e:
                 raise error.DNSLookupError(f"cannot resolve {host} ({e.strerror})") from None
-            addresses = list(dict.fromkeys(info[4][0] for info in infos))
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         reasons = []
         for address in addresses:
             reason = refusal(address, self.allowed)
@@ -162,42 +175,44 @@ class NetworkGuard:
         raise TargetRefused(f"refused target {host}: {'; '.join(reasons)} (an admin can allow its network "
                             f"with alert_allow_networks)")
 
-    async def endpoint(self, host: str, port: int, timeout: float = 30) -> Any:
+    async def endpoint(self, host: str, port: int, timeout: float = 30) -> IStreamClientEndpoint:
         address = await self.resolve(host, port)
         kind = TCP6ClientEndpoint if ":" in address else TCP4ClientEndpoint
         return kind(self.reactor, address, port, timeout=timeout)
 
-    def tls_options(self, host: str, ca_file: str) -> Any:
+    def tls_options(self, host: str, ca_file: str) -> IOpenSSLClientConnectionCreator:
         if ca_file:
             with open(ca_file, "rb") as f:
                 roots = [Certificate.loadPEM(block) for block in _pem_blocks(f.read())]
-            return optionsForClientTLS(host, trustRoot=trustRootFromCertificates(roots))
+            return optionsForClientTLS(host, trustRoot=trustRootFromCertificates(roots))  # type: ignore[no-untyped-call]  # Twisted's ssl is untyped
         return optionsForClientTLS(host)
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float,
                    ca_file: str = "") -> tuple[int, bytes]:
-        agent = Agent.usingEndpointFactory(self.reactor, _CheckedEndpointFactory(self, ca_file))
+        agent = Agent.usingEndpointFactory(self.reactor, _CheckedEndpointFactory(self, ca_file))  # type: ignore[no-untyped-call]  # twisted.web is
         request = agent.request(b"POST", url.encode("ascii"),
                                 Headers({k.encode("latin-1"): [v.encode("latin-1")] for k, v in headers.items()}),
                                 _Body(body))
         request.addTimeout(timeout, self.reactor)
         response = await request
-        finished: defer.Deferred = defer.Deferred()
+        finished: defer.Deferred[bytes] = defer.Deferred()
         response.deliverBody(_CappedBody(finished))
         finished.addTimeout(timeout, self.reactor)
         return response.code, await finished
 
     async def send_mail(self, host: str, port: int, security: str, username: str, password: str, sender: str,
-                        recipients: tuple[str, ...], message: Any, timeout: float,
+                        recipients: tuple[str, ...], message: IO[bytes], timeout: float,
                         ca_file: str = "") -> tuple[int, int, str]:
         tls = self.tls_options(host, ca_file) if security != "none" else None
-        done: defer.Deferred = defer.Deferred()
-        factory = _SenderFactory(
+        # Fired by twisted.mail with (accepted count, [(address, code, text)]).
+        done: defer.Deferred[tuple[int, list[tuple[str, int, bytes]]]] = defer.Deferred()
+        factory = _SenderFactory(  # type: ignore[no-untyped-call]  # twisted.mail is untyped
             username.encode() if username else None, password.encode() if password else None, sender,
             list(recipients), message, done, retries=0, timeout=timeout, contextFactory=tls,
             requireAuthentication=bool(username), requireTransportSecurity=security != "none")
         endpoint = await self.endpoint(host, port, timeout)
         if security == "tls":
+            assert tls is not None  # made for every security but "none"
             endpoint = wrapClientTLS(tls, endpoint)
         connecting = endpoint.connect(factory)
         connecting.addTimeout(timeout, self.reactor)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from typing import Literal, overload
 
 from dashd.errors import bad_message as bad
 
@@ -23,6 +24,16 @@ def pattern_list(data: dict, key: str, request: str) -> list[str] | None:
     return value
 
 
+@overload
+def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: float,
+                 integer: bool = False) -> float: ...
+
+
+@overload
+def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: None = None,
+                 integer: bool = False) -> float | None: ...
+
+
 def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: float | None = None,
                  integer: bool = False) -> float | None:
     value = data.get(key, default)
@@ -34,6 +45,16 @@ def number_field(data: dict, key: str, request: str, low: float, high: float, *,
     if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
         raise bad(f"{request}: '{key}' must be {kind} from {low:g} to {high:g}")
     return value
+
+
+@overload
+def string_field(data: dict, key: str, request: str, *, required: Literal[True] = True, max_length: int = 256,
+                 default: str | None = None) -> str: ...
+
+
+@overload
+def string_field(data: dict, key: str, request: str, *, required: bool, max_length: int = 256,
+                 default: str | None = None) -> str | None: ...
 
 
 def string_field(data: dict, key: str, request: str, *, required: bool = True, max_length: int = 256,

@@ -4,7 +4,7 @@ typed `error` reply carrying the request's correlation_id."""
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Union
 
 import orjson
 from twisted.internet.defer import CancelledError, Deferred
@@ -22,6 +22,11 @@ from dashd.store.database import StoreUnavailable
 from dashd.stream.selection import select
 from dashd.stream.streams import SubscriptionFilter
 from dashd.timefmt import iso_ms, parse_time
+
+if TYPE_CHECKING:
+    from dashd.alerting.engine import AlertRule
+    from dashd.clients.processes import ProcessRequests
+    from dashd.clients.session import ClientSession, JsonObject
 
 DEFAULT_STATS_WINDOW = 300.0
 RESUME_LIMIT = 20_000
@@ -59,6 +64,10 @@ REQUESTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "client_disconnect": ("admin", None),
 }
 
+# What a handler returns (see MessageRouter): the reply, None, or an awaitable of either.
+Reply = Union["JsonObject", None, Awaitable[Union["JsonObject", None]]]
+Handler = Callable[["JsonObject", Any], Reply]
+
 
 class MessageRouter:
     """Routes one connection's messages to its handlers."""
@@ -66,13 +75,13 @@ class MessageRouter:
     log = Logger()
     __slots__ = ("session", "context")
 
-    def __init__(self, session, context: RouterContext) -> None:
+    def __init__(self, session: ClientSession, context: RouterContext) -> None:
         self.session = session
         self.context = context
 
     # ----- entry points
 
-    def handle(self, payload: bytes) -> Deferred | None:
+    def handle(self, payload: bytes) -> Deferred[None] | None:
         try:
             message = decode_object(payload, "message")
         except ProtocolError as error:
@@ -141,7 +150,14 @@ class MessageRouter:
 
     # ----- plumbing
 
-    def _route(self, message: dict) -> tuple[str, dict, Callable]:
+    @property
+    def _subject(self) -> str:
+        """Who sent the message being handled."""
+        principal = self.session.principal
+        assert principal is not None, "_route lets only auth through before authentication"
+        return principal.subject
+
+    def _route(self, message: JsonObject) -> tuple[str, JsonObject, Handler]:
         type_ = message.get("type")
         if not isinstance(type_, str):
             raise bad("'type' must be a string")
@@ -162,7 +178,7 @@ class MessageRouter:
             raise ProtocolError("forbidden", f"{type_} needs the {role} role; you are {session.principal.role}")
         return type_, data, getattr(self, "handle_" + type_)
 
-    async def _finish(self, type_: str, result: Awaitable, correlation_id: Any) -> None:
+    async def _finish(self, type_: str, result: Awaitable[JsonObject | None], correlation_id: Any) -> None:
         try:
             reply = await result
         except ProtocolError as error:
@@ -189,7 +205,7 @@ class MessageRouter:
     # Handlers return a dict (sent as the reply), None (they replied
     # themselves), or an awaitable of either. They raise ProtocolError.
 
-    def handle_auth(self, data: dict, correlation_id: Any):
+    def handle_auth(self, data: JsonObject, correlation_id: Any) -> JsonObject | Awaitable[None] | None:
         session = self.session
         try:
             principal = self.context.tokens.verify(data.get("token"))
@@ -213,7 +229,7 @@ class MessageRouter:
         result = await self._resume(after_seq, None)
         self.session.reply("resume", result, None)
 
-    def handle_ping(self, data: dict, correlation_id: Any):
+    def handle_ping(self, data: JsonObject, correlation_id: Any) -> None:
         self.session.send({"type": "pong", "correlation_id": correlation_id,
                            "data": {"server_time": iso_ms(self.context.wall_clock_ms()),
                                     "client_time": data.get("client_time")}})
@@ -226,7 +242,7 @@ class MessageRouter:
             raise ProtocolError("too_large", f"{request}: at most {self.context.settings.max_subscriptions} "
                                 "metric and host patterns per connection")
 
-    def handle_subscribe(self, data: dict, correlation_id: Any):
+    def handle_subscribe(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         subscription = self.session.stream.subscription
         metrics = pattern_list(data, "metrics", "subscribe")
         hosts = pattern_list(data, "hosts", "subscribe")
@@ -239,7 +255,7 @@ class MessageRouter:
         self._check_subscription_size(new_metrics, new_hosts, "subscribe")
         return self._apply_subscription(new_metrics, new_hosts)
 
-    def handle_unsubscribe(self, data: dict, correlation_id: Any):
+    def handle_unsubscribe(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         subscription = self.session.stream.subscription
         metrics = pattern_list(data, "metrics", "unsubscribe")
         hosts = pattern_list(data, "hosts", "unsubscribe")
@@ -260,24 +276,26 @@ class MessageRouter:
             remaining_hosts = [h for h in remaining_hosts if h not in hosts]
         return self._apply_subscription(remaining_metrics, remaining_hosts)
 
-    def _apply_subscription(self, metrics: list[str], hosts: list[str]) -> dict:
+    def _apply_subscription(self, metrics: list[str], hosts: list[str]) -> JsonObject:
         stream = self.session.stream
         stream.subscription = SubscriptionFilter(metrics, hosts)
         return stream.subscription.as_dict()
 
-    def handle_set_rate(self, data: dict, correlation_id: Any):
-        if "max_hz" not in data:
+    def handle_set_rate(self, data: JsonObject, correlation_id: Any) -> JsonObject:
+        if data.get("max_hz") is None:  # missing, or null
             raise bad("set_rate: 'max_hz' is required (a number above 0)")
         max_hz = number_field(data, "max_hz", "set_rate", 0.001, 1000)
+        assert max_hz is not None  # checked above
         session = self.session
         session.asked_hz = max_hz
         session.stream.set_rate(min(max_hz, self.context.settings.max_rate_hz))
         return session.rate_data()
 
-    def handle_resume(self, data: dict, correlation_id: Any):
+    def handle_resume(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         if data.get("after_seq") is None:
             raise bad("resume: 'after_seq' is required (the last seq you received, or 0)")
         after_seq = number_field(data, "after_seq", "resume", 0, 2**62, integer=True)
+        assert after_seq is not None  # checked above
         self._check_reply_room("resume")
         return self._resume(int(after_seq), correlation_id)
 
@@ -294,24 +312,24 @@ class MessageRouter:
             raise ProtocolError("rate_limited", f"{request}: earlier replies have not been read yet",
                                 {"retry_after": 1.0, "queued_bytes": stream.queued_bytes})
 
-    async def _resume(self, after_seq: int, correlation_id: Any) -> dict:
+    async def _resume(self, after_seq: int, correlation_id: Any) -> JsonObject:
         backfill = self.context.stored.read_stream
         result = await self.context.stream.resume(self.session.stream, after_seq, backfill, RESUME_LIMIT,
                                             correlation_id=correlation_id)
         return result.as_dict()
 
-    def _metric_names(self, data: dict, request: str, host: str | None = None) -> list[str]:
+    def _metric_names(self, data: JsonObject, request: str, host: str | None = None) -> list[str]:
         return self.context.history.metric_names(data, request, host)
 
-    def _host(self, data: dict, request: str) -> str:
+    def _host(self, data: JsonObject, request: str) -> str:
         return string_field(data, "host", request, required=False, max_length=128) or self.context.catalogue.host
 
-    def handle_history(self, data: dict, correlation_id: Any):
+    def handle_history(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         query = self.context.history.validate(data)
         self._check_reply_room("history")
-        return self.context.history.schedule(self.session, self.session.principal.subject, query)
+        return self.context.history.schedule(self.session, self._subject, query)
 
-    def handle_stats(self, data: dict, correlation_id: Any):
+    def handle_stats(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         settings = self.context.settings
         host = self._host(data, "stats")
         metrics = self._metric_names(data, "stats", host)
@@ -329,19 +347,19 @@ class MessageRouter:
         host = self._host(data, "stats")
         now = self.context.wall_clock_ms()
         self._check_reply_room("stats")
-        run = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
+        run: Callable[[], Deferred[JsonObject]] = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
         scheduler = self.context.queries
         if scheduler is None:
             return run()
         cost = stats_cost(len(metrics), int(window * 1000), int(self.context.sampling.interval * 1000),
                           int(settings.retention_raw * 1000), int(settings.retention_rollup * 1000))
-        return scheduler.submit(self.session, self.session.principal.subject, cost, run)
+        return scheduler.submit(self.session, self._subject, cost, run)
 
-    async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> dict:
+    async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> JsonObject:
         summary = await self.context.stored.stats(host, metrics, from_ms, to_ms)
         return {"window": window, "from": iso_ms(from_ms), "to": iso_ms(to_ms), "host": host, "metrics": summary}
 
-    def handle_notifications(self, data: dict, correlation_id: Any):
+    def handle_notifications(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         limit = int(number_field(data, "limit", "notifications", 1, 500, default=50, integer=True))
         unacknowledged = data.get("unacknowledged", False)
         if not isinstance(unacknowledged, bool):
@@ -349,7 +367,7 @@ class MessageRouter:
         span = self._notification_span(data)
         return self._notifications(limit, unacknowledged, span)
 
-    def _notification_span(self, data: dict) -> tuple[int, int] | None:
+    def _notification_span(self, data: JsonObject) -> tuple[int, int] | None:
         """Optional `from`/`to` (as `history` reads them): the dashboard's
         chart markers for a past range. Either alone is open-ended."""
         if "from" not in data and "to" not in data:
@@ -368,7 +386,7 @@ class MessageRouter:
             raise bad("notifications: 'to' is before 'from'")
         return bounds[0], bounds[1]
 
-    async def _notifications(self, limit: int, unacknowledged: bool, span: tuple[int, int] | None) -> dict:
+    async def _notifications(self, limit: int, unacknowledged: bool, span: tuple[int, int] | None) -> JsonObject:
         try:
             if span is None:
                 items = await self.context.stored.notifications(limit, unacknowledged)
@@ -380,12 +398,12 @@ class MessageRouter:
                 items = [n for n in items if span[0] <= parse_time(n["timestamp"], 0) <= span[1]][:limit]
         return {"notifications": items}
 
-    def handle_ack(self, data: dict, correlation_id: Any):
+    def handle_ack(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         notification_id = string_field(data, "notification_id", "ack", max_length=MAX_NOTIFICATION_ID)
         return self._ack(notification_id)
 
-    async def _ack(self, notification_id: str) -> dict:
-        user = self.session.principal.subject
+    async def _ack(self, notification_id: str) -> JsonObject:
+        user = self._subject
         ack = await self.context.notifications.acknowledge(notification_id, user)
         # Acknowledging implies having read it (for the acknowledger only).
         try:
@@ -395,20 +413,20 @@ class MessageRouter:
                           user=user, id=notification_id)
         return ack
 
-    def handle_notification_state(self, data: dict, correlation_id: Any):
+    def handle_notification_state(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         limit = int(number_field(data, "limit", "notification_state", 1, 500, default=50, integer=True))
         return self._notification_state(limit)
 
-    async def _notification_state(self, limit: int) -> dict:
+    async def _notification_state(self, limit: int) -> JsonObject:
         """The newest notifications with this user's read flag, and the counts
         the bell and the badge show (over everything stored, not only `limit`)."""
-        user = self.session.principal.subject
+        user = self._subject
         reads = self.context.reads
         items = await reads.annotate(user, await self.context.stored.notifications(limit, False))
         counts = await reads.counts(user)
         return {"notifications": items, **counts.as_dict()}
 
-    def handle_notification_read(self, data: dict, correlation_id: Any):
+    def handle_notification_read(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         everything = data.get("all", False)
         if not isinstance(everything, bool):
             raise bad("notification_read: 'all' must be true or false")
@@ -420,8 +438,8 @@ class MessageRouter:
             raise bad("notification_read: give 'ids' (a list of notification ids) or 'all': true")
         return self._notification_read(sorted(set(ids or [])), everything)
 
-    async def _notification_read(self, ids: list[str], everything: bool) -> dict:
-        user = self.session.principal.subject
+    async def _notification_read(self, ids: list[str], everything: bool) -> JsonObject:
+        user = self._subject
         reads = self.context.reads
         now = self.context.wall_clock_ms()
         if everything:
@@ -435,15 +453,15 @@ class MessageRouter:
         counts = await reads.counts(user)
         return {"ids": ids, "all": everything, **counts.as_dict()}
 
-    def handle_catalogue(self, data: dict, correlation_id: Any):
+    def handle_catalogue(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         """The catalogue again, with the label values known now."""
         catalogue = self.context.catalogue
         return {"metrics": [info.as_dict() for info in catalogue.info], "families": catalogue.families()}
 
-    def handle_alerts(self, data: dict, correlation_id: Any):
+    def handle_alerts(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         return self._alerts()
 
-    async def _alerts(self) -> dict:
+    async def _alerts(self) -> JsonObject:
         """What fires now (from the rule engine), with who acknowledged it."""
         alerts = []
         for alert in self.context.rules.active_alerts():
@@ -455,7 +473,7 @@ class MessageRouter:
             alerts.append(item)
         return {"alerts": alerts}
 
-    def handle_rule_list(self, data: dict, correlation_id: Any):
+    def handle_rule_list(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         rules = []
         engine = self.context.rules
         for rule in sorted(engine.rules.values(), key=lambda r: r.name):
@@ -468,29 +486,29 @@ class MessageRouter:
             rules.append(item)
         return {"rules": rules}
 
-    def handle_rule_set(self, data: dict, correlation_id: Any):
+    def handle_rule_set(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         rule = rule_from_dict(data, self.context.catalogue.names())
         return self._rule_set(rule)
 
-    async def _rule_set(self, rule) -> dict:
-        await self.context.rule_store.save_rule(rule.name, rule.as_dict(), self.session.principal.subject)
+    async def _rule_set(self, rule: AlertRule) -> JsonObject:
+        await self.context.rule_store.save_rule(rule.name, rule.as_dict(), self._subject)
         self.context.rules.set_rule(rule)
         self._audit("rule_set", rule.as_dict())
         return {"rule": rule.as_dict()}
 
-    def handle_rule_delete(self, data: dict, correlation_id: Any):
+    def handle_rule_delete(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         name = string_field(data, "name", "rule_delete", max_length=64)
         if name not in self.context.rules.rules:
             raise ProtocolError("not_found", f"no rule named {name!r}")
         return self._rule_delete(name)
 
-    async def _rule_delete(self, name: str) -> dict:
+    async def _rule_delete(self, name: str) -> JsonObject:
         await self.context.rule_store.delete_rule(name)
         self.context.rules.delete_rule(name)
         self._audit("rule_delete", {"name": name})
         return {"name": name}
 
-    def handle_broadcast(self, data: dict, correlation_id: Any):
+    def handle_broadcast(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         level = data.get("level", "info")
         if level not in LEVELS:
             raise bad(f"broadcast: 'level' must be one of {', '.join(LEVELS)}")
@@ -498,12 +516,12 @@ class MessageRouter:
         text = data.get("message", "")
         if not isinstance(text, str) or len(text) > MAX_MESSAGE:
             raise bad(f"broadcast: 'message' must be a string of at most {MAX_MESSAGE} characters")
-        subject = self.session.principal.subject
+        subject = self._subject
         body = self.context.notifications.raise_notification(level, title, text, f"admin:{subject}")
         self._audit("broadcast", {"id": body["id"], "level": level, "title": title})
         return {"id": body["id"]}
 
-    def handle_settings_get(self, data: dict, correlation_id: Any):
+    def handle_settings_get(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         settings = self.context.settings
         return {"interval": self.context.sampling.interval, "max_rate_hz": settings.max_rate_hz,
                 "retention_raw": settings.retention_raw, "retention_rollup": settings.retention_rollup,
@@ -511,28 +529,28 @@ class MessageRouter:
 
     # Processes (issue 19): dashd.clients.processes holds the logic.
 
-    def _processes(self, request: str):
+    def _processes(self, request: str) -> ProcessRequests:
         requests = self.context.processes
         if requests is None:
             raise ProtocolError("unavailable", f"{request}: process tables are not served by this node")
         return requests
 
-    def handle_processes_subscribe(self, data: dict, correlation_id: Any):
+    def handle_processes_subscribe(self, data: JsonObject, correlation_id: Any) -> None:
         session = self.session
         self._processes("processes_subscribe").subscribe(
             session, lambda: session.principal, session.stream.send_prepared, data,
             lambda reply: session.reply("processes_subscribe", reply, correlation_id))
 
-    def handle_processes_unsubscribe(self, data: dict, correlation_id: Any):
+    def handle_processes_unsubscribe(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         return self._processes("processes_unsubscribe").unsubscribe(self.session)
 
-    def handle_processes_at(self, data: dict, correlation_id: Any):
+    def handle_processes_at(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
         requests = self._processes("processes_at")
         query = requests.parse_at(data, "processes_at")
         self._check_reply_room("processes_at")
         return requests.at(query, self.session.principal)
 
-    def handle_settings_set(self, data: dict, correlation_id: Any):
+    def handle_settings_set(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         interval = number_field(data, "interval", "settings_set", 0.1, 60)
         if interval is None:
             raise bad("settings_set: 'interval' is required (seconds from 0.1 to 60)")
@@ -542,10 +560,10 @@ class MessageRouter:
         self._audit("settings_set", {"interval": interval})
         return {"interval": float(interval)}
 
-    def handle_clients_list(self, data: dict, correlation_id: Any):
+    def handle_clients_list(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         return {"clients": [session.describe() for session in self.context.registry]}
 
-    def handle_client_disconnect(self, data: dict, correlation_id: Any):
+    def handle_client_disconnect(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         session_id = string_field(data, "session_id", "client_disconnect", max_length=64)
         target = self.context.registry.get(session_id)
         if target is None:
@@ -555,7 +573,7 @@ class MessageRouter:
         target.close(CLOSE_KICKED, "disconnected by an administrator")
         return {"session_id": session_id}
 
-    def _audit(self, action: str, detail: dict) -> None:
-        self.context.audit.record(self.session.principal.subject, action, detail, self.session.address)
+    def _audit(self, action: str, detail: JsonObject) -> None:
+        self.context.audit.record(self._subject, action, detail, self.session.address)
 
 

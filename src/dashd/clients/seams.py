@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dashd.clients.queries import QueryCost
     from dashd.clients.session import ClientSession
     from dashd.store.reads import NotificationReads
+    from dashd.stream.hub import ResumeResult
     from dashd.stream.streams import ClientStream
 
 
@@ -42,7 +43,7 @@ class StreamAttachment(Protocol):
     def send_latest(self, stream: ClientStream) -> None: ...
 
     async def resume(self, stream: ClientStream, after_seq: int, backfill: Callable[[int, int], Any] | None,
-                     limit: int, correlation_id: Any = None) -> Any: ...
+                     limit: int, correlation_id: Any = None) -> ResumeResult: ...
 
 
 class SessionRegistry(Protocol):

@@ -5,7 +5,7 @@ protocol feeds it frames; it answers through a ClientSink."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -18,9 +18,15 @@ from dashd.errors import CLOSE_POLICY, CLOSE_UNAUTHORIZED, ProtocolError, error_
 from dashd.stream.streams import ClientSink, ClientStream
 from dashd.timefmt import iso_ms
 
+if TYPE_CHECKING:
+    from dashd.clients.router import MessageRouter
+
 PROTOCOL_VERSION = 1
 ENDPOINTS = ("dashboard", "metrics", "notifications")
 ABUSE_QUIET_SECONDS = 1.0
+
+# Frames and their `data` are JSON objects: any JSON value under a string key.
+JsonObject = dict[str, Any]
 
 
 class ClientSession:
@@ -58,7 +64,7 @@ class ClientSession:
         self._last_refusal = 0.0
         self._timers: dict[str, IDelayedCall] = {}
         self._last_activity = clock.seconds()
-        self.router = None  # set by open(); see dashd.clients.router
+        self.router: MessageRouter | None = None  # set by open(); see dashd.clients.router
 
     # ----- lifecycle
 
@@ -101,8 +107,9 @@ class ClientSession:
         """Any traffic from the peer (a message or a pong)."""
         self._last_activity = self.context.clock.seconds()
 
-    def receive(self, payload: bytes) -> Deferred | None:
+    def receive(self, payload: bytes) -> Deferred[None] | None:
         self.touch()
+        assert self.router is not None, "receive() before open()"
         now = self.context.clock.seconds()
         if not self.bucket.take(now):
             # Abuse = refusals with no quiet second between them; the odd
@@ -119,7 +126,8 @@ class ClientSession:
                 return None
             if self.context.telemetry is not None:
                 self.context.telemetry.rate_limited(abuse_close=False)
-            return self.router.reject_rate_limited(payload, self.bucket.retry_after())
+            self.router.reject_rate_limited(payload, self.bucket.retry_after())
+            return None
         return self.router.handle(payload)
 
     # ----- authentication
@@ -134,16 +142,17 @@ class ClientSession:
         if send_latest:
             self.context.hub.send_latest(self.stream)
 
-    def reauthenticate(self, principal: Principal) -> dict:
+    def reauthenticate(self, principal: Principal) -> JsonObject:
         if self.principal is not None and principal.subject != self.principal.subject:
             raise ProtocolError("forbidden", "a new token must be for the same user")
         self.principal = principal
         self._schedule_expiry(principal)
         return {"role": principal.role, "expires_at": iso_ms(principal.expires_at * 1000)}
 
-    def ack_data(self) -> dict:
+    def ack_data(self) -> JsonObject:
         settings = self.context.settings
         principal = self.principal
+        assert principal is not None, "ack_data() before authenticate()"
         return {
             "session_id": self.session_id,
             "user": principal.subject,
@@ -176,7 +185,7 @@ class ClientSession:
         """The collector's period changed: the stream paces against it."""
         self.stream.collection_hz = 1.0 / interval
 
-    def rate_data(self) -> dict:
+    def rate_data(self) -> JsonObject:
         return {"max_hz": self.asked_hz, "effective_hz": round(self.stream.effective_hz, 4)}
 
     def _schedule_expiry(self, principal: Principal) -> None:
@@ -194,10 +203,12 @@ class ClientSession:
 
     def _warn_then_wait(self) -> None:
         self._warn_expiry()
+        assert self.principal is not None, "the expiry timer runs only once authenticated"
         remaining = self.principal.expires_at - self.context.wall_clock_ms() / 1000.0
         self._schedule("expiry", max(0.0, remaining), self._expired)
 
     def _warn_expiry(self) -> None:
+        assert self.principal is not None, "the expiry timer runs only once authenticated"
         self.send({"type": "token_expiring", "correlation_id": None,
                    "data": {"expires_at": iso_ms(self.principal.expires_at * 1000)}})
 
@@ -231,11 +242,11 @@ class ClientSession:
 
     # ----- timers
 
-    def _schedule(self, name: str, delay: float, call) -> None:
+    def _schedule(self, name: str, delay: float, call: Callable[[], None]) -> None:
         self._cancel(name)
         self._timers[name] = self.context.clock.callLater(delay, self._fire, name, call)
 
-    def _fire(self, name: str, call) -> None:
+    def _fire(self, name: str, call: Callable[[], None]) -> None:
         self._timers.pop(name, None)
         if not self.closed:
             call()
@@ -247,11 +258,11 @@ class ClientSession:
 
     # ----- outbound
 
-    def send(self, message: dict) -> None:
+    def send(self, message: JsonObject) -> None:
         if not self.closed:
             self.stream.send(message)
 
-    def reply(self, type_: str, data: dict, correlation_id: Any) -> None:
+    def reply(self, type_: str, data: JsonObject, correlation_id: Any) -> None:
         self.send({"type": type_, "correlation_id": correlation_id, "data": data})
 
     def send_error(self, error: ProtocolError, correlation_id: Any) -> None:
@@ -264,7 +275,7 @@ class ClientSession:
         if error.close_code is not None:
             self.close(error.close_code, error.message[:100])
 
-    def describe(self) -> dict:
+    def describe(self) -> JsonObject:
         principal = self.principal
         return {
             "session_id": self.session_id,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
@@ -37,6 +37,8 @@ from twisted.python.failure import Failure
 
 SECOND = 1.0
 SOCKET_MARGIN = 1 * SECOND  # socket timeouts trail the deadline: the abort comes first
+
+_T = TypeVar("_T")  # what an interaction returns
 
 log = Logger()
 
@@ -100,14 +102,14 @@ class DeadlinePool(adbapi.ConnectionPool):
     connectionFactory = QuietConnection
 
     def __init__(self, dbapiName: str, *connargs: Any, **connkw: Any) -> None:
-        super().__init__(dbapiName, *connargs, **connkw)
+        super().__init__(dbapiName, *connargs, **connkw)  # type: ignore[no-untyped-call]  # Twisted's adbapi is untyped
         self._tickets: set[Ticket] = set()
         self._lost_logged = False
 
     # ----- the reactor side
 
-    def run(self, clock: IReactorTime, timeout: float, interaction: Callable, *args: Any,
-            settle: bool = False, cancel_running: Callable[[Ticket, Any], None] | None = None) -> Deferred:
+    def run(self, clock: IReactorTime, timeout: float, interaction: Callable[..., _T], *args: Any,
+            settle: bool = False, cancel_running: Callable[[Ticket, Any], None] | None = None) -> Deferred[_T]:
         """Run `interaction(cursor, *args)` in a transaction, within `timeout` seconds.
 
         The Deferred fails with DeadlineExceeded at the deadline; with
@@ -121,7 +123,7 @@ class DeadlinePool(adbapi.ConnectionPool):
         (KILL QUERY from another connection) or else aborted."""
         ticket = Ticket(timeout)
 
-        def cancel(_: Deferred) -> None:
+        def cancel(_: Deferred[_T]) -> None:
             with ticket.lock:
                 state = ticket.state
                 if state == "queued":
@@ -136,15 +138,15 @@ class DeadlinePool(adbapi.ConnectionPool):
             else:
                 abort_connection(connection)
 
-        answer: Deferred = Deferred(cancel)
+        answer: Deferred[_T] = Deferred(cancel)
 
-        def finish(result: Any) -> None:
+        def finish(result: _T | Failure) -> None:
             if timer.active():
                 timer.cancel()
-            elif isinstance(result, Failure) and not result.check(DeadlineExceeded):
+            elif isinstance(result, Failure) and not result.check(DeadlineExceeded):  # type: ignore[no-untyped-call]  # Twisted's Failure is untyped
                 # Failed after the deadline aborted it: say so, callers must
                 # not mistake it for a dropped connection worth retrying at once.
-                result = Failure(DeadlineExceeded(f"no answer from the database within {timeout:g}s "
+                result = Failure(DeadlineExceeded(f"no answer from the database within {timeout:g}s "  # type: ignore[no-untyped-call]  # Twisted's Failure is untyped
                                                   f"({result.getErrorMessage()})"))
             if not answer.called:
                 answer.errback(result) if isinstance(result, Failure) else answer.callback(result)
@@ -163,7 +165,7 @@ class DeadlinePool(adbapi.ConnectionPool):
                 answer.errback(DeadlineExceeded(f"no answer from the database within {timeout:g}s"))
 
         timer = clock.callLater(timeout, expire)
-        work = self.runInteraction(interaction, *args, _ticket=ticket)
+        work = self.runInteraction(interaction, *args, _ticket=ticket)  # type: ignore[no-untyped-call]  # Twisted's adbapi is untyped
         work.addBoth(finish)
         return answer
 
@@ -202,7 +204,7 @@ class DeadlinePool(adbapi.ConnectionPool):
             self.connections[tid] = conn
             return conn
         if conn is None:
-            conn = super().connect()
+            conn = super().connect()  # type: ignore[no-untyped-call]  # Twisted's adbapi is untyped
         self._attach(ticket, conn)
         return conn
 
@@ -214,7 +216,7 @@ class DeadlinePool(adbapi.ConnectionPool):
         with ticket.lock:
             ticket.connection = conn
 
-    def _runInteraction(self, interaction: Callable, *args: Any, _ticket: Ticket | None = None, **kw: Any) -> Any:
+    def _runInteraction(self, interaction: Callable[..., _T], *args: Any, _ticket: Ticket | None = None, **kw: Any) -> _T:
         if _ticket is None:
             return self._transaction(interaction, *args, **kw)
         with _ticket.lock:
@@ -232,13 +234,13 @@ class DeadlinePool(adbapi.ConnectionPool):
                 _ticket.state = "done"
                 _ticket.connection = None
 
-    def _transaction(self, interaction: Callable, *args: Any, **kw: Any) -> Any:
+    def _transaction(self, interaction: Callable[..., _T], *args: Any, **kw: Any) -> _T:
         """adbapi's _runInteraction, with a lost connection reported quietly."""
-        conn = self.connectionFactory(self)
-        trans = self.transactionFactory(self, conn)
+        conn = self.connectionFactory(self)  # type: ignore[no-untyped-call]  # Twisted's adbapi is untyped
+        trans = self.transactionFactory(self, conn)  # type: ignore[no-untyped-call]  # Twisted's adbapi is untyped
         try:
             result = interaction(trans, *args, **kw)
-            trans.close()
+            trans.close()  # type: ignore[no-untyped-call]  # Twisted's adbapi is untyped
             conn.commit()
         except BaseException:
             try:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import orjson
 from twisted.application.service import Service
@@ -38,6 +38,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from dashd.collect.processes import ProcessRow, ProcessSnapshot, ProcessTable
 from dashd.errors import Unavailable
@@ -51,6 +52,8 @@ GROUP_SPAN = 5 * MINUTE  # a keyframe and the deltas after it
 MAX_PENDING = 60  # snapshots held while the database is down (10 min at 10 s)
 COLUMNS = ("pid", "ppid", "name", "user", "state", "cpu_x10", "memory_x100", "rss_kib", "threads",
            "read_bps_x10", "write_bps_x10", "start_cs", "cmdline")
+
+_T = TypeVar("_T")  # what a database interaction returns
 
 
 # ----- encoding
@@ -158,18 +161,41 @@ class SnapshotEncoder:
         body = snapshot_body(snapshot.table)
         if self.starts_group(keyframe, snapshot.timestamp_ms):
             return encode_body(body, None), body, True
+        assert keyframe is not None  # starts_group is true without one
         return encode_body(body, keyframe.body), body, False
 
 
 # ----- the database side
 
+class SqlDialect(Protocol):
+    """What this module needs of dashd.store.database.Dialect."""
+
+    def sql(self, query: str) -> str: ...
+
+
+class Cursor(Protocol):
+    """The DB-API cursor (sqlite3 or pymysql, through adbapi) as used here."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int: ...  # read only after this module's INSERT, which sets it
+
+    def execute(self, query: str, params: Sequence[Any]) -> Any: ...  # Any: parameters and result vary by driver
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...  # Any: column values vary by driver (bytes or memoryview, ...)
+
+
 class SnapshotDatabase(Protocol):
     """What this module needs of dashd.store.database.Store."""
 
-    dialect: Any  # .sql(query) and .name
     retention_raw_ms: int
 
-    async def interaction(self, work: Callable, *args: Any) -> Any: ...
+    @property
+    def dialect(self) -> SqlDialect: ...  # read-only here, so Store's Dialect attribute satisfies it
+
+    async def interaction(self, work: Callable[..., _T], *args: Any) -> _T: ...  # args: work's, after the cursor
 
     async def ensure_schema(self) -> int: ...
 
@@ -194,22 +220,22 @@ class ProcessHistory(Service):
         self._encoder = SnapshotEncoder(max(span_ms, 1))
         self._pending: list[ProcessSnapshot] = []
         self._last_kept_ms: dict[str, int] = {}
-        self._flushing: Deferred | None = None
-        self._flush_waiters: list[Deferred] = []
+        self._flushing: Deferred[None] | None = None
+        self._flush_waiters: list[Deferred[None]] = []
         self._prune_loop: LoopingCall | None = None
         self.dropped = 0
         self.written = 0
         self.bytes_written = 0
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         self._prune_loop = LoopingCall(self._prune_tick)
         self._prune_loop.clock = self._clock
         self._prune_loop.start(self._prune_interval, now=False).addErrback(
             lambda failure: self.log.failure("process snapshot pruning stopped", failure))
 
-    def stopService(self) -> Deferred:
-        super().stopService()
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         if self._prune_loop is not None and self._prune_loop.running:
             self._prune_loop.stop()
         return self.flush()
@@ -231,13 +257,13 @@ class ProcessHistory(Service):
         if self.running:
             self.flush()
 
-    def flush(self) -> Deferred:
+    def flush(self) -> Deferred[None]:
         """Write what is pending; fires once it is written (or has failed:
         logged, and kept for the next try when the store is down)."""
         if self._flushing is not None:
             # One write at a time, so the keyframe state stays in order;
             # this waiter's snapshots go in the write after the running one.
-            waiter: Deferred = Deferred()
+            waiter: Deferred[None] = Deferred()
             self._flush_waiters.append(waiter)
             return waiter
         if not self._pending:
@@ -248,7 +274,7 @@ class ProcessHistory(Service):
         self._flushing.addBoth(self._flushed, waiters)
         return self._flushing
 
-    def _flushed(self, result: Any, waiters: list[Deferred]) -> None:
+    def _flushed(self, result: None | Failure, waiters: list[Deferred[None]]) -> None:
         self._flushing = None
         for waiter in waiters:
             waiter.callback(None)
@@ -256,7 +282,7 @@ class ProcessHistory(Service):
             later, self._flush_waiters = self._flush_waiters, []
             d = self.flush()
             for waiter in later:
-                d.addBoth(lambda _, waiter=waiter: waiter.callback(None))
+                d.addBoth(lambda _, waiter: waiter.callback(None), waiter)
 
     async def _write(self, batch: list[ProcessSnapshot]) -> None:
         try:
@@ -279,14 +305,17 @@ class ProcessHistory(Service):
         self.written += len(sizes)
         self.bytes_written += sum(sizes)
 
-    def _insert(self, cursor, batch: list[ProcessSnapshot], keyframe: Keyframe | None) -> tuple[Keyframe | None,
+    def _insert(self, cursor: Cursor, batch: list[ProcessSnapshot], keyframe: Keyframe | None) -> tuple[Keyframe | None,
                                                                                                   list[int]]:
         sql = self._store.dialect.sql
-        sizes = []
+        sizes: list[int] = []
         for snapshot in batch:
             data, body, is_keyframe = self._encoder.encode(snapshot, keyframe)
-            key_id = None if is_keyframe else keyframe.row_id
-            key_ms = snapshot.timestamp_ms if is_keyframe else keyframe.ts_ms
+            if is_keyframe:
+                key_id, key_ms = None, snapshot.timestamp_ms
+            else:
+                assert keyframe is not None  # encode() makes a delta only after a keyframe
+                key_id, key_ms = keyframe.row_id, keyframe.ts_ms
             cursor.execute(sql("INSERT INTO process_snapshots (host, ts_ms, key_id, key_ms, data) "
                                "VALUES (?, ?, ?, ?, ?)"),
                            (snapshot.host, snapshot.timestamp_ms, key_id, key_ms, data))
@@ -297,9 +326,9 @@ class ProcessHistory(Service):
 
     # ----- pruning
 
-    def _prune_tick(self) -> Deferred:
+    def _prune_tick(self) -> Deferred[int]:
         d = Deferred.fromCoroutine(self.prune(self._wall_clock_ms()))
-        d.addErrback(lambda failure: failure.trap(Unavailable))
+        d.addErrback(lambda failure: failure.trap(Unavailable))  # type: ignore[call-overload]  # Failure.trap is untyped
         d.addErrback(lambda failure: self.log.failure("pruning process snapshots failed", failure))
         return d
 
@@ -308,7 +337,7 @@ class ProcessHistory(Service):
         cutoff = now_ms - self._store.retention_raw_ms
         await self._store.ensure_schema()
 
-        def delete(cursor) -> int:
+        def delete(cursor: Cursor) -> int:
             cursor.execute(self._store.dialect.sql("DELETE FROM process_snapshots WHERE key_ms < ?"), (cutoff,))
             return cursor.rowcount
         return await self._store.interaction(delete)
@@ -323,7 +352,7 @@ class ProcessHistory(Service):
         await self._store.ensure_schema()
         return await self._store.interaction(self._nearest, host, at_ms, tolerance_ms)
 
-    def _nearest(self, cursor, host: str, at_ms: int, tolerance_ms: int) -> ProcessSnapshot | None:
+    def _nearest(self, cursor: Cursor, host: str, at_ms: int, tolerance_ms: int) -> ProcessSnapshot | None:
         sql = self._store.dialect.sql
         candidates = []
         for comparison, order, low, high in (("ts_ms <= ? AND ts_ms >= ?", "DESC", at_ms, at_ms - tolerance_ms),
