@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar, TypeVarTuple, cast
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
@@ -30,14 +30,26 @@ from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from dashd.errors import Unavailable
 from dashd.ops.private import private_file
 from dashd.settings import DatabaseURL, check_db_url, redact_url
 from dashd.store.chunks import OpenChunks, SealedChunk
-from dashd.store.encoding import HeadColumns
+from dashd.store.cursor import Cursor, Row, SqliteCursor
+from dashd.store.encoding import HeadColumns, RawColumns
 from dashd.store.pool import SOCKET_MARGIN, DeadlineExceeded, DeadlinePool, Ticket, abort_connection
-from dashd.store.samples import DEFAULT_OWNER, Memory, SampleTables, bucketed, exact_summary, summary
+from dashd.store.samples import (
+    DEFAULT_OWNER,
+    HistoryPoint,
+    Memory,
+    SampleRow,
+    SampleTables,
+    Summary,
+    bucketed,
+    exact_summary,
+    summary,
+)
 from dashd.store.samples import ROLLUP_BATCH as ROLLUP_BATCH_CHUNKS
 from dashd.store.series import Describe, SeriesRegistry
 from dashd.store.spill import SpillFile
@@ -54,6 +66,15 @@ ROLLUP_SAMPLES = 2_000_000  # sealed samples that trigger a rollup batch
 ROLLUP_INTERVAL = 3600.0  # seconds: and at least this often
 READY_TIMEOUT = 1.5 * SECOND  # readiness answers "not ready" this soon into a stall
 MAINTENANCE_TIMEOUT = 300 * SECOND  # migrations, rollups and pruning scan whole tables
+
+# A queued notification: (id, seq, ts_ms, level, title, message, source, state).
+NotificationRow = tuple[str, int, int, str, str, str, str, str | None]
+AckRow = tuple[int, str, str, int]  # a queued acknowledgement: (seq, notification id, by, ts_ms)
+Notification = dict[str, str | None]  # a notification's body, as the wire carries it
+
+_Result = TypeVar("_Result")  # what a database interaction returns
+_Args = TypeVarTuple("_Args")  # what it takes after the cursor
+_Item = TypeVar("_Item")
 
 
 class StoreUnavailable(Unavailable):
@@ -148,13 +169,13 @@ def _sqlite_open(connection: sqlite3.Connection) -> None:
 class HistorySeries:
     tier: str
     bucket_ms: int
-    series: dict[str, list[dict]]
+    series: dict[str, list[HistoryPoint]]
 
 
 _NUMBER = (int, float)
 
 
-def rows_of(message: StreamMessage) -> list[tuple]:
+def rows_of(message: StreamMessage) -> list[SampleRow]:
     seq, host, ts = message.seq, message.host, message.timestamp_ms
     # `value - value == 0` is false for inf and NaN: the finiteness test
     # without a call per value (this runs for every sample of every host).
@@ -173,14 +194,14 @@ class SystemQueries:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
-        def run(cursor):
+    async def execute(self, query: str, params: Iterable[object] = ()) -> int:
+        def run(cursor: Cursor) -> int:
             cursor.execute(self._store.dialect.sql(query), tuple(params))
             return cursor.rowcount
         return await self._store._run_system(run)
 
-    async def fetchall(self, query: str, params: Iterable[Any] = ()) -> list[tuple]:
-        def run(cursor):
+    async def fetchall(self, query: str, params: Iterable[object] = ()) -> list[Row]:
+        def run(cursor: Cursor) -> list[Row]:
             cursor.execute(self._store.dialect.sql(query), tuple(params))
             return list(cursor.fetchall())
         return await self._store._run_system(run)
@@ -232,11 +253,11 @@ class Store(Service):
         self.system = SystemQueries(self)
         self.migrated = False
         self.available = False
-        self._sample_rows: list[tuple] = []
-        self._notification_rows: list[tuple] = []
-        self._ack_rows: list[tuple] = []
-        self._flushing: Deferred | None = None
-        self._flush_waiters: list[Deferred] = []
+        self._sample_rows: list[SampleRow] = []
+        self._notification_rows: list[NotificationRow] = []
+        self._ack_rows: list[AckRow] = []
+        self._flushing: Deferred[int] | None = None
+        self._flush_waiters: list[Deferred[int]] = []
         self._schema_lock = DeferredLock()
         self._flush_loop: LoopingCall | None = None
         self._prune_loop: LoopingCall | None = None
@@ -250,7 +271,7 @@ class Store(Service):
         # write that took its rows (committed to the head, the write-ahead
         # log of the open chunks).
         self._generation = 0
-        self._durability_waiters: list[tuple[int, int, Deferred]] = []
+        self._durability_waiters: list[tuple[int, int, Deferred[bool]]] = []
         # The chunk engine: series ids, open chunks (already in the head
         # rows), sealed chunks not written yet, and a seal counter that lets a
         # query notice a seal that ran while it read (odd while sealing).
@@ -262,14 +283,14 @@ class Store(Service):
         self._seal_epoch = 0
         self._unrolled = 0  # samples sealed since the last rollup
         self._rolled_at = clock.seconds()
-        self._seal_waiters: list[Deferred] = []
+        self._seal_waiters: list[Deferred[None]] = []
         self._recovered = False
         self._on_write = on_write  # (seconds, rows) after each successful write: telemetry
 
     # ----- lifecycle
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
         # Chunks are decoded and bucketed (numpy, Python) in the database
         # threads. With CPython's default 5 ms GIL switch interval a thread
         # kept busy by a flood of queries makes the reactor wait up to 5 ms at
@@ -278,9 +299,9 @@ class Store(Service):
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self.pool = self.dialect.connection_pool(self.connect_timeout, self.query_timeout)
-        self.pool.start()
+        self.pool.start()  # type: ignore[no-untyped-call]  # adbapi's ConnectionPool is untyped
         self.system_pool = self.dialect.system_pool(self.connect_timeout, self.query_timeout)
-        self.system_pool.start()
+        self.system_pool.start()  # type: ignore[no-untyped-call]  # adbapi's ConnectionPool is untyped
         self.log.info("store: {url}", url=redact_url(self.db_url))
         self._load_spill()
         self._flush_loop = self._loop(self._flush_tick, self.batch_interval)
@@ -295,13 +316,13 @@ class Store(Service):
         if self._spilled_rows and self._recovered:
             await self.flush()  # the spilled rows first, before the next batch
 
-    def _loop(self, tick: Callable[[], Any], interval: float) -> LoopingCall:
+    def _loop(self, tick: Callable[[], object], interval: float) -> LoopingCall:
         loop = LoopingCall(tick)
         loop.clock = self.clock
         loop.start(interval, now=False).addErrback(lambda f: self.log.failure("store loop stopped", f))
         return loop
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
@@ -329,10 +350,10 @@ class Store(Service):
         if self.pool is not None:
             # close() joins the pool's threads: wake any blocked on a stall.
             self.pool.abort_running()
-            self.pool.close()
+            self.pool.close()  # type: ignore[no-untyped-call]  # adbapi's ConnectionPool is untyped
         if self.system_pool is not None:
-            self.system_pool.close()
-        Service.stopService(self)
+            self.system_pool.close()  # type: ignore[no-untyped-call]  # adbapi's ConnectionPool is untyped
+        Service.stopService(self)  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
 
     def _spill_or_report(self) -> None:
         if self.spill is None:
@@ -349,6 +370,7 @@ class Store(Service):
 
     def _forget_spill(self, rows: int) -> None:
         """The spilled rows are in the database: remove the file."""
+        assert self.spill is not None  # only called with a spill file
         try:
             self.spill.remove()
         except OSError as e:
@@ -407,11 +429,11 @@ class Store(Service):
                 self.log.info("store: read back {samples} samples of open chunks from the head",
                               samples=sum(len(h.t) for h in heads))
 
-    def _recover(self, cursor) -> list:
+    def _recover(self, cursor: Cursor) -> list[HeadColumns]:
         self.registry.load(cursor)
         return self.tables.read_head(cursor)
 
-    def _migrate(self, cursor) -> int:
+    def _migrate(self, cursor: Cursor) -> int:
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, "
             "applied_at_ms BIGINT NOT NULL)"
@@ -430,8 +452,8 @@ class Store(Service):
             self.log.info("store: applied migration {version} {name}", version=migration.version, name=migration.name)
         return applied
 
-    async def _run(self, interaction: Callable, *args: Any, timeout: float | None = None,
-                   settle: bool = False) -> Any:
+    async def _run(self, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args, timeout: float | None = None,
+                   settle: bool = False) -> _Result:
         """Run `interaction(cursor, *args)` in a transaction with a deadline
         (`timeout`, default query_timeout); StoreUnavailable when the database
         fails or does not answer in time. `settle`: for writes, wait for the
@@ -440,12 +462,13 @@ class Store(Service):
         interaction from starting and interrupts a running one."""
         return await self._run_in(self.pool, interaction, *args, timeout=timeout, settle=settle)
 
-    async def _run_system(self, interaction: Callable, *args: Any, timeout: float | None = None) -> Any:
+    async def _run_system(self, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args,
+                          timeout: float | None = None) -> _Result:
         """On the system connection (see Dialect.system_pool)."""
         return await self._run_in(self.system_pool, interaction, *args, timeout=timeout)
 
-    async def _run_in(self, pool: DeadlinePool | None, interaction: Callable, *args: Any,
-                      timeout: float | None = None, settle: bool = False) -> Any:
+    async def _run_in(self, pool: DeadlinePool | None, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args,
+                      timeout: float | None = None, settle: bool = False) -> _Result:
         if pool is None:
             raise StoreUnavailable("store not started")
         # A pooled MySQL connection the server dropped (restart, wait_timeout)
@@ -456,7 +479,7 @@ class Store(Service):
         deadline = self.clock.seconds() + (timeout or self.query_timeout)
         while True:
             try:
-                result = await pool.run(self.clock, max(deadline - self.clock.seconds(), 0.001), interaction,
+                result: _Result = await pool.run(self.clock, max(deadline - self.clock.seconds(), 0.001), interaction,
                                         *args, settle=settle, cancel_running=self._kill_query)
                 break
             except DeadlineExceeded as e:
@@ -491,7 +514,7 @@ class Store(Service):
             self.log.info("store: database back after {seconds:.1f}s; {rows} queued rows to write",
                           seconds=self.clock.seconds() - self._down_since, rows=self.pending_rows)
 
-    def _kill_query(self, ticket: Ticket, connection: Any) -> None:
+    def _kill_query(self, ticket: Ticket, connection: Any) -> None:  # Any: the pool's raw PyMySQL connection
         """Cancel a running MySQL query with KILL QUERY on the system
         connection, only while the cancelled interaction still holds
         `connection` (checked under its ticket's lock, so a later interaction
@@ -499,7 +522,7 @@ class Store(Service):
         usable; SQLite is interrupted by the pool itself."""
         thread_id = connection.thread_id()
 
-        def kill(cursor) -> None:
+        def kill(cursor: Cursor) -> None:
             with ticket.lock:
                 if ticket.connection is connection:
                     cursor.execute(f"KILL QUERY {int(thread_id)}")
@@ -552,7 +575,7 @@ class Store(Service):
     def _flush_tick(self) -> None:
         self.flush().addErrback(lambda f: self.log.failure("store flush failed", f))
 
-    def flush(self) -> Deferred:
+    def flush(self) -> Deferred[int]:
         """Write everything queued in one transaction; on failure keep it.
 
         Concurrent callers (the batch timer, every history or stats request)
@@ -564,7 +587,7 @@ class Store(Service):
                 return succeed(0)
             self._flushing = Deferred.fromCoroutine(self._write_pending())
             self._flushing.addBoth(self._settle_flush)
-        waiter: Deferred = Deferred()
+        waiter: Deferred[int] = Deferred()
         self._flush_waiters.append(waiter)
         return waiter
 
@@ -577,20 +600,20 @@ class Store(Service):
         if self._read_error is not None:
             raise StoreUnavailable(self._read_error)
 
-    def _settle_flush(self, result: Any) -> None:
+    def _settle_flush(self, result: int | Failure) -> None:
         self._flushing = None
         waiters, self._flush_waiters = self._flush_waiters, []
         for waiter in waiters:
             waiter.callback(result)
 
-    def when_written(self) -> Deferred:
+    def when_written(self) -> Deferred[bool]:
         """A ticket for every row recorded so far: fires True once they are
         all written, False when the write that took them failed or rows were
         dropped (queue overflow) before it took them. Starts a write. This
         is what an acknowledgement to an agent waits for (issue 11 D)."""
         if not self.pending_rows and self._flushing is None:
             return succeed(True)
-        waiter: Deferred = Deferred()
+        waiter: Deferred[bool] = Deferred()
         self._durability_waiters.append((self._generation, self._dropped, waiter))
 
         async def write() -> None:
@@ -646,7 +669,8 @@ class Store(Service):
         await self._seal()
         return written
 
-    def _write_batch(self, cursor, samples, notifications, acks) -> HeadColumns:
+    def _write_batch(self, cursor: Cursor, samples: list[SampleRow], notifications: list[NotificationRow],
+                     acks: list[AckRow]) -> HeadColumns:
         sql = self.dialect.sql
         try:
             head = self.tables.write_head(cursor, samples, self.wall_clock_ms())
@@ -711,20 +735,20 @@ class Store(Service):
         self._rolled_at = self.clock.seconds()
         return total
 
-    def _seal_interaction(self, cursor, sealed: list[SealedChunk], still_open) -> None:
+    def _seal_interaction(self, cursor: Cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
         self.tables.seal(cursor, sealed, still_open)
         self.registry.committed()
         if self.dialect.name == "sqlite":
             # Last in the transaction: executescript commits first and runs
             # the pragma to the end (execute() would free a single page).
             try:
-                cursor.executescript("PRAGMA incremental_vacuum;")
+                cast(SqliteCursor, cursor).executescript("PRAGMA incremental_vacuum;")
             except sqlite3.Error as e:  # the seal is committed already: only space is not returned
                 self.log.warn("store: returning free pages failed ({error})", error=str(e))
 
     def _memory(self, series_ids: set[int] | None) -> Memory:
         """Copies of the samples not in the chunks table yet."""
-        raw: dict[int, list] = {}
+        raw: dict[int, list[RawColumns]] = {}
         for series_id, columns in self.open_chunks.snapshot(series_ids):
             raw.setdefault(series_id, []).append(columns)
         for chunk in self._sealed:
@@ -732,12 +756,12 @@ class Store(Service):
                 raw.setdefault(chunk.series_id, []).append(chunk.columns)
         return Memory(raw)
 
-    def _with_other_heads(self, cursor, memory: Memory, series_ids: set[int] | None,
+    def _with_other_heads(self, cursor: Cursor, memory: Memory, series_ids: set[int] | None,
                           seqs: tuple[int, int] | None = None) -> Memory:
         """Memory plus the open samples other nodes sharing the database
         hold in their head rows (read in the same transaction as the
         chunks, so a sample the other node sealed meanwhile is in one only)."""
-        if self.dialect.name == "sqlite" and not cursor.connection.in_transaction:
+        if self.dialect.name == "sqlite" and not cast(SqliteCursor, cursor).connection.in_transaction:
             # sqlite3 runs a lone SELECT in autocommit: open the transaction
             # so the head rows and the chunks come from one snapshot when
             # another process shares the file (committed by the pool).
@@ -752,13 +776,14 @@ class Store(Service):
             self.registry.load(cursor)  # series another node registered
         return Memory(raw)
 
-    async def _consistent(self, series_ids: Callable[[], set[int] | None], interaction: Callable, *args: Any) -> Any:
+    async def _consistent(self, series_ids: Callable[[], set[int] | None],
+                          interaction: Callable[[Cursor, Memory, *_Args], _Result], *args: *_Args) -> _Result:
         """Run a read over the chunks table plus a snapshot of memory, again
         if a seal moved samples from memory to the table meanwhile."""
         for _attempt in range(QUERY_ATTEMPTS):
             epoch = self._seal_epoch
             if epoch % 2:
-                waiter: Deferred = Deferred()
+                waiter: Deferred[None] = Deferred()
                 self._seal_waiters.append(waiter)
                 await waiter
                 continue
@@ -784,7 +809,7 @@ class Store(Service):
         except StoreUnavailable:
             pass
 
-    def _delete_old(self, cursor, now_ms: int) -> None:
+    def _delete_old(self, cursor: Cursor, now_ms: int) -> None:
         sql = self.dialect.sql
         self.tables.prune(cursor, {RAW: now_ms - self.retention_raw_ms, MINUTE: now_ms - self.retention_rollup_ms,
                                    HOUR: now_ms - self.retention_hourly_ms})
@@ -792,12 +817,12 @@ class Store(Service):
         cursor.execute(sql("DELETE FROM notification_acks WHERE ts_ms < ?"), (before,))
         cursor.execute(sql("DELETE FROM notifications WHERE ts_ms < ?"), (before,))
 
-    def _get_meta(self, cursor, name: str) -> str | None:
+    def _get_meta(self, cursor: Cursor, name: str) -> str | None:
         cursor.execute(self.dialect.sql("SELECT value FROM meta WHERE name = ?"), (name,))
         row = cursor.fetchone()
         return row[0] if row else None
 
-    def _set_meta(self, cursor, name: str, value: str) -> None:
+    def _set_meta(self, cursor: Cursor, name: str, value: str) -> None:
         cursor.execute(self.dialect.sql("REPLACE INTO meta (name, value) VALUES (?, ?)"), (name, value))
 
     # ----- reads
@@ -838,15 +863,15 @@ class Store(Service):
                                         from_ms, to_ms, bucket_ms)
         return HistorySeries(TIER_NAMES[tier], bucket_ms, series)
 
-    def _history(self, cursor, memory: Memory, tier: int, host: str, metrics: list[str], from_ms: int, to_ms: int,
-                 bucket_ms: int) -> dict[str, list[dict]]:
+    def _history(self, cursor: Cursor, memory: Memory, tier: int, host: str, metrics: list[str], from_ms: int,
+                 to_ms: int, bucket_ms: int) -> dict[str, list[HistoryPoint]]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         memory = self._with_other_heads(cursor, memory, set(ids.values()))
         stored = self.tables.read_tier(cursor, list(ids.values()), tier, from_ms, to_ms)
         if tier != RAW:  # sealed chunks whose rollups are not merged yet
-            for series_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms, to_ms).items():
-                stored.setdefault(series_id, []).extend(points)
-        series: dict[str, list[dict]] = {}
+            for unrolled_id, points in self.tables.read_unrolled(cursor, list(ids.values()), from_ms, to_ms).items():
+                stored.setdefault(unrolled_id, []).extend(points)
+        series: dict[str, list[HistoryPoint]] = {}
         for name in metrics:
             series_id = ids.get(name)
             if series_id is None:
@@ -856,7 +881,7 @@ class Store(Service):
             series[name] = bucketed(points, from_ms, to_ms, bucket_ms)
         return series
 
-    async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, dict]:
+    async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, Summary]:
         """avg/min/max/p95/count/last per metric over [from_ms, to_ms]: exact
         from raw samples where raw retention covers the window; the part
         before it from 1-minute buckets (1-hour buckets beyond the 1-minute
@@ -868,8 +893,8 @@ class Store(Service):
         return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
                                       now_ms - self.retention_raw_ms, now_ms - self.retention_rollup_ms)
 
-    def _stats(self, cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
-               raw_from_ms: int, minute_from_ms: int) -> dict[str, dict]:
+    def _stats(self, cursor: Cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
+               raw_from_ms: int, minute_from_ms: int) -> dict[str, Summary]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         memory = self._with_other_heads(cursor, memory, set(ids.values()))
         exact_from = max(from_ms, raw_from_ms)
@@ -877,18 +902,18 @@ class Store(Service):
         older: dict[int, list[Points]] = {}
         if from_ms < raw_from_ms:
             older = self._tier_points(cursor, list(ids.values()), from_ms, exact_from - 1, minute_from_ms)
-        result = {}
+        result: dict[str, Summary] = {}
         for name in metrics:
             series_id = ids.get(name, -1)
             _, values = exact_summary(raw.get(series_id, []) + memory.of(series_id), exact_from, to_ms)
-            approximate = None
+            approximate: Points | None = None
             if from_ms < raw_from_ms:
                 points = Points.of_columns(_merged(older.get(series_id, [])).columns())
                 approximate = points.select((points.t >= from_ms) & (points.t < exact_from))
             result[name] = summary(values, approximate)
         return result
 
-    def _tier_points(self, cursor, series_ids: list[int], from_ms: int, to_ms: int,
+    def _tier_points(self, cursor: Cursor, series_ids: list[int], from_ms: int, to_ms: int,
                      minute_from_ms: int) -> dict[int, list[Points]]:
         """Buckets over [from_ms, to_ms] from the tiers: hours before the
         1-minute retention (`minute_from_ms`), minutes from it, and the raw
@@ -916,10 +941,10 @@ class Store(Service):
             await self.ready()
         return await self._consistent(lambda: None, self._read_stream, from_seq, to_seq)
 
-    def _read_stream(self, cursor, memory: Memory, from_seq: int, to_seq: int) -> list[StreamMessage]:
+    def _read_stream(self, cursor: Cursor, memory: Memory, from_seq: int, to_seq: int) -> list[StreamMessage]:
         sql = self.dialect.sql
         messages: dict[int, StreamMessage] = {}
-        grouped: dict[int, tuple[str, int, dict]] = {}
+        grouped: dict[int, tuple[str, int, dict[str, float]]] = {}
         memory = self._with_other_heads(cursor, memory, None, (from_seq, to_seq))
         stored = self.tables.read_seq(cursor, from_seq, to_seq)
         in_memory = [(series_id, c) for series_id, parts in memory.raw.items() for c in parts]
@@ -961,7 +986,7 @@ class Store(Service):
         ids = {i.id for i in self.registry.all() if i.host == host}
         return await self._consistent(lambda: ids, self._times, host, from_ms, to_ms)
 
-    def _times(self, cursor, memory: Memory, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
+    def _times(self, cursor: Cursor, memory: Memory, host: str, from_ms: int | None, to_ms: int | None) -> set[int]:
         cursor.execute(self.dialect.sql("SELECT id FROM series WHERE host = ?"), (host,))
         ids = [row[0] for row in cursor.fetchall()]
         memory = self._with_other_heads(cursor, memory, set(ids))
@@ -971,12 +996,15 @@ class Store(Service):
                 marks = ", ".join("?" for _ in part)
                 cursor.execute(self.dialect.sql(f"SELECT MAX(end_ms) FROM chunks WHERE tier = 0 AND series_id IN ({marks})"),
                                tuple(part))
-                newest = cursor.fetchone()[0]
+                row = cursor.fetchone()
+                assert row is not None  # MAX without GROUP BY gives one row
+                newest = row[0]
                 if newest is not None:
                     times.add(int(newest))
             for series_id in ids:
                 times.update(int(c.t.max()) for c in memory.of(series_id) if len(c.t))
             return times
+        assert to_ms is not None  # a range has both ends (_host_times)
         stored = self.tables.read_raw(cursor, ids, from_ms, to_ms)
         for series_id in ids:
             for columns in stored.get(series_id, []) + memory.of(series_id):
@@ -984,11 +1012,12 @@ class Store(Service):
         return times
 
     async def max_seq(self) -> int:
-        def query(cursor) -> int:
+        def query(cursor: Cursor) -> int:
             best = self.tables.max_seq(cursor)
             for table in ("notifications", "notification_acks"):
                 cursor.execute(f"SELECT MAX(seq) FROM {table}")
                 row = cursor.fetchone()
+                assert row is not None  # MAX without GROUP BY gives one row
                 best = max(best, row[0] or 0)
             return best
         best = await self._run(query)
@@ -996,8 +1025,8 @@ class Store(Service):
 
     # ----- notifications
 
-    async def notification(self, notification_id: str) -> dict | None:
-        def query(cursor):
+    async def notification(self, notification_id: str) -> Notification | None:
+        def query(cursor: Cursor) -> Notification | None:
             cursor.execute(self.dialect.sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?"),
                            (notification_id,))
             row = cursor.fetchone()
@@ -1006,10 +1035,12 @@ class Store(Service):
         return await self._run(query)
 
     async def notifications(self, limit: int, unacknowledged: bool, *,
-                            from_ms: int | None = None, to_ms: int | None = None) -> list[dict]:
+                            from_ms: int | None = None, to_ms: int | None = None) -> list[Notification]:
         """The newest `limit` notifications, optionally only those stamped
         between from_ms and to_ms (inclusive)."""
-        def query(cursor):
+        def query(cursor: Cursor) -> list[Notification]:
+            conditions: list[str] = []
+            params: list[int] = []
             conditions, params = [], []
             if unacknowledged:
                 conditions.append("acknowledged_by IS NULL")
@@ -1028,13 +1059,14 @@ class Store(Service):
 
     # ----- rules
 
-    async def rules(self) -> dict[str, dict]:
-        def query(cursor):
+    # A rule's spec is JSON (dashd.alerting): its values are any JSON value.
+    async def rules(self) -> dict[str, dict[str, Any]]:
+        def query(cursor: Cursor) -> dict[str, dict[str, Any]]:
             cursor.execute("SELECT name, spec FROM alert_rules ORDER BY name")
             return {name: json.loads(spec) for name, spec in cursor.fetchall()}
         return await self._run(query)
 
-    async def save_rule(self, name: str, spec: dict, by: str) -> None:
+    async def save_rule(self, name: str, spec: dict[str, Any], by: str) -> None:
         await self._run(lambda cursor: cursor.execute(
             self.dialect.sql("REPLACE INTO alert_rules (name, spec, updated_by, updated_at_ms) VALUES (?, ?, ?, ?)"),
             (name, json.dumps(spec), by, self.wall_clock_ms())))
@@ -1044,19 +1076,19 @@ class Store(Service):
 
     # ----- generic access for the auth and audit modules
 
-    async def execute(self, query: str, params: Iterable[Any] = ()) -> int:
-        def run(cursor):
+    async def execute(self, query: str, params: Iterable[object] = ()) -> int:
+        def run(cursor: Cursor) -> int:
             cursor.execute(self.dialect.sql(query), tuple(params))
             return cursor.rowcount
         return await self._run(run)
 
-    async def fetchall(self, query: str, params: Iterable[Any] = ()) -> list[tuple]:
-        def run(cursor):
+    async def fetchall(self, query: str, params: Iterable[object] = ()) -> list[Row]:
+        def run(cursor: Cursor) -> list[Row]:
             cursor.execute(self.dialect.sql(query), tuple(params))
             return list(cursor.fetchall())
         return await self._run(run)
 
-    async def interaction(self, work: Callable, *args: Any) -> Any:
+    async def interaction(self, work: Callable[[Cursor, *_Args], _Result], *args: *_Args) -> _Result:
         """Run `work(cursor, *args)` in one transaction; for store modules
         such as dashd.store.alerting."""
         return await self._run(work, *args)
@@ -1065,7 +1097,7 @@ class Store(Service):
 NOTIFICATION_COLUMNS = ("id, seq, ts_ms, level, title, message, source, state, acknowledged_by, acknowledged_at_ms")
 
 
-def notification_of_row(row: Sequence) -> dict:
+def notification_of_row(row: Row) -> Notification:
     (notification_id, _seq, ts_ms, level, title, message, source, state, by, at_ms) = row
     body = {
         "id": notification_id, "level": level, "title": title, "message": message,
@@ -1077,7 +1109,7 @@ def notification_of_row(row: Sequence) -> dict:
     return body
 
 
-def _batches(items: list, size: int = 500) -> list[list]:
+def _batches(items: list[_Item], size: int = 500) -> list[list[_Item]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -1090,7 +1122,7 @@ def _merged(parts: list[Points]) -> Points:
     return rollup_points(every, BUCKET) if len(every) else every
 
 
-def _mysql_errors() -> type:
+def _mysql_errors() -> type[Exception]:
     import pymysql
 
     return pymysql.err.Error

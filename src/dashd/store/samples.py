@@ -10,12 +10,13 @@ one log line naming it; the rest of the range is served.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypedDict, TypeVar
 
 import numpy as np
 from twisted.logger import Logger
 
 from dashd.store.chunks import SealedChunk
+from dashd.store.cursor import Cursor, Row
 from dashd.store.encoding import AGGREGATE as AGGREGATE_TYPE
 from dashd.store.encoding import RAW as RAW_TYPE
 from dashd.store.encoding import (
@@ -40,6 +41,26 @@ ROLLUP_MARK = "rollup_chunk_id"
 ROLLUP_BATCH = 5_000  # raw chunks merged into the tiers per transaction
 DEFAULT_OWNER = "local"  # the head owner of a store not given a node id (one node per database)
 
+# (seq, host, time ms, series key, value): one queued sample (a
+# metrics_update always names its host; StreamMessage types it optional).
+SampleRow = tuple[int, str | None, int, str, float]
+
+_Item = TypeVar("_Item")
+
+# A stats reply's fields: avg/min/max/p95/last (None with no samples), count
+# and `approximate` (an int and a bool: both floats to mypy).
+Summary = dict[str, float | None]
+
+
+class HistoryPoint(TypedDict):
+    """One history bucket, as the wire carries it."""
+
+    t: int
+    avg: float
+    min: float
+    max: float
+    count: int
+
 
 @dataclass(frozen=True)
 class Memory:
@@ -51,7 +72,7 @@ class Memory:
         return self.raw.get(series_id, [])
 
 
-def _chunks_of(items: list, size: int = IN_CHUNK) -> Iterable[list]:
+def _chunks_of(items: list[_Item], size: int = IN_CHUNK) -> Iterable[list[_Item]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
@@ -68,7 +89,7 @@ class SampleTables:
 
     # ----- writes
 
-    def write_head(self, cursor, rows: Sequence[tuple], now_ms: int) -> HeadColumns:
+    def write_head(self, cursor: Cursor, rows: Sequence[SampleRow], now_ms: int) -> HeadColumns:
         """Register new series, write the batch as one head row; the batch as
         columns (series id, time, seq, value) for the open chunks."""
         if not rows:
@@ -87,13 +108,13 @@ class SampleTables:
         self._insert_head(cursor, head)
         return head
 
-    def _insert_head(self, cursor, head: HeadColumns) -> None:
+    def _insert_head(self, cursor: Cursor, head: HeadColumns) -> None:
         cursor.execute(self.sql("INSERT INTO chunk_head (owner, first_seq, last_seq, sample_count, data) "
                                 "VALUES (?, ?, ?, ?, ?)"),
                        (self.owner, int(head.seq.min()), int(head.seq.max()), len(head.t),
                         encode_head(head.series, head.t, head.seq, head.value)))
 
-    def seal(self, cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
+    def seal(self, cursor: Cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
         """Write sealed raw chunks and replace the head rows by the samples
         still open: one transaction. (Their rollups follow: `roll_up`.)"""
         if sealed:
@@ -106,16 +127,16 @@ class SampleTables:
         if len(still_open.t):
             self._insert_head(cursor, still_open)
 
-    def rollup_mark(self, cursor) -> int:
+    def rollup_mark(self, cursor: Cursor) -> int:
         """Raw chunks with ids up to this are in the 1-minute and 1-hour tiers."""
         cursor.execute(self.sql("SELECT value FROM meta WHERE name = ?"), (ROLLUP_MARK,))
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def set_rollup_mark(self, cursor, chunk_id: int) -> None:
+    def set_rollup_mark(self, cursor: Cursor, chunk_id: int) -> None:
         cursor.execute(self.sql("REPLACE INTO meta (name, value) VALUES (?, ?)"), (ROLLUP_MARK, str(chunk_id)))
 
-    def roll_up(self, cursor, limit: int = ROLLUP_BATCH) -> int:
+    def roll_up(self, cursor: Cursor, limit: int = ROLLUP_BATCH) -> int:
         """Merge the next raw chunks past the mark into the tiers, in chunk id
         order, and move the mark: what a crash interrupts is redone from
         the chunks. Returns how many chunks were read."""
@@ -123,7 +144,7 @@ class SampleTables:
         cursor.execute(self.sql("SELECT series_id, id, data FROM chunks WHERE tier = ? AND id > ? ORDER BY id LIMIT ?"),
                        (RAW, mark, limit))
         rows = cursor.fetchall()
-        points = []
+        points: list[tuple[int, Points]] = []
         # In series order, each series' samples in time order: the sort on
         # (series, bucket) in merge_rollups then finds one presorted run.
         for series_id, chunk_ids, blobs in sorted(_by_series(rows), key=lambda group: group[0]):
@@ -134,7 +155,7 @@ class SampleTables:
             self.set_rollup_mark(cursor, max(int(row[1]) for row in rows))
         return len(rows)
 
-    def merge_rollups(self, cursor, points: list[tuple[int, Points]]) -> None:
+    def merge_rollups(self, cursor: Cursor, points: list[tuple[int, Points]]) -> None:
         """Fold finer points into the 1-minute and 1-hour tier chunks they
         fall in: only those chunk rows are read and rewritten. Every series
         is bucketed at once (one sort per tier on a (series, bucket) key),
@@ -156,7 +177,7 @@ class SampleTables:
                        for a, b in zip(bounds[:-1], bounds[1:])}
             self._upsert_tier(cursor, tier, updates)
 
-    def _upsert_tier(self, cursor, tier: int, updates: dict[tuple[int, int], Points]) -> None:
+    def _upsert_tier(self, cursor: Cursor, tier: int, updates: dict[tuple[int, int], Points]) -> None:
         by_window: dict[int, list[int]] = {}
         for series_id, start in updates:
             by_window.setdefault(start, []).append(series_id)
@@ -174,6 +195,8 @@ class SampleTables:
                         existing[key] = (int(chunk_id), Points.of_columns(decode_aggregate(data)))
                     except ChunkCorrupt as e:
                         _log_corrupt(chunk_id, series_id, tier, e)
+        inserts: list[tuple[int, int, int, int, int, int, int, bytes]] = []  # the chunks columns, in INSERT order
+        changes: list[tuple[int, int, bytes, int]] = []  # (end_ms, sample_count, data, id)
         inserts, changes = [], []
         for (series_id, start), fresh in updates.items():
             if (series_id, start) in existing:
@@ -190,7 +213,7 @@ class SampleTables:
             cursor.executemany(self.sql("UPDATE chunks SET end_ms = ?, sample_count = ?, data = ? WHERE id = ?"),
                                changes)
 
-    def prune(self, cursor, before_ms: dict[int, int]) -> int:
+    def prune(self, cursor: Cursor, before_ms: dict[int, int]) -> int:
         """Delete whole chunks whose newest point is older than their tier's cutoff."""
         deleted = 0
         for tier, cutoff in before_ms.items():
@@ -200,18 +223,19 @@ class SampleTables:
 
     # ----- reads
 
-    def read_head(self, cursor) -> list[HeadColumns]:
+    def read_head(self, cursor: Cursor) -> list[HeadColumns]:
         """This node's head rows (what it wrote before a kill -9)."""
         cursor.execute(self.sql("SELECT id, data FROM chunk_head WHERE owner = ? ORDER BY id"), (self.owner,))
         return self._decoded_heads(cursor.fetchall())
 
-    def read_other_heads(self, cursor, series_ids: set[int] | None = None, from_seq: int | None = None,
+    def read_other_heads(self, cursor: Cursor, series_ids: set[int] | None = None, from_seq: int | None = None,
                          to_seq: int | None = None) -> dict[int, list[RawColumns]]:
         """The open-chunk samples of the other nodes sharing this database,
         by series (only `series_ids` when given). Our own open samples are
         in memory; another node's are only in its head rows until it seals
         them, which moves them to `chunks` in one transaction: a read in one
         transaction sees each sample in exactly one of the two."""
+        params: list[str | int]
         query, params = "SELECT id, data FROM chunk_head WHERE owner <> ?", [self.owner]
         if from_seq is not None and to_seq is not None:
             query += " AND last_seq >= ? AND first_seq <= ?"
@@ -226,7 +250,7 @@ class SampleTables:
                 found.setdefault(int(series_id), []).append(RawColumns(head.t[keep], head.seq[keep], head.value[keep]))
         return found
 
-    def _decoded_heads(self, rows: list[tuple]) -> list[HeadColumns]:
+    def _decoded_heads(self, rows: Sequence[Row]) -> list[HeadColumns]:
         heads = []
         for head_id, data in rows:
             try:
@@ -235,12 +259,12 @@ class SampleTables:
                 log.error("store: head row {id} is corrupt ({error}); its samples are lost", id=head_id, error=str(e))
         return heads
 
-    def read_tier(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int) -> dict[int, list[Points]]:
+    def read_tier(self, cursor: Cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int) -> dict[int, list[Points]]:
         """Points of the tier's chunks overlapping [from_ms, to_ms], by series
         (each series' chunks decoded together: see decode_many)."""
         return self._decoded_points(self._chunk_rows(cursor, series_ids, tier, from_ms, to_ms), tier)
 
-    def _decoded_points(self, rows: list[tuple], tier: int) -> dict[int, list[Points]]:
+    def _decoded_points(self, rows: Sequence[Row], tier: int) -> dict[int, list[Points]]:
         found: dict[int, list[Points]] = {}
         for series_id, chunk_ids, blobs in _by_series(rows):
             report = _reporter(series_id, chunk_ids, tier)
@@ -254,12 +278,12 @@ class SampleTables:
                 found[series_id] = [points]
         return found
 
-    def read_unrolled(self, cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[Points]]:
+    def read_unrolled(self, cursor: Cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[Points]]:
         """Raw chunks past the rollup mark (not in the tiers yet) as points."""
         mark = self.rollup_mark(cursor)
         return self._decoded_points(self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms, after_id=mark), RAW)
 
-    def read_raw(self, cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[RawColumns]]:
+    def read_raw(self, cursor: Cursor, series_ids: list[int], from_ms: int, to_ms: int) -> dict[int, list[RawColumns]]:
         found: dict[int, list[RawColumns]] = {}
         for series_id, chunk_ids, blobs in _by_series(self._chunk_rows(cursor, series_ids, RAW, from_ms, to_ms)):
             t, seq, value = decode_many(blobs, RAW_TYPE, 3, _reporter(series_id, chunk_ids, RAW))
@@ -267,9 +291,9 @@ class SampleTables:
                 found[series_id] = [RawColumns(t, seq, value)]
         return found
 
-    def _chunk_rows(self, cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int,
-                    after_id: int | None = None) -> list[tuple]:
-        rows: list[tuple] = []
+    def _chunk_rows(self, cursor: Cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int,
+                    after_id: int | None = None) -> list[Row]:
+        rows: list[Row] = []
         for part in _chunks_of(sorted(series_ids)):
             marks = ", ".join("?" for _ in part)
             if after_id is None:
@@ -289,11 +313,11 @@ class SampleTables:
             rows.extend(cursor.fetchall())
         return rows
 
-    def read_seq(self, cursor, from_seq: int, to_seq: int) -> list[tuple[int, RawColumns]]:
+    def read_seq(self, cursor: Cursor, from_seq: int, to_seq: int) -> list[tuple[int, RawColumns]]:
         """Raw chunks holding seqs in [from_seq, to_seq]."""
         cursor.execute(self.sql("SELECT series_id, id, data FROM chunks WHERE last_seq >= ? AND first_seq <= ? "
                                 "AND tier = ?"), (from_seq, to_seq, RAW))
-        found = []
+        found: list[tuple[int, RawColumns]] = []
         for series_id, chunk_id, data in cursor.fetchall():
             try:
                 found.append((int(series_id), decode_raw(data)))
@@ -301,11 +325,12 @@ class SampleTables:
                 _log_corrupt(chunk_id, series_id, RAW, e)
         return found
 
-    def max_seq(self, cursor) -> int:
+    def max_seq(self, cursor: Cursor) -> int:
         best = 0
         for table in ("chunks", "chunk_head"):
             cursor.execute(f"SELECT MAX(last_seq) FROM {table}")
             row = cursor.fetchone()
+            assert row is not None  # an aggregate without GROUP BY gives one row
             best = max(best, int(row[0] or 0))
         return best
 
@@ -320,9 +345,9 @@ def _encode_tier(points: Points) -> bytes:
                                    points.count).columns())
 
 
-def _by_series(rows: list[tuple]) -> list[tuple[int, list, list]]:
+def _by_series(rows: Sequence[Row]) -> list[tuple[int, list[int], list[bytes]]]:
     """(series_id, chunk id, data) rows -> per series: (id, chunk ids, blobs)."""
-    grouped: dict[int, tuple[list, list]] = {}
+    grouped: dict[int, tuple[list[int], list[bytes]]] = {}
     for series_id, chunk_id, data in rows:
         ids, blobs = grouped.setdefault(int(series_id), ([], []))
         ids.append(chunk_id)
@@ -330,11 +355,11 @@ def _by_series(rows: list[tuple]) -> list[tuple[int, list, list]]:
     return [(series_id, ids, blobs) for series_id, (ids, blobs) in grouped.items()]
 
 
-def _reporter(series_id: int, chunk_ids: list, tier: int) -> Callable[[int, Exception], None]:
+def _reporter(series_id: int, chunk_ids: list[int], tier: int) -> Callable[[int, Exception], None]:
     return lambda index, error: _log_corrupt(chunk_ids[index], series_id, tier, error)
 
 
-def _log_corrupt(chunk_id, series_id, tier, error: Exception) -> None:
+def _log_corrupt(chunk_id: int, series_id: int, tier: int, error: Exception) -> None:
     log.error("store: chunk {id} (series {series}, tier {tier}) is corrupt ({error}); skipped",
               id=chunk_id, series=series_id, tier=tier, error=str(error))
 
@@ -342,7 +367,7 @@ def _log_corrupt(chunk_id, series_id, tier, error: Exception) -> None:
 # ----- query maths (run in the database thread too: numpy, not the reactor)
 
 
-def bucketed(points: list[Points], from_ms: int, to_ms: int, bucket_ms: int) -> list[dict]:
+def bucketed(points: list[Points], from_ms: int, to_ms: int, bucket_ms: int) -> list[HistoryPoint]:
     """History points: equal buckets from `from_ms`, empty ones left out,
     avg/min/max/count merged from every point (sample or bucket) in them."""
     every = concat(points)
@@ -367,7 +392,7 @@ def exact_summary(parts: list[RawColumns], from_ms: int, to_ms: int) -> tuple[np
     return t[order], v[order]
 
 
-def summary(values: np.ndarray, approximate: Points | None = None) -> dict:
+def summary(values: np.ndarray, approximate: Points | None = None) -> Summary:
     """avg/min/max/p95/count/last; with tier buckets before the raw part,
     an approximation (p95 from bucket averages weighted by their counts)."""
     from dashd.store.analytics import summarize

@@ -57,7 +57,7 @@ class Points:
     def __len__(self) -> int:
         return len(self.t)
 
-    def select(self, mask: np.ndarray) -> Points:
+    def select(self, mask: np.ndarray | slice) -> Points:
         return Points(self.t[mask], self.avg[mask], self.min[mask], self.max[mask], self.count[mask])
 
 
