@@ -11,7 +11,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("dashd.wire._sendmany", ["src/dashd/wire/_sendmany.c"], optional=True,
-                  extra_compile_args=["-O2"]),
+        Extension("dashd.wire._sendmany", ["src/dashd/wire/_sendmany.c"], optional=True, extra_compile_args=["-O2"]),
     ],
 )

@@ -140,10 +140,13 @@ class Floor:
         if not key:
             self.drop(conn)
             return
-        ack = json.dumps({"type": "connection_ack", "correlation_id": None,
-                          "data": {"seq": self.seq, "host": self.args.host_name}}).encode()
-        response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n" + frame(ack))
+        ack = json.dumps(
+            {"type": "connection_ack", "correlation_id": None, "data": {"seq": self.seq, "host": self.args.host_name}}
+        ).encode()
+        response = (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n" + frame(ack)
+        )
         try:
             conn.sendall(response)  # a few hundred bytes into an empty buffer
         except OSError:
@@ -176,9 +179,12 @@ class Floor:
     def publish(self) -> None:
         self.seq += 1
         self.published += 1
-        message = {"type": "metrics_update", "seq": self.seq, "correlation_id": None,
-                   "data": {"timestamp": iso_now(), "host": self.args.host_name,
-                            "metrics": sample(self.metrics, self.seq)}}
+        message = {
+            "type": "metrics_update",
+            "seq": self.seq,
+            "correlation_id": None,
+            "data": {"timestamp": iso_now(), "host": self.args.host_name, "metrics": sample(self.metrics, self.seq)},
+        }
         data = frame(json.dumps(message, separators=(",", ":")).encode())
         size = len(data)
         short = []
@@ -231,8 +237,16 @@ class Floor:
             if command == "rate":
                 self.set_rate(float(value))
             elif command == "stats":
-                emit({"event": "stats", "published": self.published, "seq": self.seq, "clients": len(self.open),
-                      "ticks_coalesced": int(self.lag_periods), "at": time.monotonic()})
+                emit(
+                    {
+                        "event": "stats",
+                        "published": self.published,
+                        "seq": self.seq,
+                        "clients": len(self.open),
+                        "ticks_coalesced": int(self.lag_periods),
+                        "at": time.monotonic(),
+                    }
+                )
             elif command == "quit":
                 self.running = False
 

@@ -26,11 +26,14 @@ class _Recorder(Resource):
         self.receiver = receiver
 
     def render(self, request):
-        self.receiver.requests.append({
-            "method": request.method.decode(), "path": request.path.decode(),
-            "headers": {k.decode().lower(): v[-1].decode() for k, v in request.requestHeaders.getAllRawHeaders()},
-            "body": request.content.read(),
-        })
+        self.receiver.requests.append(
+            {
+                "method": request.method.decode(),
+                "path": request.path.decode(),
+                "headers": {k.decode().lower(): v[-1].decode() for k, v in request.requestHeaders.getAllRawHeaders()},
+                "body": request.content.read(),
+            }
+        )
         request.setResponseCode(self.receiver.status)
         request.setHeader(b"Content-Type", b"text/plain")
         if self.receiver.location:

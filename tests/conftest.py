@@ -37,8 +37,15 @@ def database_params():
     elif REQUIRE_MYSQL:
         raise RuntimeError("DASHD_REQUIRE_MYSQL=1 but DASHD_TEST_MYSQL_URL is not set")
     else:
-        params.append(pytest.param("mysql", id="mysql", marks=pytest.mark.skip(
-            reason="DASHD_TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)")))
+        params.append(
+            pytest.param(
+                "mysql",
+                id="mysql",
+                marks=pytest.mark.skip(
+                    reason="DASHD_TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)"
+                ),
+            )
+        )
     return params
 
 
@@ -104,6 +111,7 @@ def make_settings(tmp_path):
         }
         values.update({k: v for k, v in overrides.items()})
         return load_settings(values, environ={})
+
     with databases:
         yield make
 
@@ -192,8 +200,9 @@ def fail_on_unhandled_errors(request):
     finally:
         globalLogPublisher.removeObserver(observer)
     if unhandled and request.node.get_closest_marker("allow_unhandled_errors") is None:
-        details = "\n".join(f"- {formatEvent(e)}\n{e['log_failure'].getTraceback() if e.get('log_failure') else ''}"
-                            for e in unhandled)
+        details = "\n".join(
+            f"- {formatEvent(e)}\n{e['log_failure'].getTraceback() if e.get('log_failure') else ''}" for e in unhandled
+        )
         pytest.fail(f"{len(unhandled)} unhandled error(s) logged during the test:\n{details}", pytrace=False)
 
 

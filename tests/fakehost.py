@@ -34,8 +34,9 @@ class FakeHost:
     # ----- /proc
 
     def base(self, mem_total_kib: int = 8_000_000, ctxt: int = 1000, intr: int = 500) -> None:
-        self.write("proc/stat", f"cpu  1 2 3 4 5 6 7 0 0 0\nintr {intr} 1 2 3\nctxt {ctxt}\nbtime {BOOT_TIME}\n"
-                                "processes 100\n")
+        self.write(
+            "proc/stat", f"cpu  1 2 3 4 5 6 7 0 0 0\nintr {intr} 1 2 3\nctxt {ctxt}\nbtime {BOOT_TIME}\nprocesses 100\n"
+        )
         self.write("proc/meminfo", f"MemTotal:       {mem_total_kib} kB\nMemFree:        1000 kB\n")
         self.write("proc/filesystems", "nodev\tsysfs\nnodev\tproc\nnodev\ttmpfs\n\text4\n\txfs\nnodev\tnfs4\n")
         self.write("proc/sys/fs/file-nr", "4096\t96\t9223372036854775807\n")
@@ -70,20 +71,58 @@ class FakeHost:
         for name, entries in (("tcp", sockets), ("tcp6", v6)):
             lines = [TCP_HEADER]
             for i, (port, state) in enumerate(entries):
-                lines.append(f"   {i}: 0100007F:{port:04X} 0100007F:1F90 {state} 00000000:00000000 00:00000000 "
-                             f"00000000     0        0 {1000 + i} 1\n")
+                lines.append(
+                    f"   {i}: 0100007F:{port:04X} 0100007F:1F90 {state} 00000000:00000000 00:00000000 "
+                    f"00000000     0        0 {1000 + i} 1\n"
+                )
             self.write(f"proc/{pid}/net/{name}", "".join(lines))
 
-    def process(self, pid: int, comm: str, *, ppid: int = 1, state: str = "S", cpu_ticks: int = 0, threads: int = 1,
-                start_ticks: int = 100, rss_pages: int = 100, io: tuple[int, int] | None = (0, 0),
-                cmdline: list[str] | None = None) -> None:
+    def process(
+        self,
+        pid: int,
+        comm: str,
+        *,
+        ppid: int = 1,
+        state: str = "S",
+        cpu_ticks: int = 0,
+        threads: int = 1,
+        start_ticks: int = 100,
+        rss_pages: int = 100,
+        io: tuple[int, int] | None = (0, 0),
+        cmdline: list[str] | None = None,
+    ) -> None:
         utime, stime = cpu_ticks // 2, cpu_ticks - cpu_ticks // 2
-        fields = [state, ppid, pid, pid, 0, -1, 4194560, 0, 0, 0, 0, utime, stime, 0, 0, 20, 0, threads, 0,
-                  start_ticks, 1000000, rss_pages] + [0] * 30
+        fields = [
+            state,
+            ppid,
+            pid,
+            pid,
+            0,
+            -1,
+            4194560,
+            0,
+            0,
+            0,
+            0,
+            utime,
+            stime,
+            0,
+            0,
+            20,
+            0,
+            threads,
+            0,
+            start_ticks,
+            1000000,
+            rss_pages,
+        ] + [0] * 30
         self.write(f"proc/{pid}/stat", f"{pid} ({comm}) " + " ".join(str(f) for f in fields) + "\n")
         if io is not None:
-            self.write(f"proc/{pid}/io", f"rchar: 0\nwchar: 0\nsyscr: 0\nsyscw: 0\nread_bytes: {io[0]}\n"
-                                         f"write_bytes: {io[1]}\ncancelled_write_bytes: 0\n")
+            self.write(
+                f"proc/{pid}/io",
+                f"rchar: 0\nwchar: 0\nsyscr: 0\nsyscw: 0\nread_bytes: {io[0]}\n"
+                f"write_bytes: {io[1]}\ncancelled_write_bytes: 0\n",
+            )
         elif os.path.exists(os.path.join(self.root, f"proc/{pid}/io")):
             os.remove(os.path.join(self.root, f"proc/{pid}/io"))
         self.write(f"proc/{pid}/cmdline", "\0".join(cmdline or [comm]) + "\0")
@@ -93,8 +132,13 @@ class FakeHost:
 
     # ----- /sys
 
-    def hwmon(self, index: int, chip: str, temps: dict[int, tuple[str | None, int, int | None, int | None]],
-              fans: dict[int, int] | None = None) -> None:
+    def hwmon(
+        self,
+        index: int,
+        chip: str,
+        temps: dict[int, tuple[str | None, int, int | None, int | None]],
+        fans: dict[int, int] | None = None,
+    ) -> None:
         """temp number -> (label, input m°C, max m°C, crit m°C)."""
         base = f"sys/class/hwmon/hwmon{index}"
         self.write(f"{base}/name", chip + "\n")

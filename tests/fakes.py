@@ -156,12 +156,14 @@ class MemoryDaemon:
         from dashd.clients.session import SessionFactory
         from dashd.wire.protocol import DashboardServerFactory
 
-        return DashboardServerFactory(SessionFactory(self.context), self.verifier, self.settings, self.clock,
-                                      self.shutdown, endpoint)
+        return DashboardServerFactory(
+            SessionFactory(self.context), self.verifier, self.settings, self.clock, self.shutdown, endpoint
+        )
 
 
-def memory_core(clock: Clock | None = None, store: FakeStore | None = None, settings: Any = None,
-                catalogue_size: int = 2) -> MemoryDaemon:
+def memory_core(
+    clock: Clock | None = None, store: FakeStore | None = None, settings: Any = None, catalogue_size: int = 2
+) -> MemoryDaemon:
     """A MemoryDaemon built as dashd.tap builds the real one."""
     from dashd.alerting.engine import DEFAULT_RULES, NotificationCenter, RuleEngine
     from dashd.auth.audit import AuditLog
@@ -201,30 +203,66 @@ def memory_core(clock: Clock | None = None, store: FakeStore | None = None, sett
     catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics)
     sampling = FixedSampling(settings.interval)
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
-    router = RouterContext(settings=settings, wall_clock_ms=wall_clock_ms, tokens=verifier, catalogue=catalogue,
-                           sampling=sampling,
-                           history=HistoryQueries(settings, catalogue, sampling, store, wall_clock_ms),
-                           stream=hub, stored=store, reads=NotificationReads(store), notifications=notifications,
-                           rules=rules, rule_store=store, audit=AuditLog(AuditRecords(store), wall_clock_ms),
-                           registry=connections)
-    context = SessionContext(settings=settings, clock=clock, wall_clock_ms=wall_clock_ms, hub=hub,
-                             registry=connections, sampling=sampling, catalogue=catalogue, tokens=verifier,
-                             router=router)
-    return MemoryDaemon(settings=settings, clock=clock, bus=bus, hub=hub, store=store, tokens=issuer,
-                        verifier=verifier, catalogue_info=catalogue_info, connections=connections,
-                        wall_clock_ms=wall_clock_ms, context=context, shutdown=ShutdownHooks())
+    router = RouterContext(
+        settings=settings,
+        wall_clock_ms=wall_clock_ms,
+        tokens=verifier,
+        catalogue=catalogue,
+        sampling=sampling,
+        history=HistoryQueries(settings, catalogue, sampling, store, wall_clock_ms),
+        stream=hub,
+        stored=store,
+        reads=NotificationReads(store),
+        notifications=notifications,
+        rules=rules,
+        rule_store=store,
+        audit=AuditLog(AuditRecords(store), wall_clock_ms),
+        registry=connections,
+    )
+    context = SessionContext(
+        settings=settings,
+        clock=clock,
+        wall_clock_ms=wall_clock_ms,
+        hub=hub,
+        registry=connections,
+        sampling=sampling,
+        catalogue=catalogue,
+        tokens=verifier,
+        router=router,
+    )
+    return MemoryDaemon(
+        settings=settings,
+        clock=clock,
+        bus=bus,
+        hub=hub,
+        store=store,
+        tokens=issuer,
+        verifier=verifier,
+        catalogue_info=catalogue_info,
+        connections=connections,
+        wall_clock_ms=wall_clock_ms,
+        context=context,
+        shutdown=ShutdownHooks(),
+    )
 
 
 # --------------------------------------------------------------------------
 # The loopback tests' helpers (the real reactor, a real daemon)
+
 
 async def sleep(seconds: float) -> None:
     """A real wait on the reactor: only where a test needs real time to pass."""
     await deferLater(reactor, seconds, lambda: None)
 
 
-async def authed(daemon, path: str = "/dashboard", role: str = "viewer", subject: str | None = None,
-                 token: str | None = None, **kwargs):
+async def authed(
+    daemon,
+    path: str = "/dashboard",
+    role: str = "viewer",
+    subject: str | None = None,
+    token: str | None = None,
+    **kwargs,
+):
     """A wsclient connected to `daemon` and past its connection_ack."""
     from wsclient import connect
 

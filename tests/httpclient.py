@@ -47,8 +47,9 @@ class Response:
         return json.loads(self.body)
 
 
-async def http(method: str, url: str, headers: dict | None = None, body: bytes | None = None,
-               json_body: Any = None) -> Response:
+async def http(
+    method: str, url: str, headers: dict | None = None, body: bytes | None = None, json_body: Any = None
+) -> Response:
     all_headers = {k: [v] for k, v in (headers or {}).items()}
     if json_body is not None:
         body = json.dumps(json_body).encode()

@@ -103,8 +103,14 @@ def test_uplink_removes_only_confirmed_samples_and_resends_the_rest_after_a_reco
         buffer.add(sample(ts))
     uplink, first = connected_uplink(buffer, batch_size=2)
     assert len(first.sent) == MAX_IN_FLIGHT  # 4 batches of 2 in flight, 2 samples wait
-    uplink.received(first, {"type": "samples", "correlation_id": first.sent[0]["correlation_id"],
-                            "data": {"accepted": 2, "duplicates": 0}})
+    uplink.received(
+        first,
+        {
+            "type": "samples",
+            "correlation_id": first.sent[0]["correlation_id"],
+            "data": {"accepted": 2, "duplicates": 0},
+        },
+    )
     assert len(buffer) == 8
     assert len(first.sent) == 5  # the confirmation made room for the last batch
     uplink.closed(first, 1006, "hub went away")
@@ -122,10 +128,22 @@ def test_uplink_drops_a_batch_the_hub_refuses_for_good_and_resends_one_it_could_
         buffer.add(sample(ts))
     uplink, protocol = connected_uplink(buffer, batch_size=2)
     refused, busy = protocol.sent[0], protocol.sent[1]
-    uplink.received(protocol, {"type": "error", "correlation_id": refused["correlation_id"],
-                               "data": {"code": "forbidden", "message": "other host"}})
-    uplink.received(protocol, {"type": "error", "correlation_id": busy["correlation_id"],
-                               "data": {"code": "unavailable", "message": "store down"}})
+    uplink.received(
+        protocol,
+        {
+            "type": "error",
+            "correlation_id": refused["correlation_id"],
+            "data": {"code": "forbidden", "message": "other host"},
+        },
+    )
+    uplink.received(
+        protocol,
+        {
+            "type": "error",
+            "correlation_id": busy["correlation_id"],
+            "data": {"code": "unavailable", "message": "store down"},
+        },
+    )
     assert len(buffer) == 2
     uplink.pump()
     assert batch_timestamps(protocol.sent[-1]) == batch_timestamps(busy)
@@ -133,8 +151,10 @@ def test_uplink_drops_a_batch_the_hub_refuses_for_good_and_resends_one_it_could_
 
 def test_uplink_adopts_the_hubs_limits_from_connection_ack():
     uplink, _ = connected_uplink(SampleBuffer())
-    uplink.received(None, {"type": "connection_ack",
-                           "data": {"limits": {"max_message_bytes": 16384, "max_samples_per_message": 50}}})
+    uplink.received(
+        None,
+        {"type": "connection_ack", "data": {"limits": {"max_message_bytes": 16384, "max_samples_per_message": 50}}},
+    )
     assert uplink.batch_size == 50 and uplink.max_batch_bytes == 16384 - 1024
 
 
@@ -149,21 +169,24 @@ def test_hub_endpoint_accepts_only_websocket_urls():
 # ----- the hub's validation and de-duplication (no I/O)
 
 
-@pytest.mark.parametrize("data,code,fragment", [
-    ({}, "bad_message", "'samples'"),
-    ({"samples": []}, "bad_message", "non-empty"),
-    ({"samples": [wire(1_800_000_000_000)] * 501}, "too_large", "500"),
-    ({"samples": [wire(1_800_000_000_000, host="other")]}, "forbidden", "agent-a"),
-    ({"samples": [{**wire(1_800_000_000_000), "timestamp": "yesterday"}]}, "bad_message", "ISO-8601"),
-    ({"samples": [{**wire(1_800_000_000_000), "timestamp": "2027-01-15T08:00:00"}]}, "bad_message", "time zone"),
-    ({"samples": [wire(1_800_000_000_000 + 3_600_000)]}, "bad_message", "future"),
-    ({"samples": [wire(1_800_000_000_000, **{"bad-name": 1.0})]}, "bad_message", "metric names"),
-    ({"samples": [wire(1_800_000_000_000, **{"x" * 65: 1.0})]}, "bad_message", "metric names"),
-    ({"samples": [{**wire(1_800_000_000_000), "metrics": {"cpu_usage": "high"}}]}, "bad_message", "finite"),
-    ({"samples": [{**wire(1_800_000_000_000), "metrics": {"cpu_usage": True}}]}, "bad_message", "finite"),
-    ({"samples": [{**wire(1_800_000_000_000), "metrics": {"cpu_usage": float("inf")}}]}, "bad_message", "finite"),
-    ({"samples": [{**wire(1_800_000_000_000), "metrics": {f"m{i}": 1 for i in range(201)}}]}, "too_large", "200"),
-])
+@pytest.mark.parametrize(
+    "data,code,fragment",
+    [
+        ({}, "bad_message", "'samples'"),
+        ({"samples": []}, "bad_message", "non-empty"),
+        ({"samples": [wire(1_800_000_000_000)] * 501}, "too_large", "500"),
+        ({"samples": [wire(1_800_000_000_000, host="other")]}, "forbidden", "agent-a"),
+        ({"samples": [{**wire(1_800_000_000_000), "timestamp": "yesterday"}]}, "bad_message", "ISO-8601"),
+        ({"samples": [{**wire(1_800_000_000_000), "timestamp": "2027-01-15T08:00:00"}]}, "bad_message", "time zone"),
+        ({"samples": [wire(1_800_000_000_000 + 3_600_000)]}, "bad_message", "future"),
+        ({"samples": [wire(1_800_000_000_000, **{"bad-name": 1.0})]}, "bad_message", "metric names"),
+        ({"samples": [wire(1_800_000_000_000, **{"x" * 65: 1.0})]}, "bad_message", "metric names"),
+        ({"samples": [{**wire(1_800_000_000_000), "metrics": {"cpu_usage": "high"}}]}, "bad_message", "finite"),
+        ({"samples": [{**wire(1_800_000_000_000), "metrics": {"cpu_usage": True}}]}, "bad_message", "finite"),
+        ({"samples": [{**wire(1_800_000_000_000), "metrics": {"cpu_usage": float("inf")}}]}, "bad_message", "finite"),
+        ({"samples": [{**wire(1_800_000_000_000), "metrics": {f"m{i}": 1 for i in range(201)}}]}, "too_large", "200"),
+    ],
+)
 def test_validate_batch_refuses_with_a_typed_error(data, code, fragment):
     with pytest.raises(ProtocolError) as refused:
         validate_batch(data, "agent-a", now_ms=1_800_000_000_000)
@@ -220,8 +243,9 @@ async def test_ingested_samples_are_streamed_stored_and_deduplicated(daemon):
         assert [u["data"]["metrics"]["cpu_usage"] for u in updates] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         # A metric the hub's own catalogue lacks (a bigger host) reaches "*" subscribers.
         assert updates[0]["data"]["metrics"]["cpu_core_99"] == 50.0
-        history = await viewer.request("history", {"metrics": ["cpu_usage"], "host": "agent-a", "from": "-1m",
-                                                   "max_points": 5000})
+        history = await viewer.request(
+            "history", {"metrics": ["cpu_usage"], "host": "agent-a", "from": "-1m", "max_points": 5000}
+        )
         assert sum(p["count"] for p in history["data"]["series"]["cpu_usage"]) == 6
     finally:
         agent.close()
@@ -238,8 +262,11 @@ async def test_subscribe_hosts_filters_agent_samples(daemon):
         assert reply["data"]["hosts"] == ["agent-b"]
         await push(agent, [wire(now_ms() - 1000, host="agent-b")])
         await deferLater(reactor, 0.5, lambda: None)  # the hub's own samples (testhost) keep coming meanwhile
-        hosts = {m["data"]["host"] for m in viewer.received[viewer.received.index(reply) + 1:]
-                 if m["type"] == "metrics_update"}
+        hosts = {
+            m["data"]["host"]
+            for m in viewer.received[viewer.received.index(reply) + 1 :]
+            if m["type"] == "metrics_update"
+        }
         assert hosts == {"agent-b"}
     finally:
         agent.close()
@@ -306,8 +333,9 @@ async def test_deduplication_survives_a_hub_restart_through_the_store(daemon):
     finally:
         agent.close()
     published: list[Sample] = []
-    restarted = IngestService(lambda s: (published.append(s), succeed(None))[1], StoredTimestamps(daemon.core.store),
-                              daemon.core.store.flush)
+    restarted = IngestService(
+        lambda s: (published.append(s), succeed(None))[1], StoredTimestamps(daemon.core.store), daemon.core.store.flush
+    )
     resend = [sample(start + i * 1000) for i in range(5, 12)] + [sample(start + 500)]
     result = await restarted.accept("agent-a", resend)
     assert (result.accepted, result.duplicates) == (3, 5)
@@ -319,8 +347,14 @@ async def test_deduplication_survives_a_hub_restart_through_the_store(daemon):
 
 @pytest_twisted.ensureDeferred
 async def test_agent_pushes_its_samples_and_flushes_on_stop(daemon):
-    agent = build_agent(reactor, hub=daemon.url("/ingest"), token=daemon.token("agent", subject="agent-x"),
-                        host="agent-x", interval=0.2, batch_interval=0.1)
+    agent = build_agent(
+        reactor,
+        hub=daemon.url("/ingest"),
+        token=daemon.token("agent", subject="agent-x"),
+        host="agent-x",
+        interval=0.2,
+        batch_interval=0.1,
+    )
     agent.startService()
     try:
         deadline = reactor.seconds() + 10
@@ -340,9 +374,15 @@ async def test_agent_connects_over_wss_trusting_a_ca_file(make_settings, tmp_pat
 
     key, cert = write_self_signed(str(tmp_path / "tls"))
     daemon = await start_daemon(make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"))
-    agent = build_agent(reactor, hub=f"wss://localhost:{daemon.port}/ingest",
-                        token=daemon.token("agent", subject="agent-tls"), host="agent-tls", interval=0.2,
-                        batch_interval=0.1, ca_file=cert)
+    agent = build_agent(
+        reactor,
+        hub=f"wss://localhost:{daemon.port}/ingest",
+        token=daemon.token("agent", subject="agent-tls"),
+        host="agent-tls",
+        interval=0.2,
+        batch_interval=0.1,
+        ca_file=cert,
+    )
     agent.startService()
     try:
         deadline = reactor.seconds() + 10
@@ -363,9 +403,23 @@ class AgentProcess:
         self.log_path = directory / f"agent-{name}.log"
         self.log = open(self.log_path, "w+")
         self.process = subprocess.Popen(
-            [str(BIN / "dashd"), "agent", "--hub", f"ws://127.0.0.1:{port}/ingest", "--token", token,
-             "--host-name", name, "--interval", "0.2", "--batch-interval", "0.2"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                str(BIN / "dashd"),
+                "agent",
+                "--hub",
+                f"ws://127.0.0.1:{port}/ingest",
+                "--token",
+                token,
+                "--host-name",
+                name,
+                "--interval",
+                "0.2",
+                "--batch-interval",
+                "0.2",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def output(self) -> str:
         self.log.flush()
@@ -386,8 +440,9 @@ class AgentProcess:
 
 
 def agent_token(state: Path, name: str) -> str:
-    result = run(str(BIN / "dashd"), "token", "--role", "agent", "--subject", name, "--ttl", "10m",
-                 "--state-dir", str(state))
+    result = run(
+        str(BIN / "dashd"), "token", "--role", "agent", "--subject", name, "--ttl", "10m", "--state-dir", str(state)
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -411,11 +466,19 @@ def test_one_hub_two_agents_and_a_hub_restart_loses_no_sample(tmp_path):
     try:
         agents = [AgentProcess(tmp_path, port, agent_token(state, name), name) for name in ("agent-a", "agent-b")]
         viewer_token = run(str(BIN / "dashd"), "token", "--state-dir", str(state)).stdout.strip()
-        with ws_connect(f"ws://127.0.0.1:{port}/dashboard", open_timeout=10,
-                        additional_headers={"Authorization": f"Bearer {viewer_token}"}) as viewer:
+        with ws_connect(
+            f"ws://127.0.0.1:{port}/dashboard",
+            open_timeout=10,
+            additional_headers={"Authorization": f"Bearer {viewer_token}"},
+        ) as viewer:
             # Both agents' samples are streamed, told apart by host.
-            seen = recv_until(viewer, lambda m, seen: {"agent-a", "agent-b"} <= {
-                x["data"]["host"] for x in seen if x["type"] == "metrics_update"}, timeout=15)
+            seen = recv_until(
+                viewer,
+                lambda m, seen: (
+                    {"agent-a", "agent-b"} <= {x["data"]["host"] for x in seen if x["type"] == "metrics_update"}
+                ),
+                timeout=15,
+            )
             assert seen[0]["type"] == "connection_ack"
             # subscribe {hosts: [one]} filters.
             viewer.send(json.dumps({"type": "subscribe", "correlation_id": "s", "data": {"hosts": ["agent-b"]}}))
@@ -424,8 +487,15 @@ def test_one_hub_two_agents_and_a_hub_restart_loses_no_sample(tmp_path):
             assert {m["data"]["host"] for m in after if m["type"] == "metrics_update"} == {"agent-b"}
             # Each host's history comes from the store.
             for name in ("agent-a", "agent-b"):
-                viewer.send(json.dumps({"type": "history", "correlation_id": name, "data": {
-                    "metrics": ["cpu_usage"], "host": name, "from": "-5m", "max_points": 5000}}))
+                viewer.send(
+                    json.dumps(
+                        {
+                            "type": "history",
+                            "correlation_id": name,
+                            "data": {"metrics": ["cpu_usage"], "host": name, "from": "-5m", "max_points": 5000},
+                        }
+                    )
+                )
                 reply = recv_until(viewer, lambda m, _, cid=name: m.get("correlation_id") == cid)[-1]
                 assert reply["type"] == "history" and sum(p["count"] for p in reply["data"]["series"]["cpu_usage"]) > 0
         # The hub goes away mid-stream and comes back on the same port and state.

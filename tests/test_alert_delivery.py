@@ -29,14 +29,39 @@ LOOPBACK = parse_networks(["127.0.0.0/8"])
 
 
 def sample_notice(channel="ops", key="k1"):
-    firing = AlertEvent("cpu_high", "web1", FIRING, "critical", alert_labels("cpu_high", "web1", "critical", [("team", "db")]),
-                        "cpu_usage > 90 on web1", "cpu_high: cpu_usage > 90 for 60s (now 97.5)", T0, None, 97.5)
-    resolved = AlertEvent("cpu_high", "web2", RESOLVED, "critical",
-                          alert_labels("cpu_high", "web2", "critical", [("team", "db")]),
-                          "cpu_usage back to normal on web2", "cpu_high: cpu_usage is 42 (clears at 80)",
-                          T0 - 600_000, T0 - 60_000, 42.0)
-    return build_notice(channel, f"default/{channel}/alertname=cpu_high", {"alertname": "cpu_high"},
-                        [firing, resolved], "https://dash.example.com", key, 50)
+    firing = AlertEvent(
+        "cpu_high",
+        "web1",
+        FIRING,
+        "critical",
+        alert_labels("cpu_high", "web1", "critical", [("team", "db")]),
+        "cpu_usage > 90 on web1",
+        "cpu_high: cpu_usage > 90 for 60s (now 97.5)",
+        T0,
+        None,
+        97.5,
+    )
+    resolved = AlertEvent(
+        "cpu_high",
+        "web2",
+        RESOLVED,
+        "critical",
+        alert_labels("cpu_high", "web2", "critical", [("team", "db")]),
+        "cpu_usage back to normal on web2",
+        "cpu_high: cpu_usage is 42 (clears at 80)",
+        T0 - 600_000,
+        T0 - 60_000,
+        42.0,
+    )
+    return build_notice(
+        channel,
+        f"default/{channel}/alertname=cpu_high",
+        {"alertname": "cpu_high"},
+        [firing, resolved],
+        "https://dash.example.com",
+        key,
+        50,
+    )
 
 
 def recorded(name: str) -> bytes:
@@ -52,8 +77,16 @@ def recorded(name: str) -> bytes:
 async def test_each_webhook_format_arrives_byte_for_byte_as_recorded(fmt):
     receiver = HttpReceiver().start()
     try:
-        config = parse_channel("hook", {"kind": "webhook", "url": receiver.url, "format": fmt,
-                                        "header.Authorization": "Bearer t0ken", "header.X-Team": "ops"})
+        config = parse_channel(
+            "hook",
+            {
+                "kind": "webhook",
+                "url": receiver.url,
+                "format": fmt,
+                "header.Authorization": "Bearer t0ken",
+                "header.X-Team": "ops",
+            },
+        )
         result = await HttpTransport(config, NetworkGuard(reactor, LOOPBACK)).send(sample_notice().body)
     finally:
         await receiver.stop()
@@ -69,8 +102,9 @@ async def test_each_webhook_format_arrives_byte_for_byte_as_recorded(fmt):
 async def test_the_alertmanager_payload_is_a_list_of_postable_alerts_as_recorded():
     receiver = HttpReceiver().start()
     try:
-        config = parse_channel("am", {"kind": "alertmanager", "url": f"http://127.0.0.1:{receiver.port}/",
-                                      "resend_interval": "60s"})
+        config = parse_channel(
+            "am", {"kind": "alertmanager", "url": f"http://127.0.0.1:{receiver.port}/", "resend_interval": "60s"}
+        )
         transport = HttpTransport(config, NetworkGuard(reactor, LOOPBACK), wall_clock_ms=lambda: T0 + 1000)
         result = await transport.send(sample_notice().body)
     finally:
@@ -115,19 +149,31 @@ async def test_a_malformed_answer_is_a_failure_with_the_reason(logged_failures):
 
 @pytest_twisted.ensureDeferred
 async def test_an_unreachable_smtp_server_is_a_failure_with_the_reason(logged_failures):
-    config = parse_channel("mail", {"kind": "email", "host": "127.0.0.1", "port": str(free_port()),
-                                    "security": "starttls", "from": "dashd@example.com", "to": "ops@example.com"})
+    config = parse_channel(
+        "mail",
+        {
+            "kind": "email",
+            "host": "127.0.0.1",
+            "port": str(free_port()),
+            "security": "starttls",
+            "from": "dashd@example.com",
+            "to": "ops@example.com",
+        },
+    )
     result = await transport_for(config, NetworkGuard(reactor, LOOPBACK), lambda: T0).send(sample_notice().body)
     assert (result.ok, result.detail) == (False, "connection refused")
     assert logged_failures == []
 
 
-@pytest.mark.parametrize("url, reason", [
-    ("http://127.0.0.1:9/hook", "127.0.0.1 is a loopback address"),
-    ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is a cloud metadata address"),
-    ("http://[::1]:9/hook", "::1 is a loopback address"),
-    ("http://localhost:9/hook", "is a loopback address"),
-])
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://127.0.0.1:9/hook", "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is a cloud metadata address"),
+        ("http://[::1]:9/hook", "::1 is a loopback address"),
+        ("http://localhost:9/hook", "is a loopback address"),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_an_internal_target_is_refused_unless_allow_listed(url, reason):
     config = parse_channel("hook", {"kind": "webhook", "url": url})
@@ -150,10 +196,17 @@ class Nodes:
         guard = NetworkGuard(reactor, LOOPBACK)
         policy = RetryPolicy(first=5, maximum=20, dead_after=600, lease=60)
         self.outboxes = [
-            Outbox(AlertingStore(store), lambda name: (transport_for(self.channels[name], guard, self.now)
-                                                       if name in self.channels else None),
-                   self.clock, f"node{i}", policy, wall_clock_ms=self.now, jitter=lambda: 0.5)
-            for i, store in enumerate(self.stores)]
+            Outbox(
+                AlertingStore(store),
+                lambda name: transport_for(self.channels[name], guard, self.now) if name in self.channels else None,
+                self.clock,
+                f"node{i}",
+                policy,
+                wall_clock_ms=self.now,
+                jitter=lambda: 0.5,
+            )
+            for i, store in enumerate(self.stores)
+        ]
 
     def now(self) -> int:
         return T0 + int(self.clock.seconds() * 1000)
@@ -292,15 +345,24 @@ async def test_a_flood_of_a_thousand_alerts_in_a_minute_is_grouped_and_the_outbo
     store.startService()
     await store.ensure_schema()
     delivery = AlertDelivery(
-        store, clock, "node0", channels=(parse_channel("hook", {"kind": "webhook", "url": receiver.url}),),
+        store,
+        clock,
+        "node0",
+        channels=(parse_channel("hook", {"kind": "webhook", "url": receiver.url}),),
         routes=(Route("all", ("hook",), group_wait=10, group_interval=60, repeat_interval=3600),),
-        guard=NetworkGuard(reactor, LOOPBACK), base_url="https://dash.example.com",
-        wall_clock_ms=lambda: T0 + int(clock.seconds() * 1000))
+        guard=NetworkGuard(reactor, LOOPBACK),
+        base_url="https://dash.example.com",
+        wall_clock_ms=lambda: T0 + int(clock.seconds() * 1000),
+    )
     try:
         for i in range(1000):
             at = T0 + i * 60
-            delivery.observe(AlertEvent("cpu_high", f"h{i}", FIRING, "warning",
-                                        alert_labels("cpu_high", f"h{i}", "warning"), "s", "d", at), None)
+            delivery.observe(
+                AlertEvent(
+                    "cpu_high", f"h{i}", FIRING, "warning", alert_labels("cpu_high", f"h{i}", "warning"), "s", "d", at
+                ),
+                None,
+            )
             clock.advance(0.06)
         await delivery.idle()
         clock.advance(120)
@@ -321,10 +383,17 @@ def _delivery(store, clock, node, channels, routes=None):
     from dashd.alerting.delivery import AlertDelivery
     from dashd.alerting.routing import Route
 
-    return AlertDelivery(store, clock, node, channels=channels,
-                         routes=routes or (Route("all", ("*",), group_wait=5, group_interval=30, repeat_interval=3600),),
-                         guard=NetworkGuard(reactor, LOOPBACK), base_url="https://dash.example.com",
-                         wall_clock_ms=lambda: T0 + int(clock.seconds() * 1000), jitter=lambda: 0.5)
+    return AlertDelivery(
+        store,
+        clock,
+        node,
+        channels=channels,
+        routes=routes or (Route("all", ("*",), group_wait=5, group_interval=30, repeat_interval=3600),),
+        guard=NetworkGuard(reactor, LOOPBACK),
+        base_url="https://dash.example.com",
+        wall_clock_ms=lambda: T0 + int(clock.seconds() * 1000),
+        jitter=lambda: 0.5,
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -341,8 +410,12 @@ async def test_two_nodes_seeing_the_same_alerts_deliver_each_once(db_url):
             store.startService()
             await store.ensure_schema()
             nodes.append(_delivery(store, clock, f"node{i}", (channel,)))
-        events = [AlertEvent("cpu_high", f"h{i}", FIRING, "warning", alert_labels("cpu_high", f"h{i}", "warning"),
-                             "s", "d", T0 + i) for i in range(3)]
+        events = [
+            AlertEvent(
+                "cpu_high", f"h{i}", FIRING, "warning", alert_labels("cpu_high", f"h{i}", "warning"), "s", "d", T0 + i
+            )
+            for i in range(3)
+        ]
         for event in events:
             for node in nodes:
                 node.observe(event, None)
@@ -368,8 +441,12 @@ async def test_two_nodes_seeing_the_same_alerts_deliver_each_once(db_url):
     bodies = [json.loads(r["body"]) for r in receiver.requests]
     # Whichever node recorded each event first announced it; the firing
     # messages list each alert once between them, and the resolve once.
-    firing_window = [(a["labels"]["host"], a["status"]) for b in bodies if b["status"] == "firing"
-                     and not any(a["status"] == "resolved" for a in b["alerts"]) for a in b["alerts"]]
+    firing_window = [
+        (a["labels"]["host"], a["status"])
+        for b in bodies
+        if b["status"] == "firing" and not any(a["status"] == "resolved" for a in b["alerts"])
+        for a in b["alerts"]
+    ]
     assert sorted(firing_window) == [("h0", "firing"), ("h1", "firing"), ("h2", "firing")]
     resolves = [a["labels"]["host"] for b in bodies for a in b["alerts"] if a["status"] == "resolved"]
     assert resolves == ["h0"]
@@ -382,12 +459,15 @@ async def test_an_alertmanager_channel_gets_firing_alerts_re_posted_every_resend
     store = Store(db_url, reactor)
     store.startService()
     await store.ensure_schema()
-    channel = parse_channel("am", {"kind": "alertmanager", "url": f"http://127.0.0.1:{receiver.port}",
-                                   "resend_interval": "60s"})
+    channel = parse_channel(
+        "am", {"kind": "alertmanager", "url": f"http://127.0.0.1:{receiver.port}", "resend_interval": "60s"}
+    )
     node = _delivery(store, clock, "node0", (channel,))
     try:
-        node.observe(AlertEvent("cpu_high", "h0", FIRING, "warning", alert_labels("cpu_high", "h0", "warning"),
-                                "s", "d", T0), None)
+        node.observe(
+            AlertEvent("cpu_high", "h0", FIRING, "warning", alert_labels("cpu_high", "h0", "warning"), "s", "d", T0),
+            None,
+        )
         await node.idle()
         for _ in range(4):  # group_wait, then three resend intervals
             clock.advance(5 if not receiver.requests else 60)
@@ -407,10 +487,19 @@ async def test_an_alertmanager_channel_gets_firing_alerts_re_posted_every_resend
 async def test_an_unreachable_smtp_server_and_a_malformed_answer_end_in_the_delivery_log(db_url, logged_failures):
     garbage = start_garbage_server()
     nodes = await Nodes(db_url, "http://127.0.0.1:9/unused").start()
-    nodes.channels["mail"] = parse_channel("mail", {"kind": "email", "host": "127.0.0.1", "port": str(free_port()),
-                                                    "from": "d@example.com", "to": "o@example.com"})
-    nodes.channels["am"] = parse_channel("am", {"kind": "alertmanager",
-                                                "url": f"http://127.0.0.1:{garbage.getHost().port}"})
+    nodes.channels["mail"] = parse_channel(
+        "mail",
+        {
+            "kind": "email",
+            "host": "127.0.0.1",
+            "port": str(free_port()),
+            "from": "d@example.com",
+            "to": "o@example.com",
+        },
+    )
+    nodes.channels["am"] = parse_channel(
+        "am", {"kind": "alertmanager", "url": f"http://127.0.0.1:{garbage.getHost().port}"}
+    )
     try:
         for name in ("mail", "am"):
             notice = sample_notice(channel=name, key=f"k-{name}")
@@ -436,8 +525,10 @@ async def test_a_clean_stop_writes_waiting_groups_to_the_outbox(db_url):
     node = _delivery(store, clock, "node0", (parse_channel("hook", {"kind": "webhook", "url": "http://127.0.0.1:9/"}),))
     try:
         node.startService()
-        node.observe(AlertEvent("cpu_high", "h0", FIRING, "warning", alert_labels("cpu_high", "h0", "warning"),
-                                "s", "d", T0), None)
+        node.observe(
+            AlertEvent("cpu_high", "h0", FIRING, "warning", alert_labels("cpu_high", "h0", "warning"), "s", "d", T0),
+            None,
+        )
         await node.idle()
         assert await node.outbox.counts() == {}  # still in group_wait
         await node.stopService()
@@ -453,8 +544,9 @@ async def test_a_receiver_that_never_answers_times_out_with_the_reason(logged_fa
 
     silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
     try:
-        config = parse_channel("hook", {"kind": "webhook", "url": f"http://127.0.0.1:{silent.getHost().port}/x",
-                                        "timeout": "0.5s"})
+        config = parse_channel(
+            "hook", {"kind": "webhook", "url": f"http://127.0.0.1:{silent.getHost().port}/x", "timeout": "0.5s"}
+        )
         result = await HttpTransport(config, NetworkGuard(reactor, LOOPBACK)).send(sample_notice().body)
     finally:
         await silent.stopListening()
@@ -478,12 +570,15 @@ async def test_https_webhooks_verify_the_certificate(tmp_path):
     guard = NetworkGuard(reactor, parse_networks(["127.0.0.0/8", "::1/128"]))
     try:
         untrusted = await HttpTransport(parse_channel("h", {"kind": "webhook", "url": url}), guard).send(
-            sample_notice().body)
+            sample_notice().body
+        )
         trusted = await HttpTransport(parse_channel("h", {"kind": "webhook", "url": url, "ca_file": cert}), guard).send(
-            sample_notice().body)
-        wrong_name = await HttpTransport(parse_channel("h", {"kind": "webhook", "ca_file": cert,
-                                                             "url": url.replace("localhost", "127.0.0.2")}),
-                                         guard).send(sample_notice().body)
+            sample_notice().body
+        )
+        wrong_name = await HttpTransport(
+            parse_channel("h", {"kind": "webhook", "ca_file": cert, "url": url.replace("localhost", "127.0.0.2")}),
+            guard,
+        ).send(sample_notice().body)
     finally:
         await port.stopListening()
     assert not untrusted.ok and "certificate verify failed" in untrusted.detail

@@ -30,9 +30,15 @@ class Mailbox:
         self.messages: list[dict] = []
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "content": envelope.content,
-                              "login": session.auth_data.login if session.authenticated else None,
-                              "tls": session.ssl is not None})
+        self.messages.append(
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "content": envelope.content,
+                "login": session.auth_data.login if session.authenticated else None,
+                "tls": session.ssl is not None,
+            }
+        )
         return "250 2.0.0 queued as dashd-test"
 
 
@@ -56,19 +62,32 @@ def smtp_server(request, certificate):
     port = free_port()
     # aiosmtpd only knows STARTTLS as TLS for AUTH; with implicit TLS the
     # whole session is encrypted anyway.
-    options = {"tls_context": context, "require_starttls": True, "auth_require_tls": True} \
-        if request.param == "starttls" else {"ssl_context": context, "auth_require_tls": False}
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_required=True, **options)
+    options = (
+        {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+        if request.param == "starttls"
+        else {"ssl_context": context, "auth_require_tls": False}
+    )
+    controller = Controller(
+        mailbox, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_required=True, **options
+    )
     controller.start()
     yield {"mailbox": mailbox, "port": port, "security": request.param, "ca_file": cert}
     controller.stop()
 
 
 def mail_channel(server, **changes):
-    data = {"kind": "email", "host": "localhost", "port": str(server["port"]), "security": server["security"],
-            "username": "alerts", "password": "s3cret", "from": "dashd@example.com",
-            "to": "ops@example.com, oncall@example.com", "ca_file": server["ca_file"], "timeout": "10s"}
+    data = {
+        "kind": "email",
+        "host": "localhost",
+        "port": str(server["port"]),
+        "security": server["security"],
+        "username": "alerts",
+        "password": "s3cret",
+        "from": "dashd@example.com",
+        "to": "ops@example.com, oncall@example.com",
+        "ca_file": server["ca_file"],
+        "timeout": "10s",
+    }
     data.update(changes)
     return parse_channel("mail", data)
 

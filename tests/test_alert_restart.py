@@ -49,7 +49,9 @@ def wait_for(check, what):
 def outbox(db: str) -> list[tuple]:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
-            return connection.execute("SELECT dedup_key, status, attempts, payload FROM alert_outbox ORDER BY id").fetchall()
+            return connection.execute(
+                "SELECT dedup_key, status, attempts, payload FROM alert_outbox ORDER BY id"
+            ).fetchall()
     except sqlite3.OperationalError:
         return []  # not migrated yet
 
@@ -87,8 +89,10 @@ group_wait = 0s
         started = json.loads(payload)["alerts"][0]["startsAt"]
         server = start_recorder(hook_port)
         daemon = Daemon(state, daemon.port, "--config", str(ini), "--host-name", "killed-node")
-        wait_for(lambda: any(m["alerts"][0]["startsAt"] == started for m in Recorder.received),
-                 "the first run's alert to arrive")
+        wait_for(
+            lambda: any(m["alerts"][0]["startsAt"] == started for m in Recorder.received),
+            "the first run's alert to arrive",
+        )
         final = {r[0]: r[1] for r in outbox(db)}
         assert final[pending_key] == "delivered"
         firsts = [m for m in Recorder.received if m["alerts"][0]["startsAt"] == started and m["kind"] == "notify"]
@@ -141,6 +145,7 @@ group_wait = 1s
         def both_hosts():
             hosts = [m["alerts"][0]["labels"]["host"] for m in Recorder.received if m["kind"] == "notify"]
             return {"node-a", "node-b"} <= set(hosts) and hosts
+
         wait_for(both_hosts, "an alert for each node's host")
         time.sleep(3)  # any second copy (one per node) would have arrived by now: group_wait is 1 s
         hosts = sorted(m["alerts"][0]["labels"]["host"] for m in Recorder.received if m["kind"] == "notify")
@@ -165,12 +170,15 @@ group_wait = 1s
 def test_twistd_stops_with_one_line_on_a_bad_channel_section(tmp_path):
     ini = tmp_path / "bad.ini"
     ini.write_text("[channel:pager]\nkind = webhook\nurl = http://x\nformat = irc\n")
-    result = run(str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--state-dir", str(tmp_path),
-                 "--config", str(ini))
+    result = run(
+        str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--state-dir", str(tmp_path), "--config", str(ini)
+    )
     assert result.returncode != 0
     lines = [line for line in (result.stderr + result.stdout).splitlines() if "[channel:pager]" in line]
-    assert lines == ["dashd: invalid configuration: [channel:pager]: format must be one of generic, slack, "
-                     "mattermost, discord, teams"], result.stderr + result.stdout
+    assert lines == [
+        "dashd: invalid configuration: [channel:pager]: format must be one of generic, slack, "
+        "mattermost, discord, teams"
+    ], result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     checked = run(str(BIN / "dashd"), "check-config", "--config", str(ini), "--state-dir", str(tmp_path))
     assert checked.returncode != 0 and "[channel:pager]: format must be one of" in checked.stderr

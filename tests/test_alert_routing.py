@@ -28,56 +28,91 @@ KNOWN = ("cpu_usage", "memory_usage")
 
 
 def event(rule="cpu_high", host="web1", state=FIRING, level="warning", at=T0, ends=None, **labels) -> AlertEvent:
-    return AlertEvent(rule, host, state, level, alert_labels(rule, host, level, labels.items()),
-                      f"{rule} on {host}", f"{rule} is bad on {host}", at, ends, 95.0)
+    return AlertEvent(
+        rule,
+        host,
+        state,
+        level,
+        alert_labels(rule, host, level, labels.items()),
+        f"{rule} on {host}",
+        f"{rule} is bad on {host}",
+        at,
+        ends,
+        95.0,
+    )
 
 
 # ----- matchers and routes
 
 
-@pytest.mark.parametrize("text, labels, expected", [
-    ("host=web1", {"host": "web1"}, True),
-    ("host=web1", {"host": "web2"}, False),
-    ("host!=web1", {"host": "web2"}, True),
-    ("host=~web.*", {"host": "web12"}, True),
-    ("host=~web", {"host": "web12"}, False),  # anchored, as Alertmanager's
-    ("team!~db|ops", {"team": "web"}, True),
-    ("team=", {}, True),  # a missing label is the empty string
-])
+@pytest.mark.parametrize(
+    "text, labels, expected",
+    [
+        ("host=web1", {"host": "web1"}, True),
+        ("host=web1", {"host": "web2"}, False),
+        ("host!=web1", {"host": "web2"}, True),
+        ("host=~web.*", {"host": "web12"}, True),
+        ("host=~web", {"host": "web12"}, False),  # anchored, as Alertmanager's
+        ("team!~db|ops", {"team": "web"}, True),
+        ("team=", {}, True),  # a missing label is the empty string
+    ],
+)
 def test_matchers_follow_alertmanager_semantics(text, labels, expected):
     assert parse_matcher(text).matches(labels) is expected
 
 
-@pytest.mark.parametrize("text, complaint", [
-    ("host", "must look like name=value"),
-    ("9host=a", "must look like name=value"),
-    ("host=~(", "bad regular expression"),
-])
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("host", "must look like name=value"),
+        ("9host=a", "must look like name=value"),
+        ("host=~(", "bad regular expression"),
+    ],
+)
 def test_a_bad_matcher_says_what_is_wrong(text, complaint):
     with pytest.raises(ValueError, match=complaint.replace("(", r"\(")):
         parse_matcher(text)
 
 
 def test_a_route_section_parses_into_a_route():
-    route = parse_route("db", {"match": "team=db, host=~db.*", "level": "warning", "channels": "mail, slack",
-                               "group_by": "alertname, host", "group_wait": "30s", "group_interval": "5m",
-                               "repeat_interval": "2h", "stop": "true"})
-    assert (route.channels, route.min_level, route.group_by, route.group_wait, route.group_interval,
-            route.repeat_interval, route.stop) == (("mail", "slack"), "warning", ("alertname", "host"), 30, 300,
-                                                   7200, True)
+    route = parse_route(
+        "db",
+        {
+            "match": "team=db, host=~db.*",
+            "level": "warning",
+            "channels": "mail, slack",
+            "group_by": "alertname, host",
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "2h",
+            "stop": "true",
+        },
+    )
+    assert (
+        route.channels,
+        route.min_level,
+        route.group_by,
+        route.group_wait,
+        route.group_interval,
+        route.repeat_interval,
+        route.stop,
+    ) == (("mail", "slack"), "warning", ("alertname", "host"), 30, 300, 7200, True)
     assert [str(m) for m in route.matchers] == ["team=db", "host=~db.*"]
     assert route.matches(event(team="db", host="db1"))
     assert not route.matches(event(team="db", host="db1", level="info"))
     assert not route.matches(event(team="web", host="db1"))
 
 
-@pytest.mark.parametrize("section, complaint", [
-    ({}, "channels is required"),
-    ({"channels": "x", "level": "loud"}, "level must be one of"),
-    ({"channels": "x", "group_wait": "forever"}, "group_wait must be a duration"),
-    ({"channels": "x", "colour": "red"}, "unknown option 'colour'"),
-    ({"channels": "x", "match": "host"}, "must look like name=value"),
-])
+@pytest.mark.parametrize(
+    "section, complaint",
+    [
+        ({}, "channels is required"),
+        ({"channels": "x", "level": "loud"}, "level must be one of"),
+        ({"channels": "x", "group_wait": "forever"}, "group_wait must be a duration"),
+        ({"channels": "x", "colour": "red"}, "unknown option 'colour'"),
+        ({"channels": "x", "match": "host"}, "must look like name=value"),
+    ],
+)
 def test_a_bad_route_section_is_one_line_naming_the_route(section, complaint):
     with pytest.raises(RouteError) as caught:
         parse_route("r1", section)
@@ -201,15 +236,20 @@ def test_an_event_another_node_owns_is_announced_there_and_only_listed_here_late
     g.add(ROUTE, "ops", event(host="b", state=RESOLVED, ends=T0 + 45_000), owned=True, silenced=False)
     clock.advance(60)
     assert [(a["labels"]["host"], a["status"]) for a in sink.notices[1].body["alerts"]] == [
-        ("a", "firing"), ("b", "resolved")]  # a, long announced, is now context
+        ("a", "firing"),
+        ("b", "resolved"),
+    ]  # a, long announced, is now context
 
 
 # ----- silences
 
 
 def test_a_silence_covers_matching_labels_only_while_active():
-    silence = silence_from_request({"matchers": [{"name": "host", "op": "=", "value": "web1"}],
-                                    "duration_s": 3600, "comment": "maintenance"}, "olga", T0)
+    silence = silence_from_request(
+        {"matchers": [{"name": "host", "op": "=", "value": "web1"}], "duration_s": 3600, "comment": "maintenance"},
+        "olga",
+        T0,
+    )
     book = SilenceBook()
     book.add(silence)
     assert book.silenced_by({"host": "web1"}, T0 + 1) == silence.id
@@ -218,14 +258,19 @@ def test_a_silence_covers_matching_labels_only_while_active():
     assert silence.as_dict(T0)["state"] == "active" and silence.created_by == "olga"
 
 
-@pytest.mark.parametrize("data, complaint", [
-    ({"duration_s": 60, "comment": "x"}, "'matchers' must be a list"),
-    ({"matchers": [{"name": "host", "value": "a"}], "duration_s": 60}, "'comment' is required"),
-    ({"matchers": [{"name": "host", "value": "a"}], "comment": "x"}, "'ends_at_ms' must be a time"),
-    ({"matchers": [{"name": "host", "value": "a"}], "comment": "x", "starts_at_ms": T0, "ends_at_ms": T0 - 1},
-     "must end after it starts"),
-    ({"matchers": [{"name": "host", "op": "~", "value": "a"}], "comment": "x", "duration_s": 5}, "operator"),
-])
+@pytest.mark.parametrize(
+    "data, complaint",
+    [
+        ({"duration_s": 60, "comment": "x"}, "'matchers' must be a list"),
+        ({"matchers": [{"name": "host", "value": "a"}], "duration_s": 60}, "'comment' is required"),
+        ({"matchers": [{"name": "host", "value": "a"}], "comment": "x"}, "'ends_at_ms' must be a time"),
+        (
+            {"matchers": [{"name": "host", "value": "a"}], "comment": "x", "starts_at_ms": T0, "ends_at_ms": T0 - 1},
+            "must end after it starts",
+        ),
+        ({"matchers": [{"name": "host", "op": "~", "value": "a"}], "comment": "x", "duration_s": 5}, "operator"),
+    ],
+)
 def test_a_bad_silence_request_says_what_is_wrong(data, complaint):
     with pytest.raises(ValueError, match=complaint):
         silence_from_request(data, "olga", T0)
@@ -235,8 +280,16 @@ def test_a_bad_silence_request_says_what_is_wrong(data, complaint):
 
 
 def test_a_webhook_channel_keeps_header_values_secret():
-    config = parse_channel("slack", {"kind": "webhook", "url": "https://hooks.example/x", "format": "slack",
-                                     "header.Authorization": "Bearer s3cret", "timeout": "5s"})
+    config = parse_channel(
+        "slack",
+        {
+            "kind": "webhook",
+            "url": "https://hooks.example/x",
+            "format": "slack",
+            "header.Authorization": "Bearer s3cret",
+            "timeout": "5s",
+        },
+    )
     public = config.public()
     assert public["headers"] == ["Authorization"] and "s3cret" not in repr(public)
     assert "s3cret" not in repr(config)
@@ -244,8 +297,14 @@ def test_a_webhook_channel_keeps_header_values_secret():
 
 
 def test_an_email_channel_keeps_its_password_secret_and_an_update_without_it_keeps_it():
-    data = {"kind": "email", "host": "smtp.example", "username": "u", "password": "pw", "from": "d@example.com",
-            "to": "a@example.com, b@example.com"}
+    data = {
+        "kind": "email",
+        "host": "smtp.example",
+        "username": "u",
+        "password": "pw",
+        "from": "d@example.com",
+        "to": "a@example.com, b@example.com",
+    }
     old = parse_channel("mail", data, source="api")
     assert old.public()["secrets"] == {"password": True} and "pw" not in repr(old.public())
     update = {k: v for k, v in data.items() if k != "password"}
@@ -253,21 +312,26 @@ def test_an_email_channel_keeps_its_password_secret_and_an_update_without_it_kee
     assert dict(new.secrets)["password"] == "pw" and new.option["to"] == ["a@example.com", "b@example.com"]
 
 
-@pytest.mark.parametrize("data, complaint", [
-    ({"kind": "pager"}, "kind must be one of email, webhook, alertmanager"),
-    ({"kind": "webhook"}, "url is required"),
-    ({"kind": "webhook", "url": "ftp://x"}, "must be an http:// or https:// URL"),
-    ({"kind": "webhook", "url": "https://u:p@x"}, "put credentials in a header"),
-    ({"kind": "webhook", "url": "https://x", "format": "irc"}, "format must be one of"),
-    ({"kind": "webhook", "url": "https://x", "timeout": "1h"}, "timeout must be a duration"),
-    ({"kind": "webhook", "url": "https://x", "header.Bad Name": "v"}, "header name"),
-    ({"kind": "webhook", "url": "https://x", "colour": "red"}, "unknown option 'colour'"),
-    ({"kind": "email", "host": "h", "from": "d@x"}, "to must list"),
-    ({"kind": "email", "host": "h", "from": "nobody", "to": "a@x"}, "from must be an e-mail address"),
-    ({"kind": "email", "host": "h", "from": "d@x", "to": "a@x", "security": "none", "username": "u"},
-     "refusing to send a password without TLS"),
-    ({"kind": "alertmanager", "url": "http://am:9093", "resend_interval": "1s"}, "resend_interval"),
-])
+@pytest.mark.parametrize(
+    "data, complaint",
+    [
+        ({"kind": "pager"}, "kind must be one of email, webhook, alertmanager"),
+        ({"kind": "webhook"}, "url is required"),
+        ({"kind": "webhook", "url": "ftp://x"}, "must be an http:// or https:// URL"),
+        ({"kind": "webhook", "url": "https://u:p@x"}, "put credentials in a header"),
+        ({"kind": "webhook", "url": "https://x", "format": "irc"}, "format must be one of"),
+        ({"kind": "webhook", "url": "https://x", "timeout": "1h"}, "timeout must be a duration"),
+        ({"kind": "webhook", "url": "https://x", "header.Bad Name": "v"}, "header name"),
+        ({"kind": "webhook", "url": "https://x", "colour": "red"}, "unknown option 'colour'"),
+        ({"kind": "email", "host": "h", "from": "d@x"}, "to must list"),
+        ({"kind": "email", "host": "h", "from": "nobody", "to": "a@x"}, "from must be an e-mail address"),
+        (
+            {"kind": "email", "host": "h", "from": "d@x", "to": "a@x", "security": "none", "username": "u"},
+            "refusing to send a password without TLS",
+        ),
+        ({"kind": "alertmanager", "url": "http://am:9093", "resend_interval": "1s"}, "resend_interval"),
+    ],
+)
 def test_a_bad_channel_is_one_line_naming_it(data, complaint):
     with pytest.raises(ChannelError) as caught:
         parse_channel("c1", data)
@@ -278,14 +342,25 @@ def test_a_bad_channel_is_one_line_naming_it(data, complaint):
 # ----- SSRF
 
 
-@pytest.mark.parametrize("address, reason", [
-    ("127.0.0.1", "a loopback address"), ("::1", "a loopback address"), ("10.1.2.3", "a private address"),
-    ("192.168.1.1", "a private address"), ("172.16.0.1", "a private address"),
-    ("169.254.169.254", "a cloud metadata address"), ("169.254.1.1", "a link-local address"),
-    ("fe80::1", "a link-local address"), ("fd00:ec2::254", "a cloud metadata address"),
-    ("100.64.0.1", "a private address"), ("::ffff:127.0.0.1", "a loopback address"), ("0.0.0.0", "a private address"),
-    ("93.184.216.34", None), ("2606:2800:220:1::1", None),
-])
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("127.0.0.1", "a loopback address"),
+        ("::1", "a loopback address"),
+        ("10.1.2.3", "a private address"),
+        ("192.168.1.1", "a private address"),
+        ("172.16.0.1", "a private address"),
+        ("169.254.169.254", "a cloud metadata address"),
+        ("169.254.1.1", "a link-local address"),
+        ("fe80::1", "a link-local address"),
+        ("fd00:ec2::254", "a cloud metadata address"),
+        ("100.64.0.1", "a private address"),
+        ("::ffff:127.0.0.1", "a loopback address"),
+        ("0.0.0.0", "a private address"),
+        ("93.184.216.34", None),
+        ("2606:2800:220:1::1", None),
+    ],
+)
 def test_internal_addresses_are_refused_as_targets(address, reason):
     assert refusal(address, ()) == reason or (reason is not None and refusal(address, ()) is not None)
     if reason is None:
@@ -327,8 +402,13 @@ def test_the_engine_tells_observers_and_marks_silenced_notifications():
     notifications = []
     bus.subscribe("notifications", lambda topic, message: notifications.append(message["data"]))
     book = SilenceBook()
-    book.add(silence_from_request({"matchers": [{"name": "host", "value": "quiet"}], "duration_s": 3600,
-                                   "comment": "maintenance"}, "olga", T0 - 1))
+    book.add(
+        silence_from_request(
+            {"matchers": [{"name": "host", "value": "quiet"}], "duration_s": 3600, "comment": "maintenance"},
+            "olga",
+            T0 - 1,
+        )
+    )
     engine = RuleEngine(NotificationCenter(bus, None, wall_clock_ms=lambda: T0), book)
     seen = []
     engine.add_observer(lambda e, silence: seen.append((e.host, e.state, e.starts_at_ms, e.ends_at_ms, silence)))
@@ -336,17 +416,21 @@ def test_the_engine_tells_observers_and_marks_silenced_notifications():
     for host in ("loud", "quiet"):
         engine.evaluate(Sample(host, T0, {"cpu_usage": 95.0}))
         engine.evaluate(Sample(host, T0 + 5000, {"cpu_usage": 10.0}))
-    assert [s[:4] for s in seen] == [("loud", FIRING, T0, None), ("loud", RESOLVED, T0, T0 + 5000),
-                                     ("quiet", FIRING, T0, None), ("quiet", RESOLVED, T0, T0 + 5000)]
+    assert [s[:4] for s in seen] == [
+        ("loud", FIRING, T0, None),
+        ("loud", RESOLVED, T0, T0 + 5000),
+        ("quiet", FIRING, T0, None),
+        ("quiet", RESOLVED, T0, T0 + 5000),
+    ]
     assert [s[4] is not None for s in seen] == [False, False, True, True]
     assert [n["silenced"] for n in notifications] == [False, False, True, True]
-    assert notifications[0]["labels"] == {"alertname": "cpu_high", "host": "loud", "severity": "critical",
-                                          "team": "db"}
+    assert notifications[0]["labels"] == {"alertname": "cpu_high", "host": "loud", "severity": "critical", "team": "db"}
 
 
 def test_the_dashboard_link_covers_the_alerts_time_range():
     assert dashboard_link("https://dash.example/", "web 1", T0, T0 + 60_000) == (
-        f"https://dash.example/?from={T0 - 1_800_000}&to={T0 + 360_000}&host=web+1")
+        f"https://dash.example/?from={T0 - 1_800_000}&to={T0 + 360_000}&host=web+1"
+    )
 
 
 def test_a_clean_stop_sends_groups_that_are_still_waiting():
@@ -361,9 +445,16 @@ def test_a_clean_stop_sends_groups_that_are_still_waiting():
 
 
 def test_a_maintenance_window_is_a_silence_that_starts_later():
-    window = silence_from_request({"matchers": [{"name": "alertname", "value": "disk_full"}],
-                                   "starts_at_ms": T0 + 3_600_000, "ends_at_ms": T0 + 7_200_000,
-                                   "comment": "backup window"}, "olga", T0)
+    window = silence_from_request(
+        {
+            "matchers": [{"name": "alertname", "value": "disk_full"}],
+            "starts_at_ms": T0 + 3_600_000,
+            "ends_at_ms": T0 + 7_200_000,
+            "comment": "backup window",
+        },
+        "olga",
+        T0,
+    )
     book = SilenceBook()
     book.add(window)
     labels = {"alertname": "disk_full", "host": "db1"}
@@ -377,8 +468,9 @@ def test_a_maintenance_window_is_a_silence_that_starts_later():
 def test_an_alert_still_firing_when_its_silence_ends_goes_out_at_the_next_repeat():
     clock = task.Clock()
     book = SilenceBook()
-    silence = silence_from_request({"matchers": [{"name": "host", "value": "a"}], "duration_s": 600,
-                                    "comment": "maintenance"}, "olga", T0)
+    silence = silence_from_request(
+        {"matchers": [{"name": "host", "value": "a"}], "duration_s": 600, "comment": "maintenance"}, "olga", T0
+    )
     book.add(silence)
     g, sink = grouper(clock, silences=book)
     g.add(ROUTE, "ops", event(host="a"), owned=True, silenced=True)
@@ -395,7 +487,13 @@ def test_alert_links_use_alert_dashboard_url_then_public_url_then_the_first_list
     from dashd.settings import Settings
 
     assert dashboard_url(Settings(listen=("tcp:9000",), host_name="box")).endswith(":9000")
-    assert dashboard_url(Settings(listen=("tcp:9000",), public_url="https://dash.example.com")) == \
-        "https://dash.example.com"
-    assert dashboard_url(Settings(public_url="https://dash.example.com",
-                                  alert_dashboard_url="https://alerts.example.com/")) == "https://alerts.example.com"
+    assert (
+        dashboard_url(Settings(listen=("tcp:9000",), public_url="https://dash.example.com"))
+        == "https://dash.example.com"
+    )
+    assert (
+        dashboard_url(
+            Settings(public_url="https://dash.example.com", alert_dashboard_url="https://alerts.example.com/")
+        )
+        == "https://alerts.example.com"
+    )

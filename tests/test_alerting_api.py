@@ -105,7 +105,9 @@ async def test_a_rules_alert_reaches_the_webhook_and_the_delivery_log(alert_daem
     log = (await http("GET", url, auth(alert_daemon, "operator"))).json()
     assert [d["status"] for d in log["deliveries"]] == ["delivered", "delivered"]
     assert log["deliveries"][0]["log"][0]["detail"] == "HTTP 200: ok"
-    timeline = (await http("GET", alert_daemon.url("/api/alerting/timeline", "http"), auth(alert_daemon, "viewer"))).json()
+    timeline = (
+        await http("GET", alert_daemon.url("/api/alerting/timeline", "http"), auth(alert_daemon, "viewer"))
+    ).json()
     assert [(e["state"], e["labels"]["host"]) for e in timeline["events"]] == [("resolved", "db1"), ("firing", "db1")]
     exposition = (await http("GET", alert_daemon.url("/metrics", "http"))).body.decode()
     assert 'dashd_alert_delivery_attempts_total{channel="ops-hook",outcome="delivered"} 2.0' in exposition
@@ -120,8 +122,17 @@ async def _has(receiver: HttpReceiver, count: int) -> bool:
 async def test_admins_manage_channels_whose_secrets_are_never_returned(alert_daemon, receiver):
     url = alert_daemon.url("/api/alerting/channels/team-slack", "http")
     admin = auth(alert_daemon, "admin")
-    created = await http("PUT", url, admin, json_body={
-        "kind": "webhook", "url": receiver.url, "format": "slack", "headers": {"Authorization": "Bearer api-secret"}})
+    created = await http(
+        "PUT",
+        url,
+        admin,
+        json_body={
+            "kind": "webhook",
+            "url": receiver.url,
+            "format": "slack",
+            "headers": {"Authorization": "Bearer api-secret"},
+        },
+    )
     assert created.status == 200, created.body
     assert b"api-secret" not in created.body and created.json()["channel"]["headers"] == ["Authorization"]
     # The URL's path may be the webhook's token (Slack): shown as scheme and host only.
@@ -132,12 +143,20 @@ async def test_admins_manage_channels_whose_secrets_are_never_returned(alert_dae
     assert [c["name"] for c in listed.json()["channels"]] == ["ops-hook", "team-slack"]
     assert listed.json()["channels"][0]["source"] == "config"
     # An update that leaves the secret out keeps it (the browser never has it).
-    updated = await http("PUT", url, admin, json_body={"kind": "webhook", "format": "slack",
-                                                       "headers": {"Authorization": None}, "timeout": 3})
+    updated = await http(
+        "PUT",
+        url,
+        admin,
+        json_body={"kind": "webhook", "format": "slack", "headers": {"Authorization": None}, "timeout": 3},
+    )
     assert updated.status == 200, updated.body
     tested = await http("POST", url + "/test", admin)
-    assert tested.status == 200 and tested.json()["result"] == {"ok": True, "detail": "HTTP 200: ok", "status": 200,
-                                                                "permanent": False}
+    assert tested.status == 200 and tested.json()["result"] == {
+        "ok": True,
+        "detail": "HTTP 200: ok",
+        "status": 200,
+        "permanent": False,
+    }
     [request] = receiver.requests
     assert request["headers"]["authorization"] == "Bearer api-secret"
     assert json.loads(request["body"])["text"].startswith("[TEST] [FIRING:1]")
@@ -149,21 +168,24 @@ async def test_admins_manage_channels_whose_secrets_are_never_returned(alert_dae
     assert all("secret" not in detail for _, detail in rows)
 
 
-@pytest.mark.parametrize("method, path, role, status", [
-    ("GET", "channels", "operator", 403),
-    ("PUT", "channels/x", "operator", 403),
-    ("POST", "channels/ops-hook/test", "operator", 403),
-    ("GET", "deliveries", "viewer", 403),
-    ("POST", "silences", "viewer", 403),
-    ("GET", "silences", "agent", 403),
-    ("GET", "timeline", "agent", 403),
-    ("GET", "channels", None, 401),
-    ("GET", "nothing-here", "admin", 404),
-    ("DELETE", "silences/s-none", "operator", 404),
-    ("POST", "channels/nope/test", "admin", 404),
-    ("GET", "deliveries?status=lost", "operator", 400),
-    ("GET", "timeline?limit=0", "viewer", 400),
-])
+@pytest.mark.parametrize(
+    "method, path, role, status",
+    [
+        ("GET", "channels", "operator", 403),
+        ("PUT", "channels/x", "operator", 403),
+        ("POST", "channels/ops-hook/test", "operator", 403),
+        ("GET", "deliveries", "viewer", 403),
+        ("POST", "silences", "viewer", 403),
+        ("GET", "silences", "agent", 403),
+        ("GET", "timeline", "agent", 403),
+        ("GET", "channels", None, 401),
+        ("GET", "nothing-here", "admin", 404),
+        ("DELETE", "silences/s-none", "operator", 404),
+        ("POST", "channels/nope/test", "admin", 404),
+        ("GET", "deliveries?status=lost", "operator", 400),
+        ("GET", "timeline?limit=0", "viewer", 400),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_roles_and_bad_requests_get_a_json_error(alert_daemon, method, path, role, status):
     headers = auth(alert_daemon, role) if role else {}
@@ -173,22 +195,30 @@ async def test_roles_and_bad_requests_get_a_json_error(alert_daemon, method, pat
     assert set(response.json()["error"]) == {"code", "message"}
 
 
-@pytest.mark.parametrize("body, complaint", [
-    ({"kind": "webhook", "url": "gopher://x"}, "must be an http:// or https:// URL"),
-    ({"kind": "webhook", "url": "https://x", "ca_file": "/etc/passwd"}, "ca_file can only be set in the INI file"),
-    ({"kind": "email", "host": "smtp.example.com", "from": "a@example.com", "to": []}, "to must list"),
-])
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        ({"kind": "webhook", "url": "gopher://x"}, "must be an http:// or https:// URL"),
+        ({"kind": "webhook", "url": "https://x", "ca_file": "/etc/passwd"}, "ca_file can only be set in the INI file"),
+        ({"kind": "email", "host": "smtp.example.com", "from": "a@example.com", "to": []}, "to must list"),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_an_invalid_channel_from_the_api_is_a_400_saying_why(alert_daemon, body, complaint):
-    response = await http("PUT", alert_daemon.url("/api/alerting/channels/bad", "http"), auth(alert_daemon, "admin"),
-                          json_body=body)
+    response = await http(
+        "PUT", alert_daemon.url("/api/alerting/channels/bad", "http"), auth(alert_daemon, "admin"), json_body=body
+    )
     assert response.status == 400 and complaint in response.json()["error"]["message"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_an_ini_channel_cannot_be_changed_from_the_api(alert_daemon):
-    response = await http("PUT", alert_daemon.url("/api/alerting/channels/ops-hook", "http"),
-                          auth(alert_daemon, "admin"), json_body={"kind": "webhook", "url": "https://x.example"})
+    response = await http(
+        "PUT",
+        alert_daemon.url("/api/alerting/channels/ops-hook", "http"),
+        auth(alert_daemon, "admin"),
+        json_body={"kind": "webhook", "url": "https://x.example"},
+    )
     assert response.status == 400 and "configured in the INI file" in response.json()["error"]["message"]
 
 
@@ -196,9 +226,16 @@ async def test_an_ini_channel_cannot_be_changed_from_the_api(alert_daemon):
 async def test_a_silenced_alert_is_shown_marked_silenced_but_not_delivered(alert_daemon, receiver):
     notifications = []
     alert_daemon.core.bus.subscribe(NOTIFICATIONS_TOPIC, lambda topic, m: notifications.append(m["data"]))
-    created = await http("POST", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "operator"),
-                         json_body={"matchers": [{"name": "host", "op": "=~", "value": "maint-.*"}],
-                                    "duration_s": 3600, "comment": "disk swap on maint hosts"})
+    created = await http(
+        "POST",
+        alert_daemon.url("/api/alerting/silences", "http"),
+        auth(alert_daemon, "operator"),
+        json_body={
+            "matchers": [{"name": "host", "op": "=~", "value": "maint-.*"}],
+            "duration_s": 3600,
+            "comment": "disk swap on maint hosts",
+        },
+    )
     assert created.status == 201, created.body
     silence = created.json()["silence"]
     assert silence["state"] == "active" and silence["created_by"] == "operator-user"
@@ -207,37 +244,57 @@ async def test_a_silenced_alert_is_shown_marked_silenced_but_not_delivered(alert
     await eventually(lambda: _has(receiver, 1), "the unsilenced alert")
     await deferLater(reactor, 1.5, lambda: None)  # a silenced one would have gone out by now (group_interval 1s)
     assert [json.loads(r["body"])["alerts"][0]["labels"]["host"] for r in receiver.requests] == ["db2"]
-    assert [(n["title"].rsplit(" ", 1)[-1], n["silenced"]) for n in notifications] == [("maint-1", True), ("db2", False)]
-    timeline = (await http("GET", alert_daemon.url("/api/alerting/timeline", "http"), auth(alert_daemon, "viewer"))).json()
-    assert {e["labels"]["host"]: e["silenced_by"] for e in timeline["events"]} == {"maint-1": silence["id"], "db2": None}
-    listed = (await http("GET", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "viewer"))).json()
+    assert [(n["title"].rsplit(" ", 1)[-1], n["silenced"]) for n in notifications] == [
+        ("maint-1", True),
+        ("db2", False),
+    ]
+    timeline = (
+        await http("GET", alert_daemon.url("/api/alerting/timeline", "http"), auth(alert_daemon, "viewer"))
+    ).json()
+    assert {e["labels"]["host"]: e["silenced_by"] for e in timeline["events"]} == {
+        "maint-1": silence["id"],
+        "db2": None,
+    }
+    listed = (
+        await http("GET", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "viewer"))
+    ).json()
     assert [s["id"] for s in listed["silences"]] == [silence["id"]]
-    expired = await http("DELETE", alert_daemon.url(f"/api/alerting/silences/{silence['id']}", "http"),
-                         auth(alert_daemon, "admin"))
+    expired = await http(
+        "DELETE", alert_daemon.url(f"/api/alerting/silences/{silence['id']}", "http"), auth(alert_daemon, "admin")
+    )
     assert expired.status == 204
-    listed = (await http("GET", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "viewer"))).json()
+    listed = (
+        await http("GET", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "viewer"))
+    ).json()
     assert listed["silences"][0]["state"] == "expired" and listed["silences"][0]["expired_by"] == "admin-user"
     rows = await alert_daemon.core.store.fetchall("SELECT actor, action FROM audit_log ORDER BY id")
     assert rows == [("operator-user", "silence_create"), ("admin-user", "silence_expire")]
 
 
-@pytest.mark.parametrize("body, complaint", [
-    ({"matchers": [], "duration_s": 60, "comment": "x"}, "'matchers' must be a list"),
-    ({"matchers": [{"name": "host", "value": "a"}], "duration_s": 60}, "'comment' is required"),
-])
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        ({"matchers": [], "duration_s": 60, "comment": "x"}, "'matchers' must be a list"),
+        ({"matchers": [{"name": "host", "value": "a"}], "duration_s": 60}, "'comment' is required"),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_a_bad_silence_is_a_400_saying_why(alert_daemon, body, complaint):
-    response = await http("POST", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "operator"),
-                          json_body=body)
+    response = await http(
+        "POST", alert_daemon.url("/api/alerting/silences", "http"), auth(alert_daemon, "operator"), json_body=body
+    )
     assert response.status == 400 and complaint in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("section, complaint", [
-    ("[channel:bad]\nkind = webhook\nurl = ftp://x\n", "invalid configuration: [channel:bad]: url must be an http"),
-    ("[channel:bad]\nkind = pigeon\n", "invalid configuration: [channel:bad]: kind must be one of"),
-    ("[route:r2]\nchannels = nowhere\n", "invalid configuration: [route:r2]: no channel named 'nowhere'"),
-    ("[route:r2]\nchannels = *\ngroup_wait = soon\n", "invalid configuration: [route:r2]: group_wait must be"),
-])
+@pytest.mark.parametrize(
+    "section, complaint",
+    [
+        ("[channel:bad]\nkind = webhook\nurl = ftp://x\n", "invalid configuration: [channel:bad]: url must be an http"),
+        ("[channel:bad]\nkind = pigeon\n", "invalid configuration: [channel:bad]: kind must be one of"),
+        ("[route:r2]\nchannels = nowhere\n", "invalid configuration: [route:r2]: no channel named 'nowhere'"),
+        ("[route:r2]\nchannels = *\ngroup_wait = soon\n", "invalid configuration: [route:r2]: group_wait must be"),
+    ],
+)
 def test_a_bad_channel_or_route_section_stops_the_start_with_one_line(make_settings, tmp_path, section, complaint):
     receiver = HttpReceiver()
     settings = make_settings(config=write_ini(tmp_path, receiver, section))

@@ -39,27 +39,33 @@ def test_a_full_rules_line_parses():
     assert rule == AlertRule("cpu_high", "cpu_usage", ">", 90.0, 30.0, "critical", 85.0, True)
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("memory_usage >= 95", AlertRule("r", "memory_usage", ">=", 95.0)),
-    ("load_1<0.5 for 2m", AlertRule("r", "load_1", "<", 0.5, 120.0)),
-    ("disk_usage <= -1 for 10 enabled=off", AlertRule("r", "disk_usage", "<=", -1.0, 10.0, enabled=False)),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("memory_usage >= 95", AlertRule("r", "memory_usage", ">=", 95.0)),
+        ("load_1<0.5 for 2m", AlertRule("r", "load_1", "<", 0.5, 120.0)),
+        ("disk_usage <= -1 for 10 enabled=off", AlertRule("r", "disk_usage", "<=", -1.0, 10.0, enabled=False)),
+    ],
+)
 def test_optional_parts_of_a_rules_line_take_their_defaults(spec, expected):
     assert rule_from_config(AlertRuleConfig("r", spec), KNOWN) == expected
 
 
-@pytest.mark.parametrize("spec, complaint", [
-    ("cpu_usage is high", "expected 'METRIC OP THRESHOLD"),
-    ("cpu_usage = 90", "expected 'METRIC OP THRESHOLD"),
-    ("gpu_usage > 90", "unknown metric 'gpu_usage'"),
-    ("cpu_usage > 90 level=panic", "'level' must be one of info, warning, critical"),
-    ("cpu_usage > 90 clear=lots", "clear must be a number"),
-    ("cpu_usage > 90 colour=red", "unknown option 'colour=red'"),
-    ("cpu_usage > 90 for 2d", "'for' must be a duration from 0 to 1d"),
-    ("cpu_usage > 90 for soon", "'for' must be a duration from 0 to 1d"),
-    ("cpu_usage > 9.9.9", "threshold must be a number"),
-    ("cpu_usage > 90 enabled=ture", "enabled must be true or false"),
-])
+@pytest.mark.parametrize(
+    "spec, complaint",
+    [
+        ("cpu_usage is high", "expected 'METRIC OP THRESHOLD"),
+        ("cpu_usage = 90", "expected 'METRIC OP THRESHOLD"),
+        ("gpu_usage > 90", "unknown metric 'gpu_usage'"),
+        ("cpu_usage > 90 level=panic", "'level' must be one of info, warning, critical"),
+        ("cpu_usage > 90 clear=lots", "clear must be a number"),
+        ("cpu_usage > 90 colour=red", "unknown option 'colour=red'"),
+        ("cpu_usage > 90 for 2d", "'for' must be a duration from 0 to 1d"),
+        ("cpu_usage > 90 for soon", "'for' must be a duration from 0 to 1d"),
+        ("cpu_usage > 9.9.9", "threshold must be a number"),
+        ("cpu_usage > 90 enabled=ture", "enabled must be true or false"),
+    ],
+)
 def test_a_bad_rules_line_is_a_value_error_naming_the_rule(spec, complaint):
     with pytest.raises(ValueError) as caught:
         rule_from_config(AlertRuleConfig("cpu_high", spec), KNOWN)
@@ -79,8 +85,16 @@ def test_a_bad_rules_line_stops_the_daemon_with_a_config_error_for_that_rule():
 # ----- rule_set dicts
 
 
-VALID_RULE = {"name": "cpu_high", "metric": "cpu_usage", "op": ">", "threshold": 90, "for": 30,
-              "level": "warning", "clear": 85, "enabled": True}
+VALID_RULE = {
+    "name": "cpu_high",
+    "metric": "cpu_usage",
+    "op": ">",
+    "threshold": 90,
+    "for": 30,
+    "level": "warning",
+    "clear": 85,
+    "enabled": True,
+}
 
 
 def test_a_valid_rule_dict_round_trips_through_as_dict():
@@ -93,15 +107,33 @@ def test_for_may_be_a_duration_string():
     assert rule_from_dict(dict(VALID_RULE, **{"for": "1m"}), KNOWN).for_seconds == 60.0
 
 
-@pytest.mark.parametrize("change", [
-    {"name": ""}, {"name": "has space"}, {"name": "x" * 65}, {"name": 7},
-    {"metric": "gpu_usage"}, {"metric": None},
-    {"op": "=="}, {"op": None},
-    {"threshold": "90"}, {"threshold": True}, {"threshold": float("nan")}, {"threshold": float("inf")},
-    {"threshold": None},
-    {"for": -1}, {"for": 86_401}, {"for": "forever"}, {"for": True}, {"for": [30]},
-    {"level": "panic"}, {"clear": "85"}, {"clear": False}, {"enabled": "yes"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": ""},
+        {"name": "has space"},
+        {"name": "x" * 65},
+        {"name": 7},
+        {"metric": "gpu_usage"},
+        {"metric": None},
+        {"op": "=="},
+        {"op": None},
+        {"threshold": "90"},
+        {"threshold": True},
+        {"threshold": float("nan")},
+        {"threshold": float("inf")},
+        {"threshold": None},
+        {"for": -1},
+        {"for": 86_401},
+        {"for": "forever"},
+        {"for": True},
+        {"for": [30]},
+        {"level": "panic"},
+        {"clear": "85"},
+        {"clear": False},
+        {"enabled": "yes"},
+    ],
+)
 def test_an_invalid_rule_dict_is_a_bad_message(change):
     with pytest.raises(ProtocolError) as caught:
         rule_from_dict(dict(VALID_RULE, **change), KNOWN)
@@ -113,8 +145,11 @@ def test_an_invalid_rule_dict_is_a_bad_message(change):
 def test_an_unknown_metric_lists_the_known_ones():
     with pytest.raises(ProtocolError) as caught:
         rule_from_dict(dict(VALID_RULE, metric="gpu_usage"), KNOWN)
-    assert caught.value.data() == {"code": "bad_message", "message": "rule_set: unknown metric 'gpu_usage'",
-                                   "details": {"known": list(KNOWN)}}
+    assert caught.value.data() == {
+        "code": "bad_message",
+        "message": "rule_set: unknown metric 'gpu_usage'",
+        "details": {"known": list(KNOWN)},
+    }
 
 
 # ----- the engine
@@ -225,7 +260,9 @@ def test_hosts_are_tracked_separately():
 
 
 def test_disabled_rules_and_samples_without_the_metric_are_ignored():
-    harness = Harness(AlertRule("off", "cpu_usage", ">", 0, 0, enabled=False), AlertRule("mem", "memory_usage", ">", 0, 0))
+    harness = Harness(
+        AlertRule("off", "cpu_usage", ">", 0, 0, enabled=False), AlertRule("mem", "memory_usage", ">", 0, 0)
+    )
     harness.feed(0, 50)
     assert harness.published == []
 
@@ -251,8 +288,6 @@ def test_an_attached_engine_evaluates_samples_from_the_bus():
 # ----- notifications
 
 
-
-
 def make_center(store=None) -> tuple[NotificationCenter, list[dict]]:
     bus = InMemoryBus()
     published: list[dict] = []
@@ -264,11 +299,22 @@ def test_raising_publishes_the_notification_on_the_bus():
     center, published = make_center()
     body = center.raise_notification("warning", "Disk nearly full", "95% used", "admin:alice")
     assert body["id"].startswith("n-")
-    assert published == [{"type": "notification", "timestamp_ms": NOW_MS, "data": {
-        "id": body["id"], "level": "warning", "title": "Disk nearly full", "message": "95% used",
-        "timestamp": "2025-11-26T10:00:00.000Z", "source": "admin:alice",
-        "acknowledged_by": None, "acknowledged_at": None,
-    }}]
+    assert published == [
+        {
+            "type": "notification",
+            "timestamp_ms": NOW_MS,
+            "data": {
+                "id": body["id"],
+                "level": "warning",
+                "title": "Disk nearly full",
+                "message": "95% used",
+                "timestamp": "2025-11-26T10:00:00.000Z",
+                "source": "admin:alice",
+                "acknowledged_by": None,
+                "acknowledged_at": None,
+            },
+        }
+    ]
 
 
 def test_notifications_have_unique_ids_and_bounded_text():
@@ -306,8 +352,16 @@ def test_acknowledging_an_unknown_id_is_not_found():
 
 
 def test_an_older_notification_is_found_in_the_store_and_acknowledged():
-    stored = {"id": "n-old", "level": "info", "title": "t", "message": "m", "timestamp": "…", "source": "system",
-              "acknowledged_by": None, "acknowledged_at": None}
+    stored = {
+        "id": "n-old",
+        "level": "info",
+        "title": "t",
+        "message": "m",
+        "timestamp": "…",
+        "source": "system",
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+    }
     center, published = make_center(FakeStore({"n-old": stored}))
     ack = result_of(Deferred.fromCoroutine(center.acknowledge("n-old", "alice")))
     assert ack["acknowledged_by"] == "alice"
@@ -333,7 +387,9 @@ def test_active_alerts_list_what_fires_now_since_when_and_forget_resolved_ones()
     harness.feed(40, 97)
     alerts = harness.engine.active_alerts()
     assert [(a.rule, a.host, a.level, a.since_ms - NOW_MS, a.value) for a in alerts] == [
-        ("cpu_high", "web-2", "critical", 30_000, 95), ("cpu_high", "web-1", "critical", 40_000, 97)]
+        ("cpu_high", "web-2", "critical", 30_000, 95),
+        ("cpu_high", "web-1", "critical", 40_000, 97),
+    ]
     assert alerts[0].notification_id == harness.published[0]["data"]["id"]
     assert harness.engine.firing_hosts("cpu_high") == ["web-1", "web-2"]
     assert harness.engine.pending_hosts("cpu_high") == []

@@ -20,8 +20,10 @@ from fakehost import FakeHost, StepClock
 
 NGINX = "/system.slice/nginx.service"
 DOCKER = "/system.slice/docker-3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e.scope"
-POD_CONTAINER = ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e"
-                 ".slice/cri-containerd-aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899.scope")
+POD_CONTAINER = (
+    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e"
+    ".slice/cri-containerd-aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899.scope"
+)
 
 
 def by_family(values: dict[str, float], family: str) -> dict[str, float]:
@@ -30,19 +32,24 @@ def by_family(values: dict[str, float], family: str) -> dict[str, float]:
 
 # ----- names
 
-@pytest.mark.parametrize("path, labels", [
-    (NGINX, {"unit": "nginx.service"}),
-    (DOCKER, {"container": "3f4e5d6c7b8a"}),
-    ("/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", {"container": "0123456789ab"}),
-    (POD_CONTAINER, {"container": "aabbccddeeff", "pod": "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e"}),
-    ("/user.slice/user-1000.slice/session-3.scope", {"unit": "session-3.scope"}),
-    ("/process_api/92feeb02", {}),
-])
+
+@pytest.mark.parametrize(
+    "path, labels",
+    [
+        (NGINX, {"unit": "nginx.service"}),
+        (DOCKER, {"container": "3f4e5d6c7b8a"}),
+        ("/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", {"container": "0123456789ab"}),
+        (POD_CONTAINER, {"container": "aabbccddeeff", "pod": "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e"}),
+        ("/user.slice/user-1000.slice/session-3.scope", {"unit": "session-3.scope"}),
+        ("/process_api/92feeb02", {}),
+    ],
+)
 def test_unit_container_and_pod_names_come_from_the_path(path, labels):
     assert names_from_path(path) == labels
 
 
 # ----- v2, recorded
+
 
 @pytest.fixture
 def v2_host(tmp_path) -> FakeHost:
@@ -59,7 +66,13 @@ def test_a_cgroup_v2_tree_is_detected_as_unified(v2_host):
 def test_v2_groups_are_listed_shallow_first_to_the_depth_limit(v2_host):
     layout = detect_layout(HostPaths(v2_host.root).cgroup_root)
     assert list_groups(layout, max_depth=2, max_groups=100) == [
-        "/kubepods.slice", "/system.slice", "/user.slice", "/kubepods.slice/kubepods-burstable.slice", DOCKER, NGINX]
+        "/kubepods.slice",
+        "/system.slice",
+        "/user.slice",
+        "/kubepods.slice/kubepods-burstable.slice",
+        DOCKER,
+        NGINX,
+    ]
     assert POD_CONTAINER in list_groups(layout, max_depth=4, max_groups=100)
     assert len(list_groups(layout, max_depth=4, max_groups=3)) == 3
 
@@ -75,8 +88,10 @@ def test_v2_memory_limit_pids_and_rates_from_two_readings(v2_host):
     assert by_family(first, "cgroup_cpu_percent") == {}  # a rate needs two readings
     nginx_dir = os.path.join(v2_host.root, "sys/fs/cgroup", NGINX.lstrip("/"))
     v2_host.write(os.path.join(nginx_dir, "cpu.stat"), "usage_usec 121500000\nuser_usec 1\nsystem_usec 1\n")
-    v2_host.write(os.path.join(nginx_dir, "io.stat"),
-                  "8:0 rbytes=3145728 wbytes=2097152 rios=1 wios=1\n253:0 rbytes=0 wbytes=8192 rios=0 wios=0\n")
+    v2_host.write(
+        os.path.join(nginx_dir, "io.stat"),
+        "8:0 rbytes=3145728 wbytes=2097152 rios=1 wios=1\n253:0 rbytes=0 wbytes=8192 rios=0 wios=0\n",
+    )
     clock.now = 2.0
     second = source.read()
     assert by_family(second, "cgroup_cpu_percent")[NGINX] == 75.0  # 1.5 s of CPU in 2 s
@@ -96,6 +111,7 @@ def test_a_host_without_cgroups_has_no_cgroup_series(tmp_path):
 
 # ----- v1, written by the test
 
+
 @pytest.fixture
 def v1_host(tmp_path) -> FakeHost:
     host = FakeHost(str(tmp_path / "host"))
@@ -107,8 +123,10 @@ def v1_host(tmp_path) -> FakeHost:
     host.write(f"{base}/memory{group}/memory.usage_in_bytes", "300000000\n")
     host.write(f"{base}/memory{group}/memory.stat", "cache 1000\ntotal_inactive_file 100000000\n")
     host.write(f"{base}/memory{group}/memory.limit_in_bytes", "9223372036854771712\n")
-    host.write(f"{base}/blkio{group}/blkio.throttle.io_service_bytes_recursive",
-               "8:0 Read 1000\n8:0 Write 2000\n8:0 Sync 3000\n8:0 Total 3000\nTotal 3000\n")
+    host.write(
+        f"{base}/blkio{group}/blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 1000\n8:0 Write 2000\n8:0 Sync 3000\n8:0 Total 3000\nTotal 3000\n",
+    )
     host.write(f"{base}/pids{group}/pids.current", "7\n")
     host.group = group  # type: ignore[attr-defined]
     return host
@@ -118,7 +136,11 @@ def test_v1_hierarchies_are_found_even_when_cpu_and_cpuacct_share_a_mount(v1_hos
     layout = detect_layout(HostPaths(v1_host.root).cgroup_root)
     assert layout.kind == "v1"
     assert {name: version for name, (_, version) in layout.controllers.items()} == {
-        "cpuacct": 1, "memory": 1, "blkio": 1, "pids": 1}
+        "cpuacct": 1,
+        "memory": 1,
+        "blkio": 1,
+        "pids": 1,
+    }
     assert layout.controllers["cpuacct"][0].endswith("cpu,cpuacct")
 
 
@@ -131,8 +153,9 @@ def test_v1_values_and_an_unlimited_memory_limit(v1_host):
     assert group not in by_family(first, "cgroup_memory_limit_bytes")
     assert by_family(first, "cgroup_pids")[group] == 7.0
     v1_host.write(f"sys/fs/cgroup/cpu,cpuacct{group}/cpuacct.usage", "7000000000\n")
-    v1_host.write(f"sys/fs/cgroup/blkio{group}/blkio.throttle.io_service_bytes_recursive",
-                  "8:0 Read 5000\n8:0 Write 2000\n")
+    v1_host.write(
+        f"sys/fs/cgroup/blkio{group}/blkio.throttle.io_service_bytes_recursive", "8:0 Read 5000\n8:0 Write 2000\n"
+    )
     clock.now = 4.0
     second = source.read()
     assert by_family(second, "cgroup_cpu_percent")[group] == 50.0
@@ -153,6 +176,7 @@ def test_hybrid_reads_v1_controllers_and_a_controller_only_unified_offers(v1_hos
 
 
 # ----- this machine, for real
+
 
 def test_this_machine_layout_is_detected():
     layout = detect_layout("/sys/fs/cgroup")

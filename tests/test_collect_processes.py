@@ -28,14 +28,26 @@ GIB = 1 << 30
 
 
 def proc(pid, cpu=0.0, rss=100 << 20, created=1000.0, io=(0, 0), name=None, user="alice", cmdline=None):
-    return ProcessReading(pid=pid, ppid=1, name=name or f"p{pid}", user=user, state="running", cpu_seconds=cpu,
-                          rss=rss, threads=1, io_read_bytes=io[0], io_write_bytes=io[1], create_time=created,
-                          cmdline=cmdline if cmdline is not None else f"/usr/bin/p{pid} --token=s3cret")
+    return ProcessReading(
+        pid=pid,
+        ppid=1,
+        name=name or f"p{pid}",
+        user=user,
+        state="running",
+        cpu_seconds=cpu,
+        rss=rss,
+        threads=1,
+        io_read_bytes=io[0],
+        io_write_bytes=io[1],
+        create_time=created,
+        cmdline=cmdline if cmdline is not None else f"/usr/bin/p{pid} --token=s3cret",
+    )
 
 
 def reading(at, *processes, wall=None):
-    return ProcessTableReading(wall=wall if wall is not None else 2000.0 + at, monotonic=at, total_memory=8 * GIB,
-                               processes=tuple(processes))
+    return ProcessTableReading(
+        wall=wall if wall is not None else 2000.0 + at, monotonic=at, total_memory=8 * GIB, processes=tuple(processes)
+    )
 
 
 def rows_by_pid(table: ProcessTable) -> dict:
@@ -108,8 +120,9 @@ def test_the_table_keeps_the_top_n_by_cpu_memory_and_io_and_sorts_by_each():
     sampler = ProcessSampler(top_n=1)
     processes = [proc(1, cpu=0.0), proc(2, cpu=0.0, rss=4 * GIB), proc(3, cpu=0.0, io=(0, 0)), proc(4)]
     sampler.table(reading(0.0, *processes))
-    table = sampler.table(reading(1.0, proc(1, cpu=0.9), proc(2, cpu=0.1, rss=4 * GIB), proc(3, io=(0, 1 << 20)),
-                                  proc(4)))
+    table = sampler.table(
+        reading(1.0, proc(1, cpu=0.9), proc(2, cpu=0.1, rss=4 * GIB), proc(3, io=(0, 1 << 20)), proc(4))
+    )
     assert set(rows_by_pid(table)) == {1, 2, 3}  # pid 4 is top in nothing
     assert [r.pid for r in table.top("cpu", 3)] == [1, 2, 3]
     assert table.top("memory", 1)[0].pid == 2
@@ -132,25 +145,46 @@ def test_viewers_get_no_command_lines_or_user_names():
 
 # ----- /proc reader, recorded
 
+
 def test_proc_stat_with_spaces_and_parentheses_in_the_name():
     line = parse_proc_stat(42, "42 (tmux: server (1)) S 1 42 42 0 -1 0 0 0 0 0 30 12 0 0 20 0 3 0 555 0 77 0 0\n")
     assert (line.comm, line.state, line.ppid, line.ticks, line.threads, line.start_ticks, line.rss_pages) == (
-        "tmux: server (1)", "S", 1, 42, 3, 555, 77)
+        "tmux: server (1)",
+        "S",
+        1,
+        42,
+        3,
+        555,
+        77,
+    )
 
 
 def test_the_proc_reader_under_a_host_root_reads_that_hosts_processes(tmp_path):
     host = FakeHost(str(tmp_path / "host"))
     host.base(mem_total_kib=4 * 1024 * 1024)
-    host.process(4242, "postgres", cpu_ticks=10 * CLK_TCK, start_ticks=50 * CLK_TCK, rss_pages=1000,
-                 threads=7, io=(1 << 20, 2 << 20), cmdline=["postgres: writer", "-D", "/var/lib/pg"])
+    host.process(
+        4242,
+        "postgres",
+        cpu_ticks=10 * CLK_TCK,
+        start_ticks=50 * CLK_TCK,
+        rss_pages=1000,
+        threads=7,
+        io=(1 << 20, 2 << 20),
+        cmdline=["postgres: writer", "-D", "/var/lib/pg"],
+    )
     host.process(17, "averyveryverylo", cpu_ticks=0, cmdline=["/opt/bin/averyveryverylongname"], io=None)
     reader = ProcfsProcessReader(HostPaths(host.root))
     snapshot = reader.read()
     assert {p.pid for p in snapshot.processes} == {4242, 17}
     assert snapshot.total_memory == 4 * GIB
     pg = next(p for p in snapshot.processes if p.pid == 4242)
-    assert (pg.cpu_seconds, pg.rss, pg.threads, pg.io_read_bytes, pg.state) == (10.0, 1000 * PAGE, 7, 1 << 20,
-                                                                                 "sleeping")
+    assert (pg.cpu_seconds, pg.rss, pg.threads, pg.io_read_bytes, pg.state) == (
+        10.0,
+        1000 * PAGE,
+        7,
+        1 << 20,
+        "sleeping",
+    )
     assert pg.create_time == BOOT_TIME + 50
     detailed = reader.details(pg)
     assert detailed.cmdline == "postgres: writer -D /var/lib/pg"
@@ -183,11 +217,15 @@ def test_pid_reuse_under_the_proc_reader_resets_cached_details(tmp_path):
 
 # ----- the real host
 
+
 def test_a_process_started_by_the_test_shows_in_the_top_n_and_its_cpu_rises_when_it_spins():
     """The child waits on stdin (idle), then spins once told to."""
     source = ProcessSource(ProcfsProcessReader(HostPaths("/")), top_n=10)
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()\nwhile True: pass",
-                              "dashd-test-spinner"], stdin=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.readline()\nwhile True: pass", "dashd-test-spinner"],
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(0.3)  # let the interpreter start; no assertion on timing
         source.read()

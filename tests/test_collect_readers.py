@@ -31,6 +31,7 @@ def fake(tmp_path) -> FakeHost:
 
 # ----- file systems
 
+
 class FakeStatvfs:
     def __init__(self, blocks=1000, bfree=400, bavail=300, files=100, ffree=25, frsize=4096):
         self.f_blocks, self.f_bfree, self.f_bavail = blocks, bfree, bavail
@@ -44,9 +45,15 @@ def test_mount_table_escapes_are_decoded():
 
 def test_pseudo_and_network_file_systems_are_skipped_and_bind_mounts_reported_once():
     types = physical_types("nodev\tproc\nnodev\ttmpfs\n\text4\nnodev\tnfs4\n")
-    mounts = [Mount("proc", "/proc", "proc"), Mount("/dev/sda1", "/", "ext4"), Mount("tmpfs", "/run", "tmpfs"),
-              Mount("srv:/x", "/mnt/nfs", "nfs4"), Mount("/dev/sda1", "/srv/bind", "ext4"),
-              Mount("/dev/sdb1", "/var", "ext4"), Mount("pool/data", "/data", "zfs")]
+    mounts = [
+        Mount("proc", "/proc", "proc"),
+        Mount("/dev/sda1", "/", "ext4"),
+        Mount("tmpfs", "/run", "tmpfs"),
+        Mount("srv:/x", "/mnt/nfs", "nfs4"),
+        Mount("/dev/sda1", "/srv/bind", "ext4"),
+        Mount("/dev/sdb1", "/var", "ext4"),
+        Mount("pool/data", "/data", "zfs"),
+    ]
     assert [m.mountpoint for m in select_mounts(mounts, types, (), ())] == ["/", "/var", "/data"]
 
 
@@ -73,13 +80,17 @@ def test_filesystem_values_are_computed_as_df_does(fake):
 
 def test_real_root_file_system_is_reported_with_its_usage():
     values = FilesystemSource(HOST).read()
-    used = {parse_series(name).label("mount"): value for name, value in values.items()
-            if parse_series(name).family == "disk_used_percent"}
+    used = {
+        parse_series(name).label("mount"): value
+        for name, value in values.items()
+        if parse_series(name).family == "disk_used_percent"
+    }
     assert "/" in used and 0 < used["/"] < 100
     assert not any(mount.startswith(("/proc", "/sys")) for mount in used)
 
 
 # ----- disks
+
 
 def test_diskstats_sectors_are_bytes_and_fields_are_read_by_position():
     stats = parse_diskstats("   8       0 sda 10 0 8 0 20 0 16 0 0 30 0 0 0 0 0 0 0\n")
@@ -92,8 +103,10 @@ def test_disk_rates_iops_and_busy_percent(fake):
     os.makedirs(os.path.join(fake.root, "sys/block/loop0"), exist_ok=True)
     source = DiskSource(HostPaths(fake.root), clock=clock)
     assert source.read() == {}  # first reading: no rates yet
-    fake.diskstats({"sda": (100, 2048, 50, 4096, 500), "sda1": (100, 2048, 50, 4096, 500), "loop0": (9, 9, 9, 9, 9)},
-                   partitions=("sda1",))
+    fake.diskstats(
+        {"sda": (100, 2048, 50, 4096, 500), "sda1": (100, 2048, 50, 4096, 500), "loop0": (9, 9, 9, 9, 9)},
+        partitions=("sda1",),
+    )
     clock.now = 2.0
     assert source.read() == {
         series("disk_io_read_bytes_per_second", device="sda"): 2048 * 512 / 2,
@@ -121,6 +134,7 @@ def test_a_file_written_by_the_test_shows_in_real_disk_write_bytes(tmp_path):
 
 # ----- network interfaces
 
+
 def test_interface_rates_link_state_and_speed(fake):
     clock = StepClock(0.0)
     fake.net_dev({"lo": (0,) * 8, "eth0": (1000, 10, 0, 0, 500, 5, 0, 0), "veth1": (0,) * 8})
@@ -129,8 +143,11 @@ def test_interface_rates_link_state_and_speed(fake):
     fake.link("veth1", "down", -1)
     source = InterfaceSource(HostPaths(fake.root), exclude=("veth*",), clock=clock)
     first = source.read()
-    assert first == {series("net_link_up", iface="eth0"): 1.0, series("net_speed_mbps", iface="eth0"): 1000.0,
-                     series("net_link_up", iface="lo"): 1.0}
+    assert first == {
+        series("net_link_up", iface="eth0"): 1.0,
+        series("net_speed_mbps", iface="eth0"): 1000.0,
+        series("net_link_up", iface="lo"): 1.0,
+    }
     fake.net_dev({"lo": (0,) * 8, "eth0": (3000, 30, 2, 4, 1500, 15, 0, 2), "veth1": (0,) * 8})
     clock.now = 2.0
     values = source.read()
@@ -159,10 +176,13 @@ def test_real_loopback_is_reported_up():
 
 # ----- system
 
+
 def test_tcp_states_and_distinct_listening_ports_over_v4_and_v6():
     header = "  sl  local_address rem_address   st\n"
-    v4 = header + "0: 0100007F:1F90 00000000:0000 0A x\n1: 0100007F:1F90 0100007F:D431 01 x\n" \
-                  "2: 0100007F:0016 00000000:0000 0A x\n3: 0100007F:1F90 0100007F:D432 06 x\n"
+    v4 = (
+        header + "0: 0100007F:1F90 00000000:0000 0A x\n1: 0100007F:1F90 0100007F:D431 01 x\n"
+        "2: 0100007F:0016 00000000:0000 0A x\n3: 0100007F:1F90 0100007F:D432 06 x\n"
+    )
     v6 = header + "0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A x\n"
     states, listening = count_tcp([v4, v6])
     assert (states["listen"], states["established"], states["time_wait"]) == (3, 1, 1)
@@ -204,9 +224,9 @@ def test_real_system_counts_see_a_socket_the_test_listens_on():
 
 # ----- sensors
 
+
 def test_temperatures_thresholds_fans_and_batteries(fake):
-    fake.hwmon(0, "coretemp", {1: ("Package id 0", 45000, 80000, 100000), 2: (None, 41500, None, None)},
-               fans={1: 1200})
+    fake.hwmon(0, "coretemp", {1: ("Package id 0", 45000, 80000, 100000), 2: (None, 41500, None, None)}, fans={1: 1200})
     fake.battery("BAT0", 87, "Charging")
     fake.write("sys/class/power_supply/AC/type", "Mains\n")
     assert SensorSource(HostPaths(fake.root)).read() == {
@@ -228,7 +248,8 @@ def test_a_listed_sensor_that_cannot_be_read_is_left_out(fake):
     fake.hwmon(0, "acpitz", {1: (None, 30000, None, None)})
     fake.write("sys/class/hwmon/hwmon0/temp2_input", "")  # the driver answers ENODATA: empty read
     assert list(SensorSource(HostPaths(fake.root)).read()) == [
-        series("sensor_temperature_celsius", chip="acpitz", sensor="temp1")]
+        series("sensor_temperature_celsius", chip="acpitz", sensor="temp1")
+    ]
 
 
 def test_real_host_sensors_read_without_error():

@@ -34,8 +34,10 @@ def test_label_values_are_escaped_like_prometheus():
 
 
 def test_parse_accepts_any_label_order_and_spacing_and_gives_the_canonical_form():
-    assert str(parse_series('net_rx_bytes_per_second{ iface = "eth0" , host="a"}')) == \
-        'net_rx_bytes_per_second{host="a",iface="eth0"}'
+    assert (
+        str(parse_series('net_rx_bytes_per_second{ iface = "eth0" , host="a"}'))
+        == 'net_rx_bytes_per_second{host="a",iface="eth0"}'
+    )
 
 
 @given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), st.text(max_size=20), max_size=4))
@@ -44,19 +46,22 @@ def test_format_then_parse_is_the_identity(labels):
     assert parse_series(str(name)) == name
 
 
-@pytest.mark.parametrize("text, why", [
-    ("", "non-empty"),
-    ("9lives", "invalid family"),
-    ('disk{mount="/"', "end with"),
-    ("disk{mount=/}", "double-quoted"),
-    ('disk{mount="/}', "unterminated"),
-    ('disk{mount="/" fstype="x"}', "expected ','"),
-    ('disk{mount="\\q"}', "invalid escape"),
-    ('disk{mount=~"/.*"}', "label=\"value\" only"),
-    ('disk{mount="/",mount="/var"}', "twice"),
-    ('disk{1x="a"}', "label name"),
-    ("disk_*", "invalid family"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("", "non-empty"),
+        ("9lives", "invalid family"),
+        ('disk{mount="/"', "end with"),
+        ("disk{mount=/}", "double-quoted"),
+        ('disk{mount="/}', "unterminated"),
+        ('disk{mount="/" fstype="x"}', "expected ','"),
+        ('disk{mount="\\q"}', "invalid escape"),
+        ('disk{mount=~"/.*"}', 'label="value" only'),
+        ('disk{mount="/",mount="/var"}', "twice"),
+        ('disk{1x="a"}', "label name"),
+        ("disk_*", "invalid family"),
+    ],
+)
 def test_malformed_names_are_refused_with_the_reason(text, why):
     with pytest.raises(SeriesNameError, match=why):
         parse_series(text)
@@ -78,19 +83,22 @@ NAMES = [
 ]
 
 
-@pytest.mark.parametrize("selector, expected", [
-    ('disk_used_percent{mount="/"}', [NAMES[0]]),
-    ("disk_used_percent", NAMES[0:3]),
-    ("disk_*", NAMES[0:4]),
-    ('net_*{iface!="lo"}', [NAMES[5]]),
-    ('disk_used_percent{mount=~"/(var|boot).*"}', NAMES[1:3]),
-    ('disk_used_percent{mount!~"/boot.*"}', NAMES[0:2]),
-    ('disk_used_percent{mount=*"/b*"}', [NAMES[2]]),
-    ('disk_used_percent{mount!*"/b*"}', NAMES[0:2]),
-    ('disk_io_busy_percent{mount=""}', [NAMES[3]]),  # an absent label is the empty string
-    ("*", NAMES),
-    ("cpu_usage", ["cpu_usage"]),
-])
+@pytest.mark.parametrize(
+    "selector, expected",
+    [
+        ('disk_used_percent{mount="/"}', [NAMES[0]]),
+        ("disk_used_percent", NAMES[0:3]),
+        ("disk_*", NAMES[0:4]),
+        ('net_*{iface!="lo"}', [NAMES[5]]),
+        ('disk_used_percent{mount=~"/(var|boot).*"}', NAMES[1:3]),
+        ('disk_used_percent{mount!~"/boot.*"}', NAMES[0:2]),
+        ('disk_used_percent{mount=*"/b*"}', [NAMES[2]]),
+        ('disk_used_percent{mount!*"/b*"}', NAMES[0:2]),
+        ('disk_io_busy_percent{mount=""}', [NAMES[3]]),  # an absent label is the empty string
+        ("*", NAMES),
+        ("cpu_usage", ["cpu_usage"]),
+    ],
+)
 def test_selectors_match_by_family_glob_and_label_matchers(selector, expected):
     assert SeriesSelector.parse(selector).select(NAMES) == expected
 

@@ -25,6 +25,7 @@ from dashd.stream.bus import InMemoryBus
 
 # ----- counters
 
+
 def test_first_reading_has_no_rate_and_the_second_has_one():
     rates = CounterRates()
     assert rates.rates({"a": 100}, now=10.0) == {}
@@ -64,6 +65,7 @@ def test_keys_that_appear_later_start_their_own_rates():
 
 
 # ----- scheduler
+
 
 class FakeSource:
     """Returns the given results one per read; an exception is raised."""
@@ -123,8 +125,9 @@ def test_a_failing_read_is_logged_and_the_next_tick_still_reads():
     scheduler.stopService()
     assert [m.values for m in received] == [{"t": 40.0}]
     assert scheduler.stats["sensors"].failures == 1
-    assert any(e.get("name") == "sensors" and "failed" in e.get("log_format", "") and e.get("log_failure")
-               for e in events)
+    assert any(
+        e.get("name") == "sensors" and "failed" in e.get("log_format", "") and e.get("log_failure") for e in events
+    )
 
 
 def test_a_tick_while_the_previous_read_still_runs_is_skipped_not_queued():
@@ -193,8 +196,16 @@ def test_every_read_is_measured_and_reported_by_collector_name():
     clock, bus = Clock(), InMemoryBus()
     reports = []
     source = FakeSource("disks", ({"d": float(n)} for n in range(10)))
-    scheduler = SourceScheduler([source], {"disks": 1.0}, bus, clock, "h1", lambda: 0, runner=run_now,
-                                on_read=lambda *report: reports.append(report))
+    scheduler = SourceScheduler(
+        [source],
+        {"disks": 1.0},
+        bus,
+        clock,
+        "h1",
+        lambda: 0,
+        runner=run_now,
+        on_read=lambda *report: reports.append(report),
+    )
     scheduler.startService()
     clock.advance(1.0)
     scheduler.stopService()

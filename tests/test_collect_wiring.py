@@ -33,8 +33,15 @@ from fakehost import FakeHost
 def test_by_default_every_collector_runs_and_host_turns_them_off():
     settings = load_settings({}, environ={})
     assert settings.collectors == ("all",)
-    assert enabled_collectors(settings) == ("filesystems", "disks", "netifs", "system", "sensors", "cgroups",
-                                            "processes")
+    assert enabled_collectors(settings) == (
+        "filesystems",
+        "disks",
+        "netifs",
+        "system",
+        "sensors",
+        "cgroups",
+        "processes",
+    )
     only_host = load_settings({"collectors": "host"}, environ={})
     assert enabled_collectors(only_host) == ()
     assert build_scheduler(only_host, None, reactor, lambda: 0) is None
@@ -49,25 +56,30 @@ def test_collectors_are_chosen_by_name_or_all_with_their_own_cadence():
     assert enabled_collectors(every) == ("filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("collectors", "disks,gpus", "collectors = 'disks,gpus'"),
-    ("disks_interval", "0.1s", "disks_interval"),
-    ("processes_top", "0", "processes_top"),
-    ("host_root", "host", "host_root = 'host'"),
-    ("process_cmdlines", "maybe", "process_cmdlines"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("collectors", "disks,gpus", "collectors = 'disks,gpus'"),
+        ("disks_interval", "0.1s", "disks_interval"),
+        ("processes_top", "0", "processes_top"),
+        ("host_root", "host", "host_root = 'host'"),
+        ("process_cmdlines", "maybe", "process_cmdlines"),
+    ],
+)
 def test_bad_collector_settings_are_refused_naming_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message):
         load_settings({key: value}, environ={})
 
 
 def test_collector_settings_come_from_the_environment_too():
-    settings = load_settings({}, environ={"DASHD_COLLECTORS": "cgroups", "DASHD_HOST_ROOT": "/host",
-                                          "DASHD_PROCESS_CMDLINES": "false"})
+    settings = load_settings(
+        {}, environ={"DASHD_COLLECTORS": "cgroups", "DASHD_HOST_ROOT": "/host", "DASHD_PROCESS_CMDLINES": "false"}
+    )
     assert (settings.collectors, settings.host_root, settings.process_cmdlines) == (("cgroups",), "/host", False)
 
 
 # ----- host_root
+
 
 @pytest.fixture
 def other_host(tmp_path) -> FakeHost:
@@ -102,10 +114,11 @@ def test_host_root_points_every_collector_at_the_other_tree(other_host):
     assert values[series("tcp_connections", state="established")] == 2.0
     assert values[series("sensor_temperature_celsius", chip="k10temp", sensor="Tctl")] == 61.0
     assert values[series("cgroup_pids", cgroup="/system.slice/nginx.service", unit="nginx.service")] == 5.0
-    assert not any("iface=\"lo\"" in name for name in values)  # this machine's interfaces are not read
+    assert not any('iface="lo"' in name for name in values)  # this machine's interfaces are not read
     (table,) = tables
     assert [(row.pid, row.name, row.cmdline) for row in table.rows] == [
-        (31337, "hostonlyd", "/usr/sbin/hostonlyd --serve")]
+        (31337, "hostonlyd", "/usr/sbin/hostonlyd --serve")
+    ]
     assert table.total == 1
 
 
@@ -127,6 +140,7 @@ def test_per_namespace_files_are_read_through_the_hosts_init_under_a_host_root()
 
 
 # ----- the real service tree
+
 
 def first_message(bus, topic: str, wanted) -> defer.Deferred:
     d: defer.Deferred = defer.Deferred()
@@ -158,8 +172,9 @@ async def test_the_daemon_runs_enabled_collectors_and_publishes_on_its_bus(make_
         assert len(schedulers) == 1 and schedulers[0].running
         bus = running.core.bus
         # Folded into the next host sample, after the seed metrics.
-        sample = await first_message(bus, METRICS_TOPIC, lambda m: any(k.startswith("disk_size_bytes{")
-                                                                           for k in m.metrics))
+        sample = await first_message(
+            bus, METRICS_TOPIC, lambda m: any(k.startswith("disk_size_bytes{") for k in m.metrics)
+        )
         assert isinstance(sample, Sample) and sample.host == "testhost" and "cpu_usage" in sample.metrics
         # Process tables go to the processes stream and its look-back, not
         # through the bus (they take no seq): the in-memory bus would have
@@ -181,7 +196,14 @@ async def test_the_default_daemon_runs_every_collector(make_settings):
     try:
         schedulers = [s for s in running.service if isinstance(s, SourceScheduler)]
         assert len(schedulers) == 1 and {source.name for source in schedulers[0].sources} == {
-            "filesystems", "disks", "netifs", "system", "sensors", "cgroups", "processes"}
+            "filesystems",
+            "disks",
+            "netifs",
+            "system",
+            "sensors",
+            "cgroups",
+            "processes",
+        }
     finally:
         await running.stop()
 
@@ -193,12 +215,19 @@ def test_bench_collector_runs_every_collector_and_ends_with_the_result_line():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "dashd_dev.bench", "collector", "--seconds", "4.5"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "dashd_dev.bench", "collector", "--seconds", "4.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]
-    match = re.fullmatch(r"RESULT collector_cpu_percent=([\d.]+) max_tick_block_ms=([\d.]+) "
-                         r"process_snapshot_ms=([\d.]+) series=(\d+)", last)
+    match = re.fullmatch(
+        r"RESULT collector_cpu_percent=([\d.]+) max_tick_block_ms=([\d.]+) "
+        r"process_snapshot_ms=([\d.]+) series=(\d+)",
+        last,
+    )
     assert match, last
     assert float(match.group(3)) > 0 and int(match.group(4)) > 10
     assert "processes" in done.stdout and "bytes per snapshot" in done.stdout
@@ -215,8 +244,11 @@ async def test_the_whole_daemon_reads_the_host_through_a_host_root(make_settings
         (root / name).symlink_to("/" + name)
     saved = psutil.PROCFS_PATH
     try:
-        running = await start_daemon(make_settings(host_root=str(root), collectors="netifs,processes",
-                                                   netifs_interval="1s", processes_interval="1s"))
+        running = await start_daemon(
+            make_settings(
+                host_root=str(root), collectors="netifs,processes", netifs_interval="1s", processes_interval="1s"
+            )
+        )
         try:
             assert psutil.PROCFS_PATH == str(root / "proc")
             bus = running.core.bus

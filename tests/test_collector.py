@@ -28,8 +28,9 @@ from dashd.stream.bus import METRICS_TOPIC, InMemoryBus
 RATE_METRICS = set(RATE_OF_COUNTER) | {"network_traffic"}
 
 
-def reading(at: float, recv: float = 0, sent: float = 0, read: float = 0, write: float = 0,
-            **gauges: float) -> HostReading:
+def reading(
+    at: float, recv: float = 0, sent: float = 0, read: float = 0, write: float = 0, **gauges: float
+) -> HostReading:
     return HostReading(
         gauges=gauges,
         counters={"net_bytes_recv": recv, "net_bytes_sent": sent, "disk_read_bytes": read, "disk_write_bytes": write},
@@ -70,9 +71,24 @@ def test_catalogue_puts_one_entry_per_core_after_cpu_usage():
 
 def test_catalogue_covers_the_metrics_the_issue_lists():
     names = {info.name for info in build_catalogue(1)}
-    assert {"cpu_usage", "memory_usage", "network_traffic", "active_connections", "cpu_core_0", "load_1", "load_5",
-            "load_15", "swap_usage", "disk_usage", "disk_read", "disk_write", "network_rx", "network_tx",
-            "process_count", "uptime"} == names
+    assert {
+        "cpu_usage",
+        "memory_usage",
+        "network_traffic",
+        "active_connections",
+        "cpu_core_0",
+        "load_1",
+        "load_5",
+        "load_15",
+        "swap_usage",
+        "disk_usage",
+        "disk_read",
+        "disk_write",
+        "network_rx",
+        "network_tx",
+        "process_count",
+        "uptime",
+    } == names
 
 
 # ----- rates
@@ -86,8 +102,11 @@ def test_rates_are_counter_deltas_per_second():
     rates = RateCalculator()
     rates.rates(reading(10.0, recv=1000, sent=2000, read=0, write=100))
     assert rates.rates(reading(12.0, recv=3000, sent=2500, read=4096, write=100)) == {
-        "network_rx": 1000.0, "network_tx": 250.0, "network_traffic": 1250.0,
-        "disk_read": 2048.0, "disk_write": 0.0,
+        "network_rx": 1000.0,
+        "network_tx": 250.0,
+        "network_traffic": 1250.0,
+        "disk_read": 2048.0,
+        "disk_write": 0.0,
     }
 
 
@@ -110,29 +129,43 @@ def test_no_elapsed_time_gives_no_rates_rather_than_a_division_by_zero():
 def test_a_counter_missing_from_one_reading_leaves_only_its_rate_out():
     rates = RateCalculator()
     rates.rates(HostReading(gauges={}, counters={"disk_read_bytes": 0}, monotonic=0.0))
-    assert rates.rates(HostReading(gauges={}, counters={"disk_read_bytes": 100, "net_bytes_recv": 5},
-                                   monotonic=1.0)) == {"disk_read": 100.0}
+    assert rates.rates(
+        HostReading(gauges={}, counters={"disk_read_bytes": 100, "net_bytes_recv": 5}, monotonic=1.0)
+    ) == {"disk_read": 100.0}
 
 
 # ----- MetricsCollector
 
 
 def test_sample_combines_gauges_rates_and_the_connection_count():
-    reader = FakeHostReader([
-        reading(0.0, recv=0, sent=0, cpu_usage=10.0),
-        reading(1.0, recv=800, sent=200, read=50, write=70, cpu_usage=12.5, memory_usage=40.0),
-    ])
+    reader = FakeHostReader(
+        [
+            reading(0.0, recv=0, sent=0, cpu_usage=10.0),
+            reading(1.0, recv=800, sent=200, read=50, write=70, cpu_usage=12.5, memory_usage=40.0),
+        ]
+    )
     collector = MetricsCollector(reader, "web-1", connection_count=lambda: 7, wall_clock_ms=lambda: 1_764_151_200_000)
     collector.prime()
-    assert collector.sample() == Sample(host="web-1", timestamp_ms=1_764_151_200_000, metrics={
-        "cpu_usage": 12.5, "memory_usage": 40.0, "network_rx": 800.0, "network_tx": 200.0,
-        "network_traffic": 1000.0, "disk_read": 50.0, "disk_write": 70.0, "active_connections": 7,
-    })
+    assert collector.sample() == Sample(
+        host="web-1",
+        timestamp_ms=1_764_151_200_000,
+        metrics={
+            "cpu_usage": 12.5,
+            "memory_usage": 40.0,
+            "network_rx": 800.0,
+            "network_tx": 200.0,
+            "network_traffic": 1000.0,
+            "disk_read": 50.0,
+            "disk_write": 70.0,
+            "active_connections": 7,
+        },
+    )
 
 
 def test_unprimed_collector_sends_its_first_sample_without_rates():
-    collector = MetricsCollector(FakeHostReader([reading(0.0, recv=10, cpu_usage=3.0)]), "h", lambda: 0,
-                                 wall_clock_ms=lambda: 0)
+    collector = MetricsCollector(
+        FakeHostReader([reading(0.0, recv=10, cpu_usage=3.0)]), "h", lambda: 0, wall_clock_ms=lambda: 0
+    )
     assert set(collector.sample().metrics) == {"cpu_usage", "active_connections"}
 
 
@@ -144,8 +177,12 @@ def start_service(reader, interval: float = 1.0):
     bus = InMemoryBus()
     published: list[Sample] = []
     bus.subscribe(METRICS_TOPIC, lambda topic, sample: published.append(sample))
-    service = CollectorService(MetricsCollector(reader, "h", lambda: 0, wall_clock_ms=lambda: int(clock.seconds() * 1000)),
-                               bus, clock, interval)
+    service = CollectorService(
+        MetricsCollector(reader, "h", lambda: 0, wall_clock_ms=lambda: int(clock.seconds() * 1000)),
+        bus,
+        clock,
+        interval,
+    )
     service.startService()
     return service, clock, published
 
@@ -389,9 +426,15 @@ def test_a_read_off_the_reactor_publishes_when_it_returns_and_a_tick_meanwhile_i
         d.addCallback(lambda _: read())
         return d
 
-    service = CollectorService(MetricsCollector(FakeHostReader(counting_readings()), "h", lambda: 0,
-                                                wall_clock_ms=lambda: int(clock.seconds() * 1000)),
-                               bus, clock, 1.0, runner=runner)
+    service = CollectorService(
+        MetricsCollector(
+            FakeHostReader(counting_readings()), "h", lambda: 0, wall_clock_ms=lambda: int(clock.seconds() * 1000)
+        ),
+        bus,
+        clock,
+        1.0,
+        runner=runner,
+    )
     service.startService()
     clock.advance(1.0)
     clock.advance(1.0)  # the first read has not returned: this tick is skipped

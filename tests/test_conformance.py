@@ -216,6 +216,7 @@ async def small_echo(make_settings):
 
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
 @pytest_twisted.ensureDeferred
 async def test_echo_returns_text_as_text_and_binary_as_binary(echo, deflate):
@@ -313,7 +314,7 @@ async def test_largest_message_uses_the_64_bit_length(echo, deflate):
     client.send(lambda ws: ws.send_binary(payload))
     await client.wait(lambda: len(client.messages()) == 1)
     assert client.messages() == [("binary", payload)]
-    (fin, rsv1, opcode, length), = wire_frames(client.raw)
+    ((fin, rsv1, opcode, length),) = wire_frames(client.raw)
     assert (fin, rsv1, opcode) == (True, deflate, 2)
     if not deflate:
         assert length == 65536 and client.raw[client.raw.index(b"\r\n\r\n") + 5] == 127
@@ -335,8 +336,9 @@ async def test_compressed_and_uncompressed_clients_side_by_side_get_the_same_bro
     sender = await echo.connect(BROADCAST_PATH)
     squeezed = [await echo.connect(BROADCAST_PATH, deflate=True) for _ in range(2)]
     plain = await echo.connect(BROADCAST_PATH)
-    payloads = [f'{{"seq": {n}, "metrics": {{"cpu_usage": {n % 97}.5, "memory_usage": 41.3}}}}'.encode()
-                for n in range(50)]
+    payloads = [
+        f'{{"seq": {n}, "metrics": {{"cpu_usage": {n % 97}.5, "memory_usage": 41.3}}}}'.encode() for n in range(50)
+    ]
     sender.send(lambda ws: [ws.send_text(p) for p in payloads])
     receivers = [sender, *squeezed, plain]
     for receiver in receivers:
@@ -378,7 +380,7 @@ async def test_close_handshake_during_a_broadcast(echo):
     assert opcodes[-1] == 8 and opcodes.count(8) == 1
     # What arrived before the close frame is a prefix of the burst, in order.
     received = [payload for _, payload in closer.messages()]
-    assert received == burst[:len(received)]
+    assert received == burst[: len(received)]
 
 
 def test_the_conformance_echo_command_serves_until_stopped(tmp_path):
@@ -390,9 +392,24 @@ def test_the_conformance_echo_command_serves_until_stopped(tmp_path):
     from websockets.sync.client import connect
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "dashd.cli", "conformance-echo", "--listen", "tcp:0:interface=127.0.0.1",
-         "--state-dir", str(tmp_path), "--max-message-size", "16MiB", "--max-frame-size", "16MiB"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "dashd.cli",
+            "conformance-echo",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--state-dir",
+            str(tmp_path),
+            "--max-message-size",
+            "16MiB",
+            "--max-frame-size",
+            "16MiB",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         banner = process.stdout.readline()
         assert "test tool" in banner and "dashd.wire.fastpath" in banner
@@ -424,8 +441,9 @@ def test_development_commands_without_the_development_package_say_how_to_get_it(
     from dashd import cli
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "dashd_dev" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dashd_dev" else real_find_spec(name, *a)
+    )
     assert cli.main(command) == 2
     message = capsys.readouterr().err
     assert f"dashd {command[0]} is a development tool" in message and "make test-deps" in message

@@ -66,9 +66,13 @@ def test_dockerfile_builds_the_frontend_then_installs_the_wheel_in_a_slim_image(
     assert frontend["base"].startswith("node:")
     runs = " && ".join(instructions(frontend, "RUN"))
     assert "npm ci" in runs and "npm run build" in runs
-    assert "pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock" in instructions(wheels, "RUN")
+    assert "pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock" in instructions(
+        wheels, "RUN"
+    )
     assert runtime["base"].startswith("python:") and "slim" in runtime["base"]
-    assert any("--no-index --no-deps /wheels/*.whl" in run and "from=wheels" in run for run in instructions(runtime, "RUN"))
+    assert any(
+        "--no-index --no-deps /wheels/*.whl" in run and "from=wheels" in run for run in instructions(runtime, "RUN")
+    )
     assert "--from=frontend /src/frontend/dist /opt/dashd/static" in instructions(runtime, "COPY")
     (user,) = instructions(runtime, "USER")
     assert user.split(":")[0] not in ("root", "0")
@@ -97,8 +101,11 @@ async def test_the_image_healthcheck_command_passes_only_when_dashd_is_ready(dae
 
 
 def test_dockerignore_keeps_state_secrets_and_build_output_out_of_the_context():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "state", ".env", "*.pem", "frontend/node_modules", "frontend/dist"} <= ignored
     # What the build copies must not be ignored.
     for needed in ("src", "twisted", "setup.cfg", "pyproject.toml", "README.md", "frontend"):
@@ -162,8 +169,11 @@ def test_compose_environment_is_a_valid_dashd_configuration_pointing_at_the_db_s
     settings = load_settings({}, environ={k: str(v) for k, v in dashd_env.items()})
     url = check_db_url(settings.db_url)
     assert (url.dialect, url.host, url.port) == ("mysql", "db", 3306)
-    assert (url.user, url.password, url.database) == (db_env["MARIADB_USER"], db_env["MARIADB_PASSWORD"],
-                                                      db_env["MARIADB_DATABASE"]) == ("dashd", "s3cret", "dashd")
+    assert (
+        (url.user, url.password, url.database)
+        == (db_env["MARIADB_USER"], db_env["MARIADB_PASSWORD"], db_env["MARIADB_DATABASE"])
+        == ("dashd", "s3cret", "dashd")
+    )
     assert settings.state_dir == "/var/lib/dashd" and settings.listen == ("tcp:8080",)
     assert settings.log_format == "json" and settings.metrics_token == ""
     container_port = services["dashd"]["ports"][0].split(":")[-1]

@@ -32,9 +32,21 @@ def test_the_example_ini_loads_as_it_is():
     assert settings.listen == ("tcp:8080",) and len(rules) == 3
 
 
-@pytest.mark.parametrize("name", sorted(REQUESTS) + list(ERROR_CODES) + [
-    "connection_ack", "metrics_update", "notification", "notification_ack", "pong", "stream_degraded",
-    "resume_gap", "token_expiring"])
+@pytest.mark.parametrize(
+    "name",
+    sorted(REQUESTS)
+    + list(ERROR_CODES)
+    + [
+        "connection_ack",
+        "metrics_update",
+        "notification",
+        "notification_ack",
+        "pong",
+        "stream_degraded",
+        "resume_gap",
+        "token_expiring",
+    ],
+)
 def test_every_type_and_error_code_is_in_the_protocol_doc(name):
     assert f"`{name}`" in PROTOCOL
 

@@ -56,10 +56,15 @@ def parse_csv(body: bytes) -> dict[str, list[dict]]:
     series: dict[str, list[dict]] = {}
     for row in csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")):
         assert row["host"] == HOST
-        series.setdefault(row["metric"], []).append({
-            "t": int(row["timestamp_ms"]), "avg": float(row["avg"]), "min": float(row["min"]),
-            "max": float(row["max"]), "count": int(row["count"]),
-        })
+        series.setdefault(row["metric"], []).append(
+            {
+                "t": int(row["timestamp_ms"]),
+                "avg": float(row["avg"]),
+                "min": float(row["min"]),
+                "max": float(row["max"]),
+                "count": int(row["count"]),
+            }
+        )
         assert row["time"].endswith("Z")
     return series
 
@@ -88,8 +93,13 @@ async def test_csv_export_of_a_range_matches_history_value_by_value(filled):
     """The same buckets (including a shorter last one) and the same avg/min/
     max/count as `history` for the same range and max_points, over 5-bucket pages."""
     start_s = filled.start_ms / 1000
-    params = {"metrics": "cpu_usage,memory_usage", "host": HOST, "from": start_s + 13.3,
-              "to": start_s + 40 * 60 - 7.9, "max_points": 37}
+    params = {
+        "metrics": "cpu_usage,memory_usage",
+        "host": HOST,
+        "from": start_s + 13.3,
+        "to": start_s + 40 * 60 - 7.9,
+        "max_points": 37,
+    }
     history = await http("GET", history_url(filled, **params), headers=auth(filled))
     assert history.status == 200, history.body
     expected = history.json()["series"]
@@ -121,7 +131,11 @@ async def test_json_export_has_history_shape_and_values(filled):
     body = exported.json()
     assert body["series"] == history["series"] and list(body["series"]) == ["memory_usage"]
     assert (body["host"], body["from"], body["to"], body["bucket_ms"]) == (
-        HOST, history["from"], history["to"], history["bucket_ms"])
+        HOST,
+        history["from"],
+        history["to"],
+        history["bucket_ms"],
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -130,12 +144,18 @@ async def test_export_defaults_to_the_finest_buckets_within_max_history_points(f
     that fits (0.2 s here, so the 1 s samples are one per bucket), and
     `resolution` asks for a bucket width directly."""
     start_s = filled.start_ms / 1000
-    rows = await http("GET", export_url(filled, metrics="cpu_usage", host=HOST, **{"from": start_s, "to": start_s + 60}),
-                      headers=auth(filled))
+    rows = await http(
+        "GET",
+        export_url(filled, metrics="cpu_usage", host=HOST, **{"from": start_s, "to": start_s + 60}),
+        headers=auth(filled),
+    )
     series = parse_csv(rows.body)["cpu_usage"]
     assert len(series) == 60 and all(p["count"] == 1 for p in series)
-    coarse = await http("GET", export_url(filled, metrics="cpu_usage", host=HOST, resolution="10s",
-                                          **{"from": start_s, "to": start_s + 60}), headers=auth(filled))
+    coarse = await http(
+        "GET",
+        export_url(filled, metrics="cpu_usage", host=HOST, resolution="10s", **{"from": start_s, "to": start_s + 60}),
+        headers=auth(filled),
+    )
     points = parse_csv(coarse.body)["cpu_usage"]
     assert [p["count"] for p in points] == [10] * 6
     assert [p["t"] for p in points] == [filled.start_ms + k * 10_000 for k in range(6)]
@@ -152,8 +172,13 @@ async def test_export_beyond_raw_retention_reads_minutes_like_history(make_setti
         record_samples(running, start_ms, 90, step_ms=20 * SECOND_MS)  # 30 minutes, 3 a minute
         await running.core.store.flush()
         for max_points in (500, 7):  # a bucket under a minute (raised to one), and over
-            params = {"metrics": "cpu_usage", "host": HOST, "from": start_ms / 1000, "to": start_ms / 1000 + 1800,
-                      "max_points": max_points}
+            params = {
+                "metrics": "cpu_usage",
+                "host": HOST,
+                "from": start_ms / 1000,
+                "to": start_ms / 1000 + 1800,
+                "max_points": max_points,
+            }
             history = (await http("GET", history_url(running, **params), headers=auth(running))).json()
             assert history["tier"] == "1m"
             exported = await http("GET", export_url(running, format="json", **params), headers=auth(running))
@@ -170,8 +195,9 @@ async def test_a_large_export_is_fetched_in_bounded_pages(make_settings, monkeyp
     of the store in pages of at most DEFAULT_PAGE_POINTS buckets, one metric
     at a time: no query returns more, and every bucket is written."""
     monkeypatch.setattr(export, "DEFAULT_PAGE_POINTS", 2_000)
-    running = await start_daemon(make_settings(max_history_points="200000", max_history_span="3d",
-                                               retention_raw="3d", interval="1"))
+    running = await start_daemon(
+        make_settings(max_history_points="200000", max_history_span="3d", retention_raw="3d", interval="1")
+    )
     try:
         now_ms = running.core.wall_clock_ms()
         start_ms = (now_ms // SECOND_MS) * SECOND_MS - 2 * 86_400_000
@@ -188,9 +214,16 @@ async def test_a_large_export_is_fetched_in_bounded_pages(make_settings, monkeyp
             return result
 
         monkeypatch.setattr(store, "history", counting_history)
-        exported = await http("GET", export_url(running, metrics="cpu_usage,memory_usage", host=HOST,
-                                                **{"from": start_ms / 1000, "to": start_ms / 1000 + 2 * 86_400}),
-                              headers=auth(running))
+        exported = await http(
+            "GET",
+            export_url(
+                running,
+                metrics="cpu_usage,memory_usage",
+                host=HOST,
+                **{"from": start_ms / 1000, "to": start_ms / 1000 + 2 * 86_400},
+            ),
+            headers=auth(running),
+        )
         assert exported.status == 200, exported.body[:300]
         assert exported.body.count(b"\r\n") == 1 + 2 * filled_buckets
         assert all(metrics == 1 and points <= 2_000 and rows <= 2_000 for metrics, points, rows in returned)
@@ -230,8 +263,12 @@ async def test_export_accepts_the_session_cookie_until_logout(filled):
 @pytest_twisted.ensureDeferred
 async def test_export_refuses_missing_bad_and_agent_credentials(filled):
     url = export_url(filled, metrics="cpu_usage", host=HOST)
-    cases = [({}, 401, "unauthorized"), ({"Authorization": "Bearer nonsense"}, 401, "unauthorized"),
-             ({"Authorization": "Basic YTpi"}, 401, "unauthorized"), (auth(filled, "agent"), 403, "forbidden")]
+    cases = [
+        ({}, 401, "unauthorized"),
+        ({"Authorization": "Bearer nonsense"}, 401, "unauthorized"),
+        ({"Authorization": "Basic YTpi"}, 401, "unauthorized"),
+        (auth(filled, "agent"), 403, "forbidden"),
+    ]
     for headers, status, code in cases:
         response = await http("GET", url, headers=headers)
         assert (response.status, response.json()["error"]["code"]) == (status, code), headers
@@ -295,6 +332,7 @@ class FakeSettings:
 class FakeTokens:
     def verify(self, token, endpoint=""):
         from dashd.auth.tokens import Principal
+
         return Principal("tester", "viewer", 1_800_000_100.0)
 
 
@@ -336,7 +374,9 @@ def test_a_paused_transport_stops_the_paging_until_it_resumes():
     resource.render_GET(request)
     gate = request.producer
     assert isinstance(gate, PageGate) and gate.paused
-    assert request.responseCode == 200 and len(history.stored.calls) == 1 and rows() == 1  # first page fetched, header out
+    assert (
+        request.responseCode == 200 and len(history.stored.calls) == 1 and rows() == 1
+    )  # first page fetched, header out
     gate.resumeProducing()
     assert (len(history.stored.calls), rows()) == (1, 11)  # the first page written, then paused again
     gate.resumeProducing()
@@ -348,11 +388,16 @@ def test_a_paused_transport_stops_the_paging_until_it_resumes():
 def test_pages_are_whole_buckets_then_the_short_last_one():
     """Every page but a short last bucket is a whole number of buckets, so
     each query's bucket equals the export's and starts where history's does."""
-    plan = plan_export(fake_history(), {"metrics": "cpu_usage", "from": "1799999000", "to": "1800000000", "max_points": "7"})
+    plan = plan_export(
+        fake_history(), {"metrics": "cpu_usage", "from": "1799999000", "to": "1800000000", "max_points": "7"}
+    )
     assert plan.bucket_ms == 142_858
     pages = plan.pages(3)
-    assert pages == [(1_799_999_000_000, 1_799_999_428_574, 3), (1_799_999_428_574, 1_799_999_857_148, 3),
-                     (1_799_999_857_148, 1_800_000_000_000, 1)]
+    assert pages == [
+        (1_799_999_000_000, 1_799_999_428_574, 3),
+        (1_799_999_428_574, 1_799_999_857_148, 3),
+        (1_799_999_857_148, 1_800_000_000_000, 1),
+    ]
     assert isinstance(plan, ExportPlan) and plan.format == "csv"
 
 
@@ -375,8 +420,9 @@ async def test_a_client_that_hangs_up_mid_export_stops_the_paging_quietly(filled
     store.history = counting_history
     export_resource = filled.service.listeners[0].factory.resource.children[b"api"].children[b"export"]
     start_s = filled.start_ms / 1000
-    path = "/api/export?" + urlencode({"metrics": "cpu_usage,memory_usage", "host": HOST, "resolution": "1s",
-                                       "from": start_s, "to": start_s + 2400})
+    path = "/api/export?" + urlencode(
+        {"metrics": "cpu_usage,memory_usage", "host": HOST, "resolution": "1s", "from": start_s, "to": start_s + 2400}
+    )
     received = Deferred()
 
     class HangUpAfterFirstBytes(Protocol):
@@ -386,8 +432,9 @@ async def test_a_client_that_hangs_up_mid_export_stops_the_paging_quietly(filled
                 self.transport.abortConnection()
 
     client = await ClientCreator(reactor, HangUpAfterFirstBytes).connectTCP("127.0.0.1", filled.port)
-    client.transport.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {filled.token()}\r\n\r\n"
-                           .encode())
+    client.transport.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {filled.token()}\r\n\r\n".encode()
+    )
     assert (await received).startswith(b"HTTP/1.1 200")
     for _ in range(200):  # until the export notices; it checks between pages
         if export_resource.running == 0:
@@ -411,8 +458,13 @@ async def test_export_matches_history_on_each_database(db_url, make_settings, sm
         start_ms = (now_ms // MINUTE_MS - 20) * MINUTE_MS + 730
         record_samples(running, start_ms, 15 * 60)
         await running.core.store.flush()
-        params = {"metrics": "cpu_usage,memory_usage", "host": HOST, "from": start_ms / 1000 + 3.1,
-                  "to": start_ms / 1000 + 900 - 2.2, "max_points": 41}
+        params = {
+            "metrics": "cpu_usage,memory_usage",
+            "host": HOST,
+            "from": start_ms / 1000 + 3.1,
+            "to": start_ms / 1000 + 900 - 2.2,
+            "max_points": 41,
+        }
         history = (await http("GET", history_url(running, **params), headers=auth(running))).json()
         exported = (await http("GET", export_url(running, format="json", **params), headers=auth(running))).json()
         assert len(history["series"]["cpu_usage"]) == 41

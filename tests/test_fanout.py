@@ -33,8 +33,9 @@ from test_conformance import open_client
 from test_fastpath import tcp_pair  # noqa: F401  (fixture)
 
 LOOPS = available_loops()
-HAVE_COMPILER = shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc") \
-    is not None and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+HAVE_COMPILER = shutil.which(
+    sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc"
+) is not None and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
 
 
 def test_the_c_loop_was_built_where_a_compiler_and_headers_exist():
@@ -47,6 +48,7 @@ def test_the_c_loop_was_built_where_a_compiler_and_headers_exist():
 
 # --------------------------------------------------------------------------
 # The loops' contract, on real sockets
+
 
 def socket_pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
     pairs = []
@@ -128,17 +130,24 @@ def test_a_failing_extension_build_does_not_fail_the_install(tmp_path):
     builds, without the extension."""
     root = os.path.join(os.path.dirname(__file__), "..")
     env = dict(os.environ, CC="false", LDSHARED="false")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                             "-w", str(tmp_path), root], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), root],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = [name for name in os.listdir(tmp_path) if name.endswith(".whl")]
-    listing = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(tmp_path / wheel)], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "zipfile", "-l", str(tmp_path / wheel)], capture_output=True, text=True, check=True
+    ).stdout
     assert "dashd/wire/broadcast.py" in listing and "_sendmany" not in listing.replace("_sendmany.c", "")
 
 
 # --------------------------------------------------------------------------
 # FlatWriter on a real loopback connection (a stand-in protocol around it)
+
 
 class _Protocol:
     """What FlatWriter reads of a DashboardServerProtocol, on a real transport."""
@@ -182,8 +191,12 @@ async def test_write_many_leaves_a_connection_with_buffered_bytes_to_the_ordered
     transport.producerPaused = True
     assert FlatWriter(loop=loop).write_many(frame_of(b"x"), [paused]) == [paused]
     transport.producerPaused = False
-    for field, value in (("send_queue", [b"sync"]), ("state", WebSocketProtocol.STATE_CLOSING),
-                         ("send_state", WebSocketProtocol.SEND_STATE_INSIDE_MESSAGE), ("flat_target", None)):
+    for field, value in (
+        ("send_queue", [b"sync"]),
+        ("state", WebSocketProtocol.STATE_CLOSING),
+        ("send_state", WebSocketProtocol.SEND_STATE_INSIDE_MESSAGE),
+        ("flat_target", None),
+    ):
         other = _Protocol(transport)
         setattr(other, field, value)
         assert FlatWriter(loop=loop).write_many(frame_of(b"x"), [other]) == [other], field
@@ -229,6 +242,7 @@ async def test_write_many_sends_one_deflated_frame_per_window_to_compressed_clie
 
 # --------------------------------------------------------------------------
 # The hub's side: who takes a frame directly
+
 
 class _Sink:
     def __init__(self) -> None:
@@ -293,7 +307,7 @@ class _RecordingWriter:
 
     def write_many(self, frame, sinks):
         self.calls.append((frame, list(sinks)))
-        return list(sinks[:self.refuse])
+        return list(sinks[: self.refuse])
 
 
 def test_hub_writes_direct_clients_in_one_call_and_the_rest_per_client():
@@ -343,10 +357,10 @@ def our_frames(raw: bytes) -> list[bytes]:
         first, second = data[offset], data[offset + 1]
         length, offset = second & 0x7F, offset + 2
         if length == 126:
-            length, offset = int.from_bytes(data[offset:offset + 2], "big"), offset + 2
+            length, offset = int.from_bytes(data[offset : offset + 2], "big"), offset + 2
         elif length == 127:
-            length, offset = int.from_bytes(data[offset:offset + 8], "big"), offset + 8
-        payload = data[offset:offset + length]
+            length, offset = int.from_bytes(data[offset : offset + 8], "big"), offset + 8
+        payload = data[offset : offset + length]
         offset += length
         decoded = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") if first & 0x40 else payload
         if MARK in decoded or first & 0x0F == 0x9 or b'"between"' in decoded:
@@ -357,8 +371,9 @@ def our_frames(raw: bytes) -> list[bytes]:
 async def broadcast_through(daemon, path: str, monkeypatch, connect=None, count: int = 100) -> list[list[bytes]]:
     hub = daemon.core.hub
     monkeypatch.setattr(DashboardServerFactory, "direct_writes", path != "autobahn")
-    monkeypatch.setattr(fastpath, "write_tls_now", REAL_WRITE_TLS_NOW if path != "tls-twisted"
-                        else (lambda transport, data: False))
+    monkeypatch.setattr(
+        fastpath, "write_tls_now", REAL_WRITE_TLS_NOW if path != "tls-twisted" else (lambda transport, data: False)
+    )
     if path == "per-client":
         hub.writer = None  # fastpath per client, as before the flat loop
     else:  # autobahn: no connection has a flat target, so the writer refuses all
@@ -369,10 +384,16 @@ async def broadcast_through(daemon, path: str, monkeypatch, connect=None, count:
         client = await (connect or open_client)(daemon.url(), headers, deflate=index % 4 == 1)
         await client.wait(lambda c=client: any(b"connection_ack" in p for _, p in c.messages()))
         if index % 10 == 3:
-            client.send(lambda ws: ws.send_text(json.dumps(
-                {"type": "subscribe", "correlation_id": "s", "data": {"metrics": ["cpu_usage"]}}).encode()))
-            await client.wait(lambda c=client: any(b'"subscribed"' in p or b'"correlation_id":"s"' in p
-                                                   for _, p in c.messages()))
+            client.send(
+                lambda ws: ws.send_text(
+                    json.dumps(
+                        {"type": "subscribe", "correlation_id": "s", "data": {"metrics": ["cpu_usage"]}}
+                    ).encode()
+                )
+            )
+            await client.wait(
+                lambda c=client: any(b'"subscribed"' in p or b'"correlation_id":"s"' in p for _, p in c.messages())
+            )
         clients.append(client)
     ports = [c.transport.getHost().port for c in clients]
     session_of = {s.sink.transport.getPeer().port: s for s in daemon.core.connections}
@@ -386,11 +407,13 @@ async def broadcast_through(daemon, path: str, monkeypatch, connect=None, count:
                 session.reply("pong", {"note": "between"}, f"c-{index}")
         kind = NOTIFICATION if n % 7 == 6 else METRICS_UPDATE
         if kind == METRICS_UPDATE:
-            message = StreamMessage(50_000 + n, kind, 1_700_000_000_000 + n, "flat-check",
-                                    {"cpu_usage": float(n), "memory_usage": 40.0 + n})
+            message = StreamMessage(
+                50_000 + n, kind, 1_700_000_000_000 + n, "flat-check", {"cpu_usage": float(n), "memory_usage": 40.0 + n}
+            )
         else:
-            message = StreamMessage(50_000 + n, kind, 1_700_000_000_000 + n,
-                                    body={"id": n, "title": "flat-check", "severity": "info"})
+            message = StreamMessage(
+                50_000 + n, kind, 1_700_000_000_000 + n, body={"id": n, "title": "flat-check", "severity": "info"}
+            )
         hub.fan_out(message)
     last = b'"seq":50019'
     for client in clients:
@@ -422,6 +445,7 @@ async def test_every_write_path_puts_the_same_bytes_on_the_wire_for_100_clients(
 # --------------------------------------------------------------------------
 # TLS: records made by fastpath (issue 17 item 5) against Twisted's own write
 
+
 @pytest_twisted.ensureDeferred
 async def test_tls_records_made_by_fastpath_carry_the_same_stream_as_twisteds(make_settings, tmp_path, monkeypatch):
     """20 wss clients (Twisted's TLS client decrypts), plain and compressed,
@@ -444,8 +468,10 @@ async def test_tls_records_made_by_fastpath_carry_the_same_stream_as_twisteds(ma
 
     async def open_tls(url, headers, deflate=False):
         client = RawClient(f"wss://localhost:{port}/dashboard", headers, deflate)
-        endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust),
-                                 TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT))
+        endpoint = wrapClientTLS(
+            optionsForClientTLS("localhost", trustRoot=trust),
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT),
+        )
         await connectProtocol(endpoint, client)
         client._opened.addTimeout(TIMEOUT, reactor)
         await client._opened

@@ -59,6 +59,7 @@ def fanout_loop(request):
 # --------------------------------------------------------------------------
 # Framing and compression, against independent implementations
 
+
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
 @pytest.mark.parametrize("binary", [False, True])
 def test_frame_matches_autobahns_framing(length, binary):
@@ -73,12 +74,16 @@ def test_compressed_frame_sets_rsv1_and_keeps_the_opcode():
 
 @pytest.mark.parametrize("window_bits", [9, 11, 15])
 def test_deflated_message_decodes_with_that_window_by_zlib_and_by_websockets(window_bits):
-    payload = json.dumps({"type": "metrics_update", "seq": 7, "data": {"metrics": {"cpu_usage": 12.5} }}).encode()
+    payload = json.dumps({"type": "metrics_update", "seq": 7, "data": {"metrics": {"cpu_usage": 12.5}}}).encode()
     data = deflate_message(payload, window_bits, 4)
     assert not data.endswith(b"\x00\x00\xff\xff")
     assert zlib.decompressobj(-window_bits).decompress(data + b"\x00\x00\xff\xff") == payload
-    decoder = WebsocketsDeflate(remote_no_context_takeover=True, local_no_context_takeover=True,
-                                remote_max_window_bits=window_bits, local_max_window_bits=window_bits)
+    decoder = WebsocketsDeflate(
+        remote_no_context_takeover=True,
+        local_no_context_takeover=True,
+        remote_max_window_bits=window_bits,
+        local_max_window_bits=window_bits,
+    )
     decoded = decoder.decode(Frame(Opcode.TEXT, data, rsv1=True))
     assert decoded.data == payload and not decoded.rsv1
 
@@ -93,6 +98,7 @@ def test_framed_message_builds_each_form_once():
 
 # --------------------------------------------------------------------------
 # The internals fastpath reads: pinned on live objects
+
 
 class _Sink(Protocol):
     def __init__(self) -> None:
@@ -148,16 +154,26 @@ async def test_the_twisted_internals_fastpath_reads_exist(tcp_pair):
 
 
 def test_the_autobahn_constants_and_deflate_fields_fastpath_reads_exist():
-    states = (WebSocketProtocol.STATE_CONNECTING, WebSocketProtocol.STATE_OPEN, WebSocketProtocol.STATE_CLOSING,
-              WebSocketProtocol.STATE_CLOSED)
+    states = (
+        WebSocketProtocol.STATE_CONNECTING,
+        WebSocketProtocol.STATE_OPEN,
+        WebSocketProtocol.STATE_CLOSING,
+        WebSocketProtocol.STATE_CLOSED,
+    )
     assert len(set(states)) == 4 and isinstance(WebSocketProtocol.SEND_STATE_GROUND, int)
     deflate = PerMessageDeflate(True, True, False, 11, 0, 4)
-    assert (deflate._is_server, deflate.server_no_context_takeover, deflate.server_max_window_bits,
-            deflate.mem_level, deflate._compressor) == (True, True, 11, 4, None)
+    assert (
+        deflate._is_server,
+        deflate.server_no_context_takeover,
+        deflate.server_max_window_bits,
+        deflate.mem_level,
+        deflate._compressor,
+    ) == (True, True, 11, 4, None)
 
 
 # --------------------------------------------------------------------------
 # write_now on a real loopback connection
+
 
 @pytest_twisted.ensureDeferred
 async def test_write_now_sends_at_once_when_nothing_is_buffered(tcp_pair):
@@ -244,6 +260,7 @@ def test_send_message_leaves_context_takeover_compression_to_autobahn():
 # --------------------------------------------------------------------------
 # The daemon, end to end
 
+
 def updates(client: RawClient) -> list[dict]:
     return [json.loads(payload) for kind, payload in client.messages() if kind == "text"]
 
@@ -261,8 +278,12 @@ def session_of(daemon, count: int = 1):
 
 
 def publish(daemon, n: int) -> int:
-    message = daemon.core.hub.publish("metrics_update", daemon.core.wall_clock_ms(), host="fast-test",
-                                      metrics={"cpu_usage": float(n), "memory_usage": 40.0})
+    message = daemon.core.hub.publish(
+        "metrics_update",
+        daemon.core.wall_clock_ms(),
+        host="fast-test",
+        metrics={"cpu_usage": float(n), "memory_usage": 40.0},
+    )
     return message.seq
 
 
@@ -293,11 +314,17 @@ async def test_a_reply_between_two_broadcasts_arrives_between_them(daemon, ping_
     session.reply("pong", {"note": "between"}, "c-1")
     second = publish(daemon, 2)
     await client.wait(lambda: any(m.get("seq") == second for m in updates(client)))
-    ours = [f for f in client.frames[frames_before:]
-            if f.opcode is Opcode.PING or (f.opcode is Opcode.TEXT
-                                           and (b'"fast-test"' in f.data or b'"c-1"' in f.data))]
-    seen = [f.opcode.name if f.opcode is Opcode.PING else
-            (json.loads(f.data).get("seq") or json.loads(f.data)["correlation_id"]) for f in ours]
+    ours = [
+        f
+        for f in client.frames[frames_before:]
+        if f.opcode is Opcode.PING or (f.opcode is Opcode.TEXT and (b'"fast-test"' in f.data or b'"c-1"' in f.data))
+    ]
+    seen = [
+        f.opcode.name
+        if f.opcode is Opcode.PING
+        else (json.loads(f.data).get("seq") or json.loads(f.data)["correlation_id"])
+        for f in ours
+    ]
     assert seen == [first] + (["PING"] if ping_first else []) + ["c-1", second]
     client.abort()
 
@@ -361,8 +388,14 @@ async def test_a_compressed_client_decodes_every_frame_compressed_once_for_all(d
     compressions: list[int] = []
     real = fastpath.deflate_message
     # Only this test's updates count: the daemon's own collector may publish meanwhile.
-    monkeypatch.setattr(fastpath, "deflate_message", lambda payload, bits, level: (
-        compressions.append(1) if b'"fast-test"' in payload else None, real(payload, bits, level))[1])
+    monkeypatch.setattr(
+        fastpath,
+        "deflate_message",
+        lambda payload, bits, level: (
+            compressions.append(1) if b'"fast-test"' in payload else None,
+            real(payload, bits, level),
+        )[1],
+    )
     squeezed = [await dashboard_client(daemon, deflate=True) for _ in range(3)]
     plain = await dashboard_client(daemon)
     sessions = session_of(daemon, 4)
@@ -405,8 +438,10 @@ async def test_a_slow_client_gets_coalesced_not_unbounded_data(daemon):
     assert stream.queued <= 3  # a degraded notice and one coalesced update
     assert stream.stats.coalesced >= 499
     client.transport.resumeProducing()
-    await client.wait(lambda: any(m["type"] == "stream_degraded" and m["data"]["reason"] == "recovered"
-                                  for m in updates(client)), timeout=20)
+    await client.wait(
+        lambda: any(m["type"] == "stream_degraded" and m["data"]["reason"] == "recovered" for m in updates(client)),
+        timeout=20,
+    )
     messages = updates(client)
     degraded = [m["data"]["reason"] for m in messages if m["type"] == "stream_degraded"]
     assert degraded == ["slow_consumer", "recovered"]
@@ -430,6 +465,7 @@ async def test_autobahns_own_write_path_still_works_when_chosen(daemon, monkeypa
 
 # --------------------------------------------------------------------------
 # The bench tool's arithmetic (dashd_dev.bench; the runs themselves are `make bench`)
+
 
 def test_bench_histogram_merges_processes_and_reads_percentiles():
     from dashd_dev.bench.report import LatencyHistogram
@@ -469,11 +505,17 @@ def test_bench_summary_takes_medians_and_builds_the_result_line():
         ]
     summary = summarize(rows)
     assert [(r["scenario"], r["server"]) for r in summary][:4] == [
-        ("1000x10Hz", "dashd"), ("1000x10Hz", "ws"), ("1000x100Hz", "dashd"), ("1000x100Hz", "ws")]
+        ("1000x10Hz", "dashd"),
+        ("1000x10Hz", "ws"),
+        ("1000x100Hz", "dashd"),
+        ("1000x100Hz", "ws"),
+    ]
     assert not any(r["scenario"] == "ramp 50Hz" for r in summary)
     line, values = result_line(summary)
-    assert line == ("RESULT deliveries_ratio=1.2 cpu_per_delivery_ratio=1.38 p99_ms=21.0 rss_per_conn_kb=14.0 "
-                    "floor_ratio=2 tls_cpu_per_delivery_ratio=1.25")
+    assert line == (
+        "RESULT deliveries_ratio=1.2 cpu_per_delivery_ratio=1.38 p99_ms=21.0 rss_per_conn_kb=14.0 "
+        "floor_ratio=2 tls_cpu_per_delivery_ratio=1.25"
+    )
     assert values["p99_ms"] == 21.0
     checks = "\n".join(target_checks(summary, values))
     assert "1.2 (target >= 1): met" in checks and "1.38 (target <= 1): MISSED" in checks
@@ -536,9 +578,22 @@ class _FakeGenerator:
         import time
 
         received = int(self.clients * self.rate * (time.monotonic() - self._reset_at) * self.fraction)
-        return [{"received": received, "received_full": received, "full_clients": self.clients, "open": self.clients,
-                 "bytes": 297 * received, "bucket_ms": 0.25, "hist": {"40": received}, "max_ms": 10.1,
-                 "missing": 0, "out_of_order": 0, "degraded": 0, "unexpected_closes": 0}]
+        return [
+            {
+                "received": received,
+                "received_full": received,
+                "full_clients": self.clients,
+                "open": self.clients,
+                "bytes": 297 * received,
+                "bucket_ms": 0.25,
+                "hist": {"40": received},
+                "max_ms": 10.1,
+                "missing": 0,
+                "out_of_order": 0,
+                "degraded": 0,
+                "unexpected_closes": 0,
+            }
+        ]
 
 
 def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
@@ -557,13 +612,20 @@ def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
     template = tmp_path / "template"
     template.mkdir()
     token = TokenIssuer(load_or_create_secret(str(template / "secret.key"))).mint("bench", "viewer", 600)[0]
-    env = Environment(python=sys.executable, node="node", bench_dir=str(tmp_path), work_dir=str(tmp_path),
-                      token=token, state_dir=str(template), tls_key="", tls_cert="")
+    env = Environment(
+        python=sys.executable,
+        node="node",
+        bench_dir=str(tmp_path),
+        work_dir=str(tmp_path),
+        token=token,
+        state_dir=str(template),
+        tls_key="",
+        tls_cert="",
+    )
     session = Session("tiny", 1)
     server = ServerUnderTest("dashd", env, session, "t")
     try:
-        with connect(server.url, additional_headers={"Authorization": f"Bearer {token}"},
-                     open_timeout=10) as ws:
+        with connect(server.url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
             server.set_rate(50)
             seqs = []
@@ -587,8 +649,9 @@ def test_bench_serve_runs_the_daemon_with_the_synthetic_publisher(tmp_path):
             assert row["server_cpu_pct"] >= 0 and process_cpu_seconds(server.pids[0]) > 0
             # The schedule's own figures: ticks run over ticks due (server clock), periods coalesced.
             assert row["published_pct"] > 0 and row["ticks_coalesced"] >= 0
-            plan = Plan(sessions=(), repeats=1, warmup=0.05, window=0.2, ramp_window=0.2, ramp_refine=1,
-                        collector_seconds=0)
+            plan = Plan(
+                sessions=(), repeats=1, warmup=0.05, window=0.2, ramp_window=0.2, ramp_refine=1, collector_seconds=0
+            )
             ramp_session = Session("tiny", 1, ramp=(10, 20, 40))
             generator.fraction = 1.0
             rows = run_ramp(server, generator, ramp_session, plan, {"server": "dashd"}, lambda text: None)
@@ -635,8 +698,16 @@ def test_bench_floor_server_speaks_enough_websocket_for_the_clients(tmp_path, tl
 
     bench_dir = os.path.join(os.path.dirname(__file__), "..", "bench")
     key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
-    env = Environment(python=sys.executable, node="node", bench_dir=bench_dir, work_dir=str(tmp_path),
-                      token="unused", state_dir=str(tmp_path), tls_key=key, tls_cert=cert)
+    env = Environment(
+        python=sys.executable,
+        node="node",
+        bench_dir=bench_dir,
+        work_dir=str(tmp_path),
+        token="unused",
+        state_dir=str(tmp_path),
+        tls_key=key,
+        tls_cert=cert,
+    )
     server = ServerUnderTest("floor", env, Session("tiny", 1, tls=tls), "t")
     context = None
     if tls:
@@ -651,8 +722,9 @@ def test_bench_floor_server_speaks_enough_websocket_for_the_clients(tmp_path, tl
             assert [m["type"] for m in messages] == ["metrics_update"] * 5
             seqs = [m["seq"] for m in messages]
             assert seqs == list(range(seqs[0], seqs[0] + 5))
-            assert list(messages[0]["data"]["metrics"]) == list(json.loads(
-                server.children[0].process.args[server.children[0].process.args.index("--metrics") + 1]))
+            assert list(messages[0]["data"]["metrics"]) == list(
+                json.loads(server.children[0].process.args[server.children[0].process.args.index("--metrics") + 1])
+            )
             stats = server.stats()
             assert stats["clients"] == 1 and stats["published"] >= 5 and stats["ticks_coalesced"] >= 0
     finally:
@@ -679,16 +751,25 @@ def test_bench_dashd_behind_nginx_terminating_tls(tmp_path):
     template.mkdir()
     token = TokenIssuer(load_or_create_secret(str(template / "secret.key"))).mint("bench", "viewer", 600)[0]
     key, cert = write_self_signed(str(tmp_path / "tls"), "localhost")
-    env = Environment(python=sys.executable, node="node", bench_dir=str(tmp_path), work_dir=str(tmp_path),
-                      token=token, state_dir=str(template), tls_key=key, tls_cert=cert)
+    env = Environment(
+        python=sys.executable,
+        node="node",
+        bench_dir=str(tmp_path),
+        work_dir=str(tmp_path),
+        token=token,
+        state_dir=str(template),
+        tls_key=key,
+        tls_cert=cert,
+    )
     server = ServerUnderTest("dashd-nginx", env, Session("tiny", 1, tls=True), "t")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
         assert server.url.startswith("wss://") and len(server.pids) == 3  # dashd, nginx master, nginx worker
-        with connect(server.url, ssl=context, additional_headers={"Authorization": f"Bearer {token}"},
-                     open_timeout=10) as ws:
+        with connect(
+            server.url, ssl=context, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10
+        ) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
             server.set_rate(50)
             while True:
@@ -713,7 +794,14 @@ def test_bench_loop_measures_the_flat_loop_against_the_floor_in_one_process():
     result = measure_fanout_loop(sys.executable, 20, 5)
     assert set(result["loops"]) == {"floor"} | {f"flat-{loop}" for loop in available_loops()}
     assert all(cost["us_per_delivery"] >= 0 for cost in result["loops"].values())
-    text = format_loop_cost({"clients": 1000, "rounds": 10, "loops": {
-        "floor": {"us_per_delivery": 8.5, "user_us": 1.3, "sys_us": 7.2},
-        "flat-c": {"us_per_delivery": 9.0, "user_us": 1.3, "sys_us": 7.7}}})
+    text = format_loop_cost(
+        {
+            "clients": 1000,
+            "rounds": 10,
+            "loops": {
+                "floor": {"us_per_delivery": 8.5, "user_us": 1.3, "sys_us": 7.2},
+                "flat-c": {"us_per_delivery": 9.0, "user_us": 1.3, "sys_us": 7.7},
+            },
+        }
+    )
     assert "flat-c       9.00 us (user 1.30, sys 7.70), +0.50 us vs the floor" in text

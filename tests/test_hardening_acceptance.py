@@ -85,8 +85,9 @@ async def test_redirect_http_location_uses_the_checked_host_name_and_the_path_on
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         tls = probe.getsockname()[1]
-    daemon = await start_daemon(make_settings(
-        tls_listen=f"ssl:{tls}:privateKey={key}:certKey={cert}:interface=127.0.0.1", redirect_http="true"))
+    daemon = await start_daemon(
+        make_settings(tls_listen=f"ssl:{tls}:privateKey={key}:certKey={cert}:interface=127.0.0.1", redirect_http="true")
+    )
     try:
         plain = daemon.service.listeners[1].port.getHost().port
         good = location_of(await deferToThread(redirect_of, plain, "/a/b?c=1", f"localhost:{plain}"))
@@ -122,9 +123,11 @@ def test_a_metrics_token_file_readable_by_others_is_warned_about(tmp_path):
 
 
 def handshake(port: int, host: str, origin: str, token: str) -> bytes:
-    head = (f"GET /dashboard HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n")
+    head = (
+        f"GET /dashboard HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode())
         return sock.recv(65536)
@@ -132,8 +135,10 @@ def handshake(port: int, host: str, origin: str, token: str) -> bytes:
 
 def login_from(port: int, host: str, origin: str) -> bytes:
     body = b'{"username": "nobody", "password": "not-the-password"}'
-    head = (f"POST /api/login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /api/login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     return redirect_of_raw(port, head + body)
 
 
@@ -159,10 +164,12 @@ async def test_behind_a_tls_proxy_the_public_url_origin_may_connect_and_log_in(m
         foreign = await deferToThread(handshake, port, "dash.example.com", "https://attacker.example", daemon.token())
         assert foreign.startswith(b"HTTP/1.1 403 ")
         # A login from the public origin reaches the password check (401), a foreign one does not (403).
-        assert (await deferToThread(login_from, port, "dash.example.com", "https://dash.example.com")) \
-            .startswith(b"HTTP/1.1 401 ")
-        assert (await deferToThread(login_from, port, "dash.example.com", "https://attacker.example")) \
-            .startswith(b"HTTP/1.1 403 ")
+        assert (await deferToThread(login_from, port, "dash.example.com", "https://dash.example.com")).startswith(
+            b"HTTP/1.1 401 "
+        )
+        assert (await deferToThread(login_from, port, "dash.example.com", "https://attacker.example")).startswith(
+            b"HTTP/1.1 403 "
+        )
     finally:
         await daemon.stop()
 
@@ -189,8 +196,9 @@ async def test_the_documented_reverse_proxy_configuration_serves_the_public_name
     try:
         page = await deferToThread(redirect_of, daemon.port, "/api/health", "dash.example.com")
         assert page.startswith(b"HTTP/1.1 200 "), page[:120]
-        upgraded = await deferToThread(handshake, daemon.port, "dash.example.com", "https://dash.example.com",
-                                       daemon.token())
+        upgraded = await deferToThread(
+            handshake, daemon.port, "dash.example.com", "https://dash.example.com", daemon.token()
+        )
         assert upgraded.startswith(b"HTTP/1.1 101 "), upgraded[:120]
     finally:
         await daemon.stop()
@@ -208,8 +216,10 @@ async def test_an_absolute_form_target_for_a_foreign_host_is_refused(daemon):
 
 def login_as(port: int, name: str, password: str, source: str) -> tuple[int, bytes]:
     body = json.dumps({"username": name, "password": password}).encode()
-    head = (f"POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0)) as sock:
         sock.sendall(head + body)
         answer = b""

@@ -31,6 +31,7 @@ def get(port: int, path: str, host: str | None) -> bytes:
 
 # ----- 7. allowed hosts, redirects from configuration
 
+
 @pytest_twisted.ensureDeferred
 async def test_foreign_host_names_are_refused_with_421(daemon):
     port = daemon.port
@@ -47,9 +48,11 @@ async def test_foreign_host_names_are_refused_with_421(daemon):
 
 
 def upgrade_status(port: int, path: str, host: str, token: str) -> bytes:
-    head = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n")
+    head = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode())
         return sock.recv(65536)
@@ -57,8 +60,9 @@ def upgrade_status(port: int, path: str, host: str, token: str) -> bytes:
 
 @pytest_twisted.ensureDeferred
 async def test_an_agent_dials_the_hub_by_any_name_but_a_dashboard_needs_an_allowed_one(daemon):
-    agent = await deferToThread(upgrade_status, daemon.port, "/ingest", "hub.fleet.example",
-                                daemon.token("agent", subject="agent-x"))
+    agent = await deferToThread(
+        upgrade_status, daemon.port, "/ingest", "hub.fleet.example", daemon.token("agent", subject="agent-x")
+    )
     assert agent.startswith(b"HTTP/1.1 101 ")
     viewer = await deferToThread(upgrade_status, daemon.port, "/dashboard", "hub.fleet.example", daemon.token())
     assert status_of(viewer) == 421
@@ -82,8 +86,9 @@ async def test_https_redirects_are_built_from_configuration(make_settings, tmp_p
 
     key, cert = write_self_signed(str(tmp_path / "tls"))
     tls = f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"
-    daemon = await start_daemon(make_settings(tls_listen=tls, redirect_http="true",
-                                              public_url="https://dash.example.com"))
+    daemon = await start_daemon(
+        make_settings(tls_listen=tls, redirect_http="true", public_url="https://dash.example.com")
+    )
     try:
         plain = daemon.service.listeners[1].port.getHost().port
         moved = await deferToThread(get, plain, "/x?y=1", "dash.example.com")
@@ -95,6 +100,7 @@ async def test_https_redirects_are_built_from_configuration(make_settings, tmp_p
 
 
 # ----- 8. headers and TLS
+
 
 @pytest.fixture
 def built_site(tmp_path):
@@ -135,8 +141,9 @@ async def test_the_server_header_names_no_twisted_version(daemon):
 def https_get(port: int, cafile: str, path: str = "/api/health") -> tuple[int, str | None]:
     import http.client
 
-    connection = http.client.HTTPSConnection("localhost", port, timeout=5,
-                                             context=ssl.create_default_context(cafile=cafile))
+    connection = http.client.HTTPSConnection(
+        "localhost", port, timeout=5, context=ssl.create_default_context(cafile=cafile)
+    )
     connection.request("GET", path)
     response = connection.getresponse()
     return response.status, response.getheader("Strict-Transport-Security")
@@ -191,13 +198,16 @@ def test_dev_cert_is_a_server_leaf_not_a_ca(tmp_path):
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.digital_signature and not usage.key_cert_sign
-    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH
+    ]
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(names.get_values_for_type(x509.DNSName)) == {"dash.lan", "localhost"}
     assert {str(a) for a in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
 
 
 # ----- 9. secrets and files
+
 
 @pytest_twisted.ensureDeferred
 async def test_state_directory_and_database_are_private_whatever_the_umask(make_settings, tmp_path):
@@ -294,8 +304,9 @@ async def test_control_characters_from_clients_are_escaped_in_log_lines(daemon):
     globalLogPublisher.addObserver(observer)
     try:
         forged = "bob\r\n2026-01-01 [dashd] admin logged in\x1b[2J\u2028"
-        response = await http("POST", daemon.url("/api/login", "http"),
-                              json_body={"username": forged, "password": "wrong-password"})
+        response = await http(
+            "POST", daemon.url("/api/login", "http"), json_body={"username": forged, "password": "wrong-password"}
+        )
         assert response.status == 401
     finally:
         globalLogPublisher.removeObserver(observer)

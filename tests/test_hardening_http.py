@@ -50,6 +50,7 @@ def status_of(response: bytes) -> int:
 
 # ----- 1. login throttling counts attempts when they start
 
+
 @pytest_twisted.ensureDeferred
 async def test_forty_parallel_logins_for_one_user_check_at_most_five_passwords(daemon):
     url = daemon.url("/api/login", "http")
@@ -69,13 +70,24 @@ async def test_a_login_flood_from_one_address_leaves_other_addresses_able_to_log
     daemon = await start_daemon(make_settings(trusted_proxies="127.0.0.1"))
     try:
         url = daemon.url("/api/login", "http")
-        flood = [http("POST", url, headers={"X-Forwarded-For": "203.0.113.9"},
-                      json_body={"username": f"nobody-{i}", "password": "not-the-password"}) for i in range(150)]
+        flood = [
+            http(
+                "POST",
+                url,
+                headers={"X-Forwarded-For": "203.0.113.9"},
+                json_body={"username": f"nobody-{i}", "password": "not-the-password"},
+            )
+            for i in range(150)
+        ]
         responses = await parallel(*flood)
         statuses = [r.status for r in responses]
         assert statuses.count(401) <= 5 and statuses.count(429) >= 145, statuses
-        legit = await http("POST", url, headers={"X-Forwarded-For": "198.51.100.2"},
-                           json_body={"username": "admin", "password": admin_password(daemon)})
+        legit = await http(
+            "POST",
+            url,
+            headers={"X-Forwarded-For": "198.51.100.2"},
+            json_body={"username": "admin", "password": admin_password(daemon)},
+        )
         assert legit.status == 200, legit.body
         assert daemon.core.users.hash_slots.in_flight == 0  # every slot given back
     finally:
@@ -116,6 +128,7 @@ def test_hash_slots_are_bounded_per_address_and_in_total():
 
 # ----- 6. bounded throttle tables, summarised log lines
 
+
 def test_throttle_tables_are_lru_bounded_and_expire():
     from dashd.auth.throttle import LoginThrottle
 
@@ -145,8 +158,12 @@ async def test_throttled_login_spray_keeps_tables_bounded_and_logs_a_summary(dae
     try:
         url = daemon.url("/api/login", "http")
         for batch in range(6):
-            await parallel(*(http("POST", url, json_body={"username": f"spray-{batch}-{i}", "password": "x" * 10})
-                             for i in range(50)))
+            await parallel(
+                *(
+                    http("POST", url, json_body={"username": f"spray-{batch}-{i}", "password": "x" * 10})
+                    for i in range(50)
+                )
+            )
         assert max(users.throttle.sizes()) <= 50
         throttled = [line for line in lines if "throttled" in line]
         assert 1 <= len(throttled) <= 10  # not one line per request
@@ -158,6 +175,7 @@ async def test_throttled_login_spray_keeps_tables_bounded_and_logs_a_summary(dae
 
 
 # ----- 3. agent tokens: refused everywhere but /ingest
+
 
 def _routes(daemon):
     """Every HTTP route the daemon serves, read from its resource tree (so a
@@ -182,14 +200,17 @@ def _routes(daemon):
 async def test_every_http_route_refuses_an_agent_token_and_serves_the_other_roles(daemon):
     routes, _ = _routes(daemon)
     assert ("GET", "/api/me") in routes and ("GET", "/api/history") in routes and ("POST", "/api/login") in routes
-    tokens = {role: daemon.token(role, subject=f"host-{role}" if role == "agent" else None)
-              for role in ("viewer", "operator", "admin", "agent")}
+    tokens = {
+        role: daemon.token(role, subject=f"host-{role}" if role == "agent" else None)
+        for role in ("viewer", "operator", "admin", "agent")
+    }
     tokens[None] = None
     for method, path in routes:
         for role, token in tokens.items():
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            response = await http(method, daemon.url(path, "http"), headers=headers,
-                                  json_body={} if path == "/api/login" else None)
+            response = await http(
+                method, daemon.url(path, "http"), headers=headers, json_body={} if path == "/api/login" else None
+            )
             if role == "agent" and path != "/ingest":
                 assert response.status == 403, (method, path, response.status)
                 assert response.json()["error"]["code"] == "forbidden"
@@ -225,6 +246,7 @@ async def test_every_websocket_endpoint_admits_agents_only_at_ingest(daemon):
 
 # ----- 2. static root containment
 
+
 @pytest.fixture
 def static_tree(tmp_path):
     dist = tmp_path / "dist"
@@ -243,13 +265,22 @@ def static_tree(tmp_path):
 async def test_the_static_root_cannot_be_escaped(make_settings, static_tree):
     daemon = await start_daemon(make_settings(static=str(static_tree)))
     try:
-        for path in ("/../dist-backup/canary.txt", "/assets/../../dist.old/canary.txt",
-                     "/%2e%2e/dist-backup/canary.txt", "/assets/%2e%2e/%2e%2e/dist.old/canary.txt",
-                     "/..%2fdist-backup/canary.txt", "/.env", "/assets/.%2e/.env", "/link.txt"):
+        for path in (
+            "/../dist-backup/canary.txt",
+            "/assets/../../dist.old/canary.txt",
+            "/%2e%2e/dist-backup/canary.txt",
+            "/assets/%2e%2e/%2e%2e/dist.old/canary.txt",
+            "/..%2fdist-backup/canary.txt",
+            "/.env",
+            "/assets/.%2e/.env",
+            "/link.txt",
+        ):
             # Raw bytes: an HTTP client library would normalise the dots away.
-            response = await deferToThread(raw_request, daemon.port,
-                                           f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-                                           .encode())
+            response = await deferToThread(
+                raw_request,
+                daemon.port,
+                f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+            )
             assert status_of(response) == 404, (path, response[:200])
             assert b"canary" not in response
         served = await http("GET", daemon.url("/assets/app.js", "http"))
@@ -274,18 +305,31 @@ async def test_symlinks_out_of_the_static_root_are_served_only_when_allowed(make
 
 # ----- 4. request bodies
 
+
 @pytest_twisted.ensureDeferred
 async def test_request_bodies_are_refused_before_they_are_read(daemon):
     port = daemon.port
     # A 300 MB login announced, nothing sent: 413 at once, connection closed.
-    huge = await deferToThread(raw_request, port, b"POST /api/login HTTP/1.1\r\nHost: localhost\r\n"
-                               b"Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n")
+    huge = await deferToThread(
+        raw_request,
+        port,
+        b"POST /api/login HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n",
+    )
     assert status_of(huge) == 413 and b'"too_large"' in huge
     # Routes that take no body refuse one.
-    for method, path, size in (("POST", "/api/refresh", 65), ("POST", "/api/logout", 65), ("GET", "/api/health", 1),
-                               ("PUT", "/dashboard", 1), ("GET", "/", 1)):
-        response = await deferToThread(raw_request, port, f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
-                                       f"Content-Length: {size}\r\n\r\n{'x' * size}".encode())
+    for method, path, size in (
+        ("POST", "/api/refresh", 65),
+        ("POST", "/api/logout", 65),
+        ("GET", "/api/health", 1),
+        ("PUT", "/dashboard", 1),
+        ("GET", "/", 1),
+    ):
+        response = await deferToThread(
+            raw_request,
+            port,
+            f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n{'x' * size}".encode(),
+        )
         assert status_of(response) == 413, (method, path, response[:120])
     # `{}` from clients that always send JSON is ignored where no body is read.
     empty = await http("POST", daemon.url("/api/refresh", "http"), json_body={})
@@ -293,16 +337,22 @@ async def test_request_bodies_are_refused_before_they_are_read(daemon):
     # A body without a length is counted as it streams.
     chunk = b"a" * 8192
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
-    streamed = await deferToThread(raw_request, port, b"POST /api/login HTTP/1.1\r\nHost: localhost\r\n"
-                                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+    streamed = await deferToThread(
+        raw_request,
+        port,
+        b"POST /api/login HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
+    )
     assert status_of(streamed) == 413
     # A login of a normal size still works.
-    ok = await http("POST", daemon.url("/api/login", "http"),
-                    json_body={"username": "admin", "password": admin_password(daemon)})
+    ok = await http(
+        "POST", daemon.url("/api/login", "http"), json_body={"username": "admin", "password": admin_password(daemon)}
+    )
     assert ok.status == 200
 
 
 # ----- C. slowloris
+
 
 @pytest_twisted.ensureDeferred
 async def test_tcp_connections_are_capped_per_address_websockets_included(make_settings):
@@ -324,8 +374,10 @@ async def test_tcp_connections_are_capped_per_address_websockets_included(make_s
 
 
 HEALTH_HEAD = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n"
-HANDSHAKE_HEAD = (b"GET /dashboard HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+HANDSHAKE_HEAD = (
+    b"GET /dashboard HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+)
 
 
 def trickle_headers(port: int, every: float, limit: float, head: bytes = HEALTH_HEAD) -> tuple[bytes, float]:

@@ -127,14 +127,13 @@ def test_a_gone_connection_drops_its_queued_query_and_cancels_its_running_one():
 # ----- the send queue's byte bound (no I/O)
 
 
-
-
 def test_the_send_queue_is_bounded_in_bytes_not_only_in_frames():
     """Three 1 MiB replies fit the frame bound (64 x 4) but not ~2 MiB of
     bytes: the client is closed with 1013 and the queue is freed."""
     sink = RecordingSink()
-    stream = ClientStream(sink, Clock(), wants_metrics=True, wants_notifications=True, queue_bound=64,
-                          queue_bytes=2 * MIB + 64 * KIB)
+    stream = ClientStream(
+        sink, Clock(), wants_metrics=True, wants_notifications=True, queue_bound=64, queue_bytes=2 * MIB + 64 * KIB
+    )
     stream.live = True
     stream.pause()
     stream.send({"type": "history", "data": {"x": "a" * MIB}})
@@ -166,8 +165,9 @@ def test_writable_waits_for_the_queue_to_drain_and_says_false_when_closed():
 
 def slow_sqlite_query(cursor) -> int:
     # A few seconds of work on any machine, unless interrupted.
-    cursor.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) "
-                   "SELECT COUNT(*) FROM c")
+    cursor.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT COUNT(*) FROM c"
+    )
     return cursor.fetchone()[0]
 
 
@@ -271,12 +271,17 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
     /api/ready and a login answer during the flood, and disabling the
     viewer with `dashd user disable` closes all five connections within the
     documented 5 s revocation bound."""
-    settings = make_settings(messages_per_second="1000", message_burst="1000", query_concurrency="1",
-                             query_queue="2", query_max_cost="1000000000",
-                             query_user_cost_per_second="1000000000",
-                             # SQLite also under DASHD_TEST_DB=mysql: `dashd user disable --state-dir` below
-                             # opens the state directory's database.
-                             db=f"sqlite:///{tmp_path / 'state' / 'dashd.db'}")
+    settings = make_settings(
+        messages_per_second="1000",
+        message_burst="1000",
+        query_concurrency="1",
+        query_queue="2",
+        query_max_cost="1000000000",
+        query_user_cost_per_second="1000000000",
+        # SQLite also under DASHD_TEST_DB=mysql: `dashd user disable --state-dir` below
+        # opens the state directory's database.
+        db=f"sqlite:///{tmp_path / 'state' / 'dashd.db'}",
+    )
     daemon = await start_daemon(settings)
     clients = []
     stop: list = []
@@ -293,12 +298,14 @@ async def test_a_history_flood_is_refused_while_ready_login_and_revocation_keep_
         ready = await within(5, http("GET", daemon.url("/api/ready", "http")))
         assert ready.status == 200, ready.body
         password = (tmp_path / "state" / "initial-admin-password").read_text().strip()
-        login = await within(5, http("POST", daemon.url("/api/login", "http"),
-                                     json_body={"username": "admin", "password": password}))
+        login = await within(
+            5, http("POST", daemon.url("/api/login", "http"), json_body={"username": "admin", "password": password})
+        )
         assert login.status == 200, login.body
 
-        disabled = await deferToThread(run, str(BIN / "dashd"), "user", "disable", "alice",
-                                       "--state-dir", str(tmp_path / "state"))
+        disabled = await deferToThread(
+            run, str(BIN / "dashd"), "user", "disable", "alice", "--state-dir", str(tmp_path / "state")
+        )
         assert disabled.returncode == 0, disabled.stderr
         codes = [(await client.closed(timeout=5 + 1))[0] for client in clients]
         assert codes == [4001] * 5
@@ -331,8 +338,11 @@ async def test_history_and_stats_over_the_cost_limit_are_too_large_over_websocke
         reply = await client.request("history", {"metrics": ["cpu_usage"], "from": "-1h"})
         assert reply["type"] == "error" and reply["data"]["code"] == "too_large"
         assert reply["data"]["details"]["max_cost"] == 1000
-        response = await http("GET", daemon.url("/api/history?metrics=cpu_usage&from=-1h", "http"),
-                              headers={"Authorization": f"Bearer {daemon.token('viewer')}"})
+        response = await http(
+            "GET",
+            daemon.url("/api/history?metrics=cpu_usage&from=-1h", "http"),
+            headers={"Authorization": f"Bearer {daemon.token('viewer')}"},
+        )
         assert response.status == 413 and response.json()["error"]["code"] == "too_large"
         small = await client.request("history", {"metrics": ["cpu_usage"], "from": "-10s", "max_points": 10})
         assert small["type"] == "history"
@@ -384,9 +394,13 @@ class RawClient:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall((f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         response = b""
         while b"\r\n\r\n" not in response:
             response += self.sock.recv(1)
@@ -401,8 +415,7 @@ def held_bytes(session) -> int:
     and Twisted's write buffer."""
     transport = session.sink.transport
     queued = sum(len(frame.payload) for frame in session.stream._queue)
-    return (queued + len(transport.dataBuffer)
-            + sum(len(chunk) for chunk in transport._tempDataBuffer))
+    return queued + len(transport.dataBuffer) + sum(len(chunk) for chunk in transport._tempDataBuffer)
 
 
 @pytest_twisted.ensureDeferred
@@ -413,26 +426,37 @@ async def test_a_client_that_never_reads_and_spams_resume_and_history_stays_boun
     daemon never holds more than the byte bound (plus Twisted's buffer and
     one frame) for it, and it is closed (1013) after the slow-consumer
     timeout."""
-    daemon = await start_daemon(make_settings(messages_per_second="1000", message_burst="1000",
-                                              slow_consumer_timeout="3s", send_buffer="16KiB",
-                                              send_queue_bytes="256KiB"))
+    daemon = await start_daemon(
+        make_settings(
+            messages_per_second="1000",
+            message_burst="1000",
+            slow_consumer_timeout="3s",
+            send_buffer="16KiB",
+            send_queue_bytes="256KiB",
+        )
+    )
     sleeper = None
     try:
         hub = daemon.core.hub
         for index in range(6000):  # ~2 MB of replay in the ring
-            hub.publish("notification", now_ms(), body={"id": f"n{index}", "level": "info", "title": "t",
-                                                        "message": "x" * 300, "source": "test"})
+            hub.publish(
+                "notification",
+                now_ms(),
+                body={"id": f"n{index}", "level": "info", "title": "t", "message": "x" * 300, "source": "test"},
+            )
         sleeper = await deferToThread(RawClient, daemon.port)
         token = daemon.token("viewer", subject="sleeper").encode()
         # Authenticated by message and resuming from 0: nothing was sent live
         # before, so the whole ring is due.
-        await deferToThread(sleeper.sock.sendall, ws_frame(
-            b'{"type":"auth","data":{"resume_after_seq":0,"token":"' + token + b'"}}'))
+        await deferToThread(
+            sleeper.sock.sendall, ws_frame(b'{"type":"auth","data":{"resume_after_seq":0,"token":"' + token + b'"}}')
+        )
         await sleep(0.2)
         session = next(s for s in daemon.core.connections if s.principal and s.principal.subject == "sleeper")
         resume = ws_frame(b'{"type":"resume","correlation_id":"r","data":{"after_seq":0}}')
-        history = ws_frame(b'{"type":"history","correlation_id":"h","data":{"metrics":["cpu_usage"],'
-                           b'"from":"-1h","max_points":5000}}')
+        history = ws_frame(
+            b'{"type":"history","correlation_id":"h","data":{"metrics":["cpu_usage"],"from":"-1h","max_points":5000}}'
+        )
         peak = 0
         for tick in range(60):  # 3 s
             if session.closed:
@@ -462,8 +486,11 @@ async def test_a_second_resume_while_one_replays_is_refused(make_settings):
     try:
         hub = daemon.core.hub
         for index in range(3000):
-            hub.publish("notification", now_ms(), body={"id": f"n{index}", "level": "info", "title": "t",
-                                                        "message": "x" * 300, "source": "test"})
+            hub.publish(
+                "notification",
+                now_ms(),
+                body={"id": f"n{index}", "level": "info", "title": "t", "message": "x" * 300, "source": "test"},
+            )
         client = await authed(daemon)
         client.send({"type": "resume", "correlation_id": "r1", "data": {"after_seq": 0}})
         client.send({"type": "resume", "correlation_id": "r2", "data": {"after_seq": 0}})
@@ -502,17 +529,28 @@ async def test_a_flooding_agent_is_slowed_with_rate_limited_and_counted(make_set
     rate the batches are refused (rate_limited with retry_after), nothing
     of a refused batch reaches the store or the viewers, and the refusals
     are counted for Prometheus."""
-    daemon = await start_daemon(make_settings(agent_samples_per_second="100", store_queue="1000000",
-                                              messages_per_second="1000",
-                                              message_burst="1000", max_message_size="16MiB",
-                                              max_frame_size="16MiB"))
+    daemon = await start_daemon(
+        make_settings(
+            agent_samples_per_second="100",
+            store_queue="1000000",
+            messages_per_second="1000",
+            message_burst="1000",
+            max_message_size="16MiB",
+            max_frame_size="16MiB",
+        )
+    )
     try:
         agent = await ingest_client(daemon)
         start = now_ms() - 60_000
         replies = []
         for number in range(6):
-            agent.send({"type": "samples", "correlation_id": f"b{number}",
-                        "data": {"samples": batch(start + number * 1000, 200)}})
+            agent.send(
+                {
+                    "type": "samples",
+                    "correlation_id": f"b{number}",
+                    "data": {"samples": batch(start + number * 1000, 200)},
+                }
+            )
         while len(replies) < 6:  # refusals come back before the accepted batch's confirmation
             message = await agent.recv(timeout=30)
             if str(message.get("correlation_id", "")).startswith("b"):
@@ -602,9 +640,14 @@ async def test_a_durability_ticket_is_false_when_rows_were_dropped_before_the_wr
 def test_the_ingest_service_checks_limits_before_publishing():
     clock = Clock()
     published = []
-    service = IngestService(lambda s: published.append(s) or succeed(None), None, None,
-                            limits=AgentLimits(samples_per_second=1.0, max_series=5), clock=clock,
-                            durable=lambda: succeed(True))
+    service = IngestService(
+        lambda s: published.append(s) or succeed(None),
+        None,
+        None,
+        limits=AgentLimits(samples_per_second=1.0, max_series=5),
+        clock=clock,
+        durable=lambda: succeed(True),
+    )
     first = [Sample("h", 1_800_000_000_000 + i, {"a": 1.0}) for i in range(500)]
     assert Deferred.fromCoroutine(service.accept("h", first)).result.accepted == 500
     refused = Deferred.fromCoroutine(service.accept("h", [Sample("h", 1_800_000_001_000, {"a": 1.0})]))
@@ -621,8 +664,14 @@ async def test_the_agent_backs_off_on_rate_limited_and_delivers_everything(make_
     it is told to slow down, waits retry_after, and in the end every sample
     is confirmed and stored exactly once."""
     daemon = await start_daemon(make_settings(agent_samples_per_second="200"))
-    agent = build_agent(reactor, hub=daemon.url("/ingest"), token=daemon.token("agent", subject="agent-b"),
-                        host="agent-b", interval=60, batch_interval=0.05)
+    agent = build_agent(
+        reactor,
+        hub=daemon.url("/ingest"),
+        token=daemon.token("agent", subject="agent-b"),
+        host="agent-b",
+        interval=60,
+        batch_interval=0.05,
+    )
     start = now_ms() - 600_000
     for index in range(2000):
         agent.buffer.add(Sample("agent-b", start + index * 10, {"cpu_usage": float(index % 100)}))
@@ -636,8 +685,11 @@ async def test_the_agent_backs_off_on_rate_limited_and_delivers_everything(make_
     finally:
         await agent.stopService()
         await daemon.core.store.flush()
-        times = [ts for _seq, host, ts, _metric, _value in await stored_rows(daemon.core.store.db_url)
-                 if host == "agent-b" and ts < start + 20_000]
+        times = [
+            ts
+            for _seq, host, ts, _metric, _value in await stored_rows(daemon.core.store.db_url)
+            if host == "agent-b" and ts < start + 20_000
+        ]
         stored = (len(times), len(set(times)))
         await daemon.stop()
     assert stored == (2000, 2000)
@@ -659,8 +711,10 @@ def test_the_uplink_holds_off_for_the_hubs_retry_after():
     uplink.opened(protocol)
     uplink.received(protocol, {"type": "connection_ack", "data": {"limits": {}}})
     assert len(sent) == 2
-    uplink.received(protocol, {"type": "error", "correlation_id": "b1",
-                               "data": {"code": "rate_limited", "details": {"retry_after": 2.5}}})
+    uplink.received(
+        protocol,
+        {"type": "error", "correlation_id": "b1", "data": {"code": "rate_limited", "details": {"retry_after": 2.5}}},
+    )
     uplink.pump()
     assert len(sent) == 2  # held off
     clock.advance(2.5)

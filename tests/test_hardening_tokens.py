@@ -27,8 +27,9 @@ def cookie_of(response) -> str | None:
 
 
 async def login(daemon):
-    response = await http("POST", daemon.url("/api/login", "http"),
-                          json_body={"username": "admin", "password": admin_password(daemon)})
+    response = await http(
+        "POST", daemon.url("/api/login", "http"), json_body={"username": "admin", "password": admin_password(daemon)}
+    )
     assert response.status == 200, response.body
     return response.json()["access_token"], cookie_of(response)
 
@@ -38,6 +39,7 @@ async def refresh(daemon, cookie):
 
 
 # ----- 5. refresh rotation and reuse detection
+
 
 @pytest_twisted.ensureDeferred
 async def test_refresh_rotates_and_a_reused_token_revokes_the_whole_session(make_settings, db_url):
@@ -78,6 +80,7 @@ async def test_two_tabs_refreshing_together_do_not_revoke_the_session(make_setti
 
 # ----- 10. `dashd token`: lifetimes capped, ids recorded, revocation
 
+
 def dashd(state: str, *args: str, env: dict | None = None):
     return run(str(BIN / "dashd"), "token", *args, "--state-dir", state, env=env)
 
@@ -105,8 +108,10 @@ async def test_revoked_cli_tokens_are_refused_and_their_sockets_closed(make_sett
         token, agent_token = minted.stdout.strip(), agent_minted.stdout.strip()
         listing = await deferToThread(dashd, state, "list")
         lines = [line.split("\t") for line in listing.stdout.strip().splitlines()]
-        assert [(line[1], line[2], line[5]) for line in lines] == [("token-viewer", "viewer", "active"),
-                                                                   ("agent-r", "agent", "active")]
+        assert [(line[1], line[2], line[5]) for line in lines] == [
+            ("token-viewer", "viewer", "active"),
+            ("agent-r", "agent", "active"),
+        ]
         token_id, agent_id = lines[0][0], lines[1][0]
         assert token_id in minted.stderr
         viewer = await connect(daemon.url(), token=token)

@@ -26,10 +26,6 @@ CATALOGUE = ("cpu_usage", "memory_usage")
 RING_SPAN = 60.0
 
 
-
-
-
-
 def result_of(d: Deferred):
     """The result of a Deferred that has already fired (no reactor needed)."""
     results, failures = [], []
@@ -40,15 +36,24 @@ def result_of(d: Deferred):
     return results[0]
 
 
-def make_hub(clock: Clock | None = None, store: FakeStore | None = None, sequence=None,
-             bus: InMemoryBus | None = None) -> StreamHub:
-    return StreamHub(bus or InMemoryBus(), clock or Clock(), sequence or MemorySequence(), RING_SPAN,
-                     lambda: CATALOGUE, sink=store)
+def make_hub(
+    clock: Clock | None = None, store: FakeStore | None = None, sequence=None, bus: InMemoryBus | None = None
+) -> StreamHub:
+    return StreamHub(
+        bus or InMemoryBus(), clock or Clock(), sequence or MemorySequence(), RING_SPAN, lambda: CATALOGUE, sink=store
+    )
 
 
 def publish_samples(hub: StreamHub, count: int, host: str = "web-1") -> list[StreamMessage]:
-    return [hub.publish(METRICS_UPDATE, 1_764_151_200_000 + hub.seq, host=host,
-                        metrics={"cpu_usage": float(hub.seq + 1), "memory_usage": 50.0}) for _ in range(count)]
+    return [
+        hub.publish(
+            METRICS_UPDATE,
+            1_764_151_200_000 + hub.seq,
+            host=host,
+            metrics={"cpu_usage": float(hub.seq + 1), "memory_usage": 50.0},
+        )
+        for _ in range(count)
+    ]
 
 
 def new_client(hub: StreamHub, clock: Clock) -> tuple[ClientStream, RecordingSink]:
@@ -155,8 +160,10 @@ def test_bus_samples_and_notifications_are_sequenced_recorded_and_fanned_out():
     hub.startService()
     stream, sink = new_client(hub, clock)
     bus.publish(METRICS_TOPIC, Sample("web-1", 1_764_151_200_000, {"cpu_usage": 5.0}))
-    bus.publish(NOTIFICATIONS_TOPIC, {"type": "notification", "timestamp_ms": 1_764_151_201_000,
-                                      "data": {"id": "n-1", "level": "info"}})
+    bus.publish(
+        NOTIFICATIONS_TOPIC,
+        {"type": "notification", "timestamp_ms": 1_764_151_201_000, "data": {"id": "n-1", "level": "info"}},
+    )
     assert [(m["type"], m["seq"]) for m in sink.messages] == [("metrics_update", 1), ("notification", 2)]
     assert sorted(store.recorded) == [1, 2]
     assert hub.latest_sample["web-1"].seq == 1
@@ -230,8 +237,13 @@ def test_a_hole_in_the_store_is_reported_as_a_resume_gap():
     gaps = [m for m in sink.messages if m["type"] == "resume_gap"]
     # The gap's times come from its neighbours (seq 2 before, seq 5 after),
     # so a client can refill exactly that range from history.
-    assert gaps == [{"type": "resume_gap", "correlation_id": "r1", "data": {
-        "from_seq": 3, "to_seq": 4, "from": "2025-11-26T10:00:00.001Z", "to": "2025-11-26T10:00:00.004Z"}}]
+    assert gaps == [
+        {
+            "type": "resume_gap",
+            "correlation_id": "r1",
+            "data": {"from_seq": 3, "to_seq": 4, "from": "2025-11-26T10:00:00.001Z", "to": "2025-11-26T10:00:00.004Z"},
+        }
+    ]
     assert result.gaps == [gaps[0]["data"]]
     assert result.recovered == 3
 
@@ -312,8 +324,17 @@ def test_live_messages_during_a_slow_backfill_are_neither_lost_nor_duplicated():
     store.gate.callback(None)
     result = result_of(resumed)
     publish_samples(hub, 1)  # 9: live again
-    assert stream_seqs(sink) == [(1, True), (2, True), (3, True), (4, True),
-                                 (5, False), (6, False), (7, False), (8, False), (9, False)]
+    assert stream_seqs(sink) == [
+        (1, True),
+        (2, True),
+        (3, True),
+        (4, True),
+        (5, False),
+        (6, False),
+        (7, False),
+        (8, False),
+        (9, False),
+    ]
     assert (result.recovered, result.replayed, result.seq) == (4, 4, 8)
 
 

@@ -60,11 +60,27 @@ def docker_env():
     sock = run_dir / "docker.sock"
     log = open(CACHE / "dockerd.log", "w")
     daemon = subprocess.Popen(
-        ["dockerd", "--data-root", str(CACHE / "docker"), "--exec-root", str(run_dir / "exec"),
-         "--host", f"unix://{sock}", "--pidfile", str(run_dir / "docker.pid"),
-         "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--containerd-namespace", "dashd-test", "--containerd-plugins-namespace", "dashd-test-plugins"],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            "dockerd",
+            "--data-root",
+            str(CACHE / "docker"),
+            "--exec-root",
+            str(run_dir / "exec"),
+            "--host",
+            f"unix://{sock}",
+            "--pidfile",
+            str(run_dir / "docker.pid"),
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            "--containerd-namespace",
+            "dashd-test",
+            "--containerd-plugins-namespace",
+            "dashd-test-plugins",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1"}
     deadline = time.monotonic() + START_TIMEOUT
     while subprocess.run([DOCKER, "info"], env=env, capture_output=True).returncode != 0:
@@ -101,12 +117,28 @@ def free_port() -> int:
 def image(docker_env):
     # Re-imported every run (seconds, the rootfs is cached): it carries this
     # machine's CA bundle, which may change.
-    made = subprocess.run([str(ROOT / "tests" / "image" / "base-image.sh"), BASE_TAG, str(CACHE / "base")],
-                          env={**docker_env, "DOCKER": DOCKER}, capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT)
+    made = subprocess.run(
+        [str(ROOT / "tests" / "image" / "base-image.sh"), BASE_TAG, str(CACHE / "base")],
+        env={**docker_env, "DOCKER": DOCKER},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+    )
     assert made.returncode == 0, made.stderr[-5000:]
-    docker(docker_env, "build", "--network", "host", "--build-arg", f"NODE_IMAGE={BASE_TAG}",
-           "--build-arg", f"PYTHON_IMAGE={BASE_TAG}", "--tag", IMAGE_TAG, str(ROOT), timeout=BUILD_TIMEOUT)
+    docker(
+        docker_env,
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"NODE_IMAGE={BASE_TAG}",
+        "--build-arg",
+        f"PYTHON_IMAGE={BASE_TAG}",
+        "--tag",
+        IMAGE_TAG,
+        str(ROOT),
+        timeout=BUILD_TIMEOUT,
+    )
     return IMAGE_TAG
 
 
@@ -122,8 +154,20 @@ def test_the_image_builds_serves_ready_and_a_websocket_and_stops_cleanly(docker_
     port = free_port()
     name = f"dashd-test-{port}"
     # Host networking: this engine runs without a bridge (no iptables here).
-    docker(docker_env, "run", "--detach", "--name", name, "--network", "host",
-           "--env", f"DASHD_LISTEN=tcp:{port}:interface=127.0.0.1", "--env", "DASHD_INTERVAL=0.2", image)
+    docker(
+        docker_env,
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--env",
+        f"DASHD_LISTEN=tcp:{port}:interface=127.0.0.1",
+        "--env",
+        "DASHD_INTERVAL=0.2",
+        image,
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not ready(port):
@@ -131,8 +175,9 @@ def test_the_image_builds_serves_ready_and_a_websocket_and_stops_cleanly(docker_
             time.sleep(0.2)
         assert docker(docker_env, "exec", name, "id", "-u").stdout.strip() == "10001"
         token = docker(docker_env, "exec", name, "dashd", "token", "--role", "viewer").stdout.strip()
-        with ws_connect(f"ws://127.0.0.1:{port}/dashboard",
-                        additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=30) as client:
+        with ws_connect(
+            f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=30
+        ) as client:
             types = [json.loads(client.recv(timeout=30))["type"] for _ in range(3)]
         assert types[0] == "connection_ack" and "metrics_update" in types
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:

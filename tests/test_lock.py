@@ -28,7 +28,10 @@ def pins(path: Path) -> dict[str, tuple[str, list[str]]]:
             continue
         match = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)(.*)$", line)
         assert match, f"{path.name}: not an exact pin: {line!r}"
-        found[canonicalize_name(match.group(1))] = (match.group(2), re.findall(r"--hash=sha256:([0-9a-f]{64})", match.group(3)))
+        found[canonicalize_name(match.group(1))] = (
+            match.group(2),
+            re.findall(r"--hash=sha256:([0-9a-f]{64})", match.group(3)),
+        )
     return found
 
 
@@ -64,8 +67,9 @@ def test_the_test_environment_was_installed_from_the_locks():
     """What `make install test-deps` put in this venv is exactly what the locks say."""
     locked = {**pins(ROOT / "requirements.lock"), **pins(ROOT / "requirements-test.lock")}
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    wrong = {name: (version, installed.get(name)) for name, (version, _) in locked.items()
-             if installed.get(name) != version}
+    wrong = {
+        name: (version, installed.get(name)) for name, (version, _) in locked.items() if installed.get(name) != version
+    }
     assert wrong == {}, f"(locked, installed): {wrong}; run `make install test-deps`"
 
 

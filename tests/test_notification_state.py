@@ -72,16 +72,19 @@ async def test_unacknowledged_counts_open_warnings_and_acknowledging_reads_for_t
     operator.close()
 
 
-@pytest.mark.parametrize(("data", "code"), [
-    ({}, "bad_message"),
-    ({"ids": "n-1"}, "bad_message"),
-    ({"ids": []}, "bad_message"),
-    ({"ids": [1]}, "bad_message"),
-    ({"ids": ["x" * 65]}, "bad_message"),
-    ({"ids": [f"n-{i}" for i in range(501)]}, "bad_message"),
-    ({"all": "yes"}, "bad_message"),
-    ({"ids": ["n-does-not-exist"]}, "not_found"),
-])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ({}, "bad_message"),
+        ({"ids": "n-1"}, "bad_message"),
+        ({"ids": []}, "bad_message"),
+        ({"ids": [1]}, "bad_message"),
+        ({"ids": ["x" * 65]}, "bad_message"),
+        ({"ids": [f"n-{i}" for i in range(501)]}, "bad_message"),
+        ({"all": "yes"}, "bad_message"),
+        ({"ids": ["n-does-not-exist"]}, "not_found"),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_bad_notification_read_requests_get_typed_errors(daemon, data, code):
     client = await authed(daemon)

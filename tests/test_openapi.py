@@ -76,9 +76,15 @@ async def test_unimplemented_methods_on_api_routes_are_a_json_405_not_a_501(daem
     route answered 501 with an HTML page, and HEAD on a POST-only route (login)
     a 500; now 405, an Allow header naming the methods it takes, and the JSON
     error body."""
-    cases = [("PUT", "/api/health", "GET, HEAD"), ("DELETE", "/api/history", "GET, HEAD"),
-             ("TRACE", "/api/me", "GET, HEAD"), ("PATCH", "/api/export", "GET, HEAD"), ("PUT", "/api/login", "POST"),
-             ("HEAD", "/api/login", "POST"), ("DELETE", "/api/openapi.yaml", "GET, HEAD")]
+    cases = [
+        ("PUT", "/api/health", "GET, HEAD"),
+        ("DELETE", "/api/history", "GET, HEAD"),
+        ("TRACE", "/api/me", "GET, HEAD"),
+        ("PATCH", "/api/export", "GET, HEAD"),
+        ("PUT", "/api/login", "POST"),
+        ("HEAD", "/api/login", "POST"),
+        ("DELETE", "/api/openapi.yaml", "GET, HEAD"),
+    ]
     for method, path, allow in cases:
         response = await http(method, daemon.url(path, "http"))
         assert response.status == 405, (method, path, response.status)
@@ -119,19 +125,48 @@ def test_schemathesis_finds_no_server_error_or_mismatch_against_a_running_daemon
         # From the file (byte for byte what /api/openapi.yaml serves, see the
         # test above): loaded from the URL, schemathesis leaves out the
         # operation that served it.
-        command = [str(BIN / "st"), "run", str(SPEC_PATH), "--url", f"http://127.0.0.1:{port}/",
-                   "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
-                   "--header", f"Authorization: Bearer {admin}",
-                   "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", str(SEED), "--workers", "1",
-                   "--generation-database", "none", "--request-timeout", "30", "--no-color"]
+        command = [
+            str(BIN / "st"),
+            "run",
+            str(SPEC_PATH),
+            "--url",
+            f"http://127.0.0.1:{port}/",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            EXCLUDED_CHECKS,
+            "--header",
+            f"Authorization: Bearer {admin}",
+            "--max-examples",
+            str(EXAMPLES_PER_OPERATION),
+            "--seed",
+            str(SEED),
+            "--workers",
+            "1",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "30",
+            "--no-color",
+        ]
         if unmounted:
             command += ["--exclude-path-regex", "^/api/(" + "|".join(re.escape(s) for s in unmounted) + ")(/|$)"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path,
-                                env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        )
         summary = result.stdout[-6000:]
         assert result.returncode == 0, summary + result.stderr[-2000:]
-        served = [(path, method) for path, item in spec()["paths"].items() for method in item
-                  if method in HTTP_METHODS and path.split("/")[2] not in unmounted]
+        served = [
+            (path, method)
+            for path, item in spec()["paths"].items()
+            for method in item
+            if method in HTTP_METHODS and path.split("/")[2] not in unmounted
+        ]
         tested = re.search(r"Tested: (\d+)", result.stdout)
         assert tested and int(tested.group(1)) == len(served) >= 9, summary  # every served operation ran
     finally:

@@ -66,8 +66,9 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
     both directions, queue depth, coalesced and dropped updates, slow-consumer
     closes, auth failures by reason, rate-limit hits, collection, store and
     fan-out timings."""
-    daemon = await start_daemon(make_settings(messages_per_second="1", message_burst="2",
-                                              slow_consumer_timeout="2s", metrics_token="scrape-me"))
+    daemon = await start_daemon(
+        make_settings(messages_per_second="1", message_burst="2", slow_consumer_timeout="2s", metrics_token="scrape-me")
+    )
     auth = {"Authorization": "Bearer scrape-me"}
     try:
         viewer = await connect(daemon.url("/dashboard"), token=daemon.token())
@@ -84,8 +85,9 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
         refused = await connect(daemon.url("/dashboard"), token="not-a-token")
         assert (await refused.recv())["data"]["code"] == "unauthorized"
         await refused.closed()
-        bad_login = await http("POST", daemon.url("/api/login", "http"),
-                               json_body={"username": "admin", "password": "wrong password"})
+        bad_login = await http(
+            "POST", daemon.url("/api/login", "http"), json_body={"username": "admin", "password": "wrong password"}
+        )
         assert bad_login.status == 401
 
         # A client whose socket buffer is full: the transport calls
@@ -131,8 +133,11 @@ async def test_metrics_exposition_covers_every_family_after_real_traffic(make_se
     assert value(after, "dashd_rate_limit_hits_total") >= 2
     assert value(after, "dashd_rate_limit_closes_total") == 0
     # Timings: collection, store writes, fan-out (sample taken -> frames written).
-    for histogram in ("dashd_collection_duration_seconds", "dashd_store_write_duration_seconds",
-                      "dashd_fanout_latency_seconds"):
+    for histogram in (
+        "dashd_collection_duration_seconds",
+        "dashd_store_write_duration_seconds",
+        "dashd_fanout_latency_seconds",
+    ):
         count = value(after, f"{histogram}_count")
         assert count >= 3, histogram
         assert 0 < value(after, f"{histogram}_sum") / count < 1.0, histogram
@@ -161,8 +166,12 @@ def test_fanout_latency_is_monotonic_for_own_samples_and_timestamped_for_others(
     telemetry.fanout_done(StreamMessage(1, METRICS_UPDATE, 0, "here", {}), "here", wall_clock_ms=10**13)
     telemetry.fanout_done(StreamMessage(2, METRICS_UPDATE, 1_000, "there", {}), "here", wall_clock_ms=1_250)
     telemetry.fanout_done(StreamMessage(3, NOTIFICATION, 0, body={}), "here", wall_clock_ms=10**13)
-    samples = {s.name: s.value for f in text_string_to_metric_families(telemetry.exposition().decode())
-               for s in f.samples if not s.labels}
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(telemetry.exposition().decode())
+        for s in f.samples
+        if not s.labels
+    }
     assert samples["dashd_fanout_latency_seconds_count"] == 2
     assert 0.25 < samples["dashd_fanout_latency_seconds_sum"] < 0.26
     assert samples["dashd_collection_duration_seconds_sum"] == 0.002
@@ -193,8 +202,17 @@ def test_json_observer_writes_one_line_per_event_even_for_odd_values(tmp_path):
     path = tmp_path / "log.jsonl"
     with open(path, "w") as out:
         observer = json_file_observer(out)
-        observer({"log_format": "multi\nline {n}", "n": 2**70, "log_level": LogLevel.warn, "log_time": 0.0,
-                  "log_namespace": "x", "blob": b"\x00\xff", "log_failure": Failure(ValueError("boom"))})
+        observer(
+            {
+                "log_format": "multi\nline {n}",
+                "n": 2**70,
+                "log_level": LogLevel.warn,
+                "log_time": 0.0,
+                "log_namespace": "x",
+                "blob": b"\x00\xff",
+                "log_failure": Failure(ValueError("boom")),
+            }
+        )
         # Twisted's own legacy twisted.python.log.msg events, as twistd sees them.
         globalLogPublisher.addObserver(observer)
         try:
@@ -213,8 +231,15 @@ def test_json_observer_writes_one_line_per_event_even_for_odd_values(tmp_path):
 def test_json_observer_follows_twistd_logfile_option(tmp_path):
     path = tmp_path / "dashd.log"
     observer = observer_for_twistd({"logfile": str(path), "nodaemon": 1})
-    observer({"log_format": "hello {who}", "who": "ops", "log_level": LogLevel.info, "log_time": time.time(),
-              "log_namespace": "dashd.test"})
+    observer(
+        {
+            "log_format": "hello {who}",
+            "who": "ops",
+            "log_level": LogLevel.info,
+            "log_time": time.time(),
+            "log_namespace": "dashd.test",
+        }
+    )
     record = json.loads(path.read_text().splitlines()[0])
     assert record["message"] == "hello ops"
 
@@ -233,18 +258,37 @@ def free_port() -> int:
 class Twistd:
     """twistd dashd in a subprocess, stdout and stderr into one log file."""
 
-    def __init__(self, tmp_path: Path, *twistd_args: str, dashd_args: tuple[str, ...] = (),
-                 env: dict | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, *twistd_args: str, dashd_args: tuple[str, ...] = (), env: dict | None = None
+    ) -> None:
         self.state = tmp_path / "state"
         self.port = free_port()
         self.log_path = tmp_path / f"twistd-{self.port}.log"
         self.log = open(self.log_path, "w+")
         clean_env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
         self.process = subprocess.Popen(
-            [str(BIN / "twistd"), "--nodaemon", "--pidfile=", *twistd_args, "dashd",
-             "--listen", f"tcp:{self.port}:interface=127.0.0.1", "--state-dir", str(self.state),
-             "--interval", "0.2", "--batch-interval", "0.5", "--static", str(tmp_path / "none"), *dashd_args],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**clean_env, **(env or {})})
+            [
+                str(BIN / "twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                *twistd_args,
+                "dashd",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--state-dir",
+                str(self.state),
+                "--interval",
+                "0.2",
+                "--batch-interval",
+                "0.5",
+                "--static",
+                str(tmp_path / "none"),
+                *dashd_args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**clean_env, **(env or {})},
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -312,8 +356,9 @@ def run_full_session(daemon: Twistd, metrics_token: str) -> list[str]:
     assert status == 200, login
     access = login["access_token"]
     cookie_value, cookie = refresh_cookie(headers)
-    with ws_connect(daemon.url("/dashboard", "ws"), additional_headers={"Authorization": f"Bearer {access}"},
-                    open_timeout=10) as client:
+    with ws_connect(
+        daemon.url("/dashboard", "ws"), additional_headers={"Authorization": f"Bearer {access}"}, open_timeout=10
+    ) as client:
         assert json.loads(client.recv(timeout=5))["type"] == "connection_ack"
         assert json.loads(client.recv(timeout=5))["type"] == "metrics_update"
     status, refreshed, _ = post(daemon.url("/api/refresh"), cookie=cookie)
@@ -342,8 +387,7 @@ def test_full_session_log_holds_no_secret(tmp_path, log_format):
     password, the access tokens, the refresh cookie, the metrics token nor
     the signing key appears anywhere in the log."""
     metrics_token = "metrics-token-do-not-log-7f3a"
-    daemon = Twistd(tmp_path, dashd_args=("--log-format", log_format),
-                    env={"DASHD_METRICS_TOKEN": metrics_token})
+    daemon = Twistd(tmp_path, dashd_args=("--log-format", log_format), env={"DASHD_METRICS_TOKEN": metrics_token})
     try:
         secrets = run_full_session(daemon, metrics_token)
     finally:
@@ -357,8 +401,9 @@ def test_full_session_log_holds_no_secret(tmp_path, log_format):
     if log_format == "json":
         records = [json.loads(line) for line in lines]  # every line parses
         assert all(isinstance(r, dict) and {"time", "level", "namespace", "message"} <= set(r) for r in records)
-        assert any(r.get("event") == "{user} logged in from {address}" and r["fields"]["user"] == "admin"
-                   for r in records)
+        assert any(
+            r.get("event") == "{user} logged in from {address}" and r["fields"]["user"] == "admin" for r in records
+        )
         assert any(r["message"] == "dashd stopped" for r in records)
     else:
         assert not any(line.startswith("{") for line in lines)

@@ -34,18 +34,35 @@ BASE_MS = 1_765_000_000_000
 
 
 def row(pid, cpu=1.0, rss=4096 * 100, name=None, cmdline=None, read=0.0, write=0.0):
-    return ProcessRow(pid=pid, ppid=1, name=name or f"p{pid}", user="alice", state="sleeping", cpu_percent=cpu,
-                      memory_percent=round(rss / 2**33 * 100, 2), rss=rss, threads=2, io_read_bps=read,
-                      io_write_bps=write, start_time=1_764_000_000.25 + pid,
-                      cmdline=cmdline or f"/usr/bin/p{pid} --password=hunter2 --pid={pid}")
+    return ProcessRow(
+        pid=pid,
+        ppid=1,
+        name=name or f"p{pid}",
+        user="alice",
+        state="sleeping",
+        cpu_percent=cpu,
+        memory_percent=round(rss / 2**33 * 100, 2),
+        rss=rss,
+        threads=2,
+        io_read_bps=read,
+        io_write_bps=write,
+        start_time=1_764_000_000.25 + pid,
+        cmdline=cmdline or f"/usr/bin/p{pid} --password=hunter2 --pid={pid}",
+    )
 
 
 def table(n=120, shift=0.0, total=300):
-    return ProcessTable(rows=tuple(row(pid, cpu=round((pid * 7 % 13) + shift, 1)) for pid in range(100, 100 + n)),
-                        total=total, started=2, exited=1, running=3)
+    return ProcessTable(
+        rows=tuple(row(pid, cpu=round((pid * 7 % 13) + shift, 1)) for pid in range(100, 100 + n)),
+        total=total,
+        started=2,
+        exited=1,
+        running=3,
+    )
 
 
 # ----- the stream, no I/O
+
 
 class FakeSubscriber:
     def __init__(self, role_sensitive: bool, sort="cpu", limit=5, host="h1", cmdlines=True):
@@ -73,8 +90,21 @@ def test_viewers_get_no_user_or_cmdline_keys_operators_do_and_the_setting_remove
     assert (data["host"], data["sort"], data["total"], data["running"]) == ("h1", "cpu", 300, 3)
     assert len(data["processes"]) == 5
     first = data["processes"][0]
-    assert list(first) == ["pid", "ppid", "name", "user", "state", "cpu_percent", "memory_percent", "rss",
-                           "threads", "read_bytes_per_second", "write_bytes_per_second", "started", "cmdline"]
+    assert list(first) == [
+        "pid",
+        "ppid",
+        "name",
+        "user",
+        "state",
+        "cpu_percent",
+        "memory_percent",
+        "rss",
+        "threads",
+        "read_bytes_per_second",
+        "write_bytes_per_second",
+        "started",
+        "cmdline",
+    ]
     assert first["user"] == "alice" and "hunter2" in first["cmdline"]
     assert first["started"].endswith("Z")
     no_cmdline_row = orjson.loads(no_cmdline.frames[0].payload)["data"]["processes"][0]
@@ -87,8 +117,12 @@ def test_each_view_is_sorted_and_cut_as_asked_and_other_hosts_tables_are_not_sen
     other_host = FakeSubscriber(False, host="h2")
     stream.subscribe("m", lambda: by_memory.view, by_memory.deliver)
     stream.subscribe("x", lambda: other_host.view, other_host.deliver)
-    rows = (row(1, cpu=90.0, rss=4096), row(2, cpu=1.0, rss=4096 * 9000), row(3, cpu=5.0, rss=4096 * 500),
-            row(4, cpu=0.0, rss=4096 * 20))
+    rows = (
+        row(1, cpu=90.0, rss=4096),
+        row(2, cpu=1.0, rss=4096 * 9000),
+        row(3, cpu=5.0, rss=4096 * 500),
+        row(4, cpu=0.0, rss=4096 * 20),
+    )
     stream.take(ProcessSnapshot("h1", BASE_MS, ProcessTable(rows=rows, total=4)))
     pids = [r["pid"] for r in orjson.loads(by_memory.frames[0].payload)["data"]["processes"]]
     assert pids == [2, 3, 4]
@@ -162,13 +196,13 @@ def test_serializing_a_table_for_three_views_is_cheap_on_the_reactor():
 
 # ----- the encoding
 
+
 def test_keyframes_and_deltas_round_trip_and_a_delta_is_much_smaller():
     first, second = table(), table(shift=0.3)
     key_body = snapshot_body(first)
     keyframe = encode_body(key_body, None)
     delta = encode_body(snapshot_body(second), key_body)
-    assert decode_table(keyframe).rows == tuple(sorted(first.rows, key=lambda r: (r.cpu_percent, r.rss),
-                                                       reverse=True))
+    assert decode_table(keyframe).rows == tuple(sorted(first.rows, key=lambda r: (r.cpu_percent, r.rss), reverse=True))
     decoded = decode_table(delta, keyframe)
     assert {r.pid: r for r in decoded.rows} == {r.pid: r for r in second.rows}
     assert (decoded.total, decoded.running, decoded.started, decoded.exited) == (300, 3, 2, 1)
@@ -184,6 +218,7 @@ def test_a_group_ends_after_its_span_or_when_time_goes_backwards():
     _, body, is_key = encoder.encode(ProcessSnapshot("h", BASE_MS, table(5)), None)
     assert is_key
     from dashd.store.processes import Keyframe
+
     key = Keyframe(1, BASE_MS, body)
     assert not encoder.encode(ProcessSnapshot("h", BASE_MS + 299_000, table(5)), key)[2]
     assert encoder.encode(ProcessSnapshot("h", BASE_MS + 300_000, table(5)), key)[2]
@@ -192,9 +227,11 @@ def test_a_group_ends_after_its_span_or_when_time_goes_backwards():
 
 # ----- ProcessHistory on the real store
 
+
 def make_store(db_url, now):
-    return Store(db_url, reactor, batch_interval=60, prune_interval=3600, retention_raw=3600,
-                 wall_clock_ms=lambda: now[0])
+    return Store(
+        db_url, reactor, batch_interval=60, prune_interval=3600, retention_raw=3600, wall_clock_ms=lambda: now[0]
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -203,8 +240,9 @@ async def test_processes_at_finds_the_nearest_stored_table_and_pruning_drops_old
     store = make_store(db_url, now)
     store.startService()
     # The whole 20 minutes are offered at once: room for all of it.
-    history = ProcessHistory(store, task.Clock(), store_interval=10, prune_interval=3600,
-                             wall_clock_ms=lambda: now[0], max_pending=200)
+    history = ProcessHistory(
+        store, task.Clock(), store_interval=10, prune_interval=3600, wall_clock_ms=lambda: now[0], max_pending=200
+    )
     history.startService()
     try:
         # 2 s stream for 20 minutes: one in five is stored (every 10 s).
@@ -213,8 +251,9 @@ async def test_processes_at_finds_the_nearest_stored_table_and_pruning_drops_old
         await history.flush()
         assert history.written == 120 and history.dropped == 0
         # Keyframes every 5 minutes: 4 groups of 30.
-        rows = await store.fetchall("SELECT COUNT(*), SUM(CASE WHEN key_id IS NULL THEN 1 ELSE 0 END) "
-                                    "FROM process_snapshots")
+        rows = await store.fetchall(
+            "SELECT COUNT(*), SUM(CASE WHEN key_id IS NULL THEN 1 ELSE 0 END) FROM process_snapshots"
+        )
         assert tuple(int(x) for x in rows[0]) == (120, 4)
         found = await history.nearest("h1", BASE_MS + 123_400, 60_000)
         assert found.timestamp_ms == BASE_MS + 120_000
@@ -242,11 +281,16 @@ async def test_processes_at_finds_the_nearest_stored_table_and_pruning_drops_old
 
 # ----- the whole daemon on this host
 
+
 @pytest_twisted.async_yield_fixture
 async def process_daemon(make_settings):
     from conftest import start_daemon
-    running = await start_daemon(make_settings(collectors="processes", processes_interval="0.5s",
-                                               processes_store_interval="1s", processes_top="10"))
+
+    running = await start_daemon(
+        make_settings(
+            collectors="processes", processes_interval="0.5s", processes_store_interval="1s", processes_top="10"
+        )
+    )
     yield running
     await running.stop()
 
@@ -302,17 +346,22 @@ async def test_a_spinning_process_shows_in_the_stream_viewers_never_see_user_or_
         assert len(at["data"]["processes"]) == 5 and "cmdline" not in at["data"]["processes"][0]
         at_ms = await operator.request("processes_at", {"time": int(time.time() * 1000), "sort": "memory"})
         assert at_ms["data"]["sort"] == "memory" and "cmdline" in at_ms["data"]["processes"][0]
-        response = await http("GET", process_daemon.url("/api/processes?time=-1s&limit=3", "http"),
-                              headers={"Authorization": f"Bearer {process_daemon.token('viewer')}"})
+        response = await http(
+            "GET",
+            process_daemon.url("/api/processes?time=-1s&limit=3", "http"),
+            headers={"Authorization": f"Bearer {process_daemon.token('viewer')}"},
+        )
         assert response.status == 200, response.body
         assert len(response.json()["processes"]) == 3 and b"cmdline" not in response.body
         # A plain link from the dashboard carries the session cookie (an admin's here).
         password = open(os.path.join(process_daemon.settings.state_dir, "initial-admin-password")).read().strip()
-        login = await http("POST", process_daemon.url("/api/login", "http"),
-                           json_body={"username": "admin", "password": password})
+        login = await http(
+            "POST", process_daemon.url("/api/login", "http"), json_body={"username": "admin", "password": password}
+        )
         cookie = login.header("Set-Cookie").split(";")[0]
-        by_cookie = await http("GET", process_daemon.url("/api/processes?time=now&sort=io", "http"),
-                               headers={"Cookie": cookie})
+        by_cookie = await http(
+            "GET", process_daemon.url("/api/processes?time=now&sort=io", "http"), headers={"Cookie": cookie}
+        )
         assert by_cookie.status == 200, by_cookie.body
         assert by_cookie.json()["sort"] == "io" and "cmdline" in by_cookie.json()["processes"][0]
         viewer.close()
@@ -326,8 +375,13 @@ async def test_a_spinning_process_shows_in_the_stream_viewers_never_see_user_or_
 async def test_bad_sort_limit_time_and_unknown_hosts_are_typed_errors(process_daemon):
     client = await connect(process_daemon.url(), process_daemon.token("viewer"))
     await client.recv_type("connection_ack")
-    for data, field in (({"sort": "name"}, "sort"), ({"limit": 201}, "limit"), ({"limit": 0}, "limit"),
-                        ({"limit": "5"}, "limit"), ({"sort": 5}, "sort")):
+    for data, field in (
+        ({"sort": "name"}, "sort"),
+        ({"limit": 201}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"limit": "5"}, "limit"),
+        ({"sort": 5}, "sort"),
+    ):
         reply = await client.request("processes_subscribe", data)
         assert reply["type"] == "error" and reply["data"]["code"] == "bad_message", reply
         assert field in reply["data"]["details"], reply
@@ -340,8 +394,12 @@ async def test_bad_sort_limit_time_and_unknown_hosts_are_typed_errors(process_da
     reply = await client.request("processes_at", {"time": "2001-01-01T00:00:00Z"})
     assert reply["data"]["code"] == "not_found"
     token = {"Authorization": f"Bearer {process_daemon.token('viewer')}"}
-    for query, status in (("", 400), ("?time=-1s&sort=pid", 400), ("?time=-1s&limit=x", 400),
-                          ("?time=2001-01-01T00:00:00Z", 404)):
+    for query, status in (
+        ("", 400),
+        ("?time=-1s&sort=pid", 400),
+        ("?time=-1s&limit=x", 400),
+        ("?time=2001-01-01T00:00:00Z", 404),
+    ):
         response = await http("GET", process_daemon.url(f"/api/processes{query}", "http"), headers=token)
         assert response.status == status, (query, response.body)
         assert response.json()["error"]["code"] in ("bad_message", "not_found")
@@ -362,13 +420,16 @@ async def test_without_the_process_collector_subscribing_is_unavailable(daemon):
 @pytest_twisted.ensureDeferred
 async def test_command_lines_off_removes_them_for_operators_too(make_settings):
     from conftest import start_daemon
-    running = await start_daemon(make_settings(collectors="processes", processes_interval="0.5s",
-                                               process_cmdlines="false"))
+
+    running = await start_daemon(
+        make_settings(collectors="processes", processes_interval="0.5s", process_cmdlines="false")
+    )
     try:
         client, _ = await subscribed(running, "admin")
         message = await client.recv_type("processes", timeout=10)
-        assert message["data"]["processes"] and all("cmdline" not in p and "user" in p
-                                                    for p in message["data"]["processes"])
+        assert message["data"]["processes"] and all(
+            "cmdline" not in p and "user" in p for p in message["data"]["processes"]
+        )
         client.close()
     finally:
         await running.stop()

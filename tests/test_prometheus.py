@@ -46,8 +46,13 @@ def test_alert_rules_pass_promtool_check_and_their_unit_tests():
     check = subprocess.run([tool("promtool"), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 4 rules found" in check.stdout
-    tests = subprocess.run([tool("promtool"), "test", "rules", RULE_TESTS.name], capture_output=True, text=True,
-                           timeout=60, cwd=RULE_TESTS.parent)
+    tests = subprocess.run(
+        [tool("promtool"), "test", "rules", RULE_TESTS.name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=RULE_TESTS.parent,
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     names = set(re.findall(r"alert: (\w+)", RULES.read_text()))
     assert {"DashdDown", "DashdStoreNotReady", "DashdSlowConsumersRising"} <= names
@@ -87,7 +92,9 @@ async def test_dashboard_and_rules_reference_only_metrics_dashd_exposes(make_set
     used = set().union(*(referenced_names(expr) for expr in dashboard_exprs()))
     assert used and used <= exposed, sorted(used - exposed)
     in_rules = referenced_names(RULES.read_text())
-    assert {"dashd_store_available", "dashd_slow_consumer_closes_total"} <= in_rules <= exposed, sorted(in_rules - exposed)
+    assert {"dashd_store_available", "dashd_slow_consumer_closes_total"} <= in_rules <= exposed, sorted(
+        in_rules - exposed
+    )
 
 
 class Prometheus:
@@ -100,13 +107,20 @@ class Prometheus:
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {RULES}\n"
             "scrape_configs:\n  - job_name: dashd\n    authorization:\n"
-            f"      credentials: {TOKEN}\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n")
+            f"      credentials: {TOKEN}\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        )
         self.log_path = tmp_path / "prometheus.log"
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     async def api(self, path: str, **params: str) -> dict:
         query = f"?{urlencode(params)}" if params else ""
@@ -153,15 +167,18 @@ async def test_a_real_prometheus_scrapes_dashd_and_answers_promql_over_its_serie
     prometheus = Prometheus(tmp_path, running.port)
     client = await connect(running.url(), running.token())
     try:
+
         async def scraped():
             result = (await prometheus.api("query", query='up{job="dashd"}'))["result"]
             return result and result[0]["value"][1] == "1"
+
         await prometheus.until("dashd up", scraped)
 
         async def dashd_series():
             names = await prometheus.api("label/__name__/values")
             ours = [name for name in names if name.startswith("dashd_")]
             return ours if len(ours) >= 10 else None
+
         names = await prometheus.until("dashd_ series", dashd_series)
         assert {"dashd_messages_sent_total", "dashd_connections", "dashd_store_available"} <= set(names)
 
@@ -169,6 +186,7 @@ async def test_a_real_prometheus_scrapes_dashd_and_answers_promql_over_its_serie
             result = (await prometheus.api("query", query="rate(dashd_messages_sent_total[1m])"))["result"]
             by_type = {r["metric"]["type"]: float(r["value"][1]) for r in result}
             return by_type if by_type.get("metrics_update", 0) > 0 else None
+
         rates = await prometheus.until("a rate of metrics_update frames", rate_of_updates)
         assert rates["metrics_update"] > 0
 

@@ -76,8 +76,13 @@ class Memory:
     def token(self, role: str = "viewer", ttl: float = 3600, subject: str | None = None) -> str:
         return self.core.tokens.mint(subject or f"test-{role}", role, ttl)[0]
 
-    def connect(self, endpoint: str = "dashboard", token: str | None = None,
-                headers: dict[str, str] | None = None, protocol: type[MemoryClient] | None = None) -> MemoryClient:
+    def connect(
+        self,
+        endpoint: str = "dashboard",
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        protocol: type[MemoryClient] | None = None,
+    ) -> MemoryClient:
         factory = self.factories.get(endpoint)
         if factory is None:
             factory = self.factories[endpoint] = self.core.server_factory(endpoint)
@@ -89,8 +94,11 @@ class Memory:
         client_factory.protocol = protocol or MemoryClient
         client = client_factory.buildProtocol(SERVER_ADDRESS)
         pump = iosim.connect(
-            server, iosim.FakeTransport(server, isServer=True, hostAddress=SERVER_ADDRESS, peerAddress=CLIENT_ADDRESS),
-            client, iosim.FakeTransport(client, isServer=False, hostAddress=CLIENT_ADDRESS, peerAddress=SERVER_ADDRESS))
+            server,
+            iosim.FakeTransport(server, isServer=True, hostAddress=SERVER_ADDRESS, peerAddress=CLIENT_ADDRESS),
+            client,
+            iosim.FakeTransport(client, isServer=False, hostAddress=CLIENT_ADDRESS, peerAddress=SERVER_ADDRESS),
+        )
         self.pumps.append(pump)
         return client
 
@@ -143,7 +151,7 @@ def make_memory():
 
 def test_a_bearer_header_gets_the_ack_with_role_endpoint_and_catalogue(memory):
     client = memory.connect("metrics", memory.token("operator"))
-    ack, = client.received
+    (ack,) = client.received
     assert ack["type"] == "connection_ack" and ack["correlation_id"] is None
     data = ack["data"]
     assert (data["role"], data["endpoint"], data["protocol_version"]) == ("operator", "metrics", 1)
@@ -155,7 +163,7 @@ def test_the_auth_message_authenticates_and_replies_with_its_correlation_id(memo
     client = memory.connect()
     client.send({"type": "auth", "data": {"token": memory.token("admin")}, "correlation_id": "a1"})
     memory.flush()
-    ack, = client.received
+    (ack,) = client.received
     assert (ack["type"], ack["correlation_id"], ack["data"]["role"]) == ("connection_ack", "a1", "admin")
 
 
@@ -170,18 +178,22 @@ def test_no_auth_within_the_timeout_gets_unauthorized_and_4001(make_memory):
     assert client.close_code == 4001
 
 
-@pytest.mark.parametrize("first_message", [
-    {"type": "ping"},
-    {"type": "subscribe", "data": {"metrics": ["*"]}},
-    {"type": "auth", "data": {"token": "not-a-jwt"}},
-    {"type": "auth", "data": {}},
-    {"type": "auth", "data": {"token": 12}},
-], ids=["ping-first", "subscribe-first", "garbage-token", "missing-token", "number-token"])
+@pytest.mark.parametrize(
+    "first_message",
+    [
+        {"type": "ping"},
+        {"type": "subscribe", "data": {"metrics": ["*"]}},
+        {"type": "auth", "data": {"token": "not-a-jwt"}},
+        {"type": "auth", "data": {}},
+        {"type": "auth", "data": {"token": 12}},
+    ],
+    ids=["ping-first", "subscribe-first", "garbage-token", "missing-token", "number-token"],
+)
 def test_anything_but_a_valid_auth_first_is_refused_with_4001(memory, first_message):
     client = memory.connect()
     client.send({**first_message, "correlation_id": "x"})
     memory.flush()
-    error, = client.received
+    (error,) = client.received
     assert (error["type"], error["data"]["code"], error["correlation_id"]) == ("error", "unauthorized", "x")
     assert client.close_code == 4001
 
@@ -242,25 +254,56 @@ BAD_INPUTS = [
     (json.dumps({"type": 5, "correlation_id": "t"}).encode(), "bad_message", "t"),
     (json.dumps({"type": "history", "data": [], "correlation_id": "d"}).encode(), "bad_message", "d"),
     (json.dumps({"type": "history", "data": {}, "correlation_id": "h"}).encode(), "bad_message", "h"),
-    (json.dumps({"type": "history", "data": {"metrics": ["nope"]}, "correlation_id": "u"}).encode(), "bad_message", "u"),
-    (json.dumps({"type": "history", "data": {"metrics": ["cpu_usage"], "from": "yesterday-ish"},
-                 "correlation_id": "f"}).encode(), "bad_message", "f"),
-    (json.dumps({"type": "history", "data": {"metrics": ["cpu_usage"], "max_points": 10**9},
-                 "correlation_id": "big"}).encode(), "too_large", "big"),
-    (json.dumps({"type": "history", "data": {"metrics": ["cpu_usage"], "from": 0},
-                 "correlation_id": "span"}).encode(), "too_large", "span"),
+    (
+        json.dumps({"type": "history", "data": {"metrics": ["nope"]}, "correlation_id": "u"}).encode(),
+        "bad_message",
+        "u",
+    ),
+    (
+        json.dumps(
+            {"type": "history", "data": {"metrics": ["cpu_usage"], "from": "yesterday-ish"}, "correlation_id": "f"}
+        ).encode(),
+        "bad_message",
+        "f",
+    ),
+    (
+        json.dumps(
+            {"type": "history", "data": {"metrics": ["cpu_usage"], "max_points": 10**9}, "correlation_id": "big"}
+        ).encode(),
+        "too_large",
+        "big",
+    ),
+    (
+        json.dumps(
+            {"type": "history", "data": {"metrics": ["cpu_usage"], "from": 0}, "correlation_id": "span"}
+        ).encode(),
+        "too_large",
+        "span",
+    ),
     (json.dumps({"type": "set_rate", "data": {"max_hz": -1}, "correlation_id": "r"}).encode(), "bad_message", "r"),
-    (json.dumps({"type": "set_rate", "data": {"max_hz": "fast"}, "correlation_id": "r2"}).encode(), "bad_message", "r2"),
+    (
+        json.dumps({"type": "set_rate", "data": {"max_hz": "fast"}, "correlation_id": "r2"}).encode(),
+        "bad_message",
+        "r2",
+    ),
     (json.dumps({"type": "set_rate", "data": {"max_hz": None}, "correlation_id": "r3"}).encode(), "bad_message", "r3"),
-    (json.dumps({"type": "stats", "data": {"metrics": ["cpu_usage"], "window": "forever"},
-                 "correlation_id": "w"}).encode(), "bad_message", "w"),
+    (
+        json.dumps(
+            {"type": "stats", "data": {"metrics": ["cpu_usage"], "window": "forever"}, "correlation_id": "w"}
+        ).encode(),
+        "bad_message",
+        "w",
+    ),
     (json.dumps({"type": "resume", "data": {"after_seq": "x"}, "correlation_id": "rs"}).encode(), "bad_message", "rs"),
     (json.dumps({"type": "launch_missiles", "correlation_id": "m"}).encode(), "unknown_type", "m"),
     (json.dumps({"type": "broadcast", "data": {"title": "hi"}, "correlation_id": "b"}).encode(), "forbidden", "b"),
     (json.dumps({"type": "ack", "data": {"notification_id": "n-x"}, "correlation_id": "k"}).encode(), "forbidden", "k"),
     (json.dumps({"type": "ping", "correlation_id": {"nested": True}}).encode(), "bad_message", None),
-    (json.dumps({"type": "subscribe", "data": {"metrics": ["cpu_usage"] * 100}, "correlation_id": "s"}).encode(),
-     "too_large", "s"),
+    (
+        json.dumps({"type": "subscribe", "data": {"metrics": ["cpu_usage"] * 100}, "correlation_id": "s"}).encode(),
+        "too_large",
+        "s",
+    ),
 ]
 
 
@@ -270,9 +313,10 @@ def test_each_bad_input_gets_a_typed_error_and_the_connection_stays_open(memory)
         before = len(client.received)
         client.sendMessage(payload)
         memory.flush()
-        error, = client.received[before:]
-        assert (error["type"], error["data"]["code"], error["correlation_id"]) == ("error", code, correlation_id), \
+        (error,) = client.received[before:]
+        assert (error["type"], error["data"]["code"], error["correlation_id"]) == ("error", code, correlation_id), (
             payload
+        )
         assert error["data"]["message"]
     client.send({"type": "ping", "data": {"client_time": 42}, "correlation_id": "p"})
     memory.flush()
@@ -320,12 +364,13 @@ def test_the_notifications_endpoint_refuses_metric_subscriptions(memory):
 
 def test_history_asks_the_store_and_replies_with_its_series(memory):
     client = memory.authed()
-    client.send({"type": "history", "data": {"metrics": ["cpu_usage"], "from": "-1m", "max_points": 3},
-                 "correlation_id": "h"})
+    client.send(
+        {"type": "history", "data": {"metrics": ["cpu_usage"], "from": "-1m", "max_points": 3}, "correlation_id": "h"}
+    )
     memory.flush()
     reply = client.reply_to("h")
     assert reply["type"] == "history" and reply["data"]["series"] == {"cpu_usage": []}
-    (_host, metrics, from_ms, to_ms, max_points), = memory.store.history_calls
+    ((_host, metrics, from_ms, to_ms, max_points),) = memory.store.history_calls
     assert (metrics, to_ms - from_ms, max_points) == (("cpu_usage",), 60_000, 3)
 
 
@@ -357,7 +402,9 @@ def test_notifications_of_a_range_come_from_memory_when_the_store_is_down(memory
     assert note["id"] == note_id
     at_s = parse_time(note["timestamp"], 0) / 1000
     admin.send({"type": "notifications", "data": {"from": at_s - 1, "to": at_s + 1}, "correlation_id": "in"})
-    admin.send({"type": "notifications", "data": {"from": at_s - 3 * 3600, "to": at_s - 2 * 3600}, "correlation_id": "out"})
+    admin.send(
+        {"type": "notifications", "data": {"from": at_s - 3 * 3600, "to": at_s - 2 * 3600}, "correlation_id": "out"}
+    )
     memory.flush()
     assert [n["id"] for n in admin.reply_to("in")["data"]["notifications"]] == [note_id]
     assert admin.reply_to("out")["data"]["notifications"] == []
@@ -372,8 +419,11 @@ def test_history_failing_inside_is_an_internal_error_frame_and_is_logged(memory)
         client.send({"type": "history", "data": {"metrics": ["cpu_usage"], "from": "-1m"}, "correlation_id": "h"})
         memory.flush()
     error = client.reply_to("h")
-    assert (error["type"], error["data"]["code"], error["data"]["message"]) == \
-        ("error", "internal", "history: internal error")
+    assert (error["type"], error["data"]["code"], error["data"]["message"]) == (
+        "error",
+        "internal",
+        "history: internal error",
+    )
     assert [e["log_failure"].value.args for e in events if e.get("log_failure")] == [("boom",)]
     assert not client.closed
 
@@ -431,11 +481,20 @@ def test_an_idle_client_is_closed_with_1000(make_memory):
 def test_every_request_with_a_correlation_id_gets_exactly_one_reply(memory):
     client = memory.authed(role="admin")
     requests = [
-        ("ping", {}), ("subscribe", {"metrics": ["cpu_*"]}), ("unsubscribe", {"metrics": ["cpu_core_*"]}),
-        ("set_rate", {"max_hz": 2}), ("history", {"metrics": ["cpu_usage"], "from": "-1m"}),
-        ("stats", {"metrics": ["cpu_usage"], "window": "1m"}), ("notifications", {}), ("rule_list", {}),
-        ("settings_get", {}), ("clients_list", {}), ("ack", {"notification_id": "n-missing"}),
-        ("rule_delete", {"name": "no_such_rule"}), ("nope", {}), ("resume", {"after_seq": 0}),
+        ("ping", {}),
+        ("subscribe", {"metrics": ["cpu_*"]}),
+        ("unsubscribe", {"metrics": ["cpu_core_*"]}),
+        ("set_rate", {"max_hz": 2}),
+        ("history", {"metrics": ["cpu_usage"], "from": "-1m"}),
+        ("stats", {"metrics": ["cpu_usage"], "window": "1m"}),
+        ("notifications", {}),
+        ("rule_list", {}),
+        ("settings_get", {}),
+        ("clients_list", {}),
+        ("ack", {"notification_id": "n-missing"}),
+        ("rule_delete", {"name": "no_such_rule"}),
+        ("nope", {}),
+        ("resume", {"after_seq": 0}),
     ]
     for index, (type_, data) in enumerate(requests):
         client.send({"type": type_, "data": data, "correlation_id": f"r{index}"})
@@ -444,8 +503,9 @@ def test_every_request_with_a_correlation_id_gets_exactly_one_reply(memory):
     for message in client.received:
         if message.get("correlation_id") and message["type"] != "resume_gap":
             replies.setdefault(message["correlation_id"], []).append(message["type"])
-    assert {f"r{index}": len(replies.get(f"r{index}", [])) for index in range(len(requests))} == \
-        {f"r{index}": 1 for index in range(len(requests))}, replies
+    assert {f"r{index}": len(replies.get(f"r{index}", [])) for index in range(len(requests))} == {
+        f"r{index}": 1 for index in range(len(requests))
+    }, replies
     assert replies["r0"] == ["pong"] and replies["r10"] == ["error"] and replies["r12"] == ["error"]
     assert replies["r1"] == ["subscribe"] and replies["r4"] == ["history"]
 

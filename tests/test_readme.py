@@ -67,8 +67,11 @@ def blocks_of(path: Path) -> list[Block]:
             previous = next((lines[i] for i in range(start - 1, -1, -1) if lines[i].strip()), "")
             marker = SKIP.match(previous.strip())
             reason = (marker.group("reason") or "") if marker else None
-            found.append(Block(str(path.relative_to(ROOT)), start + 1, language,
-                               "\n".join(lines[start + 1:end]) + "\n", reason))
+            found.append(
+                Block(
+                    str(path.relative_to(ROOT)), start + 1, language, "\n".join(lines[start + 1 : end]) + "\n", reason
+                )
+            )
         index = end + 1
     return found
 
@@ -110,9 +113,25 @@ def workspace(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
     log = open(work / "twistd.log", "w")
     process = subprocess.Popen(
-        [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--listen", f"tcp:{port}:interface=127.0.0.1",
-         "--state-dir", "state", "--static", str(work / "no-frontend"), "--interval", "0.2"],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
+        [
+            str(BIN / "twistd"),
+            "--nodaemon",
+            "--pidfile=",
+            "dashd",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--state-dir",
+            "state",
+            "--static",
+            str(work / "no-frontend"),
+            "--interval",
+            "0.2",
+        ],
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -145,8 +164,11 @@ def runtime_only_site(work: Path) -> Path:
 
     runtime = set(pins(ROOT / "requirements.lock"))
     test_only = set(pins(ROOT / "requirements-test.lock")) - runtime
-    hidden = sorted(module for module, dists in packages_distributions().items()
-                    if dists and all(canonicalize_name(d) in test_only for d in dists))
+    hidden = sorted(
+        module
+        for module, dists in packages_distributions().items()
+        if dists and all(canonicalize_name(d) in test_only for d in dists)
+    )
     assert "websockets" in hidden and "pytest" in hidden
     site = work / ".runtime-only"
     site.mkdir()
@@ -158,7 +180,8 @@ def runtime_only_site(work: Path) -> Path:
         "        if name.partition('.')[0] in HIDDEN:\n"
         "            raise ModuleNotFoundError(f'No module named {name!r} (test-only: make run does not install it)',"
         " name=name)\n"
-        "sys.meta_path.insert(0, HideTestOnly())\n")
+        "sys.meta_path.insert(0, HideTestOnly())\n"
+    )
     return site
 
 
@@ -170,8 +193,9 @@ def test_block_runs_as_written_against_a_running_daemon(block: Block, workspace)
     work, port, env = workspace
     code = re.sub(r"(127\.0\.0\.1|localhost):8080\b", rf"\g<1>:{port}", block.code)
     command = ["bash", "-e", "-o", "pipefail"] if block.language == "sh" else [str(BIN / "python"), "-"]
-    result = subprocess.run(command, input=code, cwd=work, env=env, capture_output=True, text=True,
-                            timeout=BLOCK_TIMEOUT)
+    result = subprocess.run(
+        command, input=code, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT
+    )
     assert result.returncode == 0, f"{block.id} failed:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
     for document, marker, needles in EXPECTED_OUTPUT:

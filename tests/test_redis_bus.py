@@ -39,7 +39,8 @@ def redis_command(url: str, *args: str | int) -> bytes:
     """One command over a plain socket, for test set-up and clean-up only."""
     parts = urlsplit(url)
     request = f"*{len(args)}\r\n".encode() + b"".join(
-        f"${len(str(a).encode())}\r\n".encode() + str(a).encode() + b"\r\n" for a in args)
+        f"${len(str(a).encode())}\r\n".encode() + str(a).encode() + b"\r\n" for a in args
+    )
     with socket.create_connection((parts.hostname, parts.port or 6379), timeout=5) as s:
         db = parts.path.strip("/")
         if db:
@@ -66,17 +67,24 @@ def redis_prefix():
 # ----- no I/O
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("redis://127.0.0.1:6379/0", RedisURL("127.0.0.1", 6379, 0, None, "default")),
-    ("redis://:s3cret@cache.example:6380/2?prefix=prod-eu", RedisURL("cache.example", 6380, 2, "s3cret", "prod-eu")),
-    ("redis://localhost", RedisURL("localhost", 6379, 0, None, "default")),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("redis://127.0.0.1:6379/0", RedisURL("127.0.0.1", 6379, 0, None, "default")),
+        (
+            "redis://:s3cret@cache.example:6380/2?prefix=prod-eu",
+            RedisURL("cache.example", 6380, 2, "s3cret", "prod-eu"),
+        ),
+        ("redis://localhost", RedisURL("localhost", 6379, 0, None, "default")),
+    ],
+)
 def test_redis_urls_are_parsed_whole(url, expected):
     assert parse_redis_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["redis://", "redis://host/db0", "redis://host:99999/0", "redis://h/0?prefix=a:b",
-                                 "http://host/0"])
+@pytest.mark.parametrize(
+    "url", ["redis://", "redis://host/db0", "redis://host:99999/0", "redis://h/0?prefix=a:b", "http://host/0"]
+)
 def test_bad_redis_urls_name_the_bus_key(url):
     with pytest.raises(ConfigError) as error:
         parse_redis_url(url)
@@ -112,8 +120,16 @@ class Node:
     def __init__(self, url: str, name: str, retry: float = 0.1) -> None:
         self.sink = RecordingSink()
         self.bus = RedisBus.from_url(url, name, reactor, MemorySequence(), retry_policy=lambda attempt: retry)
-        self.hub = StreamHub(self.bus, reactor, None, 300, lambda: ("cpu_usage",), sink=self.sink,
-                             sequencing=self.bus, shared_ring=self.bus)
+        self.hub = StreamHub(
+            self.bus,
+            reactor,
+            None,
+            300,
+            lambda: ("cpu_usage",),
+            sink=self.sink,
+            sequencing=self.bus,
+            shared_ring=self.bus,
+        )
         self.seen: list = []
         self.gaps: list = []
         original = self.hub.fan_out
@@ -161,7 +177,9 @@ async def test_two_nodes_see_every_message_in_one_global_order_and_only_the_orig
         assert seqs_a == sorted(seqs_a) and seqs_a == list(range(seqs_a[0], seqs_a[0] + 41))
         assert [(m.seq, m.host, m.type) for m in a.seen] == [(m.seq, m.host, m.type) for m in b.seen]
         # Per host, in publish order.
-        assert [m.timestamp_ms for m in a.seen if m.host == "node-b"] == [sample("x", i).timestamp_ms for i in range(20)]
+        assert [m.timestamp_ms for m in a.seen if m.host == "node-b"] == [
+            sample("x", i).timestamp_ms for i in range(20)
+        ]
         assert sorted(a.sink.seqs + b.sink.seqs) == seqs_a  # each written once, by its origin
         assert set(b.sink.seqs) >= {m.seq for m in b.seen if m.type == NOTIFICATION}
         assert a.hub.seq == b.hub.seq == seqs_a[-1]
@@ -254,7 +272,7 @@ async def test_an_outage_falls_back_to_local_seq_then_recovers_above_it_with_a_g
         assert node.sink.seqs[-3:] == [last_global + 1, last_global + 2, last_global + 3]
         forwarder.start()
         await wait_for(lambda: node.bus.up)
-        (gap_from, gap_to, from_ms, to_ms), = node.gaps
+        ((gap_from, gap_to, from_ms, to_ms),) = node.gaps
         assert gap_from == last_global + 1 and gap_to >= last_global + 3
         assert gap_to >= other.hub.seq  # covers what node-b published meanwhile
         node.bus.publish("metrics", sample("node-a", 6))

@@ -78,8 +78,9 @@ def direct_query(url: str, sql: str) -> list[tuple]:
     import pymysql
 
     parts = check_db_url(url)
-    connection = pymysql.connect(host=parts.host, port=parts.port, user=parts.user, password=parts.password,
-                                 database=parts.database)
+    connection = pymysql.connect(
+        host=parts.host, port=parts.port, user=parts.user, password=parts.password, database=parts.database
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql)
@@ -127,7 +128,8 @@ async def eventually(predicate, what: str, timeout: float = HUNG) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_stalled_database_gives_not_ready_unavailable_replies_two_log_lines_and_fresh_connections(
-        mysql_via_forwarder, make_settings, store_events):
+    mysql_via_forwarder, make_settings, store_events
+):
     """With the link to MariaDB stalled (open, relaying nothing): /api/ready
     answers 503 and history/stats answer `error unavailable` instead of
     hanging for the stall; the store logs one line when it goes down and one
@@ -164,6 +166,7 @@ async def test_stalled_database_gives_not_ready_unavailable_replies_two_log_line
 
         async def ready_again() -> bool:
             return (await http("GET", ready_url)).status == 200
+
         await eventually(ready_again, "ready after the stall")
         # What the batch timer has not written yet (twice: the first may
         # share a write that began before the last rows were queued).
@@ -184,8 +187,9 @@ async def test_stalled_database_gives_not_ready_unavailable_replies_two_log_line
 
 
 def _notification_seqs(url: str) -> set[int]:
-    return ({row[0] for row in direct_query(url, "SELECT seq FROM notifications")}
-            | {row[0] for row in direct_query(url, "SELECT seq FROM notification_acks")})
+    return {row[0] for row in direct_query(url, "SELECT seq FROM notifications")} | {
+        row[0] for row in direct_query(url, "SELECT seq FROM notification_acks")
+    }
 
 
 @pytest_twisted.ensureDeferred
@@ -327,11 +331,33 @@ class Daemon:
         self.log = open(self.log_path, "w")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
         self.process = subprocess.Popen(
-            [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd",
-             "--listen", f"tcp:{self.port}:interface=127.0.0.1", "--state-dir", str(state), "--db", db,
-             "--interval", "0.2", "--batch-interval", "0.5", "--static", str(tmp_path / "none"),
-             "--host-name", "spilltest", "--db-query-timeout", f"{QUERY_TIMEOUT}s", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            [
+                str(BIN / "twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "dashd",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--state-dir",
+                str(state),
+                "--db",
+                db,
+                "--interval",
+                "0.2",
+                "--batch-interval",
+                "0.5",
+                "--static",
+                str(tmp_path / "none"),
+                "--host-name",
+                "spilltest",
+                "--db-query-timeout",
+                f"{QUERY_TIMEOUT}s",
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
     def ready(self) -> bool:
         try:
@@ -437,7 +463,8 @@ async def test_spilled_rows_are_queued_before_new_samples(tmp_path):
 
 
 def test_second_sigterm_and_a_sigint_during_shutdown_are_quiet_and_the_shutdown_completes(
-        tmp_path, mysql_via_forwarder):
+    tmp_path, mysql_via_forwarder
+):
     """While a shutdown waits on a stalled database (its deadline), SIGTERM
     and SIGINT arrive again: each is one log line, no ReactorNotRunning
     traceback, and the shutdown finishes its work (the spill)."""
@@ -476,8 +503,18 @@ def test_dev_cert_accepts_the_common_options_and_writes_under_the_state_dir(tmp_
     """`dashd dev-cert` takes --state-dir, --config, --db and --secret-file
     like every subcommand; without --out the pair goes to STATE_DIR/tls."""
     state = tmp_path / "custom-state"
-    result = run_dashd("dev-cert", "--state-dir", str(state), "--db", f"sqlite:///{tmp_path / 'x.db'}",
-                       "--secret-file", str(tmp_path / "secret.key"), "--hostname", "dash.test", cwd=tmp_path)
+    result = run_dashd(
+        "dev-cert",
+        "--state-dir",
+        str(state),
+        "--db",
+        f"sqlite:///{tmp_path / 'x.db'}",
+        "--secret-file",
+        str(tmp_path / "secret.key"),
+        "--hostname",
+        "dash.test",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (state / "tls" / "key.pem").exists() and (state / "tls" / "cert.pem").exists()
     assert str(state / "tls" / "key.pem") in result.stdout

@@ -51,8 +51,9 @@ def test_resume_when_the_store_is_unavailable_is_a_gap_and_one_warning_line_not_
 
     events, observer = capture()
     try:
-        result = result_of(Deferred.fromCoroutine(hub.resume(stream, 5, unavailable, limit=10_000,
-                                                             correlation_id="r1")))
+        result = result_of(
+            Deferred.fromCoroutine(hub.resume(stream, 5, unavailable, limit=10_000, correlation_id="r1"))
+        )
     finally:
         globalLogPublisher.removeObserver(observer)
     gaps = [m for m in sink.messages if m["type"] == "resume_gap"]
@@ -67,7 +68,8 @@ def test_resume_when_the_store_is_unavailable_is_a_gap_and_one_warning_line_not_
 
 @pytest_twisted.ensureDeferred
 async def test_resume_during_a_mariadb_stall_answers_with_a_gap_and_logs_no_traceback(
-        mysql_via_forwarder, make_settings, store_events, tmp_path):  # noqa: F811
+    mysql_via_forwarder, make_settings, store_events, tmp_path
+):  # noqa: F811
     """Over a real socket, with MariaDB behind a stalled forwarder: a client
     resuming from before the ring gets, within the query deadline, a
     resume_gap for what only the store holds and its `resume` reply; the log
@@ -76,8 +78,7 @@ async def test_resume_during_a_mariadb_stall_answers_with_a_gap_and_logs_no_trac
     state = tmp_path / "state"
     state.mkdir()
     (state / "stream.seq").write_text("1000\n")  # the ring starts at 1001: older seqs are the store's
-    running = await start_daemon(make_settings(db=via, db_query_timeout=f"{QUERY_TIMEOUT}s",
-                                               state_dir=str(state)))
+    running = await start_daemon(make_settings(db=via, db_query_timeout=f"{QUERY_TIMEOUT}s", state_dir=str(state)))
     try:
         client = await connect(running.url(), running.token())
         forwarder.stall()
@@ -93,13 +94,11 @@ async def test_resume_during_a_mariadb_stall_answers_with_a_gap_and_logs_no_trac
         await running.stop()
 
 
-
 # ----- 1b. a cut database: readiness answers at once
 
 
 @pytest_twisted.ensureDeferred
-async def test_readiness_during_a_cut_opens_one_connection_per_probe_not_one_per_pool_slot(
-        mysql_via_forwarder):  # noqa: F811
+async def test_readiness_during_a_cut_opens_one_connection_per_probe_not_one_per_pool_slot(mysql_via_forwarder):  # noqa: F811
     """MariaDB cut (pooled connections dropped, new ones closed at once): after
     the first probe has found the pooled connections dead, each probe tries
     exactly one fresh connection and says not ready; the retry meant for dead
@@ -200,7 +199,7 @@ def fenced_blocks(language: str) -> list[tuple[str, str]]:
             indent = fence.group(1)
             end = next(i for i in range(index + 1, len(lines)) if lines[i].strip().startswith("```"))
             if fence.group(2).lower() == language:
-                code = "\n".join(line[len(indent):] for line in lines[index + 1:end]) + "\n"
+                code = "\n".join(line[len(indent) :] for line in lines[index + 1 : end]) + "\n"
                 found.append((f"{path.relative_to(ROOT)}:{index + 1}", code))
             index = end + 1
     return found
@@ -208,8 +207,15 @@ def fenced_blocks(language: str) -> list[tuple[str, str]]:
 
 def dashd(work: Path, env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """`.venv/bin/dashd ARGS` in the workspace, as the README runs it."""
-    return subprocess.run([str(work / ".venv" / "bin" / "dashd"), *args], cwd=work, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(work / ".venv" / "bin" / "dashd"), *args],
+        cwd=work,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 INI_BLOCKS = fenced_blocks("ini")
@@ -235,9 +241,13 @@ def test_every_ini_example_is_a_configuration_dashd_accepts(block, tmp_path):
     # its earlier blocks define, so those come along.
     config.write_text("".join(earlier_channels(where)) + code)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
-    result = subprocess.run([str(BIN / "dashd"), "check-config", "--config", str(config),
-                             "--state-dir", str(tmp_path / "state")],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "dashd"), "check-config", "--config", str(config), "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, f"{where}: {result.stderr}"
     assert "configuration OK" in result.stdout
 
@@ -246,9 +256,20 @@ def test_the_shipped_dashd_ini_is_accepted_by_check_config(tmp_path):
     """docs/operations.md: `dashd check-config --config /etc/dashd/dashd.ini`,
     with the file the systemd install copies there (etc/dashd.ini)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
-    result = subprocess.run([str(BIN / "dashd"), "check-config", "--config", str(ROOT / "etc" / "dashd.ini"),
-                             "--state-dir", str(tmp_path / "state")],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [
+            str(BIN / "dashd"),
+            "check-config",
+            "--config",
+            str(ROOT / "etc" / "dashd.ini"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -258,8 +279,13 @@ def test_the_readmes_invalid_configuration_line_is_what_dashd_prints(tmp_path):
     shown = re.search(r"```\n(dashd: invalid configuration: interval = '0\.05'[^\n]*)\n```", readme)
     assert shown, "the README's example of a bad value moved: update this test"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}, "DASHD_INTERVAL": "0.05"}
-    result = subprocess.run([str(BIN / "dashd"), "check-config", "--state-dir", str(tmp_path / "state")],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "dashd"), "check-config", "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert result.stderr.strip() == shown.group(1)
 
@@ -324,7 +350,7 @@ def test_the_sizing_sql_runs_on_mariadb_as_written():
     from test_reliability import direct_query
 
     [(where, code)] = [b for b in fenced_blocks("sql") if "information_schema" in b[1]]
-    query = code[code.index("SELECT table_name"):].strip().rstrip(";").replace("'dashd'", "DATABASE()")
+    query = code[code.index("SELECT table_name") :].strip().rstrip(";").replace("'dashd'", "DATABASE()")
     direct_query(MYSQL_URL, query)  # raises on a syntax error or an unknown column
 
 
@@ -335,7 +361,7 @@ README_SUBCOMMANDS = {"token", "migrate", "check-config", "user", "dev-cert", "a
 
 def test_the_command_table_names_only_subcommands_this_file_runs():
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Commands"):readme.index("### Install modes")]
+    table = readme[readme.index("## Commands") : readme.index("### Install modes")]
     named = set(re.findall(r"`dashd ([a-z][a-z-]+)", table))
     assert named == README_SUBCOMMANDS, f"new or removed README commands: {named ^ README_SUBCOMMANDS}"
 
@@ -353,8 +379,10 @@ def test_token_mint_list_revoke_as_the_readme_says(workspace):  # noqa: F811
         assert tokens[role] and "\n" not in tokens[role]  # "prints only the token"
 
     def status(token: str) -> int:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/history?metrics=cpu_usage&from=-1m",
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/history?metrics=cpu_usage&from=-1m",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status
@@ -434,13 +462,32 @@ def test_agent_and_conformance_echo_start_as_the_readme_says(workspace):  # noqa
     work, port, env = workspace
     minted = dashd(work, env, "token", "--role", "agent", "--subject", "readme-agent", "--ttl", "1h")
     assert minted.returncode == 0, minted.stderr
-    agent = subprocess.Popen([str(work / ".venv" / "bin" / "dashd"), "agent", "--hub", f"ws://127.0.0.1:{port}/ingest",
-                              "--token", minted.stdout.strip(), "--host-name", "readme-agent"],
-                             cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    agent = subprocess.Popen(
+        [
+            str(work / ".venv" / "bin" / "dashd"),
+            "agent",
+            "--hub",
+            f"ws://127.0.0.1:{port}/ingest",
+            "--token",
+            minted.stdout.strip(),
+            "--host-name",
+            "readme-agent",
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     echo_port = free_port()
-    echo = subprocess.Popen([str(work / ".venv" / "bin" / "dashd"), "conformance-echo", "--listen",
-                             f"tcp:{echo_port}:interface=127.0.0.1"],
-                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    echo = subprocess.Popen(
+        [str(work / ".venv" / "bin" / "dashd"), "conformance-echo", "--listen", f"tcp:{echo_port}:interface=127.0.0.1"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -535,10 +582,24 @@ def test_a_port_in_use_is_one_line_and_exit_1_not_a_traceback(tmp_path):
         holder.listen()
         port = holder.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("DASHD_")}
-        result = subprocess.run([str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--listen",
-                                 f"tcp:{port}:interface=127.0.0.1", "--state-dir", str(tmp_path / "state"),
-                                 "--static", str(tmp_path / "none")],
-                                capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [
+                str(BIN / "twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "dashd",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--static",
+                str(tmp_path / "none"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert f"dashd: cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use" in output

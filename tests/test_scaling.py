@@ -69,8 +69,11 @@ class Forwarder:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", FORWARDER, str(self.port), self.target[0],
-                                         str(self.target[1])], stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", FORWARDER, str(self.port), self.target[0], str(self.target[1])],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout.readline().strip() == "ready"
 
     def kill(self) -> None:
@@ -110,13 +113,24 @@ def mysql_db():
 def node(tmp_path: Path, name: str, bus: str, *extra: str) -> Daemon:
     state = tmp_path / name
     state.mkdir(exist_ok=True)
-    return Daemon(state, free_port(), "--host-name", name, "--bus", bus, "--secret-file", str(tmp_path / "secret.key"),
-                  *extra)
+    return Daemon(
+        state, free_port(), "--host-name", name, "--bus", bus, "--secret-file", str(tmp_path / "secret.key"), *extra
+    )
 
 
 def viewer_token(tmp_path: Path) -> str:
-    result = run(str(BIN / "dashd"), "token", "--role", "viewer", "--ttl", "10m", "--state-dir", str(tmp_path / "tok"),
-                 "--secret-file", str(tmp_path / "secret.key"))
+    result = run(
+        str(BIN / "dashd"),
+        "token",
+        "--role",
+        "viewer",
+        "--ttl",
+        "10m",
+        "--state-dir",
+        str(tmp_path / "tok"),
+        "--secret-file",
+        str(tmp_path / "secret.key"),
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -125,8 +139,11 @@ def open_client(daemon: Daemon, token: str, resume_after: int | None = None):
     headers = {"Authorization": f"Bearer {token}"} if resume_after is None else {}
     client = ws_connect(f"ws://127.0.0.1:{daemon.port}/dashboard", additional_headers=headers, open_timeout=10)
     if resume_after is not None:
-        client.send(json.dumps({"type": "auth", "correlation_id": "r",
-                                "data": {"token": token, "resume_after_seq": resume_after}}))
+        client.send(
+            json.dumps(
+                {"type": "auth", "correlation_id": "r", "data": {"token": token, "resume_after_seq": resume_after}}
+            )
+        )
     ack = json.loads(client.recv(timeout=10))
     assert ack["type"] == "connection_ack", ack
     return client
@@ -151,8 +168,9 @@ def samples(messages: list[dict]) -> list[dict]:
 
 
 def hosts_each(count: int):
-    return lambda messages: all(sum(1 for m in samples(messages) if m["data"]["host"] == host) >= count
-                                for host in ("node-a", "node-b"))
+    return lambda messages: all(
+        sum(1 for m in samples(messages) if m["data"]["host"] == host) >= count for host in ("node-a", "node-b")
+    )
 
 
 def assert_consecutive(messages: list[dict]) -> None:
@@ -189,14 +207,21 @@ def test_two_nodes_serve_every_sample_of_both_in_order_and_resume_on_either(tmp_
             resumed = read_for(back, 10, lambda ms: any(m["type"] == "resume" for m in ms))
             summary = next(m for m in resumed if m["type"] == "resume")
             assert summary["data"]["gaps"] == [], summary
-            replayed = [m for m in resumed[:resumed.index(summary)] if "seq" in m]
+            replayed = [m for m in resumed[: resumed.index(summary)] if "seq" in m]
             seqs = sorted(m["seq"] for m in replayed)
             assert seqs and seqs[0] == last + 1 and seqs == list(range(last + 1, last + 1 + len(seqs)))
             assert {m["data"]["host"] for m in samples(replayed)} == {"node-a", "node-b"}
             # History of either host, on either node (one shared database).
             for host in ("node-a", "node-b"):
-                back.send(json.dumps({"type": "history", "correlation_id": host, "data": {
-                    "metrics": ["cpu_usage"], "from": "-5m", "max_points": 1000, "host": host}}))
+                back.send(
+                    json.dumps(
+                        {
+                            "type": "history",
+                            "correlation_id": host,
+                            "data": {"metrics": ["cpu_usage"], "from": "-5m", "max_points": 1000, "host": host},
+                        }
+                    )
+                )
                 reply = read_for(back, 10, lambda ms, host=host: any(m.get("correlation_id") == host for m in ms))[-1]
                 assert reply["type"] == "history", reply
                 assert sum(p["count"] for p in reply["data"]["series"]["cpu_usage"]) >= 8
@@ -250,9 +275,14 @@ def test_both_nodes_keep_serving_through_a_redis_outage_and_recover(tmp_path, re
             after = {}
             for key, client in (("a", on_a), ("b", on_b)):
                 # A resume_gap for what the node may have missed, then both hosts again.
-                after[key] = read_for(client, 20, lambda ms: any(m["type"] == "resume_gap" for m in ms)
-                                      and hosts_each(3)(ms[next(i for i, m in enumerate(ms)
-                                                                if m["type"] == "resume_gap"):]))
+                after[key] = read_for(
+                    client,
+                    20,
+                    lambda ms: (
+                        any(m["type"] == "resume_gap" for m in ms)
+                        and hosts_each(3)(ms[next(i for i, m in enumerate(ms) if m["type"] == "resume_gap") :])
+                    ),
+                )
             for key in ("a", "b"):
                 stream = before[key] + during[key] + after[key]
                 gap = next((m for m in stream if m["type"] == "resume_gap"), None)
@@ -260,7 +290,7 @@ def test_both_nodes_keep_serving_through_a_redis_outage_and_recover(tmp_path, re
                 assert gap["correlation_id"] is None and gap["data"]["from_seq"] <= gap["data"]["to_seq"]
                 seqs = [m["seq"] for m in stream if "seq" in m]
                 assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # never backwards, never twice
-                following = [m["seq"] for m in after[key][after[key].index(gap):] if "seq" in m]
+                following = [m["seq"] for m in after[key][after[key].index(gap) :] if "seq" in m]
                 assert following and following[0] > gap["data"]["to_seq"]
         for daemon in (a, b):
             log = daemon.output()

@@ -40,6 +40,7 @@ async def admin_password(daemon) -> str:
 
 # ----- users and sessions
 
+
 @pytest_twisted.ensureDeferred
 async def test_first_start_creates_admin_with_a_0600_password_file(daemon):
     path = os.path.join(daemon.settings.state_dir, "initial-admin-password")
@@ -79,10 +80,13 @@ async def test_bad_login_inputs_get_json_errors(daemon):
     assert wrong.status == 401 and wrong.json()["error"]["code"] == "unauthorized"
     not_json = await http("POST", url, body=b"{", headers={"Content-Type": "application/json"})
     assert not_json.status == 400 and not_json.json()["error"]["code"] == "bad_json"
-    form = await http("POST", url, body=b"username=admin", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = await http(
+        "POST", url, body=b"username=admin", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert form.status == 400
-    huge = await http("POST", url, body=b'{"username": "' + b"a" * 20000 + b'"}',
-                      headers={"Content-Type": "application/json"})
+    huge = await http(
+        "POST", url, body=b'{"username": "' + b"a" * 20000 + b'"}', headers={"Content-Type": "application/json"}
+    )
     assert huge.status == 413
     typed = await http("POST", url, json_body={"username": ["admin"], "password": 5})
     assert typed.status == 401
@@ -106,8 +110,12 @@ async def test_repeated_failed_logins_are_throttled(daemon):
 
 @pytest_twisted.ensureDeferred
 async def test_cross_site_login_is_refused(daemon):
-    response = await http("POST", daemon.url("/api/login", "http"), headers={"Origin": "https://evil.example"},
-                          json_body={"username": "admin", "password": "x" * 10})
+    response = await http(
+        "POST",
+        daemon.url("/api/login", "http"),
+        headers={"Origin": "https://evil.example"},
+        json_body={"username": "admin", "password": "x" * 10},
+    )
     assert response.status == 403
 
 
@@ -136,6 +144,7 @@ async def test_disabling_a_user_from_the_cli_closes_their_sockets(make_settings)
 
 
 # ----- roles
+
 
 @pytest_twisted.ensureDeferred
 async def test_roles_are_checked_per_message_and_the_connection_stays_open(daemon):
@@ -177,6 +186,7 @@ async def test_admin_lists_and_disconnects_clients_and_it_is_audited(daemon):
 
 # ----- TLS
 
+
 @pytest.fixture
 def tls_settings(make_settings, tmp_path):
     from dashd.auth.devcert import write_self_signed
@@ -195,8 +205,12 @@ async def test_wss_serves_the_same_site_and_refuses_old_tls(tls_settings):
 
         def wss_round_trip():
             context = ssl.create_default_context(cafile=cert)
-            with sync_connect(f"wss://localhost:{tls_port}/dashboard", ssl=context, open_timeout=20,
-                              additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            with sync_connect(
+                f"wss://localhost:{tls_port}/dashboard",
+                ssl=context,
+                open_timeout=20,
+                additional_headers={"Authorization": f"Bearer {token}"},
+            ) as ws:
                 ack = json.loads(ws.recv(timeout=20))
                 update = json.loads(ws.recv(timeout=20))
                 return ack["type"], update["type"], ws.transport if hasattr(ws, "transport") else None
@@ -229,8 +243,12 @@ async def test_wss_serves_the_same_site_and_refuses_old_tls(tls_settings):
 
             context = ssl.create_default_context(cafile=cert)
             connection = http.client.HTTPSConnection("localhost", tls_port, context=context, timeout=5)
-            connection.request("POST", "/api/login", body=json.dumps({"username": "admin", "password": "wrong-pass"}),
-                               headers={"Content-Type": "application/json"})
+            connection.request(
+                "POST",
+                "/api/login",
+                body=json.dumps({"username": "admin", "password": "wrong-pass"}),
+                headers={"Content-Type": "application/json"},
+            )
             return connection.getresponse().status
 
         assert await deferToThread(login_cookie) == 401
@@ -249,10 +267,15 @@ async def test_login_cookie_is_secure_over_tls(tls_settings):
         def login():
             import http.client
 
-            connection = http.client.HTTPSConnection("localhost", tls_port, timeout=5,
-                                                     context=ssl.create_default_context(cafile=cert))
-            connection.request("POST", "/api/login", body=json.dumps({"username": "admin", "password": password}),
-                               headers={"Content-Type": "application/json"})
+            connection = http.client.HTTPSConnection(
+                "localhost", tls_port, timeout=5, context=ssl.create_default_context(cafile=cert)
+            )
+            connection.request(
+                "POST",
+                "/api/login",
+                body=json.dumps({"username": "admin", "password": password}),
+                headers={"Content-Type": "application/json"},
+            )
             response = connection.getresponse()
             return response.status, response.getheader("Set-Cookie")
 
@@ -267,8 +290,9 @@ async def test_plain_http_redirects_to_https_when_asked(make_settings, tmp_path)
     from dashd.auth.devcert import write_self_signed
 
     key, cert = write_self_signed(str(tmp_path / "tls"))
-    daemon = await start_daemon(make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-                                              redirect_http="true"))
+    daemon = await start_daemon(
+        make_settings(tls_listen=f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1", redirect_http="true")
+    )
     try:
         plain = daemon.service.listeners[1].port.getHost().port
         response = await http("GET", f"http://127.0.0.1:{plain}/api/health")
@@ -286,6 +310,7 @@ def test_dev_cert_writes_a_private_key_only_we_can_read(tmp_path):
 
 
 # ----- origin checks and connection limits
+
 
 @pytest_twisted.ensureDeferred
 async def test_browser_handshake_from_a_foreign_origin_is_refused_with_403(daemon):
@@ -337,38 +362,85 @@ async def test_idle_connection_is_closed(make_settings):
 # ----- hostile input
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True)
     | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=20,
 )
-MESSAGE_TYPES = st.sampled_from(["auth", "ping", "subscribe", "unsubscribe", "set_rate", "resume", "history", "stats",
-                                 "notifications", "ack", "rule_list", "rule_set", "rule_delete", "broadcast",
-                                 "settings_get", "settings_set", "clients_list", "client_disconnect", "nope", ""])
-FIELDS = st.sampled_from(["metrics", "hosts", "max_hz", "after_seq", "from", "to", "max_points", "window", "token",
-                          "notification_id", "name", "metric", "op", "threshold", "level", "title", "message",
-                          "interval", "session_id", "limit", "for", "clear"])
+MESSAGE_TYPES = st.sampled_from(
+    [
+        "auth",
+        "ping",
+        "subscribe",
+        "unsubscribe",
+        "set_rate",
+        "resume",
+        "history",
+        "stats",
+        "notifications",
+        "ack",
+        "rule_list",
+        "rule_set",
+        "rule_delete",
+        "broadcast",
+        "settings_get",
+        "settings_set",
+        "clients_list",
+        "client_disconnect",
+        "nope",
+        "",
+    ]
+)
+FIELDS = st.sampled_from(
+    [
+        "metrics",
+        "hosts",
+        "max_hz",
+        "after_seq",
+        "from",
+        "to",
+        "max_points",
+        "window",
+        "token",
+        "notification_id",
+        "name",
+        "metric",
+        "op",
+        "threshold",
+        "level",
+        "title",
+        "message",
+        "interval",
+        "session_id",
+        "limit",
+        "for",
+        "clear",
+    ]
+)
 MESSAGES = st.one_of(
     st.binary(max_size=64),
     st.text(max_size=64).map(lambda t: t.encode("utf-8", "surrogatepass")),
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries({"type": MESSAGE_TYPES}, optional={
-        "data": st.dictionaries(FIELDS, JSON_VALUES, max_size=5) | JSON_VALUES,
-        "correlation_id": JSON_VALUES,
-    }).map(lambda m: json.dumps(m).encode()),
+    st.fixed_dictionaries(
+        {"type": MESSAGE_TYPES},
+        optional={
+            "data": st.dictionaries(FIELDS, JSON_VALUES, max_size=5) | JSON_VALUES,
+            "correlation_id": JSON_VALUES,
+        },
+    ).map(lambda m: json.dumps(m).encode()),
     st.integers(min_value=1, max_value=200).map(lambda depth: ("[" * depth + "]" * depth).encode()),
 )
 
 
-
-
-
-
-
-
 @hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-@given(messages=st.lists(MESSAGES, min_size=1, max_size=6), role=st.sampled_from(["viewer", "operator", "admin"]),
-       authenticated=st.booleans())
+@given(
+    messages=st.lists(MESSAGES, min_size=1, max_size=6),
+    role=st.sampled_from(["viewer", "operator", "admin"]),
+    authenticated=st.booleans(),
+)
 def test_random_and_malformed_messages_get_typed_errors_and_never_crash(messages, role, authenticated):
     """Hypothesis throws garbage at the router of a session: every message is
     handled or answered with a typed error, the session closes only with a
@@ -434,8 +506,9 @@ async def test_hostile_payloads_over_a_real_socket_never_hurt_the_daemon(daemon,
     assert attacker.close_info is None
     errors = [m for m in attacker.received if m["type"] == "error"]
     assert len(errors) >= len(HOSTILE) - 2
-    assert all(e["data"]["code"] in ("bad_json", "bad_message", "unknown_type", "too_large", "forbidden")
-               for e in errors), errors
+    assert all(
+        e["data"]["code"] in ("bad_json", "bad_message", "unknown_type", "too_large", "forbidden") for e in errors
+    ), errors
     first = await bystander.recv_type("metrics_update")
     second = await bystander.recv_type("metrics_update")
     assert second["seq"] > first["seq"]
@@ -446,8 +519,9 @@ async def test_hostile_payloads_over_a_real_socket_never_hurt_the_daemon(daemon,
 
 @pytest_twisted.ensureDeferred
 async def test_a_flooding_client_does_not_delay_another_clients_updates(make_settings):
-    daemon = await start_daemon(make_settings(interval="0.2", messages_per_second="10000", message_burst="10000",
-                                              abuse_close_after="1h"))
+    daemon = await start_daemon(
+        make_settings(interval="0.2", messages_per_second="10000", message_burst="10000", abuse_close_after="1h")
+    )
     try:
         calm = await authed(daemon)
         flood = await authed(daemon)

@@ -45,6 +45,7 @@ def write_ini(tmp_path):
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
         return str(path)
+
     return write
 
 
@@ -62,8 +63,11 @@ def test_every_field_is_a_settings_attribute_with_the_same_default():
     settings_fields = {f.name: f for f in dataclasses.fields(Settings)}
     assert {spec.name for spec in FIELDS} == set(settings_fields) - {"rules", "alert_channels", "alert_routes"}
     defaults = Settings()
-    mismatched = {spec.name: (spec.default, getattr(defaults, spec.name))
-                  for spec in FIELDS if spec.default != getattr(defaults, spec.name)}
+    mismatched = {
+        spec.name: (spec.default, getattr(defaults, spec.name))
+        for spec in FIELDS
+        if spec.default != getattr(defaults, spec.name)
+    }
     assert mismatched == {}
 
 
@@ -79,10 +83,20 @@ def test_no_sources_give_the_built_in_defaults():
 # ----- value parsers
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("100ms", 0.1), ("5s", 5.0), ("10m", 10 * MINUTE), ("24h", DAY), ("30d", 30 * DAY),
-    ("2.5", 2.5), (" 3 s ", 3.0), (7, 7.0), (0.5, 0.5),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("100ms", 0.1),
+        ("5s", 5.0),
+        ("10m", 10 * MINUTE),
+        ("24h", DAY),
+        ("30d", 30 * DAY),
+        ("2.5", 2.5),
+        (" 3 s ", 3.0),
+        (7, 7.0),
+        (0.5, 0.5),
+    ],
+)
 def test_durations_parse_with_units(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -93,9 +107,18 @@ def test_malformed_durations_are_rejected(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("text, size", [
-    ("512", 512), ("2k", 2 * KIB), ("64KiB", 64 * KIB), ("1MiB", MIB), ("3mb", 3 * MIB), ("10 b", 10), (4096, 4096),
-])
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("512", 512),
+        ("2k", 2 * KIB),
+        ("64KiB", 64 * KIB),
+        ("1MiB", MIB),
+        ("3mb", 3 * MIB),
+        ("10 b", 10),
+        (4096, 4096),
+    ],
+)
 def test_sizes_parse_with_units(text, size):
     assert parse_size(text) == size
 
@@ -106,10 +129,20 @@ def test_malformed_sizes_are_rejected(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize("text, value", [
-    ("1", True), ("true", True), ("Yes", True), ("ON", True),
-    ("0", False), ("false", False), ("no", False), (" off ", False), (True, True),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1", True),
+        ("true", True),
+        ("Yes", True),
+        ("ON", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        (" off ", False),
+        (True, True),
+    ],
+)
 def test_booleans_parse(text, value):
     assert parse_bool(text) is value
 
@@ -128,21 +161,37 @@ def test_lists_split_on_commas_and_newlines_and_drop_blanks():
 
 
 def test_ini_overrides_defaults(write_ini):
-    path = write_ini("[dashd]\ninterval = 5s\nstate-dir = /var/lib/dashd\nlisten = tcp:9000, tcp:9001\n"
-                     "compression = off\nmax_message_size = 1MiB\n")
+    path = write_ini(
+        "[dashd]\ninterval = 5s\nstate-dir = /var/lib/dashd\nlisten = tcp:9000, tcp:9001\n"
+        "compression = off\nmax_message_size = 1MiB\n"
+    )
     assert load_settings({"config": path}, environ={}) == Settings(
-        config=path, interval=5.0, state_dir="/var/lib/dashd", listen=("tcp:9000", "tcp:9001"),
-        compression=False, max_message_size=MIB)
+        config=path,
+        interval=5.0,
+        state_dir="/var/lib/dashd",
+        listen=("tcp:9000", "tcp:9001"),
+        compression=False,
+        max_message_size=MIB,
+    )
 
 
 def test_environment_overrides_ini_and_options_override_environment(write_ini):
     path = write_ini("[dashd]\ninterval = 5\nstate_dir = from-ini\nlisten = tcp:9000\nhost_name = ini-host\n")
-    environ = {"DASHD_CONFIG": path, "DASHD_INTERVAL": "3", "DASHD_STATE_DIR": "from-env",
-               "DASHD_ALLOWED_ORIGINS": "https://a.example, https://b.example"}
+    environ = {
+        "DASHD_CONFIG": path,
+        "DASHD_INTERVAL": "3",
+        "DASHD_STATE_DIR": "from-env",
+        "DASHD_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+    }
     options = {"interval": "2", "listen": ["tcp:7000"]}
     assert load_settings(options, environ=environ) == Settings(
-        config=path, interval=2.0, state_dir="from-env", listen=("tcp:7000",), host_name="ini-host",
-        allowed_origins=("https://a.example", "https://b.example"))
+        config=path,
+        interval=2.0,
+        state_dir="from-env",
+        listen=("tcp:7000",),
+        host_name="ini-host",
+        allowed_origins=("https://a.example", "https://b.example"),
+    )
 
 
 def test_empty_environment_values_and_none_options_are_ignored(write_ini):
@@ -165,8 +214,9 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch):
 
 
 def test_rules_section_is_read_in_order(write_ini):
-    path = write_ini("[dashd]\n[rules]\ncpu_high = cpu_usage > 90 for 30s level=critical clear=85\n"
-                     "swap = swap_usage >= 50\n")
+    path = write_ini(
+        "[dashd]\n[rules]\ncpu_high = cpu_usage > 90 for 30s level=critical clear=85\nswap = swap_usage >= 50\n"
+    )
     assert load_settings({"config": path}, environ={}).rules == (
         AlertRuleConfig("cpu_high", "cpu_usage > 90 for 30s level=critical clear=85"),
         AlertRuleConfig("swap", "swap_usage >= 50"),
@@ -176,10 +226,20 @@ def test_rules_section_is_read_in_order(write_ini):
 # ----- errors: one line naming the key
 
 
-@pytest.mark.parametrize("value, accepted", [
-    ("0.1", True), ("100ms", True), ("60", True), ("1m", True),
-    ("0.05", False), ("60.5", False), ("2m", False), ("0", False), ("fast", False),
-])
+@pytest.mark.parametrize(
+    "value, accepted",
+    [
+        ("0.1", True),
+        ("100ms", True),
+        ("60", True),
+        ("1m", True),
+        ("0.05", False),
+        ("60.5", False),
+        ("2m", False),
+        ("0", False),
+        ("fast", False),
+    ],
+)
 def test_interval_is_allowed_from_a_tenth_of_a_second_to_a_minute(value, accepted):
     if accepted:
         assert 0.1 <= load_settings({"interval": value}, environ={}).interval <= 60
@@ -227,9 +287,16 @@ def test_invalid_ini_syntax_is_one_line(write_ini):
     assert_one_line_naming(caught.value, "config")
 
 
-@pytest.mark.parametrize("url", [
-    "postgres://u@h/db", "sqlite:///", "mysql://host-without-db", "mysql://h:notaport/db", "mysql:///db",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u@h/db",
+        "sqlite:///",
+        "mysql://host-without-db",
+        "mysql://h:notaport/db",
+        "mysql:///db",
+    ],
+)
 def test_bad_database_url_names_the_db_key(url):
     with pytest.raises(ConfigError) as caught:
         load_settings({"db": url}, environ={})
@@ -240,7 +307,13 @@ def test_database_urls_are_understood():
     assert check_db_url("sqlite:///state/dashd.db").path == "state/dashd.db"
     mysql = check_db_url("mysql://dash:s%3Acret@db.example:3307/metrics")
     assert (mysql.dialect, mysql.host, mysql.port, mysql.user, mysql.password, mysql.database) == (
-        "mysql", "db.example", 3307, "dash", "s:cret", "metrics")
+        "mysql",
+        "db.example",
+        3307,
+        "dash",
+        "s:cret",
+        "metrics",
+    )
 
 
 def test_default_database_lives_in_the_state_dir():
@@ -259,10 +332,19 @@ def test_rollup_retention_equal_to_raw_retention_is_accepted():
     assert (settings.retention_raw, settings.retention_rollup) == (2 * DAY, 2 * DAY)
 
 
-@pytest.mark.parametrize("key, value", [
-    ("listen", "8080"), ("log_format", "xml"), ("bus", "kafka://x"), ("host_name", "bad host"),
-    ("max_frame_size", "512"), ("ring_span", "2h"), ("deflate_window_bits", "16"), ("store_queue", "many"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("listen", "8080"),
+        ("log_format", "xml"),
+        ("bus", "kafka://x"),
+        ("host_name", "bad host"),
+        ("max_frame_size", "512"),
+        ("ring_span", "2h"),
+        ("deflate_window_bits", "16"),
+        ("store_queue", "many"),
+    ],
+)
 def test_each_rejected_value_names_its_key(key, value):
     with pytest.raises(ConfigError) as caught:
         load_settings({key: value}, environ={})
@@ -272,14 +354,17 @@ def test_each_rejected_value_names_its_key(key, value):
 # ----- redaction
 
 
-@pytest.mark.parametrize("url, redacted", [
-    ("mysql://dash:secret@db:3306/metrics", "mysql://dash:***@db:3306/metrics"),
-    ("mysql://dash:p@ss@db/metrics", "mysql://dash:***@db/metrics"),
-    ("redis://:secret@cache:6379/0", "redis://:***@cache:6379/0"),
-    ("mysql://root@db/metrics", "mysql://root@db/metrics"),
-    ("mysql://db:3306/metrics", "mysql://db:3306/metrics"),
-    ("sqlite:///state/dashd.db", "sqlite:///state/dashd.db"),
-])
+@pytest.mark.parametrize(
+    "url, redacted",
+    [
+        ("mysql://dash:secret@db:3306/metrics", "mysql://dash:***@db:3306/metrics"),
+        ("mysql://dash:p@ss@db/metrics", "mysql://dash:***@db/metrics"),
+        ("redis://:secret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("mysql://root@db/metrics", "mysql://root@db/metrics"),
+        ("mysql://db:3306/metrics", "mysql://db:3306/metrics"),
+        ("sqlite:///state/dashd.db", "sqlite:///state/dashd.db"),
+    ],
+)
 def test_redact_url_hides_only_the_password(url, redacted):
     assert redact_url(url) == redacted
 
@@ -298,10 +383,12 @@ def test_no_options_give_the_defaults():
 
 
 def test_listen_is_repeatable_and_appends():
-    settings = parse_options("--listen", "tcp:8080", "--listen", "systemd:domain=INET:index=0",
-                             "--tls-listen", "ssl:8443:privateKey=k.pem")
-    assert settings == Settings(listen=("tcp:8080", "systemd:domain=INET:index=0"),
-                                tls_listen=("ssl:8443:privateKey=k.pem",))
+    settings = parse_options(
+        "--listen", "tcp:8080", "--listen", "systemd:domain=INET:index=0", "--tls-listen", "ssl:8443:privateKey=k.pem"
+    )
+    assert settings == Settings(
+        listen=("tcp:8080", "systemd:domain=INET:index=0"), tls_listen=("ssl:8443:privateKey=k.pem",)
+    )
 
 
 def test_hyphenated_options_map_to_settings_keys():
@@ -314,8 +401,9 @@ def test_an_option_beats_the_environment_which_beats_the_ini(monkeypatch, write_
     monkeypatch.setenv("DASHD_INTERVAL", "3")
     monkeypatch.setenv("DASHD_STATE_DIR", "from-env")
     settings = parse_options("--config", path, "--interval", "2", "--listen", "tcp:7000")
-    assert settings == Settings(config=path, interval=2.0, state_dir="from-env", host_name="ini-host",
-                                listen=("tcp:7000",))
+    assert settings == Settings(
+        config=path, interval=2.0, state_dir="from-env", host_name="ini-host", listen=("tcp:7000",)
+    )
 
 
 def test_a_bad_option_exits_with_one_line_naming_the_key():

@@ -36,8 +36,13 @@ from test_store import (  # noqa: F401  (open_store and store_log are fixtures)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(-10_000, 10_000), st.floats(allow_nan=False, allow_infinity=False)),
-                min_size=1, max_size=300))
+@given(
+    st.lists(
+        st.tuples(st.integers(-10_000, 10_000), st.floats(allow_nan=False, allow_infinity=False)),
+        min_size=1,
+        max_size=300,
+    )
+)
 def test_raw_chunks_round_trip_bit_for_bit(points):
     """Any finite values and irregular, repeated or backwards time steps come back exactly."""
     t = np.cumsum(np.asarray([p[0] for p in points], np.int64)) + 1_700_000_000_000
@@ -60,8 +65,12 @@ def test_decimal_values_take_about_a_byte_and_random_floats_stay_exact():
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "header"])
 def test_damaged_chunk_bytes_raise_chunk_corrupt(damage):
     blob = encoding.encode_raw(np.arange(50, dtype=np.int64), np.arange(50, dtype=np.int64), np.arange(50.0))
-    broken = {"truncate": blob[:-7], "flip": blob[:10] + bytes([blob[10] ^ 0xFF]) + blob[11:], "empty": b"",
-              "header": b"\x09" + blob[1:]}[damage]
+    broken = {
+        "truncate": blob[:-7],
+        "flip": blob[:10] + bytes([blob[10] ^ 0xFF]) + blob[11:],
+        "empty": b"",
+        "header": b"\x09" + blob[1:],
+    }[damage]
     with pytest.raises(encoding.ChunkCorrupt):
         encoding.decode_raw(broken)
 
@@ -81,8 +90,12 @@ def test_open_chunks_seal_overtaken_idle_and_late_windows_and_snapshot_by_series
 
     def batch(series, times, first_seq):
         n = len(times)
-        return HeadColumns(np.asarray(series, np.int64), np.asarray(times, np.int64),
-                           np.arange(first_seq, first_seq + n, dtype=np.int64), np.arange(n, dtype=np.float64))
+        return HeadColumns(
+            np.asarray(series, np.int64),
+            np.asarray(times, np.int64),
+            np.arange(first_seq, first_seq + n, dtype=np.int64),
+            np.arange(n, dtype=np.float64),
+        )
 
     for k in range(70):  # more flushes than COMPACT_BATCHES: merged runs and loose batches both
         chunks.add_columns(batch([1, 2], [w0 + 2000 * k + 1000, w0 + 2000 * k], 10 * k))
@@ -107,7 +120,7 @@ def test_series_keys_round_trip_with_labels_in_canonical_order():
     assert parse_series_key(key) == ("disk_used_percent", {"device": "sda1", "mount": '/var/"x"'})
     assert parse_series_key("cpu_usage") == ("cpu_usage", {})
     with pytest.raises(ValueError):
-        parse_series_key('disk{mount=/var}')
+        parse_series_key("disk{mount=/var}")
 
 
 # ----- the store
@@ -115,8 +128,15 @@ def test_series_keys_round_trip_with_labels_in_canonical_order():
 
 def _fill(store: Store, start_ms: int, seconds: int, host: str = "h1", first_seq: int = 1) -> None:
     for i in range(seconds):
-        store.record(sample(first_seq + i, start_ms + i * SECOND_MS, host=host, cpu=float(i % 100),
-                            **{'disk{mount="/var"}': 50.0 + (i % 7)}))
+        store.record(
+            sample(
+                first_seq + i,
+                start_ms + i * SECOND_MS,
+                host=host,
+                cpu=float(i % 100),
+                **{'disk{mount="/var"}': 50.0 + (i % 7)},
+            )
+        )
 
 
 @pytest_twisted.ensureDeferred
@@ -144,8 +164,11 @@ async def test_history_picks_the_hour_tier_past_the_minute_retention(open_store)
     await store.flush()
     result = await store.history("h1", ["cpu"], start, start + 3 * HOUR_MS, 100, SECOND_MS)
     assert result.tier == "1h" and result.bucket_ms == HOUR_MS
-    assert [(p["min"], p["max"], p["count"]) for p in result.series["cpu"]] == [(0, 59, 60), (60, 119, 60),
-                                                                             (120, 179, 60)]
+    assert [(p["min"], p["max"], p["count"]) for p in result.series["cpu"]] == [
+        (0, 59, 60),
+        (60, 119, 60),
+        (120, 179, 60),
+    ]
 
 
 @pytest_twisted.ensureDeferred
@@ -178,8 +201,7 @@ async def test_a_year_of_stats_reads_hours_then_minutes_then_raw_samples(open_st
             store.record(sample(seq, start + i * 10 * SECOND_MS, cpu=value))
     await store.flush()
     await store.prune()  # rolls up, then drops the minutes and raw samples past their retention
-    assert await query(db_url, "SELECT COUNT(*) FROM chunks WHERE tier = 1 AND end_ms < ?",
-                       (T0_MS - DAY_MS,)) == [(0,)]
+    assert await query(db_url, "SELECT COUNT(*) FROM chunks WHERE tier = 1 AND end_ms < ?", (T0_MS - DAY_MS,)) == [(0,)]
     year = await store.stats("h1", ["cpu"], T0_MS - 365 * DAY_MS, T0_MS)
     assert year["cpu"]["approximate"] is True
     assert (year["cpu"]["count"], year["cpu"]["avg"], year["cpu"]["min"], year["cpu"]["max"]) == (180, 2.0, 1.0, 3.0)
@@ -217,8 +239,11 @@ async def test_a_corrupt_chunk_is_skipped_with_one_log_line_and_the_rest_is_serv
     start = T0_MS - 60 * MINUTE_MS
     _fill(store, start, 3600)
     await store.flush()  # five 10-minute windows sealed, the last one open
-    rows = await query(db_url, "SELECT c.id, c.data FROM chunks c JOIN series s ON s.id = c.series_id "
-                               "WHERE c.tier = 0 AND s.name = 'cpu' ORDER BY c.start_ms")
+    rows = await query(
+        db_url,
+        "SELECT c.id, c.data FROM chunks c JOIN series s ON s.id = c.series_id "
+        "WHERE c.tier = 0 AND s.name = 'cpu' ORDER BY c.start_ms",
+    )
     assert len(rows) == 5
     bad_id, data = rows[1]
     damaged = bytes(data[:12]) + bytes(b ^ 0x5A for b in data[12:40]) + bytes(data[40:])
@@ -292,19 +317,25 @@ def _build_v1(db_url: str) -> tuple[list[tuple], list[tuple]]:
     else:
         import pymysql
 
-        connection = pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                                     database=url.database)
+        connection = pymysql.connect(
+            host=url.host, port=url.port, user=url.user, password=url.password, database=url.database
+        )
         cursor = connection.cursor()
         run = lambda q, p=(): cursor.execute(q.replace("?", "%s"), p)  # noqa: E731
         many = lambda q, p: cursor.executemany(q.replace("?", "%s"), p)  # noqa: E731
-    run("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, "
-        "applied_at_ms BIGINT NOT NULL)")
+    run(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, "
+        "applied_at_ms BIGINT NOT NULL)"
+    )
     for statement in statements:
         run(statement)
     run("INSERT INTO schema_migrations VALUES (?, ?, ?)", (1, v1.name, T0_MS))
     many("INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (?, ?, ?, ?, ?)", samples)
-    many("INSERT INTO rollup_1m (host, metric, bucket_ms, avg_value, min_value, max_value, sample_count) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?)", rollups)
+    many(
+        "INSERT INTO rollup_1m (host, metric, bucket_ms, avg_value, min_value, max_value, sample_count) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rollups,
+    )
     run("INSERT INTO meta (name, value) VALUES (?, ?)", ("rollup_until_ms", str(mark)))
     connection.commit()
     connection.close()
@@ -321,8 +352,12 @@ async def test_migrate_moves_a_v1_database_with_every_value_kept_and_resumes(ope
     assert first.phase == "rollup" or first.phase == "samples"
     done = await V1Migration(store, batch_rows=1000).run()
     assert done.phase == "done" and done.sample_rows == len(samples) and done.rollup_rows == len(rollups)
-    tables = {row[0] for row in await store.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table'" if "sqlite" in db_url else "SHOW TABLES")}
+    tables = {
+        row[0]
+        for row in await store.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table'" if "sqlite" in db_url else "SHOW TABLES"
+        )
+    }
     assert "samples" not in tables and "rollup_1m" not in tables
 
     # Every raw value, by seq, host and metric, bit for bit.
@@ -337,7 +372,8 @@ async def test_migrate_moves_a_v1_database_with_every_value_kept_and_resumes(ope
     assert history.tier == "1m"
     old = [p for p in history.series["cpu_usage"] if p["t"] < T0_MS - 2 * HOUR_MS]
     assert sorted((p["t"], p["avg"], p["min"], p["max"], p["count"]) for p in old) == sorted(
-        (b, a, lo, hi, c) for _h, _m, b, a, lo, hi, c in rollups)
+        (b, a, lo, hi, c) for _h, _m, b, a, lo, hi, c in rollups
+    )
     # A second run finds nothing to do.
     assert (await V1Migration(store).run()).phase == "done"
     assert math.isfinite(await store.max_seq())

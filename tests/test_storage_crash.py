@@ -17,8 +17,9 @@ LOSS_BOUND_MS = 2_000  # the bound docs/storage.md states
 
 
 def _receive_updates(port: int, viewer: str, count: int) -> list[dict]:
-    with ws_connect(f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {viewer}"},
-                    open_timeout=10) as client:
+    with ws_connect(
+        f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {viewer}"}, open_timeout=10
+    ) as client:
         assert json.loads(client.recv(timeout=5))["type"] == "connection_ack"
         updates = []
         while len(updates) < count:
@@ -56,8 +57,11 @@ def test_kill_9_loses_at_most_two_seconds_and_a_restart_reads_the_head_back(tmp_
         assert _query_sync(f"sqlite:///{state / 'dashd.db'}", "SELECT COUNT(*) FROM chunk_head")[0][0] >= 1
 
         daemon = Daemon(state, port, "--batch-interval", "1")
-        with ws_connect(f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {viewer}"},
-                        open_timeout=10) as client:
+        with ws_connect(
+            f"ws://127.0.0.1:{port}/dashboard",
+            additional_headers={"Authorization": f"Bearer {viewer}"},
+            open_timeout=10,
+        ) as client:
             json.loads(client.recv(timeout=5))
             client.send(json.dumps({"type": "resume", "correlation_id": "r", "data": {"after_seq": 0}}))
             replayed = set()

@@ -81,8 +81,9 @@ async def test_a_year_of_history_stats_and_export_is_served_from_the_hourly_tier
         assert sum(p["count"] for p in points) == 120
         assert points[0]["t"] <= first and (points[0]["min"], points[0]["max"]) == (10.0, 10.0)
 
-        exported = await http("GET", running.url("/api/export?" + urlencode(dict(params, format="json")), "http"),
-                              headers=headers)
+        exported = await http(
+            "GET", running.url("/api/export?" + urlencode(dict(params, format="json")), "http"), headers=headers
+        )
         assert exported.status == 200, exported.body
         assert sum(p["count"] for p in exported.json()["series"]["cpu_usage"]) == 120
 
@@ -111,8 +112,14 @@ async def test_an_export_past_the_minute_retention_takes_the_hourly_bucket(make_
         await running.core.store.flush()
         await running.core.store.rollup()
         headers = {"Authorization": f"Bearer {running.token('viewer')}"}
-        params = {"metrics": "cpu_usage", "host": HOST, "from": (first - 5 * DAY_MS) / 1000,
-                  "to": (first + 5 * DAY_MS) / 1000, "max_points": 5000, "format": "json"}
+        params = {
+            "metrics": "cpu_usage",
+            "host": HOST,
+            "from": (first - 5 * DAY_MS) / 1000,
+            "to": (first + 5 * DAY_MS) / 1000,
+            "max_points": 5000,
+            "format": "json",
+        }
         history = (await http("GET", running.url("/api/history?" + urlencode(params), "http"), headers=headers)).json()
         exported = await http("GET", running.url("/api/export?" + urlencode(params), "http"), headers=headers)
         assert exported.status == 200, exported.body

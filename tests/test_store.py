@@ -39,8 +39,19 @@ HOUR = 3600.0  # seconds, the unit of Store's retention options
 DAY = 24 * HOUR
 T0_MS = 1_699_999_200_000  # "now" for most tests: an hour boundary, so minutes are aligned
 
-ALL_TABLES = {"schema_migrations", "series", "chunks", "chunk_head", "notifications", "notification_acks",
-              "alert_rules", "meta", "users", "sessions", "audit_log"}
+ALL_TABLES = {
+    "schema_migrations",
+    "series",
+    "chunks",
+    "chunk_head",
+    "notifications",
+    "notification_acks",
+    "alert_rules",
+    "meta",
+    "users",
+    "sessions",
+    "audit_log",
+}
 VENV_BIN = os.path.dirname(sys.executable)
 
 
@@ -69,15 +80,27 @@ def sample(seq: int, ts_ms: int, host: str = "h1", **metrics: float) -> StreamMe
 
 
 def notification(seq: int, ts_ms: int, notification_id: str, **fields: Any) -> StreamMessage:
-    body = {"id": notification_id, "level": "warning", "title": f"title {notification_id}",
-            "message": f"message {notification_id}", "timestamp": iso_ms(ts_ms), "source": "rule:cpu",
-            "acknowledged_by": None, "acknowledged_at": None, **fields}
+    body = {
+        "id": notification_id,
+        "level": "warning",
+        "title": f"title {notification_id}",
+        "message": f"message {notification_id}",
+        "timestamp": iso_ms(ts_ms),
+        "source": "rule:cpu",
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        **fields,
+    }
     return StreamMessage(seq, NOTIFICATION, ts_ms, body=body)
 
 
 def ack(seq: int, ts_ms: int, notification_id: str, by: str) -> StreamMessage:
-    return StreamMessage(seq, NOTIFICATION_ACK, ts_ms,
-                         body={"id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)})
+    return StreamMessage(
+        seq,
+        NOTIFICATION_ACK,
+        ts_ms,
+        body={"id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)},
+    )
 
 
 def _query_sync(db_url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -90,8 +113,9 @@ def _query_sync(db_url: str, sql: str, params: tuple = ()) -> list[tuple]:
             connection.close()
     import pymysql
 
-    connection = pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                                 database=url.database)
+    connection = pymysql.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password, database=url.database
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql.replace("?", "%s"), params)
@@ -179,8 +203,9 @@ def _snapshot_sync(db_url: str, queries: list[str]) -> list[list[tuple]]:
             connection.close()
     import pymysql
 
-    connection = pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                                 database=url.database)
+    connection = pymysql.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password, database=url.database
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -205,20 +230,29 @@ def stored_rows_sync(db_url: str) -> list[tuple]:
     """Every sample in the database, (seq, host, ts_ms, metric, value) sorted:
     the raw chunks and the head rows, decoded from our own connection (one
     snapshot: a flush polled for must not be seen half)."""
-    series, chunks, heads = _snapshot_sync(db_url, ["SELECT id, host, name, labels FROM series",
-                                                    "SELECT series_id, data FROM chunks WHERE tier = 0",
-                                                    "SELECT data FROM chunk_head"])
+    series, chunks, heads = _snapshot_sync(
+        db_url,
+        [
+            "SELECT id, host, name, labels FROM series",
+            "SELECT series_id, data FROM chunks WHERE tier = 0",
+            "SELECT data FROM chunk_head",
+        ],
+    )
     names = _names_of(series)
     rows = []
     for series_id, data in chunks:
         columns = decode_raw(data)
         host, key = names[series_id]
-        rows += [(seq, host, t, key, v) for t, seq, v in zip(columns.t.tolist(), columns.seq.tolist(),
-                                                             columns.value.tolist())]
+        rows += [
+            (seq, host, t, key, v)
+            for t, seq, v in zip(columns.t.tolist(), columns.seq.tolist(), columns.value.tolist())
+        ]
     for (data,) in heads:
         head = decode_head(data)
-        rows += [(seq, names[sid][0], t, names[sid][1], v) for sid, t, seq, v in zip(
-            head.series.tolist(), head.t.tolist(), head.seq.tolist(), head.value.tolist())]
+        rows += [
+            (seq, names[sid][0], t, names[sid][1], v)
+            for sid, t, seq, v in zip(head.series.tolist(), head.t.tolist(), head.seq.tolist(), head.value.tolist())
+        ]
     return sorted(rows)
 
 
@@ -318,8 +352,9 @@ async def test_record_queues_and_one_flush_writes_the_batch_in_one_interaction(o
 
     monkeypatch.setattr(store.pool, "runInteraction", counting)
     for i in range(200):
-        store.record(sample(i + 1, T0_MS - 200 * SECOND_MS + i * SECOND_MS,
-                            cpu=i, mem=2 * i, disk=0.5, net=float(i) / 3, load=1))
+        store.record(
+            sample(i + 1, T0_MS - 200 * SECOND_MS + i * SECOND_MS, cpu=i, mem=2 * i, disk=0.5, net=float(i) / 3, load=1)
+        )
     store.record(notification(201, T0_MS, "n-1"))
     store.record(ack(202, T0_MS, "n-1", "alice"))
     assert calls == [] and store.pending_rows == 1002
@@ -334,8 +369,11 @@ async def test_record_queues_and_one_flush_writes_the_batch_in_one_interaction(o
     for _seq, _host, _ts, metric, value in rows:
         by_metric.setdefault(metric, []).append(value)
     assert sorted((m, len(v), sum(v)) for m, v in by_metric.items()) == [
-        ("cpu", 200, float(sum(range(200)))), ("disk", 200, 100.0), ("load", 200, 200.0),
-        ("mem", 200, float(2 * sum(range(200)))), ("net", 200, pytest.approx(sum(range(200)) / 3)),
+        ("cpu", 200, float(sum(range(200)))),
+        ("disk", 200, 100.0),
+        ("load", 200, 200.0),
+        ("mem", 200, float(2 * sum(range(200)))),
+        ("net", 200, pytest.approx(sum(range(200)) / 3)),
     ]
     assert await query(db_url, "SELECT id, acknowledged_by FROM notifications") == [("n-1", "alice")]
     assert await count_rows(db_url, "notification_acks") == 1
@@ -415,15 +453,26 @@ async def test_history_raw_tier_downsamples_to_max_points(open_store):
         expected.setdefault(i * SECOND_MS // bucket_ms, []).append(i)
     assert len(result.series["cpu"]) == len(expected) <= 7
     for point, (k, values) in zip(result.series["cpu"], sorted(expected.items())):
-        assert point == {"t": start + k * bucket_ms, "avg": pytest.approx(sum(values) / len(values), abs=1e-4),
-                         "min": min(values), "max": max(values), "count": len(values)}
+        assert point == {
+            "t": start + k * bucket_ms,
+            "avg": pytest.approx(sum(values) / len(values), abs=1e-4),
+            "min": min(values),
+            "max": max(values),
+            "count": len(values),
+        }
 
     # Asking for more points than there are samples: buckets no finer than raw_resolution_ms.
-    result = await store.history("h1", ["cpu"], start, start + 10 * SECOND_MS, max_points=1000,
-                                 raw_resolution_ms=2 * SECOND_MS)
+    result = await store.history(
+        "h1", ["cpu"], start, start + 10 * SECOND_MS, max_points=1000, raw_resolution_ms=2 * SECOND_MS
+    )
     assert result.bucket_ms == 2 * SECOND_MS
-    assert [(p["min"], p["max"], p["count"]) for p in result.series["cpu"]] == [(0, 1, 2), (2, 3, 2), (4, 5, 2),
-                                                                                (6, 7, 2), (8, 9, 2)]
+    assert [(p["min"], p["max"], p["count"]) for p in result.series["cpu"]] == [
+        (0, 1, 2),
+        (2, 3, 2),
+        (4, 5, 2),
+        (6, 7, 2),
+        (8, 9, 2),
+    ]
 
 
 @pytest_twisted.ensureDeferred
@@ -445,8 +494,10 @@ async def test_history_beyond_raw_retention_reads_the_1m_rollup(open_store, db_u
     end = start + 10 * MINUTE_MS
     result = await store.history("h1", ["cpu"], start, end, max_points=5, raw_resolution_ms=SECOND_MS)
     assert result.tier == "1m" and result.bucket_ms == 2 * MINUTE_MS
-    expected = [{"t": start + k * 2 * MINUTE_MS, "avg": 120 * k + 59.5, "min": 120 * k, "max": 120 * k + 119,
-                 "count": 120} for k in range(5)]
+    expected = [
+        {"t": start + k * 2 * MINUTE_MS, "avg": 120 * k + 59.5, "min": 120 * k, "max": 120 * k + 119, "count": 120}
+        for k in range(5)
+    ]
     assert result.series["cpu"] == expected
 
     # More points than minutes: one bucket per rollup minute, never finer.
@@ -528,8 +579,13 @@ async def test_read_stream_rebuilds_messages_in_seq_order(open_store):
         store.record(message)  # still queued: read_stream flushes first
 
     rebuilt = await store.read_stream(2, 6)
-    assert [(m.seq, m.type) for m in rebuilt] == [(2, NOTIFICATION), (3, METRICS_UPDATE), (4, NOTIFICATION),
-                                                  (5, NOTIFICATION_ACK), (6, METRICS_UPDATE)]
+    assert [(m.seq, m.type) for m in rebuilt] == [
+        (2, NOTIFICATION),
+        (3, METRICS_UPDATE),
+        (4, NOTIFICATION),
+        (5, NOTIFICATION_ACK),
+        (6, METRICS_UPDATE),
+    ]
     assert rebuilt[1] == messages[2]
     assert rebuilt[4] == messages[5]
     # A notification is rebuilt with its current acknowledgement.
@@ -708,7 +764,12 @@ async def test_database_down_queues_rows_and_writes_them_when_back(outage, open_
     assert store.pending_rows == 0 and store.available
     assert store_messages(store_log, LogLevel.info, "database back")
     assert [(seq, metric, value) for seq, _h, _t, metric, value in await stored_rows(db_url)] == [
-        (1, "cpu", 1.0), (1, "mem", 2.0), (2, "cpu", 3.0), (2, "mem", 4.0), (4, "cpu", 5.0), (4, "mem", 6.0),
+        (1, "cpu", 1.0),
+        (1, "mem", 2.0),
+        (2, "cpu", 3.0),
+        (2, "mem", 4.0),
+        (4, "cpu", 5.0),
+        (4, "mem", 6.0),
     ]
     assert await query(db_url, "SELECT id, seq FROM notifications") == [("n-1", 3)]
     assert len(store_messages(store_log, LogLevel.error, "database unavailable")) == 1
@@ -748,7 +809,11 @@ async def test_queue_is_bounded_and_drops_the_oldest_with_a_warning(open_store, 
     assert "dropped the oldest 3 sample rows" in warnings[1]
     assert await store.flush() == 5
     assert [(seq, metric) for seq, _h, _t, metric, _v in await stored_rows(db_url)] == [
-        (2, "b"), (2, "c"), (3, "a"), (3, "b"), (3, "c"),
+        (2, "b"),
+        (2, "c"),
+        (3, "a"),
+        (3, "b"),
+        (3, "c"),
     ]
 
 

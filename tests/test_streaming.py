@@ -28,7 +28,8 @@ async def test_subscription_filters_the_payload_on_the_server(daemon):
     assert reply["type"] == "subscribe" and reply["data"]["metrics"] == ["cpu_*", "memory_usage"]
     update = await client.recv_type("metrics_update")
     assert set(update["data"]["metrics"]) == {"cpu_usage", "cpu_core_0", "cpu_core_1", "memory_usage"} - (
-        set() if "cpu_core_1" in full["data"]["metrics"] else {"cpu_core_1"})
+        set() if "cpu_core_1" in full["data"]["metrics"] else {"cpu_core_1"}
+    )
     reply = await client.request("unsubscribe", {"metrics": ["cpu_core_*"]})
     assert sorted(reply["data"]["metrics"]) == ["cpu_usage", "memory_usage"]
     update = await client.recv_type("metrics_update")
@@ -164,9 +165,13 @@ class NeverReads:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall((f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                           f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+        )
         response = b""
         while b"\r\n\r\n" not in response:
             response += self.sock.recv(1)
@@ -205,8 +210,9 @@ async def test_clients_that_never_read_are_bounded_and_do_not_slow_a_fast_client
     try:
         fast = await authed(daemon)
         admin = await authed(daemon, role="admin")
-        sleepers = [await deferToThread(NeverReads, daemon.port, daemon.token("viewer", subject="sleeper"))
-                    for _ in range(10)]
+        sleepers = [
+            await deferToThread(NeverReads, daemon.port, daemon.token("viewer", subject="sleeper")) for _ in range(10)
+        ]
         await fill_pipes(admin, 80)
         await sleep(1.0)
         sessions = [s for s in daemon.core.connections if s.principal and s.principal.subject == "sleeper"]
@@ -283,8 +289,18 @@ async def test_alert_rules_fire_resolve_persist_and_are_editable_by_admins(make_
         watcher = await authed(daemon, "/notifications")
         rules = await admin.request("rule_list")
         assert {r["name"] for r in rules["data"]["rules"]} == {"cpu_high", "memory_high", "disk_full"}
-        reply = await admin.request("rule_set", {"name": "procs", "metric": "process_count", "op": ">",
-                                                 "threshold": 1, "for": 0, "level": "critical", "clear": 0})
+        reply = await admin.request(
+            "rule_set",
+            {
+                "name": "procs",
+                "metric": "process_count",
+                "op": ">",
+                "threshold": 1,
+                "for": 0,
+                "level": "critical",
+                "clear": 0,
+            },
+        )
         assert reply["data"]["rule"]["name"] == "procs"
         fired = await watcher.recv_type("notification")
         assert fired["data"]["state"] == "firing" and fired["data"]["level"] == "critical"
@@ -332,9 +348,13 @@ async def test_permessage_deflate_is_negotiated_and_decodes(daemon):
 
 def handshake_extensions(port: int, offer: str) -> str | None:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall((f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: {offer}\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: {offer}\r\n\r\n"
+            ).encode()
+        )
         response = b""
         while b"\r\n\r\n" not in response:
             chunk = sock.recv(4096)
@@ -376,7 +396,8 @@ async def test_metrics_only_other_hosts_have_can_be_subscribed_and_streamed(daem
     await daemon.core.bus.publish(METRICS_TOPIC, sample)
     reply = await client.request("subscribe", {"metrics": ["cpu_core_31"], "hosts": ["bighost"]})
     assert reply["type"] == "subscribe", reply
-    await daemon.core.bus.publish(METRICS_TOPIC, Sample("bighost", daemon.core.wall_clock_ms() + 1,
-                                                        {"cpu_usage": 6.0, "cpu_core_31": 8.5}))
+    await daemon.core.bus.publish(
+        METRICS_TOPIC, Sample("bighost", daemon.core.wall_clock_ms() + 1, {"cpu_usage": 6.0, "cpu_core_31": 8.5})
+    )
     update = await client.recv_type("metrics_update")
     assert update["data"]["host"] == "bighost" and update["data"]["metrics"] == {"cpu_core_31": 8.5}

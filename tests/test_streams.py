@@ -32,8 +32,6 @@ CATALOGUE = ("cpu_usage", "cpu_core_0", "cpu_core_1", "memory_usage", "network_t
 T0_MS = 1_764_151_200_000
 
 
-
-
 def metrics(seq: int, host: str = "web-1", **values: float) -> StreamMessage:
     values = values or {name: float(seq) for name in CATALOGUE}
     return StreamMessage(seq, METRICS_UPDATE, T0_MS + seq, host=host, metrics=values)
@@ -43,8 +41,9 @@ def notification(seq: int) -> StreamMessage:
     return StreamMessage(seq, NOTIFICATION, T0_MS + seq, body={"id": f"n-{seq}", "level": "info"})
 
 
-def make_stream(clock: Clock | None = None, *, wants_metrics: bool = True, wants_notifications: bool = True,
-                **kwargs) -> tuple[ClientStream, RecordingSink, Clock]:
+def make_stream(
+    clock: Clock | None = None, *, wants_metrics: bool = True, wants_notifications: bool = True, **kwargs
+) -> tuple[ClientStream, RecordingSink, Clock]:
     clock = clock or Clock()
     sink = RecordingSink(clock)
     stream = ClientStream(sink, clock, wants_metrics=wants_metrics, wants_notifications=wants_notifications, **kwargs)
@@ -60,12 +59,18 @@ def offer(stream: ClientStream, message: StreamMessage) -> None:
 
 
 def test_metrics_update_envelope_matches_the_wire_contract():
-    message = StreamMessage(1042, METRICS_UPDATE, 1_764_151_201_000, host="web-1",
-                            metrics={"cpu_usage": 45.2, "memory_usage": 67.8})
+    message = StreamMessage(
+        1042, METRICS_UPDATE, 1_764_151_201_000, host="web-1", metrics={"cpu_usage": 45.2, "memory_usage": 67.8}
+    )
     assert json.loads(FrameCache(message).frame(None).payload) == {
-        "type": "metrics_update", "seq": 1042, "correlation_id": None,
-        "data": {"timestamp": "2025-11-26T10:00:01.000Z", "host": "web-1",
-                 "metrics": {"cpu_usage": 45.2, "memory_usage": 67.8}},
+        "type": "metrics_update",
+        "seq": 1042,
+        "correlation_id": None,
+        "data": {
+            "timestamp": "2025-11-26T10:00:01.000Z",
+            "host": "web-1",
+            "metrics": {"cpu_usage": 45.2, "memory_usage": 67.8},
+        },
     }
 
 
@@ -88,8 +93,12 @@ def test_metric_globs_select_only_the_subscribed_keys():
     stream, sink, _ = make_stream()
     stream.subscription = SubscriptionFilter(metrics=("cpu_*", "memory_usage"))
     offer(stream, metrics(1))
-    assert sink.messages[0]["data"]["metrics"] == {"cpu_usage": 1.0, "cpu_core_0": 1.0, "cpu_core_1": 1.0,
-                                                   "memory_usage": 1.0}
+    assert sink.messages[0]["data"]["metrics"] == {
+        "cpu_usage": 1.0,
+        "cpu_core_0": 1.0,
+        "cpu_core_1": 1.0,
+        "memory_usage": 1.0,
+    }
 
 
 def test_host_globs_drop_other_hosts_entirely():
@@ -178,8 +187,12 @@ def test_throttled_window_only_covers_subscribed_metrics():
     clock.advance(0.3)
     assert [m["data"] | {"timestamp": None} for m in sink.messages] == [
         {"timestamp": None, "host": "web-1", "metrics": {"cpu_usage": 1.0}},
-        {"timestamp": None, "host": "web-1", "metrics": {"cpu_usage": 3.0},
-         "window": {"samples": 2, "min": {"cpu_usage": 3.0}, "max": {"cpu_usage": 5.0}, "avg": {"cpu_usage": 4.0}}},
+        {
+            "timestamp": None,
+            "host": "web-1",
+            "metrics": {"cpu_usage": 3.0},
+            "window": {"samples": 2, "min": {"cpu_usage": 3.0}, "max": {"cpu_usage": 5.0}, "avg": {"cpu_usage": 4.0}},
+        },
     ]
 
 
@@ -234,7 +247,11 @@ def test_paused_stream_coalesces_metrics_per_host_and_keeps_notifications_and_re
     received = sink.messages[1:]
     assert [(m["type"], m.get("seq")) for m in received] == [
         ("stream_degraded", None),
-        ("notification", 4), ("pong", None), ("metrics_update", 5), ("notification", 6), ("metrics_update", 7),
+        ("notification", 4),
+        ("pong", None),
+        ("metrics_update", 5),
+        ("notification", 6),
+        ("metrics_update", 7),
         ("stream_degraded", None),
     ]
     assert received[0]["data"]["reason"] == "slow_consumer"

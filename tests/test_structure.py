@@ -23,10 +23,19 @@ from dashd.tap import EndpointListener
 from wsclient import connect
 
 
-@pytest.mark.parametrize("header, token", [
-    ("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("BEARER abc", "abc"),
-    ("", None), ("Bearer", None), ("Bearer   ", None), ("Basic abc", None), ("abc", None),
-])
+@pytest.mark.parametrize(
+    "header, token",
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("BEARER abc", "abc"),
+        ("", None),
+        ("Bearer", None),
+        ("Bearer   ", None),
+        ("Basic abc", None),
+        ("abc", None),
+    ],
+)
 def test_bearer_token_is_parsed_one_way(header, token):
     assert bearer_token(header) == token
 
@@ -50,8 +59,11 @@ def test_verify_bearer_applies_the_endpoint_rule_and_revocations():
 
 def test_error_frame_has_one_shape():
     error = ProtocolError("rate_limited", "slow down", {"retry_after": 1.0})
-    assert error_frame(error, "c1") == {"type": "error", "correlation_id": "c1", "data": {
-        "code": "rate_limited", "message": "slow down", "details": {"retry_after": 1.0}}}
+    assert error_frame(error, "c1") == {
+        "type": "error",
+        "correlation_id": "c1",
+        "data": {"code": "rate_limited", "message": "slow down", "details": {"retry_after": 1.0}},
+    }
 
 
 @pytest.mark.parametrize("value", ["abc", 7, 0, "x" * 128, None])
@@ -132,8 +144,7 @@ async def test_endpoint_listener_reports_its_port_and_a_port_in_use_is_one_line(
         port = await first.ready
         assert first.port is port and port.getHost().port > 0
         taken = port.getHost().port
-        second = EndpointListener(TCP4ServerEndpoint(reactor, taken, interface="127.0.0.1"), factory,
-                                  f"tcp:{taken}")
+        second = EndpointListener(TCP4ServerEndpoint(reactor, taken, interface="127.0.0.1"), factory, f"tcp:{taken}")
         with pytest.raises(SystemExit, match=f"cannot listen on tcp:{taken}"):
             second.privilegedStartService()
     finally:

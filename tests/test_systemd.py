@@ -70,9 +70,16 @@ def test_service_unit_runs_twistd_hardened_as_its_own_user():
     assert directive(socket_unit, "Socket", "ListenStream") == ["0.0.0.0:8080"]
     assert "dashd.socket" in directive(service, "Unit", "Requires")
     expected = {
-        "Type": "notify", "User": "dashd", "Restart": "on-failure", "EnvironmentFile": "-/etc/dashd/dashd.env",
-        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "StateDirectory": "dashd",
-        "ReadWritePaths": "/var/lib/dashd", "CapabilityBoundingSet": "", "WatchdogSec": "30s",
+        "Type": "notify",
+        "User": "dashd",
+        "Restart": "on-failure",
+        "EnvironmentFile": "-/etc/dashd/dashd.env",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "StateDirectory": "dashd",
+        "ReadWritePaths": "/var/lib/dashd",
+        "CapabilityBoundingSet": "",
+        "WatchdogSec": "30s",
         "LimitNOFILE": "65536",
     }
     for key, value in expected.items():
@@ -88,13 +95,19 @@ def test_unit_files_pass_systemd_analyze_verify(tmp_path):
         text = (UNITS / unit).read_text().replace("/opt/dashd/venv/bin/twistd", str(BIN / "twistd"))
         (tmp_path / unit).write_text(text)
     units = [str(tmp_path / "dashd.socket"), str(tmp_path / "dashd.service")]
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, timeout=60
+    )
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if "dashd" in line]
     assert result.returncode == 0 and not complaints, result.stdout + result.stderr
     # The hardening, as systemd itself scores it (0 = locked down, 10 = exposed).
-    security = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=25", "--no-pager",
-                               units[1]], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--threshold=25", "--no-pager", units[1]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     if "--offline" in security.stderr or "unrecognized option" in security.stderr:
         pytest.skip("this systemd-analyze cannot score unit files offline")
     assert security.returncode == 0, security.stdout[-600:] + security.stderr
@@ -156,14 +169,17 @@ def test_notifier_outside_systemd_is_a_no_op_and_never_raises(tmp_path):
     assert gone.enabled and gone.notify("READY=1") is False
 
 
-@pytest.mark.parametrize("environ,pid,interval", [
-    ({"WATCHDOG_USEC": "30000000"}, 7, 15.0),
-    ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "7"}, 7, 15.0),
-    ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "8"}, 7, None),  # meant for another process
-    ({"WATCHDOG_USEC": "0"}, 7, None),
-    ({"WATCHDOG_USEC": "soon"}, 7, None),
-    ({}, 7, None),
-])
+@pytest.mark.parametrize(
+    "environ,pid,interval",
+    [
+        ({"WATCHDOG_USEC": "30000000"}, 7, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "7"}, 7, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "8"}, 7, None),  # meant for another process
+        ({"WATCHDOG_USEC": "0"}, 7, None),
+        ({"WATCHDOG_USEC": "soon"}, 7, None),
+        ({}, 7, None),
+    ],
+)
 def test_watchdog_interval_is_half_of_watchdog_usec_for_this_process(environ, pid, interval):
     notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": "/run/x", **environ}, pid=pid)
     assert notifier.watchdog_interval == interval
@@ -216,10 +232,29 @@ class ActivatedDaemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHD_", "LISTEN_", "NOTIFY_", "WATCHDOG_"))}
         env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="400000")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ACTIVATE, str(listener.fileno()), str(BIN / "twistd"), "--nodaemon", "--pidfile=",
-             "dashd", "--listen", "systemd:domain=INET:name=http", "--state-dir", str(state), "--interval", "0.2",
-             "--static", str(state / "none")],
-            pass_fds=(listener.fileno(),), stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-c",
+                ACTIVATE,
+                str(listener.fileno()),
+                str(BIN / "twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "dashd",
+                "--listen",
+                "systemd:domain=INET:name=http",
+                "--state-dir",
+                str(state),
+                "--interval",
+                "0.2",
+                "--static",
+                str(state / "none"),
+            ],
+            pass_fds=(listener.fileno(),),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
     def output(self) -> str:
         self.log.flush()
@@ -237,15 +272,22 @@ class ActivatedDaemon:
 
 
 def token(state: Path) -> str:
-    result = subprocess.run([str(BIN / "dashd"), "token", "--role", "viewer", "--ttl", "10m", "--state-dir", str(state)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "dashd"), "token", "--role", "viewer", "--ttl", "10m", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
 def first_messages(port: int, bearer: str, count: int = 2, open_timeout: float = 10) -> list[dict]:
-    with ws_connect(f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {bearer}"},
-                    open_timeout=open_timeout) as client:
+    with ws_connect(
+        f"ws://127.0.0.1:{port}/dashboard",
+        additional_headers={"Authorization": f"Bearer {bearer}"},
+        open_timeout=open_timeout,
+    ) as client:
         return [json.loads(client.recv(timeout=10)) for _ in range(count)]
 
 
@@ -275,8 +317,9 @@ def test_socket_activation_notify_watchdog_and_a_restart_that_drops_no_connectio
 
         # Nobody is accepting now; the kernel queues this connection.
         results: list = []
-        waiting = threading.Thread(target=lambda: results.append(first_messages(daemon.port, viewer,
-                                                                                open_timeout=START_TIMEOUT)))
+        waiting = threading.Thread(
+            target=lambda: results.append(first_messages(daemon.port, viewer, open_timeout=START_TIMEOUT))
+        )
         waiting.start()
         time.sleep(0.5)
         assert not results

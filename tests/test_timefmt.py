@@ -14,16 +14,19 @@ def test_iso_ms_is_utc_with_milliseconds():
     assert iso_ms(NOW + 7) == "2026-11-26T10:46:40.007Z"
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2026-11-26T10:46:40.007Z", NOW + 7),
-    ("2026-11-26T11:46:40+01:00", NOW),
-    ("2026-11-26T10:46:40", NOW),  # no zone: UTC
-    (1_795_690_000, NOW),
-    (1_795_690_000.5, NOW + 500),
-    ("-15m", NOW - 15 * 60_000),
-    ("- 1h", NOW - 3_600_000),
-    ("now", NOW),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2026-11-26T10:46:40.007Z", NOW + 7),
+        ("2026-11-26T11:46:40+01:00", NOW),
+        ("2026-11-26T10:46:40", NOW),  # no zone: UTC
+        (1_795_690_000, NOW),
+        (1_795_690_000.5, NOW + 500),
+        ("-15m", NOW - 15 * 60_000),
+        ("- 1h", NOW - 3_600_000),
+        ("now", NOW),
+    ],
+)
 def test_parse_time_accepts_iso_unix_seconds_and_relative(value, expected):
     assert parse_time(value, NOW) == expected
 

@@ -30,8 +30,9 @@ def free_port() -> int:
 
 
 def run(*args: str, env: dict | None = None, input: str | None = None, cwd: Path | None = None):
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
-                          input=input, cwd=cwd)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, input=input, cwd=cwd
+    )
 
 
 class Daemon:
@@ -39,11 +40,27 @@ class Daemon:
         self.state, self.port = state, port
         self.log = open(state.parent / f"twistd-{port}-{time.monotonic_ns()}.log", "w+")
         self.process = subprocess.Popen(
-            [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--listen", f"tcp:{port}:interface=127.0.0.1",
-             "--state-dir", str(state), "--interval", "0.2", "--batch-interval", "0.5", "--static", str(state / "none"),
-             *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env={k: v for k, v in os.environ.items()
-                                                           if not k.startswith("DASHD_")})
+            [
+                str(BIN / "twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "dashd",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--state-dir",
+                str(state),
+                "--interval",
+                "0.2",
+                "--batch-interval",
+                "0.5",
+                "--static",
+                str(state / "none"),
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DASHD_")},
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -96,15 +113,19 @@ def test_wheel_carries_the_plugin_and_the_migrations(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "twisted/plugins/dashd_plugin.py" in names
     assert "twisted/__init__.py" not in names and "twisted/plugins/__init__.py" not in names
-    assert "dashd/store/migrations/sqlite/0001_init.sql" in names and "dashd/store/migrations/mysql/0001_init.sql" in names
+    assert (
+        "dashd/store/migrations/sqlite/0001_init.sql" in names and "dashd/store/migrations/mysql/0001_init.sql" in names
+    )
     # Installed from the wheel alone, Twisted's plugin scan finds it.
     target = tmp_path / "site"
     assert run(str(BIN / "pip"), "install", "--no-deps", "-q", "--target", str(target), str(wheel)).returncode == 0
     # Scan only the wheel's plugin folder, so the venv's copy cannot answer.
-    probe = ("import sys, os; sys.path.insert(0, sys.argv[1]); from twisted.plugin import getPlugins; "
-             "from twisted.application.service import IServiceMaker; import twisted.plugins as p; "
-             "p.__path__[:] = [os.path.join(sys.argv[1], 'twisted', 'plugins')]; "
-             "print(sorted(pl.tapname for pl in getPlugins(IServiceMaker, p)))")
+    probe = (
+        "import sys, os; sys.path.insert(0, sys.argv[1]); from twisted.plugin import getPlugins; "
+        "from twisted.application.service import IServiceMaker; import twisted.plugins as p; "
+        "p.__path__[:] = [os.path.join(sys.argv[1], 'twisted', 'plugins')]; "
+        "print(sorted(pl.tapname for pl in getPlugins(IServiceMaker, p)))"
+    )
     found = run(sys.executable, "-c", probe, str(target))
     assert found.stdout.strip() == "['dashd']", found.stdout + found.stderr
 
@@ -116,16 +137,18 @@ def test_token_prints_only_the_token(tmp_path):
     assert oct(secret.stat().st_mode & 0o777) == "0o600"
 
 
-@pytest.mark.parametrize("args,env,key", [
-    (["--interval", "0.05"], {}, "interval"),
-    (["--db", "postgres://x"], {}, "db"),
-    ([], {"DASHD_INTERVAL": "often"}, "interval"),
-    (["--listen", "nonsense"], {}, "listen"),
-    (["--max-message-size", "huge"], {}, "max_message_size"),
-])
+@pytest.mark.parametrize(
+    "args,env,key",
+    [
+        (["--interval", "0.05"], {}, "interval"),
+        (["--db", "postgres://x"], {}, "db"),
+        ([], {"DASHD_INTERVAL": "often"}, "interval"),
+        (["--listen", "nonsense"], {}, "listen"),
+        (["--max-message-size", "huge"], {}, "max_message_size"),
+    ],
+)
 def test_bad_configuration_fails_with_one_line_naming_the_key(tmp_path, args, env, key):
-    result = run(str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--state-dir", str(tmp_path), *args,
-                 env=env)
+    result = run(str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--state-dir", str(tmp_path), *args, env=env)
     assert result.returncode != 0
     lines = [line for line in (result.stderr + result.stdout).splitlines() if key in line]
     assert lines, result.stderr + result.stdout
@@ -145,8 +168,17 @@ def test_bad_ini_is_reported_by_check_config(tmp_path):
 
 def test_user_commands_read_the_password_from_stdin(tmp_path):
     state = str(tmp_path / "state")
-    added = run(str(BIN / "dashd"), "user", "add", "alice", "--role", "operator", "--state-dir", state,
-                input="correct horse battery\n")
+    added = run(
+        str(BIN / "dashd"),
+        "user",
+        "add",
+        "alice",
+        "--role",
+        "operator",
+        "--state-dir",
+        state,
+        input="correct horse battery\n",
+    )
     assert added.returncode == 0, added.stderr
     listed = run(str(BIN / "dashd"), "user", "list", "--state-dir", state)
     assert "alice\toperator\tactive" in listed.stdout
@@ -160,8 +192,11 @@ def test_sigterm_closes_clients_with_1001_and_history_survives_a_restart(tmp_pat
     daemon = Daemon(state, port)
     try:
         viewer = token(state)
-        with ws_connect(f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {viewer}"},
-                        open_timeout=10) as client:
+        with ws_connect(
+            f"ws://127.0.0.1:{port}/dashboard",
+            additional_headers={"Authorization": f"Bearer {viewer}"},
+            open_timeout=10,
+        ) as client:
             assert json.loads(client.recv(timeout=5))["type"] == "connection_ack"
             before = [json.loads(client.recv(timeout=5)) for _ in range(5)]
             assert all(m["type"] == "metrics_update" for m in before)
@@ -172,19 +207,31 @@ def test_sigterm_closes_clients_with_1001_and_history_survives_a_restart(tmp_pat
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
         first_run_end = before[-1]["data"]["timestamp"]
         daemon = Daemon(state, port)
-        with ws_connect(f"ws://127.0.0.1:{port}/dashboard", additional_headers={"Authorization": f"Bearer {viewer}"},
-                        open_timeout=10) as client:
+        with ws_connect(
+            f"ws://127.0.0.1:{port}/dashboard",
+            additional_headers={"Authorization": f"Bearer {viewer}"},
+            open_timeout=10,
+        ) as client:
             ack = json.loads(client.recv(timeout=5))
             assert ack["data"]["seq"] >= before[-1]["seq"]  # seq keeps growing across the restart
-            client.send(json.dumps({"type": "history", "correlation_id": "h",
-                                    "data": {"metrics": ["cpu_usage"], "from": "-5m", "max_points": 1000}}))
+            client.send(
+                json.dumps(
+                    {
+                        "type": "history",
+                        "correlation_id": "h",
+                        "data": {"metrics": ["cpu_usage"], "from": "-5m", "max_points": 1000},
+                    }
+                )
+            )
             while True:
                 reply = json.loads(client.recv(timeout=10))
                 if reply.get("correlation_id") == "h":
                     break
             assert reply["type"] == "history", reply
             points = reply["data"]["series"]["cpu_usage"]
-            first_run_ms = int(time.mktime(time.strptime(first_run_end[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone) * 1000
+            first_run_ms = (
+                int(time.mktime(time.strptime(first_run_end[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone) * 1000
+            )
             assert any(p["t"] <= first_run_ms for p in points), (first_run_end, points[:3])
             assert sum(p["count"] for p in points) >= 5
         assert daemon.terminate()

@@ -52,8 +52,9 @@ async def test_http_history_needs_a_bearer_token(daemon):
     answered = await http("GET", url, headers={"Authorization": f"Bearer {daemon.token()}"})
     assert answered.status == 200
     assert answered.json()["series"]["cpu_usage"]
-    bad = await http("GET", daemon.url("/api/history?metrics=bogus", "http"),
-                     headers={"Authorization": f"Bearer {daemon.token()}"})
+    bad = await http(
+        "GET", daemon.url("/api/history?metrics=bogus", "http"), headers={"Authorization": f"Bearer {daemon.token()}"}
+    )
     assert bad.status == 400 and bad.json()["error"]["code"] == "bad_message"
 
 

@@ -113,8 +113,9 @@ class TestClient:
             self.protocol.transport.abortConnection()
 
 
-async def connect(url: str, token: str | None = None, headers: dict | None = None, compression: bool = False,
-                  timeout: float = TIMEOUT) -> TestClient:
+async def connect(
+    url: str, token: str | None = None, headers: dict | None = None, compression: bool = False, timeout: float = TIMEOUT
+) -> TestClient:
     parts = urlsplit(url)
     all_headers = dict(headers or {})
     if token:
@@ -125,7 +126,8 @@ async def connect(url: str, token: str | None = None, headers: dict | None = Non
     if compression:
         options["perMessageCompressionOffers"] = [PerMessageDeflateOffer(accept_max_window_bits=True)]
         options["perMessageCompressionAccept"] = lambda response: (
-            PerMessageDeflateResponseAccept(response) if isinstance(response, PerMessageDeflateResponse) else None)
+            PerMessageDeflateResponseAccept(response) if isinstance(response, PerMessageDeflateResponse) else None
+        )
     factory.setProtocolOptions(**options)
     client = TestClient()
     factory.client = client

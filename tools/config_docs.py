@@ -45,7 +45,8 @@ def ini_text() -> str:
         "# Priority (lowest to highest): built-in defaults < this file (--config) <",
         "# DASHD_<KEY> environment variables < `twistd dashd --<key>` options.",
         "# Durations take ms/s/m/h/d suffixes (plain numbers are seconds); sizes take KiB/MiB.",
-        "", "[dashd]",
+        "",
+        "[dashd]",
     ]
     for spec in FIELDS:
         if spec.name == "config":

@@ -81,11 +81,25 @@ class Daemon:
         self.log = open(state.parent / "twistd.log", "w+")
         extra = ["--db", db] if db else []
         self.process = subprocess.Popen(
-            [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "dashd", "--listen",
-             f"tcp:{self.port}:interface=127.0.0.1", "--state-dir", str(state),
-             "--static", str(state / "none"), "--slow-consumer-timeout", "5", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("DASHD_")})
+            [
+                str(BIN / "twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "dashd",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--state-dir",
+                str(state),
+                "--static",
+                str(state / "none"),
+                "--slow-consumer-timeout",
+                "5",
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DASHD_")},
+        )
         self.ps = psutil.Process(self.process.pid)
         deadline = time.monotonic() + 30
         while http("GET", self.url("/api/ready"), timeout=1)[0] != 200:
@@ -118,8 +132,11 @@ class Daemon:
 def fill(db_url: str, state: Path) -> None:
     now = int(time.time() * 1000)
     step = 86_400_000 // ROWS_PER_METRIC
-    rows = [(0, "bench", now - 1000 - i * step, metric, float(i % 100))
-            for metric in METRICS for i in range(ROWS_PER_METRIC)]
+    rows = [
+        (0, "bench", now - 1000 - i * step, metric, float(i % 100))
+        for metric in METRICS
+        for i in range(ROWS_PER_METRIC)
+    ]
     url = check_db_url(db_url) if db_url else None
     if url is None or url.dialect == "sqlite":
         with sqlite3.connect(url.path if url else str(state / "dashd.db"), timeout=30) as db:
@@ -134,8 +151,10 @@ def fill(db_url: str, state: Path) -> None:
     db = pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password, database=url.database)
     with db.cursor() as cursor:
         for start in range(0, len(rows), 20_000):
-            cursor.executemany("INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (%s, %s, %s, %s, %s)",
-                               rows[start:start + 20_000])
+            cursor.executemany(
+                "INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (%s, %s, %s, %s, %s)",
+                rows[start : start + 20_000],
+            )
     db.commit()
     db.close()
 
@@ -145,16 +164,23 @@ async def recv_json(ws) -> dict:
 
 
 async def history_flood(daemon: Daemon, token: str, stop: asyncio.Event, counts: dict, closed: list) -> None:
-    async with connect(daemon.url("/dashboard", "ws"), additional_headers={"Authorization": f"Bearer {token}"},
-                       max_size=None, ping_interval=None) as ws:
+    async with connect(
+        daemon.url("/dashboard", "ws"),
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=None,
+        ping_interval=None,
+    ) as ws:
         await recv_json(ws)
         in_flight, number = 0, 0
         try:
             while True:  # until the daemon closes the connection (the user is disabled mid-phase)
                 while in_flight < 2:
                     number += 1
-                    await ws.send(orjson.dumps({"type": "history", "correlation_id": f"h{number}",
-                                                "data": {**HISTORY, "host": "bench"}}).decode())
+                    await ws.send(
+                        orjson.dumps(
+                            {"type": "history", "correlation_id": f"h{number}", "data": {**HISTORY, "host": "bench"}}
+                        ).decode()
+                    )
                     in_flight += 1
                 message = await recv_json(ws)
                 if str(message.get("correlation_id") or "").startswith("h"):
@@ -166,8 +192,13 @@ async def history_flood(daemon: Daemon, token: str, stop: asyncio.Event, counts:
 
 
 async def phase_a(daemon: Daemon, seconds: float, result: dict) -> None:
-    subprocess.run([str(BIN / "dashd"), "user", "add", "alice", *daemon.cli_args()],
-                   input="alice-password-1\nalice-password-1\n", text=True, capture_output=True, check=True)
+    subprocess.run(
+        [str(BIN / "dashd"), "user", "add", "alice", *daemon.cli_args()],
+        input="alice-password-1\nalice-password-1\n",
+        text=True,
+        capture_output=True,
+        check=True,
+    )
     quiet = [http("GET", daemon.url("/api/ready"))[1] for _ in range(5)]
     token = daemon.token("alice", "viewer")
     stop, counts, closed = asyncio.Event(), {}, []
@@ -184,12 +215,16 @@ async def phase_a(daemon: Daemon, seconds: float, result: dict) -> None:
         ready_fail += status != 200
         if login is None and time.monotonic() - started > seconds / 3:
             password = (daemon.state / "initial-admin-password").read_text().strip()
-            login = await asyncio.to_thread(http, "POST", daemon.url("/api/login"),
-                                            {"username": "admin", "password": password}, 30)
+            login = await asyncio.to_thread(
+                http, "POST", daemon.url("/api/login"), {"username": "admin", "password": password}, 30
+            )
         if disabled_at is None and time.monotonic() - started > seconds / 2:
             cli_started = time.monotonic()
-            await asyncio.to_thread(subprocess.run, [str(BIN / "dashd"), "user", "disable", "alice",
-                                                     *daemon.cli_args()], capture_output=True)
+            await asyncio.to_thread(
+                subprocess.run,
+                [str(BIN / "dashd"), "user", "disable", "alice", *daemon.cli_args()],
+                capture_output=True,
+            )
             # The CLI has written the database by the time it exits (its
             # start-up, seconds on a loaded machine, is not the daemon's).
             disabled_at = time.monotonic()
@@ -200,13 +235,19 @@ async def phase_a(daemon: Daemon, seconds: float, result: dict) -> None:
     for task in left:
         task.cancel()
     revoked = [at - disabled_at for at, code in closed if code == 4001] if disabled_at else []
-    result.update(history_ok=counts.get("history", 0), history_refused=counts.get("rate_limited", 0),
-                  ready_quiet_ms=round(statistics.median(quiet) * 1000, 1),
-                  ready_p50_ms=round(statistics.median(probes) * 1000, 1),
-                  ready_max_ms=round(max(probes) * 1000, 1), ready_failed=ready_fail,
-                  login_status=login[0] if login else 0, login_ms=round(login[1] * 1000, 1) if login else -1,
-                  revoked_closed=len(revoked), disable_cli_s=round(cli_seconds, 2),
-                  revoke_close_after_cli_max_s=round(max(revoked), 2) if revoked else -1)
+    result.update(
+        history_ok=counts.get("history", 0),
+        history_refused=counts.get("rate_limited", 0),
+        ready_quiet_ms=round(statistics.median(quiet) * 1000, 1),
+        ready_p50_ms=round(statistics.median(probes) * 1000, 1),
+        ready_max_ms=round(max(probes) * 1000, 1),
+        ready_failed=ready_fail,
+        login_status=login[0] if login else 0,
+        login_ms=round(login[1] * 1000, 1) if login else -1,
+        revoked_closed=len(revoked),
+        disable_cli_s=round(cli_seconds, 2),
+        revoke_close_after_cli_max_s=round(max(revoked), 2) if revoked else -1,
+    )
 
 
 def ws_frame(payload: bytes) -> bytes:
@@ -219,9 +260,13 @@ def never_reads(port: int, token: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    sock.sendall((f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET /dashboard HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     response = b""
     while b"\r\n\r\n" not in response:
         response += sock.recv(1)
@@ -248,14 +293,21 @@ async def phase_b(daemon: Daemon, seconds: float, result: dict) -> None:
         await asyncio.sleep(0.05)
     for sock in socks:
         sock.close()
-    result.update(rss_before_mb=round(before, 1), rss_peak_mb=round(peak, 1), rss_growth_mb=round(peak - before, 1),
-                  never_reading_dropped=dropped)
+    result.update(
+        rss_before_mb=round(before, 1),
+        rss_peak_mb=round(peak, 1),
+        rss_growth_mb=round(peak - before, 1),
+        never_reading_dropped=dropped,
+    )
 
 
 async def viewer_count(daemon: Daemon, stop: asyncio.Event, counted: list) -> None:
-    async with connect(daemon.url("/dashboard", "ws"),
-                       additional_headers={"Authorization": f"Bearer {daemon.token('watcher', 'viewer')}"},
-                       max_size=None, ping_interval=None) as ws:
+    async with connect(
+        daemon.url("/dashboard", "ws"),
+        additional_headers={"Authorization": f"Bearer {daemon.token('watcher', 'viewer')}"},
+        max_size=None,
+        ping_interval=None,
+    ) as ws:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(ws.recv(), 0.5)
@@ -273,9 +325,12 @@ async def phase_d(daemon: Daemon, seconds: float, result: dict) -> None:
     refused: dict[str, int] = {}
     base = int(time.time() * 1000) - 3_600_000
     cpu = daemon.ps.cpu_percent(None)
-    async with connect(daemon.url("/ingest", "ws"),
-                       additional_headers={"Authorization": f"Bearer {daemon.token('flood-1', 'agent')}"},
-                       max_size=None, ping_interval=None) as ws:
+    async with connect(
+        daemon.url("/ingest", "ws"),
+        additional_headers={"Authorization": f"Bearer {daemon.token('flood-1', 'agent')}"},
+        max_size=None,
+        ping_interval=None,
+    ) as ws:
         await recv_json(ws)
 
         async def reader() -> None:
@@ -296,8 +351,19 @@ async def phase_d(daemon: Daemon, seconds: float, result: dict) -> None:
             number += 1
             stamps = [base + number * 15 + i for i in range(15)]
             pending[f"b{number}"] = stamps
-            await ws.send(orjson.dumps({"type": "samples", "correlation_id": f"b{number}", "data": {"samples": [
-                {"host": "flood-1", "timestamp": iso_ms(ts), "metrics": values} for ts in stamps]}}).decode())
+            await ws.send(
+                orjson.dumps(
+                    {
+                        "type": "samples",
+                        "correlation_id": f"b{number}",
+                        "data": {
+                            "samples": [
+                                {"host": "flood-1", "timestamp": iso_ms(ts), "metrics": values} for ts in stamps
+                            ]
+                        },
+                    }
+                ).decode()
+            )
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - started
         viewer_rate = counted[0] / elapsed
@@ -307,9 +373,15 @@ async def phase_d(daemon: Daemon, seconds: float, result: dict) -> None:
     stop.set()
     await asyncio.wait([viewer], timeout=5)
     stored = await asyncio.to_thread(stored_stamps, daemon)
-    result.update(agent_sent=number * 15, agent_acked=len(acked), agent_refused=sum(refused.values()),
-                  agent_refused_codes="/".join(f"{k}:{v}" for k, v in sorted(refused.items())) or "none",
-                  lost_acked=len(acked - stored), viewer_msgs_per_s=round(viewer_rate, 1), daemon_cpu_pct=round(cpu))
+    result.update(
+        agent_sent=number * 15,
+        agent_acked=len(acked),
+        agent_refused=sum(refused.values()),
+        agent_refused_codes="/".join(f"{k}:{v}" for k, v in sorted(refused.items())) or "none",
+        lost_acked=len(acked - stored),
+        viewer_msgs_per_s=round(viewer_rate, 1),
+        daemon_cpu_pct=round(cpu),
+    )
 
 
 def stored_stamps(daemon: Daemon) -> set[int]:
@@ -340,6 +412,7 @@ def mysql_database(base_url: str) -> tuple[str, callable]:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
         admin.close()
+
     password = f":{base.password}" if base.password else ""
     return f"mysql://{base.user}{password}@{base.host}:{base.port}/{name}", drop
 

@@ -33,8 +33,16 @@ class AgentService(MultiService):
     """Collector -> buffer -> uplink. Stopping samples no more, then sends
     what it can within SHUTDOWN_FLUSH before closing the connection."""
 
-    def __init__(self, collector: CollectorService, bus: InMemoryBus, buffer: SampleBuffer, uplink: Uplink,
-                 connection: ClientService, clock: IReactorTime, shutdown_flush: float = SHUTDOWN_FLUSH) -> None:
+    def __init__(
+        self,
+        collector: CollectorService,
+        bus: InMemoryBus,
+        buffer: SampleBuffer,
+        uplink: Uplink,
+        connection: ClientService,
+        clock: IReactorTime,
+        shutdown_flush: float = SHUTDOWN_FLUSH,
+    ) -> None:
         super().__init__()
         self.collector = collector
         self.buffer = buffer
@@ -48,8 +56,9 @@ class AgentService(MultiService):
 
     def _on_sample(self, topic: str, sample: Any) -> None:
         if isinstance(sample, Sample):
-            sample = Sample(sample.host, sample.timestamp_ms,
-                            {k: v for k, v in sample.metrics.items() if k != "active_connections"})
+            sample = Sample(
+                sample.host, sample.timestamp_ms, {k: v for k, v in sample.metrics.items() if k != "active_connections"}
+            )
             self.buffer.add(sample)
             self.uplink.sample_added()
 
@@ -65,16 +74,29 @@ class AgentService(MultiService):
         await defer.maybeDeferred(self.connection.stopService)
         await defer.maybeDeferred(self.uplink.stopService)
         if len(self.buffer):
-            log.warn("agent stopped: {taken} samples taken, {n} not confirmed by the hub (lost)",
-                     taken=self.buffer.added, n=len(self.buffer))
+            log.warn(
+                "agent stopped: {taken} samples taken, {n} not confirmed by the hub (lost)",
+                taken=self.buffer.added,
+                n=len(self.buffer),
+            )
         else:
             log.info("agent stopped: {taken} samples taken, all confirmed by the hub", taken=self.buffer.added)
 
 
-def build_agent(reactor: Any, *, hub: str, token: str, host: str, interval: float = 1.0,
-                batch_interval: float = DEFAULT_BATCH_INTERVAL, buffer_size: int = DEFAULT_BUFFER,
-                ca_file: str | None = None, disk_path: str = "/", max_retry_delay: float = 30.0,
-                reader: Any = None) -> AgentService:
+def build_agent(
+    reactor: Any,
+    *,
+    hub: str,
+    token: str,
+    host: str,
+    interval: float = 1.0,
+    batch_interval: float = DEFAULT_BATCH_INTERVAL,
+    buffer_size: int = DEFAULT_BUFFER,
+    ca_file: str | None = None,
+    disk_path: str = "/",
+    max_retry_delay: float = 30.0,
+    reader: Any = None,
+) -> AgentService:
     """The agent's service tree (not started)."""
     import txaio
 
@@ -84,10 +106,15 @@ def build_agent(reactor: Any, *, hub: str, token: str, host: str, interval: floa
     buffer = SampleBuffer(buffer_size)
     uplink = Uplink(buffer, reactor, batch_interval=batch_interval)
     factory = IngestClientFactory(hub, token, uplink)
-    connection = ClientService(hub_endpoint(reactor, hub, ca_file), factory,
-                               retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=max_retry_delay), clock=reactor)
-    collector = CollectorService(MetricsCollector(reader or PsutilReader(disk_path), host, lambda: 0),
-                                 bus, reactor, interval)
+    connection = ClientService(
+        hub_endpoint(reactor, hub, ca_file),
+        factory,
+        retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=max_retry_delay),
+        clock=reactor,
+    )
+    collector = CollectorService(
+        MetricsCollector(reader or PsutilReader(disk_path), host, lambda: 0), bus, reactor, interval
+    )
     return AgentService(collector, bus, buffer, uplink, connection, reactor)
 
 
@@ -105,14 +132,25 @@ def token_subject(token: str) -> str | None:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub", required=True, help="the hub's ingest URL, ws://HOST:PORT/ingest or wss://...")
-    parser.add_argument("--token", default=None,
-                        help="agent token (dashd token --role agent --subject HOST); default: $DASHD_AGENT_TOKEN")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="agent token (dashd token --role agent --subject HOST); default: $DASHD_AGENT_TOKEN",
+    )
     parser.add_argument("--host-name", default=None, help="host name of the samples (default: the token's subject)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (0.1 to 60, default 1)")
-    parser.add_argument("--batch-interval", type=float, default=DEFAULT_BATCH_INTERVAL,
-                        help="seconds between batches sent to the hub (default 1)")
-    parser.add_argument("--buffer", type=int, default=DEFAULT_BUFFER,
-                        help=f"samples kept while the hub is away (default {DEFAULT_BUFFER})")
+    parser.add_argument(
+        "--batch-interval",
+        type=float,
+        default=DEFAULT_BATCH_INTERVAL,
+        help="seconds between batches sent to the hub (default 1)",
+    )
+    parser.add_argument(
+        "--buffer",
+        type=int,
+        default=DEFAULT_BUFFER,
+        help=f"samples kept while the hub is away (default {DEFAULT_BUFFER})",
+    )
     parser.add_argument("--ca-file", default=None, help="PEM CA certificate to trust for a wss:// hub (self-signed)")
     parser.add_argument("--disk-path", default="/", help="filesystem whose usage is reported (default /)")
 
@@ -129,26 +167,43 @@ def run(args: argparse.Namespace) -> int:
         print("dashd agent: give --token or set DASHD_AGENT_TOKEN", file=sys.stderr)
         return 2
     if not 0.1 <= args.interval <= 60 or not 0.05 <= args.batch_interval <= 60 or args.buffer < 1:
-        print("dashd agent: --interval must be 0.1 to 60, --batch-interval 0.05 to 60, --buffer at least 1",
-              file=sys.stderr)
+        print(
+            "dashd agent: --interval must be 0.1 to 60, --batch-interval 0.05 to 60, --buffer at least 1",
+            file=sys.stderr,
+        )
         return 2
     subject = token_subject(token)
     host = args.host_name or subject or socket.gethostname()
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     if subject is not None and host != subject:
-        log.warn("--host-name {host} differs from the token's subject {subject}: the hub will refuse the samples",
-                 host=host, subject=subject)
+        log.warn(
+            "--host-name {host} differs from the token's subject {subject}: the hub will refuse the samples",
+            host=host,
+            subject=subject,
+        )
 
     def main(reactor: Any) -> defer.Deferred:
         try:
-            agent = build_agent(reactor, hub=args.hub, token=token, host=host, interval=args.interval,
-                                batch_interval=args.batch_interval, buffer_size=args.buffer, ca_file=args.ca_file,
-                                disk_path=args.disk_path)
+            agent = build_agent(
+                reactor,
+                hub=args.hub,
+                token=token,
+                host=host,
+                interval=args.interval,
+                batch_interval=args.batch_interval,
+                buffer_size=args.buffer,
+                ca_file=args.ca_file,
+                disk_path=args.disk_path,
+            )
         except (ValueError, OSError) as e:
             print(f"dashd agent: {e}", file=sys.stderr)
             raise SystemExit(2) from None
-        log.info("dashd agent for {host} sending to {hub} every {interval:g}s", host=host, hub=args.hub,
-                 interval=args.interval)
+        log.info(
+            "dashd agent for {host} sending to {hub} every {interval:g}s",
+            host=host,
+            hub=args.hub,
+            interval=args.interval,
+        )
         agent.startService()
         reactor.addSystemEventTrigger("before", "shutdown", agent.stopService)
         return defer.Deferred()  # runs until the reactor is stopped (SIGTERM, SIGINT)

@@ -48,6 +48,7 @@ def _run_async(work: Callable[[Any], Any]) -> Any:
                 outcome["value"] = await work(reactor)
             except Exception as e:  # re-raised below: task.react would print a traceback and exit 1
                 outcome["error"] = e
+
         return Deferred.fromCoroutine(go())
 
     try:
@@ -105,14 +106,18 @@ def cmd_token(args: argparse.Namespace) -> int:
         raise ConfigError("ttl", args.ttl, "a duration such as 30m, 1h or 7d") from None
     longest = settings.token_max_ttl(args.role)
     if not 1 <= ttl <= longest:
-        raise ConfigError("ttl", args.ttl, f"a duration from 1s to {format_duration(longest)} for the {args.role} "
-                          f"role (token_max_ttl_{args.role})")
+        raise ConfigError(
+            "ttl",
+            args.ttl,
+            f"a duration from 1s to {format_duration(longest)} for the {args.role} role (token_max_ttl_{args.role})",
+        )
     subject = args.subject or f"token-{args.role}"
     if args.role == "agent" and not (len(subject) <= 128 and set(subject) <= AGENT_SUBJECT_CHARS):
         raise ConfigError("subject", subject, "an agent's host name: letters, digits, '.', '_' and '-'")
     token_id = uuid.uuid4().hex
-    token, expires_at = TokenIssuer(load_or_create_secret(settings.secret_path)).mint(subject, args.role, ttl,
-                                                                                   token_id=token_id)
+    token, expires_at = TokenIssuer(load_or_create_secret(settings.secret_path)).mint(
+        subject, args.role, ttl, token_id=token_id
+    )
     issued = IssuedToken(token_id, subject, args.role, now_ms(), int(expires_at * 1000), None)
     _with_store(settings, lambda store: IssuedTokens(store).record(issued))
     print(token)
@@ -127,8 +132,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     def report(progress) -> None:
         if progress.rollup_rows or progress.sample_rows:
-            print(f"moving v1 rows into chunks: {progress.phase}, {progress.rollup_rows} 1-minute buckets and "
-                  f"{progress.sample_rows} samples done, {progress.chunks} chunks", flush=True)
+            print(
+                f"moving v1 rows into chunks: {progress.phase}, {progress.rollup_rows} 1-minute buckets and "
+                f"{progress.sample_rows} samples done, {progress.chunks} chunks",
+                flush=True,
+            )
 
     async def move_v1_rows(store):
         return await V1Migration(store, batch_rows=args.batch_rows, report=report).run()
@@ -155,8 +163,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     channels = channels_from_settings(settings)  # ConfigError naming the [channel:NAME] section
     routes_from_settings(settings, {c.name for c in channels})
-    print(f"configuration OK (db {redact_url(settings.db_url)}, listen {', '.join(settings.listen)}, "
-          f"interval {settings.interval:g}s, {len(settings.rules)} rules)")
+    print(
+        f"configuration OK (db {redact_url(settings.db_url)}, listen {', '.join(settings.listen)}, "
+        f"interval {settings.interval:g}s, {len(settings.rules)} rules)"
+    )
     return 0
 
 
@@ -178,9 +188,14 @@ def cmd_user(args: argparse.Namespace) -> int:
     password = _read_password(args) if args.action in ("add", "passwd") else None
 
     async def action(store):
-        users = UserDirectory(store, TokenIssuer(load_or_create_secret(settings.secret_path)), RevocationList(),
-                              access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl,
-                              clock=store.clock)
+        users = UserDirectory(
+            store,
+            TokenIssuer(load_or_create_secret(settings.secret_path)),
+            RevocationList(),
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+            clock=store.clock,
+        )
         if args.action == "add":
             await users.add(args.name, args.role, password)
             return f"added {args.name} ({args.role})"
@@ -223,13 +238,20 @@ def cmd_dev_cert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dashd", description="dashd administration (the daemon runs as `twistd dashd`)")
+    parser = argparse.ArgumentParser(
+        prog="dashd", description="dashd administration (the daemon runs as `twistd dashd`)"
+    )
     parser.add_argument("--version", action="version", version=f"dashd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     token = commands.add_parser("token", help="mint an access token and print it; list or revoke minted tokens")
-    token.add_argument("action", nargs="?", choices=("mint", "list", "revoke"), default="mint",
-                       help="mint (default), list the minted tokens, or revoke one by id")
+    token.add_argument(
+        "action",
+        nargs="?",
+        choices=("mint", "list", "revoke"),
+        default="mint",
+        help="mint (default), list the minted tokens, or revoke one by id",
+    )
     token.add_argument("token_id", nargs="?", default=None, help="the id to revoke (from `dashd token list`)")
     _add_common(token)
     token.add_argument("--role", choices=("viewer", "operator", "admin", "agent"), default="viewer")
@@ -239,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     _add_common(migrate)
-    migrate.add_argument("--batch-rows", type=int, default=50_000,
-                         help="v1 rows moved per transaction (bounds memory; default 50000)")
+    migrate.add_argument(
+        "--batch-rows", type=int, default=50_000, help="v1 rows moved per transaction (bounds memory; default 50000)"
+    )
     migrate.set_defaults(func=cmd_migrate)
 
     check = commands.add_parser("check-config", help="validate the configuration and exit")
@@ -249,15 +272,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = commands.add_parser("user", help="manage users (passwords are read from a prompt or stdin)")
     user_actions = user.add_subparsers(dest="action", required=True)
-    for action, needs_role in (("add", True), ("list", False), ("passwd", False), ("disable", False),
-                               ("enable", False), ("role", True)):
+    for action, needs_role in (
+        ("add", True),
+        ("list", False),
+        ("passwd", False),
+        ("disable", False),
+        ("enable", False),
+        ("role", True),
+    ):
         sub = user_actions.add_parser(action)
         _add_common(sub)
         if action != "list":
             sub.add_argument("name")
         if needs_role:
-            sub.add_argument("--role", choices=("viewer", "operator", "admin"), required=(action == "role"),
-                             default="viewer" if action == "add" else None)
+            sub.add_argument(
+                "--role",
+                choices=("viewer", "operator", "admin"),
+                required=(action == "role"),
+                default="viewer" if action == "add" else None,
+            )
         sub.set_defaults(func=cmd_user)
 
     dev_cert = commands.add_parser("dev-cert", help="write a self-signed key and certificate for local TLS")
@@ -278,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DEVELOPMENT_COMMANDS = ("bench", "conformance-echo")
-DEV_TOOLS_MISSING = ("dashd {command} is a development tool, not part of the daemon: install the development "
-                     "tools from a checkout of the repository (`make test-deps`, or `pip install ./tools`)")
+DEV_TOOLS_MISSING = (
+    "dashd {command} is a development tool, not part of the daemon: install the development "
+    "tools from a checkout of the repository (`make test-deps`, or `pip install ./tools`)"
+)
 
 
 def _add_development_tools(commands: Any) -> None:

@@ -8,8 +8,16 @@ from typing import Any
 import orjson
 
 ERROR_CODES = (
-    "bad_json", "bad_message", "unknown_type", "unauthorized", "forbidden",
-    "rate_limited", "too_large", "not_found", "unavailable", "internal",
+    "bad_json",
+    "bad_message",
+    "unknown_type",
+    "unauthorized",
+    "forbidden",
+    "rate_limited",
+    "too_large",
+    "not_found",
+    "unavailable",
+    "internal",
 )
 
 CLOSE_NORMAL = 1000
@@ -27,8 +35,9 @@ class ProtocolError(Exception):
     """A request that gets an `error` reply (WebSocketException). With a
     close_code, the connection is closed after the reply."""
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None,
-                 close_code: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, details: dict[str, Any] | None = None, close_code: int | None = None
+    ) -> None:
         assert code in ERROR_CODES, code
         super().__init__(message)
         self.code = code
@@ -91,7 +100,10 @@ def correlation_id_of(message: dict) -> Any:
     correlation_id = message.get("correlation_id")
     if correlation_id is None:
         return None
-    if (isinstance(correlation_id, (str, int)) and not isinstance(correlation_id, bool)
-            and len(str(correlation_id)) <= MAX_CORRELATION_ID):
+    if (
+        isinstance(correlation_id, (str, int))
+        and not isinstance(correlation_id, bool)
+        and len(str(correlation_id)) <= MAX_CORRELATION_ID
+    ):
         return correlation_id
     raise bad_message(f"'correlation_id' must be a string of at most {MAX_CORRELATION_ID} characters")

@@ -82,12 +82,15 @@ class Options(usage.Options):
     """Every settings key is an option (--listen and --tls-listen repeat)."""
 
     synopsis = "[options]"
-    longdesc = ("dashd samples this host with psutil and streams live metrics and notifications over "
-                "WebSockets. Options override DASHD_* environment variables, which override the INI file "
-                "given with --config. See etc/dashd.ini for every key.")
+    longdesc = (
+        "dashd samples this host with psutil and streams live metrics and notifications over "
+        "WebSockets. Options override DASHD_* environment variables, which override the INI file "
+        "given with --config. See etc/dashd.ini for every key."
+    )
     optParameters = [
         [spec.name.replace("_", "-"), None, None, f"{spec.help} [{spec.allowed}]"]
-        for spec in FIELDS if not spec.repeatable
+        for spec in FIELDS
+        if not spec.repeatable
     ]
 
     def __init__(self) -> None:
@@ -113,8 +116,10 @@ class Options(usage.Options):
         values = {key.replace("-", "_"): value for key, value in self.items()}
         if values.get("metrics_token"):
             # Arguments are visible to every local user (ps, /proc/PID/cmdline).
-            log.warn("--metrics-token on the command line is visible in `ps`; use metrics_token_file, "
-                     "DASHD_METRICS_TOKEN or the INI file instead")
+            log.warn(
+                "--metrics-token on the command line is visible in `ps`; use metrics_token_file, "
+                "DASHD_METRICS_TOKEN or the INI file instead"
+            )
         try:
             self.settings = load_settings(values)
         except ConfigError as e:
@@ -122,6 +127,7 @@ class Options(usage.Options):
             raise SystemExit(f"dashd: {e}") from None
         if self.settings.metrics_token_file:
             from dashd.ops.private import warn_if_shared
+
             warn_if_shared(self.settings.metrics_token_file, "metrics_token_file")
 
 
@@ -164,8 +170,12 @@ class EndpointListener(StreamServerEndpointService):
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self.port = port
         address = port.getHost()
-        log.info("listening on {endpoint} ({host}:{port})", endpoint=self.description,
-                 host=getattr(address, "host", "?"), port=getattr(address, "port", "?"))
+        log.info(
+            "listening on {endpoint} ({host}:{port})",
+            endpoint=self.description,
+            host=getattr(address, "host", "?"),
+            port=getattr(address, "port", "?"),
+        )
         self.ready.callback(port)
         return port
 
@@ -221,12 +231,27 @@ class DashdService(MultiService):
     Its attributes name the parts it owns (tests and tools read them); no
     part is handed this object."""
 
-    def __init__(self, settings: Settings, clock: IReactorTime, *, store: Store, hub: StreamHub,
-                 collector: CollectorService, users: UserDirectory, rules: RuleEngine, configured_rules: tuple,
-                 connections: ConnectionManager, bus: Any, queries: QueryScheduler, shutdown: ShutdownHooks,
-                 alerting: Service | None = None, bus_service: Service | None = None,
-                 notifier: SystemdNotifier | None = None, log_observer: ILogObserver | None = None,
-                 wall_clock_ms: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: IReactorTime,
+        *,
+        store: Store,
+        hub: StreamHub,
+        collector: CollectorService,
+        users: UserDirectory,
+        rules: RuleEngine,
+        configured_rules: tuple,
+        connections: ConnectionManager,
+        bus: Any,
+        queries: QueryScheduler,
+        shutdown: ShutdownHooks,
+        alerting: Service | None = None,
+        bus_service: Service | None = None,
+        notifier: SystemdNotifier | None = None,
+        log_observer: ILogObserver | None = None,
+        wall_clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.clock = clock
@@ -303,15 +328,19 @@ class DashdService(MultiService):
             except StoreUnavailable as e:
                 if not warned:
                     warned = True
-                    log.warn("store not ready ({error}); start-up retries every {delay:g}s",
-                             error=str(e).splitlines()[0] if str(e) else "no detail", delay=STARTUP_RETRY)
+                    log.warn(
+                        "store not ready ({error}); start-up retries every {delay:g}s",
+                        error=str(e).splitlines()[0] if str(e) else "no detail",
+                        delay=STARTUP_RETRY,
+                    )
                 await _sleep(self.clock, STARTUP_RETRY)
         if not self.running:
             return
         self._revocation_poll = LoopingCall(self._poll_revocations)
         self._revocation_poll.clock = self.clock
         self._revocation_poll.start(REVOCATION_POLL, now=False).addErrback(
-            lambda f: log.failure("revocation poll stopped", f))
+            lambda f: log.failure("revocation poll stopped", f)
+        )
         if self.alerting is not None:
             self.alerting.startService()
         if not self.prepared.called:
@@ -365,8 +394,13 @@ def _sleep(clock: IReactorTime, seconds: float) -> defer.Deferred:
     return deferLater(clock, seconds, lambda: None)
 
 
-def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier | None = None,
-                 log_observer: ILogObserver | None = None) -> DashdService:
+def build_daemon(
+    settings: Settings,
+    reactor: Any,
+    *,
+    notifier: SystemdNotifier | None = None,
+    log_observer: ILogObserver | None = None,
+) -> DashdService:
     """The whole service tree for these settings (no listening yet). Each
     part is handed the narrow interfaces it uses (dashd.clients.seams)."""
     # Autobahn logs every frame and connection loss at debug level through
@@ -389,19 +423,34 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
 
         bus = redis_bus = RedisBus.from_url(settings.bus, settings.host, reactor, sequence)
     telemetry = Telemetry()
-    store = Store(settings.db_url, reactor, batch_interval=settings.batch_interval,
-                  prune_interval=settings.prune_interval, retention_raw=settings.retention_raw,
-                  retention_rollup=settings.retention_rollup, max_queue_rows=settings.store_queue,
-                  retention_hourly=settings.retention_hourly, describe=describe_series,
-                  query_timeout=settings.db_query_timeout, connect_timeout=settings.db_connect_timeout,
-                  spill_path=settings.spill_path,
-                  node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")),
-                  on_write=lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds),
-                                                  telemetry.store_rows.inc(rows)))
-    hub = StreamHub(bus, reactor, sequence, settings.ring_span, lambda: names, sink=store,
-                    sequencing=redis_bus, shared_ring=redis_bus,
-                    writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)),
-                    on_fanout=lambda message, clients: telemetry.fanout_done(message, settings.host, wall_clock_ms()))
+    store = Store(
+        settings.db_url,
+        reactor,
+        batch_interval=settings.batch_interval,
+        prune_interval=settings.prune_interval,
+        retention_raw=settings.retention_raw,
+        retention_rollup=settings.retention_rollup,
+        max_queue_rows=settings.store_queue,
+        retention_hourly=settings.retention_hourly,
+        describe=describe_series,
+        query_timeout=settings.db_query_timeout,
+        connect_timeout=settings.db_connect_timeout,
+        spill_path=settings.spill_path,
+        node_id=load_or_create_node_id(os.path.join(settings.state_dir, "node.id")),
+        on_write=lambda seconds, rows: (telemetry.store_write_seconds.observe(seconds), telemetry.store_rows.inc(rows)),
+    )
+    hub = StreamHub(
+        bus,
+        reactor,
+        sequence,
+        settings.ring_span,
+        lambda: names,
+        sink=store,
+        sequencing=redis_bus,
+        shared_ring=redis_bus,
+        writer=FlatWriter(lambda frame, count: telemetry.frames_sent(frame.kind, len(frame.payload), count)),
+        on_fanout=lambda message, clients: telemetry.fanout_done(message, settings.host, wall_clock_ms()),
+    )
     connections = ConnectionManager(settings.max_connections, settings.max_connections_per_ip)
     notifications = NotificationCenter(bus, store)
     alerting = build_alert_delivery(settings, store, reactor, on_attempt=telemetry.alert_attempted)
@@ -417,88 +466,213 @@ def build_daemon(settings: Settings, reactor: Any, *, notifier: SystemdNotifier 
     feed = SeriesFolding(bus, settings.host)
     collector = CollectorService(
         MetricsCollector(PsutilReader(disk_path), settings.host, connections.authenticated_count),
-        feed, reactor, settings.interval, on_sample_duration=telemetry.sample_taken, threaded=True)
+        feed,
+        reactor,
+        settings.interval,
+        on_sample_duration=telemetry.sample_taken,
+        threaded=True,
+    )
     telemetry.watch_schedule(lambda: collector.ticks)
     telemetry.registry.register(SeriesExposition(hub.series.latest))
-    telemetry.watch(lambda: {
-        "connections": connections.counts_by(),
-        "queued": sum(s.stream.queued for s in connections),
-        "paused": sum(1 for s in connections if s.stream.paused),
-        "store_queue": store.pending_rows,
-        "store_available": store.available,
-        "seq": hub.seq,
-        "stream_stats": [s.stream.stats for s in connections],
-    })
+    telemetry.watch(
+        lambda: {
+            "connections": connections.counts_by(),
+            "queued": sum(s.stream.queued for s in connections),
+            "paused": sum(1 for s in connections if s.stream.paused),
+            "store_queue": store.pending_rows,
+            "store_available": store.available,
+            "seq": hub.seq,
+            "stream_stats": [s.stream.stats for s in connections],
+        }
+    )
     # Authentication and revocation polling on the store's own system
     # connection, and client queries through a cost-checked scheduler
     # (issue 11 A), so a flood of history requests cannot hold them up.
-    queries = QueryScheduler(reactor, concurrency=settings.query_concurrency, max_waiting=settings.query_queue,
-                             max_cost=settings.query_max_cost,
-                             user_cost_per_second=settings.query_user_cost_per_second,
-                             on_refused=telemetry.query_refused)
-    users = UserDirectory(store.system, tokens.tokens, tokens.revocations, access_ttl=settings.access_token_ttl,
-                          refresh_ttl=settings.refresh_token_ttl, clock=reactor)
+    queries = QueryScheduler(
+        reactor,
+        concurrency=settings.query_concurrency,
+        max_waiting=settings.query_queue,
+        max_cost=settings.query_max_cost,
+        user_cost_per_second=settings.query_user_cost_per_second,
+        on_refused=telemetry.query_refused,
+    )
+    users = UserDirectory(
+        store.system,
+        tokens.tokens,
+        tokens.revocations,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+        clock=reactor,
+    )
     shutdown = ShutdownHooks()
     shutdown.add(users.close)
     users.add_revocation_observer(lambda: [session.revalidate() for session in connections])
-    daemon = DashdService(settings, reactor, store=store, hub=hub, collector=collector, users=users, rules=rules,
-                          configured_rules=configured_rules, connections=connections, bus=bus, queries=queries,
-                          shutdown=shutdown, alerting=alerting, bus_service=redis_bus, notifier=notifier,
-                          log_observer=log_observer, wall_clock_ms=wall_clock_ms)
+    daemon = DashdService(
+        settings,
+        reactor,
+        store=store,
+        hub=hub,
+        collector=collector,
+        users=users,
+        rules=rules,
+        configured_rules=configured_rules,
+        connections=connections,
+        bus=bus,
+        queries=queries,
+        shutdown=shutdown,
+        alerting=alerting,
+        bus_service=redis_bus,
+        notifier=notifier,
+        log_observer=log_observer,
+        wall_clock_ms=wall_clock_ms,
+    )
     # Issue 19 collectors (`collectors` setting): SeriesSample readings are
     # folded into the host samples (dashd.collect.series_feed); each
     # ProcessSnapshot goes to the processes stream, which keeps one every
     # processes_store_interval for the look-back.
     processes = build_process_features(settings, store, reactor, daemon, shutdown, wall_clock_ms)
-    sources = build_scheduler(settings, TopicRouter(feed, {PROCESSES_TOPIC: processes.stream}), reactor,
-                              wall_clock_ms, on_read=telemetry.collector_read)
+    sources = build_scheduler(
+        settings,
+        TopicRouter(feed, {PROCESSES_TOPIC: processes.stream}),
+        reactor,
+        wall_clock_ms,
+        on_read=telemetry.collector_read,
+    )
     if sources is not None:
         sources.setServiceParent(daemon)
         shutdown.add(sources.stopService)
-    web = _web_context(settings, reactor, wall_clock_ms, tokens=tokens, catalogue_info=catalogue_info, hub=hub,
-                       store=store, collector=collector, connections=connections, notifications=notifications,
-                       rules=rules, queries=queries, telemetry=telemetry, bus=bus, users=users, alerting=alerting,
-                       shutdown=shutdown, startup=daemon, processes=processes, feed=feed)
+    web = _web_context(
+        settings,
+        reactor,
+        wall_clock_ms,
+        tokens=tokens,
+        catalogue_info=catalogue_info,
+        hub=hub,
+        store=store,
+        collector=collector,
+        connections=connections,
+        notifications=notifications,
+        rules=rules,
+        queries=queries,
+        telemetry=telemetry,
+        bus=bus,
+        users=users,
+        alerting=alerting,
+        shutdown=shutdown,
+        startup=daemon,
+        processes=processes,
+        feed=feed,
+    )
     _add_listeners(daemon, settings, reactor, web)
     return daemon
 
 
-def _web_context(settings: Settings, reactor: Any, wall_clock_ms: Callable[[], int], *, tokens: TokenVerifier,
-                 catalogue_info: tuple, hub: StreamHub, store: Store, collector: CollectorService,
-                 connections: ConnectionManager, notifications: NotificationCenter, rules: RuleEngine,
-                 queries: QueryScheduler, telemetry: Telemetry, bus: Any, users: UserDirectory, alerting: Any,
-                 shutdown: ShutdownHooks, startup: DashdService, processes: ProcessRequests,
-                 feed: SeriesFolding) -> WebContext:
+def _web_context(
+    settings: Settings,
+    reactor: Any,
+    wall_clock_ms: Callable[[], int],
+    *,
+    tokens: TokenVerifier,
+    catalogue_info: tuple,
+    hub: StreamHub,
+    store: Store,
+    collector: CollectorService,
+    connections: ConnectionManager,
+    notifications: NotificationCenter,
+    rules: RuleEngine,
+    queries: QueryScheduler,
+    telemetry: Telemetry,
+    bus: Any,
+    users: UserDirectory,
+    alerting: Any,
+    shutdown: ShutdownHooks,
+    startup: DashdService,
+    processes: ProcessRequests,
+    feed: SeriesFolding,
+) -> WebContext:
     """Each consumer's narrow view: sessions (and their routers), the HTTP
     resources, and /ingest."""
     seed_names = [info.name for info in catalogue_info]
     collecting = set(enabled_collectors(settings))
-    catalogue = MetricCatalogue(catalogue_info, settings.host, hub.known_metrics,
-                                families=lambda: hub.series.families(exclude=seed_names, expected=[
-                                    info.name for info in COLLECTOR_FAMILIES
-                                    if info.collector in collecting and not feed.has_read(info.collector)]),
-                                stored_names=lambda host: [info.key for info in store.registry.all() if info.host == host])
+    catalogue = MetricCatalogue(
+        catalogue_info,
+        settings.host,
+        hub.known_metrics,
+        families=lambda: hub.series.families(
+            exclude=seed_names,
+            expected=[
+                info.name
+                for info in COLLECTOR_FAMILIES
+                if info.collector in collecting and not feed.has_read(info.collector)
+            ],
+        ),
+        stored_names=lambda host: [info.key for info in store.registry.all() if info.host == host],
+    )
     history = HistoryQueries(settings, catalogue, collector, store, wall_clock_ms, queries)
     audit = AuditLog(AuditRecords(store), wall_clock_ms)
-    router = RouterContext(settings=settings, wall_clock_ms=wall_clock_ms, tokens=tokens, catalogue=catalogue,
-                           sampling=collector, history=history, stream=hub, stored=store,
-                           reads=NotificationReads(store), notifications=notifications, rules=rules,
-                           rule_store=store, audit=audit, registry=connections, queries=queries,
-                           telemetry=telemetry, processes=processes)
-    sessions = SessionFactory(SessionContext(
-        settings=settings, clock=reactor, wall_clock_ms=wall_clock_ms, hub=hub, registry=connections,
-        sampling=collector, catalogue=catalogue, tokens=tokens, router=router, queries=queries,
-        telemetry=telemetry, closed_observers=(lambda session: telemetry.stream_closed(session.stream.stats),
-                                               processes.stream.unsubscribe)))
+    router = RouterContext(
+        settings=settings,
+        wall_clock_ms=wall_clock_ms,
+        tokens=tokens,
+        catalogue=catalogue,
+        sampling=collector,
+        history=history,
+        stream=hub,
+        stored=store,
+        reads=NotificationReads(store),
+        notifications=notifications,
+        rules=rules,
+        rule_store=store,
+        audit=audit,
+        registry=connections,
+        queries=queries,
+        telemetry=telemetry,
+        processes=processes,
+    )
+    sessions = SessionFactory(
+        SessionContext(
+            settings=settings,
+            clock=reactor,
+            wall_clock_ms=wall_clock_ms,
+            hub=hub,
+            registry=connections,
+            sampling=collector,
+            catalogue=catalogue,
+            tokens=tokens,
+            router=router,
+            queries=queries,
+            telemetry=telemetry,
+            closed_observers=(
+                lambda session: telemetry.stream_closed(session.stream.stats),
+                processes.stream.unsubscribe,
+            ),
+        )
+    )
     ingest = build_ingest_service(settings, store, bus, hub, reactor, telemetry)
-    return WebContext(settings=settings, clock=reactor, wall_clock_ms=wall_clock_ms, tokens=tokens,
-                      catalogue=catalogue, collector=collector, history=history, store=store, startup=startup,
-                      sessions=sessions, ingest=ingest, shutdown=shutdown, audit=audit, users=users,
-                      alerting=alerting, telemetry=telemetry, processes=processes)
+    return WebContext(
+        settings=settings,
+        clock=reactor,
+        wall_clock_ms=wall_clock_ms,
+        tokens=tokens,
+        catalogue=catalogue,
+        collector=collector,
+        history=history,
+        store=store,
+        startup=startup,
+        sessions=sessions,
+        ingest=ingest,
+        shutdown=shutdown,
+        audit=audit,
+        users=users,
+        alerting=alerting,
+        telemetry=telemetry,
+        processes=processes,
+    )
 
 
-def build_ingest_service(settings: Settings, store: Store, bus: Any, hub: StreamHub, clock: IReactorTime,
-                         telemetry: Telemetry | None) -> IngestService:
+def build_ingest_service(
+    settings: Settings, store: Store, bus: Any, hub: StreamHub, clock: IReactorTime, telemetry: Telemetry | None
+) -> IngestService:
     """The daemon's one IngestService: every listener's /ingest (plain and
     TLS) shares it, so de-duplication and the per-host locks are global."""
     limits = AgentLimits(settings.agent_samples_per_second, settings.agent_max_series)
@@ -507,18 +681,27 @@ def build_ingest_service(settings: Settings, store: Store, bus: Any, hub: Stream
     # is synchronous); with the Redis bus it may not yet, so there the
     # confirmation waits for flushes as before.
     durable = store.when_written if isinstance(bus, InMemoryBus) else None
-    return IngestService(lambda sample: bus.publish(METRICS_TOPIC, sample), StoredTimestamps(store), store.flush,
-                         limits=limits, clock=clock, durable=durable,
-                         store_backlog=lambda: (store.pending_rows, store.max_queue_rows),
-                         on_refused=telemetry.ingest_refused if telemetry is not None else lambda reason: None,
-                         accepting=lambda: hub.running)
+    return IngestService(
+        lambda sample: bus.publish(METRICS_TOPIC, sample),
+        StoredTimestamps(store),
+        store.flush,
+        limits=limits,
+        clock=clock,
+        durable=durable,
+        store_backlog=lambda: (store.pending_rows, store.max_queue_rows),
+        on_refused=telemetry.ingest_refused if telemetry is not None else lambda reason: None,
+        accepting=lambda: hub.running,
+    )
 
 
 def _add_listeners(daemon: DashdService, settings: Settings, reactor: Any, web: WebContext) -> None:
     # One gate for every listener: TCP connections per address and in total,
     # the total kept below the open-files limit (raised first).
-    gate = ConnectionGate(settings.tcp_connections_per_ip, max(16, raise_open_files_limit() - FD_HEADROOM),
-                          exempt=settings.trusted_proxies)
+    gate = ConnectionGate(
+        settings.tcp_connections_per_ip,
+        max(16, raise_open_files_limit() - FD_HEADROOM),
+        exempt=settings.trusted_proxies,
+    )
     tls_port = None
     for description in settings.tls_listen:
         endpoint, tls_port = tls_endpoint(reactor, description)
@@ -526,8 +709,10 @@ def _add_listeners(daemon: DashdService, settings: Settings, reactor: Any, web: 
     for description in settings.listen:
         site = build_site(web, secure=False, gate=gate)
         if settings.redirect_http and settings.tls_listen:
-            site = GuardedSite(RedirectToTLS(tls_port, settings.public_url),
-                               front_door(settings, web.tokens, reactor, web.shutdown, gate, secure=False))
+            site = GuardedSite(
+                RedirectToTLS(tls_port, settings.public_url),
+                front_door(settings, web.tokens, reactor, web.shutdown, gate, secure=False),
+            )
         try:
             endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as e:
@@ -535,18 +720,36 @@ def _add_listeners(daemon: DashdService, settings: Settings, reactor: Any, web: 
         daemon.add_listener(EndpointListener(endpoint, site, description))
 
 
-def build_process_features(settings: Settings, store: Store, reactor: Any, daemon: DashdService,
-                           shutdown: ShutdownHooks, wall_clock_ms: Callable[[], int]) -> ProcessRequests:
+def build_process_features(
+    settings: Settings,
+    store: Store,
+    reactor: Any,
+    daemon: DashdService,
+    shutdown: ShutdownHooks,
+    wall_clock_ms: Callable[[], int],
+) -> ProcessRequests:
     """The processes stream and its look-back (issue 19 items 2 and 3)."""
-    history = ProcessHistory(store, reactor, store_interval=settings.processes_store_interval,
-                             prune_interval=settings.prune_interval, wall_clock_ms=wall_clock_ms)
+    history = ProcessHistory(
+        store,
+        reactor,
+        store_interval=settings.processes_store_interval,
+        prune_interval=settings.prune_interval,
+        wall_clock_ms=wall_clock_ms,
+    )
     history.setServiceParent(daemon)
     shutdown.add(history.stopService)  # writes what is pending before the store stops
     # Views are encoded in the reactor's thread pool; the reactor only writes frames.
     stream = ProcessStream(history, runner=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work))
-    return ProcessRequests(stream, history, host=settings.host, interval=settings.processes_interval,
-                           default_limit=settings.processes_top, cmdlines=settings.process_cmdlines,
-                           live="processes" in enabled_collectors(settings), wall_clock_ms=wall_clock_ms)
+    return ProcessRequests(
+        stream,
+        history,
+        host=settings.host,
+        interval=settings.processes_interval,
+        default_limit=settings.processes_top,
+        cmdlines=settings.process_cmdlines,
+        live="processes" in enabled_collectors(settings),
+        wall_clock_ms=wall_clock_ms,
+    )
 
 
 def rule_from_config_or_exit(rule, names):
@@ -562,13 +765,17 @@ def makeService(config: Options, reactor: Any = None) -> IService:
 
         reactor = default_reactor
     settings: Settings = config.settings
-    log.info("dashd {version} starting: db {db}, interval {interval}s, host {host}", version=__version__,
-             db=redact_url(settings.db_url), interval=settings.interval, host=settings.host)
+    log.info(
+        "dashd {version} starting: db {db}, interval {interval}s, host {host}",
+        version=__version__,
+        db=redact_url(settings.db_url),
+        interval=settings.interval,
+        host=settings.host,
+    )
     # config.parent: twistd's own options (--logfile, --nodaemon).
     log_observer = observer_for_twistd(getattr(config, "parent", None)) if settings.log_format == "json" else None
     try:
-        daemon = build_daemon(settings, reactor, notifier=SystemdNotifier.from_environment(),
-                              log_observer=log_observer)
+        daemon = build_daemon(settings, reactor, notifier=SystemdNotifier.from_environment(), log_observer=log_observer)
     except ConfigError as e:
         # One clear line on stderr and exit status 1, not a traceback.
         raise SystemExit(f"dashd: {e}") from None

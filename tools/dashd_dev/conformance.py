@@ -98,15 +98,23 @@ def listen_echo(reactor: Any, description: str, settings: Settings, direct_write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", default="tcp:9001:interface=127.0.0.1",
-                        help="Twisted endpoint string (default tcp:9001:interface=127.0.0.1)")
-    parser.add_argument("--max-message-size", default=None,
-                        help="largest inbound message, e.g. 16MiB (default: the daemon's max_message_size)")
-    parser.add_argument("--max-frame-size", default=None,
-                        help="largest inbound frame (default: the daemon's max_frame_size)")
+    parser.add_argument(
+        "--listen",
+        default="tcp:9001:interface=127.0.0.1",
+        help="Twisted endpoint string (default tcp:9001:interface=127.0.0.1)",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        default=None,
+        help="largest inbound message, e.g. 16MiB (default: the daemon's max_message_size)",
+    )
+    parser.add_argument(
+        "--max-frame-size", default=None, help="largest inbound frame (default: the daemon's max_frame_size)"
+    )
     parser.add_argument("--no-compression", action="store_true", help="do not negotiate permessage-deflate")
-    parser.add_argument("--stock", action="store_true",
-                        help="Autobahn's own send path instead of dashd.wire.fastpath (to compare)")
+    parser.add_argument(
+        "--stock", action="store_true", help="Autobahn's own send path instead of dashd.wire.fastpath (to compare)"
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -132,9 +140,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     def listening(port: IListeningPort) -> None:
         address = port.getHost()
-        print(f"dashd conformance echo server (a test tool, not the daemon) on "
-              f"ws://{address.host}:{address.port}/ ({BROADCAST_PATH} broadcasts); "
-              f"send path: {'Autobahn' if args.stock else 'dashd.wire.fastpath'}", flush=True)
+        print(
+            f"dashd conformance echo server (a test tool, not the daemon) on "
+            f"ws://{address.host}:{address.port}/ ({BROADCAST_PATH} broadcasts); "
+            f"send path: {'Autobahn' if args.stock else 'dashd.wire.fastpath'}",
+            flush=True,
+        )
 
     def failed(failure) -> None:
         print(f"dashd: cannot listen on {args.listen}: {failure.getErrorMessage()}", file=sys.stderr, flush=True)

@@ -71,9 +71,14 @@ class ChannelConfig:
     def public(self) -> dict[str, Any]:
         """What the API and the browser may see: no secret values, only
         whether each is set."""
-        public = {"name": self.name, "kind": self.kind, "source": self.source, **self.option,
-                  "headers": sorted(name for name, _ in self.headers),
-                  "secrets": {name: bool(value) for name, value in self.secrets}}
+        public = {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            **self.option,
+            "headers": sorted(name for name, _ in self.headers),
+            "secrets": {name: bool(value) for name, value in self.secrets},
+        }
         if "url" in public:
             # A webhook URL's path is often its token (Slack, Discord, Teams):
             # only the scheme and host are shown.
@@ -186,8 +191,14 @@ def parse_channel(name: str, data: Mapping[str, Any], source: str = "config") ->
         options.update(_email_options(name, data, secrets))
     if data:
         raise ChannelError(f"channel {name}: unknown option {sorted(data)[0]!r} for a {kind} channel")
-    return ChannelConfig(name, kind, tuple(options.items()), tuple(sorted(secrets.items())),
-                         _headers(headers, name) if kind != "email" else (), source)
+    return ChannelConfig(
+        name,
+        kind,
+        tuple(options.items()),
+        tuple(sorted(secrets.items())),
+        _headers(headers, name) if kind != "email" else (),
+        source,
+    )
 
 
 def _email_options(name: str, data: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
@@ -215,8 +226,14 @@ def _email_options(name: str, data: dict[str, Any], secrets: dict[str, Any]) -> 
     if not isinstance(sender, str) or not EMAIL.match(sender):
         raise ChannelError(f"channel {name}: from must be an e-mail address")
     secrets["password"] = password
-    return {"host": host, "port": port, "security": security, "username": username, "from": sender,
-            "to": list(_recipients(data.pop("to", None), name))}
+    return {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": username,
+        "from": sender,
+        "to": list(_recipients(data.pop("to", None), name)),
+    }
 
 
 def merge_secrets(new: ChannelConfig, old: ChannelConfig | None, given: Mapping[str, Any]) -> ChannelConfig:
@@ -237,8 +254,9 @@ def merge_secrets(new: ChannelConfig, old: ChannelConfig | None, given: Mapping[
             headers[header] = old_headers[header]
     if "headers" not in given:
         headers = old_headers
-    return ChannelConfig(new.name, new.kind, new.options, tuple(sorted(secrets.items())),
-                         tuple(sorted(headers.items())), new.source)
+    return ChannelConfig(
+        new.name, new.kind, new.options, tuple(sorted(secrets.items())), tuple(sorted(headers.items())), new.source
+    )
 
 
 def prepare_api_channel(name: str, data: Mapping[str, Any], old: ChannelConfig | None = None) -> dict[str, Any]:
@@ -263,7 +281,12 @@ class HttpTransport:
 
     log = Logger()
 
-    def __init__(self, config: ChannelConfig, guard: NetworkGuard, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self,
+        config: ChannelConfig,
+        guard: NetworkGuard,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.config = config
         self.guard = guard
         self.wall_clock_ms = wall_clock_ms
@@ -288,10 +311,13 @@ class HttpTransport:
         url = self._target()
         headers = {"Content-Type": "application/json", "User-Agent": "dashd-alerts/1", **dict(self.config.headers)}
         try:
-            status, answer = await self.guard.post(url, self.render(body), headers, option["timeout"],
-                                                   option["ca_file"])
+            status, answer = await self.guard.post(
+                url, self.render(body), headers, option["timeout"], option["ca_file"]
+            )
         except Exception as e:  # every failure becomes the delivery log's reason
-            return DeliveryResult(False, describe_failure(e, option["timeout"]), permanent=getattr(e, "permanent", False))
+            return DeliveryResult(
+                False, describe_failure(e, option["timeout"]), permanent=getattr(e, "permanent", False)
+            )
         excerpt = answer[:ANSWER_EXCERPT].decode("utf-8", "replace").strip()
         ok = 200 <= status < 300
         detail = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
@@ -303,7 +329,12 @@ class EmailTransport:
     configured, never downgraded) or implicit TLS, AUTH when a username is
     set."""
 
-    def __init__(self, config: ChannelConfig, guard: NetworkGuard, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self,
+        config: ChannelConfig,
+        guard: NetworkGuard,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.config = config
         self.guard = guard
         self.wall_clock_ms = wall_clock_ms
@@ -320,12 +351,24 @@ class EmailTransport:
         password = dict(self.config.secrets).get("password", "")
         try:
             accepted, total, answer = await self.guard.send_mail(
-                option["host"], option["port"], option["security"], option["username"], password,
-                option["from"], tuple(option["to"]), BytesIO(self.render(body)), option["timeout"],
-                option["ca_file"])
+                option["host"],
+                option["port"],
+                option["security"],
+                option["username"],
+                password,
+                option["from"],
+                tuple(option["to"]),
+                BytesIO(self.render(body)),
+                option["timeout"],
+                option["ca_file"],
+            )
         except Exception as e:
-            return DeliveryResult(False, describe_failure(e, option["timeout"]), permanent=getattr(e, "permanent", False))
-        return DeliveryResult(accepted == total, f"SMTP accepted {accepted} of {total} recipients: {answer}"[:ANSWER_EXCERPT])
+            return DeliveryResult(
+                False, describe_failure(e, option["timeout"]), permanent=getattr(e, "permanent", False)
+            )
+        return DeliveryResult(
+            accepted == total, f"SMTP accepted {accepted} of {total} recipients: {answer}"[:ANSWER_EXCERPT]
+        )
 
 
 def transport_for(config: ChannelConfig, guard: NetworkGuard, wall_clock_ms: Callable[[], int]) -> Transport:

@@ -68,10 +68,19 @@ def build_alert_delivery(settings: Settings, store: Any, reactor: Any, **overrid
     channel or route)."""
     channels = channels_from_settings(settings)
     routes = routes_from_settings(settings, {c.name for c in channels})
-    policy = RetryPolicy(first=settings.alert_retry_first, maximum=settings.alert_retry_max,
-                         dead_after=settings.alert_dead_after, keep=settings.alert_keep)
+    policy = RetryPolicy(
+        first=settings.alert_retry_first,
+        maximum=settings.alert_retry_max,
+        dead_after=settings.alert_dead_after,
+        keep=settings.alert_keep,
+    )
     guard = NetworkGuard(reactor, parse_networks(settings.alert_allow_networks))
-    options: dict[str, Any] = {"channels": channels, "routes": routes, "guard": guard,
-                               "base_url": dashboard_url(settings), "policy": policy}
+    options: dict[str, Any] = {
+        "channels": channels,
+        "routes": routes,
+        "guard": guard,
+        "base_url": dashboard_url(settings),
+        "policy": policy,
+    }
     options.update(overrides)
     return AlertDelivery(store, reactor, settings.host, **options)

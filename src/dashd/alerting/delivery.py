@@ -49,11 +49,23 @@ def _trap_unavailable(failure: Failure) -> Failure | None:
 class AlertDelivery(MultiService):
     log = Logger()
 
-    def __init__(self, store: Any, clock: IReactorTime, node: str, *, channels: tuple[ChannelConfig, ...],
-                 routes: tuple[Route, ...], guard: NetworkGuard, base_url: str, policy: RetryPolicy = RetryPolicy(),
-                 poll_interval: float = 1.0, wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 max_alerts: int = 50, jitter: Callable[[], float] | None = None,
-                 on_attempt: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        clock: IReactorTime,
+        node: str,
+        *,
+        channels: tuple[ChannelConfig, ...],
+        routes: tuple[Route, ...],
+        guard: NetworkGuard,
+        base_url: str,
+        policy: RetryPolicy = RetryPolicy(),
+        poll_interval: float = 1.0,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        max_alerts: int = 50,
+        jitter: Callable[[], float] | None = None,
+        on_attempt: Callable[[str, str], None] | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Twisted's services are untyped
         self.store = AlertingStore(store)
         self.clock = clock
@@ -71,8 +83,9 @@ class AlertDelivery(MultiService):
             extra["on_attempt"] = on_attempt
         self.outbox = Outbox(self.store, self.transport, clock, node, policy, poll_interval, wall_clock_ms, **extra)
         self.outbox.setServiceParent(self)  # type: ignore[no-untyped-call]  # Twisted's services are untyped
-        self.grouper = Grouper(clock, self._enqueue, base_url, self.silences.silenced_by, wall_clock_ms,
-                               self._repeat_for, max_alerts)
+        self.grouper = Grouper(
+            clock, self._enqueue, base_url, self.silences.silenced_by, wall_clock_ms, self._repeat_for, max_alerts
+        )
         self._chain: Deferred[None] = Deferred()
         self._chain.callback(None)
         self._writing: set[Deferred[None]] = set()
@@ -120,8 +133,11 @@ class AlertDelivery(MultiService):
                 channels[name] = parse_channel(name, spec, source="api-stored")
             except ChannelError as e:
                 self.log.warn("ignoring stored channel {name}: {error}", name=name, error=str(e))
-        self.api_channels = {n: ChannelConfig(c.name, c.kind, c.options, c.secrets, c.headers, "api")
-                             for n, c in channels.items() if n not in self.configured}
+        self.api_channels = {
+            n: ChannelConfig(c.name, c.kind, c.options, c.secrets, c.headers, "api")
+            for n, c in channels.items()
+            if n not in self.configured
+        }
         if not self.loaded.called:
             self.loaded.callback(None)
 
@@ -169,12 +185,26 @@ class AlertDelivery(MultiService):
         if transport is None:
             raise KeyError(name)
         now = self.wall_clock_ms()
-        event = AlertEvent("dashd_test", self.node, FIRING, "info",
-                           (("alertname", "dashd_test"), ("host", self.node), ("severity", "info")),
-                           f"Test notification from dashd, sent by {user}",
-                           "If you can read this, alerts reach this channel.", now)
-        notice = build_notice(name, f"test/{name}", {"alertname": "dashd_test"}, [event], self.base_url,
-                              dedup_key("test", name, str(now)), 1, kind="test")
+        event = AlertEvent(
+            "dashd_test",
+            self.node,
+            FIRING,
+            "info",
+            (("alertname", "dashd_test"), ("host", self.node), ("severity", "info")),
+            f"Test notification from dashd, sent by {user}",
+            "If you can read this, alerts reach this channel.",
+            now,
+        )
+        notice = build_notice(
+            name,
+            f"test/{name}",
+            {"alertname": "dashd_test"},
+            [event],
+            self.base_url,
+            dedup_key("test", name, str(now)),
+            1,
+            kind="test",
+        )
         result: DeliveryResult = await transport.send(notice.body)
         return result
 
@@ -200,8 +230,17 @@ class AlertDelivery(MultiService):
 
     async def _handle(self, event: AlertEvent, silence_id: str | None) -> None:
         try:
-            owned = await self.store.record_event(event.event_key, event.fingerprint, event.ts_ms, event.state,
-                                                  event.level, event.label_map, event.summary, silence_id, self.node)
+            owned = await self.store.record_event(
+                event.event_key,
+                event.fingerprint,
+                event.ts_ms,
+                event.state,
+                event.level,
+                event.label_map,
+                event.summary,
+                silence_id,
+                self.node,
+            )
         except StoreUnavailable:
             owned = True  # deliver from here rather than risk nobody doing it
         for route in self.routes:
@@ -240,7 +279,9 @@ class AlertDelivery(MultiService):
                 return
             except StoreUnavailable:
                 if self.wall_clock_ms() > deadline or self._stopping:
-                    self.log.error("alert notice for {channel} lost: the store stayed unavailable", channel=notice.channel)
+                    self.log.error(
+                        "alert notice for {channel} lost: the store stayed unavailable", channel=notice.channel
+                    )
                     return
                 await deferLater(self.clock, ENQUEUE_RETRY, lambda: None)
 

@@ -28,7 +28,10 @@ from dashd.timefmt import iso_ms, now_ms
 
 LEVELS = ("info", "warning", "critical")
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
 }
 MAX_TITLE = 200
 MAX_MESSAGE = 2000
@@ -39,23 +42,36 @@ class NotificationCenter:
 
     log = Logger()
 
-    def __init__(self, bus: Bus, store: Any | None, wall_clock_ms: Callable[[], int] = now_ms,
-                 remembered: int = 1000) -> None:
+    def __init__(
+        self, bus: Bus, store: Any | None, wall_clock_ms: Callable[[], int] = now_ms, remembered: int = 1000
+    ) -> None:
         self._bus = bus
         self._store = store
         self._wall_clock_ms = wall_clock_ms
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._remembered = remembered
 
-    def raise_notification(self, level: str, title: str, message: str, source: str,
-                           state: str | None = None, alert: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def raise_notification(
+        self,
+        level: str,
+        title: str,
+        message: str,
+        source: str,
+        state: str | None = None,
+        alert: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         if level not in LEVELS:
             raise ValueError(level)
         timestamp_ms = self._wall_clock_ms()
         body = {
-            "id": "n-" + uuid.uuid4().hex[:20], "level": level, "title": title[:MAX_TITLE],
-            "message": message[:MAX_MESSAGE], "timestamp": iso_ms(timestamp_ms), "source": source,
-            "acknowledged_by": None, "acknowledged_at": None,
+            "id": "n-" + uuid.uuid4().hex[:20],
+            "level": level,
+            "title": title[:MAX_TITLE],
+            "message": message[:MAX_MESSAGE],
+            "timestamp": iso_ms(timestamp_ms),
+            "source": source,
+            "acknowledged_by": None,
+            "acknowledged_at": None,
         }
         if state:
             body["state"] = state
@@ -74,7 +90,8 @@ class NotificationCenter:
 
     def _publish(self, type_: str, timestamp_ms: int, body: dict[str, Any]) -> None:
         self._bus.publish(NOTIFICATIONS_TOPIC, {"type": type_, "timestamp_ms": timestamp_ms, "data": body}).addErrback(
-            lambda f: self.log.failure("publishing a notification failed", f))
+            lambda f: self.log.failure("publishing a notification failed", f)
+        )
 
     async def find(self, notification_id: str) -> dict[str, Any] | None:
         if notification_id in self._recent:
@@ -90,8 +107,11 @@ class NotificationCenter:
         if body is None:
             raise ProtocolError("not_found", f"no notification {notification_id!r}")
         if body.get("acknowledged_by"):
-            return {"id": notification_id, "acknowledged_by": body["acknowledged_by"],
-                    "acknowledged_at": body["acknowledged_at"]}
+            return {
+                "id": notification_id,
+                "acknowledged_by": body["acknowledged_by"],
+                "acknowledged_at": body["acknowledged_at"],
+            }
         timestamp_ms = self._wall_clock_ms()
         ack = {"id": notification_id, "acknowledged_by": user, "acknowledged_at": iso_ms(timestamp_ms)}
         body = dict(body, acknowledged_by=user, acknowledged_at=ack["acknowledged_at"])
@@ -133,8 +153,10 @@ class AlertRule:
 
 
 _RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_RULE_SPEC = re.compile(r"^\s*(?P<metric>[A-Za-z0-9_]+)\s*(?P<op>>=|<=|>|<)\s*(?P<threshold>-?[0-9.]+)\s*"
-                        r"(?:for\s+(?P<for>\S+))?\s*(?P<rest>.*)$")
+_RULE_SPEC = re.compile(
+    r"^\s*(?P<metric>[A-Za-z0-9_]+)\s*(?P<op>>=|<=|>|<)\s*(?P<threshold>-?[0-9.]+)\s*"
+    r"(?:for\s+(?P<for>\S+))?\s*(?P<rest>.*)$"
+)
 
 
 def rule_from_dict(data: Mapping[str, Any], known_metrics: tuple[str, ...]) -> AlertRule:
@@ -170,11 +192,21 @@ def rule_from_dict(data: Mapping[str, Any], known_metrics: tuple[str, ...]) -> A
     if not isinstance(enabled, bool):
         raise bad("'enabled' must be true or false")
     labels = data.get("labels") or {}
-    if not isinstance(labels, Mapping) or len(labels) > 20 or not all(
-            isinstance(k, str) and LABEL_NAME.match(k) and k not in RESERVED_LABELS and isinstance(v, str)
-            and len(v) <= MAX_LABEL_VALUE for k, v in labels.items()):
-        raise bad("'labels' must map up to 20 label names (letters, digits, '_'; not alertname, host or severity) "
-                  "to strings")
+    if (
+        not isinstance(labels, Mapping)
+        or len(labels) > 20
+        or not all(
+            isinstance(k, str)
+            and LABEL_NAME.match(k)
+            and k not in RESERVED_LABELS
+            and isinstance(v, str)
+            and len(v) <= MAX_LABEL_VALUE
+            for k, v in labels.items()
+        )
+    ):
+        raise bad(
+            "'labels' must map up to 20 label names (letters, digits, '_'; not alertname, host or severity) to strings"
+        )
     return AlertRule(name, metric, op, threshold, for_seconds, level, clear, enabled, tuple(sorted(labels.items())))
 
 
@@ -196,12 +228,17 @@ def rule_from_config(config: AlertRuleConfig, known_metrics: tuple[str, ...]) ->
         threshold = float(match.group("threshold"))  # the pattern lets "9.9.9" through
     except ValueError:
         raise ValueError(f"rules.{config.name}: threshold must be a number") from None
-    data: dict[str, Any] = {"name": config.name, "metric": match.group("metric"), "op": match.group("op"),
-                            "threshold": threshold, "for": match.group("for") or 0}
+    data: dict[str, Any] = {
+        "name": config.name,
+        "metric": match.group("metric"),
+        "op": match.group("op"),
+        "threshold": threshold,
+        "for": match.group("for") or 0,
+    }
     for option in match.group("rest").split():
         key, _, value = option.partition("=")
         if key.startswith("label."):
-            data.setdefault("labels", {})[key[len("label."):]] = value
+            data.setdefault("labels", {})[key[len("label.") :]] = value
         elif key == "level":
             data["level"] = value
         elif key == "clear":
@@ -249,8 +286,15 @@ class ActiveAlert:
     notification_id: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "host": self.host, "metric": self.metric, "level": self.level,
-                "since": iso_ms(self.since_ms), "value": self.value, "notification_id": self.notification_id}
+        return {
+            "rule": self.rule,
+            "host": self.host,
+            "metric": self.metric,
+            "level": self.level,
+            "since": iso_ms(self.since_ms),
+            "value": self.value,
+            "notification_id": self.notification_id,
+        }
 
 
 class RuleEngine:
@@ -272,8 +316,17 @@ class RuleEngine:
         """`observer(event, silence_id)` for every firing and resolve."""
         self._observers.append(observer)
 
-    def _alert(self, rule: AlertRule, host: str, state: str, level: str, value: float, ts_ms: int,
-               summary: str, description: str) -> dict[str, Any]:
+    def _alert(
+        self,
+        rule: AlertRule,
+        host: str,
+        state: str,
+        level: str,
+        value: float,
+        ts_ms: int,
+        summary: str,
+        description: str,
+    ) -> dict[str, Any]:
         labels = alert_labels(rule.name, host, level, rule.labels)
         if state == FIRING:
             event = AlertEvent(rule.name, host, state, level, labels, summary, description, ts_ms, None, value)
@@ -315,9 +368,12 @@ class RuleEngine:
         # every active-alerts view (and the feed) stops showing it as firing.
         for alert in [a for k, a in self._firing.items() if k[0] == name]:
             self._notifications.raise_notification(
-                "info", f"{alert.metric} no longer watched on {alert.host}",
+                "info",
+                f"{alert.metric} no longer watched on {alert.host}",
                 f"{name}: rule {reason}; the alert that fired at {iso_ms(alert.since_ms)} is closed",
-                f"rule:{name}", state="resolved")
+                f"rule:{name}",
+                state="resolved",
+            )
         self._firing = {k: v for k, v in self._firing.items() if k[0] != name}
 
     def is_firing(self, name: str, host: str) -> bool:
@@ -347,10 +403,13 @@ class RuleEngine:
                 if not compare(value, rule.clear_threshold):
                     title = f"{rule.metric} back to normal on {sample.host}"
                     text = f"{rule.name}: {rule.metric} is {value:g} (clears at {rule.clear_threshold:g})"
-                    alert = self._alert(rule, sample.host, RESOLVED, rule.level, value, sample.timestamp_ms, title, text)
+                    alert = self._alert(
+                        rule, sample.host, RESOLVED, rule.level, value, sample.timestamp_ms, title, text
+                    )
                     del self._firing[key]
-                    self._notifications.raise_notification("info", title, text, f"rule:{rule.name}", state="resolved",
-                                                           alert=alert)
+                    self._notifications.raise_notification(
+                        "info", title, text, f"rule:{rule.name}", state="resolved", alert=alert
+                    )
                 continue
             if not compare(value, rule.threshold):
                 self._pending_since.pop(key, None)
@@ -361,10 +420,12 @@ class RuleEngine:
                 title = f"{rule.metric} {rule.op} {rule.threshold:g} on {sample.host}"
                 text = f"{rule.name}: {rule.describe()} (now {value:g})"
                 alert = self._alert(rule, sample.host, FIRING, rule.level, value, sample.timestamp_ms, title, text)
-                body = self._notifications.raise_notification(rule.level, title, text, f"rule:{rule.name}",
-                                                              state="firing", alert=alert)
-                self._firing[key] = ActiveAlert(rule.name, sample.host, rule.metric, rule.level,
-                                                sample.timestamp_ms, value, body["id"])
+                body = self._notifications.raise_notification(
+                    rule.level, title, text, f"rule:{rule.name}", state="firing", alert=alert
+                )
+                self._firing[key] = ActiveAlert(
+                    rule.name, sample.host, rule.metric, rule.level, sample.timestamp_ms, value, body["id"]
+                )
 
 
 async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule, ...]) -> None:
@@ -374,10 +435,17 @@ async def load_rules(engine: RuleEngine, store: Any, configured: tuple[AlertRule
     merged: dict[str, AlertRule] = {}
     for name, spec in stored.items():
         try:
-            merged[name] = AlertRule(name=name, metric=spec["metric"], op=spec["op"],
-                                     threshold=float(spec["threshold"]), for_seconds=float(spec["for"]),
-                                     level=spec["level"], clear=spec.get("clear"), enabled=spec.get("enabled", True),
-                                     labels=tuple(sorted((spec.get("labels") or {}).items())))
+            merged[name] = AlertRule(
+                name=name,
+                metric=spec["metric"],
+                op=spec["op"],
+                threshold=float(spec["threshold"]),
+                for_seconds=float(spec["for"]),
+                level=spec["level"],
+                clear=spec.get("clear"),
+                enabled=spec.get("enabled", True),
+                labels=tuple(sorted((spec.get("labels") or {}).items())),
+            )
         except (KeyError, TypeError, ValueError):
             engine.log.warn("ignoring stored rule {name}: unreadable", name=name)
     seeds = configured if configured or stored else DEFAULT_RULES

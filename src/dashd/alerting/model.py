@@ -63,7 +63,9 @@ def fingerprint_of(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def alert_labels(rule: str, host: str, level: str, extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
+def alert_labels(
+    rule: str, host: str, level: str, extra: Iterable[tuple[str, str]] = ()
+) -> tuple[tuple[str, str], ...]:
     """The labels of an alert: the rule's own, then alertname, host and
     severity (which a rule cannot override, so routing on them is reliable)."""
     labels = dict(extra)
@@ -182,8 +184,16 @@ class Notice:
         return str(self.body["status"])
 
 
-def build_notice(channel: str, group_key: str, group_labels: Mapping[str, str], alerts: list[AlertEvent],
-                 base_url: str, dedup_key: str, max_alerts: int, kind: str = "notify") -> Notice:
+def build_notice(
+    channel: str,
+    group_key: str,
+    group_labels: Mapping[str, str],
+    alerts: list[AlertEvent],
+    base_url: str,
+    dedup_key: str,
+    max_alerts: int,
+    kind: str = "notify",
+) -> Notice:
     firing = [a for a in alerts if a.state == FIRING]
     common = dict(alerts[0].labels) if alerts else {}
     for alert in alerts[1:]:

@@ -34,8 +34,11 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 MAX_ANSWER = 64 * 1024
-METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-            ipaddress.ip_address("100.100.100.200"))
+METADATA = (
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,9 +62,14 @@ def refusal(address: str, allowed: tuple[Network, ...]) -> str | None:
         return "a cloud metadata address"  # whatever is allow-listed: it hands out credentials
     if any(ip.version == net.version and ip in net for net in allowed):
         return None
-    for test, name in ((ip.is_loopback, "a loopback address"), (ip.is_link_local, "a link-local address"),
-                       (ip.is_private, "a private address"), (ip.is_multicast, "a multicast address"),
-                       (ip.is_unspecified, "an unspecified address"), (not ip.is_global, "not a public address")):
+    for test, name in (
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_private, "a private address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_unspecified, "an unspecified address"),
+        (not ip.is_global, "not a public address"),
+    ):
         if test:
             return name
     return None
@@ -162,7 +170,8 @@ class NetworkGuard:
         except ValueError:
             try:
                 infos = await threads.deferToThreadPool(
-                    self.reactor, self.reactor.getThreadPool(), socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+                    self.reactor, self.reactor.getThreadPool(), socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM
+                )
             except socket.gaierror as e:
                 raise error.DNSLookupError(f"cannot resolve {host} ({e.strerror})") from None
             addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -172,8 +181,9 @@ class NetworkGuard:
             if reason is None:
                 return address
             reasons.append(f"{address} is {reason}")
-        raise TargetRefused(f"refused target {host}: {'; '.join(reasons)} (an admin can allow its network "
-                            f"with alert_allow_networks)")
+        raise TargetRefused(
+            f"refused target {host}: {'; '.join(reasons)} (an admin can allow its network with alert_allow_networks)"
+        )
 
     async def endpoint(self, host: str, port: int, timeout: float = 30) -> IStreamClientEndpoint:
         address = await self.resolve(host, port)
@@ -187,12 +197,16 @@ class NetworkGuard:
             return optionsForClientTLS(host, trustRoot=trustRootFromCertificates(roots))  # type: ignore[no-untyped-call]  # Twisted's ssl is untyped
         return optionsForClientTLS(host)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float,
-                   ca_file: str = "") -> tuple[int, bytes]:
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float, ca_file: str = ""
+    ) -> tuple[int, bytes]:
         agent = Agent.usingEndpointFactory(self.reactor, _CheckedEndpointFactory(self, ca_file))  # type: ignore[no-untyped-call]  # twisted.web is
-        request = agent.request(b"POST", url.encode("ascii"),
-                                Headers({k.encode("latin-1"): [v.encode("latin-1")] for k, v in headers.items()}),
-                                _Body(body))
+        request = agent.request(
+            b"POST",
+            url.encode("ascii"),
+            Headers({k.encode("latin-1"): [v.encode("latin-1")] for k, v in headers.items()}),
+            _Body(body),
+        )
         request.addTimeout(timeout, self.reactor)
         response = await request
         finished: defer.Deferred[bytes] = defer.Deferred()
@@ -200,16 +214,35 @@ class NetworkGuard:
         finished.addTimeout(timeout, self.reactor)
         return response.code, await finished
 
-    async def send_mail(self, host: str, port: int, security: str, username: str, password: str, sender: str,
-                        recipients: tuple[str, ...], message: IO[bytes], timeout: float,
-                        ca_file: str = "") -> tuple[int, int, str]:
+    async def send_mail(
+        self,
+        host: str,
+        port: int,
+        security: str,
+        username: str,
+        password: str,
+        sender: str,
+        recipients: tuple[str, ...],
+        message: IO[bytes],
+        timeout: float,
+        ca_file: str = "",
+    ) -> tuple[int, int, str]:
         tls = self.tls_options(host, ca_file) if security != "none" else None
         # Fired by twisted.mail with (accepted count, [(address, code, text)]).
         done: defer.Deferred[tuple[int, list[tuple[str, int, bytes]]]] = defer.Deferred()
         factory = _SenderFactory(  # type: ignore[no-untyped-call]  # twisted.mail is untyped
-            username.encode() if username else None, password.encode() if password else None, sender,
-            list(recipients), message, done, retries=0, timeout=timeout, contextFactory=tls,
-            requireAuthentication=bool(username), requireTransportSecurity=security != "none")
+            username.encode() if username else None,
+            password.encode() if password else None,
+            sender,
+            list(recipients),
+            message,
+            done,
+            retries=0,
+            timeout=timeout,
+            contextFactory=tls,
+            requireAuthentication=bool(username),
+            requireTransportSecurity=security != "none",
+        )
         endpoint = await self.endpoint(host, port, timeout)
         if security == "tls":
             assert tls is not None  # made for every security but "none"
@@ -241,7 +274,8 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, error.DNSLookupError):
         return f"DNS lookup failed: {exc}"
     if isinstance(exc, ResponseFailed) and any(
-            r.check(defer.CancelledError, defer.TimeoutError, error.TimeoutError) for r in exc.reasons):
+        r.check(defer.CancelledError, defer.TimeoutError, error.TimeoutError) for r in exc.reasons
+    ):
         return f"timed out after {timeout:g}s"  # our timeout cancelled the request mid-way
     if isinstance(exc, ResponseFailed):
         reasons = "; ".join(_short(r.value) for r in exc.reasons)

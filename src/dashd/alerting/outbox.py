@@ -49,11 +49,19 @@ class Outbox(Service):
 
     log = Logger()
 
-    def __init__(self, store: AlertingStore, transport_for: Callable[[str], Transport | None], clock: IReactorTime,
-                 node: str, policy: RetryPolicy = RetryPolicy(), poll_interval: float = 1.0,
-                 wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 jitter: Callable[[], float] = random.random, batch: int = 20,
-                 on_attempt: Callable[[str, str], None] = lambda channel, status: None) -> None:
+    def __init__(
+        self,
+        store: AlertingStore,
+        transport_for: Callable[[str], Transport | None],
+        clock: IReactorTime,
+        node: str,
+        policy: RetryPolicy = RetryPolicy(),
+        poll_interval: float = 1.0,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        jitter: Callable[[], float] = random.random,
+        batch: int = 20,
+        on_attempt: Callable[[str, str], None] = lambda channel, status: None,
+    ) -> None:
         self.store = store
         self.transport_for = transport_for
         self.clock = clock
@@ -85,7 +93,9 @@ class Outbox(Service):
     async def enqueue(self, notice: Notice, deadline_ms: int | None = None) -> bool:
         now = self.wall_clock_ms()
         deadline = deadline_ms if deadline_ms is not None else now + int(self.policy.dead_after * 1000)
-        written = await self.store.enqueue(notice.dedup_key, notice.channel, notice.group_key, notice.body, now, deadline)
+        written = await self.store.enqueue(
+            notice.dedup_key, notice.channel, notice.group_key, notice.body, now, deadline
+        )
         if written and self.running:
             self.kick()
         return written
@@ -107,7 +117,9 @@ class Outbox(Service):
                 try:
                     delivered = await self.run_once()
                 except StoreUnavailable as e:
-                    self.log.warn("outbox: store unavailable ({error}); retrying", error=str(e).splitlines()[0] if str(e) else "")
+                    self.log.warn(
+                        "outbox: store unavailable ({error}); retrying", error=str(e).splitlines()[0] if str(e) else ""
+                    )
                     break
                 if not (self._again or delivered >= self.batch):
                     break
@@ -152,17 +164,25 @@ class Outbox(Service):
             next_ms = now + int(self.policy.delay(attempts, self.jitter()) * 1000)
             next_ms = min(next_ms, max(now, row.deadline_ms))  # one last try at the deadline
         try:
-            await self.store.settle(row.id, self.node, status, attempts, next_ms, error, now, result.ok, result.detail,
-                                    now - started)
+            await self.store.settle(
+                row.id, self.node, status, attempts, next_ms, error, now, result.ok, result.detail, now - started
+            )
         except StoreUnavailable:
             # The receiver has it (or not); the lease runs out and the row is
             # tried again: at-least-once across a database outage.
-            self.log.warn("outbox: could not record delivery {id} ({channel}); it will be retried", id=row.id,
-                          channel=row.channel)
+            self.log.warn(
+                "outbox: could not record delivery {id} ({channel}); it will be retried", id=row.id, channel=row.channel
+            )
             return
         level = self.log.info if result.ok else self.log.warn
-        level("alert delivery {id} to {channel}: {status} after {attempts} attempt(s): {detail}", id=row.id,
-              channel=row.channel, status=status, attempts=attempts, detail=result.detail)
+        level(
+            "alert delivery {id} to {channel}: {status} after {attempts} attempt(s): {detail}",
+            id=row.id,
+            channel=row.channel,
+            status=status,
+            attempts=attempts,
+            detail=result.detail,
+        )
         self.on_attempt(row.channel, status)
 
     async def counts(self) -> dict[str, Any]:

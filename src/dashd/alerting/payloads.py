@@ -46,8 +46,10 @@ def alert_lines(body: dict[str, Any]) -> list[str]:
     for alert in body["alerts"]:
         resolved = alert["status"] == "resolved" and alert["endsAt"]
         when = f"at {iso_ms(alert['endsAt'])}" if resolved else f"since {iso_ms(alert['startsAt'])}"
-        lines.append(f"{alert['status'].upper()} {alert['labels'].get('alertname', '?')} on "
-                     f"{alert['labels'].get('host', '?')} {when}: {alert['annotations']['description']}")
+        lines.append(
+            f"{alert['status'].upper()} {alert['labels'].get('alertname', '?')} on "
+            f"{alert['labels'].get('host', '?')} {when}: {alert['annotations']['description']}"
+        )
     if body["truncatedAlerts"]:
         lines.append(f"... and {body['truncatedAlerts']} more")
     return lines
@@ -64,14 +66,16 @@ def render_generic(body: dict[str, Any]) -> bytes:
 def render_slack(body: dict[str, Any]) -> bytes:
     """Slack incoming webhook: `text` (the notification fallback) and blocks."""
     items = "\n".join(f"• {_slack_escape(line)}" for line in alert_lines(body))
-    return _dumps({
-        "text": _slack_escape(title(body)),
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": title(body)[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": items[:3000]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{body['dashboardURL']}|Open the dashboard>"}},
-        ],
-    })
+    return _dumps(
+        {
+            "text": _slack_escape(title(body)),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": title(body)[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": items[:3000]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"<{body['dashboardURL']}|Open the dashboard>"}},
+            ],
+        }
+    )
 
 
 def _slack_escape(text: str) -> str:
@@ -82,55 +86,77 @@ def _slack_escape(text: str) -> str:
 def render_mattermost(body: dict[str, Any]) -> bytes:
     """Mattermost incoming webhook: Markdown `text`, a `username`."""
     items = "\n".join(f"- {line}" for line in alert_lines(body))
-    return _dumps({
-        "username": "dashd",
-        "text": f"#### {title(body)}\n{items}\n[Open the dashboard]({body['dashboardURL']})",
-    })
+    return _dumps(
+        {
+            "username": "dashd",
+            "text": f"#### {title(body)}\n{items}\n[Open the dashboard]({body['dashboardURL']})",
+        }
+    )
 
 
 def render_discord(body: dict[str, Any]) -> bytes:
     """Discord webhook: `content` plus one embed (limits 2000 and 4096)."""
     description = "\n".join(alert_lines(body))
-    return _dumps({
-        "username": "dashd",
-        "content": title(body)[:DISCORD_CONTENT_MAX],
-        "embeds": [{
-            "title": title(body)[:256],
-            "description": description[:DISCORD_DESCRIPTION_MAX],
-            "url": body["dashboardURL"],
-            "color": COLOR[_severity(body)],
-        }],
-    })
+    return _dumps(
+        {
+            "username": "dashd",
+            "content": title(body)[:DISCORD_CONTENT_MAX],
+            "embeds": [
+                {
+                    "title": title(body)[:256],
+                    "description": description[:DISCORD_DESCRIPTION_MAX],
+                    "url": body["dashboardURL"],
+                    "color": COLOR[_severity(body)],
+                }
+            ],
+        }
+    )
 
 
 def render_teams(body: dict[str, Any]) -> bytes:
     """Microsoft Teams (Workflows / incoming webhook): a message carrying an
     Adaptive Card 1.4."""
-    facts = [{"title": a["labels"].get("host", "?"), "value": line}
-             for a, line in zip(body["alerts"], alert_lines(body))]
-    return _dumps({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": None,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": [
-                    {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": title(body), "wrap": True,
-                     "color": "Good" if body["status"] == "resolved" else "Attention"},
-                    {"type": "FactSet", "facts": facts},
-                ],
-                "actions": [{"type": "Action.OpenUrl", "title": "Open the dashboard", "url": body["dashboardURL"]}],
-            },
-        }],
-    })
+    facts = [
+        {"title": a["labels"].get("host", "?"), "value": line} for a, line in zip(body["alerts"], alert_lines(body))
+    ]
+    return _dumps(
+        {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": None,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [
+                            {
+                                "type": "TextBlock",
+                                "size": "Medium",
+                                "weight": "Bolder",
+                                "text": title(body),
+                                "wrap": True,
+                                "color": "Good" if body["status"] == "resolved" else "Attention",
+                            },
+                            {"type": "FactSet", "facts": facts},
+                        ],
+                        "actions": [
+                            {"type": "Action.OpenUrl", "title": "Open the dashboard", "url": body["dashboardURL"]}
+                        ],
+                    },
+                }
+            ],
+        }
+    )
 
 
 WEBHOOK_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
-    "generic": render_generic, "slack": render_slack, "mattermost": render_mattermost,
-    "discord": render_discord, "teams": render_teams,
+    "generic": render_generic,
+    "slack": render_slack,
+    "mattermost": render_mattermost,
+    "discord": render_discord,
+    "teams": render_teams,
 }
 
 
@@ -142,13 +168,15 @@ def render_alertmanager(body: dict[str, Any], now_ms: int, resend_ms: int) -> by
     alerts = []
     for alert in body["alerts"]:
         ends = alert["endsAt"] if alert["status"] == "resolved" and alert["endsAt"] else now_ms + 4 * resend_ms
-        alerts.append({
-            "labels": alert["labels"],
-            "annotations": alert["annotations"],
-            "startsAt": iso_ms(alert["startsAt"]),
-            "endsAt": iso_ms(ends),
-            "generatorURL": alert["dashboardURL"],
-        })
+        alerts.append(
+            {
+                "labels": alert["labels"],
+                "annotations": alert["annotations"],
+                "startsAt": iso_ms(alert["startsAt"]),
+                "endsAt": iso_ms(ends),
+                "generatorURL": alert["dashboardURL"],
+            }
+        )
     return _dumps(alerts)
 
 
@@ -167,5 +195,7 @@ def render_email(body: dict[str, Any], sender: str, recipients: tuple[str, ...],
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     message.add_alternative(
         f"<!doctype html><html><body><h2>{html.escape(title(body))}</h2><ul>{items}</ul>"
-        f'<p><a href="{html.escape(link, quote=True)}">Open the dashboard</a></p></body></html>', subtype="html")
+        f'<p><a href="{html.escape(link, quote=True)}">Open the dashboard</a></p></body></html>',
+        subtype="html",
+    )
     return message.as_bytes()

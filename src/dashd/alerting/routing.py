@@ -56,9 +56,17 @@ class Route:
         return LEVEL_RANK[event.level] >= LEVEL_RANK[self.min_level] and all_match(self.matchers, event.label_map)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "channels": list(self.channels), "matchers": [str(m) for m in self.matchers],
-                "level": self.min_level, "group_by": list(self.group_by), "group_wait": self.group_wait,
-                "group_interval": self.group_interval, "repeat_interval": self.repeat_interval, "stop": self.stop}
+        return {
+            "name": self.name,
+            "channels": list(self.channels),
+            "matchers": [str(m) for m in self.matchers],
+            "level": self.min_level,
+            "group_by": list(self.group_by),
+            "group_wait": self.group_wait,
+            "group_interval": self.group_interval,
+            "repeat_interval": self.repeat_interval,
+            "stop": self.stop,
+        }
 
 
 DEFAULT_ROUTE = Route("default", (ALL_CHANNELS,))
@@ -92,10 +100,17 @@ def parse_route(name: str, data: Mapping[str, str]) -> Route:
         stop = parse_bool(data.pop("stop", "false"))
     except ValueError:
         raise RouteError(f"route {name}: stop must be true or false") from None
-    route = Route(name, channels, matchers, level, group_by,
-                  _duration(name, "group_wait", data.pop("group_wait", "10s"), 0, HOUR),
-                  _duration(name, "group_interval", data.pop("group_interval", "1m"), 1, 24 * HOUR),
-                  _duration(name, "repeat_interval", data.pop("repeat_interval", "4h"), 10, 7 * 24 * HOUR), stop)
+    route = Route(
+        name,
+        channels,
+        matchers,
+        level,
+        group_by,
+        _duration(name, "group_wait", data.pop("group_wait", "10s"), 0, HOUR),
+        _duration(name, "group_interval", data.pop("group_interval", "1m"), 1, 24 * HOUR),
+        _duration(name, "repeat_interval", data.pop("repeat_interval", "4h"), 10, 7 * 24 * HOUR),
+        stop,
+    )
     if data:
         raise RouteError(f"route {name}: unknown option {sorted(data)[0]!r}")
     return route
@@ -130,10 +145,16 @@ class Grouper:
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, enqueue: Callable[[Notice], Deferred[Any]], base_url: str,
-                 silenced: Callable[[Mapping[str, str], int], str | None], wall_clock_ms: Callable[[], int],
-                 repeat_for: Callable[[str, Route], float] = lambda channel, route: route.repeat_interval,
-                 max_alerts: int = 50) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        enqueue: Callable[[Notice], Deferred[Any]],
+        base_url: str,
+        silenced: Callable[[Mapping[str, str], int], str | None],
+        wall_clock_ms: Callable[[], int],
+        repeat_for: Callable[[str, Route], float] = lambda channel, route: route.repeat_interval,
+        max_alerts: int = 50,
+    ) -> None:
         self.clock = clock
         self.enqueue = enqueue
         self.base_url = base_url
@@ -213,7 +234,9 @@ class Grouper:
             alerts.update(new)
             ordered = sorted(alerts.values(), key=lambda a: (a.state != FIRING, a.starts_at_ms, a.fingerprint))
             key = dedup_key(group.channel, group.key, *sorted(e.event_key for e in new.values()))
-            self._send(build_notice(group.channel, group.key, group.labels, ordered, self.base_url, key, self.max_alerts))
+            self._send(
+                build_notice(group.channel, group.key, group.labels, ordered, self.base_url, key, self.max_alerts)
+            )
             group.last_sent = self.clock.seconds()
         self._schedule_repeat(group)
         self._forget_if_empty(group)
@@ -233,15 +256,21 @@ class Grouper:
             period_ms = int(self.repeat_for(group.channel, group.route) * 1000)
             slot = str(self.wall_clock_ms() // max(1, period_ms))
             key = dedup_key(group.channel, group.key, "repeat", slot, *sorted(a.event_key for a in firing))
-            self._send(build_notice(group.channel, group.key, group.labels, firing, self.base_url, key,
-                                    self.max_alerts, kind="repeat"))
+            self._send(
+                build_notice(
+                    group.channel, group.key, group.labels, firing, self.base_url, key, self.max_alerts, kind="repeat"
+                )
+            )
             group.eligible.update(a.fingerprint for a in firing)  # announced now (e.g. after its silence ended)
         self._schedule_repeat(group)
         self._forget_if_empty(group)
 
     def _send(self, notice: Notice) -> None:
-        self.enqueue(notice).addErrback(lambda f: self.log.failure("could not write a notice for {channel} to the outbox",
-                                                                   f, channel=notice.channel))
+        self.enqueue(notice).addErrback(
+            lambda f: self.log.failure(
+                "could not write a notice for {channel} to the outbox", f, channel=notice.channel
+            )
+        )
 
     def flush_waiting(self) -> None:
         """Send every group that is waiting (group_wait/group_interval) now."""

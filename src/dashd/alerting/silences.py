@@ -41,9 +41,17 @@ class Silence:
         return "active" if now_ms < self.ends_at_ms else "expired"
 
     def as_dict(self, now_ms: int) -> dict[str, Any]:
-        return {"id": self.id, "matchers": [m.as_dict() for m in self.matchers], "starts_at_ms": self.starts_at_ms,
-                "ends_at_ms": self.ends_at_ms, "comment": self.comment, "created_by": self.created_by,
-                "created_at_ms": self.created_at_ms, "expired_by": self.expired_by, "state": self.state(now_ms)}
+        return {
+            "id": self.id,
+            "matchers": [m.as_dict() for m in self.matchers],
+            "starts_at_ms": self.starts_at_ms,
+            "ends_at_ms": self.ends_at_ms,
+            "comment": self.comment,
+            "created_by": self.created_by,
+            "created_at_ms": self.created_at_ms,
+            "expired_by": self.expired_by,
+            "state": self.state(now_ms),
+        }
 
 
 def silence_from_request(data: Mapping[str, Any], user: str, now_ms: int) -> Silence:
@@ -53,7 +61,11 @@ def silence_from_request(data: Mapping[str, Any], user: str, now_ms: int) -> Sil
     ends = data.get("ends_at_ms")
     if "duration_s" in data and ends is None:
         duration = data["duration_s"]
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_SILENCE_MS / 1000:
+        if (
+            isinstance(duration, bool)
+            or not isinstance(duration, (int, float))
+            or not 0 < duration <= MAX_SILENCE_MS / 1000
+        ):
             raise ValueError("'duration_s' must be a number of seconds up to a year")
         ends = int(starts) + int(duration * 1000) if isinstance(starts, int) and not isinstance(starts, bool) else None
     for name, value in (("starts_at_ms", starts), ("ends_at_ms", ends)):
@@ -72,8 +84,16 @@ def silence_from_request(data: Mapping[str, Any], user: str, now_ms: int) -> Sil
 
 def silence_from_row(row: Mapping[str, Any]) -> Silence:
     matchers = tuple(make_matcher(m["name"], m["op"], m["value"]) for m in row["matchers"])
-    return Silence(row["id"], matchers, row["starts_at_ms"], row["ends_at_ms"], row["comment"], row["created_by"],
-                   row["created_at_ms"], row.get("expired_by"))
+    return Silence(
+        row["id"],
+        matchers,
+        row["starts_at_ms"],
+        row["ends_at_ms"],
+        row["comment"],
+        row["created_by"],
+        row["created_at_ms"],
+        row.get("expired_by"),
+    )
 
 
 class SilenceBook:

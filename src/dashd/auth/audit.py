@@ -30,7 +30,8 @@ class AuditLog:
     def record(self, actor: str, action: str, detail: dict, peer: str | None) -> Deferred:
         """Record an admin action (who, what, when, from where)."""
         log.info("audit: {actor} {action} {detail} from {peer}", actor=actor, action=action, detail=detail, peer=peer)
-        d = Deferred.fromCoroutine(self._rows.append(self._now(), actor, action, json.dumps(detail, sort_keys=True),
-                                                     peer))
+        d = Deferred.fromCoroutine(
+            self._rows.append(self._now(), actor, action, json.dumps(detail, sort_keys=True), peer)
+        )
         d.addErrback(lambda f: log.failure("could not write the audit log", f))
         return d

@@ -25,11 +25,15 @@ class RevocationList:
     def enable_user(self, name: str) -> None:
         self._disabled_users.discard(name)
 
-    def replace(self, revoked_sessions: set[str], disabled_users: set[str],
-                revoked_tokens: set[str] = frozenset()) -> bool:
+    def replace(
+        self, revoked_sessions: set[str], disabled_users: set[str], revoked_tokens: set[str] = frozenset()
+    ) -> bool:
         """Take the store's view; True when something new was revoked or disabled."""
-        tightened = bool(revoked_sessions - self._revoked_sessions or disabled_users - self._disabled_users
-                         or revoked_tokens - self._revoked_tokens)
+        tightened = bool(
+            revoked_sessions - self._revoked_sessions
+            or disabled_users - self._disabled_users
+            or revoked_tokens - self._revoked_tokens
+        )
         self._revoked_sessions = set(revoked_sessions) | self._revoked_sessions
         self._disabled_users = set(disabled_users)
         self._revoked_tokens = set(revoked_tokens) | self._revoked_tokens

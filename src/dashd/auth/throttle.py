@@ -101,8 +101,9 @@ class _BoundedTable:
 class Reservation:
     """One login attempt admitted by the throttle; settle it exactly once."""
 
-    def __init__(self, throttle: LoginThrottle, user: _Attempts, address: _Attempts, user_key: str,
-                 address_key: str) -> None:
+    def __init__(
+        self, throttle: LoginThrottle, user: _Attempts, address: _Attempts, user_key: str, address_key: str
+    ) -> None:
         self._throttle = throttle
         self._user = user
         self._address = address
@@ -139,8 +140,13 @@ class Reservation:
 class LoginThrottle:
     """Failure budgets per user name and per client address."""
 
-    def __init__(self, *, threshold: int = FAILURES_BEFORE_BACKOFF, max_backoff: float = MAX_BACKOFF_SECONDS,
-                 max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        *,
+        threshold: int = FAILURES_BEFORE_BACKOFF,
+        max_backoff: float = MAX_BACKOFF_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
         self.threshold = threshold
         self.max_backoff = max_backoff
         self._users = _BoundedTable(max_entries, max_backoff)
@@ -150,8 +156,10 @@ class LoginThrottle:
         """Admit one attempt or raise LoginThrottled (nothing is counted then)."""
         user_entry = self._users.get(user, now_ms)
         address_entry = self._addresses.get(address, now_ms)
-        wait = max(user_entry.wait(now_ms, self.threshold, self.max_backoff),
-                   address_entry.wait(now_ms, self.threshold, self.max_backoff))
+        wait = max(
+            user_entry.wait(now_ms, self.threshold, self.max_backoff),
+            address_entry.wait(now_ms, self.threshold, self.max_backoff),
+        )
         if wait > 0:
             raise LoginThrottled(wait)
         user_entry.pending += 1

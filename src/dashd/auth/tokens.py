@@ -100,14 +100,22 @@ class TokenIssuer:
         self._secret = secret
         self._clock = clock
 
-    def mint(self, subject: str, role: str, ttl: float, session_id: str | None = None,
-             token_id: str | None = None) -> tuple[str, float]:
+    def mint(
+        self, subject: str, role: str, ttl: float, session_id: str | None = None, token_id: str | None = None
+    ) -> tuple[str, float]:
         if role not in ROLE_RANK and role != AGENT_ROLE:
             raise AuthError(f"unknown role {role!r}; one of {', '.join(ROLES + (AGENT_ROLE,))}")
         now = self._clock()
         expires = now + ttl
-        claims = {"iss": ISSUER, "typ": "access", "sub": subject, "role": role, "iat": int(now),
-                  "exp": int(expires), "jti": token_id or uuid.uuid4().hex}
+        claims = {
+            "iss": ISSUER,
+            "typ": "access",
+            "sub": subject,
+            "role": role,
+            "iat": int(now),
+            "exp": int(expires),
+            "jti": token_id or uuid.uuid4().hex,
+        }
         if session_id:
             claims["sid"] = session_id
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), float(int(expires))
@@ -117,8 +125,12 @@ class TokenIssuer:
             raise AuthError("a token must be a non-empty string")
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
-                options={"require": required}, leeway=0,
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": required},
+                leeway=0,
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
@@ -130,8 +142,14 @@ class TokenIssuer:
 
     def mint_refresh(self, subject: str, session_id: str, ttl: float, jti: str = "") -> str:
         now = self._clock()
-        claims = {"iss": ISSUER, "typ": "refresh", "sub": subject, "sid": session_id, "iat": int(now),
-                  "exp": int(now + ttl)}
+        claims = {
+            "iss": ISSUER,
+            "typ": "refresh",
+            "sub": subject,
+            "sid": session_id,
+            "iat": int(now),
+            "exp": int(now + ttl),
+        }
         if jti:
             claims["jti"] = jti
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
@@ -150,5 +168,10 @@ class TokenIssuer:
             raise AuthError("invalid token (unknown role)")
         if not isinstance(claims.get("sub"), str):
             raise AuthError("invalid token (bad subject)")
-        return Principal(subject=claims["sub"], role=role, expires_at=float(claims["exp"]),
-                         session_id=claims.get("sid"), token_id=str(claims.get("jti", "")))
+        return Principal(
+            subject=claims["sub"],
+            role=role,
+            expires_at=float(claims["exp"]),
+            session_id=claims.get("sid"),
+            token_id=str(claims.get("jti", "")),
+        )

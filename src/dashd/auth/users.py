@@ -42,8 +42,9 @@ REFRESH_REUSE_GRACE_MS = 5_000
 
 def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
     salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
-                            maxmem=SCRYPT_MAXMEM, dklen=32)
+    digest = hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, maxmem=SCRYPT_MAXMEM, dklen=32
+    )
     return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
@@ -53,8 +54,15 @@ def verify_password(password: str, encoded: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                                p=int(p), maxmem=SCRYPT_MAXMEM, dklen=len(expected))
+        actual = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=SCRYPT_MAXMEM,
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
@@ -99,16 +107,31 @@ class LoginResult:
     refresh_max_age: int  # seconds the refresh cookie lives: what is left of the session
 
     def body(self) -> dict:
-        return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in,
-                "expires_at": iso_ms(self.expires_at * 1000), "role": self.role, "username": self.username}
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "expires_at": iso_ms(self.expires_at * 1000),
+            "role": self.role,
+            "username": self.username,
+        }
 
 
 class UserDirectory:
-    def __init__(self, store: SqlRunner, tokens: TokenIssuer, revocations: RevocationList, *,
-                 access_ttl: float, refresh_ttl: float, clock: IReactorTime,
-                 wall_clock_ms: Callable[[], int] = now_ms, throttle: LoginThrottle | None = None,
-                 hash_slots: HashSlots | None = None,
-                 check_password: Callable[[str, str], bool] = verify_password) -> None:
+    def __init__(
+        self,
+        store: SqlRunner,
+        tokens: TokenIssuer,
+        revocations: RevocationList,
+        *,
+        access_ttl: float,
+        refresh_ttl: float,
+        clock: IReactorTime,
+        wall_clock_ms: Callable[[], int] = now_ms,
+        throttle: LoginThrottle | None = None,
+        hash_slots: HashSlots | None = None,
+        check_password: Callable[[str, str], bool] = verify_password,
+    ) -> None:
         self._accounts = AccountRecords(store)
         self._tokens = tokens
         self._revocations = revocations
@@ -146,8 +169,10 @@ class UserDirectory:
         await self._accounts.add_user(name, password_hash, role, self._now())
 
     async def list(self) -> list[dict]:
-        return [{"name": u.name, "role": u.role, "disabled": u.disabled, "created_at": iso_ms(u.created_at_ms)}
-                for u in await self._accounts.users()]
+        return [
+            {"name": u.name, "role": u.role, "disabled": u.disabled, "created_at": iso_ms(u.created_at_ms)}
+            for u in await self._accounts.users()
+        ]
 
     async def set_password(self, name: str, password: str) -> None:
         check_password(password)
@@ -190,8 +215,10 @@ class UserDirectory:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(password + "\n")
         os.chmod(path, 0o600)
-        log.info("created user 'admin'; its password is in {path} (log in, then change it with "
-                 "'dashd user passwd admin')", path=path)
+        log.info(
+            "created user 'admin'; its password is in {path} (log in, then change it with 'dashd user passwd admin')",
+            path=path,
+        )
         return path
 
     async def load_revocations(self) -> bool:
@@ -210,8 +237,7 @@ class UserDirectory:
         """Check a password. The attempt is counted against the user name and
         the address *before* the hash runs (dashd.auth.throttle), so parallel
         attempts cannot overrun the budget; raises LoginThrottled or AuthError."""
-        if not isinstance(name, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD \
-                or len(name) > 64:
+        if not isinstance(name, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD or len(name) > 64:
             raise AuthError("username and password must be strings")
         now = self._now()
         shown = printable(name, 64)
@@ -221,20 +247,27 @@ class UserDirectory:
             # there and each spelling used to have a budget of its own.
             reservation = self.throttle.reserve(name.lower(), address, now)
         except LoginThrottled as e:
-            self._log.warn("login-throttled", "login for {user} from {address} throttled for {wait:.0f}s",
-                           user=shown, address=address, wait=e.retry_after)
+            self._log.warn(
+                "login-throttled",
+                "login for {user} from {address} throttled for {wait:.0f}s",
+                user=shown,
+                address=address,
+                wait=e.retry_after,
+            )
             raise
         try:
             self.hash_slots.acquire(address)
         except LoginThrottled as e:
             reservation.cancelled()
-            self._log.warn("login-busy", "login for {user} from {address} refused: {why}", user=shown,
-                           address=address, why=e.why)
+            self._log.warn(
+                "login-busy", "login for {user} from {address} refused: {why}", user=shown, address=address, why=e.why
+            )
             raise
         try:
             user = await self.get(name) if USERNAME.match(name) else None
-            password_ok = await deferToThread(self._check_password, password,
-                                              user["password_hash"] if user else _DUMMY_HASH)
+            password_ok = await deferToThread(
+                self._check_password, password, user["password_hash"] if user else _DUMMY_HASH
+            )
         except BaseException:
             reservation.cancelled()
             raise
@@ -243,8 +276,14 @@ class UserDirectory:
         if user is None or not password_ok or user["disabled"]:
             count = reservation.failed(self._now())
             reason = "disabled" if user and user["disabled"] and password_ok else "bad credentials"
-            self._log.warn("login-failed", "failed login for {user} from {address}: {reason} ({count} in a row)",
-                           user=shown, address=address, reason=reason, count=count)
+            self._log.warn(
+                "login-failed",
+                "failed login for {user} from {address}: {reason} ({count} in a row)",
+                user=shown,
+                address=address,
+                reason=reason,
+                count=count,
+            )
             raise AuthError("wrong username or password" if reason == "bad credentials" else "user disabled")
         reservation.succeeded()
         name = user["name"]  # the stored spelling: revocations and audit match it exactly
@@ -269,8 +308,12 @@ class UserDirectory:
         name, session_id, jti = self._tokens.verify_refresh(refresh_token)
         session = await self._accounts.session(session_id)
         now = self._now()
-        if session is None or session.username != name or session.revoked_at_ms is not None \
-                or session.expires_at_ms <= now:
+        if (
+            session is None
+            or session.username != name
+            or session.revoked_at_ms is not None
+            or session.expires_at_ms <= now
+        ):
             raise AuthError("session expired or revoked")
         expires_ms, current_jti = session.expires_at_ms, session.refresh_jti
         previous_jti, rotated_at_ms = session.previous_jti, session.rotated_at_ms
@@ -296,8 +339,11 @@ class UserDirectory:
         return self._issue(name, user["role"], session_id, next_jti, int(expires_ms))
 
     async def _reuse_detected(self, name: str, session_id: str) -> None:
-        log.warn("a rotated refresh token of {user} was used again: session {session} revoked (stolen cookie?)",
-                 user=printable(name, 64), session=session_id[:8])
+        log.warn(
+            "a rotated refresh token of {user} was used again: session {session} revoked (stolen cookie?)",
+            user=printable(name, 64),
+            session=session_id[:8],
+        )
         await self._revoke(session_id)
         raise AuthError("refresh token already used; the session was revoked, log in again")
 
@@ -328,8 +374,12 @@ class UserDirectory:
         role is the user's current one."""
         name, session_id, jti = self._tokens.verify_refresh(refresh_token)
         session = await self._accounts.session(session_id)
-        if session is None or session.username != name or session.revoked_at_ms is not None \
-                or session.expires_at_ms <= self._now():
+        if (
+            session is None
+            or session.username != name
+            or session.revoked_at_ms is not None
+            or session.expires_at_ms <= self._now()
+        ):
             raise AuthError("session expired or revoked")
         if session.refresh_jti is not None and jti != session.refresh_jti:
             raise AuthError("this session cookie was replaced by a newer one; reload the page")

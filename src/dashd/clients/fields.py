@@ -25,17 +25,20 @@ def pattern_list(data: dict, key: str, request: str) -> list[str] | None:
 
 
 @overload
-def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: float,
-                 integer: bool = False) -> float: ...
+def number_field(
+    data: dict, key: str, request: str, low: float, high: float, *, default: float, integer: bool = False
+) -> float: ...
 
 
 @overload
-def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: None = None,
-                 integer: bool = False) -> float | None: ...
+def number_field(
+    data: dict, key: str, request: str, low: float, high: float, *, default: None = None, integer: bool = False
+) -> float | None: ...
 
 
-def number_field(data: dict, key: str, request: str, low: float, high: float, *, default: float | None = None,
-                 integer: bool = False) -> float | None:
+def number_field(
+    data: dict, key: str, request: str, low: float, high: float, *, default: float | None = None, integer: bool = False
+) -> float | None:
     value = data.get(key, default)
     if value is None:
         return None
@@ -48,17 +51,26 @@ def number_field(data: dict, key: str, request: str, low: float, high: float, *,
 
 
 @overload
-def string_field(data: dict, key: str, request: str, *, required: Literal[True] = True, max_length: int = 256,
-                 default: str | None = None) -> str: ...
+def string_field(
+    data: dict,
+    key: str,
+    request: str,
+    *,
+    required: Literal[True] = True,
+    max_length: int = 256,
+    default: str | None = None,
+) -> str: ...
 
 
 @overload
-def string_field(data: dict, key: str, request: str, *, required: bool, max_length: int = 256,
-                 default: str | None = None) -> str | None: ...
+def string_field(
+    data: dict, key: str, request: str, *, required: bool, max_length: int = 256, default: str | None = None
+) -> str | None: ...
 
 
-def string_field(data: dict, key: str, request: str, *, required: bool = True, max_length: int = 256,
-                 default: str | None = None) -> str | None:
+def string_field(
+    data: dict, key: str, request: str, *, required: bool = True, max_length: int = 256, default: str | None = None
+) -> str | None:
     value = data.get(key, default)
     if value is None:
         if required:

@@ -36,9 +36,15 @@ class HistoryQueries:
     """Validates, prices, schedules and runs history queries for every client
     kind (WebSocket, /api/history, /api/export)."""
 
-    def __init__(self, settings: Settings, catalogue: MetricCatalogue, sampling: SamplingControl,
-                 stored: HistorySource, wall_clock_ms: Callable[[], int],
-                 queries: QueryAdmission | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: MetricCatalogue,
+        sampling: SamplingControl,
+        stored: HistorySource,
+        wall_clock_ms: Callable[[], int],
+        queries: QueryAdmission | None = None,
+    ) -> None:
         self.settings = settings
         self.catalogue = catalogue
         self.sampling = sampling
@@ -58,8 +64,9 @@ class HistoryQueries:
         """The series of `host` (default this one) that the request's selectors name."""
         patterns = pattern_list(data, "metrics", request)
         if not patterns:
-            raise bad(f"{request}: 'metrics' is required (names, globs or selectors such as "
-                      f"disk_used_percent{{mount=\"/\"}})")
+            raise bad(
+                f"{request}: 'metrics' is required (names, globs or selectors such as disk_used_percent{{mount=\"/\"}})"
+            )
         return resolve_selectors(self.catalogue, patterns, request, host or self.catalogue.host)
 
     def validate(self, data: dict) -> HistoryQuery:
@@ -72,17 +79,23 @@ class HistoryQueries:
             to_ms = parse_time(data["to"], now) if data.get("to") is not None else now
             from_ms = parse_time(data["from"], now) if data.get("from") is not None else to_ms - 3_600_000
         except (ValueError, OverflowError, OSError):
-            raise bad("history: 'from' and 'to' must be ISO-8601 times, Unix seconds, or '-<duration>' "
-                      "such as '-15m'") from None
+            raise bad(
+                "history: 'from' and 'to' must be ISO-8601 times, Unix seconds, or '-<duration>' such as '-15m'"
+            ) from None
         if from_ms >= to_ms:
             raise bad("history: 'from' must be before 'to'")
         if (to_ms - from_ms) / 1000.0 > settings.max_history_span:
             raise ProtocolError("too_large", f"history: the range may span at most {settings.max_history_span:g}s")
         max_points = data.get("max_points", DEFAULT_HISTORY_POINTS)
-        if isinstance(max_points, int) and not isinstance(max_points, bool) and max_points > settings.max_history_points:
+        if (
+            isinstance(max_points, int)
+            and not isinstance(max_points, bool)
+            and max_points > settings.max_history_points
+        ):
             raise ProtocolError("too_large", f"history: at most {settings.max_history_points} points")
-        max_points = number_field(data, "max_points", "history", 1, settings.max_history_points,
-                                  default=DEFAULT_HISTORY_POINTS, integer=True)
+        max_points = number_field(
+            data, "max_points", "history", 1, settings.max_history_points, default=DEFAULT_HISTORY_POINTS, integer=True
+        )
         return HistoryQuery(host, metrics, from_ms, to_ms, int(max_points))
 
     def cost(self, query: HistoryQuery) -> QueryCost:
@@ -101,8 +114,10 @@ class HistoryQueries:
     def schedule(self, owner: Any, user: str, query: HistoryQuery) -> Deferred:
         """A history query through the daemon's QueryScheduler (cost checked,
         bounded queue, cancelled with `owner`); direct when there is none."""
+
         def run() -> Deferred:
             return Deferred.fromCoroutine(self.fetch(query))
+
         if self.queries is None:
             return run()
         return self.queries.submit(owner, user, self.cost(query), run)
@@ -113,7 +128,14 @@ class HistoryQueries:
             self.queries.cancel_owner(owner)
 
     async def fetch(self, query: HistoryQuery) -> dict:
-        result = await self.stored.history(query.host, query.metrics, query.from_ms, query.to_ms, query.max_points,
-                                           int(self.interval * 1000))
-        return {"from": iso_ms(query.from_ms), "to": iso_ms(query.to_ms), "tier": result.tier,
-                "bucket_ms": result.bucket_ms, "host": query.host, "series": result.series}
+        result = await self.stored.history(
+            query.host, query.metrics, query.from_ms, query.to_ms, query.max_points, int(self.interval * 1000)
+        )
+        return {
+            "from": iso_ms(query.from_ms),
+            "to": iso_ms(query.to_ms),
+            "tier": result.tier,
+            "bucket_ms": result.bucket_ms,
+            "host": query.host,
+            "series": result.series,
+        }

@@ -50,8 +50,9 @@ def parse_timestamp(value: object, index: int) -> int:
     """An ISO-8601 timestamp with a time zone -> Unix ms (ValueError-free:
     raises ProtocolError bad_message)."""
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
-        raise _bad(f"samples[{index}].timestamp must be an ISO-8601 string such as 2026-11-26T10:00:01.000Z",
-                   index=index)
+        raise _bad(
+            f"samples[{index}].timestamp must be an ISO-8601 string such as 2026-11-26T10:00:01.000Z", index=index
+        )
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
         moment = datetime.fromisoformat(text)
@@ -72,8 +73,11 @@ def validate_batch(data: object, host: str, now_ms: int) -> list[Sample]:
     if not isinstance(samples, list) or not samples:
         raise _bad("samples: 'samples' must be a non-empty list")
     if len(samples) > MAX_SAMPLES_PER_MESSAGE:
-        raise ProtocolError("too_large", f"samples: at most {MAX_SAMPLES_PER_MESSAGE} samples per message",
-                            {"max_samples": MAX_SAMPLES_PER_MESSAGE})
+        raise ProtocolError(
+            "too_large",
+            f"samples: at most {MAX_SAMPLES_PER_MESSAGE} samples per message",
+            {"max_samples": MAX_SAMPLES_PER_MESSAGE},
+        )
     result: list[Sample] = []
     for index, item in enumerate(samples):
         if not isinstance(item, dict):
@@ -82,24 +86,35 @@ def validate_batch(data: object, host: str, now_ms: int) -> list[Sample]:
         if not isinstance(sample_host, str) or not sample_host:
             raise _bad(f"samples[{index}].host must be a non-empty string", index=index)
         if sample_host != host:
-            raise ProtocolError("forbidden", f"samples[{index}]: this agent may publish only for host {host!r}",
-                                {"index": index, "host": host})
+            raise ProtocolError(
+                "forbidden",
+                f"samples[{index}]: this agent may publish only for host {host!r}",
+                {"index": index, "host": host},
+            )
         timestamp_ms = parse_timestamp(item.get("timestamp"), index)
         if timestamp_ms > now_ms + MAX_FUTURE_SKEW_MS:
-            raise _bad(f"samples[{index}].timestamp is more than {MAX_FUTURE_SKEW_MS // 1000}s in the future "
-                       f"(check the agent's clock)", index=index)
+            raise _bad(
+                f"samples[{index}].timestamp is more than {MAX_FUTURE_SKEW_MS // 1000}s in the future "
+                f"(check the agent's clock)",
+                index=index,
+            )
         if timestamp_ms < MIN_TIMESTAMP_MS:
             raise _bad(f"samples[{index}].timestamp is before the year 2000", index=index)
         metrics = item.get("metrics")
         if not isinstance(metrics, dict):
             raise _bad(f"samples[{index}].metrics must be an object", index=index)
         if len(metrics) > MAX_METRICS_PER_SAMPLE:
-            raise ProtocolError("too_large", f"samples[{index}]: at most {MAX_METRICS_PER_SAMPLE} metrics per sample",
-                                {"index": index, "max_metrics": MAX_METRICS_PER_SAMPLE})
+            raise ProtocolError(
+                "too_large",
+                f"samples[{index}]: at most {MAX_METRICS_PER_SAMPLE} metrics per sample",
+                {"index": index, "max_metrics": MAX_METRICS_PER_SAMPLE},
+            )
         for name, value in metrics.items():
             if not METRIC_NAME.match(name):
-                raise _bad(f"samples[{index}]: metric names are 1-64 characters of A-Z, a-z, 0-9 and _ "
-                           f"(got {name[:70]!r})", index=index)
+                raise _bad(
+                    f"samples[{index}]: metric names are 1-64 characters of A-Z, a-z, 0-9 and _ (got {name[:70]!r})",
+                    index=index,
+                )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise _bad(f"samples[{index}].metrics.{name} must be a finite number", index=index)
         result.append(Sample(host=host, timestamp_ms=timestamp_ms, metrics={k: v for k, v in metrics.items()}))
@@ -168,8 +183,11 @@ class IngestResult:
     last_timestamp_ms: int
 
     def as_dict(self) -> dict:
-        return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "last_timestamp": iso_ms(self.last_timestamp_ms)}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "last_timestamp": iso_ms(self.last_timestamp_ms),
+        }
 
 
 class SampleTimes(Protocol):
@@ -199,13 +217,20 @@ class IngestService:
     until the store has the samples. One batch per host at a time (a lock
     per host), so two connections of one agent cannot both accept a sample."""
 
-    def __init__(self, publish: Callable[[Sample], Deferred], stored: StoredTimestamps | None,
-                 flush: Callable[[], Deferred] | None, window: int = DEDUP_WINDOW, *,
-                 limits: AgentLimits | None = None, clock: Any = None,
-                 durable: Callable[[], Deferred] | None = None,
-                 store_backlog: Callable[[], tuple[int, int]] | None = None,
-                 on_refused: Callable[[str], None] = lambda reason: None,
-                 accepting: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        publish: Callable[[Sample], Deferred],
+        stored: StoredTimestamps | None,
+        flush: Callable[[], Deferred] | None,
+        window: int = DEDUP_WINDOW,
+        *,
+        limits: AgentLimits | None = None,
+        clock: Any = None,
+        durable: Callable[[], Deferred] | None = None,
+        store_backlog: Callable[[], tuple[int, int]] | None = None,
+        on_refused: Callable[[str], None] = lambda reason: None,
+        accepting: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._publish = publish
         # accepting() -> False while the hub shuts down: it no longer
         # sequences or stores, so samples accepted now would be lost.
@@ -251,8 +276,11 @@ class IngestService:
                 # resend is accepted rather than counted as a duplicate.
                 recent.forget(sample.timestamp_ms for sample in fresh)
                 self._refused("not_durable")
-                raise ProtocolError("unavailable", "the store did not confirm these samples; resend them",
-                                    {"retry_after": STORE_BUSY_RETRY})
+                raise ProtocolError(
+                    "unavailable",
+                    "the store did not confirm these samples; resend them",
+                    {"retry_after": STORE_BUSY_RETRY},
+                )
         elif fresh and self._flush is not None:
             await self._durable()
         return IngestResult(len(fresh), len(samples) - len(fresh), max(s.timestamp_ms for s in samples))
@@ -272,8 +300,11 @@ class IngestService:
             rows = sum(len(sample.metrics) for sample in fresh)
             if queued + rows > capacity * STORE_HIGH_WATER:
                 self._refused("store_busy")
-                raise ProtocolError("rate_limited", "the store is behind; resend these samples shortly",
-                                    {"retry_after": STORE_BUSY_RETRY})
+                raise ProtocolError(
+                    "rate_limited",
+                    "the store is behind; resend these samples shortly",
+                    {"retry_after": STORE_BUSY_RETRY},
+                )
         limits = self._limits
         if limits is None:
             return
@@ -284,14 +315,21 @@ class IngestService:
         new_series = {name for sample in fresh for name in sample.metrics} - quota.series
         if len(quota.series) + len(new_series) > limits.max_series:
             self._refused("series")
-            raise ProtocolError("too_large", f"host {host!r} may publish at most {limits.max_series} distinct "
-                                f"metrics ({len(quota.series)} so far)", {"max_series": limits.max_series})
+            raise ProtocolError(
+                "too_large",
+                f"host {host!r} may publish at most {limits.max_series} distinct metrics ({len(quota.series)} so far)",
+                {"max_series": limits.max_series},
+            )
         if not quota.bucket.take(len(fresh), now):
             self._refused("sample_rate")
-            raise ProtocolError("rate_limited", f"host {host!r} may publish {limits.samples_per_second:g} samples "
-                                "per second; resend later",
-                                {"retry_after": round(quota.bucket.retry_after(len(fresh)), 3),
-                                 "samples_per_second": limits.samples_per_second})
+            raise ProtocolError(
+                "rate_limited",
+                f"host {host!r} may publish {limits.samples_per_second:g} samples per second; resend later",
+                {
+                    "retry_after": round(quota.bucket.retry_after(len(fresh)), 3),
+                    "samples_per_second": limits.samples_per_second,
+                },
+            )
         quota.series |= new_series
 
     async def _fresh(self, host: str, samples: Sequence[Sample]) -> list[Sample]:

@@ -40,8 +40,18 @@ class ProcessRequests:
     `collectors` setting): subscribing is then `unavailable`, the look-back
     still answers from what is stored (other nodes may write it)."""
 
-    def __init__(self, stream: ProcessStream, history: ProcessHistory | None, *, host: str, interval: float,
-                 default_limit: int, cmdlines: bool, live: bool, wall_clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        stream: ProcessStream,
+        history: ProcessHistory | None,
+        *,
+        host: str,
+        interval: float,
+        default_limit: int,
+        cmdlines: bool,
+        live: bool,
+        wall_clock_ms: Callable[[], int],
+    ) -> None:
         self.stream = stream
         self.history = history
         self.host = host
@@ -60,8 +70,14 @@ class ProcessRequests:
 
     # ----- the live stream
 
-    def subscribe(self, owner: Hashable, principal: Callable[[], Any], deliver: Callable[[OutboundFrame], None],
-                  data: dict, acknowledge: Callable[[dict], None]) -> None:
+    def subscribe(
+        self,
+        owner: Hashable,
+        principal: Callable[[], Any],
+        deliver: Callable[[OutboundFrame], None],
+        data: dict,
+        acknowledge: Callable[[dict], None],
+    ) -> None:
         """Subscribe `owner` (a session); `principal()` is its current
         principal (its role decides the redaction of each table).
         `acknowledge(reply)` is called before the newest table is sent, so
@@ -69,11 +85,18 @@ class ProcessRequests:
         sort, limit = self._sort_and_limit(data, "processes_subscribe", default_sort="cpu")
         host = self._host(data, "processes_subscribe")
         if not self.live:
-            raise ProtocolError("unavailable", "processes_subscribe: the process collector is not running on this "
-                                "node (add processes to the collectors setting)")
+            raise ProtocolError(
+                "unavailable",
+                "processes_subscribe: the process collector is not running on this "
+                "node (add processes to the collectors setting)",
+            )
         if host != self.host:
-            raise ProtocolError("not_found", f"processes_subscribe: this node streams the processes of "
-                                f"{self.host!r} only; use processes_at for {host!r}", {"host": self.host})
+            raise ProtocolError(
+                "not_found",
+                f"processes_subscribe: this node streams the processes of "
+                f"{self.host!r} only; use processes_at for {host!r}",
+                {"host": self.host},
+            )
 
         def view() -> ProcessView:
             current = principal()
@@ -95,8 +118,10 @@ class ProcessRequests:
         try:
             at_ms = _time_ms(raw, self._wall_clock_ms())
         except (ValueError, OverflowError, OSError):
-            raise _bad(f"{request}: 'time' must be ISO-8601, Unix ms (or seconds), or '-<duration>' "
-                       "such as '-1h'", time=str(raw)[:64]) from None
+            raise _bad(
+                f"{request}: 'time' must be ISO-8601, Unix ms (or seconds), or '-<duration>' such as '-1h'",
+                time=str(raw)[:64],
+            ) from None
         sort, limit = self._sort_and_limit(data, request, default_sort="cpu")
         return LookBackQuery(at_ms, self._host(data, request), sort, limit)
 
@@ -106,9 +131,11 @@ class ProcessRequests:
             raise ProtocolError("unavailable", "processes_at: process look-back is not kept on this node")
         snapshot = await self.history.nearest(query.host, query.at_ms, self.tolerance_ms)
         if snapshot is None:
-            raise ProtocolError("not_found", f"no process table of {query.host!r} within "
-                                f"{self.tolerance_ms // 1000}s of the asked time",
-                                {"host": query.host, "tolerance_seconds": self.tolerance_ms / 1000})
+            raise ProtocolError(
+                "not_found",
+                f"no process table of {query.host!r} within {self.tolerance_ms // 1000}s of the asked time",
+                {"host": query.host, "tolerance_seconds": self.tolerance_ms / 1000},
+            )
         view = ProcessView(query.sort, query.limit, query.host, principal.may(SENSITIVE_ROLE), self.cmdlines)
         return table_data(snapshot, view)
 
@@ -119,14 +146,17 @@ class ProcessRequests:
         if sort is None:
             sort = default_sort
         if not isinstance(sort, str) or sort not in ORDERS:
-            raise _bad(f"{request}: 'sort' must be one of {', '.join(ORDERS)}", sort=_shown(sort),
-                       allowed=list(ORDERS))
+            raise _bad(f"{request}: 'sort' must be one of {', '.join(ORDERS)}", sort=_shown(sort), allowed=list(ORDERS))
         limit = data.get("limit", self.default_limit)
         if limit is None:
             limit = self.default_limit
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise _bad(f"{request}: 'limit' must be an integer from 1 to {MAX_LIMIT}", limit=_shown(limit),
-                       min=1, max=MAX_LIMIT)
+            raise _bad(
+                f"{request}: 'limit' must be an integer from 1 to {MAX_LIMIT}",
+                limit=_shown(limit),
+                min=1,
+                max=MAX_LIMIT,
+            )
         return sort, limit
 
     def _host(self, data: dict, request: str) -> str:

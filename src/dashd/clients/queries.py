@@ -68,8 +68,9 @@ def history_cost(series: int, span_ms: int, max_points: int, resolution_ms: int)
     return QueryCost(series * rows_per_series, series * min(max_points, rows_per_series))
 
 
-def stats_cost(series: int, window_ms: int, resolution_ms: int, raw_ms: int | None = None,
-               rollup_ms: int | None = None) -> QueryCost:
+def stats_cost(
+    series: int, window_ms: int, resolution_ms: int, raw_ms: int | None = None, rollup_ms: int | None = None
+) -> QueryCost:
     """A stats query reads every raw row of the part of the window within
     raw retention (`raw_ms`; all of it when not given), a 1-minute bucket
     per minute of the part within the 1-minute retention (`rollup_ms`) and
@@ -77,8 +78,11 @@ def stats_cost(series: int, window_ms: int, resolution_ms: int, raw_ms: int | No
     raw_part = min(window_ms, window_ms if raw_ms is None else raw_ms)
     minute_part = max(0, min(window_ms, window_ms if rollup_ms is None else rollup_ms) - raw_part)
     hour_part = max(0, window_ms - raw_part - minute_part)
-    rows = (math.ceil(raw_part / max(1, resolution_ms)) + math.ceil(minute_part / MINUTE_MS)
-            + math.ceil(hour_part / HOUR_MS))
+    rows = (
+        math.ceil(raw_part / max(1, resolution_ms))
+        + math.ceil(minute_part / MINUTE_MS)
+        + math.ceil(hour_part / HOUR_MS)
+    )
     return QueryCost(series * max(1, rows), series)
 
 
@@ -141,9 +145,17 @@ class QueryScheduler:
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, *, concurrency: int, max_waiting: int, max_cost: int,
-                 user_cost_per_second: float, user_burst: float | None = None,
-                 on_refused: Callable[[str], None] = lambda reason: None) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        concurrency: int,
+        max_waiting: int,
+        max_cost: int,
+        user_cost_per_second: float,
+        user_burst: float | None = None,
+        on_refused: Callable[[str], None] = lambda reason: None,
+    ) -> None:
         self.clock = clock
         # Told the reason of each refusal (too_large, in_flight, user_budget,
         # busy): the telemetry counts them.
@@ -186,26 +198,39 @@ class QueryScheduler:
         if cost.total > self.max_cost:
             self.stats.refused_too_large += 1
             self.on_refused("too_large")
-            raise ProtocolError("too_large", f"this query would read about {cost.total:,} rows; the most one query "
-                                f"may cost is {self.max_cost:,}: ask for fewer metrics, a shorter range or fewer "
-                                "points", {"cost": cost.total, "max_cost": self.max_cost})
+            raise ProtocolError(
+                "too_large",
+                f"this query would read about {cost.total:,} rows; the most one query "
+                f"may cost is {self.max_cost:,}: ask for fewer metrics, a shorter range or fewer "
+                "points",
+                {"cost": cost.total, "max_cost": self.max_cost},
+            )
         if len(self._by_owner.get(owner, ())) >= PER_CONNECTION:
             self.stats.refused_in_flight += 1
             self.on_refused("in_flight")
-            raise ProtocolError("rate_limited", f"at most {PER_CONNECTION} history or stats requests at a time "
-                                "per connection: wait for a reply", {"in_flight": PER_CONNECTION})
+            raise ProtocolError(
+                "rate_limited",
+                f"at most {PER_CONNECTION} history or stats requests at a time per connection: wait for a reply",
+                {"in_flight": PER_CONNECTION},
+            )
         if len(self._running) >= self.concurrency and len(self._waiting) >= self.max_waiting:
             self.stats.refused_busy += 1
             self.on_refused("busy")
-            raise ProtocolError("rate_limited", "the store is busy with other queries; try again shortly",
-                                {"retry_after": BUSY_RETRY_AFTER})
+            raise ProtocolError(
+                "rate_limited",
+                "the store is busy with other queries; try again shortly",
+                {"retry_after": BUSY_RETRY_AFTER},
+            )
         now = self.clock.seconds()
         bucket = self._bucket(user, now)
         if not bucket.take(cost.total, now):
             self.stats.refused_user_budget += 1
             self.on_refused("user_budget")
-            raise ProtocolError("rate_limited", "query budget spent: your queries read too much; slow down",
-                                {"retry_after": round(bucket.retry_after(cost.total), 3)})
+            raise ProtocolError(
+                "rate_limited",
+                "query budget spent: your queries read too much; slow down",
+                {"retry_after": round(bucket.retry_after(cost.total), 3)},
+            )
 
     def _bucket(self, user: str, now: float) -> CostBucket:
         bucket = self._users.get(user)

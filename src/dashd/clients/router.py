@@ -133,8 +133,10 @@ class MessageRouter:
         except orjson.JSONDecodeError:
             pass
         self._count_received(message, payload)
-        self.session.send_error(ProtocolError("rate_limited", "too many messages; slow down",
-                                              {"retry_after": round(retry_after, 3)}), correlation_id)
+        self.session.send_error(
+            ProtocolError("rate_limited", "too many messages; slow down", {"retry_after": round(retry_after, 3)}),
+            correlation_id,
+        )
 
     def _count_received(self, message: Any, payload: bytes) -> None:
         """Telemetry: one inbound message by type; types dashd does not
@@ -187,8 +189,9 @@ class MessageRouter:
         except CancelledError:
             return  # the connection went away; nobody to reply to
         except StoreUnavailable:
-            self._fail(ProtocolError("unavailable", f"{type_}: the store is unavailable; try again shortly"),
-                       correlation_id)
+            self._fail(
+                ProtocolError("unavailable", f"{type_}: the store is unavailable; try again shortly"), correlation_id
+            )
             return
         except Exception:
             self.log.failure("internal error handling {type}", type=type_)
@@ -230,17 +233,23 @@ class MessageRouter:
         self.session.reply("resume", result, None)
 
     def handle_ping(self, data: JsonObject, correlation_id: Any) -> None:
-        self.session.send({"type": "pong", "correlation_id": correlation_id,
-                           "data": {"server_time": iso_ms(self.context.wall_clock_ms()),
-                                    "client_time": data.get("client_time")}})
+        self.session.send(
+            {
+                "type": "pong",
+                "correlation_id": correlation_id,
+                "data": {"server_time": iso_ms(self.context.wall_clock_ms()), "client_time": data.get("client_time")},
+            }
+        )
 
     def _check_metric_patterns(self, patterns: list[str], request: str) -> None:
         self.context.history.check_metric_patterns(patterns, request)
 
     def _check_subscription_size(self, metrics: list[str], hosts: list[str], request: str) -> None:
         if len(metrics) + len(hosts) > self.context.settings.max_subscriptions:
-            raise ProtocolError("too_large", f"{request}: at most {self.context.settings.max_subscriptions} "
-                                "metric and host patterns per connection")
+            raise ProtocolError(
+                "too_large",
+                f"{request}: at most {self.context.settings.max_subscriptions} metric and host patterns per connection",
+            )
 
     def handle_subscribe(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         subscription = self.session.stream.subscription
@@ -306,16 +315,21 @@ class MessageRouter:
         cannot make the daemon build reply after reply for it."""
         stream = self.session.stream
         if stream.resuming:
-            raise ProtocolError("rate_limited", f"{request}: a resume is already replaying on this connection",
-                                {"in_flight": True})
+            raise ProtocolError(
+                "rate_limited", f"{request}: a resume is already replaying on this connection", {"in_flight": True}
+            )
         if stream.backlogged:
-            raise ProtocolError("rate_limited", f"{request}: earlier replies have not been read yet",
-                                {"retry_after": 1.0, "queued_bytes": stream.queued_bytes})
+            raise ProtocolError(
+                "rate_limited",
+                f"{request}: earlier replies have not been read yet",
+                {"retry_after": 1.0, "queued_bytes": stream.queued_bytes},
+            )
 
     async def _resume(self, after_seq: int, correlation_id: Any) -> JsonObject:
         backfill = self.context.stored.read_stream
-        result = await self.context.stream.resume(self.session.stream, after_seq, backfill, RESUME_LIMIT,
-                                            correlation_id=correlation_id)
+        result = await self.context.stream.resume(
+            self.session.stream, after_seq, backfill, RESUME_LIMIT, correlation_id=correlation_id
+        )
         return result.as_dict()
 
     def _metric_names(self, data: JsonObject, request: str, host: str | None = None) -> list[str]:
@@ -347,12 +361,19 @@ class MessageRouter:
         host = self._host(data, "stats")
         now = self.context.wall_clock_ms()
         self._check_reply_room("stats")
-        run: Callable[[], Deferred[JsonObject]] = lambda: Deferred.fromCoroutine(self._stats(host, metrics, now - int(window * 1000), now, window))
+        run: Callable[[], Deferred[JsonObject]] = lambda: Deferred.fromCoroutine(
+            self._stats(host, metrics, now - int(window * 1000), now, window)
+        )
         scheduler = self.context.queries
         if scheduler is None:
             return run()
-        cost = stats_cost(len(metrics), int(window * 1000), int(self.context.sampling.interval * 1000),
-                          int(settings.retention_raw * 1000), int(settings.retention_rollup * 1000))
+        cost = stats_cost(
+            len(metrics),
+            int(window * 1000),
+            int(self.context.sampling.interval * 1000),
+            int(settings.retention_raw * 1000),
+            int(settings.retention_rollup * 1000),
+        )
         return scheduler.submit(self.session, self._subject, cost, run)
 
     async def _stats(self, host: str, metrics: list[str], from_ms: int, to_ms: int, window: float) -> JsonObject:
@@ -409,8 +430,9 @@ class MessageRouter:
         try:
             await self.context.reads.mark(user, [notification_id], self.context.wall_clock_ms())
         except StoreUnavailable:
-            self.log.warn("ack: could not record {user} read {id}; the store is unavailable",
-                          user=user, id=notification_id)
+            self.log.warn(
+                "ack: could not record {user} read {id}; the store is unavailable", user=user, id=notification_id
+            )
         return ack
 
     def handle_notification_state(self, data: JsonObject, correlation_id: Any) -> Awaitable[JsonObject]:
@@ -431,8 +453,11 @@ class MessageRouter:
         if not isinstance(everything, bool):
             raise bad("notification_read: 'all' must be true or false")
         ids = data.get("ids")
-        if ids is not None and not (isinstance(ids, list) and 0 < len(ids) <= MAX_READ_IDS and all(
-                isinstance(i, str) and 0 < len(i) <= MAX_NOTIFICATION_ID for i in ids)):
+        if ids is not None and not (
+            isinstance(ids, list)
+            and 0 < len(ids) <= MAX_READ_IDS
+            and all(isinstance(i, str) and 0 < len(i) <= MAX_NOTIFICATION_ID for i in ids)
+        ):
             raise bad(f"notification_read: 'ids' must be a list of 1 to {MAX_READ_IDS} notification ids")
         if not everything and ids is None:
             raise bad("notification_read: give 'ids' (a list of notification ids) or 'all': true")
@@ -447,8 +472,9 @@ class MessageRouter:
         else:
             unknown = sorted(set(ids) - await reads.known(ids))
             if unknown:
-                raise ProtocolError("not_found", f"notification_read: no notification {unknown[0]!r}",
-                                    {"unknown": unknown[:20]})
+                raise ProtocolError(
+                    "not_found", f"notification_read: no notification {unknown[0]!r}", {"unknown": unknown[:20]}
+                )
             await reads.mark(user, ids, now)
         counts = await reads.counts(user)
         return {"ids": ids, "all": everything, **counts.as_dict()}
@@ -481,8 +507,15 @@ class MessageRouter:
             item["firing"] = engine.firing_hosts(rule.name)
             item["pending"] = engine.pending_hosts(rule.name)
             item["clear_threshold"] = rule.clear_threshold
-            item["state"] = ("disabled" if not rule.enabled else "firing" if item["firing"]
-                             else "pending" if item["pending"] else "ok")
+            item["state"] = (
+                "disabled"
+                if not rule.enabled
+                else "firing"
+                if item["firing"]
+                else "pending"
+                if item["pending"]
+                else "ok"
+            )
             rules.append(item)
         return {"rules": rules}
 
@@ -523,9 +556,13 @@ class MessageRouter:
 
     def handle_settings_get(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         settings = self.context.settings
-        return {"interval": self.context.sampling.interval, "max_rate_hz": settings.max_rate_hz,
-                "retention_raw": settings.retention_raw, "retention_rollup": settings.retention_rollup,
-                "host": self.context.catalogue.host}
+        return {
+            "interval": self.context.sampling.interval,
+            "max_rate_hz": settings.max_rate_hz,
+            "retention_raw": settings.retention_raw,
+            "retention_rollup": settings.retention_rollup,
+            "host": self.context.catalogue.host,
+        }
 
     # Processes (issue 19): dashd.clients.processes holds the logic.
 
@@ -538,8 +575,12 @@ class MessageRouter:
     def handle_processes_subscribe(self, data: JsonObject, correlation_id: Any) -> None:
         session = self.session
         self._processes("processes_subscribe").subscribe(
-            session, lambda: session.principal, session.stream.send_prepared, data,
-            lambda reply: session.reply("processes_subscribe", reply, correlation_id))
+            session,
+            lambda: session.principal,
+            session.stream.send_prepared,
+            data,
+            lambda reply: session.reply("processes_subscribe", reply, correlation_id),
+        )
 
     def handle_processes_unsubscribe(self, data: JsonObject, correlation_id: Any) -> JsonObject:
         return self._processes("processes_unsubscribe").unsubscribe(self.session)
@@ -568,12 +609,12 @@ class MessageRouter:
         target = self.context.registry.get(session_id)
         if target is None:
             raise ProtocolError("not_found", f"no client with session_id {session_id!r}")
-        self._audit("client_disconnect", {"session_id": session_id,
-                                          "user": target.principal.subject if target.principal else None})
+        self._audit(
+            "client_disconnect",
+            {"session_id": session_id, "user": target.principal.subject if target.principal else None},
+        )
         target.close(CLOSE_KICKED, "disconnected by an administrator")
         return {"session_id": session_id}
 
     def _audit(self, action: str, detail: JsonObject) -> None:
         self.context.audit.record(self._subject, action, detail, self.session.address)
-
-

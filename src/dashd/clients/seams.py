@@ -42,8 +42,14 @@ class StreamAttachment(Protocol):
 
     def send_latest(self, stream: ClientStream) -> None: ...
 
-    async def resume(self, stream: ClientStream, after_seq: int, backfill: Callable[[int, int], Any] | None,
-                     limit: int, correlation_id: Any = None) -> ResumeResult: ...
+    async def resume(
+        self,
+        stream: ClientStream,
+        after_seq: int,
+        backfill: Callable[[int, int], Any] | None,
+        limit: int,
+        correlation_id: Any = None,
+    ) -> ResumeResult: ...
 
 
 class SessionRegistry(Protocol):
@@ -105,15 +111,17 @@ class ClientTelemetry(Protocol):
 class HistorySource(Protocol):
     """Stored data a client may read (dashd.store.database.Store)."""
 
-    async def history(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int, max_points: int,
-                      raw_resolution_ms: int) -> Any: ...
+    async def history(
+        self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int, max_points: int, raw_resolution_ms: int
+    ) -> Any: ...
 
     async def stats(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int) -> dict[str, dict]: ...
 
     async def read_stream(self, from_seq: int, to_seq: int) -> list: ...
 
-    async def notifications(self, limit: int, unacknowledged: bool, *,
-                            from_ms: int | None = None, to_ms: int | None = None) -> list[dict]: ...
+    async def notifications(
+        self, limit: int, unacknowledged: bool, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> list[dict]: ...
 
 
 class RuleStore(Protocol):
@@ -143,8 +151,15 @@ class RuleBook(Protocol):
 class NotificationDesk(Protocol):
     """Raising, finding and acknowledging notifications (dashd.alerting.engine.NotificationCenter)."""
 
-    def raise_notification(self, level: str, title: str, message: str, source: str,
-                           state: str | None = None, alert: Mapping[str, Any] | None = None) -> dict: ...
+    def raise_notification(
+        self,
+        level: str,
+        title: str,
+        message: str,
+        source: str,
+        state: str | None = None,
+        alert: Mapping[str, Any] | None = None,
+    ) -> dict: ...
 
     async def find(self, notification_id: str) -> dict | None: ...
 
@@ -166,9 +181,14 @@ class MetricCatalogue:
     with their label values (`families()`, dashd.stream.catalogue) and the
     series the store holds for a host (`stored_names(host)`)."""
 
-    def __init__(self, info: tuple[MetricInfo, ...], host: str, known_names: Callable[[], tuple[str, ...]],
-                 families: Callable[[], list[dict]] = lambda: [],
-                 stored_names: Callable[[str], list[str]] = lambda host: []) -> None:
+    def __init__(
+        self,
+        info: tuple[MetricInfo, ...],
+        host: str,
+        known_names: Callable[[], tuple[str, ...]],
+        families: Callable[[], list[dict]] = lambda: [],
+        stored_names: Callable[[str], list[str]] = lambda host: [],
+    ) -> None:
         self.info = info
         self.host = host
         self._known_names = known_names

@@ -32,9 +32,24 @@ JsonObject = dict[str, Any]
 class ClientSession:
     log = Logger()
     # One per connection: slots keep thousands of idle clients small.
-    __slots__ = ("context", "sink", "endpoint", "address", "session_id", "connected_at_ms", "principal", "closed",
-                 "stream", "asked_hz", "bucket", "_abuse_since", "_last_refusal", "_timers", "_last_activity",
-                 "router")
+    __slots__ = (
+        "context",
+        "sink",
+        "endpoint",
+        "address",
+        "session_id",
+        "connected_at_ms",
+        "principal",
+        "closed",
+        "stream",
+        "asked_hz",
+        "bucket",
+        "_abuse_since",
+        "_last_refusal",
+        "_timers",
+        "_last_activity",
+        "router",
+    )
 
     def __init__(self, context: SessionContext, sink: ClientSink, endpoint: str, address: str) -> None:
         assert endpoint in ENDPOINTS, endpoint
@@ -49,7 +64,8 @@ class ClientSession:
         self.closed = False
         clock = context.clock
         self.stream = ClientStream(
-            sink, clock,
+            sink,
+            clock,
             wants_metrics=endpoint in ("dashboard", "metrics"),
             wants_notifications=endpoint in ("dashboard", "notifications"),
             queue_bound=settings.send_queue,
@@ -118,8 +134,11 @@ class ClientSession:
                 self._abuse_since = now
             self._last_refusal = now
             if now - self._abuse_since >= self.context.settings.abuse_close_after:
-                self.log.warn("closing {peer}: over the message rate for {seconds:.0f}s", peer=self.address,
-                              seconds=now - self._abuse_since)
+                self.log.warn(
+                    "closing {peer}: over the message rate for {seconds:.0f}s",
+                    peer=self.address,
+                    seconds=now - self._abuse_since,
+                )
                 if self.context.telemetry is not None:
                     self.context.telemetry.rate_limited(abuse_close=True)
                 self.close(CLOSE_POLICY, "message rate limit exceeded")
@@ -209,8 +228,13 @@ class ClientSession:
 
     def _warn_expiry(self) -> None:
         assert self.principal is not None, "the expiry timer runs only once authenticated"
-        self.send({"type": "token_expiring", "correlation_id": None,
-                   "data": {"expires_at": iso_ms(self.principal.expires_at * 1000)}})
+        self.send(
+            {
+                "type": "token_expiring",
+                "correlation_id": None,
+                "data": {"expires_at": iso_ms(self.principal.expires_at * 1000)},
+            }
+        )
 
     def _expired(self) -> None:
         self.send_error(ProtocolError("unauthorized", "token expired"), None)
@@ -218,8 +242,12 @@ class ClientSession:
 
     def _auth_timed_out(self) -> None:
         if self.principal is None and not self.closed:
-            self.send_error(ProtocolError("unauthorized", "authentication required: send auth within "
-                                          f"{self.context.settings.auth_timeout:g}s"), None)
+            self.send_error(
+                ProtocolError(
+                    "unauthorized", f"authentication required: send auth within {self.context.settings.auth_timeout:g}s"
+                ),
+                None,
+            )
             self.close(CLOSE_UNAUTHORIZED, "authentication timeout")
 
     def revalidate(self) -> None:

@@ -81,8 +81,10 @@ class SampleBuffer:
             self.dropped += 1
             if not self._drop_logged:
                 self._drop_logged = True
-                log.warn("agent buffer full ({capacity} samples): dropping the oldest until the hub is back",
-                         capacity=self.capacity)
+                log.warn(
+                    "agent buffer full ({capacity} samples): dropping the oldest until the hub is back",
+                    capacity=self.capacity,
+                )
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -108,8 +110,13 @@ class SampleBuffer:
         if not chosen:
             return None
         self._in_flight.update(chosen)
-        payload = (b'{"type":"samples","correlation_id":' + orjson.dumps(correlation_id)
-                   + b',"data":{"samples":[' + b",".join(parts) + b"]}}")
+        payload = (
+            b'{"type":"samples","correlation_id":'
+            + orjson.dumps(correlation_id)
+            + b',"data":{"samples":['
+            + b",".join(parts)
+            + b"]}}"
+        )
         return Batch(correlation_id, tuple(chosen), payload)
 
     def confirm(self, batch: Batch) -> None:
@@ -144,8 +151,15 @@ class Uplink(Service):
     every `batch_interval` (or at once when a full batch is waiting), at
     most MAX_IN_FLIGHT unconfirmed batches at a time."""
 
-    def __init__(self, buffer: SampleBuffer, clock: IReactorTime, *, batch_interval: float = DEFAULT_BATCH_INTERVAL,
-                 batch_size: int = DEFAULT_BATCH_SIZE, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES) -> None:
+    def __init__(
+        self,
+        buffer: SampleBuffer,
+        clock: IReactorTime,
+        *,
+        batch_interval: float = DEFAULT_BATCH_INTERVAL,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    ) -> None:
         self.buffer = buffer
         self.clock = clock
         self.batch_interval = batch_interval
@@ -169,7 +183,8 @@ class Uplink(Service):
         self._loop = LoopingCall(self.pump)
         self._loop.clock = self.clock
         self._loop.start(self.batch_interval, now=False).addErrback(
-            lambda f: log.failure("agent batch loop stopped", f))
+            lambda f: log.failure("agent batch loop stopped", f)
+        )
 
     def stopService(self) -> Any:
         if self._loop is not None and self._loop.running:
@@ -197,8 +212,12 @@ class Uplink(Service):
         if code == 4001:
             log.error("the hub refused the agent token ({reason}); retrying with back-off", reason=reason)
         elif was_acked:
-            log.info("connection to the hub closed ({code} {reason}); {pending} samples buffered",
-                     code=code, reason=reason or "", pending=len(self.buffer))
+            log.info(
+                "connection to the hub closed ({code} {reason}); {pending} samples buffered",
+                code=code,
+                reason=reason or "",
+                pending=len(self.buffer),
+            )
         self._notify_idle()
 
     def received(self, protocol: UplinkConnection, message: dict) -> None:
@@ -211,8 +230,11 @@ class Uplink(Service):
                 self.max_batch_bytes = min(self.max_batch_bytes, max(1024, limits["max_message_bytes"] - 1024))
             if isinstance(limits.get("max_samples_per_message"), int):
                 self.batch_size = min(self.batch_size, max(1, limits["max_samples_per_message"]))
-            log.info("connected to the hub as {host}; {pending} samples to send", host=data.get("host"),
-                     pending=len(self.buffer))
+            log.info(
+                "connected to the hub as {host}; {pending} samples to send",
+                host=data.get("host"),
+                pending=len(self.buffer),
+            )
             self.pump()
             return
         batch = self._in_flight.pop(str(message.get("correlation_id")), None)
@@ -225,8 +247,12 @@ class Uplink(Service):
             if batch is None:
                 log.warn("the hub reported an error: {code} {message}", code=code, message=data.get("message"))
             elif code in PERMANENT_ERRORS:
-                log.error("the hub refused a batch of {n} samples for good ({code}: {message}); dropped",
-                          n=len(batch.timestamps), code=code, message=data.get("message"))
+                log.error(
+                    "the hub refused a batch of {n} samples for good ({code}: {message}); dropped",
+                    n=len(batch.timestamps),
+                    code=code,
+                    message=data.get("message"),
+                )
                 self.buffer.confirm(batch)
             else:  # unavailable, rate_limited, internal: resend later, not at once
                 self.buffer.unsend(batch)

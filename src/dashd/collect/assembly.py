@@ -40,8 +40,9 @@ def build_sources(settings: Settings, paths: HostPaths | None = None) -> tuple[l
         "system": lambda: SystemSource(paths),
         "sensors": lambda: SensorSource(paths),
         "cgroups": lambda: CgroupSource(paths, settings.cgroups_depth, settings.cgroups_max),
-        "processes": lambda: ProcessSource(ProcfsProcessReader(paths, cmdlines=settings.process_cmdlines),
-                                           settings.processes_top),
+        "processes": lambda: ProcessSource(
+            ProcfsProcessReader(paths, cmdlines=settings.process_cmdlines), settings.processes_top
+        ),
     }
     names = enabled_collectors(settings)
     sources = [factories[name]() for name in names]
@@ -49,8 +50,13 @@ def build_sources(settings: Settings, paths: HostPaths | None = None) -> tuple[l
     return sources, intervals
 
 
-def build_scheduler(settings: Settings, bus: Publisher, clock: IReactorTime, wall_clock_ms: Callable[[], int],
-                    on_read: Callable[[str, float, float], None] | None = None) -> SourceScheduler | None:
+def build_scheduler(
+    settings: Settings,
+    bus: Publisher,
+    clock: IReactorTime,
+    wall_clock_ms: Callable[[], int],
+    on_read: Callable[[str, float, float], None] | None = None,
+) -> SourceScheduler | None:
     """The service running the enabled collectors, or None when none is enabled.
     `on_read(name, read seconds, reactor seconds)` follows every read (telemetry)."""
     sources, intervals = build_sources(settings)

@@ -40,7 +40,8 @@ V1_CONTROLLERS = ("cpuacct", "memory", "blkio", "pids")
 # about 2**63; anything this large means "no limit".
 UNLIMITED = 2**60
 _CONTAINER = re.compile(
-    r"(?:^|/)(?:docker|crio|cri-containerd|libpod|containerd)[-/]([0-9a-f]{12,64})(?:\.scope)?(?:/|$)")
+    r"(?:^|/)(?:docker|crio|cri-containerd|libpod|containerd)[-/]([0-9a-f]{12,64})(?:\.scope)?(?:/|$)"
+)
 _POD = re.compile(r"pod([0-9a-f_-]{36})(?:\.slice)?")
 _UNIT = re.compile(r"[^/]+\.(service|scope|slice|socket|mount|swap)\Z")
 
@@ -139,8 +140,11 @@ def read_v2_io(path: str) -> tuple[int, int] | None:
 
 
 def read_v1_blkio(directory: str) -> tuple[int, int] | None:
-    for name in ("blkio.throttle.io_service_bytes_recursive", "blkio.io_service_bytes_recursive",
-                 "blkio.throttle.io_service_bytes"):
+    for name in (
+        "blkio.throttle.io_service_bytes_recursive",
+        "blkio.io_service_bytes_recursive",
+        "blkio.throttle.io_service_bytes",
+    ):
         text = read_text(os.path.join(directory, name))
         if text is None:
             continue
@@ -228,8 +232,9 @@ class CgroupSource:
     name = "cgroups"
     topic = SERIES_TOPIC
 
-    def __init__(self, paths: HostPaths, max_depth: int = 4, max_groups: int = 200,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, paths: HostPaths, max_depth: int = 4, max_groups: int = 200, clock: Callable[[], float] | None = None
+    ) -> None:
         self._paths = paths
         self.max_depth = max_depth
         self.max_groups = max_groups

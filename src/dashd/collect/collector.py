@@ -66,6 +66,7 @@ def describe_metric(name: str) -> tuple[str, str]:
         return "%", "gauge"
     return (info.unit, info.kind) if info is not None else ("", "gauge")
 
+
 _BY_NAME = {info.name: info for info in BASE_CATALOGUE}
 
 
@@ -261,9 +262,17 @@ class CollectorService(Service):
 
     log = Logger()
 
-    def __init__(self, collector: MetricsCollector, bus: Bus, clock: IReactorTime, interval: float, *,
-                 on_sample_duration: Callable[[float], None] = lambda seconds: None,
-                 runner: Callable[[Callable[[], Any]], Deferred[Any]] | None = None, threaded: bool = False) -> None:
+    def __init__(
+        self,
+        collector: MetricsCollector,
+        bus: Bus,
+        clock: IReactorTime,
+        interval: float,
+        *,
+        on_sample_duration: Callable[[float], None] = lambda seconds: None,
+        runner: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
+        threaded: bool = False,
+    ) -> None:
         # Public so tools can feed the real tree other samples (dashd bench).
         self.sampler = collector
         self._bus = bus

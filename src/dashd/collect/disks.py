@@ -40,8 +40,12 @@ def parse_diskstats(text: str) -> dict[str, DiskCounters]:
             continue
         try:
             disks[parts[2]] = DiskCounters(
-                reads=int(parts[3]), read_bytes=int(parts[5]) * SECTOR_BYTES,
-                writes=int(parts[7]), write_bytes=int(parts[9]) * SECTOR_BYTES, busy_ms=int(parts[12]))
+                reads=int(parts[3]),
+                read_bytes=int(parts[5]) * SECTOR_BYTES,
+                writes=int(parts[7]),
+                write_bytes=int(parts[9]) * SECTOR_BYTES,
+                busy_ms=int(parts[12]),
+            )
         except ValueError:
             continue
     return disks
@@ -53,8 +57,9 @@ class DiskSource:
     name = "disks"
     topic = SERIES_TOPIC
 
-    def __init__(self, paths: HostPaths, exclude: Sequence[str] = DEFAULT_EXCLUDE,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, paths: HostPaths, exclude: Sequence[str] = DEFAULT_EXCLUDE, clock: Callable[[], float] | None = None
+    ) -> None:
         self._paths = paths
         self._exclude = tuple(exclude)
         self._rates = CounterRates() if clock is None else CounterRates(clock=clock)
@@ -74,16 +79,26 @@ class DiskSource:
                 continue
             if any(fnmatch.fnmatchcase(name, g) for g in self._exclude):
                 continue
-            counters.update({(name, "read_bytes"): c.read_bytes, (name, "write_bytes"): c.write_bytes,
-                             (name, "reads"): c.reads, (name, "writes"): c.writes, (name, "busy_ms"): c.busy_ms})
+            counters.update(
+                {
+                    (name, "read_bytes"): c.read_bytes,
+                    (name, "write_bytes"): c.write_bytes,
+                    (name, "reads"): c.reads,
+                    (name, "writes"): c.writes,
+                    (name, "busy_ms"): c.busy_ms,
+                }
+            )
         values: dict[str, float] = {}
         for (device, counter), rate in self._rates.rates(counters).items():
             if counter == "busy_ms":
                 # ms of I/O per second of wall time, as a percentage.
                 values[series("disk_io_busy_percent", device=device)] = round(min(100.0, rate / 10.0), 2)
             else:
-                family = {"read_bytes": "disk_io_read_bytes_per_second",
-                          "write_bytes": "disk_io_write_bytes_per_second",
-                          "reads": "disk_io_reads_per_second", "writes": "disk_io_writes_per_second"}[counter]
+                family = {
+                    "read_bytes": "disk_io_read_bytes_per_second",
+                    "write_bytes": "disk_io_write_bytes_per_second",
+                    "reads": "disk_io_reads_per_second",
+                    "writes": "disk_io_writes_per_second",
+                }[counter]
                 values[series(family, device=device)] = round(rate, 2)
         return values

@@ -36,8 +36,8 @@ def unescape_mount_field(text: str) -> str:
     # The mount table escapes space, tab, newline and backslash as \ooo.
     out, i = [], 0
     while i < len(text):
-        if text[i] == "\\" and i + 3 < len(text) and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
+        if text[i] == "\\" and i + 3 < len(text) and text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(text[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(text[i])
@@ -64,8 +64,9 @@ def physical_types(filesystems_text: str) -> frozenset[str]:
     return frozenset(types - NETWORK_TYPES)
 
 
-def select_mounts(mounts: Sequence[Mount], types: frozenset[str], include: Sequence[str],
-                  exclude: Sequence[str]) -> list[Mount]:
+def select_mounts(
+    mounts: Sequence[Mount], types: frozenset[str], include: Sequence[str], exclude: Sequence[str]
+) -> list[Mount]:
     chosen, devices = [], set()
     for mount in mounts:
         if mount.fstype not in types:
@@ -87,8 +88,9 @@ class FilesystemSource:
     name = "filesystems"
     topic = SERIES_TOPIC
 
-    def __init__(self, paths: HostPaths, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 statvfs=os.statvfs) -> None:
+    def __init__(
+        self, paths: HostPaths, include: Sequence[str] = (), exclude: Sequence[str] = (), statvfs=os.statvfs
+    ) -> None:
         self._paths = paths
         self._include = tuple(include)
         self._exclude = tuple(exclude)

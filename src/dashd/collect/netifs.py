@@ -21,10 +21,14 @@ from dashd.collect.sources import SERIES_TOPIC, CounterRates
 _RX = ("rx_bytes", "rx_packets", "rx_errors", "rx_drops")
 _TX = ("tx_bytes", "tx_packets", "tx_errors", "tx_drops")
 FAMILY_OF_COUNTER = {
-    "rx_bytes": "net_rx_bytes_per_second", "tx_bytes": "net_tx_bytes_per_second",
-    "rx_packets": "net_rx_packets_per_second", "tx_packets": "net_tx_packets_per_second",
-    "rx_errors": "net_rx_errors_per_second", "tx_errors": "net_tx_errors_per_second",
-    "rx_drops": "net_rx_drops_per_second", "tx_drops": "net_tx_drops_per_second",
+    "rx_bytes": "net_rx_bytes_per_second",
+    "tx_bytes": "net_tx_bytes_per_second",
+    "rx_packets": "net_rx_packets_per_second",
+    "tx_packets": "net_tx_packets_per_second",
+    "rx_errors": "net_rx_errors_per_second",
+    "tx_errors": "net_tx_errors_per_second",
+    "rx_drops": "net_rx_drops_per_second",
+    "tx_drops": "net_tx_drops_per_second",
 }
 
 
@@ -53,16 +57,18 @@ class InterfaceSource:
     name = "netifs"
     topic = SERIES_TOPIC
 
-    def __init__(self, paths: HostPaths, exclude: Sequence[str] = (),
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, paths: HostPaths, exclude: Sequence[str] = (), clock: Callable[[], float] | None = None) -> None:
         self._paths = paths
         self._exclude = tuple(exclude)
         self._rates = CounterRates() if clock is None else CounterRates(clock=clock)
 
     def read(self) -> dict[str, float]:
         text = read_text(self._paths.host_proc("net", "dev")) or read_text(self._paths.proc("net", "dev")) or ""
-        interfaces = {name: c for name, c in parse_net_dev(text).items()
-                      if not any(fnmatch.fnmatchcase(name, g) for g in self._exclude)}
+        interfaces = {
+            name: c
+            for name, c in parse_net_dev(text).items()
+            if not any(fnmatch.fnmatchcase(name, g) for g in self._exclude)
+        }
         counters = {(name, key): value for name, c in interfaces.items() for key, value in c.items()}
         values: dict[str, float] = {}
         for (iface, key), rate in self._rates.rates(counters).items():

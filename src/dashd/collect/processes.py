@@ -148,8 +148,9 @@ class ProcessSampler:
     _previous: dict[tuple[int, float], ProcessReading] = field(default_factory=dict)
     _previous_at: float | None = None
 
-    def table(self, reading: ProcessTableReading,
-              details: Callable[[ProcessReading], ProcessReading] = lambda p: p) -> ProcessTable:
+    def table(
+        self, reading: ProcessTableReading, details: Callable[[ProcessReading], ProcessReading] = lambda p: p
+    ) -> ProcessTable:
         previous, previous_at = self._previous, self._previous_at
         current = {(p.pid, p.create_time): p for p in reading.processes}
         self._previous, self._previous_at = current, reading.monotonic
@@ -161,22 +162,37 @@ class ProcessSampler:
         if previous_at is not None:
             started = sum(1 for key in current if key not in previous)
             exited = sum(1 for key in previous if key not in current)
-        rows = tuple(self._row(details(current[key]), rates[key], reading.total_memory)
-                     for key in self._select(current, rates))
+        rows = tuple(
+            self._row(details(current[key]), rates[key], reading.total_memory) for key in self._select(current, rates)
+        )
         running = sum(1 for p in reading.processes if p.state == "running")
         return ProcessTable(rows=rows, total=len(current), started=started, exited=exited, running=running)
 
     @staticmethod
-    def _row(p: ProcessReading, rates: tuple[float | None, float | None, float | None],
-             total_memory: int) -> ProcessRow:
+    def _row(
+        p: ProcessReading, rates: tuple[float | None, float | None, float | None], total_memory: int
+    ) -> ProcessRow:
         cpu, read_bps, write_bps = rates
         memory = round(100.0 * p.rss / total_memory, 2) if total_memory else 0.0
-        return ProcessRow(pid=p.pid, ppid=p.ppid, name=p.name, user=p.user, state=p.state, cpu_percent=cpu,
-                          memory_percent=memory, rss=p.rss, threads=p.threads, io_read_bps=read_bps,
-                          io_write_bps=write_bps, start_time=round(p.create_time, 2), cmdline=p.cmdline)
+        return ProcessRow(
+            pid=p.pid,
+            ppid=p.ppid,
+            name=p.name,
+            user=p.user,
+            state=p.state,
+            cpu_percent=cpu,
+            memory_percent=memory,
+            rss=p.rss,
+            threads=p.threads,
+            io_read_bps=read_bps,
+            io_write_bps=write_bps,
+            start_time=round(p.create_time, 2),
+            cmdline=p.cmdline,
+        )
 
-    def _select(self, current: dict[tuple[int, float], ProcessReading],
-                rates: dict[tuple[int, float], tuple]) -> list[tuple[int, float]]:
+    def _select(
+        self, current: dict[tuple[int, float], ProcessReading], rates: dict[tuple[int, float], tuple]
+    ) -> list[tuple[int, float]]:
         """Keys of the union of the top N by CPU, memory and I/O, by CPU first."""
         by_cpu = lambda key: (rates[key][0] or 0.0, current[key].rss)  # noqa: E731
         by_memory = lambda key: (current[key].rss, rates[key][0] or 0.0)  # noqa: E731
@@ -187,8 +203,9 @@ class ProcessSampler:
         return sorted(chosen, key=by_cpu, reverse=True)
 
 
-def _rates(p: ProcessReading, before: ProcessReading | None, elapsed: float | None,
-           wall: float) -> tuple[float | None, float | None, float | None]:
+def _rates(
+    p: ProcessReading, before: ProcessReading | None, elapsed: float | None, wall: float
+) -> tuple[float | None, float | None, float | None]:
     """(CPU %, read B/s, write B/s) of one process; None where unknown."""
     if elapsed is None or elapsed <= 0:
         return None, None, None  # the first reading: nothing to compare with
@@ -204,9 +221,11 @@ def _rates(p: ProcessReading, before: ProcessReading | None, elapsed: float | No
         span = max(0.01, min(elapsed, wall - p.create_time))
         cpu = p.cpu_seconds
         read_delta, write_delta = p.io_read_bytes, p.io_write_bytes
-    return (round(100.0 * cpu / span, 1),
-            None if read_delta is None else round(read_delta / span, 1),
-            None if write_delta is None else round(write_delta / span, 1))
+    return (
+        round(100.0 * cpu / span, 1),
+        None if read_delta is None else round(read_delta / span, 1),
+        None if write_delta is None else round(write_delta / span, 1),
+    )
 
 
 def _delta(before: int | None, after: int | None) -> int | None:
@@ -215,8 +234,19 @@ def _delta(before: int | None, after: int | None) -> int | None:
     return after - before
 
 
-STATES = {"R": "running", "S": "sleeping", "D": "disk-sleep", "Z": "zombie", "T": "stopped", "t": "tracing-stop",
-          "X": "dead", "I": "idle", "P": "parked", "W": "waking", "K": "wake-kill"}
+STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "Z": "zombie",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "X": "dead",
+    "I": "idle",
+    "P": "parked",
+    "W": "waking",
+    "K": "wake-kill",
+}
 
 
 class _StatLine(NamedTuple):
@@ -236,12 +266,19 @@ def parse_proc_stat(pid: int, text: str) -> _StatLine | None:
     close = text.rfind(")")
     if close < 0:
         return None
-    fields_ = text[close + 2:].split()
+    fields_ = text[close + 2 :].split()
     if len(fields_) < 22:
         return None
-    return _StatLine(pid=pid, comm=text[text.find("(") + 1:close], state=fields_[0], ppid=int(fields_[1]),
-                     ticks=int(fields_[11]) + int(fields_[12]), threads=int(fields_[17]),
-                     start_ticks=int(fields_[19]), rss_pages=int(fields_[21]))
+    return _StatLine(
+        pid=pid,
+        comm=text[text.find("(") + 1 : close],
+        state=fields_[0],
+        ppid=int(fields_[1]),
+        ticks=int(fields_[11]) + int(fields_[12]),
+        threads=int(fields_[17]),
+        start_ticks=int(fields_[19]),
+        rss_pages=int(fields_[21]),
+    )
 
 
 class ProcfsProcessReader:
@@ -254,8 +291,14 @@ class ProcfsProcessReader:
     that sorting by CPU, memory and I/O needs) and the owner and command
     line only for the rows that make the table (`details`)."""
 
-    def __init__(self, paths: HostPaths, cmdlines: bool = True, cmdline_max: int = CMDLINE_MAX,
-                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        paths: HostPaths,
+        cmdlines: bool = True,
+        cmdline_max: int = CMDLINE_MAX,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._paths = paths
         self.cmdlines = cmdlines
         self.cmdline_max = cmdline_max
@@ -291,14 +334,26 @@ class ProcfsProcessReader:
             else:
                 io = _io(_read_small(proc + entry + "/io"))
             seen[identity] = (stat.ticks, io)
-            processes.append(ProcessReading(
-                pid=stat.pid, ppid=stat.ppid, name=stat.comm, user=None, state=STATES.get(stat.state, stat.state),
-                cpu_seconds=stat.ticks / self._tick, rss=stat.rss_pages * self._page, threads=stat.threads,
-                io_read_bytes=io[0], io_write_bytes=io[1],
-                create_time=round(self._boot_time + stat.start_ticks / self._tick, 2), cmdline=None))
+            processes.append(
+                ProcessReading(
+                    pid=stat.pid,
+                    ppid=stat.ppid,
+                    name=stat.comm,
+                    user=None,
+                    state=STATES.get(stat.state, stat.state),
+                    cpu_seconds=stat.ticks / self._tick,
+                    rss=stat.rss_pages * self._page,
+                    threads=stat.threads,
+                    io_read_bytes=io[0],
+                    io_write_bytes=io[1],
+                    create_time=round(self._boot_time + stat.start_ticks / self._tick, 2),
+                    cmdline=None,
+                )
+            )
         self._last_io = seen
-        return ProcessTableReading(wall=self._wall(), monotonic=self._monotonic(),
-                                   total_memory=self._total_memory, processes=tuple(processes))
+        return ProcessTableReading(
+            wall=self._wall(), monotonic=self._monotonic(), total_memory=self._total_memory, processes=tuple(processes)
+        )
 
     def details(self, reading: ProcessReading) -> ProcessReading:
         """The reading with its user and (if enabled) command line; a process
@@ -314,9 +369,20 @@ class ProcfsProcessReader:
         if cached is None or cached[0] != reading.name:
             cached = self._details[key] = (reading.name, *self._read_details(reading))
         _, user, cmdline, name = cached
-        return ProcessReading(reading.pid, reading.ppid, name, user, reading.state, reading.cpu_seconds, reading.rss,
-                              reading.threads, reading.io_read_bytes, reading.io_write_bytes, reading.create_time,
-                              cmdline)
+        return ProcessReading(
+            reading.pid,
+            reading.ppid,
+            name,
+            user,
+            reading.state,
+            reading.cpu_seconds,
+            reading.rss,
+            reading.threads,
+            reading.io_read_bytes,
+            reading.io_write_bytes,
+            reading.create_time,
+            cmdline,
+        )
 
     def forget_exited(self, alive: set[tuple[int, float]]) -> None:
         for key in [key for key in self._details if key not in alive]:
@@ -338,7 +404,7 @@ class ProcfsProcessReader:
             if len(name) == 15 and program.startswith(name):
                 name = program
             if self.cmdlines:
-                cmdline = " ".join(argv)[:self.cmdline_max]
+                cmdline = " ".join(argv)[: self.cmdline_max]
         return user, cmdline, name
 
     def _user(self, uid: int) -> str:

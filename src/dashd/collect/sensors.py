@@ -72,8 +72,10 @@ class SensorSource:
         if capacity is None:
             return {}
         status = (read_text(os.path.join(directory, "status")) or "").strip()
-        return {series("battery_percent", battery=entry): float(capacity),
-                series("battery_charging", battery=entry): 1.0 if status == "Charging" else 0.0}
+        return {
+            series("battery_percent", battery=entry): float(capacity),
+            series("battery_charging", battery=entry): 1.0 if status == "Charging" else 0.0,
+        }
 
 
 def _label(directory: str, kind: str, number: str) -> str:

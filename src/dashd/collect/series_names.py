@@ -69,7 +69,7 @@ class SeriesName:
         family, matchers = _parse(text, allow_globs=False)
         for matcher in matchers:
             if matcher.op != "=":
-                raise SeriesNameError(f"{text!r}: a series name takes label=\"value\" only, not {matcher.op}")
+                raise SeriesNameError(f'{text!r}: a series name takes label="value" only, not {matcher.op}')
         labels = {m.label: m.value for m in matchers}
         if len(labels) != len(matchers):
             raise SeriesNameError(f"{text!r}: a label is given twice")
@@ -196,7 +196,7 @@ def _parse_matchers(text: str, pos: int, end: int, allow_globs: bool) -> list[La
         if op is None:
             raise SeriesNameError(f"{text!r}: expected =, !=, =~, !~, =* or !* after {label}")
         if op != "=" and not allow_globs:
-            raise SeriesNameError(f"{text!r}: a series name takes label=\"value\" only")
+            raise SeriesNameError(f'{text!r}: a series name takes label="value" only')
         pos += len(op)
         while pos < end and text[pos] == " ":
             pos += 1

@@ -192,15 +192,18 @@ class SourceScheduler(Service):
             self._pool.start()
             pool = self._pool
             self._runner = lambda f: deferToThreadPool(self._clock, pool, f)
-        self.log.info("collectors running: {collectors}", collectors=", ".join(
-            f"{source.name} every {self.intervals[source.name]:g}s" for source in self.sources))
+        self.log.info(
+            "collectors running: {collectors}",
+            collectors=", ".join(f"{source.name} every {self.intervals[source.name]:g}s" for source in self.sources),
+        )
         for source in self.sources:
             loop = LoopingCall(self.tick, source)
             loop.clock = self._clock
             self._loops[source.name] = loop
             # now=True: the first read primes counters; rates start on the second.
             loop.start(self.intervals[source.name], now=True).addErrback(
-                lambda failure, name=source.name: self.log.failure("collector {name} stopped", failure, name=name))
+                lambda failure, name=source.name: self.log.failure("collector {name} stopped", failure, name=name)
+            )
 
     def stopService(self):
         for loop in self._loops.values():
@@ -226,8 +229,9 @@ class SourceScheduler(Service):
             # _read_done, which reports it, before this returns.
             self._started_block[source.name] = time.perf_counter() - started
             d = self._runner(lambda: _timed(source.read))  # type: ignore[misc]
-            d.addCallbacks(self._read_done, self._read_failed, callbackArgs=(source, timestamp_ms),
-                           errbackArgs=(source,))
+            d.addCallbacks(
+                self._read_done, self._read_failed, callbackArgs=(source, timestamp_ms), errbackArgs=(source,)
+            )
             d.addErrback(lambda failure: self.log.failure("publishing {name} failed", failure, name=source.name))
         except Exception:
             self._busy.discard(source.name)

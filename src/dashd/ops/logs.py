@@ -64,8 +64,7 @@ def event_as_json(event: Mapping[str, Any]) -> str:
     record["message"] = formatEvent(event)  # type: ignore[arg-type]
     if isinstance(event.get("log_format"), str) and event["log_format"] != "{log_text}":  # not legacy log.msg
         record["event"] = event["log_format"]
-    fields = {key: value for key, value in event.items()
-              if not key.startswith("log_") and key not in _LEGACY_KEYS}
+    fields = {key: value for key, value in event.items() if not key.startswith("log_") and key not in _LEGACY_KEYS}
     if fields:
         record["fields"] = fields
     failure = event.get("log_failure")

@@ -64,8 +64,12 @@ class SummarizedLog:
     def _end_window(self) -> None:
         self._timer = None
         for kind, count in sorted(self._suppressed.items()):
-            self._log.warn("{count} more '{kind}' lines in the last {window:g}s were not logged (rate limit)",
-                           count=count, kind=kind, window=self.window)
+            self._log.warn(
+                "{count} more '{kind}' lines in the last {window:g}s were not logged (rate limit)",
+                count=count,
+                kind=kind,
+                window=self.window,
+            )
         self._written.clear()
         self._suppressed.clear()
 

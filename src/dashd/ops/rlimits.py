@@ -17,9 +17,11 @@ log = Logger()
 TARGET_OPEN_FILES = 65_536
 
 
-def raise_open_files_limit(target: int = TARGET_OPEN_FILES,
-                           getrlimit: Callable[[int], tuple[int, int]] = resource.getrlimit,
-                           setrlimit: Callable[[int, tuple[int, int]], None] = resource.setrlimit) -> int:
+def raise_open_files_limit(
+    target: int = TARGET_OPEN_FILES,
+    getrlimit: Callable[[int], tuple[int, int]] = resource.getrlimit,
+    setrlimit: Callable[[int, tuple[int, int]], None] = resource.setrlimit,
+) -> int:
     """Raise the soft RLIMIT_NOFILE towards `target` (never above the hard
     limit, never lowering it); returns the soft limit in force afterwards."""
     soft, hard = getrlimit(resource.RLIMIT_NOFILE)
@@ -28,8 +30,12 @@ def raise_open_files_limit(target: int = TARGET_OPEN_FILES,
         try:
             setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         except (ValueError, OSError) as e:
-            log.warn("could not raise the open-files limit from {soft} to {wanted}: {error}", soft=soft,
-                     wanted=wanted, error=e)
+            log.warn(
+                "could not raise the open-files limit from {soft} to {wanted}: {error}",
+                soft=soft,
+                wanted=wanted,
+                error=e,
+            )
             return soft
         log.info("raised the open-files limit from {soft} to {wanted}", soft=soft, wanted=wanted)
         return wanted

@@ -107,7 +107,8 @@ class WatchdogService(Service):
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.notifier.watchdog_interval, now=True).addErrback(
-            lambda f: log.failure("watchdog loop stopped", f))
+            lambda f: log.failure("watchdog loop stopped", f)
+        )
 
     def stopService(self):
         if self._loop is not None and self._loop.running:

@@ -44,4 +44,5 @@ class StopSignals:
                 return
             self.stopping = True
             previous(number, frame)
+
         return handler

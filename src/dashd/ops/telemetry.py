@@ -87,32 +87,39 @@ class _LiveState(Collector):
     def collect(self):
         state = self._read()
         telemetry = self._telemetry
-        connections = GaugeMetricFamily("dashd_connections", "Open WebSocket connections",
-                                        labels=["endpoint", "role"])
+        connections = GaugeMetricFamily("dashd_connections", "Open WebSocket connections", labels=["endpoint", "role"])
         for (endpoint, role), count in sorted(state["connections"].items()):
             connections.add_metric([endpoint, role], count)
         yield connections
-        yield GaugeMetricFamily("dashd_send_queue_depth", "Frames queued for slow clients, all connections",
-                                value=state["queued"])
+        yield GaugeMetricFamily(
+            "dashd_send_queue_depth", "Frames queued for slow clients, all connections", value=state["queued"]
+        )
         yield GaugeMetricFamily("dashd_paused_clients", "Clients whose socket buffer is full", value=state["paused"])
-        yield GaugeMetricFamily("dashd_store_queue_rows", "Rows waiting to be written to the store",
-                                value=state["store_queue"])
+        yield GaugeMetricFamily(
+            "dashd_store_queue_rows", "Rows waiting to be written to the store", value=state["store_queue"]
+        )
         yield GaugeMetricFamily("dashd_stream_seq", "Last stream sequence number issued", value=state["seq"])
         if "store_available" in state:
-            yield GaugeMetricFamily("dashd_store_available",
-                                    "1 when the store's last database operation succeeded in time, else 0",
-                                    value=1 if state["store_available"] else 0)
+            yield GaugeMetricFamily(
+                "dashd_store_available",
+                "1 when the store's last database operation succeeded in time, else 0",
+                value=1 if state["store_available"] else 0,
+            )
         streams = telemetry.streams.read(state.get("stream_stats", ()))
-        yield CounterMetricFamily("dashd_updates_coalesced",
-                                  "Metric updates replaced by a newer one in a slow client's queue",
-                                  value=streams["coalesced"])
-        yield CounterMetricFamily("dashd_updates_dropped",
-                                  "Queued frames discarded when a slow client was closed",
-                                  value=streams["dropped"])
-        yield CounterMetricFamily("dashd_slow_consumer_closes", "Clients closed with 1013 for falling behind",
-                                  value=streams["slow_closes"])
-        yield CounterMetricFamily("dashd_stream_degraded", "Times a client's stream was marked degraded",
-                                  value=streams["degraded_events"])
+        yield CounterMetricFamily(
+            "dashd_updates_coalesced",
+            "Metric updates replaced by a newer one in a slow client's queue",
+            value=streams["coalesced"],
+        )
+        yield CounterMetricFamily(
+            "dashd_updates_dropped", "Queued frames discarded when a slow client was closed", value=streams["dropped"]
+        )
+        yield CounterMetricFamily(
+            "dashd_slow_consumer_closes", "Clients closed with 1013 for falling behind", value=streams["slow_closes"]
+        )
+        yield CounterMetricFamily(
+            "dashd_stream_degraded", "Times a client's stream was marked degraded", value=streams["degraded_events"]
+        )
         yield from _frame_families("sent", "to", telemetry.sent.totals())
         yield from _frame_families("received", "from", telemetry.received.totals())
 
@@ -126,20 +133,26 @@ class _ScheduleState(Collector):
 
     def collect(self):
         ticks, coalesced = self._read()
-        yield CounterMetricFamily("dashd_collector_ticks", "Collector ticks run (one sample published each)",
-                                  value=ticks)
-        yield CounterMetricFamily("dashd_collector_ticks_coalesced",
-                                  "Collection periods with no tick of their own because the previous tick "
-                                  "(sample and fan-out) ran long; the next sample covers them",
-                                  value=coalesced)
+        yield CounterMetricFamily(
+            "dashd_collector_ticks", "Collector ticks run (one sample published each)", value=ticks
+        )
+        yield CounterMetricFamily(
+            "dashd_collector_ticks_coalesced",
+            "Collection periods with no tick of their own because the previous tick "
+            "(sample and fan-out) ran long; the next sample covers them",
+            value=coalesced,
+        )
 
 
 def _frame_families(direction: str, preposition: str, totals: dict[str, tuple[int, int]]):
-    messages = CounterMetricFamily(f"dashd_messages_{direction}",
-                                   f"WebSocket messages {direction} {preposition} clients, by type", labels=["type"])
-    sizes = CounterMetricFamily(f"dashd_bytes_{direction}",
-                                f"WebSocket payload bytes (before compression) {direction} {preposition} clients, "
-                                f"by type", labels=["type"])
+    messages = CounterMetricFamily(
+        f"dashd_messages_{direction}", f"WebSocket messages {direction} {preposition} clients, by type", labels=["type"]
+    )
+    sizes = CounterMetricFamily(
+        f"dashd_bytes_{direction}",
+        f"WebSocket payload bytes (before compression) {direction} {preposition} clients, by type",
+        labels=["type"],
+    )
     for kind, (count, size) in sorted(totals.items()):
         messages.add_metric([kind], count)
         sizes.add_metric([kind], size)
@@ -156,37 +169,64 @@ class Telemetry:
         self.sent = FrameCounts()
         self.received = FrameCounts()
         self.streams = StreamTotals()
-        self.auth_failures = Counter("dashd_auth_failures", "Refused authentications, by reason", ["reason"],
-                                     registry=r)
-        self.rate_limit_hits = Counter("dashd_rate_limit_hits", "Inbound messages refused by the rate limit",
-                                       registry=r)
-        self.abuse_closes = Counter("dashd_rate_limit_closes", "Connections closed (1008) for sustained abuse",
-                                    registry=r)
-        self.collection_seconds = Histogram("dashd_collection_duration_seconds", "Time one psutil sample takes",
-                                            buckets=LATENCY_BUCKETS, registry=r)
-        self.store_write_seconds = Histogram("dashd_store_write_duration_seconds", "Time one batch write takes",
-                                             buckets=LATENCY_BUCKETS, registry=r)
+        self.auth_failures = Counter(
+            "dashd_auth_failures", "Refused authentications, by reason", ["reason"], registry=r
+        )
+        self.rate_limit_hits = Counter(
+            "dashd_rate_limit_hits", "Inbound messages refused by the rate limit", registry=r
+        )
+        self.abuse_closes = Counter(
+            "dashd_rate_limit_closes", "Connections closed (1008) for sustained abuse", registry=r
+        )
+        self.collection_seconds = Histogram(
+            "dashd_collection_duration_seconds", "Time one psutil sample takes", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.store_write_seconds = Histogram(
+            "dashd_store_write_duration_seconds", "Time one batch write takes", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.store_rows = Counter("dashd_store_rows_written", "Rows written to the store", registry=r)
-        self.fanout_seconds = Histogram("dashd_fanout_latency_seconds",
-                                        "Sample taken to last frame written, per metrics update",
-                                        buckets=FANOUT_BUCKETS, registry=r)
+        self.fanout_seconds = Histogram(
+            "dashd_fanout_latency_seconds",
+            "Sample taken to last frame written, per metrics update",
+            buckets=FANOUT_BUCKETS,
+            registry=r,
+        )
         # Issue 19 collectors (dashd.collect.sources.SourceScheduler).
         self.collector_read_seconds = Histogram(
-            "dashd_collector_read_duration_seconds", "Time one collector read takes in its thread, by collector",
-            ["collector"], buckets=LATENCY_BUCKETS, registry=r)
+            "dashd_collector_read_duration_seconds",
+            "Time one collector read takes in its thread, by collector",
+            ["collector"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.collector_block_seconds = Histogram(
-            "dashd_collector_reactor_block_seconds", "Time one collector tick holds the reactor thread, by collector",
-            ["collector"], buckets=LATENCY_BUCKETS, registry=r)
-        self.query_refusals = Counter("dashd_query_refused", "history/stats requests refused before the store, by "
-                                      "reason (too_large, in_flight, user_budget, busy)", ["reason"], registry=r)
-        self.ingest_refusals = Counter("dashd_ingest_refused", "Agent sample batches refused, by reason "
-                                       "(sample_rate, series, store_busy, not_durable)", ["reason"], registry=r)
+            "dashd_collector_reactor_block_seconds",
+            "Time one collector tick holds the reactor thread, by collector",
+            ["collector"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.query_refusals = Counter(
+            "dashd_query_refused",
+            "history/stats requests refused before the store, by reason (too_large, in_flight, user_budget, busy)",
+            ["reason"],
+            registry=r,
+        )
+        self.ingest_refusals = Counter(
+            "dashd_ingest_refused",
+            "Agent sample batches refused, by reason (sample_rate, series, store_busy, not_durable)",
+            ["reason"],
+            registry=r,
+        )
         self._sampled_at: float | None = None
         # Alert delivery (docs/alerting.md): one count per attempt; labels are
         # admin-named channels and three outcomes, so they stay bounded.
-        self.alert_attempts = Counter("dashd_alert_delivery_attempts",
-                                      "Alert delivery attempts, by channel and outcome (delivered, retry, dead)",
-                                      ["channel", "outcome"], registry=r)
+        self.alert_attempts = Counter(
+            "dashd_alert_delivery_attempts",
+            "Alert delivery attempts, by channel and outcome (delivered, retry, dead)",
+            ["channel", "outcome"],
+            registry=r,
+        )
 
     def watch(self, read: Callable[[], dict]) -> None:
         """Register the scrape-time reader: a dict with connections (a
@@ -257,6 +297,7 @@ class Telemetry:
 
     def ingest_refused(self, reason: str) -> None:
         self.ingest_refusals.labels(reason=reason).inc()
+
     def alert_attempted(self, channel: str, status: str) -> None:
         self.alert_attempts.labels(channel=channel, outcome="retry" if status == "pending" else status).inc()
 

@@ -59,8 +59,9 @@ class AccountRecords:
     # ----- users
 
     async def user(self, name: str) -> UserRow | None:
-        rows = await self._runner.fetchall("SELECT name, password_hash, role, disabled FROM users WHERE name = ?",
-                                           (name,))
+        rows = await self._runner.fetchall(
+            "SELECT name, password_hash, role, disabled FROM users WHERE name = ?", (name,)
+        )
         if not rows:
             return None
         name, password_hash, role, disabled = rows[0]
@@ -69,23 +70,26 @@ class AccountRecords:
     async def add_user(self, name: str, password_hash: str, role: str, now_ms: int) -> None:
         await self._runner.execute(
             "INSERT INTO users (name, password_hash, role, disabled, created_at_ms, updated_at_ms) "
-            "VALUES (?, ?, ?, 0, ?, ?)", (name, password_hash, role, now_ms, now_ms))
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            (name, password_hash, role, now_ms, now_ms),
+        )
 
     async def users(self) -> list[UserSummary]:
         rows = await self._runner.fetchall("SELECT name, role, disabled, created_at_ms FROM users ORDER BY name")
         return [UserSummary(n, r, bool(d), c) for n, r, d, c in rows]
 
     async def set_password_hash(self, name: str, password_hash: str, now_ms: int) -> None:
-        await self._runner.execute("UPDATE users SET password_hash = ?, updated_at_ms = ? WHERE name = ?",
-                                   (password_hash, now_ms, name))
+        await self._runner.execute(
+            "UPDATE users SET password_hash = ?, updated_at_ms = ? WHERE name = ?", (password_hash, now_ms, name)
+        )
 
     async def set_disabled(self, name: str, disabled: bool, now_ms: int) -> None:
-        await self._runner.execute("UPDATE users SET disabled = ?, updated_at_ms = ? WHERE name = ?",
-                                   (1 if disabled else 0, now_ms, name))
+        await self._runner.execute(
+            "UPDATE users SET disabled = ?, updated_at_ms = ? WHERE name = ?", (1 if disabled else 0, now_ms, name)
+        )
 
     async def set_role(self, name: str, role: str, now_ms: int) -> None:
-        await self._runner.execute("UPDATE users SET role = ?, updated_at_ms = ? WHERE name = ?",
-                                   (role, now_ms, name))
+        await self._runner.execute("UPDATE users SET role = ?, updated_at_ms = ? WHERE name = ?", (role, now_ms, name))
 
     async def count_users(self) -> int:
         rows = await self._runner.fetchall("SELECT COUNT(*) FROM users")
@@ -93,16 +97,21 @@ class AccountRecords:
 
     # ----- login sessions
 
-    async def add_session(self, session_id: str, username: str, now_ms: int, expires_at_ms: int, peer: str,
-                          refresh_jti: str) -> None:
+    async def add_session(
+        self, session_id: str, username: str, now_ms: int, expires_at_ms: int, peer: str, refresh_jti: str
+    ) -> None:
         await self._runner.execute(
             "INSERT INTO sessions (id, username, created_at_ms, expires_at_ms, revoked_at_ms, peer, refresh_jti) "
-            "VALUES (?, ?, ?, ?, NULL, ?, ?)", (session_id, username, now_ms, expires_at_ms, peer, refresh_jti))
+            "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (session_id, username, now_ms, expires_at_ms, peer, refresh_jti),
+        )
 
     async def session(self, session_id: str) -> SessionRow | None:
         rows = await self._runner.fetchall(
             "SELECT username, expires_at_ms, revoked_at_ms, refresh_jti, previous_jti, rotated_at_ms "
-            "FROM sessions WHERE id = ?", (session_id,))
+            "FROM sessions WHERE id = ?",
+            (session_id,),
+        )
         return SessionRow(*rows[0]) if rows else None
 
     async def rotate_refresh(self, session_id: str, current_jti: str | None, next_jti: str, now_ms: int) -> bool:
@@ -112,17 +121,24 @@ class AccountRecords:
         if current_jti is None:
             rotated = await self._runner.execute(
                 "UPDATE sessions SET refresh_jti = ?, previous_jti = NULL, rotated_at_ms = ? "
-                "WHERE id = ? AND refresh_jti IS NULL AND revoked_at_ms IS NULL", (next_jti, now_ms, session_id))
+                "WHERE id = ? AND refresh_jti IS NULL AND revoked_at_ms IS NULL",
+                (next_jti, now_ms, session_id),
+            )
         else:
             rotated = await self._runner.execute(
                 "UPDATE sessions SET refresh_jti = ?, previous_jti = ?, rotated_at_ms = ? "
                 "WHERE id = ? AND refresh_jti = ? AND revoked_at_ms IS NULL",
-                (next_jti, current_jti, now_ms, session_id, current_jti))
+                (next_jti, current_jti, now_ms, session_id, current_jti),
+            )
         return rotated == 1
 
     async def live_session_ids(self, username: str) -> list[str]:
-        return [session_id for (session_id,) in await self._runner.fetchall(
-            "SELECT id FROM sessions WHERE username = ? AND revoked_at_ms IS NULL", (username,))]
+        return [
+            session_id
+            for (session_id,) in await self._runner.fetchall(
+                "SELECT id FROM sessions WHERE username = ? AND revoked_at_ms IS NULL", (username,)
+            )
+        ]
 
     async def revoke_session(self, session_id: str, now_ms: int) -> None:
         await self._runner.execute("UPDATE sessions SET revoked_at_ms = ? WHERE id = ?", (now_ms, session_id))
@@ -131,9 +147,17 @@ class AccountRecords:
 
     async def revocations(self, now_ms: int) -> Revocations:
         """Revoked sessions and `dashd token` tokens that have not expired yet, and disabled users."""
-        sessions = {session_id for (session_id,) in await self._runner.fetchall(
-            "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now_ms,))}
+        sessions = {
+            session_id
+            for (session_id,) in await self._runner.fetchall(
+                "SELECT id FROM sessions WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now_ms,)
+            )
+        }
         disabled = {name for (name,) in await self._runner.fetchall("SELECT name FROM users WHERE disabled = 1")}
-        tokens = {token_id for (token_id,) in await self._runner.fetchall(
-            "SELECT id FROM issued_tokens WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now_ms,))}
+        tokens = {
+            token_id
+            for (token_id,) in await self._runner.fetchall(
+                "SELECT id FROM issued_tokens WHERE revoked_at_ms IS NOT NULL AND expires_at_ms > ?", (now_ms,)
+            )
+        }
         return Revocations(sessions, disabled, tokens)

@@ -22,4 +22,5 @@ class AuditRecords:
     async def append(self, ts_ms: int, actor: str, action: str, detail_json: str, peer: str | None) -> None:
         await self._runner.execute(
             "INSERT INTO audit_log (ts_ms, actor, action, detail, peer) VALUES (?, ?, ?, ?, ?)",
-            (ts_ms, actor, action, detail_json, peer))
+            (ts_ms, actor, action, detail_json, peer),
+        )

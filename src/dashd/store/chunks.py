@@ -98,7 +98,7 @@ class OpenChunks:
         top = int(head.series.max())
         if top >= len(self._newest):
             grown = np.full(max(top + 1, 2 * len(self._newest)), -1, np.int64)
-            grown[:len(self._newest)] = self._newest
+            grown[: len(self._newest)] = self._newest
             self._newest = grown
         before = self._newest[head.series]
         self._newest[head.series] = np.maximum(before, windows)
@@ -168,8 +168,9 @@ class OpenChunks:
         for batch in self._batches:
             mask = np.isin(batch.series, wanted)
             if mask.any():
-                found.extend((s.series_id, s.columns) for s in _cut(_take(batch, np.flatnonzero(mask)), None,
-                                                                      ordered=False))
+                found.extend(
+                    (s.series_id, s.columns) for s in _cut(_take(batch, np.flatnonzero(mask)), None, ordered=False)
+                )
         return found
 
 
@@ -191,6 +192,11 @@ def _cut(columns: HeadColumns, windows: np.ndarray | None, ordered: bool = True)
     starts = (windows if windows is not None else columns.t)[edges[:-1]].tolist()
     series = columns.series[edges[:-1]].tolist()
     window = WINDOW_MS[RAW]
-    return [SealedChunk(series_id, start - start % window if windows is None else start,
-                        RawColumns(columns.t[a:b], columns.seq[a:b], columns.value[a:b]))
-            for series_id, start, a, b in zip(series, starts, edges[:-1], edges[1:])]
+    return [
+        SealedChunk(
+            series_id,
+            start - start % window if windows is None else start,
+            RawColumns(columns.t[a:b], columns.seq[a:b], columns.value[a:b]),
+        )
+        for series_id, start, a, b in zip(series, starts, edges[:-1], edges[1:])
+    ]

@@ -142,17 +142,32 @@ class Dialect:
             # One connection: SQLite serializes writers anyway, and one
             # thread means no "database is locked" between our own threads.
             return DeadlinePool(
-                "sqlite3", self.url.path, check_same_thread=False, timeout=30,
-                cp_min=1, cp_max=1, cp_openfun=_sqlite_open,
+                "sqlite3",
+                self.url.path,
+                check_same_thread=False,
+                timeout=30,
+                cp_min=1,
+                cp_max=1,
+                cp_openfun=_sqlite_open,
             )
         # The socket timeouts are reset per operation from its deadline; these
         # bound anything run outside Store._run (tests, tools).
         return DeadlinePool(
-            "pymysql", host=self.url.host, port=self.url.port, user=self.url.user,
-            password=self.url.password, database=self.url.database, charset="utf8mb4",
-            connect_timeout=connect_timeout, read_timeout=query_timeout + SOCKET_MARGIN,
-            write_timeout=query_timeout + SOCKET_MARGIN, autocommit=False,
-            cp_min=1, cp_max=connections, cp_reconnect=True, cp_noisy=False,
+            "pymysql",
+            host=self.url.host,
+            port=self.url.port,
+            user=self.url.user,
+            password=self.url.password,
+            database=self.url.database,
+            charset="utf8mb4",
+            connect_timeout=connect_timeout,
+            read_timeout=query_timeout + SOCKET_MARGIN,
+            write_timeout=query_timeout + SOCKET_MARGIN,
+            autocommit=False,
+            cp_min=1,
+            cp_max=connections,
+            cp_reconnect=True,
+            cp_noisy=False,
         )
 
 
@@ -198,12 +213,14 @@ class SystemQueries:
         def run(cursor: Cursor) -> int:
             cursor.execute(self._store.dialect.sql(query), tuple(params))
             return cursor.rowcount
+
         return await self._store._run_system(run)
 
     async def fetchall(self, query: str, params: Iterable[object] = ()) -> list[Row]:
         def run(cursor: Cursor) -> list[Row]:
             cursor.execute(self._store.dialect.sql(query), tuple(params))
             return list(cursor.fetchall())
+
         return await self._store._run_system(run)
 
 
@@ -362,11 +379,18 @@ class Store(Service):
         try:
             rows = self.spill.write(self._sample_rows, self._notification_rows, self._ack_rows)
         except OSError as e:
-            self.log.error("store: {rows} rows could not be written before shutdown, nor spilled to {path} ({error})",
-                           rows=self.pending_rows, path=self.spill.path, error=e)
+            self.log.error(
+                "store: {rows} rows could not be written before shutdown, nor spilled to {path} ({error})",
+                rows=self.pending_rows,
+                path=self.spill.path,
+                error=e,
+            )
             return
-        self.log.warn("store: database unavailable at shutdown; spilled {rows} rows to {path}, "
-                      "written at the next start", rows=rows, path=self.spill.path)
+        self.log.warn(
+            "store: database unavailable at shutdown; spilled {rows} rows to {path}, written at the next start",
+            rows=rows,
+            path=self.spill.path,
+        )
 
     def _forget_spill(self, rows: int) -> None:
         """The spilled rows are in the database: remove the file."""
@@ -375,8 +399,13 @@ class Store(Service):
             self.spill.remove()
         except OSError as e:
             # Left in place it would be written again at the next start.
-            self.log.error("store: wrote the {rows} spilled rows but cannot remove {path} ({error}); remove it "
-                           "before the next start", rows=rows, path=self.spill.path, error=e)
+            self.log.error(
+                "store: wrote the {rows} spilled rows but cannot remove {path} ({error}); remove it "
+                "before the next start",
+                rows=rows,
+                path=self.spill.path,
+                error=e,
+            )
             return
         self.log.info("store: wrote the {rows} rows spilled at the last shutdown", rows=rows)
 
@@ -426,8 +455,10 @@ class Store(Service):
                 self.open_chunks.add_columns(head)
             self._recovered = True
             if heads:
-                self.log.info("store: read back {samples} samples of open chunks from the head",
-                              samples=sum(len(h.t) for h in heads))
+                self.log.info(
+                    "store: read back {samples} samples of open chunks from the head",
+                    samples=sum(len(h.t) for h in heads),
+                )
 
     def _recover(self, cursor: Cursor) -> list[HeadColumns]:
         self.registry.load(cursor)
@@ -446,14 +477,21 @@ class Store(Service):
                 continue
             for statement in migration.statements:
                 cursor.execute(statement)
-            cursor.execute(self.dialect.sql("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)"),
-                           (migration.version, migration.name, self.wall_clock_ms()))
+            cursor.execute(
+                self.dialect.sql("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)"),
+                (migration.version, migration.name, self.wall_clock_ms()),
+            )
             applied += 1
             self.log.info("store: applied migration {version} {name}", version=migration.version, name=migration.name)
         return applied
 
-    async def _run(self, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args, timeout: float | None = None,
-                   settle: bool = False) -> _Result:
+    async def _run(
+        self,
+        interaction: Callable[[Cursor, *_Args], _Result],
+        *args: *_Args,
+        timeout: float | None = None,
+        settle: bool = False,
+    ) -> _Result:
         """Run `interaction(cursor, *args)` in a transaction with a deadline
         (`timeout`, default query_timeout); StoreUnavailable when the database
         fails or does not answer in time. `settle`: for writes, wait for the
@@ -462,13 +500,20 @@ class Store(Service):
         interaction from starting and interrupts a running one."""
         return await self._run_in(self.pool, interaction, *args, timeout=timeout, settle=settle)
 
-    async def _run_system(self, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args,
-                          timeout: float | None = None) -> _Result:
+    async def _run_system(
+        self, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args, timeout: float | None = None
+    ) -> _Result:
         """On the system connection (see Dialect.system_pool)."""
         return await self._run_in(self.system_pool, interaction, *args, timeout=timeout)
 
-    async def _run_in(self, pool: DeadlinePool | None, interaction: Callable[[Cursor, *_Args], _Result], *args: *_Args,
-                      timeout: float | None = None, settle: bool = False) -> _Result:
+    async def _run_in(
+        self,
+        pool: DeadlinePool | None,
+        interaction: Callable[[Cursor, *_Args], _Result],
+        *args: *_Args,
+        timeout: float | None = None,
+        settle: bool = False,
+    ) -> _Result:
         if pool is None:
             raise StoreUnavailable("store not started")
         # A pooled MySQL connection the server dropped (restart, wait_timeout)
@@ -479,16 +524,21 @@ class Store(Service):
         deadline = self.clock.seconds() + (timeout or self.query_timeout)
         while True:
             try:
-                result: _Result = await pool.run(self.clock, max(deadline - self.clock.seconds(), 0.001), interaction,
-                                        *args, settle=settle, cancel_running=self._kill_query)
+                result: _Result = await pool.run(
+                    self.clock,
+                    max(deadline - self.clock.seconds(), 0.001),
+                    interaction,
+                    *args,
+                    settle=settle,
+                    cancel_running=self._kill_query,
+                )
                 break
             except DeadlineExceeded as e:
                 self._stalled = True
                 self._went_down(e)
                 raise StoreUnavailable(str(e)) from e
             except (sqlite3.Error, adbapi.ConnectionLost, OSError, _mysql_errors()) as e:
-                if (retries > 0 and _connection_dropped(e) and not self._stalled
-                        and deadline - self.clock.seconds() > 0):
+                if retries > 0 and _connection_dropped(e) and not self._stalled and deadline - self.clock.seconds() > 0:
                     retries -= 1
                     continue
                 self._went_down(e)
@@ -503,16 +553,22 @@ class Store(Service):
             self._outage_logged = True
             self._down_since = self.clock.seconds()
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-            self.log.error("store: database unavailable ({error}); {rows} rows queued in memory",
-                           error=detail, rows=self.pending_rows)
+            self.log.error(
+                "store: database unavailable ({error}); {rows} rows queued in memory",
+                error=detail,
+                rows=self.pending_rows,
+            )
 
     def _came_back(self) -> None:
         self.available = True
         self._stalled = False
         if self._outage_logged:
             self._outage_logged = False
-            self.log.info("store: database back after {seconds:.1f}s; {rows} queued rows to write",
-                          seconds=self.clock.seconds() - self._down_since, rows=self.pending_rows)
+            self.log.info(
+                "store: database back after {seconds:.1f}s; {rows} queued rows to write",
+                seconds=self.clock.seconds() - self._down_since,
+                rows=self.pending_rows,
+            )
 
     def _kill_query(self, ticket: Ticket, connection: Any) -> None:  # Any: the pool's raw PyMySQL connection
         """Cancel a running MySQL query with KILL QUERY on the system
@@ -531,7 +587,8 @@ class Store(Service):
             abort_connection(connection)
             return
         self.system_pool.run(self.clock, self.query_timeout, kill).addErrback(
-            lambda f: self.log.warn("store: could not cancel a query: {error}", error=f.getErrorMessage()))
+            lambda f: self.log.warn("store: could not cancel a query: {error}", error=f.getErrorMessage())
+        )
 
     async def check(self) -> bool:
         """Readiness: can the database answer a query now (within
@@ -539,8 +596,9 @@ class Store(Service):
         queries does not make the daemon look dead), and did the last write
         go through? (A full disk still answers SELECT 1.)"""
         try:
-            await self._run_system(lambda cursor: cursor.execute("SELECT 1"),
-                                   timeout=min(READY_TIMEOUT, self.query_timeout))
+            await self._run_system(
+                lambda cursor: cursor.execute("SELECT 1"), timeout=min(READY_TIMEOUT, self.query_timeout)
+            )
         except StoreUnavailable:
             return False
         return not self._write_failing
@@ -553,10 +611,18 @@ class Store(Service):
             self._sample_rows.extend(rows_of(message))
         elif message.type == NOTIFICATION:
             body = message.body or {}
-            self._notification_rows.append((
-                body["id"], message.seq, message.timestamp_ms, body.get("level", "info"), body.get("title", ""),
-                body.get("message", ""), body.get("source", ""), body.get("state"),
-            ))
+            self._notification_rows.append(
+                (
+                    body["id"],
+                    message.seq,
+                    message.timestamp_ms,
+                    body.get("level", "info"),
+                    body.get("title", ""),
+                    body.get("message", ""),
+                    body.get("source", ""),
+                    body.get("state"),
+                )
+            )
         elif message.type == NOTIFICATION_ACK:
             body = message.body or {}
             self._ack_rows.append((message.seq, body["id"], body["acknowledged_by"], message.timestamp_ms))
@@ -565,8 +631,11 @@ class Store(Service):
             del self._sample_rows[:overflow]
             self._spilled_rows = max(0, self._spilled_rows - overflow)
             self._dropped += overflow
-            self.log.warn("store: queue full ({limit} rows), dropped the oldest {count} sample rows",
-                          limit=self.max_queue_rows, count=overflow)
+            self.log.warn(
+                "store: queue full ({limit} rows), dropped the oldest {count} sample rows",
+                limit=self.max_queue_rows,
+                count=overflow,
+            )
 
     @property
     def pending_rows(self) -> int:
@@ -620,6 +689,7 @@ class Store(Service):
             # The first flush may share a write that took earlier rows only.
             await self.flush()
             await self.flush()
+
         Deferred.fromCoroutine(write()).addErrback(lambda f: self.log.failure("store flush failed", f))
         return waiter
 
@@ -669,8 +739,9 @@ class Store(Service):
         await self._seal()
         return written
 
-    def _write_batch(self, cursor: Cursor, samples: list[SampleRow], notifications: list[NotificationRow],
-                     acks: list[AckRow]) -> HeadColumns:
+    def _write_batch(
+        self, cursor: Cursor, samples: list[SampleRow], notifications: list[NotificationRow], acks: list[AckRow]
+    ) -> HeadColumns:
         sql = self.dialect.sql
         try:
             head = self.tables.write_head(cursor, samples, self.wall_clock_ms())
@@ -678,15 +749,25 @@ class Store(Service):
             self.registry.rolled_back()
             raise
         if notifications:
-            cursor.executemany(sql(
-                "REPLACE INTO notifications (id, seq, ts_ms, level, title, message, source, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), notifications)
+            cursor.executemany(
+                sql(
+                    "REPLACE INTO notifications (id, seq, ts_ms, level, title, message, source, state) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                notifications,
+            )
         if acks:
-            cursor.executemany(sql(
-                "REPLACE INTO notification_acks (seq, notification_id, acknowledged_by, ts_ms) VALUES (?, ?, ?, ?)"), acks)
+            cursor.executemany(
+                sql(
+                    "REPLACE INTO notification_acks (seq, notification_id, acknowledged_by, ts_ms) VALUES (?, ?, ?, ?)"
+                ),
+                acks,
+            )
             for _, notification_id, by, at in acks:
-                cursor.execute(sql("UPDATE notifications SET acknowledged_by = ?, acknowledged_at_ms = ? WHERE id = ?"),
-                               (by, at, notification_id))
+                cursor.execute(
+                    sql("UPDATE notifications SET acknowledged_by = ?, acknowledged_at_ms = ? WHERE id = ?"),
+                    (by, at, notification_id),
+                )
         return head
 
     async def _seal(self, everything: bool = False) -> int:
@@ -700,8 +781,11 @@ class Store(Service):
         try:
             await self._run(self._seal_interaction, sealed, self.open_chunks.head_columns(), settle=True)
         except StoreUnavailable as e:
-            self.log.warn("store: sealing {chunks} chunks failed ({error}); they stay in the head and are retried",
-                          chunks=len(sealed), error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            self.log.warn(
+                "store: sealing {chunks} chunks failed ({error}); they stay in the head and are retried",
+                chunks=len(sealed),
+                error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+            )
             return 0
         finally:
             self._seal_epoch += 1
@@ -728,8 +812,10 @@ class Store(Service):
                 if count < ROLLUP_BATCH_CHUNKS:
                     break
         except StoreUnavailable as e:
-            self.log.warn("store: rolling up failed ({error}); retried later",
-                          error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            self.log.warn(
+                "store: rolling up failed ({error}); retried later",
+                error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+            )
             return total
         self._unrolled = 0
         self._rolled_at = self.clock.seconds()
@@ -756,8 +842,9 @@ class Store(Service):
                 raw.setdefault(chunk.series_id, []).append(chunk.columns)
         return Memory(raw)
 
-    def _with_other_heads(self, cursor: Cursor, memory: Memory, series_ids: set[int] | None,
-                          seqs: tuple[int, int] | None = None) -> Memory:
+    def _with_other_heads(
+        self, cursor: Cursor, memory: Memory, series_ids: set[int] | None, seqs: tuple[int, int] | None = None
+    ) -> Memory:
         """Memory plus the open samples other nodes sharing the database
         hold in their head rows (read in the same transaction as the
         chunks, so a sample the other node sealed meanwhile is in one only)."""
@@ -776,8 +863,12 @@ class Store(Service):
             self.registry.load(cursor)  # series another node registered
         return Memory(raw)
 
-    async def _consistent(self, series_ids: Callable[[], set[int] | None],
-                          interaction: Callable[[Cursor, Memory, *_Args], _Result], *args: *_Args) -> _Result:
+    async def _consistent(
+        self,
+        series_ids: Callable[[], set[int] | None],
+        interaction: Callable[[Cursor, Memory, *_Args], _Result],
+        *args: *_Args,
+    ) -> _Result:
         """Run a read over the chunks table plus a snapshot of memory, again
         if a seal moved samples from memory to the table meanwhile."""
         for _attempt in range(QUERY_ATTEMPTS):
@@ -811,8 +902,14 @@ class Store(Service):
 
     def _delete_old(self, cursor: Cursor, now_ms: int) -> None:
         sql = self.dialect.sql
-        self.tables.prune(cursor, {RAW: now_ms - self.retention_raw_ms, MINUTE: now_ms - self.retention_rollup_ms,
-                                   HOUR: now_ms - self.retention_hourly_ms})
+        self.tables.prune(
+            cursor,
+            {
+                RAW: now_ms - self.retention_raw_ms,
+                MINUTE: now_ms - self.retention_rollup_ms,
+                HOUR: now_ms - self.retention_hourly_ms,
+            },
+        )
         before = now_ms - self.retention_rollup_ms
         cursor.execute(sql("DELETE FROM notification_acks WHERE ts_ms < ?"), (before,))
         cursor.execute(sql("DELETE FROM notifications WHERE ts_ms < ?"), (before,))
@@ -845,8 +942,9 @@ class Store(Service):
     def _ids_of(self, host: str, keys: Sequence[str]) -> Callable[[], set[int]]:
         return lambda: {i for i in (self.registry.cached(host, key) for key in keys) if i is not None}
 
-    async def history(self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int,
-                      max_points: int, raw_resolution_ms: int) -> HistorySeries:
+    async def history(
+        self, host: str, metrics: Sequence[str], from_ms: int, to_ms: int, max_points: int, raw_resolution_ms: int
+    ) -> HistorySeries:
         """Downsampled series: at most `max_points` equal buckets per metric,
         each with avg/min/max/count, from the tier `tier_for` picks (raw,
         1-minute, 1-hour); samples not rolled up yet are folded in from the
@@ -859,12 +957,22 @@ class Store(Service):
         tier = self.tier_for(from_ms, self.wall_clock_ms(), math.ceil(span / max_points))
         resolution = raw_resolution_ms if tier == RAW else (MINUTE_MS if tier == MINUTE else HOUR_MS)
         bucket_ms = max(resolution, math.ceil(span / max_points))
-        series = await self._consistent(self._ids_of(host, metrics), self._history, tier, host, list(metrics),
-                                        from_ms, to_ms, bucket_ms)
+        series = await self._consistent(
+            self._ids_of(host, metrics), self._history, tier, host, list(metrics), from_ms, to_ms, bucket_ms
+        )
         return HistorySeries(TIER_NAMES[tier], bucket_ms, series)
 
-    def _history(self, cursor: Cursor, memory: Memory, tier: int, host: str, metrics: list[str], from_ms: int,
-                 to_ms: int, bucket_ms: int) -> dict[str, list[HistoryPoint]]:
+    def _history(
+        self,
+        cursor: Cursor,
+        memory: Memory,
+        tier: int,
+        host: str,
+        metrics: list[str],
+        from_ms: int,
+        to_ms: int,
+        bucket_ms: int,
+    ) -> dict[str, list[HistoryPoint]]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         memory = self._with_other_heads(cursor, memory, set(ids.values()))
         stored = self.tables.read_tier(cursor, list(ids.values()), tier, from_ms, to_ms)
@@ -890,11 +998,28 @@ class Store(Service):
         if not self._recovered:
             await self.ready()
         now_ms = self.wall_clock_ms()
-        return await self._consistent(self._ids_of(host, metrics), self._stats, host, list(metrics), from_ms, to_ms,
-                                      now_ms - self.retention_raw_ms, now_ms - self.retention_rollup_ms)
+        return await self._consistent(
+            self._ids_of(host, metrics),
+            self._stats,
+            host,
+            list(metrics),
+            from_ms,
+            to_ms,
+            now_ms - self.retention_raw_ms,
+            now_ms - self.retention_rollup_ms,
+        )
 
-    def _stats(self, cursor: Cursor, memory: Memory, host: str, metrics: list[str], from_ms: int, to_ms: int,
-               raw_from_ms: int, minute_from_ms: int) -> dict[str, Summary]:
+    def _stats(
+        self,
+        cursor: Cursor,
+        memory: Memory,
+        host: str,
+        metrics: list[str],
+        from_ms: int,
+        to_ms: int,
+        raw_from_ms: int,
+        minute_from_ms: int,
+    ) -> dict[str, Summary]:
         ids = self.registry.lookup(cursor, self.dialect.sql, host, metrics)
         memory = self._with_other_heads(cursor, memory, set(ids.values()))
         exact_from = max(from_ms, raw_from_ms)
@@ -913,8 +1038,9 @@ class Store(Service):
             result[name] = summary(values, approximate)
         return result
 
-    def _tier_points(self, cursor: Cursor, series_ids: list[int], from_ms: int, to_ms: int,
-                     minute_from_ms: int) -> dict[int, list[Points]]:
+    def _tier_points(
+        self, cursor: Cursor, series_ids: list[int], from_ms: int, to_ms: int, minute_from_ms: int
+    ) -> dict[int, list[Points]]:
         """Buckets over [from_ms, to_ms] from the tiers: hours before the
         1-minute retention (`minute_from_ms`), minutes from it, and the raw
         chunks not rolled up yet."""
@@ -953,21 +1079,31 @@ class Store(Service):
             if info is None:
                 continue
             keep = (columns.seq >= from_seq) & (columns.seq <= to_seq)
-            for seq, ts_ms, value in zip(columns.seq[keep].tolist(), columns.t[keep].tolist(),
-                                         columns.value[keep].tolist()):
+            for seq, ts_ms, value in zip(
+                columns.seq[keep].tolist(), columns.t[keep].tolist(), columns.value[keep].tolist()
+            ):
                 grouped.setdefault(seq, (info.host, ts_ms, {}))[2][info.key] = value
         for seq, (host, ts_ms, metrics) in grouped.items():
             messages[seq] = StreamMessage(seq, METRICS_UPDATE, ts_ms, host, metrics)
-        cursor.execute(sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= ? AND seq <= ?"),
-                       (from_seq, to_seq))
+        cursor.execute(
+            sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= ? AND seq <= ?"), (from_seq, to_seq)
+        )
         for row in cursor.fetchall():
             body = notification_of_row(row)
             messages[row[1]] = StreamMessage(row[1], NOTIFICATION, row[2], body=body)
-        cursor.execute(sql("SELECT seq, notification_id, acknowledged_by, ts_ms FROM notification_acks "
-                           "WHERE seq >= ? AND seq <= ?"), (from_seq, to_seq))
+        cursor.execute(
+            sql(
+                "SELECT seq, notification_id, acknowledged_by, ts_ms FROM notification_acks WHERE seq >= ? AND seq <= ?"
+            ),
+            (from_seq, to_seq),
+        )
         for seq, notification_id, by, ts_ms in cursor.fetchall():
-            messages[seq] = StreamMessage(seq, NOTIFICATION_ACK, ts_ms, body={
-                "id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)})
+            messages[seq] = StreamMessage(
+                seq,
+                NOTIFICATION_ACK,
+                ts_ms,
+                body={"id": notification_id, "acknowledged_by": by, "acknowledged_at": iso_ms(ts_ms)},
+            )
         return [messages[seq] for seq in sorted(messages)]
 
     async def newest_timestamp(self, host: str) -> int | None:
@@ -994,8 +1130,10 @@ class Store(Service):
         if from_ms is None:
             for part in _batches(ids):
                 marks = ", ".join("?" for _ in part)
-                cursor.execute(self.dialect.sql(f"SELECT MAX(end_ms) FROM chunks WHERE tier = 0 AND series_id IN ({marks})"),
-                               tuple(part))
+                cursor.execute(
+                    self.dialect.sql(f"SELECT MAX(end_ms) FROM chunks WHERE tier = 0 AND series_id IN ({marks})"),
+                    tuple(part),
+                )
                 row = cursor.fetchone()
                 assert row is not None  # MAX without GROUP BY gives one row
                 newest = row[0]
@@ -1020,6 +1158,7 @@ class Store(Service):
                 assert row is not None  # MAX without GROUP BY gives one row
                 best = max(best, row[0] or 0)
             return best
+
         best = await self._run(query)
         return max([best] + [int(c.seq.max()) for parts in self._memory(None).raw.values() for c in parts])
 
@@ -1027,17 +1166,21 @@ class Store(Service):
 
     async def notification(self, notification_id: str) -> Notification | None:
         def query(cursor: Cursor) -> Notification | None:
-            cursor.execute(self.dialect.sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?"),
-                           (notification_id,))
+            cursor.execute(
+                self.dialect.sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?"), (notification_id,)
+            )
             row = cursor.fetchone()
             return notification_of_row(row) if row else None
+
         await self._flush_for_read()
         return await self._run(query)
 
-    async def notifications(self, limit: int, unacknowledged: bool, *,
-                            from_ms: int | None = None, to_ms: int | None = None) -> list[Notification]:
+    async def notifications(
+        self, limit: int, unacknowledged: bool, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> list[Notification]:
         """The newest `limit` notifications, optionally only those stamped
         between from_ms and to_ms (inclusive)."""
+
         def query(cursor: Cursor) -> list[Notification]:
             conditions: list[str] = []
             params: list[int] = []
@@ -1051,9 +1194,12 @@ class Store(Service):
                 conditions.append("ts_ms <= ?")
                 params.append(to_ms)
             where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-            cursor.execute(self.dialect.sql(
-                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications {where}ORDER BY seq DESC LIMIT ?"), (*params, limit))
+            cursor.execute(
+                self.dialect.sql(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications {where}ORDER BY seq DESC LIMIT ?"),
+                (*params, limit),
+            )
             return [notification_of_row(row) for row in cursor.fetchall()]
+
         await self._flush_for_read()
         return await self._run(query)
 
@@ -1064,15 +1210,23 @@ class Store(Service):
         def query(cursor: Cursor) -> dict[str, dict[str, Any]]:
             cursor.execute("SELECT name, spec FROM alert_rules ORDER BY name")
             return {name: json.loads(spec) for name, spec in cursor.fetchall()}
+
         return await self._run(query)
 
     async def save_rule(self, name: str, spec: dict[str, Any], by: str) -> None:
-        await self._run(lambda cursor: cursor.execute(
-            self.dialect.sql("REPLACE INTO alert_rules (name, spec, updated_by, updated_at_ms) VALUES (?, ?, ?, ?)"),
-            (name, json.dumps(spec), by, self.wall_clock_ms())))
+        await self._run(
+            lambda cursor: cursor.execute(
+                self.dialect.sql(
+                    "REPLACE INTO alert_rules (name, spec, updated_by, updated_at_ms) VALUES (?, ?, ?, ?)"
+                ),
+                (name, json.dumps(spec), by, self.wall_clock_ms()),
+            )
+        )
 
     async def delete_rule(self, name: str) -> None:
-        await self._run(lambda cursor: cursor.execute(self.dialect.sql("DELETE FROM alert_rules WHERE name = ?"), (name,)))
+        await self._run(
+            lambda cursor: cursor.execute(self.dialect.sql("DELETE FROM alert_rules WHERE name = ?"), (name,))
+        )
 
     # ----- generic access for the auth and audit modules
 
@@ -1080,12 +1234,14 @@ class Store(Service):
         def run(cursor: Cursor) -> int:
             cursor.execute(self.dialect.sql(query), tuple(params))
             return cursor.rowcount
+
         return await self._run(run)
 
     async def fetchall(self, query: str, params: Iterable[object] = ()) -> list[Row]:
         def run(cursor: Cursor) -> list[Row]:
             cursor.execute(self.dialect.sql(query), tuple(params))
             return list(cursor.fetchall())
+
         return await self._run(run)
 
     async def interaction(self, work: Callable[[Cursor, *_Args], _Result], *args: *_Args) -> _Result:
@@ -1094,15 +1250,20 @@ class Store(Service):
         return await self._run(work, *args)
 
 
-NOTIFICATION_COLUMNS = ("id, seq, ts_ms, level, title, message, source, state, acknowledged_by, acknowledged_at_ms")
+NOTIFICATION_COLUMNS = "id, seq, ts_ms, level, title, message, source, state, acknowledged_by, acknowledged_at_ms"
 
 
 def notification_of_row(row: Row) -> Notification:
     (notification_id, _seq, ts_ms, level, title, message, source, state, by, at_ms) = row
     body = {
-        "id": notification_id, "level": level, "title": title, "message": message,
-        "timestamp": iso_ms(ts_ms), "source": source,
-        "acknowledged_by": by, "acknowledged_at": iso_ms(at_ms) if at_ms else None,
+        "id": notification_id,
+        "level": level,
+        "title": title,
+        "message": message,
+        "timestamp": iso_ms(ts_ms),
+        "source": source,
+        "acknowledged_by": by,
+        "acknowledged_at": iso_ms(at_ms) if at_ms else None,
     }
     if state:
         body["state"] = state
@@ -1110,7 +1271,7 @@ def notification_of_row(row: Row) -> Notification:
 
 
 def _batches(items: list[_Item], size: int = 500) -> list[list[_Item]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _merged(parts: list[Points]) -> Points:
@@ -1139,4 +1300,3 @@ def _connection_dropped(error: Exception) -> bool:
         return True
     # 2006 server gone away, 2013 / 2055 connection lost during a query.
     return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in (2006, 2013, 2055)
-

@@ -133,10 +133,10 @@ def _decimals(values: np.ndarray) -> int | None:
     scaled integers, checked once more."""
     if not values.size:
         return None
-    top = 10.0 ** _MAX_DECIMALS
+    top = 10.0**_MAX_DECIMALS
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = np.round(values * top)
-    if not np.isfinite(scaled).all() or np.abs(scaled).max() >= 2.0 ** 53:
+    if not np.isfinite(scaled).all() or np.abs(scaled).max() >= 2.0**53:
         return None
     if not np.array_equal(scaled / top, values) or np.signbit(values[values == 0]).any():
         return None
@@ -147,7 +147,7 @@ def _decimals(values: np.ndarray) -> int | None:
         decimals -= 1
     if common == 0:
         decimals = 0
-    scale = 10.0 ** decimals
+    scale = 10.0**decimals
     if np.array_equal(np.round(values * scale) / scale, values):
         return decimals
     return _MAX_DECIMALS
@@ -157,7 +157,7 @@ def encode_floats(values: np.ndarray) -> bytes:
     values = np.asarray(values, dtype=np.float64)
     decimals = _decimals(values)
     if decimals is not None:
-        scaled = np.round(values * 10.0 ** decimals).astype(np.int64)
+        scaled = np.round(values * 10.0**decimals).astype(np.int64)
         width, payload = _shuffled(_zigzag(np.diff(scaled, prepend=np.int64(0))))
         return _column(_FLOAT_DECIMAL, width, decimals, payload)
     bits = values.view(np.uint64)
@@ -169,7 +169,7 @@ def encode_floats(values: np.ndarray) -> bytes:
 def _decode_floats(kind: int, width: int, extra: int, payload: bytes, count: int) -> np.ndarray:
     raw = _unshuffled(payload, width, count)
     if kind == _FLOAT_DECIMAL:
-        return np.cumsum(_unzigzag(raw)) / 10.0 ** extra
+        return np.cumsum(_unzigzag(raw)) / 10.0**extra
     return np.bitwise_xor.accumulate(raw).view(np.float64)
 
 
@@ -178,7 +178,7 @@ def _read_column(body: bytes, offset: int, count: int) -> tuple[np.ndarray, int]
         raise ChunkCorrupt("truncated column header")
     kind, width, extra, length = _COLUMN_HEADER.unpack_from(body, offset)
     offset += _COLUMN_HEADER.size
-    payload = body[offset:offset + length]
+    payload = body[offset : offset + length]
     if len(payload) != length:
         raise ChunkCorrupt("truncated column")
     if kind in (_INT_DELTA, _INT_DOD):
@@ -207,7 +207,7 @@ def _unpack(blob: bytes, chunk_type: int, columns: int) -> list[np.ndarray]:
     if version != VERSION or found_type != chunk_type:
         raise ChunkCorrupt(f"unexpected chunk version {version} / type {found_type}")
     try:
-        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size:]))
+        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size :]))
     except zlib.error as e:
         raise ChunkCorrupt(f"bad compressed data ({e})") from None
     if len(body) < _COUNT.size:
@@ -232,9 +232,17 @@ def decode_raw(blob: bytes) -> RawColumns:
 
 
 def encode_aggregate(columns: AggregateColumns) -> bytes:
-    return _pack(AGGREGATE, len(columns.t), [
-        encode_ints(columns.t), encode_floats(columns.avg), encode_floats(columns.min),
-        encode_floats(columns.max), encode_ints(columns.count, delta_of_delta=False)])
+    return _pack(
+        AGGREGATE,
+        len(columns.t),
+        [
+            encode_ints(columns.t),
+            encode_floats(columns.avg),
+            encode_floats(columns.min),
+            encode_floats(columns.max),
+            encode_ints(columns.count, delta_of_delta=False),
+        ],
+    )
 
 
 def decode_aggregate(blob: bytes) -> AggregateColumns:
@@ -247,8 +255,12 @@ def encode_head(series: np.ndarray, t: np.ndarray, seq: np.ndarray, value: np.nd
     # are as regular as in a chunk; a flush's head row (one sample per
     # series, one time) is regular too.
     # Head rows live minutes: the fastest zlib level.
-    return _pack(HEAD, len(t), [encode_ints(series, delta_of_delta=False), encode_ints(t),
-                                encode_ints(seq), encode_floats(value)], level=1)
+    return _pack(
+        HEAD,
+        len(t),
+        [encode_ints(series, delta_of_delta=False), encode_ints(t), encode_ints(seq), encode_floats(value)],
+        level=1,
+    )
 
 
 def decode_head(blob: bytes) -> HeadColumns:
@@ -275,7 +287,7 @@ def _parse(blob: bytes, chunk_type: int, columns: int) -> tuple[int, list[_Colum
     if version != VERSION or found_type != chunk_type:
         raise ChunkCorrupt(f"unexpected chunk version {version} / type {found_type}")
     try:
-        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size:]))
+        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size :]))
     except zlib.error as e:
         raise ChunkCorrupt(f"bad compressed data ({e})") from None
     if len(body) < _COUNT.size:
@@ -287,7 +299,7 @@ def _parse(blob: bytes, chunk_type: int, columns: int) -> tuple[int, list[_Colum
             raise ChunkCorrupt("truncated column header")
         kind, width, extra, length = _COLUMN_HEADER.unpack_from(body, offset)
         offset += _COLUMN_HEADER.size
-        payload = body[offset:offset + length]
+        payload = body[offset : offset + length]
         if len(payload) != length or length != width * count or dict(_WIDTHS).get(width) is None:
             raise ChunkCorrupt("column length does not match its header")
         if kind not in (_INT_DELTA, _INT_DOD, _FLOAT_DECIMAL, _FLOAT_XOR):
@@ -310,8 +322,11 @@ def _segmented(op: np.ufunc, values: np.ndarray, starts: np.ndarray, counts: np.
 
 def _decode_column(parts: list[_Column], counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
     first = parts[0]
-    raw = np.concatenate([_unshuffled(p.payload, p.width, int(n)) for p, n in zip(parts, counts)]) \
-        if any(p.width != 1 for p in parts) else np.frombuffer(b"".join(p.payload for p in parts), np.uint8).astype(np.uint64)
+    raw = (
+        np.concatenate([_unshuffled(p.payload, p.width, int(n)) for p, n in zip(parts, counts)])
+        if any(p.width != 1 for p in parts)
+        else np.frombuffer(b"".join(p.payload for p in parts), np.uint8).astype(np.uint64)
+    )
     if first.kind == _FLOAT_XOR:
         return _segmented(np.bitwise_xor, raw, starts, counts).view(np.float64)
     diffs = _unzigzag(raw)
@@ -323,12 +338,13 @@ def _decode_column(parts: list[_Column], counts: np.ndarray, starts: np.ndarray)
         return _segmented(np.add, deltas, starts, counts)
     values = _segmented(np.add, diffs, starts, counts)
     if first.kind == _FLOAT_DECIMAL:
-        return values / 10.0 ** first.extra
+        return values / 10.0**first.extra
     return values
 
 
-def decode_many(blobs: list[bytes], chunk_type: int, columns: int,
-                on_corrupt: Callable[[int, ChunkCorrupt], None]) -> list[np.ndarray]:
+def decode_many(
+    blobs: list[bytes], chunk_type: int, columns: int, on_corrupt: Callable[[int, ChunkCorrupt], None]
+) -> list[np.ndarray]:
     """The columns of many chunks, concatenated in order: one numpy pass per
     column instead of one per chunk (chunks of one series usually share
     their column formats; a column whose formats differ is decoded chunk by
@@ -355,6 +371,9 @@ def decode_many(blobs: list[bytes], chunk_type: int, columns: int,
         if len(kinds) == 1:
             result.append(_decode_column(parts, counts, starts))
         else:
-            result.append(np.concatenate([
-                _decode_column([p], np.asarray([n]), np.zeros(1, np.int64)) for p, n in zip(parts, counts)]))
+            result.append(
+                np.concatenate(
+                    [_decode_column([p], np.asarray([n]), np.zeros(1, np.int64)) for p, n in zip(parts, counts)]
+                )
+            )
     return result

@@ -30,8 +30,16 @@ class IssuedToken:
         return "expired" if self.expires_at_ms <= now_ms else "active"
 
     def line(self, now_ms: int) -> str:
-        return "\t".join((self.token_id, self.subject, self.role, iso_ms(self.issued_at_ms),
-                          iso_ms(self.expires_at_ms), self.state(now_ms)))
+        return "\t".join(
+            (
+                self.token_id,
+                self.subject,
+                self.role,
+                iso_ms(self.issued_at_ms),
+                iso_ms(self.expires_at_ms),
+                self.state(now_ms),
+            )
+        )
 
 
 class IssuedTokens:
@@ -44,17 +52,20 @@ class IssuedTokens:
         await self._store.execute(
             "INSERT INTO issued_tokens (id, subject, role, issued_at_ms, expires_at_ms, revoked_at_ms) "
             "VALUES (?, ?, ?, ?, ?, NULL)",
-            (token.token_id, token.subject, token.role, token.issued_at_ms, token.expires_at_ms))
+            (token.token_id, token.subject, token.role, token.issued_at_ms, token.expires_at_ms),
+        )
 
     async def list(self) -> list[IssuedToken]:
         rows = await self._store.fetchall(
             "SELECT id, subject, role, issued_at_ms, expires_at_ms, revoked_at_ms FROM issued_tokens "
-            "ORDER BY issued_at_ms, id")
+            "ORDER BY issued_at_ms, id"
+        )
         return [IssuedToken(*row) for row in rows]
 
     async def revoke(self, token_id: str, now_ms: int) -> None:
         changed = await self._store.execute(
             "UPDATE issued_tokens SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL AND expires_at_ms > ?",
-            (now_ms, token_id, now_ms))
+            (now_ms, token_id, now_ms),
+        )
         if changed != 1:
             raise TokenNotFound(f"no active token with id {token_id!r} (see `dashd token list`)")

@@ -51,16 +51,22 @@ def v1_tables(cursor: Any, dialect: str) -> set[str]:
     if dialect == "sqlite":
         cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('samples', 'rollup_1m')")
     else:
-        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
-                       "AND table_name IN ('samples', 'rollup_1m')")
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND table_name IN ('samples', 'rollup_1m')"
+        )
     return {row[0] for row in cursor.fetchall()}
 
 
 class V1Migration:
     """Runs batches through a Store's pool (its `_run`), one transaction each."""
 
-    def __init__(self, store: Any, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 report: Callable[[Progress], None] = lambda progress: None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        report: Callable[[Progress], None] = lambda progress: None,
+    ) -> None:
         self.store = store
         self.sql = store.dialect.sql
         self.batch_rows = batch_rows
@@ -135,9 +141,13 @@ class V1Migration:
         if mark is None:
             return False
         where, params = self._after(progress, "host, metric, bucket_ms")
-        cursor.execute(self.sql(
-            f"SELECT host, metric, bucket_ms, avg_value, min_value, max_value, sample_count FROM rollup_1m "
-            f"WHERE bucket_ms < ? {where}ORDER BY host, metric, bucket_ms LIMIT ?"), (mark, *params, self.batch_rows))
+        cursor.execute(
+            self.sql(
+                f"SELECT host, metric, bucket_ms, avg_value, min_value, max_value, sample_count FROM rollup_1m "
+                f"WHERE bucket_ms < ? {where}ORDER BY host, metric, bucket_ms LIMIT ?"
+            ),
+            (mark, *params, self.batch_rows),
+        )
         rows = cursor.fetchall()
         if not rows:
             return False
@@ -148,8 +158,18 @@ class V1Migration:
         for (host, metric), buckets in by_series.items():
             series_id = self.store.registry.resolve(cursor, self.sql, host, metric, self.store.wall_clock_ms())
             t, avg, low, high, count = (np.asarray(c) for c in zip(*buckets))
-            points.append((series_id, Points(t.astype(np.int64), avg.astype(np.float64), low.astype(np.float64),
-                                             high.astype(np.float64), count.astype(np.int64))))
+            points.append(
+                (
+                    series_id,
+                    Points(
+                        t.astype(np.int64),
+                        avg.astype(np.float64),
+                        low.astype(np.float64),
+                        high.astype(np.float64),
+                        count.astype(np.int64),
+                    ),
+                )
+            )
         self.store.tables.merge_rollups(cursor, points)
         host, metric, bucket = rows[-1][:3]
         progress.position = [host, metric, int(bucket)]
@@ -158,9 +178,13 @@ class V1Migration:
 
     def _samples_batch(self, cursor: Any, progress: Progress) -> bool:
         where, params = self._after(progress, "host, metric, ts_ms")
-        cursor.execute(self.sql(
-            f"SELECT host, metric, ts_ms, seq, value FROM samples WHERE 1 = 1 {where}"
-            f"ORDER BY host, metric, ts_ms LIMIT ?"), (*params, self.batch_rows))
+        cursor.execute(
+            self.sql(
+                f"SELECT host, metric, ts_ms, seq, value FROM samples WHERE 1 = 1 {where}"
+                f"ORDER BY host, metric, ts_ms LIMIT ?"
+            ),
+            (*params, self.batch_rows),
+        )
         rows = cursor.fetchall()
         if not rows:
             return False
@@ -170,7 +194,9 @@ class V1Migration:
             # with it whole (duplicates of one timestamp included).
             last = (rows[-1][0], rows[-1][1], rows[-1][2] - rows[-1][2] % window)
             keep = len(rows)
-            while keep and (rows[keep - 1][0], rows[keep - 1][1], rows[keep - 1][2] - rows[keep - 1][2] % window) == last:
+            while (
+                keep and (rows[keep - 1][0], rows[keep - 1][1], rows[keep - 1][2] - rows[keep - 1][2] % window) == last
+            ):
                 keep -= 1
             rows = rows[:keep] if keep else rows
         mark = self._mark(cursor)
@@ -184,14 +210,19 @@ class V1Migration:
             t = np.asarray([s[0] for s in samples], np.int64)
             seq = np.asarray([s[1] for s in samples], np.int64)
             value = np.asarray([s[2] for s in samples], np.float64)
-            chunk_rows.append((series_id, RAW, start, int(t[-1]), int(seq.min()), int(seq.max()), len(t),
-                               encode_raw(t, seq, value)))
+            chunk_rows.append(
+                (series_id, RAW, start, int(t[-1]), int(seq.min()), int(seq.max()), len(t), encode_raw(t, seq, value))
+            )
             fresh = t >= mark if mark is not None else np.ones(len(t), bool)
             if fresh.any():
                 to_roll.append((series_id, Points.of_samples(t[fresh], value[fresh])))
-        cursor.executemany(self.sql(
-            "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), chunk_rows)
+        cursor.executemany(
+            self.sql(
+                "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            chunk_rows,
+        )
         self.store.tables.merge_rollups(cursor, to_roll)
         cursor.execute(self.sql("SELECT MAX(id) FROM chunks WHERE tier = ?"), (RAW,))
         self.store.tables.set_rollup_mark(cursor, int(cursor.fetchone()[0]))

@@ -108,8 +108,15 @@ class DeadlinePool(adbapi.ConnectionPool):
 
     # ----- the reactor side
 
-    def run(self, clock: IReactorTime, timeout: float, interaction: Callable[..., _T], *args: Any,
-            settle: bool = False, cancel_running: Callable[[Ticket, Any], None] | None = None) -> Deferred[_T]:
+    def run(
+        self,
+        clock: IReactorTime,
+        timeout: float,
+        interaction: Callable[..., _T],
+        *args: Any,
+        settle: bool = False,
+        cancel_running: Callable[[Ticket, Any], None] | None = None,
+    ) -> Deferred[_T]:
         """Run `interaction(cursor, *args)` in a transaction, within `timeout` seconds.
 
         The Deferred fails with DeadlineExceeded at the deadline; with
@@ -146,8 +153,12 @@ class DeadlinePool(adbapi.ConnectionPool):
             elif isinstance(result, Failure) and not result.check(DeadlineExceeded):  # type: ignore[no-untyped-call]  # Twisted's Failure is untyped
                 # Failed after the deadline aborted it: say so, callers must
                 # not mistake it for a dropped connection worth retrying at once.
-                result = Failure(DeadlineExceeded(f"no answer from the database within {timeout:g}s "  # type: ignore[no-untyped-call]  # Twisted's Failure is untyped
-                                                  f"({result.getErrorMessage()})"))
+                result = Failure(
+                    DeadlineExceeded(
+                        f"no answer from the database within {timeout:g}s "  # type: ignore[no-untyped-call]  # Twisted's Failure is untyped
+                        f"({result.getErrorMessage()})"
+                    )
+                )
             if not answer.called:
                 answer.errback(result) if isinstance(result, Failure) else answer.callback(result)
 
@@ -216,7 +227,9 @@ class DeadlinePool(adbapi.ConnectionPool):
         with ticket.lock:
             ticket.connection = conn
 
-    def _runInteraction(self, interaction: Callable[..., _T], *args: Any, _ticket: Ticket | None = None, **kw: Any) -> _T:
+    def _runInteraction(
+        self, interaction: Callable[..., _T], *args: Any, _ticket: Ticket | None = None, **kw: Any
+    ) -> _T:
         if _ticket is None:
             return self._transaction(interaction, *args, **kw)
         with _ticket.lock:
@@ -260,8 +273,10 @@ class DeadlinePool(adbapi.ConnectionPool):
             return  # aborted by its deadline, not lost: the store's "unavailable" line says so
         if not self._lost_logged:
             self._lost_logged = True
-            log.warn("store: database connection lost ({error}); discarding it",
-                     error=f"{type(error).__name__}: {error}".rstrip(": "))
+            log.warn(
+                "store: database connection lost ({error}); discarding it",
+                error=f"{type(error).__name__}: {error}".rstrip(": "),
+            )
 
     def _close(self, conn: Any) -> None:
         try:

@@ -50,13 +50,27 @@ KEYFRAME = 0
 DELTA = 1
 GROUP_SPAN = 5 * MINUTE  # a keyframe and the deltas after it
 MAX_PENDING = 60  # snapshots held while the database is down (10 min at 10 s)
-COLUMNS = ("pid", "ppid", "name", "user", "state", "cpu_x10", "memory_x100", "rss_kib", "threads",
-           "read_bps_x10", "write_bps_x10", "start_cs", "cmdline")
+COLUMNS = (
+    "pid",
+    "ppid",
+    "name",
+    "user",
+    "state",
+    "cpu_x10",
+    "memory_x100",
+    "rss_kib",
+    "threads",
+    "read_bps_x10",
+    "write_bps_x10",
+    "start_cs",
+    "cmdline",
+)
 
 _T = TypeVar("_T")  # what a database interaction returns
 
 
 # ----- encoding
+
 
 def snapshot_body(table: ProcessTable) -> bytes:
     """The compact, uncompressed body of a table (also a delta's dictionary)."""
@@ -114,15 +128,27 @@ def table_of_body(body: bytes) -> ProcessTable:
     total, running, started, exited, *columns = orjson.loads(body)
     if len(columns) != len(COLUMNS):
         raise ValueError(f"a process snapshot has {len(columns)} columns, not {len(COLUMNS)}")
-    (pids, ppids, names, users, states, cpus, memories, rss_kib, threads, reads, writes, starts,
-     cmdlines) = columns
-    rows = [ProcessRow(pid=pid, ppid=ppid, name=name, user=user, state=state, cpu_percent=_unscaled(cpu, 10),
-                       memory_percent=memory / 100, rss=rss * 1024, threads=thread_count,
-                       io_read_bps=_unscaled(read, 10), io_write_bps=_unscaled(write, 10),
-                       start_time=start / 100, cmdline=cmdline)
-            for pid, ppid, name, user, state, cpu, memory, rss, thread_count, read, write, start, cmdline
-            in zip(pids, ppids, names, users, states, cpus, memories, rss_kib, threads, reads, writes, starts,
-                   cmdlines)]
+    (pids, ppids, names, users, states, cpus, memories, rss_kib, threads, reads, writes, starts, cmdlines) = columns
+    rows = [
+        ProcessRow(
+            pid=pid,
+            ppid=ppid,
+            name=name,
+            user=user,
+            state=state,
+            cpu_percent=_unscaled(cpu, 10),
+            memory_percent=memory / 100,
+            rss=rss * 1024,
+            threads=thread_count,
+            io_read_bps=_unscaled(read, 10),
+            io_write_bps=_unscaled(write, 10),
+            start_time=start / 100,
+            cmdline=cmdline,
+        )
+        for pid, ppid, name, user, state, cpu, memory, rss, thread_count, read, write, start, cmdline in zip(
+            pids, ppids, names, users, states, cpus, memories, rss_kib, threads, reads, writes, starts, cmdlines
+        )
+    ]
     rows.sort(key=lambda row: (row.cpu_percent or 0.0, row.rss), reverse=True)
     return ProcessTable(rows=tuple(rows), total=total, started=started, exited=exited, running=running)
 
@@ -167,6 +193,7 @@ class SnapshotEncoder:
 
 # ----- the database side
 
+
 class SqlDialect(Protocol):
     """What this module needs of dashd.store.database.Dialect."""
 
@@ -207,9 +234,16 @@ class ProcessHistory(Service):
 
     log = Logger()
 
-    def __init__(self, store: SnapshotDatabase, clock: IReactorTime, *, store_interval: float,
-                 prune_interval: float, wall_clock_ms: Callable[[], int],
-                 max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        store: SnapshotDatabase,
+        clock: IReactorTime,
+        *,
+        store_interval: float,
+        prune_interval: float,
+        wall_clock_ms: Callable[[], int],
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         self._store = store
         self._clock = clock
         self.store_interval = store_interval
@@ -232,7 +266,8 @@ class ProcessHistory(Service):
         self._prune_loop = LoopingCall(self._prune_tick)
         self._prune_loop.clock = self._clock
         self._prune_loop.start(self._prune_interval, now=False).addErrback(
-            lambda failure: self.log.failure("process snapshot pruning stopped", failure))
+            lambda failure: self.log.failure("process snapshot pruning stopped", failure)
+        )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
@@ -305,8 +340,9 @@ class ProcessHistory(Service):
         self.written += len(sizes)
         self.bytes_written += sum(sizes)
 
-    def _insert(self, cursor: Cursor, batch: list[ProcessSnapshot], keyframe: Keyframe | None) -> tuple[Keyframe | None,
-                                                                                                  list[int]]:
+    def _insert(
+        self, cursor: Cursor, batch: list[ProcessSnapshot], keyframe: Keyframe | None
+    ) -> tuple[Keyframe | None, list[int]]:
         sql = self._store.dialect.sql
         sizes: list[int] = []
         for snapshot in batch:
@@ -316,9 +352,10 @@ class ProcessHistory(Service):
             else:
                 assert keyframe is not None  # encode() makes a delta only after a keyframe
                 key_id, key_ms = keyframe.row_id, keyframe.ts_ms
-            cursor.execute(sql("INSERT INTO process_snapshots (host, ts_ms, key_id, key_ms, data) "
-                               "VALUES (?, ?, ?, ?, ?)"),
-                           (snapshot.host, snapshot.timestamp_ms, key_id, key_ms, data))
+            cursor.execute(
+                sql("INSERT INTO process_snapshots (host, ts_ms, key_id, key_ms, data) VALUES (?, ?, ?, ?, ?)"),
+                (snapshot.host, snapshot.timestamp_ms, key_id, key_ms, data),
+            )
             if is_keyframe:
                 keyframe = Keyframe(int(cursor.lastrowid), snapshot.timestamp_ms, body)
             sizes.append(len(data))
@@ -340,6 +377,7 @@ class ProcessHistory(Service):
         def delete(cursor: Cursor) -> int:
             cursor.execute(self._store.dialect.sql("DELETE FROM process_snapshots WHERE key_ms < ?"), (cutoff,))
             return cursor.rowcount
+
         return await self._store.interaction(delete)
 
     # ----- reads
@@ -355,10 +393,17 @@ class ProcessHistory(Service):
     def _nearest(self, cursor: Cursor, host: str, at_ms: int, tolerance_ms: int) -> ProcessSnapshot | None:
         sql = self._store.dialect.sql
         candidates = []
-        for comparison, order, low, high in (("ts_ms <= ? AND ts_ms >= ?", "DESC", at_ms, at_ms - tolerance_ms),
-                                             ("ts_ms > ? AND ts_ms <= ?", "ASC", at_ms, at_ms + tolerance_ms)):
-            cursor.execute(sql(f"SELECT id, ts_ms, key_id, data FROM process_snapshots WHERE host = ? AND "
-                               f"{comparison} ORDER BY ts_ms {order} LIMIT 1"), (host, low, high))
+        for comparison, order, low, high in (
+            ("ts_ms <= ? AND ts_ms >= ?", "DESC", at_ms, at_ms - tolerance_ms),
+            ("ts_ms > ? AND ts_ms <= ?", "ASC", at_ms, at_ms + tolerance_ms),
+        ):
+            cursor.execute(
+                sql(
+                    f"SELECT id, ts_ms, key_id, data FROM process_snapshots WHERE host = ? AND "
+                    f"{comparison} ORDER BY ts_ms {order} LIMIT 1"
+                ),
+                (host, low, high),
+            )
             row = cursor.fetchone()
             if row is not None:
                 candidates.append(row)

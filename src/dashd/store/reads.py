@@ -37,8 +37,11 @@ class ReadCounts:
     read_through_ms: int | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"unread": self.unread, "unacknowledged": self.unacknowledged,
-                "read_through": iso_ms(self.read_through_ms) if self.read_through_ms is not None else None}
+        return {
+            "unread": self.unread,
+            "unacknowledged": self.unacknowledged,
+            "read_through": iso_ms(self.read_through_ms) if self.read_through_ms is not None else None,
+        }
 
 
 class NotificationReads:
@@ -49,7 +52,8 @@ class NotificationReads:
 
     async def read_through(self, user: str) -> int | None:
         rows = await self._store.fetchall(
-            "SELECT read_through_ms FROM notification_read_marks WHERE username = ?", (user,))
+            "SELECT read_through_ms FROM notification_read_marks WHERE username = ?", (user,)
+        )
         return int(rows[0][0]) if rows else None
 
     async def read_ids(self, user: str, ids: Sequence[str]) -> set[str]:
@@ -59,7 +63,8 @@ class NotificationReads:
         marks = ", ".join("?" for _ in ids)
         rows = await self._store.fetchall(
             f"SELECT notification_id FROM notification_reads WHERE username = ? AND notification_id IN ({marks})",
-            (user, *ids))
+            (user, *ids),
+        )
         return {row[0] for row in rows}
 
     async def annotate(self, user: str, notifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,7 +84,8 @@ class NotificationReads:
         unread = await self._store.fetchall(
             "SELECT COUNT(*) FROM notifications n WHERE n.ts_ms > ? AND NOT EXISTS "
             "(SELECT 1 FROM notification_reads r WHERE r.username = ? AND r.notification_id = n.id)",
-            (through if through is not None else -1, user))
+            (through if through is not None else -1, user),
+        )
         open_ = await self._store.fetchall(f"SELECT COUNT(*) FROM notifications WHERE {NEEDS_ACK}")
         return ReadCounts(int(unread[0][0]), int(open_[0][0]), through)
 
@@ -100,14 +106,17 @@ class NotificationReads:
         for notification_id in ids:
             params += [user, notification_id, now_ms]
         await self._store.execute(
-            f"REPLACE INTO notification_reads (username, notification_id, read_at_ms) VALUES {values}", params)
+            f"REPLACE INTO notification_reads (username, notification_id, read_at_ms) VALUES {values}", params
+        )
 
     async def mark_all(self, user: str, now_ms: int) -> None:
         """Everything up to now is read; single marks before it are redundant."""
         await self._store.execute(
-            "REPLACE INTO notification_read_marks (username, read_through_ms) VALUES (?, ?)", (user, now_ms))
-        await self._store.execute("DELETE FROM notification_reads WHERE username = ? AND read_at_ms <= ?",
-                                  (user, now_ms))
+            "REPLACE INTO notification_read_marks (username, read_through_ms) VALUES (?, ?)", (user, now_ms)
+        )
+        await self._store.execute(
+            "DELETE FROM notification_reads WHERE username = ? AND read_at_ms <= ?", (user, now_ms)
+        )
 
 
 def _epoch_ms(value: Any) -> int | None:

@@ -74,7 +74,7 @@ class Memory:
 
 def _chunks_of(items: list[_Item], size: int = IN_CHUNK) -> Iterable[list[_Item]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 class SampleTables:
@@ -101,28 +101,54 @@ class SampleTables:
         ids = list(map(self.registry.cached_ids.get, zip(hosts, metrics)))
         if None in ids:
             resolve, sql = self.registry.resolve, self.sql
-            ids = [resolve(cursor, sql, host, metric, now_ms) if i is None else i
-                   for i, host, metric in zip(ids, hosts, metrics)]
-        head = HeadColumns(np.asarray(ids, np.int64), np.asarray(times, np.int64), np.asarray(seqs, np.int64),
-                           np.asarray(values, np.float64))
+            ids = [
+                resolve(cursor, sql, host, metric, now_ms) if i is None else i
+                for i, host, metric in zip(ids, hosts, metrics)
+            ]
+        head = HeadColumns(
+            np.asarray(ids, np.int64),
+            np.asarray(times, np.int64),
+            np.asarray(seqs, np.int64),
+            np.asarray(values, np.float64),
+        )
         self._insert_head(cursor, head)
         return head
 
     def _insert_head(self, cursor: Cursor, head: HeadColumns) -> None:
-        cursor.execute(self.sql("INSERT INTO chunk_head (owner, first_seq, last_seq, sample_count, data) "
-                                "VALUES (?, ?, ?, ?, ?)"),
-                       (self.owner, int(head.seq.min()), int(head.seq.max()), len(head.t),
-                        encode_head(head.series, head.t, head.seq, head.value)))
+        cursor.execute(
+            self.sql("INSERT INTO chunk_head (owner, first_seq, last_seq, sample_count, data) VALUES (?, ?, ?, ?, ?)"),
+            (
+                self.owner,
+                int(head.seq.min()),
+                int(head.seq.max()),
+                len(head.t),
+                encode_head(head.series, head.t, head.seq, head.value),
+            ),
+        )
 
     def seal(self, cursor: Cursor, sealed: list[SealedChunk], still_open: HeadColumns) -> None:
         """Write sealed raw chunks and replace the head rows by the samples
         still open: one transaction. (Their rollups follow: `roll_up`.)"""
         if sealed:
-            cursor.executemany(self.sql(
-                "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                [(c.series_id, RAW, c.start_ms, c.end_ms, c.first_seq, c.last_seq, c.count,
-                  encode_raw(c.columns.t, c.columns.seq, c.columns.value)) for c in sealed])
+            cursor.executemany(
+                self.sql(
+                    "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                [
+                    (
+                        c.series_id,
+                        RAW,
+                        c.start_ms,
+                        c.end_ms,
+                        c.first_seq,
+                        c.last_seq,
+                        c.count,
+                        encode_raw(c.columns.t, c.columns.seq, c.columns.value),
+                    )
+                    for c in sealed
+                ],
+            )
         cursor.execute(self.sql("DELETE FROM chunk_head WHERE owner = ?"), (self.owner,))
         if len(still_open.t):
             self._insert_head(cursor, still_open)
@@ -141,8 +167,10 @@ class SampleTables:
         order, and move the mark: what a crash interrupts is redone from
         the chunks. Returns how many chunks were read."""
         mark = self.rollup_mark(cursor)
-        cursor.execute(self.sql("SELECT series_id, id, data FROM chunks WHERE tier = ? AND id > ? ORDER BY id LIMIT ?"),
-                       (RAW, mark, limit))
+        cursor.execute(
+            self.sql("SELECT series_id, id, data FROM chunks WHERE tier = ? AND id > ? ORDER BY id LIMIT ?"),
+            (RAW, mark, limit),
+        )
         rows = cursor.fetchall()
         points: list[tuple[int, Points]] = []
         # In series order, each series' samples in time order: the sort on
@@ -173,8 +201,9 @@ class SampleTables:
             windows = finer.t - finer.t % WINDOW_MS[tier]
             edges = np.flatnonzero((series[1:] != series[:-1]) | (windows[1:] != windows[:-1])) + 1
             bounds = np.concatenate(([0], edges, [len(series)])).tolist()
-            updates = {(int(series[a]), int(windows[a])): finer.select(slice(a, b))
-                       for a, b in zip(bounds[:-1], bounds[1:])}
+            updates = {
+                (int(series[a]), int(windows[a])): finer.select(slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])
+            }
             self._upsert_tier(cursor, tier, updates)
 
     def _upsert_tier(self, cursor: Cursor, tier: int, updates: dict[tuple[int, int], Points]) -> None:
@@ -185,8 +214,13 @@ class SampleTables:
         for start, series_ids in by_window.items():
             for part in _chunks_of(series_ids):
                 marks = ", ".join("?" for _ in part)
-                cursor.execute(self.sql(f"SELECT id, series_id, data FROM chunks WHERE tier = ? AND start_ms = ? "
-                                        f"AND series_id IN ({marks}) ORDER BY id"), (tier, start, *part))
+                cursor.execute(
+                    self.sql(
+                        f"SELECT id, series_id, data FROM chunks WHERE tier = ? AND start_ms = ? "
+                        f"AND series_id IN ({marks}) ORDER BY id"
+                    ),
+                    (tier, start, *part),
+                )
                 for chunk_id, series_id, data in cursor.fetchall():
                     key = (int(series_id), start)
                     if key in existing:
@@ -206,12 +240,17 @@ class SampleTables:
             else:
                 inserts.append((series_id, tier, start, int(fresh.t[-1]), 0, 0, len(fresh), _encode_tier(fresh)))
         if inserts:
-            cursor.executemany(self.sql(
-                "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), inserts)
+            cursor.executemany(
+                self.sql(
+                    "INSERT INTO chunks (series_id, tier, start_ms, end_ms, first_seq, last_seq, sample_count, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                inserts,
+            )
         if changes:
-            cursor.executemany(self.sql("UPDATE chunks SET end_ms = ?, sample_count = ?, data = ? WHERE id = ?"),
-                               changes)
+            cursor.executemany(
+                self.sql("UPDATE chunks SET end_ms = ?, sample_count = ?, data = ? WHERE id = ?"), changes
+            )
 
     def prune(self, cursor: Cursor, before_ms: dict[int, int]) -> int:
         """Delete whole chunks whose newest point is older than their tier's cutoff."""
@@ -228,8 +267,9 @@ class SampleTables:
         cursor.execute(self.sql("SELECT id, data FROM chunk_head WHERE owner = ? ORDER BY id"), (self.owner,))
         return self._decoded_heads(cursor.fetchall())
 
-    def read_other_heads(self, cursor: Cursor, series_ids: set[int] | None = None, from_seq: int | None = None,
-                         to_seq: int | None = None) -> dict[int, list[RawColumns]]:
+    def read_other_heads(
+        self, cursor: Cursor, series_ids: set[int] | None = None, from_seq: int | None = None, to_seq: int | None = None
+    ) -> dict[int, list[RawColumns]]:
         """The open-chunk samples of the other nodes sharing this database,
         by series (only `series_ids` when given). Our own open samples are
         in memory; another node's are only in its head rows until it seals
@@ -259,7 +299,9 @@ class SampleTables:
                 log.error("store: head row {id} is corrupt ({error}); its samples are lost", id=head_id, error=str(e))
         return heads
 
-    def read_tier(self, cursor: Cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int) -> dict[int, list[Points]]:
+    def read_tier(
+        self, cursor: Cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int
+    ) -> dict[int, list[Points]]:
         """Points of the tier's chunks overlapping [from_ms, to_ms], by series
         (each series' chunks decoded together: see decode_many)."""
         return self._decoded_points(self._chunk_rows(cursor, series_ids, tier, from_ms, to_ms), tier)
@@ -291,32 +333,41 @@ class SampleTables:
                 found[series_id] = [RawColumns(t, seq, value)]
         return found
 
-    def _chunk_rows(self, cursor: Cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int,
-                    after_id: int | None = None) -> list[Row]:
+    def _chunk_rows(
+        self, cursor: Cursor, series_ids: list[int], tier: int, from_ms: int, to_ms: int, after_id: int | None = None
+    ) -> list[Row]:
         rows: list[Row] = []
         for part in _chunks_of(sorted(series_ids)):
             marks = ", ".join("?" for _ in part)
             if after_id is None:
-                cursor.execute(self.sql(
-                    f"SELECT series_id, id, data FROM chunks WHERE series_id IN ({marks}) AND tier = ? "
-                    f"AND start_ms >= ? AND start_ms <= ? AND end_ms >= ? ORDER BY series_id, start_ms, id"),
-                    (*part, tier, from_ms - WINDOW_MS[tier], to_ms, from_ms))
+                cursor.execute(
+                    self.sql(
+                        f"SELECT series_id, id, data FROM chunks WHERE series_id IN ({marks}) AND tier = ? "
+                        f"AND start_ms >= ? AND start_ms <= ? AND end_ms >= ? ORDER BY series_id, start_ms, id"
+                    ),
+                    (*part, tier, from_ms - WINDOW_MS[tier], to_ms, from_ms),
+                )
             else:
                 # Chunks past the rollup mark are the newest few: walk the
                 # primary key from the mark (the unary + keeps both SQLite
                 # and MariaDB off the per-series index, which would visit
                 # every chunk of the range).
-                cursor.execute(self.sql(
-                    f"SELECT series_id, id, data FROM chunks WHERE id > ? AND +tier = ? AND +series_id IN ({marks}) "
-                    f"AND +start_ms >= ? AND +start_ms <= ? AND +end_ms >= ? ORDER BY id"),
-                    (after_id, tier, *part, from_ms - WINDOW_MS[tier], to_ms, from_ms))
+                cursor.execute(
+                    self.sql(
+                        f"SELECT series_id, id, data FROM chunks WHERE id > ? AND +tier = ? AND +series_id IN ({marks}) "
+                        f"AND +start_ms >= ? AND +start_ms <= ? AND +end_ms >= ? ORDER BY id"
+                    ),
+                    (after_id, tier, *part, from_ms - WINDOW_MS[tier], to_ms, from_ms),
+                )
             rows.extend(cursor.fetchall())
         return rows
 
     def read_seq(self, cursor: Cursor, from_seq: int, to_seq: int) -> list[tuple[int, RawColumns]]:
         """Raw chunks holding seqs in [from_seq, to_seq]."""
-        cursor.execute(self.sql("SELECT series_id, id, data FROM chunks WHERE last_seq >= ? AND first_seq <= ? "
-                                "AND tier = ?"), (from_seq, to_seq, RAW))
+        cursor.execute(
+            self.sql("SELECT series_id, id, data FROM chunks WHERE last_seq >= ? AND first_seq <= ? AND tier = ?"),
+            (from_seq, to_seq, RAW),
+        )
         found: list[tuple[int, RawColumns]] = []
         for series_id, chunk_id, data in cursor.fetchall():
             try:
@@ -341,8 +392,9 @@ AVG_DECIMALS = 4  # what history reports; lets the averages use the decimal enco
 def _encode_tier(points: Points) -> bytes:
     """Tier buckets as a chunk; averages kept to AVG_DECIMALS places (min,
     max and count stay exact)."""
-    return encode_aggregate(Points(points.t, np.round(points.avg, AVG_DECIMALS), points.min, points.max,
-                                   points.count).columns())
+    return encode_aggregate(
+        Points(points.t, np.round(points.avg, AVG_DECIMALS), points.min, points.max, points.count).columns()
+    )
 
 
 def _by_series(rows: Sequence[Row]) -> list[tuple[int, list[int], list[bytes]]]:
@@ -360,8 +412,13 @@ def _reporter(series_id: int, chunk_ids: list[int], tier: int) -> Callable[[int,
 
 
 def _log_corrupt(chunk_id: int, series_id: int, tier: int, error: Exception) -> None:
-    log.error("store: chunk {id} (series {series}, tier {tier}) is corrupt ({error}); skipped",
-              id=chunk_id, series=series_id, tier=tier, error=str(error))
+    log.error(
+        "store: chunk {id} (series {series}, tier {tier}) is corrupt ({error}); skipped",
+        id=chunk_id,
+        series=series_id,
+        tier=tier,
+        error=str(error),
+    )
 
 
 # ----- query maths (run in the database thread too: numpy, not the reactor)
@@ -374,8 +431,13 @@ def bucketed(points: list[Points], from_ms: int, to_ms: int, bucket_ms: int) -> 
     every = every.select((every.t >= from_ms) & (every.t < to_ms))
     keys, merged = group(every, (every.t - from_ms) // bucket_ms)
     # Whole columns to Python numbers at once (tolist), not one call per value.
-    columns = ((from_ms + keys * bucket_ms).tolist(), np.round(merged.avg, 4).tolist(),
-               merged.min.astype(np.float64).tolist(), merged.max.astype(np.float64).tolist(), merged.count.tolist())
+    columns = (
+        (from_ms + keys * bucket_ms).tolist(),
+        np.round(merged.avg, 4).tolist(),
+        merged.min.astype(np.float64).tolist(),
+        merged.max.astype(np.float64).tolist(),
+        merged.count.tolist(),
+    )
     return [{"t": t, "avg": a, "min": lo, "max": hi, "count": c} for t, a, lo, hi, c in zip(*columns)]
 
 
@@ -400,12 +462,23 @@ def summary(values: np.ndarray, approximate: Points | None = None) -> Summary:
     if approximate is None or not len(approximate):
         if not len(values):
             return summarize([])
-        return {"avg": round(float(values.mean()), 4), "min": float(values.min()), "max": float(values.max()),
-                "p95": round(float(np.percentile(values, 95)), 4), "count": int(len(values)), "last": float(values[-1])}
+        return {
+            "avg": round(float(values.mean()), 4),
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "p95": round(float(np.percentile(values, 95)), 4),
+            "count": int(len(values)),
+            "last": float(values[-1]),
+        }
     count = int(approximate.count.sum()) + len(values)
     total = float((approximate.avg * approximate.count).sum() + values.sum())
     spread = np.concatenate((np.repeat(approximate.avg, np.minimum(approximate.count, 60)), values))
-    return {"avg": round(total / count, 4), "min": float(min(approximate.min.min(), values.min() if len(values) else np.inf)),
-            "max": float(max(approximate.max.max(), values.max() if len(values) else -np.inf)),
-            "p95": round(float(np.percentile(spread, 95)), 4), "count": count,
-            "last": float(values[-1]) if len(values) else float(approximate.avg[-1]), "approximate": True}
+    return {
+        "avg": round(total / count, 4),
+        "min": float(min(approximate.min.min(), values.min() if len(values) else np.inf)),
+        "max": float(max(approximate.max.max(), values.max() if len(values) else -np.inf)),
+        "p95": round(float(np.percentile(spread, 95)), 4),
+        "count": count,
+        "last": float(values[-1]) if len(values) else float(approximate.avg[-1]),
+        "approximate": True,
+    }

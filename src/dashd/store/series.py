@@ -142,8 +142,10 @@ class SeriesRegistry:
 
     def _fetch(self, cursor: Any, sql: Callable[[str], str], host: str, key: str) -> int | None:
         name, labels = _lenient_parse(key)
-        cursor.execute(sql("SELECT id, host, name, labels, unit, kind FROM series WHERE host = ? AND name = ? "
-                           "AND labels = ?"), (host, name, format_labels(labels)))
+        cursor.execute(
+            sql("SELECT id, host, name, labels, unit, kind FROM series WHERE host = ? AND name = ? AND labels = ?"),
+            (host, name, format_labels(labels)),
+        )
         row = cursor.fetchone()
         return self._remember(row).id if row else None
 
@@ -157,8 +159,10 @@ class SeriesRegistry:
             return series_id
         name, labels = _lenient_parse(key)
         unit, kind = self.describe(name)
-        cursor.execute(sql("INSERT INTO series (host, name, labels, unit, kind, created_at_ms) "
-                           "VALUES (?, ?, ?, ?, ?, ?)"), (host, name, format_labels(labels), unit, kind, now_ms))
+        cursor.execute(
+            sql("INSERT INTO series (host, name, labels, unit, kind, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)"),
+            (host, name, format_labels(labels), unit, kind, now_ms),
+        )
         series_id = cursor.lastrowid
         self._remember((series_id, host, name, format_labels(labels), unit, kind))
         self._unconfirmed.append((host, key))

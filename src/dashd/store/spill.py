@@ -46,9 +46,14 @@ class SpillFile:
         """Replace the spill file with these rows; returns how many it holds.
         (Rows read from an older spill are still in the queue, so they are
         part of these.)"""
-        kept = list(samples)[-self.max_rows:]
-        document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "samples": kept,
-                                    "notifications": list(notifications), "acks": list(acks)}
+        kept = list(samples)[-self.max_rows :]
+        document: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "samples": kept,
+            "notifications": list(notifications),
+            "acks": list(acks),
+        }
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         temporary = f"{self.path}.tmp"
@@ -80,7 +85,7 @@ class SpillFile:
             raise ValueError(f"spill file version {document.get('version')!r}, this dashd reads {VERSION}")
         try:
             return SpilledRows(
-                samples=[tuple(row) for row in document["samples"]][-self.max_rows:],
+                samples=[tuple(row) for row in document["samples"]][-self.max_rows :],
                 notifications=[tuple(row) for row in document["notifications"]],
                 acks=[tuple(row) for row in document["acks"]],
             )

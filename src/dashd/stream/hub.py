@@ -232,8 +232,13 @@ class ResumeResult:
     reset: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        data = {"after_seq": self.after_seq, "replayed": self.replayed, "recovered": self.recovered,
-                "gaps": self.gaps, "seq": self.seq}
+        data = {
+            "after_seq": self.after_seq,
+            "replayed": self.replayed,
+            "recovered": self.recovered,
+            "gaps": self.gaps,
+            "seq": self.seq,
+        }
         if self.reset:
             data["reset"] = True
         return data
@@ -302,8 +307,15 @@ class StreamHub(Service):
         self.log.warn("ignoring an unknown bus message on {topic}: {kind}", topic=topic, kind=type(message).__name__)
         return None
 
-    def publish(self, type_: str, timestamp_ms: int, *, host: str | None = None,
-                metrics: dict[str, float] | None = None, body: dict[str, Any] | None = None) -> StreamMessage:
+    def publish(
+        self,
+        type_: str,
+        timestamp_ms: int,
+        *,
+        host: str | None = None,
+        metrics: dict[str, float] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> StreamMessage:
         """Number a message here (node-local seq), record it and fan it out."""
         message = StreamMessage(self._sequencing.next(), type_, int(timestamp_ms), host, metrics, body)
         self._take(message, True)
@@ -329,8 +341,12 @@ class StreamHub(Service):
             data["from"] = iso_ms(from_ms)
         if to_ms is not None:
             data["to"] = iso_ms(to_ms)
-        self.log.info("clients may have missed seq {from_seq}..{to_seq}; sending resume_gap to {count}",
-                      from_seq=from_seq, to_seq=to_seq, count=len(self._streams))
+        self.log.info(
+            "clients may have missed seq {from_seq}..{to_seq}; sending resume_gap to {count}",
+            from_seq=from_seq,
+            to_seq=to_seq,
+            count=len(self._streams),
+        )
         for stream in list(self._streams):
             try:
                 stream.send({"type": "resume_gap", "correlation_id": None, "data": data})
@@ -351,8 +367,9 @@ class StreamHub(Service):
             self._fan_out_flat(message, cache, keys, writer)
         self._on_fanout(message, len(self._streams))
 
-    def _fan_out_flat(self, message: StreamMessage, cache: FrameCache, keys: tuple[str, ...],
-                      writer: BroadcastWriter) -> None:
+    def _fan_out_flat(
+        self, message: StreamMessage, cache: FrameCache, keys: tuple[str, ...], writer: BroadcastWriter
+    ) -> None:
         """The flat loop: the clients that take the shared frame directly
         are written in one loop by the writer; per-client work (filters,
         throttling, queues of paused clients) only for the others."""
@@ -409,9 +426,14 @@ class StreamHub(Service):
         names.update(dict.fromkeys(self.series.names()))
         return tuple(names)
 
-    async def resume(self, stream: ClientStream, after_seq: int,
-                     backfill: Callable[[int, int], Any] | None, limit: int,
-                     correlation_id: Any = None) -> ResumeResult:
+    async def resume(
+        self,
+        stream: ClientStream,
+        after_seq: int,
+        backfill: Callable[[int, int], Any] | None,
+        limit: int,
+        correlation_id: Any = None,
+    ) -> ResumeResult:
         """Replay to `stream` every message after `after_seq` it selects:
         from the store for what the ring no longer holds (marked recovered),
         then from the ring; then the live stream continues. Ranges neither
@@ -481,9 +503,12 @@ class StreamHub(Service):
                         stored = list(await backfill(missing_from, missing_to))
                     except Unavailable as e:
                         # Expected during an outage: one line, and the range is a gap.
-                        self.log.warn("resume: the store cannot answer ({reason}); reporting "
-                                      "seq {from_seq}..{to_seq} as a gap", reason=str(e),
-                                      from_seq=missing_from, to_seq=missing_to)
+                        self.log.warn(
+                            "resume: the store cannot answer ({reason}); reporting seq {from_seq}..{to_seq} as a gap",
+                            reason=str(e),
+                            from_seq=missing_from,
+                            to_seq=missing_to,
+                        )
                         stored = []
                     except Exception:
                         self.log.failure("resume could not read the store; reporting a gap")

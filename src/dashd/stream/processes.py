@@ -49,9 +49,16 @@ def row_dict(row: ProcessRow, view: ProcessView) -> dict:
     data: dict[str, Any] = {"pid": row.pid, "ppid": row.ppid, "name": row.name}
     if view.sensitive:
         data["user"] = row.user
-    data.update(state=row.state, cpu_percent=row.cpu_percent, memory_percent=row.memory_percent, rss=row.rss,
-                threads=row.threads, read_bytes_per_second=row.io_read_bps,
-                write_bytes_per_second=row.io_write_bps, started=iso_ms(row.start_time * 1000))
+    data.update(
+        state=row.state,
+        cpu_percent=row.cpu_percent,
+        memory_percent=row.memory_percent,
+        rss=row.rss,
+        threads=row.threads,
+        read_bytes_per_second=row.io_read_bps,
+        write_bytes_per_second=row.io_write_bps,
+        started=iso_ms(row.start_time * 1000),
+    )
     if view.sensitive and view.cmdlines:
         data["cmdline"] = row.cmdline
     return data
@@ -60,9 +67,14 @@ def row_dict(row: ProcessRow, view: ProcessView) -> dict:
 def table_data(snapshot: ProcessSnapshot, view: ProcessView) -> dict:
     """The `data` of a `processes` message or a `processes_at` reply."""
     table: ProcessTable = snapshot.table
-    return {"timestamp": iso_ms(snapshot.timestamp_ms), "host": snapshot.host, "sort": view.sort,
-            "total": table.total, "running": table.running,
-            "processes": [row_dict(row, view) for row in table.top(view.sort, view.limit)]}
+    return {
+        "timestamp": iso_ms(snapshot.timestamp_ms),
+        "host": snapshot.host,
+        "sort": view.sort,
+        "total": table.total,
+        "running": table.running,
+        "processes": [row_dict(row, view) for row in table.top(view.sort, view.limit)],
+    }
 
 
 class SnapshotSink(Protocol):
@@ -127,8 +139,9 @@ class ProcessStream:
 
     # ----- clients
 
-    def subscribe(self, owner: Hashable, view: Callable[[], ProcessView],
-                  deliver: Callable[[OutboundFrame], None]) -> None:
+    def subscribe(
+        self, owner: Hashable, view: Callable[[], ProcessView], deliver: Callable[[OutboundFrame], None]
+    ) -> None:
         """Add or replace `owner`'s subscription; the newest table of its
         host, if there is one, is sent at once."""
         self._subscribers[owner] = _Subscriber(view, deliver)
@@ -143,8 +156,9 @@ class ProcessStream:
     def latest(self, host: str) -> ProcessSnapshot | None:
         return self._latest.get(host)
 
-    def _deliver(self, frames: dict[ProcessView, OutboundFrame], host: str, generation: int,
-                 wanted: dict[Hashable, ProcessView]) -> None:
+    def _deliver(
+        self, frames: dict[ProcessView, OutboundFrame], host: str, generation: int, wanted: dict[Hashable, ProcessView]
+    ) -> None:
         if self._generation.get(host) != generation:
             return  # a newer table was taken meanwhile: it is on its way
         for owner, view in wanted.items():
@@ -174,4 +188,3 @@ class TopicRouter:
 
     def publish(self, topic: str, message: Any) -> Deferred:
         return self._routes.get(topic, self._default).publish(topic, message)
-

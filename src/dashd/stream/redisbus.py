@@ -111,8 +111,11 @@ def parse_redis_url(url: str) -> RedisURL:
 
 def encode_message(origin: str, topic: str, message: Any) -> str:
     if isinstance(message, Sample):
-        body = {"o": origin, "t": topic, "sample": {"host": message.host, "ts": message.timestamp_ms,
-                                                    "m": dict(message.metrics)}}
+        body = {
+            "o": origin,
+            "t": topic,
+            "sample": {"host": message.host, "ts": message.timestamp_ms, "m": dict(message.metrics)},
+        }
     else:
         body = {"o": origin, "t": topic, "d": message}
     return orjson.dumps(body).decode()
@@ -161,8 +164,13 @@ class _RedisClientFactory(Factory):
 
     def buildProtocol(self, addr) -> txredisapi.BaseRedisProtocol:
         url = self.bus.url
-        p = self.protocol_class(charset="utf-8", replyTimeout=REPLY_TIMEOUT, password=url.password,
-                                dbid=url.db or None, convertNumbers=False)
+        p = self.protocol_class(
+            charset="utf-8",
+            replyTimeout=REPLY_TIMEOUT,
+            password=url.password,
+            dbid=url.db or None,
+            convertNumbers=False,
+        )
         p.factory = self
         p.callLater = self.bus.clock.callLater
         return p
@@ -183,9 +191,18 @@ class RedisBus(Service):
 
     log = Logger()
 
-    def __init__(self, url: RedisURL, node: str, clock: IReactorTime, reactor: Any, sequence: Sequence, *,
-                 maxlen: int = STREAM_MAXLEN, retry_policy: Callable[[int], float] | None = None,
-                 wall_clock_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        url: RedisURL,
+        node: str,
+        clock: IReactorTime,
+        reactor: Any,
+        sequence: Sequence,
+        *,
+        maxlen: int = STREAM_MAXLEN,
+        retry_policy: Callable[[int], float] | None = None,
+        wall_clock_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.url = url
         self.node = f"{node}/{uuid.uuid4().hex[:8]}"  # unique even for two nodes with one host name
         self.clock = clock
@@ -220,14 +237,27 @@ class RedisBus(Service):
 
     def startService(self) -> None:
         super().startService()
-        self.log.info("redis bus: {host}:{port}/{db} prefix {prefix}, node {node}", host=self.url.host,
-                      port=self.url.port, db=self.url.db, prefix=self.url.prefix, node=self.node)
+        self.log.info(
+            "redis bus: {host}:{port}/{db} prefix {prefix}, node {node}",
+            host=self.url.host,
+            port=self.url.port,
+            db=self.url.db,
+            prefix=self.url.prefix,
+            node=self.node,
+        )
         self._outage_from_ms = self._wall_clock_ms()
-        for protocol_class, prepare in ((_CommandProtocol, self._prepare_command),
-                                        (_SubscriberProtocol, self._prepare_subscriber)):
+        for protocol_class, prepare in (
+            (_CommandProtocol, self._prepare_command),
+            (_SubscriberProtocol, self._prepare_subscriber),
+        ):
             endpoint = HostnameEndpoint(self._reactor, self.url.host, self.url.port, timeout=CONNECT_TIMEOUT)
-            service = ClientService(endpoint, _RedisClientFactory(protocol_class, self), retryPolicy=self._retry,
-                                    clock=self.clock, prepareConnection=prepare)
+            service = ClientService(
+                endpoint,
+                _RedisClientFactory(protocol_class, self),
+                retryPolicy=self._retry,
+                clock=self.clock,
+                prepareConnection=prepare,
+            )
             service.startService()
             self._services.append(service)
 
@@ -242,8 +272,11 @@ class RedisBus(Service):
     def _retry(self, failed_attempts: int) -> float:
         if not self._outage_logged and self.running:
             self._outage_logged = True
-            self.log.error("redis bus: cannot reach {host}:{port}; serving this node's clients only, retrying",
-                           host=self.url.host, port=self.url.port)
+            self.log.error(
+                "redis bus: cannot reach {host}:{port}; serving this node's clients only, retrying",
+                host=self.url.host,
+                port=self.url.port,
+            )
         return self._retry_policy(failed_attempts)
 
     # ----- connections
@@ -254,6 +287,7 @@ class RedisBus(Service):
         def ready(_: Any) -> None:
             self._command = protocol
             self._maybe_recover()
+
         return protocol.whenConnected().addCallback(ready)
 
     def _prepare_subscriber(self, protocol) -> Deferred:
@@ -262,6 +296,7 @@ class RedisBus(Service):
         def ready(_: Any) -> None:
             self._subscriber = protocol
             self._maybe_recover()
+
         d = protocol.whenConnected()
         d.addCallback(lambda _: protocol.subscribe(self.url.channel))
         return d.addCallback(ready)
@@ -280,9 +315,13 @@ class RedisBus(Service):
             self._local_while_down = 0
             if self.running and not self._outage_logged:
                 self._outage_logged = True
-                self.log.error("redis bus: lost the connection to {host}:{port} after seq {seq}; serving this "
-                               "node's clients only, reconnecting", host=self.url.host, port=self.url.port,
-                               seq=self._sequence.last)
+                self.log.error(
+                    "redis bus: lost the connection to {host}:{port} after seq {seq}; serving this "
+                    "node's clients only, reconnecting",
+                    host=self.url.host,
+                    port=self.url.port,
+                    seq=self._sequence.last,
+                )
         if self._command is not None and protocol is not self._command:
             # Drop the other connection too, so recovery starts from a clean pair.
             self._command.transport.loseConnection()
@@ -340,8 +379,9 @@ class RedisBus(Service):
             self._deliver_here(topic, message)
             return succeed(None)
         payload = encode_message(self.node, topic, message)
-        d = self._command.eval(PUBLISH_SCRIPT, [self.url.counter_key, self.url.stream_key],
-                               [self.url.channel, self._maxlen, payload])
+        d = self._command.eval(
+            PUBLISH_SCRIPT, [self.url.counter_key, self.url.stream_key], [self.url.channel, self._maxlen, payload]
+        )
         d.addErrback(self._publish_failed, topic, message)
         return d
 
@@ -402,8 +442,9 @@ class RedisBus(Service):
     def read_range(self, from_seq: int, to_seq: int) -> Deferred:
         if not self.up or self._command is None:
             return fail(txredisapi.ConnectionError("redis bus is down"))
-        d = self._command.execute_command("XRANGE", self.url.stream_key, f"0-{from_seq}", f"0-{to_seq}",
-                                          "COUNT", to_seq - from_seq + 1)
+        d = self._command.execute_command(
+            "XRANGE", self.url.stream_key, f"0-{from_seq}", f"0-{to_seq}", "COUNT", to_seq - from_seq + 1
+        )
         return d.addCallback(self._entries)
 
     def _entries(self, reply: list) -> list[tuple[str, Any, int]]:

@@ -45,7 +45,9 @@ class StreamMessage:
     def with_recovered(self) -> StreamMessage:
         return StreamMessage(self.seq, self.type, self.timestamp_ms, self.host, self.metrics, self.body, True)
 
-    def envelope(self, metric_names: Iterable[str] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def envelope(
+        self, metric_names: Iterable[str] | None = None, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         if self.type == METRICS_UPDATE:
             metrics = self.metrics or {}
             if metric_names is not None:
@@ -68,8 +70,9 @@ class OutboundFrame:
 
     __slots__ = ("payload", "prepared", "seq", "coalesce_key", "kind")
 
-    def __init__(self, payload: bytes, seq: int | None = None, coalesce_key: str | None = None,
-                 kind: str | None = None) -> None:
+    def __init__(
+        self, payload: bytes, seq: int | None = None, coalesce_key: str | None = None, kind: str | None = None
+    ) -> None:
         self.payload = payload
         self.prepared: Any = None
         self.seq = seq
@@ -230,10 +233,34 @@ class ClientStream:
 
     log = Logger()
     # One per connection: slots keep thousands of idle clients small.
-    __slots__ = ("sink", "clock", "wants_metrics", "wants_notifications", "subscription", "queue_bound",
-                 "slow_timeout", "collection_hz", "stats", "live", "resuming", "last_seq", "first_live_seq",
-                 "_queue", "_paused", "_degraded", "_slow_timer", "_closed", "max_hz", "_last_sent_at",
-                 "_pending", "_windows", "_throttle_timers", "queue_bytes", "_queued_bytes", "_writable_waiters")
+    __slots__ = (
+        "sink",
+        "clock",
+        "wants_metrics",
+        "wants_notifications",
+        "subscription",
+        "queue_bound",
+        "slow_timeout",
+        "collection_hz",
+        "stats",
+        "live",
+        "resuming",
+        "last_seq",
+        "first_live_seq",
+        "_queue",
+        "_paused",
+        "_degraded",
+        "_slow_timer",
+        "_closed",
+        "max_hz",
+        "_last_sent_at",
+        "_pending",
+        "_windows",
+        "_throttle_timers",
+        "queue_bytes",
+        "_queued_bytes",
+        "_writable_waiters",
+    )
 
     def __init__(
         self,
@@ -313,13 +340,21 @@ class ClientStream:
         message. If so the write is recorded here (seq, counters) and the
         caller writes the frame; if not, nothing changed and the caller
         offers the message the usual way (offer)."""
-        if self._paused or self._queue or self._closed or not self.live or self.resuming \
-                or message.seq <= self.last_seq:
+        if (
+            self._paused
+            or self._queue
+            or self._closed
+            or not self.live
+            or self.resuming
+            or message.seq <= self.last_seq
+        ):
             return False
         if message.type == METRICS_UPDATE:
             subscription = self.subscription
-            if not self.wants_metrics or (subscription is not ALL_METRICS and not (
-                    "*" in subscription.metrics and subscription.wants_host(message.host))):
+            if not self.wants_metrics or (
+                subscription is not ALL_METRICS
+                and not ("*" in subscription.metrics and subscription.wants_host(message.host))
+            ):
                 return False
             if self.max_hz is not None and self.max_hz < self.collection_hz:
                 return False  # throttled: folded into windows per client
@@ -379,7 +414,9 @@ class ClientStream:
         assert self.max_hz is not None and message.metrics is not None  # only throttled metrics_update get here
         period = 1.0 / self.max_hz
         window = self._windows.setdefault(host, WindowStats())
-        window.add(message.metrics if selected is None else {k: message.metrics[k] for k in selected if k in message.metrics})
+        window.add(
+            message.metrics if selected is None else {k: message.metrics[k] for k in selected if k in message.metrics}
+        )
         self._pending[host] = message
         last = self._last_sent_at.get(host)
         # A little slack so a 1 Hz client of a 1 Hz-ish collector is not
@@ -446,11 +483,17 @@ class ClientStream:
         self.stats.degraded_events += 1
         # Queued ahead of the coalesced update, so the client learns why the
         # next update skipped some samples.
-        notice = frame_of({
-            "type": "stream_degraded", "correlation_id": None,
-            "data": {"reason": "slow_consumer", "coalesced": self.stats.coalesced,
-                     "effective_hz": round(self.effective_hz / 2, 3)},
-        })
+        notice = frame_of(
+            {
+                "type": "stream_degraded",
+                "correlation_id": None,
+                "data": {
+                    "reason": "slow_consumer",
+                    "coalesced": self.stats.coalesced,
+                    "effective_hz": round(self.effective_hz / 2, 3),
+                },
+            }
+        )
         self._queue.appendleft(notice)
         self._queued_bytes += len(notice.payload)
 
@@ -477,10 +520,15 @@ class ClientStream:
             self._cancel_slow_timer()
             if self._degraded and not self._queue:
                 self._degraded = False
-                self.sink.send_frame(frame_of({
-                    "type": "stream_degraded", "correlation_id": None,
-                    "data": {"reason": "recovered", "effective_hz": self.effective_hz},
-                }))
+                self.sink.send_frame(
+                    frame_of(
+                        {
+                            "type": "stream_degraded",
+                            "correlation_id": None,
+                            "data": {"reason": "recovered", "effective_hz": self.effective_hz},
+                        }
+                    )
+                )
         if self.writable_now:
             self._wake_writers(True)
 
@@ -537,8 +585,12 @@ class ClientStream:
             return
         self.stats.slow_closes += 1
         self.stats.dropped += len(self._queue)
-        self.log.info("closing a slow consumer ({why}, {queued} queued, {bytes} bytes)", why=why,
-                      queued=len(self._queue), bytes=self._queued_bytes)
+        self.log.info(
+            "closing a slow consumer ({why}, {queued} queued, {bytes} bytes)",
+            why=why,
+            queued=len(self._queue),
+            bytes=self._queued_bytes,
+        )
         self._queue = NO_QUEUE
         self._queued_bytes = 0
         self.close()

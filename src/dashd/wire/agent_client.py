@@ -59,8 +59,13 @@ class IngestClientFactory(WebSocketClientFactory):
     def __init__(self, hub: str, token: str, uplink: Uplink) -> None:
         super().__init__(hub, headers={"Authorization": f"Bearer {token}"}, useragent="dashd-agent")
         self.uplink = uplink
-        self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=10, openHandshakeTimeout=10,
-                                closeHandshakeTimeout=3, maxMessagePayloadSize=1024 * KIB)
+        self.setProtocolOptions(
+            autoPingInterval=20,
+            autoPingTimeout=10,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=3,
+            maxMessagePayloadSize=1024 * KIB,
+        )
 
 
 def hub_endpoint(reactor: Any, url: str, ca_file: str | None = None):
@@ -82,6 +87,9 @@ def hub_endpoint(reactor: Any, url: str, ca_file: str | None = None):
     if ca_file:
         with open(ca_file, "rb") as f:
             trust_root = Certificate.loadPEM(f.read())
-    options = optionsForClientTLS(parts.hostname, trustRoot=trust_root) if trust_root is not None \
+    options = (
+        optionsForClientTLS(parts.hostname, trustRoot=trust_root)
+        if trust_root is not None
         else optionsForClientTLS(parts.hostname)
+    )
     return wrapClientTLS(options, endpoint)

@@ -68,8 +68,10 @@ class AlertingApiResource(AsyncJsonResource):
         path = self._path(request)
         if path == ["channels"]:
             self._principal(request, "admin")
-            return 200, {"channels": self.alerting.public_channels(),
-                         "routes": [r.as_dict() for r in self.alerting.routes]}
+            return 200, {
+                "channels": self.alerting.public_channels(),
+                "routes": [r.as_dict() for r in self.alerting.routes],
+            }
         if path == ["deliveries"]:
             self._principal(request, "operator")
             status = _arg(request, "status")
@@ -135,9 +137,17 @@ class AlertingApiResource(AsyncJsonResource):
             except ValueError as e:
                 raise ProtocolError("bad_message", f"silence: {e}") from None
             body = silence.as_dict(self.alerting.wall_clock_ms())
-            self._audit(request, principal, "silence_create", {"id": silence.id, "matchers": body["matchers"],
-                                                               "ends_at_ms": silence.ends_at_ms,
-                                                               "comment": silence.comment})
+            self._audit(
+                request,
+                principal,
+                "silence_create",
+                {
+                    "id": silence.id,
+                    "matchers": body["matchers"],
+                    "ends_at_ms": silence.ends_at_ms,
+                    "comment": silence.comment,
+                },
+            )
             return 201, {"silence": body}
         if len(path) == 3 and path[0] == "channels" and path[2] == "test":
             principal = self._principal(request, "admin")

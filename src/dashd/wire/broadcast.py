@@ -64,7 +64,8 @@ def python_sendmany(sockets: Sequence[Any], data: bytes) -> list[tuple[int, int]
 
 # name -> (loop, whether it takes fds (C) or socket objects (Python))
 LOOPS: dict[str, tuple[Callable[[Sequence[Any], bytes], list[tuple[int, int]]], bool]] = {
-    "python": (python_sendmany, False)}
+    "python": (python_sendmany, False)
+}
 if c_sendmany is not None:
     LOOPS["c"] = (c_sendmany, True)
 
@@ -74,7 +75,7 @@ def available_loops() -> tuple[str, ...]:
 
 
 def default_loop() -> str:
-    """"c" when built, else "python"; DASHD_FANOUT_LOOP=python|c chooses (the bench compares them)."""
+    """ "c" when built, else "python"; DASHD_FANOUT_LOOP=python|c chooses (the bench compares them)."""
     wanted = os.environ.get("DASHD_FANOUT_LOOP", "")
     if wanted:
         if wanted not in LOOPS:
@@ -86,8 +87,9 @@ def default_loop() -> str:
 class FlatWriter:
     """Implements the hub's BroadcastWriter for DashboardServerProtocol sinks."""
 
-    def __init__(self, on_sent: Callable[[OutboundFrame, int], None] = lambda frame, count: None,
-                 loop: str | None = None) -> None:
+    def __init__(
+        self, on_sent: Callable[[OutboundFrame, int], None] = lambda frame, count: None, loop: str | None = None
+    ) -> None:
         self.loop = loop or default_loop()
         self._send, self._by_fd = LOOPS[self.loop]
         self.on_sent = on_sent
@@ -102,13 +104,23 @@ class FlatWriter:
         by_fd = self._by_fd
         for protocol in sinks:
             target = protocol.flat_target
-            if target is None or protocol.state != _STATE_OPEN or protocol.send_queue \
-                    or protocol.send_state != _SEND_STATE_GROUND:
+            if (
+                target is None
+                or protocol.state != _STATE_OPEN
+                or protocol.send_queue
+                or protocol.send_state != _SEND_STATE_GROUND
+            ):
                 refused.append(protocol)
                 continue
             transport = target[0]
-            if transport.dataBuffer or transport._tempDataLen or transport.producerPaused \
-                    or transport.disconnecting or transport._writeDisconnected or not transport.connected:
+            if (
+                transport.dataBuffer
+                or transport._tempDataLen
+                or transport.producerPaused
+                or transport.disconnecting
+                or transport._writeDisconnected
+                or not transport.connected
+            ):
                 refused.append(protocol)
                 continue
             key = target[3]

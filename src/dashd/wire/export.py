@@ -76,8 +76,9 @@ QUERY_KEYS = {"metrics", "from", "to", "host", "max_points", "resolution", "form
 class HistorySource(Protocol):
     """What the export needs from the store: its public history query."""
 
-    async def history(self, host: str, metrics: Any, from_ms: int, to_ms: int,
-                      max_points: int, raw_resolution_ms: int) -> Any: ...
+    async def history(
+        self, host: str, metrics: Any, from_ms: int, to_ms: int, max_points: int, raw_resolution_ms: int
+    ) -> Any: ...
 
 
 class SessionCheck(Protocol):
@@ -121,8 +122,9 @@ def query_arguments(request: IRequest) -> dict[str, str]:
         key = raw_key.decode("utf-8", "replace")
         decoded = [v.decode("utf-8", "replace") for v in values]
         if key not in QUERY_KEYS:
-            raise ProtocolError("bad_message", f"export: unknown parameter {key[:64]!r}; "
-                                               f"known: {', '.join(sorted(QUERY_KEYS))}")
+            raise ProtocolError(
+                "bad_message", f"export: unknown parameter {key[:64]!r}; known: {', '.join(sorted(QUERY_KEYS))}"
+            )
         args[key] = ",".join(decoded) if key == "metrics" else decoded[-1]
     return args
 
@@ -154,8 +156,10 @@ def plan_export(history: HistoryQueries, args: dict[str, str]) -> ExportPlan:
     if "resolution" in args:
         bucket_ms = _resolution_ms(args["resolution"])
         if math.ceil(span / max(bucket_ms, raw_ms)) > limit:
-            raise ProtocolError("too_large", f"export: at most {limit} points per metric; "
-                                             f"choose a coarser 'resolution' or a shorter range")
+            raise ProtocolError(
+                "too_large",
+                f"export: at most {limit} points per metric; choose a coarser 'resolution' or a shorter range",
+            )
     else:
         bucket_ms = math.ceil(span / query.max_points)
     return ExportPlan(query, max(raw_ms, bucket_ms), fmt)
@@ -266,8 +270,9 @@ class ExportResource(JsonLeaf):
 
     isLeaf = True
 
-    def __init__(self, tokens: TokenCheck, history: HistoryQueries, users: SessionCheck | None, *,
-                 page_points: int | None = None) -> None:
+    def __init__(
+        self, tokens: TokenCheck, history: HistoryQueries, users: SessionCheck | None, *, page_points: int | None = None
+    ) -> None:
         super().__init__()
         self.tokens = tokens
         self.history = history
@@ -277,7 +282,8 @@ class ExportResource(JsonLeaf):
 
     def render_GET(self, request: Request) -> Any:
         Deferred.fromCoroutine(self._serve(request)).addErrback(
-            lambda f: log.failure("export failed on {uri}", f, uri=request.uri))
+            lambda f: log.failure("export failed on {uri}", f, uri=request.uri)
+        )
         return NOT_DONE_YET
 
     async def _principal(self, request: Request) -> Principal:
@@ -293,7 +299,9 @@ class ExportResource(JsonLeaf):
         except ProtocolError as e:
             return self._fail(request, gate, HTTP_STATUS_FOR_CODE[e.code], error_body(e.code, e.message))
         except StoreUnavailable:
-            return self._fail(request, gate, 503, error_body("unavailable", "the store is unavailable; try again shortly"))
+            return self._fail(
+                request, gate, 503, error_body("unavailable", "the store is unavailable; try again shortly")
+            )
         except Exception:
             log.failure("internal error on {method} {path}", method=request.method, path=request.path)
             return self._fail(request, gate, 500, error_body("internal", "internal error"))
@@ -348,16 +356,26 @@ class ExportResource(JsonLeaf):
         _headers(request)
 
     async def _page(self, plan: ExportPlan, metric: str, start: int, end: int, points: int) -> Any:
-        return await self.history.stored.history(plan.query.host, [metric], start, end, points,
-                                                 int(self.history.interval * 1000))
+        return await self.history.stored.history(
+            plan.query.host, [metric], start, end, points, int(self.history.interval * 1000)
+        )
 
     async def _stream(self, request: Request, plan: ExportPlan, gate: PageGate, first: dict) -> None:
         query = plan.query
         if plan.format == "csv":
             request.write(CSV_HEADER)
         else:
-            request.write(orjson.dumps({"host": query.host, "from": iso_ms(query.from_ms), "to": iso_ms(query.to_ms),
-                                        "bucket_ms": plan.bucket_ms})[:-1] + b',"series":{')
+            request.write(
+                orjson.dumps(
+                    {
+                        "host": query.host,
+                        "from": iso_ms(query.from_ms),
+                        "to": iso_ms(query.to_ms),
+                        "bucket_ms": plan.bucket_ms,
+                    }
+                )[:-1]
+                + b',"series":{'
+            )
         pages = plan.pages(self.page_points)
         for index, metric in enumerate(query.metrics):
             if plan.format == "json":

@@ -76,8 +76,16 @@ from twisted.internet import tcp
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol, _AggregateSmallWrites
 from twisted.python.failure import Failure
 
-__all__ = ["FramedMessage", "WriteStats", "deflate_message", "frame", "send_message", "stats", "write_now",
-           "write_tls_now"]
+__all__ = [
+    "FramedMessage",
+    "WriteStats",
+    "deflate_message",
+    "frame",
+    "send_message",
+    "stats",
+    "write_now",
+    "write_tls_now",
+]
 
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _SEND_STATE_GROUND = WebSocketProtocol.SEND_STATE_GROUND
@@ -142,8 +150,9 @@ class FramedMessage:
             cache = self._deflated = {}
         data = cache.get(key)
         if data is None:
-            data = cache[key] = frame(deflate_message(self.payload, window_bits, mem_level),
-                                      binary=self.binary, compressed=True)
+            data = cache[key] = frame(
+                deflate_message(self.payload, window_bits, mem_level), binary=self.binary, compressed=True
+            )
         return data
 
 
@@ -174,8 +183,8 @@ stats = WriteStats()
 
 _ffi = _SSL._ffi
 _lib = _SSL._lib
-_TLS_MAX_PLAINTEXT = 2 ** 14  # one TLS record; Twisted splits larger writes itself
-_BIO_CHUNK = 2 ** 15
+_TLS_MAX_PLAINTEXT = 2**14  # one TLS record; Twisted splits larger writes itself
+_BIO_CHUNK = 2**15
 _bio_buffer = _ffi.new("char[]", _BIO_CHUNK)  # reused: the reactor thread is the only writer
 
 
@@ -186,8 +195,16 @@ def write_tls_now(tls: TLSMemoryBIOProtocol, data: bytes) -> bool:
     waiting in its buffers, closing) or `data` needs more than one record:
     the caller then uses `tls.write`, Twisted's path."""
     tcp_transport = tls.transport
-    if (type(tcp_transport) is not tcp.Server or tcp_transport.TLS or not tls._handshakeDone or tls._appSendBuffer
-            or tls._lostTLSConnection or tls._aborted or tls.disconnecting or len(data) > _TLS_MAX_PLAINTEXT):
+    if (
+        type(tcp_transport) is not tcp.Server
+        or tcp_transport.TLS
+        or not tls._handshakeDone
+        or tls._appSendBuffer
+        or tls._lostTLSConnection
+        or tls._aborted
+        or tls.disconnecting
+        or len(data) > _TLS_MAX_PLAINTEXT
+    ):
         return False
     if type(tls) is BufferingTLSTransport:
         aggregator = tls._aggregator
@@ -224,8 +241,14 @@ def _send_or_buffer(transport: tcp.Server, data: bytes, buffered_write: Any) -> 
     """`data` to the socket at once when the TCP connection has nothing
     buffered and is writable; else, and for whatever the kernel did not take,
     to `buffered_write` (Twisted's buffer, flow control and error handling)."""
-    if (not transport.dataBuffer and not transport._tempDataLen and transport.connected
-            and not transport.disconnecting and not transport._writeDisconnected and not transport.producerPaused):
+    if (
+        not transport.dataBuffer
+        and not transport._tempDataLen
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.producerPaused
+    ):
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -272,8 +295,7 @@ def send_message(protocol: WebSocketProtocol, message: FramedMessage) -> None:
     compression = protocol._perMessageCompress
     if compression is None:
         data = message._plain or message.plain()
-    elif (type(compression) is PerMessageDeflate and compression.server_no_context_takeover
-          and compression._is_server):
+    elif type(compression) is PerMessageDeflate and compression.server_no_context_takeover and compression._is_server:
         data = message.deflated(compression.server_max_window_bits, compression.mem_level)
     else:
         # A compressor whose state outlives a message: only Autobahn can

@@ -50,8 +50,15 @@ SECURITY_HEADERS = (
     (b"X-Frame-Options", b"DENY"),
     (b"Referrer-Policy", b"no-referrer"),
 )
-_REASONS = {400: b"Bad Request", 403: b"Forbidden", 408: b"Request Timeout", 413: b"Content Too Large",
-            421: b"Misdirected Request", 429: b"Too Many Requests", 503: b"Service Unavailable"}
+_REASONS = {
+    400: b"Bad Request",
+    403: b"Forbidden",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    421: b"Misdirected Request",
+    429: b"Too Many Requests",
+    503: b"Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -64,14 +71,20 @@ class Refusal:
 
     def response(self, extra: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
         body = orjson.dumps({"error": {"code": self.code, "message": self.message}})
-        lines = [b"HTTP/1.1 %d %s" % (self.status, _REASONS.get(self.status, b"Error")),
-                 b"Server: " + SERVER_NAME, b"Content-Type: application/json", b"Cache-Control: no-store",
-                 b"Content-Length: %d" % len(body), b"Connection: close"]
+        lines = [
+            b"HTTP/1.1 %d %s" % (self.status, _REASONS.get(self.status, b"Error")),
+            b"Server: " + SERVER_NAME,
+            b"Content-Type: application/json",
+            b"Cache-Control: no-store",
+            b"Content-Length: %d" % len(body),
+            b"Connection: close",
+        ]
         lines += [name + b": " + value for name, value in (*SECURITY_HEADERS, *extra)]
         return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 # ----- connection caps
+
 
 class ConnectionGate:
     """Counts open TCP connections per client address and in total.
@@ -136,6 +149,7 @@ class ConnectionGate:
 
 # ----- allowed hosts
 
+
 class HostPolicy:
     """Which Host headers are served. IP addresses always are (DNS rebinding
     needs a name); names must be listed."""
@@ -193,6 +207,7 @@ def _listen_names(endpoints: Iterable[str]) -> set[str]:
 
 
 # ----- the front door
+
 
 @dataclass
 class SiteGuard:
@@ -267,8 +282,13 @@ class SiteGuard:
 
     def note(self, address: str, refusal: Refusal) -> None:
         if self.refusals is not None:
-            self.refusals.warn(f"http-{refusal.status}", "refused a request from {address}: {status} {why}",
-                               address=printable(address), status=refusal.status, why=refusal.message)
+            self.refusals.warn(
+                f"http-{refusal.status}",
+                "refused a request from {address}: {status} {why}",
+                address=printable(address),
+                status=refusal.status,
+                why=refusal.message,
+            )
 
 
 def _endpoint_of(path: bytes) -> str:
@@ -318,8 +338,9 @@ class GuardedChannel(HTTPChannel):
             self._refused = True
             self.transport.loseConnection()
             return
-        self.refuse(Refusal(408, "bad_message",
-                            f"the request did not arrive within {self.site.guard.request_timeout:g}s"))
+        self.refuse(
+            Refusal(408, "bad_message", f"the request did not arrive within {self.site.guard.request_timeout:g}s")
+        )
 
     def dataReceived(self, data: bytes) -> None:
         self._heard = True
@@ -384,8 +405,13 @@ class GuardedRequest(Request):
         self._body_bytes += len(data)
         if self._body_bytes > self.body_limit:
             limit = self.body_limit
-            self.channel.refuse(Refusal(413, "too_large", f"the body may be at most {limit} bytes" if limit
-                                        else "this path takes no request body"))
+            self.channel.refuse(
+                Refusal(
+                    413,
+                    "too_large",
+                    f"the body may be at most {limit} bytes" if limit else "this path takes no request body",
+                )
+            )
             return
         self.content.write(data)
 

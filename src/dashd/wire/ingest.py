@@ -97,8 +97,9 @@ class IngestServerProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(refused.status, refused.reason) from None
         token = bearer_token(request.headers.get("authorization", ""))
         if token is None:
-            self._refusal = ProtocolError("unauthorized", "send 'Authorization: Bearer <agent token>'",
-                                          close_code=CLOSE_UNAUTHORIZED)
+            self._refusal = ProtocolError(
+                "unauthorized", "send 'Authorization: Bearer <agent token>'", close_code=CLOSE_UNAUTHORIZED
+            )
             return None
         try:
             principal = factory.tokens.verify(token, endpoint="ingest")  # agent tokens only
@@ -106,8 +107,9 @@ class IngestServerProtocol(WebSocketServerProtocol):
             self._refusal = ProtocolError("unauthorized", str(e), close_code=CLOSE_UNAUTHORIZED)
             return None
         if len(principal.subject) > MAX_HOST_NAME:
-            self._refusal = ProtocolError("unauthorized", "the token's subject is too long for a host name",
-                                          close_code=CLOSE_UNAUTHORIZED)
+            self._refusal = ProtocolError(
+                "unauthorized", "the token's subject is too long for a host name", close_code=CLOSE_UNAUTHORIZED
+            )
             return None
         self.principal = principal
         return None
@@ -125,17 +127,29 @@ class IngestServerProtocol(WebSocketServerProtocol):
         settings = factory.settings
         self.bucket = TokenBucket(settings.messages_per_second, settings.message_burst, factory.clock.seconds())
         log.info("agent {host} connected from {address}", host=self.principal.subject, address=self.address)
-        self.send({"type": "connection_ack", "correlation_id": None, "data": {
-            "protocol_version": INGEST_PROTOCOL_VERSION, "endpoint": "ingest", "role": AGENT_ROLE,
-            "host": self.principal.subject, "server_time": iso_ms(factory.wall_clock_ms()),
-            "token_expires_at": iso_ms(self.principal.expires_at * 1000),
-            "limits": {"max_message_bytes": settings.max_message_size,
-                       "max_samples_per_message": MAX_SAMPLES_PER_MESSAGE,
-                       "max_metrics_per_sample": MAX_METRICS_PER_SAMPLE,
-                       "messages_per_second": settings.messages_per_second, "burst": settings.message_burst,
-                       "samples_per_second": settings.agent_samples_per_second,
-                       "max_series": settings.agent_max_series},
-        }})
+        self.send(
+            {
+                "type": "connection_ack",
+                "correlation_id": None,
+                "data": {
+                    "protocol_version": INGEST_PROTOCOL_VERSION,
+                    "endpoint": "ingest",
+                    "role": AGENT_ROLE,
+                    "host": self.principal.subject,
+                    "server_time": iso_ms(factory.wall_clock_ms()),
+                    "token_expires_at": iso_ms(self.principal.expires_at * 1000),
+                    "limits": {
+                        "max_message_bytes": settings.max_message_size,
+                        "max_samples_per_message": MAX_SAMPLES_PER_MESSAGE,
+                        "max_metrics_per_sample": MAX_METRICS_PER_SAMPLE,
+                        "messages_per_second": settings.messages_per_second,
+                        "burst": settings.message_burst,
+                        "samples_per_second": settings.agent_samples_per_second,
+                        "max_series": settings.agent_max_series,
+                    },
+                },
+            }
+        )
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.principal is None or self.state != WebSocketServerProtocol.STATE_OPEN:
@@ -150,14 +164,23 @@ class IngestServerProtocol(WebSocketServerProtocol):
             _check_type(message)
             self._check_live()
             if not self.bucket.take(self.factory.clock.seconds()):
-                raise ProtocolError("rate_limited", "too many messages; slow down",
-                                    {"retry_after": round(self.bucket.retry_after(), 3)})
+                raise ProtocolError(
+                    "rate_limited", "too many messages; slow down", {"retry_after": round(self.bucket.retry_after(), 3)}
+                )
             kind = message["type"]
             if kind == "ping":
-                self.send({"type": "pong", "correlation_id": correlation_id,
-                           "data": {"server_time": iso_ms(self.factory.wall_clock_ms()),
-                                    "client_time": (message.get("data") or {}).get("client_time")
-                                    if isinstance(message.get("data"), dict) else None}})
+                self.send(
+                    {
+                        "type": "pong",
+                        "correlation_id": correlation_id,
+                        "data": {
+                            "server_time": iso_ms(self.factory.wall_clock_ms()),
+                            "client_time": (message.get("data") or {}).get("client_time")
+                            if isinstance(message.get("data"), dict)
+                            else None,
+                        },
+                    }
+                )
                 return
             samples = validate_batch(message.get("data"), self.principal.subject, self.factory.wall_clock_ms())
         except ProtocolError as error:
@@ -223,9 +246,17 @@ class IngestServerFactory(WebSocketServerFactory):
 
     protocol = IngestServerProtocol
 
-    def __init__(self, ingest: IngestService, tokens: TokenCheck, settings: Settings, clock: IReactorTime, *,
-                 wall_clock_ms: Callable[[], int] | None = None, secure: bool = False,
-                 telemetry: ClientTelemetry | None = None) -> None:
+    def __init__(
+        self,
+        ingest: IngestService,
+        tokens: TokenCheck,
+        settings: Settings,
+        clock: IReactorTime,
+        *,
+        wall_clock_ms: Callable[[], int] | None = None,
+        secure: bool = False,
+        telemetry: ClientTelemetry | None = None,
+    ) -> None:
         super().__init__()
         self.ingest = ingest
         self.tokens = tokens

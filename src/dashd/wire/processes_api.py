@@ -29,8 +29,10 @@ class ProcessesResource(AsyncJsonResource):
         async def handle(request: Request):
             principal = await link_principal(self.tokens, self.users, request, "processes")
             requests = self.processes
-            args = {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
-                    for key, values in request.args.items()}
+            args = {
+                key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
+                for key, values in request.args.items()
+            }
             data: dict[str, Any] = {key: args[key] for key in ("host", "sort") if key in args}
             if "time" in args:
                 data["time"] = _number_or_text(args["time"])
@@ -38,10 +40,14 @@ class ProcessesResource(AsyncJsonResource):
                 try:
                     data["limit"] = int(args["limit"])
                 except ValueError:
-                    raise ProtocolError("bad_message", "processes: 'limit' must be an integer from 1 to 200",
-                                        {"limit": args["limit"][:64]}) from None
+                    raise ProtocolError(
+                        "bad_message",
+                        "processes: 'limit' must be an integer from 1 to 200",
+                        {"limit": args["limit"][:64]},
+                    ) from None
             query = requests.parse_at(data, "processes")
             return 200, await requests.at(query, principal)
+
         return self._respond(request, handle)
 
 

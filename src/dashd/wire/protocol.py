@@ -99,8 +99,7 @@ def client_address(request_peer: str, headers: dict, trusted_proxies: tuple[str,
     return address
 
 
-def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...],
-                   public_url: str = "") -> bool:
+def origin_allowed(origin: str, host_header: str, secure: bool, allowed: tuple[str, ...], public_url: str = "") -> bool:
     if "*" in allowed:
         return True
     origin = origin.rstrip("/").lower()
@@ -167,10 +166,15 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         headers = request.headers
         address = client_address(request.peer, headers, settings.trusted_proxies)
         origin = headers.get("origin")
-        if origin is not None and not origin_allowed(origin, headers.get("host", ""), factory.secure,
-                                                     settings.allowed_origins, settings.public_url):
-            factory.refusals.info("handshake-origin", "refused a handshake from {address}: origin {origin} not allowed",
-                                  address=address, origin=printable(origin))
+        if origin is not None and not origin_allowed(
+            origin, headers.get("host", ""), factory.secure, settings.allowed_origins, settings.public_url
+        ):
+            factory.refusals.info(
+                "handshake-origin",
+                "refused a handshake from {address}: origin {origin} not allowed",
+                address=address,
+                origin=printable(origin),
+            )
             if factory.telemetry is not None:
                 factory.telemetry.auth_failed("origin")
             raise ConnectionDeny(403, "origin not allowed")
@@ -180,8 +184,12 @@ class DashboardServerProtocol(WebSocketServerProtocol):
         try:
             factory.sessions.admit(address)
         except HandshakeRefused as refused:
-            factory.refusals.info("handshake-limit", "refused a handshake from {address}: {reason}", address=address,
-                                  reason=refused.reason)
+            factory.refusals.info(
+                "handshake-limit",
+                "refused a handshake from {address}: {reason}",
+                address=address,
+                reason=refused.reason,
+            )
             raise ConnectionDeny(refused.status, refused.reason) from None
         if authorization:
             token = bearer_token(authorization)
@@ -296,8 +304,7 @@ def flat_target(protocol: WebSocketServerProtocol) -> tuple | None:
     compression = protocol._perMessageCompress
     if compression is None:
         key = None
-    elif (type(compression) is PerMessageDeflate and compression.server_no_context_takeover
-          and compression._is_server):
+    elif type(compression) is PerMessageDeflate and compression.server_no_context_takeover and compression._is_server:
         key = (compression.server_max_window_bits, compression.mem_level)
     else:
         return None
@@ -315,9 +322,17 @@ class DashboardServerFactory(WebSocketServerFactory):
     # Autobahn's own write path: the bench's "stock" mode.
     direct_writes: bool = True
 
-    def __init__(self, sessions: SessionFactory, tokens: TokenCheck, settings: Settings, clock: IReactorTime,
-                 shutdown: ShutdownHooks, endpoint: str, secure: bool = False,
-                 telemetry: ClientTelemetry | None = None) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        tokens: TokenCheck,
+        settings: Settings,
+        clock: IReactorTime,
+        shutdown: ShutdownHooks,
+        endpoint: str,
+        secure: bool = False,
+        telemetry: ClientTelemetry | None = None,
+    ) -> None:
         super().__init__()
         self.sessions = sessions
         self.tokens = tokens

@@ -9,15 +9,24 @@ from typing import Any
 
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 
-TLS12_CIPHERS = ":".join((
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-))
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 
 def server_tls_options(private_key: Any, certificate: Any, chain: list) -> CertificateOptions:
     """Context options for a listener (pyOpenSSL key and certificates)."""
-    return CertificateOptions(privateKey=private_key, certificate=certificate, extraCertChain=chain,
-                              raiseMinimumTo=TLSVersion.TLSv1_2,
-                              acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS))
+    return CertificateOptions(
+        privateKey=private_key,
+        certificate=certificate,
+        extraCertChain=chain,
+        raiseMinimumTo=TLSVersion.TLSv1_2,
+        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS),
+    )

@@ -42,8 +42,16 @@ log = Logger()
 REFRESH_COOKIE = b"dashd_refresh"
 MAX_JSON_BODY = 16 * 1024
 HTTP_STATUS_FOR_CODE = {
-    "bad_json": 400, "bad_message": 400, "unknown_type": 400, "unauthorized": 401, "forbidden": 403,
-    "not_found": 404, "too_large": 413, "rate_limited": 429, "unavailable": 503, "internal": 500,
+    "bad_json": 400,
+    "bad_message": 400,
+    "unknown_type": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal": 500,
 }
 SECURITY_HEADERS = {
     b"X-Content-Type-Options": b"nosniff",
@@ -56,8 +64,12 @@ SECURITY_HEADERS = {
 IGNORED_BODY = 64
 # Routes that take a body, and how large; a key ending in "/" covers every
 # path below it (the alerting API's PUT/POST routes take JSON documents).
-BODY_LIMITS = {b"/api/login": MAX_JSON_BODY, b"/api/refresh": IGNORED_BODY, b"/api/logout": IGNORED_BODY,
-               b"/api/alerting/": MAX_JSON_BODY}
+BODY_LIMITS = {
+    b"/api/login": MAX_JSON_BODY,
+    b"/api/refresh": IGNORED_BODY,
+    b"/api/logout": IGNORED_BODY,
+    b"/api/alerting/": MAX_JSON_BODY,
+}
 
 
 def spa_csp(public_url: str) -> bytes:
@@ -69,9 +81,13 @@ def spa_csp(public_url: str) -> bytes:
         parts = urlsplit(public_url)
         socket_scheme = "wss" if parts.scheme == "https" else "ws"
         connect += [f"{parts.scheme}://{parts.netloc}", f"{socket_scheme}://{parts.netloc}"]
-    return ("default-src 'self'; connect-src " + " ".join(connect) + "; img-src 'self' data:; "
-            "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-            "frame-ancestors 'none'").encode("ascii")
+    return (
+        "default-src 'self'; connect-src " + " ".join(connect) + "; img-src 'self' data:; "
+        "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ).encode("ascii")
+
+
 FALLBACK_PAGE = b"""<!doctype html><meta charset="utf-8"><title>dashd</title>
 <body style="font-family:sans-serif;max-width:40em;margin:3em auto">
 <h1>dashd is running</h1><p>The browser dashboard has not been built. Run <code>make run</code>
@@ -100,7 +116,9 @@ def error_body(code: str, message: str) -> dict:
 def request_address(trusted_proxies: tuple[str, ...], request: Request) -> str:
     peer = request.getClientAddress()
     host = getattr(peer, "host", "unknown")
-    headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()}
+    headers = {
+        k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()
+    }
     return client_address(f"tcp:{host}:0", headers, trusted_proxies)
 
 
@@ -126,7 +144,7 @@ class JsonLeaf(Resource):
     isLeaf = True
 
     def allowed_methods(self) -> list[str]:
-        names = {name[len("render_"):] for name in dir(self) if name.startswith("render_")} - {"OPTIONS"}
+        names = {name[len("render_") :] for name in dir(self) if name.startswith("render_")} - {"OPTIONS"}
         if "GET" not in names:
             names.discard("HEAD")  # Resource.render_HEAD is render_GET
         return sorted(names)
@@ -219,6 +237,7 @@ class HealthResource(AsyncJsonResource):
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
             return 200, {"status": "ok", "time": iso_ms(self.wall_clock_ms())}
+
         return self._respond(request, handle)
 
 
@@ -226,8 +245,9 @@ class ReadyResource(AsyncJsonResource):
     """Readiness: the store answers, the collector is ticking
     (CollectorService.is_ticking) and start-up finished."""
 
-    def __init__(self, store: StoreHealth, collector: CollectorHealth, startup: StartupState,
-                 clock: IReactorTime) -> None:
+    def __init__(
+        self, store: StoreHealth, collector: CollectorHealth, startup: StartupState, clock: IReactorTime
+    ) -> None:
         super().__init__()
         self.store = store
         self.collector = collector
@@ -243,13 +263,17 @@ class ReadyResource(AsyncJsonResource):
             ticking = collector.is_ticking(now)
             checks = {
                 "store": {"ok": store_ok, "pending_rows": self.store.pending_rows},
-                "collector": {"ok": ticking, "interval": collector.interval,
-                              "last_sample_age": None if last_tick is None else round(now - last_tick, 3)},
+                "collector": {
+                    "ok": ticking,
+                    "interval": collector.interval,
+                    "last_sample_age": None if last_tick is None else round(now - last_tick, 3),
+                },
             }
             prepared = self.startup.is_prepared()
             checks["startup"] = {"ok": prepared}
             ready = store_ok and ticking and prepared
             return (200 if ready else 503), {"status": "ready" if ready else "not_ready", "checks": checks}
+
         return self._respond(request, handle)
 
 
@@ -261,8 +285,13 @@ class CatalogueResource(AsyncJsonResource):
 
     def render_GET(self, request: Request) -> Any:
         async def handle(_: Request):
-            return 200, {"metrics": [i.as_dict() for i in self.catalogue.info], "interval": self.sampling.interval,
-                         "host": self.catalogue.host, "families": self.catalogue.families()}
+            return 200, {
+                "metrics": [i.as_dict() for i in self.catalogue.info],
+                "interval": self.sampling.interval,
+                "host": self.catalogue.host,
+                "families": self.catalogue.families(),
+            }
+
         return self._respond(request, handle)
 
 
@@ -293,6 +322,7 @@ class HistoryResource(AsyncJsonResource):
             result = self.history.schedule(request, principal.subject, query)
             request.notifyFinish().addErrback(lambda _: self.history.cancel(request))
             return 200, await result
+
         return self._respond(request, handle)
 
 
@@ -312,8 +342,12 @@ class MeResource(AsyncJsonResource):
     def render_GET(self, request: Request) -> Any:
         async def handle(request: Request):
             principal = bearer_principal(self.tokens, request)
-            return 200, {"username": principal.subject, "role": principal.role,
-                         "expires_at": iso_ms(principal.expires_at * 1000)}
+            return 200, {
+                "username": principal.subject,
+                "role": principal.role,
+                "expires_at": iso_ms(principal.expires_at * 1000),
+            }
+
         return self._respond(request, handle)
 
 
@@ -329,14 +363,20 @@ class _SessionResource(AsyncJsonResource):
         if origin is None:
             return
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not origin_allowed(origin.decode("latin-1"), host, request.isSecure(), self.settings.allowed_origins,
-                              self.settings.public_url):
+        if not origin_allowed(
+            origin.decode("latin-1"), host, request.isSecure(), self.settings.allowed_origins, self.settings.public_url
+        ):
             raise ProtocolError("forbidden", "origin not allowed")
 
     def _set_cookie(self, request: Request, value: str, max_age: int) -> None:
         # Written by hand: twisted.web's addCookie lower-cases SameSite.
-        parts = [REFRESH_COOKIE + b"=" + value.encode("ascii"), b"Path=/api", b"Max-Age=%d" % max_age,
-                 b"HttpOnly", b"SameSite=Strict"]
+        parts = [
+            REFRESH_COOKIE + b"=" + value.encode("ascii"),
+            b"Path=/api",
+            b"Max-Age=%d" % max_age,
+            b"HttpOnly",
+            b"SameSite=Strict",
+        ]
         if request.isSecure():
             parts.append(b"Secure")
         request.responseHeaders.addRawHeader(b"Set-Cookie", b"; ".join(parts))
@@ -367,6 +407,7 @@ class LoginResource(_SessionResource):
                 raise ProtocolError("unauthorized", str(e)) from None
             self._set_cookie(request, result.refresh_token, result.refresh_max_age)
             return 200, result.body()
+
         return self._respond(request, handle)
 
 
@@ -381,6 +422,7 @@ class RefreshResource(_SessionResource):
             if result.refresh_token:
                 self._set_cookie(request, result.refresh_token, result.refresh_max_age)  # rotated
             return 200, result.body()
+
         return self._respond(request, handle)
 
 
@@ -394,6 +436,7 @@ class LogoutResource(_SessionResource):
                 pass  # an expired or forged cookie: nothing to revoke, clear it anyway
             self._set_cookie(request, "", 0)
             return 204, None
+
         return self._respond(request, handle)
 
 
@@ -435,8 +478,9 @@ class ApiResource(Resource):
         if web.alerting is not None:  # /api/alerting/... (dashd.wire.alerting_api)
             from dashd.wire.alerting_api import AlertingApiResource
 
-            self.putChild(b"alerting", AlertingApiResource(web.tokens, web.audit, web.settings.trusted_proxies,
-                                                           web.alerting))
+            self.putChild(
+                b"alerting", AlertingApiResource(web.tokens, web.audit, web.settings.trusted_proxies, web.alerting)
+            )
         self.putChild(b"health", HealthResource(web.wall_clock_ms))
         self.putChild(b"ready", ReadyResource(web.store, web.collector, web.startup, web.clock))
         self.putChild(b"catalogue", CatalogueResource(web.catalogue, web.collector))
@@ -448,11 +492,15 @@ class ApiResource(Resource):
         self.putChild(b"me", MeResource(web.tokens))
         from dashd.wire.apidoc import OpenApiResource  # imported here: both modules use this one's helpers
         from dashd.wire.export import ExportResource
+
         self.putChild(b"export", ExportResource(web.tokens, web.history, users))
         self.putChild(b"openapi.yaml", OpenApiResource())
         if users is not None:
-            for path, resource in ((b"login", LoginResource), (b"refresh", RefreshResource),
-                                   (b"logout", LogoutResource)):
+            for path, resource in (
+                (b"login", LoginResource),
+                (b"refresh", RefreshResource),
+                (b"logout", LogoutResource),
+            ):
                 self.putChild(path, resource(users, web.settings, web.telemetry))
 
     def getChild(self, path: bytes, request: Request) -> Resource:
@@ -477,7 +525,9 @@ class PrometheusResource(Resource):
             # Constant time: the comparison must not say how much matched.
             if not hmac.compare_digest(header, b"Bearer " + token.encode("utf-8")):
                 request.setHeader(b"WWW-Authenticate", b"Bearer")
-                return write_json(request, 401, error_body("unauthorized", "the metrics endpoint needs its bearer token"))
+                return write_json(
+                    request, 401, error_body("unauthorized", "the metrics endpoint needs its bearer token")
+                )
         request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
         _headers(request)
@@ -620,31 +670,62 @@ def revalidate_agents(tokens: TokenCheck, ingest: IngestServerFactory) -> None:
             agent.close(CLOSE_UNAUTHORIZED, str(e))
 
 
-def front_door(settings: Settings, tokens: TokenCheck, clock: IReactorTime, shutdown: ShutdownHooks,
-               gate: ConnectionGate, *, secure: bool) -> SiteGuard:
+def front_door(
+    settings: Settings,
+    tokens: TokenCheck,
+    clock: IReactorTime,
+    shutdown: ShutdownHooks,
+    gate: ConnectionGate,
+    *,
+    secure: bool,
+) -> SiteGuard:
     """The checks every connection and request of a listener passes."""
     refusals = SummarizedLog(log, clock)
     shutdown.add(refusals.stop)
-    return SiteGuard(gate=gate, hosts=HostPolicy.from_settings(settings), clock=clock,
-                     request_timeout=settings.request_timeout, secure=secure, hsts_max_age=settings.hsts_max_age,
-                     body_limits=BODY_LIMITS, verify_token=tokens.verify, refusals=refusals)
+    return SiteGuard(
+        gate=gate,
+        hosts=HostPolicy.from_settings(settings),
+        clock=clock,
+        request_timeout=settings.request_timeout,
+        secure=secure,
+        hsts_max_age=settings.hsts_max_age,
+        body_limits=BODY_LIMITS,
+        verify_token=tokens.verify,
+        refusals=refusals,
+    )
 
 
 def build_site(web: WebContext, *, secure: bool, gate: ConnectionGate) -> Site:
     settings = web.settings
-    static = StaticSite(settings.static, follow_symlinks=settings.static_follow_symlinks,
-                        csp=spa_csp(settings.public_url))
+    static = StaticSite(
+        settings.static, follow_symlinks=settings.static_follow_symlinks, csp=spa_csp(settings.public_url)
+    )
     root = static
     root.putChild(b"api", ApiResource(web))
     prometheus = PrometheusResource(settings.metrics_token, web.telemetry)
     for endpoint in ("dashboard", "metrics", "notifications"):
-        factory = DashboardServerFactory(web.sessions, web.tokens, settings, web.clock, web.shutdown, endpoint,
-                                         secure=secure, telemetry=web.telemetry)
+        factory = DashboardServerFactory(
+            web.sessions,
+            web.tokens,
+            settings,
+            web.clock,
+            web.shutdown,
+            endpoint,
+            secure=secure,
+            telemetry=web.telemetry,
+        )
         fallback = prometheus if endpoint == "metrics" else static
         root.putChild(endpoint.encode(), WebSocketEndpoint(factory, fallback))
     # Agents push their samples here (dashd.wire.ingest); a plain GET is a 404.
-    ingest = IngestServerFactory(web.ingest, web.tokens, settings, web.clock, wall_clock_ms=web.wall_clock_ms,
-                                 secure=secure, telemetry=web.telemetry)
+    ingest = IngestServerFactory(
+        web.ingest,
+        web.tokens,
+        settings,
+        web.clock,
+        wall_clock_ms=web.wall_clock_ms,
+        secure=secure,
+        telemetry=web.telemetry,
+    )
     web.shutdown.add(ingest.close_all)
     if web.users is not None:
         web.users.add_revocation_observer(lambda: revalidate_agents(web.tokens, ingest))

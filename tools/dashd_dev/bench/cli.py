@@ -21,12 +21,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--quick", action="store_true", help="a short run (under 3 minutes)")
         p.add_argument("--repeats", type=int, default=None, help="repeat every scenario this many times")
-        p.add_argument("--sessions", default=None,
-                       help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)")
-        p.add_argument("--servers", default=DEFAULT_SERVERS,
-                       help="dashd, ws, floor (bench/floor.py), dashd-py (flat loop in Python), dashd-nginx (TLS "
-                            "sessions: nginx terminates TLS), dashd-stock, dashd-2w (default dashd,ws,floor, plus "
-                            "dashd-nginx when nginx is installed)")
+        p.add_argument(
+            "--sessions", default=None, help="comma-separated session names (1k,5k,10k-idle,1k-deflate,1k-tls)"
+        )
+        p.add_argument(
+            "--servers",
+            default=DEFAULT_SERVERS,
+            help="dashd, ws, floor (bench/floor.py), dashd-py (flat loop in Python), dashd-nginx (TLS "
+            "sessions: nginx terminates TLS), dashd-stock, dashd-2w (default dashd,ws,floor, plus "
+            "dashd-nginx when nginx is installed)",
+        )
         p.add_argument("--bench-dir", default=None, help="the directory holding client.js and server.js")
         p.add_argument("--json", default=None, help="also write every measurement to this file")
         p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -42,8 +46,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     serve_parser.add_argument("--tls-key", default=None)
     serve_parser.add_argument("--tls-cert", default=None)
     serve_parser.add_argument("--stock", action="store_true", help="Autobahn's own write path (no dashd.wire.fastpath)")
-    serve_parser.add_argument("--reuse-port", action="store_true",
-                              help="listen with SO_REUSEPORT (the multi-process experiment: start several)")
+    serve_parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="listen with SO_REUSEPORT (the multi-process experiment: start several)",
+    )
 
     loop_parser = commands.add_parser("loop", help="the flat broadcast loop's CPU per delivery against the floor's")
     loop_parser.add_argument("--clients", type=int, default=1000)
@@ -52,10 +59,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     collector_parser = commands.add_parser("collector", help="CPU of the collectors (all, at default cadences)")
     collector_parser.add_argument("--seconds", type=float, default=60.0)
     collector_parser.add_argument("--interval", type=float, default=1.0)
-    collector_parser.add_argument("--spawn", type=int, default=0,
-                                  help="start this many idle processes first (to measure ~300 processes)")
-    collector_parser.add_argument("--only-host", action="store_true",
-                                  help="only the seed's psutil host collector (what `run` measures)")
+    collector_parser.add_argument(
+        "--spawn", type=int, default=0, help="start this many idle processes first (to measure ~300 processes)"
+    )
+    collector_parser.add_argument(
+        "--only-host", action="store_true", help="only the seed's psutil host collector (what `run` measures)"
+    )
     from dashd_dev.bench import store as bench_store
 
     bench_store.configure(commands)

@@ -46,8 +46,14 @@ def collector_cost(args: argparse.Namespace) -> int:
     # As makeService wires them: the psutil read in a thread, the
     # collectors' readings folded into the host samples.
     feed = SeriesFolding(bus, "bench")
-    service = CollectorService(MetricsCollector(PsutilReader("/"), "bench", lambda: 0), feed, reactor,
-                               args.interval, on_sample_duration=durations.append, threaded=True)
+    service = CollectorService(
+        MetricsCollector(PsutilReader("/"), "bench", lambda: 0),
+        feed,
+        reactor,
+        args.interval,
+        on_sample_duration=durations.append,
+        threaded=True,
+    )
     snapshot_sizes: list[int] = []
     encoder = SnapshotEncoder(group_span_ms=300_000)  # the look-back's keyframe + deltas, as stored
     keyframe: list = [None]
@@ -76,16 +82,18 @@ def collector_cost(args: argparse.Namespace) -> int:
     if not args.only_host:
         # Default cadences, as `collectors = all` runs them.
         sources, intervals = build_sources(load_settings({"collectors": "all"}, environ={}))
-        scheduler = SourceScheduler(sources, intervals, TopicRouter(feed, {PROCESSES_TOPIC: stream}), reactor,
-                                    "bench", now_ms)
+        scheduler = SourceScheduler(
+            sources, intervals, TopicRouter(feed, {PROCESSES_TOPIC: stream}), reactor, "bench", now_ms
+        )
     names: set[str] = set()
     update_sizes: list[int] = []
 
     def on_sample(topic: str, sample: Any) -> None:
         names.update(name for name in sample.metrics if "{" in name or name in FAMILY_BY_NAME)
         # The metrics_update a `*` subscriber gets for this sample.
-        update_sizes.append(len(encode(StreamMessage(1, METRICS_UPDATE, sample.timestamp_ms, sample.host,
-                                                     sample.metrics).envelope())))
+        update_sizes.append(
+            len(encode(StreamMessage(1, METRICS_UPDATE, sample.timestamp_ms, sample.host, sample.metrics).envelope()))
+        )
 
     bus.subscribe(METRICS_TOPIC, on_sample)
     this = psutil.Process()
@@ -112,14 +120,18 @@ def collector_cost(args: argparse.Namespace) -> int:
         for child in spawned:
             child.kill()
             child.wait()
-        event = {"event": "collector", "seconds": round(elapsed, 1), "samples": len(durations),
-                 "cpu_pct": 100.0 * used / elapsed,
-                 "mean_sample_ms": 1000.0 * statistics.mean(durations) if durations else None,
-                 "max_sample_ms": 1000.0 * max(durations) if durations else None,
-                 "host_max_block_ms": 1000.0 * service.max_block_seconds,
-                 "host_max_block_cpu_ms": 1000.0 * service.max_block_cpu_seconds,
-                 "update_bytes_mean": statistics.mean(update_sizes) if update_sizes else 0,
-                 "update_bytes_max": max(update_sizes) if update_sizes else 0}
+        event = {
+            "event": "collector",
+            "seconds": round(elapsed, 1),
+            "samples": len(durations),
+            "cpu_pct": 100.0 * used / elapsed,
+            "mean_sample_ms": 1000.0 * statistics.mean(durations) if durations else None,
+            "max_sample_ms": 1000.0 * max(durations) if durations else None,
+            "host_max_block_ms": 1000.0 * service.max_block_seconds,
+            "host_max_block_cpu_ms": 1000.0 * service.max_block_cpu_seconds,
+            "update_bytes_mean": statistics.mean(update_sizes) if update_sizes else 0,
+            "update_bytes_max": max(update_sizes) if update_sizes else 0,
+        }
         if scheduler is not None:
             scheduler.stopService()
             event.update(collectors_report(scheduler, names, service.max_block_seconds))
@@ -128,19 +140,31 @@ def collector_cost(args: argparse.Namespace) -> int:
         emit(event)
         if scheduler is not None:
             for name, stats in event["per_collector"].items():
-                print(f"  {name:12s} reads {stats['reads']:4d}  read {stats['mean_read_ms']:7.2f} ms "
-                      f"(cpu {stats['mean_read_cpu_ms']:6.2f} ms, max {stats['max_read_ms']:7.2f} ms)  "
-                      f"reactor max {stats['max_block_ms']:.3f} ms (cpu {stats['max_block_cpu_ms']:.3f})  series {stats['series']}", flush=True)
-            print(f"  process table of {event['processes_on_host']} processes: "
-                  f"{event['process_snapshot_cpu_ms']:.2f} ms of CPU per snapshot "
-                  f"({event['process_snapshot_ms']:.2f} ms wall in its thread on this machine's load); "
-                  f"look-back encoding {event['snapshot_bytes']:.0f} bytes per snapshot", flush=True)
-            print(f"  host sample: psutil read {event['mean_sample_ms']:.2f} ms mean, {event['max_sample_ms']:.2f} ms max "
-                  f"(in a thread); reactor max {event['host_max_block_ms']:.3f} ms "
-                  f"(cpu {event['host_max_block_cpu_ms']:.3f}); metrics_update for '*': "
-                  f"{event['update_bytes_mean']:.0f} bytes mean, {event['update_bytes_max']} max", flush=True)
-            print(f"RESULT collector_cpu_percent={event['cpu_pct']:.2f} max_tick_block_ms={event['max_tick_block_ms']:.2f} "
-                  f"process_snapshot_ms={event['process_snapshot_cpu_ms']:.2f} series={event['series']}", flush=True)
+                print(
+                    f"  {name:12s} reads {stats['reads']:4d}  read {stats['mean_read_ms']:7.2f} ms "
+                    f"(cpu {stats['mean_read_cpu_ms']:6.2f} ms, max {stats['max_read_ms']:7.2f} ms)  "
+                    f"reactor max {stats['max_block_ms']:.3f} ms (cpu {stats['max_block_cpu_ms']:.3f})  series {stats['series']}",
+                    flush=True,
+                )
+            print(
+                f"  process table of {event['processes_on_host']} processes: "
+                f"{event['process_snapshot_cpu_ms']:.2f} ms of CPU per snapshot "
+                f"({event['process_snapshot_ms']:.2f} ms wall in its thread on this machine's load); "
+                f"look-back encoding {event['snapshot_bytes']:.0f} bytes per snapshot",
+                flush=True,
+            )
+            print(
+                f"  host sample: psutil read {event['mean_sample_ms']:.2f} ms mean, {event['max_sample_ms']:.2f} ms max "
+                f"(in a thread); reactor max {event['host_max_block_ms']:.3f} ms "
+                f"(cpu {event['host_max_block_cpu_ms']:.3f}); metrics_update for '*': "
+                f"{event['update_bytes_mean']:.0f} bytes mean, {event['update_bytes_max']} max",
+                flush=True,
+            )
+            print(
+                f"RESULT collector_cpu_percent={event['cpu_pct']:.2f} max_tick_block_ms={event['max_tick_block_ms']:.2f} "
+                f"process_snapshot_ms={event['process_snapshot_cpu_ms']:.2f} series={event['series']}",
+                flush=True,
+            )
         reactor.stop()
 
     reactor.callWhenRunning(begin)
@@ -156,12 +180,17 @@ def collectors_report(scheduler: Any, names: set[str], host_block_seconds: float
     collector (start its threaded psutil read; rates, folding and publish)."""
     per = {}
     for name, stats in scheduler.stats.items():
-        per[name] = {"reads": stats.reads, "failures": stats.failures, "skipped": stats.skipped,
-                     "series": stats.series, "mean_read_ms": 1000.0 * stats.mean_read_seconds,
-                     "mean_read_cpu_ms": 1000.0 * stats.mean_read_cpu_seconds,
-                     "max_read_ms": 1000.0 * stats.max_read_seconds,
-                     "max_block_ms": 1000.0 * stats.max_block_seconds,
-                     "max_block_cpu_ms": 1000.0 * stats.max_block_cpu_seconds}
+        per[name] = {
+            "reads": stats.reads,
+            "failures": stats.failures,
+            "skipped": stats.skipped,
+            "series": stats.series,
+            "mean_read_ms": 1000.0 * stats.mean_read_seconds,
+            "mean_read_cpu_ms": 1000.0 * stats.mean_read_cpu_seconds,
+            "max_read_ms": 1000.0 * stats.max_read_seconds,
+            "max_block_ms": 1000.0 * stats.max_block_seconds,
+            "max_block_cpu_ms": 1000.0 * stats.max_block_cpu_seconds,
+        }
     processes = per.get("processes", {})
     return {
         "per_collector": per,

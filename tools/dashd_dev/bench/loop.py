@@ -80,8 +80,7 @@ def fanout_loop_cost(args: argparse.Namespace) -> int:
 
         def flat(writer: FlatWriter) -> None:
             seq[0] += 1
-            message = StreamMessage(seq[0], METRICS_UPDATE, 1_700_000_000_000, BENCH_HOST,
-                                    synthetic_metrics(seq[0]))
+            message = StreamMessage(seq[0], METRICS_UPDATE, 1_700_000_000_000, BENCH_HOST, synthetic_metrics(seq[0]))
             direct = [stream.sink for stream in streams if stream.take_directly(message)]
             writer.write_many(FrameCache(message).frame(None), direct)
 
@@ -109,8 +108,14 @@ def fanout_loop_cost(args: argparse.Namespace) -> int:
                     except BlockingIOError:
                         pass
         deliveries = args.clients * args.rounds
-        result = {name: {"us_per_delivery": 1e6 * (user + system) / deliveries, "user_us": 1e6 * user / deliveries,
-                         "sys_us": 1e6 * system / deliveries} for name, (user, system) in used.items()}
+        result = {
+            name: {
+                "us_per_delivery": 1e6 * (user + system) / deliveries,
+                "user_us": 1e6 * user / deliveries,
+                "sys_us": 1e6 * system / deliveries,
+            }
+            for name, (user, system) in used.items()
+        }
         emit({"event": "loop", "clients": args.clients, "rounds": args.rounds, "loops": result})
     finally:
         for sock in readers + senders + [listener]:

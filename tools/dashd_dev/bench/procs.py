@@ -57,13 +57,25 @@ def machine_busy_seconds() -> float:
 class Child:
     """A child process speaking JSON lines on stdout, commands on stdin."""
 
-    def __init__(self, name: str, argv: Sequence[str], cwd: str | None = None, log_path: str | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        cwd: str | None = None,
+        log_path: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=stderr, env=dict(env) if env is not None else None)
+        self.process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=dict(env) if env is not None else None,
+        )
         if log_path:
             stderr.close()
         self.events: queue.Queue = queue.Queue()

@@ -68,10 +68,13 @@ def format_progress(row: Mapping[str, Any]) -> str:
     def num(key: str, spec: str) -> str:
         value = row.get(key)
         return format(value, spec) if value is not None else "-"
-    return (f"    {row['server']:<11} {row['scenario']:<20} {num('deliveries_per_s', ',.0f')}/s "
-            f"delivered {num('delivered', '.1%')} p99 {num('p99_ms', '.1f')} ms "
-            f"cpu {num('server_cpu_pct', '.0f')}% ({num('cpu_us_per_delivery', '.1f')} us/delivery) "
-            f"gen {num('generator_cpu_pct', '.0f')}% other {num('other_cpu_pct', '.0f')}%")
+
+    return (
+        f"    {row['server']:<11} {row['scenario']:<20} {num('deliveries_per_s', ',.0f')}/s "
+        f"delivered {num('delivered', '.1%')} p99 {num('p99_ms', '.1f')} ms "
+        f"cpu {num('server_cpu_pct', '.0f')}% ({num('cpu_us_per_delivery', '.1f')} us/delivery) "
+        f"gen {num('generator_cpu_pct', '.0f')}% other {num('other_cpu_pct', '.0f')}%"
+    )
 
 
 TABLE_COLUMNS = (
@@ -121,8 +124,9 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
         merged: dict[str, Any] = {"scenario": key[0], "server": key[1], "repeats": len(members)}
         for name in {name for member in members for name in member}:
             values = [member.get(name) for member in members]
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None) \
-                    and any(v is not None for v in values):
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None) and any(
+                v is not None for v in values
+            ):
                 merged[name] = median(values)
             elif name not in merged:
                 merged[name] = values[-1]
@@ -156,19 +160,26 @@ def result_line(summary: Sequence[Mapping[str, Any]]) -> tuple[str, dict]:
         return None
 
     values = {
-        "deliveries_ratio": ratio(pick("ramp: sustained", "dashd", "sustained_deliveries_per_s"),
-                                  pick("ramp: sustained", "ws", "sustained_deliveries_per_s")),
-        "cpu_per_delivery_ratio": ratio(pick("1000x100Hz", "dashd", "cpu_us_per_delivery"),
-                                        pick("1000x100Hz", "ws", "cpu_us_per_delivery")),
+        "deliveries_ratio": ratio(
+            pick("ramp: sustained", "dashd", "sustained_deliveries_per_s"),
+            pick("ramp: sustained", "ws", "sustained_deliveries_per_s"),
+        ),
+        "cpu_per_delivery_ratio": ratio(
+            pick("1000x100Hz", "dashd", "cpu_us_per_delivery"), pick("1000x100Hz", "ws", "cpu_us_per_delivery")
+        ),
         "p99_ms": pick("1000x10Hz", "dashd", "p99_ms"),
         "rss_per_conn_kb": pick("10000x1Hz idle", "dashd", "rss_per_conn_kb"),
-        "floor_ratio": ratio(pick("1000x100Hz", "dashd", "cpu_us_per_delivery"),
-                             pick("1000x100Hz", "floor", "cpu_us_per_delivery")),
-        "tls_cpu_per_delivery_ratio": ratio(pick("1000x10Hz TLS", "dashd", "cpu_us_per_delivery"),
-                                            pick("1000x10Hz TLS", "ws", "cpu_us_per_delivery")),
+        "floor_ratio": ratio(
+            pick("1000x100Hz", "dashd", "cpu_us_per_delivery"), pick("1000x100Hz", "floor", "cpu_us_per_delivery")
+        ),
+        "tls_cpu_per_delivery_ratio": ratio(
+            pick("1000x10Hz TLS", "dashd", "cpu_us_per_delivery"), pick("1000x10Hz TLS", "ws", "cpu_us_per_delivery")
+        ),
     }
-    text = "RESULT " + " ".join(f"{name}={'nan' if value is None else f'{value:.3g}' if name.endswith('ratio') else f'{value:.1f}'}"
-                                for name, value in values.items())
+    text = "RESULT " + " ".join(
+        f"{name}={'nan' if value is None else f'{value:.3g}' if name.endswith('ratio') else f'{value:.1f}'}"
+        for name, value in values.items()
+    )
     return text, values
 
 
@@ -179,16 +190,21 @@ def target_checks(summary: Sequence[Mapping[str, Any]], values: Mapping[str, flo
                 return row.get(key)
         return None
 
-    deflate_ratio = ratio(pick("1000x10Hz deflate", "dashd", "cpu_us_per_delivery"),
-                          pick("1000x10Hz", "dashd", "cpu_us_per_delivery"))
+    deflate_ratio = ratio(
+        pick("1000x10Hz deflate", "dashd", "cpu_us_per_delivery"), pick("1000x10Hz", "dashd", "cpu_us_per_delivery")
+    )
     checks = [
         ("sustained deliveries/s at 1,000 clients vs ws", values["deliveries_ratio"], ">=", TARGET_DELIVERIES_RATIO),
         ("CPU per delivery at 1,000 x 100 Hz vs ws", values["cpu_per_delivery_ratio"], "<=", TARGET_CPU_RATIO),
         ("p99 at 1,000 x 10 Hz (ms)", values["p99_ms"], "<=", TARGET_P99_MS),
         ("RSS per idle connection at 10,000 (KB)", values["rss_per_conn_kb"], "<=", TARGET_RSS_PER_CONN_KB),
         ("deflate CPU per delivery vs uncompressed (dashd)", deflate_ratio, "<=", TARGET_DEFLATE_CPU_RATIO),
-        ("TLS CPU per delivery at 1,000 x 10 Hz vs ws", values["tls_cpu_per_delivery_ratio"], "<=",
-         TARGET_TLS_CPU_RATIO),
+        (
+            "TLS CPU per delivery at 1,000 x 10 Hz vs ws",
+            values["tls_cpu_per_delivery_ratio"],
+            "<=",
+            TARGET_TLS_CPU_RATIO,
+        ),
         ("TLS p99 at 1,000 x 10 Hz (ms)", pick("1000x10Hz TLS", "dashd", "p99_ms"), "<=", TARGET_TLS_P99_MS),
     ]
     lines = []
@@ -207,12 +223,16 @@ def format_loop_cost(loop_cost: Mapping[str, Any]) -> str:
     """The in-process loop measurement, each loop against the floor."""
     loops = loop_cost["loops"]
     floor = loops["floor"]["us_per_delivery"]
-    lines = [f"\nbroadcast loop alone ({loop_cost['clients']:,} loopback sockets, {loop_cost['rounds']} rounds, "
-             "CPU per delivery):"]
+    lines = [
+        f"\nbroadcast loop alone ({loop_cost['clients']:,} loopback sockets, {loop_cost['rounds']} rounds, "
+        "CPU per delivery):"
+    ]
     for name, cost in loops.items():
         above = "" if name == "floor" else f", {cost['us_per_delivery'] - floor:+.2f} us vs the floor"
-        lines.append(f"  {name:<12} {cost['us_per_delivery']:.2f} us (user {cost['user_us']:.2f}, "
-                     f"sys {cost['sys_us']:.2f}){above}")
+        lines.append(
+            f"  {name:<12} {cost['us_per_delivery']:.2f} us (user {cost['user_us']:.2f}, "
+            f"sys {cost['sys_us']:.2f}){above}"
+        )
     return "\n".join(lines)
 
 
@@ -226,9 +246,14 @@ def format_table(summary: Sequence[Mapping[str, Any]]) -> str:
             cells.append("-" if value is None else format(value, spec))
         body.append(cells)
     widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     for cells in body:
-        lines.append("| " + " | ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w)
-                                       for i, (c, w) in enumerate(zip(cells, widths))) + " |")
+        lines.append(
+            "| "
+            + " | ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            + " |"
+        )
     return "\n".join(lines)

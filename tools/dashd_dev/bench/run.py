@@ -24,8 +24,15 @@ DEFAULT_SERVERS = "dashd,ws,floor"
 
 
 def find_bench_dir(explicit: str | None) -> str:
-    candidates = [explicit] if explicit else [os.environ.get("DASHD_BENCH_DIR"), os.path.join(os.getcwd(), "bench"),
-                                              os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench")]
+    candidates = (
+        [explicit]
+        if explicit
+        else [
+            os.environ.get("DASHD_BENCH_DIR"),
+            os.path.join(os.getcwd(), "bench"),
+            os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench"),
+        ]
+    )
     for candidate in candidates:
         if candidate and os.path.exists(os.path.join(candidate, "client.js")):
             return os.path.abspath(candidate)
@@ -56,8 +63,16 @@ def prepare_environment(args: argparse.Namespace, work_dir: str, say: Callable[[
     secret = load_or_create_secret(os.path.join(state, "secret.key"))
     token = TokenIssuer(secret).mint("bench", "viewer", 6 * 3600)[0]
     key, cert = write_self_signed(os.path.join(work_dir, "tls"), "localhost")
-    return Environment(python=sys.executable, node=node, bench_dir=bench_dir, work_dir=work_dir, token=token,
-                       state_dir=state, tls_key=key, tls_cert=cert)
+    return Environment(
+        python=sys.executable,
+        node=node,
+        bench_dir=bench_dir,
+        work_dir=work_dir,
+        token=token,
+        state_dir=state,
+        tls_key=key,
+        tls_cert=cert,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         env = prepare_environment(args, work_dir, say)
-        say(f"dashd bench ({'quick' if args.quick else 'full'}): {len(plan.sessions)} sessions x "
-            f"{len(servers)} servers x {plan.repeats} repeats; logs in {work_dir}")
+        say(
+            f"dashd bench ({'quick' if args.quick else 'full'}): {len(plan.sessions)} sessions x "
+            f"{len(servers)} servers x {plan.repeats} repeats; logs in {work_dir}"
+        )
         for repeat in range(plan.repeats):
             for session in plan.sessions:
                 # Alternate which server goes first, so slow drift in the
@@ -128,20 +145,35 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_table(summary))
     if collector is not None:
-        print(f"\ncollector alone (psutil at 1 Hz, {collector['seconds']:g}s): {collector['cpu_pct']:.2f}% of one core, "
-              f"{collector['mean_sample_ms']:.2f} ms per sample (max {collector['max_sample_ms']:.2f} ms)")
+        print(
+            f"\ncollector alone (psutil at 1 Hz, {collector['seconds']:g}s): {collector['cpu_pct']:.2f}% of one core, "
+            f"{collector['mean_sample_ms']:.2f} ms per sample (max {collector['max_sample_ms']:.2f} ms)"
+        )
     if loop_cost is not None:
         print(format_loop_cost(loop_cost))
     line, values = result_line(summary)
     print("\ntargets:")
     for check in target_checks(summary, values):
         print(check)
-    print(f"\nmachine: {os.cpu_count()} cores; total {time.monotonic() - started:.0f}s; "
-          "'other%' is CPU used by processes outside the bench during each window")
+    print(
+        f"\nmachine: {os.cpu_count()} cores; total {time.monotonic() - started:.0f}s; "
+        "'other%' is CPU used by processes outside the bench during each window"
+    )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "summary": summary, "collector": collector, "loop": loop_cost, "result": values,
-                       "quick": args.quick}, f, indent=1, default=str)
+            json.dump(
+                {
+                    "rows": rows,
+                    "summary": summary,
+                    "collector": collector,
+                    "loop": loop_cost,
+                    "result": values,
+                    "quick": args.quick,
+                },
+                f,
+                indent=1,
+                default=str,
+            )
     print(line, flush=True)
     return 0

@@ -7,8 +7,14 @@ from typing import Callable, Mapping
 # The synthetic sample: real catalogue names, values that wander a little
 # each tick; with the envelope it is ~300 bytes of JSON, like a small host.
 BENCH_METRICS: dict[str, float] = {
-    "cpu_usage": 12.5, "cpu_core_0": 11.25, "cpu_core_1": 13.75, "memory_usage": 41.3,
-    "network_traffic": 15234.5, "disk_usage": 57.12, "network_rx": 7617.2, "network_tx": 7617.3,
+    "cpu_usage": 12.5,
+    "cpu_core_0": 11.25,
+    "cpu_core_1": 13.75,
+    "memory_usage": 41.3,
+    "network_traffic": 15234.5,
+    "disk_usage": 57.12,
+    "network_rx": 7617.2,
+    "network_tx": 7617.3,
 }
 BENCH_HOST = "bench-0"
 IDLE_HZ = 1.0  # what both servers publish while clients connect and between windows

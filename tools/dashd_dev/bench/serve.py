@@ -50,7 +50,8 @@ def serve(args: argparse.Namespace) -> int:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(FileLogObserver(sys.stderr, lambda e: formatEventAsClassicLogText(e)), [predicate])],
-        redirectStandardIO=False)
+        redirectStandardIO=False,
+    )
     if args.stock:
         DashboardServerFactory.direct_writes = False
     interface = "interface=127.0.0.1"
@@ -88,10 +89,18 @@ def serve(args: argparse.Namespace) -> int:
                 hz = float(value)
                 collector.set_interval(1.0 / hz)
             elif command == "stats":
-                emit({"event": "stats", "published": sampler.count, "seq": daemon.hub.seq,
-                      "ticks_coalesced": collector.ticks[1], "at": time.monotonic(),
-                      "clients": len(daemon.connections), "write_stats": fastpath.stats.as_dict(),
-                      "fanout_loop": getattr(daemon.hub.writer, "loop", None)})
+                emit(
+                    {
+                        "event": "stats",
+                        "published": sampler.count,
+                        "seq": daemon.hub.seq,
+                        "ticks_coalesced": collector.ticks[1],
+                        "at": time.monotonic(),
+                        "clients": len(daemon.connections),
+                        "write_stats": fastpath.stats.as_dict(),
+                        "fanout_loop": getattr(daemon.hub.writer, "loop", None),
+                    }
+                )
             elif command == "profile-start":
                 import cProfile
 
@@ -123,8 +132,9 @@ def serve(args: argparse.Namespace) -> int:
         for candidate in daemon.listeners:
             if candidate.description.startswith("ssl" if args.tls_key else "tcp"):
                 listener = candidate
-        listener.ready.addCallback(lambda port: emit({"event": "ready", "port": port.getHost().port,
-                                                      "pid": os.getpid()}))
+        listener.ready.addCallback(
+            lambda port: emit({"event": "ready", "port": port.getHost().port, "pid": os.getpid()})
+        )
         stdio.StandardIO(Control())
 
     reactor.callWhenRunning(started)

@@ -64,19 +64,49 @@ class ServerUnderTest:
             child_env: dict[str, str] | None = None
             log = os.path.join(env.work_dir, f"{run_id}-{kind}-server{worker}.log")
             if kind == "ws":
-                argv = [env.node, os.path.join(env.bench_dir, "server.js"), "--port", "0", "--rate", str(IDLE_HZ),
-                        "--metrics", json.dumps(BENCH_METRICS), "--host-name", BENCH_HOST]
+                argv = [
+                    env.node,
+                    os.path.join(env.bench_dir, "server.js"),
+                    "--port",
+                    "0",
+                    "--rate",
+                    str(IDLE_HZ),
+                    "--metrics",
+                    json.dumps(BENCH_METRICS),
+                    "--host-name",
+                    BENCH_HOST,
+                ]
                 if session.deflate:
                     argv.append("--deflate")
             elif kind == "floor":
                 # The kernel's limit: handshake, then one send() per socket (bench/floor.py).
-                argv = [env.python, os.path.join(env.bench_dir, "floor.py"), "--port", "0", "--rate", str(IDLE_HZ),
-                        "--metrics", json.dumps(BENCH_METRICS), "--host-name", BENCH_HOST]
+                argv = [
+                    env.python,
+                    os.path.join(env.bench_dir, "floor.py"),
+                    "--port",
+                    "0",
+                    "--rate",
+                    str(IDLE_HZ),
+                    "--metrics",
+                    json.dumps(BENCH_METRICS),
+                    "--host-name",
+                    BENCH_HOST,
+                ]
             else:
                 state = os.path.join(env.work_dir, f"{run_id}-state{worker}")
                 shutil.copytree(env.state_dir, state)
-                argv = [env.python, "-m", "dashd_dev.bench", "serve", "--state-dir", state, "--port", str(port),
-                        "--rate", str(IDLE_HZ)]
+                argv = [
+                    env.python,
+                    "-m",
+                    "dashd_dev.bench",
+                    "serve",
+                    "--state-dir",
+                    state,
+                    "--port",
+                    str(port),
+                    "--rate",
+                    str(IDLE_HZ),
+                ]
                 if kind == "dashd-stock":
                     argv.append("--stock")
                 if kind == "dashd-py":
@@ -85,9 +115,15 @@ class ServerUnderTest:
                     argv.append("--reuse-port")
             if session.tls and kind != "dashd-nginx":
                 argv += ["--tls-key", env.tls_key, "--tls-cert", env.tls_cert]
-            self.children.append(Child(f"{kind} server {worker}", argv,
-                                       cwd=env.bench_dir if kind in ("ws", "floor") else None,
-                                       log_path=log, env=child_env))
+            self.children.append(
+                Child(
+                    f"{kind} server {worker}",
+                    argv,
+                    cwd=env.bench_dir if kind in ("ws", "floor") else None,
+                    log_path=log,
+                    env=child_env,
+                )
+            )
         ready = [child.wait_event("ready", 60) for child in self.children]
         self.port = int(ready[0]["port"])
         self.nginx: subprocess.Popen | None = None
@@ -153,14 +189,24 @@ def start_nginx(env: Environment, run_id: str, port: int, upstream: int, tls: bo
         raise BenchError("dashd-nginx needs nginx (apt-get install nginx-light)")
     work = os.path.join(env.work_dir, f"{run_id}-nginx")
     os.makedirs(work, exist_ok=True)
-    certificates = (f"ssl_certificate {env.tls_cert}; ssl_certificate_key {env.tls_key}; "
-                    "ssl_protocols TLSv1.2 TLSv1.3;") if tls else ""
+    certificates = (
+        (f"ssl_certificate {env.tls_cert}; ssl_certificate_key {env.tls_key}; ssl_protocols TLSv1.2 TLSv1.3;")
+        if tls
+        else ""
+    )
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w", encoding="utf-8") as f:
-        f.write(NGINX_CONF.format(work=work, port=port, upstream=upstream, ssl="ssl" if tls else "",
-                                  certificates=certificates))
-    process = subprocess.Popen([nginx, "-p", work, "-c", conf], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "ab"))
+        f.write(
+            NGINX_CONF.format(
+                work=work, port=port, upstream=upstream, ssl="ssl" if tls else "", certificates=certificates
+            )
+        )
+    process = subprocess.Popen(
+        [nginx, "-p", work, "-c", conf],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(work, "stderr.log"), "ab"),
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -180,8 +226,20 @@ class Generator:
     def __init__(self, env: Environment, url: str, session: Session, run_id: str) -> None:
         self.children: list[Child] = []
         for index, count in enumerate(clients_per_process(session.clients)):
-            argv = [env.node, os.path.join(env.bench_dir, "client.js"), "--url", url, "--token", env.token,
-                    "--count", str(count), "--id", str(index), "--concurrency", "32"]
+            argv = [
+                env.node,
+                os.path.join(env.bench_dir, "client.js"),
+                "--url",
+                url,
+                "--token",
+                env.token,
+                "--count",
+                str(count),
+                "--id",
+                str(index),
+                "--concurrency",
+                "32",
+            ]
             if session.deflate:
                 argv.append("--deflate")
             log = os.path.join(env.work_dir, f"{run_id}-client{index}.log")
@@ -215,8 +273,9 @@ class Generator:
             child.stop()
 
 
-def measure_window(server: ServerUnderTest, generator: Generator, rate: float, warmup: float,
-                   seconds: float, clients: int) -> dict:
+def measure_window(
+    server: ServerUnderTest, generator: Generator, rate: float, warmup: float, seconds: float, clients: int
+) -> dict:
     server.set_rate(rate)
     time.sleep(warmup)
     ticks0 = server.stats()
@@ -272,17 +331,23 @@ def measure_window(server: ServerUnderTest, generator: Generator, rate: float, w
         # how many periods a late tick folded into the next (never skipped).
         "published_pct": 100.0 * published / (rate * server_seconds) if rate and server_seconds > 0 else None,
         "ticks_coalesced": (ticks1.get("ticks_coalesced", 0) - ticks0.get("ticks_coalesced", 0))
-        if "ticks_coalesced" in ticks1 else None,
+        if "ticks_coalesced" in ticks1
+        else None,
     }
 
 
 def sustained(row: Mapping[str, Any]) -> bool:
-    return (row["delivered"] is not None and row["delivered"] >= RAMP_MIN_DELIVERED
-            and row["p99_ms"] is not None and row["p99_ms"] < RAMP_MAX_P99_MS)
+    return (
+        row["delivered"] is not None
+        and row["delivered"] >= RAMP_MIN_DELIVERED
+        and row["p99_ms"] is not None
+        and row["p99_ms"] < RAMP_MAX_P99_MS
+    )
 
 
-def run_session(kind: str, session: Session, env: Environment, plan: Plan, run_id: str,
-                say: Callable[[str], None]) -> list[dict]:
+def run_session(
+    kind: str, session: Session, env: Environment, plan: Plan, run_id: str, say: Callable[[str], None]
+) -> list[dict]:
     rows: list[dict] = []
     server = ServerUnderTest(kind, env, session, run_id)
     generator = None
@@ -293,15 +358,22 @@ def run_session(kind: str, session: Session, env: Environment, plan: Plan, run_i
         connected = generator.wait_connected(timeout=max(60.0, session.clients / 50.0))
         if connected["failed"]:
             say(f"    {connected['failed']} of {session.clients} clients failed to connect")
-        base = {"server": kind, "session": session.name, "connect_s": connected["connect_s"],
-                "connected": connected["ok"]}
+        base = {
+            "server": kind,
+            "session": session.name,
+            "connect_s": connected["connect_s"],
+            "connected": connected["ok"],
+        }
         if session.memory:
             time.sleep(3.0)  # let the handshakes' garbage go
             rss_after = sum(process_rss_kb(pid) for pid in server.pids)
             base["rss_per_conn_kb"] = (rss_after - rss_before) / max(1, connected["ok"])
         for window in session.windows:
-            row = dict(base, scenario=window.name,
-                       **measure_window(server, generator, window.rate_hz, plan.warmup, plan.window, session.clients))
+            row = dict(
+                base,
+                scenario=window.name,
+                **measure_window(server, generator, window.rate_hz, plan.warmup, plan.window, session.clients),
+            )
             rows.append(row)
             say(format_progress(row))
         if session.ramp:
@@ -317,14 +389,18 @@ def run_session(kind: str, session: Session, env: Environment, plan: Plan, run_i
     return rows
 
 
-def run_ramp(server: ServerUnderTest, generator: Generator, session: Session, plan: Plan, base: dict,
-             say: Callable[[str], None]) -> list[dict]:
+def run_ramp(
+    server: ServerUnderTest, generator: Generator, session: Session, plan: Plan, base: dict, say: Callable[[str], None]
+) -> list[dict]:
     rows = []
     best: dict | None = None
     failed_at: float | None = None
     for rate in session.ramp:
-        row = dict(base, scenario=f"ramp {rate:g}Hz",
-                   **measure_window(server, generator, rate, plan.warmup, plan.ramp_window, session.clients))
+        row = dict(
+            base,
+            scenario=f"ramp {rate:g}Hz",
+            **measure_window(server, generator, rate, plan.warmup, plan.ramp_window, session.clients),
+        )
         row["sustained"] = sustained(row)
         rows.append(row)
         say(format_progress(row))
@@ -337,8 +413,11 @@ def run_ramp(server: ServerUnderTest, generator: Generator, session: Session, pl
         rate = round((low + failed_at) / 2.0, 1)
         server.set_rate(IDLE_HZ)
         time.sleep(plan.warmup)  # let the failed step's backlog drain
-        row = dict(base, scenario=f"ramp {rate:g}Hz",
-                   **measure_window(server, generator, rate, plan.warmup, plan.ramp_window, session.clients))
+        row = dict(
+            base,
+            scenario=f"ramp {rate:g}Hz",
+            **measure_window(server, generator, rate, plan.warmup, plan.ramp_window, session.clients),
+        )
         row["sustained"] = sustained(row)
         rows.append(row)
         say(format_progress(row))
@@ -346,8 +425,12 @@ def run_ramp(server: ServerUnderTest, generator: Generator, session: Session, pl
             best, low = row, rate
         else:
             failed_at = rate
-    summary = dict(base, scenario="ramp: sustained", sustained_rate_hz=best["rate_hz"] if best else None,
-                   sustained_deliveries_per_s=best["deliveries_per_s"] if best else 0.0,
-                   ceiling=failed_at is None)
+    summary = dict(
+        base,
+        scenario="ramp: sustained",
+        sustained_rate_hz=best["rate_hz"] if best else None,
+        sustained_deliveries_per_s=best["deliveries_per_s"] if best else 0.0,
+        ceiling=failed_at is None,
+    )
     rows.append(summary)
     return rows

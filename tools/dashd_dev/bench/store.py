@@ -39,23 +39,29 @@ def _profiles(count: int, rng: np.random.Generator) -> list[Callable[[int], floa
         kind = i % 5
         state = {"v": float(rng.uniform(5, 60))}
         if kind == 0:
+
             def step(_s, state=state):
                 state["v"] = min(100.0, max(0.0, state["v"] + rng.normal(0, 2)))
                 return round(state["v"], 2)
         elif kind == 1:
+
             def step(_s):
                 return round(float(rng.exponential(20_000)) if rng.random() < 0.3 else 0.0, 1)
         elif kind == 2:
+
             def step(_s, state=state):
                 state["v"] = max(0.0, state["v"] + float(rng.integers(-1, 2)))
                 return state["v"]
         elif kind == 3:
+
             def step(_s, state=state):
                 state["v"] = max(0.0, state["v"] * 0.98 + rng.normal(0, 0.05) + 0.02)
                 return round(state["v"], 2)
         else:
+
             def step(_s, state=state):
                 return round(state["v"], 1)
+
         makers.append(step)
     return makers
 
@@ -102,15 +108,19 @@ def _size_bytes(url: str, tables: tuple[str, ...]) -> int:
         return os.path.getsize(parsed.path)
     import pymysql
 
-    connection = pymysql.connect(host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password,
-                                 database=parsed.database)
+    connection = pymysql.connect(
+        host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password, database=parsed.database
+    )
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"ANALYZE TABLE {table}")
             cursor.fetchall()
         marks = ", ".join(["%s"] * len(tables))
-        cursor.execute(f"SELECT SUM(data_length + index_length) FROM information_schema.tables "
-                       f"WHERE table_schema = %s AND table_name IN ({marks})", (parsed.database, *tables))
+        cursor.execute(
+            f"SELECT SUM(data_length + index_length) FROM information_schema.tables "
+            f"WHERE table_schema = %s AND table_name IN ({marks})",
+            (parsed.database, *tables),
+        )
         size = int(cursor.fetchone()[0] or 0)
     connection.close()
     return size
@@ -124,8 +134,9 @@ class _Wall:
         return self.ms
 
 
-async def _ingest(url: str, values: np.ndarray, hosts: int, start_ms: int, step_s: int, flush_every: int,
-                  **options: Any) -> tuple[Any, float, int]:
+async def _ingest(
+    url: str, values: np.ndarray, hosts: int, start_ms: int, step_s: int, flush_every: int, **options: Any
+) -> tuple[Any, float, int]:
     """Feed values[second, series] through a real Store; (store, cpu s, samples)."""
     from twisted.internet.task import Clock
 
@@ -148,8 +159,11 @@ async def _ingest(url: str, values: np.ndarray, hosts: int, start_ms: int, step_
         row = rows[s]
         for h in range(hosts):
             seq += 1
-            store.record(StreamMessage(seq, METRICS_UPDATE, ts, f"host{h}",
-                                       dict(zip(names, row[h * per_host:(h + 1) * per_host]))))
+            store.record(
+                StreamMessage(
+                    seq, METRICS_UPDATE, ts, f"host{h}", dict(zip(names, row[h * per_host : (h + 1) * per_host]))
+                )
+            )
         samples += series
         if s % flush_every == flush_every - 1:
             await store.flush()
@@ -182,8 +196,9 @@ async def _v1_bytes(url: str, values: np.ndarray, hosts: int, start_ms: int) -> 
             for i, value in enumerate(values[s].tolist()):
                 h = i // per_host
                 rows.append((s * hosts + h + 1, f"host{h}", start_ms + s * 1000, f"m{i % per_host}", value))
-        cursor.executemany(dialect.sql("INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (?, ?, ?, ?, ?)"),
-                           rows)
+        cursor.executemany(
+            dialect.sql("INSERT INTO samples (seq, host, ts_ms, metric, value) VALUES (?, ?, ?, ?, ?)"), rows
+        )
 
     try:
         await pool.runInteraction(build)
@@ -197,8 +212,10 @@ async def _v1_bytes(url: str, values: np.ndarray, hosts: int, start_ms: int) -> 
 
 def _percentiles(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+    }
 
 
 async def _queries(url: str, days: int, step_s: int, repeats: int, say: Callable[[str], None]) -> dict:
@@ -242,8 +259,9 @@ async def bench_dialect(dialect: str, args: argparse.Namespace, work: str, say: 
     old_series = min(args.series, args.v1_series)
     url, drop = _db_url(dialect, work, args.mysql_url, "v1")
     try:
-        v1 = await _v1_bytes(url, values[:, :old_series], max(1, args.hosts * old_series // args.series),
-                             T_END_MS - seconds * 1000)
+        v1 = await _v1_bytes(
+            url, values[:, :old_series], max(1, args.hosts * old_series // args.series), T_END_MS - seconds * 1000
+        )
     finally:
         drop()
     url, drop = _db_url(dialect, work, args.mysql_url, "query")
@@ -251,9 +269,14 @@ async def bench_dialect(dialect: str, args: argparse.Namespace, work: str, say: 
         queries = await _queries(url, args.days, args.query_step, args.repeats, say)
     finally:
         drop()
-    result = {"dialect": dialect, "samples": samples, "bytes_per_sample": round(size / samples, 3),
-              "v1_bytes_per_sample": round(v1, 1), "ingest_us_per_sample": round(cpu / samples * 1e6, 2),
-              "history": queries}
+    result = {
+        "dialect": dialect,
+        "samples": samples,
+        "bytes_per_sample": round(size / samples, 3),
+        "v1_bytes_per_sample": round(v1, 1),
+        "ingest_us_per_sample": round(cpu / samples * 1e6, 2),
+        "history": queries,
+    }
     say(json.dumps(result))
     return result
 
@@ -291,10 +314,13 @@ def encoding_cases(psutil_seconds: float, period: float = 0.25) -> dict[str, flo
     cases = {
         "psutil (this host, all catalogue metrics)": per_sample(real),
         "2-decimal random walk, 1 s": per_sample({"a": (regular, walk)}),
-        "2-decimal uniform noise 0-100, 1 s": per_sample({"a": (regular, np.round(rng.uniform(0, 100, n), 2).tolist())}),
+        "2-decimal uniform noise 0-100, 1 s": per_sample(
+            {"a": (regular, np.round(rng.uniform(0, 100, n), 2).tolist())}
+        ),
         "random float64 (no decimals), 1 s": per_sample({"a": (regular, rng.standard_normal(n).tolist())}),
-        "irregular times (1 s ± 0-500 ms)": per_sample({"a": ((t0 + np.cumsum(rng.integers(500, 1500, n))).tolist(),
-                                                            walk)}),
+        "irregular times (1 s ± 0-500 ms)": per_sample(
+            {"a": ((t0 + np.cumsum(rng.integers(500, 1500, n))).tolist(), walk)}
+        ),
         "gaps (30 % missing, a 5 min hole)": per_sample({"a": ([regular[i] for i in keep], [walk[i] for i in keep])}),
         "constant value, 1 s": per_sample({"a": (regular, [42.0] * n)}),
     }
@@ -306,23 +332,31 @@ def _report(results: list[dict], args: argparse.Namespace) -> None:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2)
-    lines = ["| dialect | B/sample (chunks) | B/sample (v1 rows) | ingest µs/sample | history 1 series p50/p99 ms "
-             "1h · 24h · 30d | 16 series p50/p99 ms 1h · 24h · 30d |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| dialect | B/sample (chunks) | B/sample (v1 rows) | ingest µs/sample | history 1 series p50/p99 ms "
+        "1h · 24h · 30d | 16 series p50/p99 ms 1h · 24h · 30d |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         h = r["history"]
         one = " · ".join(f"{h[k + '_1']['p50_ms']}/{h[k + '_1']['p99_ms']}" for k in ("1h", "24h", "30d"))
         many = " · ".join(f"{h[k + '_16']['p50_ms']}/{h[k + '_16']['p99_ms']}" for k in ("1h", "24h", "30d"))
-        lines.append(f"| {r['dialect']} | {r['bytes_per_sample']} | {r['v1_bytes_per_sample']} | "
-                     f"{r['ingest_us_per_sample']} | {one} | {many} |")
+        lines.append(
+            f"| {r['dialect']} | {r['bytes_per_sample']} | {r['v1_bytes_per_sample']} | "
+            f"{r['ingest_us_per_sample']} | {one} | {many} |"
+        )
     print("\n".join(lines))
     na = "n/a"
     sqlite, mysql = by.get("sqlite", {}), by.get("mysql", {})
-    print("RESULT "
-          f"bytes_per_sample_sqlite={sqlite.get('bytes_per_sample', na)} "
-          f"bytes_per_sample_mysql={mysql.get('bytes_per_sample', na)} "
-          f"ingest_us_per_sample={sqlite.get('ingest_us_per_sample', na)} "
-          f"history_30d_p99_ms_sqlite={sqlite['history']['30d_1']['p99_ms'] if sqlite else na} "
-          f"history_30d_p99_ms_mysql={mysql['history']['30d_1']['p99_ms'] if mysql else na}", flush=True)
+    print(
+        "RESULT "
+        f"bytes_per_sample_sqlite={sqlite.get('bytes_per_sample', na)} "
+        f"bytes_per_sample_mysql={mysql.get('bytes_per_sample', na)} "
+        f"ingest_us_per_sample={sqlite.get('ingest_us_per_sample', na)} "
+        f"history_30d_p99_ms_sqlite={sqlite['history']['30d_1']['p99_ms'] if sqlite else na} "
+        f"history_30d_p99_ms_mysql={mysql['history']['30d_1']['p99_ms'] if mysql else na}",
+        flush=True,
+    )
 
 
 def configure(commands: Any) -> None:
@@ -336,12 +370,18 @@ def configure(commands: Any) -> None:
     parser.add_argument("--query-step", type=int, default=1, help="seconds between query-data samples")
     parser.add_argument("--repeats", type=int, default=50, help="history requests per measurement")
     parser.add_argument("--v1-series", type=int, default=100, help="series written in the v1 layout for comparison")
-    parser.add_argument("--mysql-url", default=os.environ.get("DASHD_BENCH_MYSQL_URL",
-                                                              "mysql://root@127.0.0.1:3306/test"),
-                        help="MariaDB server to measure on ('' to skip)")
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("DASHD_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+        help="MariaDB server to measure on ('' to skip)",
+    )
     parser.add_argument("--json", default=None, help="also write the measurements to this file")
-    parser.add_argument("--psutil-seconds", type=float, default=150.0,
-                        help="how long to read this host for the encoding table (quick: 30)")
+    parser.add_argument(
+        "--psutil-seconds",
+        type=float,
+        default=150.0,
+        help="how long to read this host for the encoding table (quick: 30)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
