@@ -2,7 +2,7 @@
 // colour by threshold. The sparkline is a plain canvas drawn imperatively
 // from the series store (no chart instance per tile).
 
-import { useLayoutEffect, useRef } from 'react';
+import { memo, useLayoutEffect, useRef } from 'react';
 import type { Point } from '../protocol/types';
 import { THRESHOLDS } from '../services/constants';
 import { formatAgo, formatMetricParts, levelFor, type Level } from '../services/format';
@@ -79,7 +79,9 @@ function Sparkline({ points, color, unit, gapMs = Infinity }: SparklineProps) {
     ctx.lineWidth = 1.5;
     ctx.lineJoin = 'round';
     ctx.stroke();
-  });
+    // Only when what it draws changed: reading the canvas size forces a layout
+    // of the page, which every dashboard render (a zoom, a pan) paid for.
+  }, [points, color, unit, gapMs]);
   return <canvas ref={ref} className="sparkline" height={SPARK_HEIGHT_PX} aria-hidden="true" />;
 }
 
@@ -126,4 +128,4 @@ function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stal
   );
 }
 
-export default MetricTile;
+export default memo(MetricTile);
