@@ -488,7 +488,8 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     const plugins = chart?.options.plugins;
     if (!chart || !plugins?.annotations) return;
     plugins.annotations.items = annotations ? [...annotations] : [];
-    chart.update('none');
+    // The markers are an overlay: a repaint, not a layout and data pass.
+    chart.draw();
   }, [annotations]);
 
   // Hidden series: Chart.js skips a dataset with `hidden`; redraw in place.
