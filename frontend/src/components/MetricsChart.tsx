@@ -29,6 +29,7 @@ import type { HistoryBands } from '../protocol/parse';
 import type { Crosshair } from '../services/crosshair';
 import type { HistoryRequest } from '../hooks/useDashboardStream';
 import { pointClickHandler } from './host/chartClick';
+import { createDrawQueue } from '../services/drawQueue';
 
 const X_STEP_MS: ReadonlyArray<readonly [number, number]> = [
   [MINUTE_MS, 10 * SECOND_MS],
@@ -49,6 +50,9 @@ function xStepFor(windowMs: number): number | undefined {
 const DAY_LABEL = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 /** A range end with its date ("Dec 7, 14:05"). */
 const RANGE_END_LABEL = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+
+/** The charts' history redraws and crosshair repaints, spread over frames (services/drawQueue.ts). */
+const chartDraws = createDrawQueue();
 
 /** Past its due time, a throttled redraw waits this long for the next flush. */
 const TRAILING_GRACE_MS = 1000;
@@ -376,7 +380,10 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     chartRef.current = chart;
     registry?.set(id, chart);
     const unsubscribe = store.subscribe(() => draw());
-    const unfollow = exploreRef.current?.crosshair.subscribe((t) => showCrosshair(t)) ?? (() => {});
+    // Five full repaints in the frame the pointer moved in made it a long
+    // one: each chart repaints its crosshair in a coming frame, within the budget.
+    const crosshairKey = {};
+    const unfollow = exploreRef.current?.crosshair.subscribe((t) => chartDraws.schedule(crosshairKey, () => showCrosshair(t))) ?? (() => {});
     const onVisible = () => {
       if (!document.hidden && live.current.dirty) draw();
     };
@@ -387,6 +394,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     return () => {
       unsubscribe();
       unfollow();
+      chartDraws.cancel(crosshairKey);
       if (state.trailing) clearTimeout(state.trailing);
       if (state.statsTimer) clearTimeout(state.statsTimer);
       state.trailing = null;
@@ -453,23 +461,30 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     const chart = chartRef.current;
     const width = chart?.chartArea?.width || chart?.width || canvasRef.current?.clientWidth || 600;
     setStatus({ state: 'loading' });
+    const state = live.current;
     loadHistory({ metrics: metricsKey.split(','), from: spanFrom, to: spanTo, maxPoints: pointCountFor(width, maxPoints), host }).then(
       (bands) => {
         if (!current) return;
-        live.current.history = bands;
-        setStatus({ state: 'ready', tier: bands.tier, bucketMs: bands.bucketMs });
-        drawHistory();
+        // Drawn in a coming frame, shared with the other charts' replies;
+        // the chart says it is loading until then.
+        chartDraws.schedule(state, () => {
+          if (!current) return;
+          state.history = bands;
+          setStatus({ state: 'ready', tier: bands.tier, bucketMs: bands.bucketMs });
+          drawHistory();
+        });
       },
       (err: unknown) => {
         if (!current) return;
         const e = (err && typeof err === 'object' ? err : {}) as { message?: string; code?: string };
-        live.current.history = null;
+        state.history = null;
         setStatus({ state: 'error', message: e.message || e.code || 'the query failed' });
         drawHistory();
       },
     );
     return () => {
       current = false;
+      chartDraws.cancel(state);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps -- drawHistory reads refs only
   }, [spanFrom, spanTo, metricsKey, host, maxPoints, loadHistory]);
