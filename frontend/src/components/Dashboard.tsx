@@ -95,6 +95,11 @@ function annotationOf(n: { id: unknown; timestamp: unknown; title?: unknown; lev
   };
 }
 
+/** Whether two marker lists show the same notifications at the same times. */
+export function sameAnnotations(a: readonly OpenedNotification[], b: readonly OpenedNotification[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.id === b[i].id && x.t === b[i].t && x.title === b[i].title && x.level === b[i].level && x.state === b[i].state && x.message === b[i].message);
+}
+
 /** Zoom, pan, crosshair, annotations and export links for every chart. */
 function useExplorer(stream: DashboardStream, view: ViewStateHandle, span: Span | null): { explore: ChartExplore; opened: OpenedNotification | null; closeNote(): void } {
   const crosshair = useMemo(() => createCrosshair(), []);
@@ -111,8 +116,13 @@ function useExplorer(stream: DashboardStream, view: ViewStateHandle, span: Span 
     if (spanFrom === null || spanTo === null || !connected) return undefined;
     let current = true;
     loadNotifications(spanFrom, spanTo).then(
-      (items) => current && setRanged(items.map(annotationOf).filter((a): a is OpenedNotification => a !== null)),
-      () => current && setRanged([]),
+      (items) => {
+        if (!current) return;
+        const next = items.map(annotationOf).filter((a): a is OpenedNotification => a !== null);
+        // Usually the same markers as before the zoom: keep the list, so the charts do not re-render.
+        setRanged((prev) => (sameAnnotations(prev, next) ? prev : next));
+      },
+      () => current && setRanged((prev) => (prev.length ? [] : prev)),
     );
     return () => {
       current = false;

@@ -2,7 +2,7 @@
 // colour by threshold. The sparkline is a plain canvas drawn imperatively
 // from the series store (no chart instance per tile).
 
-import { useLayoutEffect, useRef } from 'react';
+import { memo, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { Point } from '../protocol/types';
 import { THRESHOLDS } from '../services/constants';
 import { formatAgo, formatMetricParts, levelFor, type Level } from '../services/format';
@@ -43,12 +43,27 @@ interface SparklineProps {
 
 function Sparkline({ points, color, unit, gapMs = Infinity }: SparklineProps) {
   const ref = useRef<HTMLCanvasElement>(null);
+  // The canvas's CSS size, read once and then kept by a ResizeObserver:
+  // reading clientWidth right after React changed the page forces a layout
+  // of the whole page on every sample.
+  const size = useRef<{ width: number; height: number } | null>(null);
+  const [resized, setResized] = useState(0);
+  useEffect(() => {
+    const canvas = ref.current;
+    if (!canvas || typeof ResizeObserver === 'undefined') return undefined;
+    const observer = new ResizeObserver(() => {
+      size.current = null;
+      setResized((n) => n + 1);
+    });
+    observer.observe(canvas);
+    return () => observer.disconnect();
+  }, []);
   useLayoutEffect(() => {
     const canvas = ref.current;
     if (!canvas) return;
     const dpr = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || 120;
-    const height = canvas.clientHeight || SPARK_HEIGHT_PX;
+    size.current ??= { width: canvas.clientWidth || 120, height: canvas.clientHeight || SPARK_HEIGHT_PX };
+    const { width, height } = size.current;
     if (canvas.width !== Math.round(width * dpr)) canvas.width = Math.round(width * dpr);
     if (canvas.height !== Math.round(height * dpr)) canvas.height = Math.round(height * dpr);
     const ctx = canvas.getContext?.('2d');
@@ -79,7 +94,9 @@ function Sparkline({ points, color, unit, gapMs = Infinity }: SparklineProps) {
     ctx.lineWidth = 1.5;
     ctx.lineJoin = 'round';
     ctx.stroke();
-  });
+    // Only when what it draws changed: reading the canvas size forces a layout
+    // of the page, which every dashboard render (a zoom, a pan) paid for.
+  }, [points, color, unit, gapMs, resized]);
   return <canvas ref={ref} className="sparkline" height={SPARK_HEIGHT_PX} aria-hidden="true" />;
 }
 
@@ -126,4 +143,4 @@ function MetricTile({ name, label, unit, latest, points, cores, sparkColor, stal
   );
 }
 
-export default MetricTile;
+export default memo(MetricTile);

@@ -2,7 +2,7 @@
 // a flush re-renders only this grid (once per animation frame at most), not
 // the dashboard around it. While paused it keeps showing the frozen values.
 
-import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { memo, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import MetricTile, { SPARK_POINTS } from './MetricTile';
 import { PALETTE } from './chartSetup';
 import type { Point } from '../protocol/types';
@@ -33,7 +33,7 @@ export interface MetricTilesProps {
   gapMs?: number;
 }
 
-export default function MetricTiles({ store, units, cores, groups, available, paused, theme, gapMs }: MetricTilesProps) {
+function MetricTiles({ store, units, cores, groups, available, paused, theme, gapMs }: MetricTilesProps) {
   const version = useSyncExternalStore(store.subscribe, () => store.version);
   const frozen = useRef(version);
   if (!paused) frozen.current = version;
@@ -82,3 +82,6 @@ export default function MetricTiles({ store, units, cores, groups, available, pa
     </section>
   );
 }
+
+/** Memoized: a range change re-renders the dashboard, not the tiles (they follow the store). */
+export default memo(MetricTiles);

@@ -29,6 +29,7 @@ import type { HistoryBands } from '../protocol/parse';
 import type { Crosshair } from '../services/crosshair';
 import type { HistoryRequest } from '../hooks/useDashboardStream';
 import { pointClickHandler } from './host/chartClick';
+import { createDrawQueue } from '../services/drawQueue';
 
 const X_STEP_MS: ReadonlyArray<readonly [number, number]> = [
   [MINUTE_MS, 10 * SECOND_MS],
@@ -42,6 +43,16 @@ const X_STEP_MS: ReadonlyArray<readonly [number, number]> = [
 function xStepFor(windowMs: number): number | undefined {
   return X_STEP_MS.find(([w]) => windowMs <= w)?.[1];
 }
+
+// Built once: toLocaleString with options builds a new formatter per call,
+// which on a range change was a third of the redraw (ticks and range labels).
+/** A day tick on the axis of a range longer than two days ("Dec 7"). */
+const DAY_LABEL = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+/** A range end with its date ("Dec 7, 14:05"). */
+const RANGE_END_LABEL = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+
+/** The charts' history redraws and crosshair repaints, spread over frames (services/drawQueue.ts). */
+const chartDraws = createDrawQueue();
 
 /** Past its due time, a throttled redraw waits this long for the next flush. */
 const TRAILING_GRACE_MS = 1000;
@@ -160,6 +171,8 @@ interface LiveState {
   /** Drawing a past range: the store does not move the chart. */
   span: Span | null;
   history: HistoryBands | null;
+  /** What the datasets were last built from, so a range change alone only moves the axis. */
+  built: { history: HistoryBands | null; factor: number; datasets: unknown } | null;
   drag: { startPx: number; startX: number; pan: boolean; moved: boolean; pointerId: number } | null;
   /** The click that ends a drag is not a click on a point. */
   dragged: boolean;
@@ -182,7 +195,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
   // Everything the draw callback reads, so the store subscription is made once.
   const live = useRef<LiveState>({
     metrics, windowMs, paused, pausedAt: null, dirty: false, lastDrawAt: -Infinity, trailing: null, gapMs,
-    lastStatsAt: -Infinity, statsTimer: null, span: explore?.span ?? null, history: null, drag: null, dragged: false,
+    lastStatsAt: -Infinity, statsTimer: null, span: explore?.span ?? null, history: null, built: null, drag: null, dragged: false,
   });
   const exploreRef = useRef(explore);
   useLayoutEffect(() => {
@@ -236,7 +249,13 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     }
   };
 
-  /** Draws the fetched range (history buckets with their bands). */
+  /**
+   * Draws the fetched range (history buckets with their bands), once per
+   * reply. A new range alone (zoom, pan) only records the axis: the chart
+   * keeps the previous picture until the range's own reply arrives, so a
+   * zoom costs every chart one Chart.js update (when its data lands, in its
+   * own frame) rather than two, the first of them all five in one frame.
+   */
   const drawHistory = () => {
     const chart = chartRef.current;
     const s = live.current;
@@ -246,19 +265,23 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     x.max = s.span.to;
     const factor = factorOf(unit);
     const history = s.history;
+    const datasets = chart.data.datasets as MetricDataset[];
+    const built = s.built;
+    const plugins = chart.options.plugins!;
+    if (built && built.history === history && built.factor === factor && built.datasets === datasets) return;
     const maxGap = GAP_INTERVALS * Math.max(history?.bucketMs ?? 0, 1);
-    const bands = (chart.data.datasets as MetricDataset[]).map((ds) => {
+    const merged = (history?.bucketMs ?? 0) > 0;
+    const bands = datasets.map((ds) => {
       const pts = history?.series[ds.metric] ?? [];
       ds.data = withBreaks(pts.map((p) => ({ x: p.x, y: p.y * factor })), maxGap);
       ds.$breaks = undefined;
-      const merged = (history?.bucketMs ?? 0) > 0;
       return merged ? pts.map((p) => ({ x: p.x, min: p.min * factor, max: p.max * factor })) : null;
     });
-    const plugins = chart.options.plugins!;
     if (plugins.bands) {
       plugins.bands.bands = bands;
       plugins.bands.maxGapMs = maxGap;
     }
+    s.built = { history, factor, datasets };
     if (outages && plugins.outages) plugins.outages.spans = outages.spans();
     chart.update('none');
     publishSoon(chart, performance.now(), true);
@@ -315,6 +338,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     });
     const plugins = chart.options.plugins!;
     if (plugins.bands) plugins.bands.bands = [];
+    s.built = null;
     if (outages && plugins.outages) plugins.outages.spans = outages.spans();
     chart.update('none');
     publishSoon(chart, now, force);
@@ -341,7 +365,8 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     } catch {
       // Chart not laid out yet (no size): nothing to show.
     }
-    chart.update('none');
+    // Only the overlay moved: repaint without Chart.js's layout and data pass.
+    chart.draw();
   };
 
   // Create once. A layout effect declared first, so the chart exists before
@@ -355,7 +380,10 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     chartRef.current = chart;
     registry?.set(id, chart);
     const unsubscribe = store.subscribe(() => draw());
-    const unfollow = exploreRef.current?.crosshair.subscribe((t) => showCrosshair(t)) ?? (() => {});
+    // Five full repaints in the frame the pointer moved in made it a long
+    // one: each chart repaints its crosshair in a coming frame, within the budget.
+    const crosshairKey = {};
+    const unfollow = exploreRef.current?.crosshair.subscribe((t) => chartDraws.schedule(crosshairKey, () => showCrosshair(t))) ?? (() => {});
     const onVisible = () => {
       if (!document.hidden && live.current.dirty) draw();
     };
@@ -366,6 +394,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     return () => {
       unsubscribe();
       unfollow();
+      chartDraws.cancel(crosshairKey);
       if (state.trailing) clearTimeout(state.trailing);
       if (state.statsTimer) clearTimeout(state.statsTimer);
       state.trailing = null;
@@ -412,7 +441,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     const days = shown > 2 * DAY_MS;
     const x = axisOf(chart);
     x.ticks.stepSize = xStepFor(shown);
-    x.ticks.callback = (v) => (days ? new Date(Number(v)).toLocaleDateString(undefined, { month: 'short', day: 'numeric' }) : formatClock(Number(v), !long));
+    x.ticks.callback = (v) => (days ? DAY_LABEL.format(Number(v)) : formatClock(Number(v), !long));
     // Redraw even while paused so a window change shows at once.
     draw(true);
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -432,23 +461,30 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     const chart = chartRef.current;
     const width = chart?.chartArea?.width || chart?.width || canvasRef.current?.clientWidth || 600;
     setStatus({ state: 'loading' });
+    const state = live.current;
     loadHistory({ metrics: metricsKey.split(','), from: spanFrom, to: spanTo, maxPoints: pointCountFor(width, maxPoints), host }).then(
       (bands) => {
         if (!current) return;
-        live.current.history = bands;
-        setStatus({ state: 'ready', tier: bands.tier, bucketMs: bands.bucketMs });
-        drawHistory();
+        // Drawn in a coming frame, shared with the other charts' replies;
+        // the chart says it is loading until then.
+        chartDraws.schedule(state, () => {
+          if (!current) return;
+          state.history = bands;
+          setStatus({ state: 'ready', tier: bands.tier, bucketMs: bands.bucketMs });
+          drawHistory();
+        });
       },
       (err: unknown) => {
         if (!current) return;
         const e = (err && typeof err === 'object' ? err : {}) as { message?: string; code?: string };
-        live.current.history = null;
+        state.history = null;
         setStatus({ state: 'error', message: e.message || e.code || 'the query failed' });
         drawHistory();
       },
     );
     return () => {
       current = false;
+      chartDraws.cancel(state);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps -- drawHistory reads refs only
   }, [spanFrom, spanTo, metricsKey, host, maxPoints, loadHistory]);
@@ -467,7 +503,8 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     const plugins = chart?.options.plugins;
     if (!chart || !plugins?.annotations) return;
     plugins.annotations.items = annotations ? [...annotations] : [];
-    chart.update('none');
+    // The markers are an overlay: a repaint, not a layout and data pass.
+    chart.draw();
   }, [annotations]);
 
   // Hidden series: Chart.js skips a dataset with `hidden`; redraw in place.
@@ -510,7 +547,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
       const crosshair = at.chart.options.plugins?.crosshair;
       if (crosshair && !drag.pan && drag.moved) {
         crosshair.selection = { from: drag.startX, to: at.t };
-        at.chart.update('none');
+        at.chart.draw();
       }
       return;
     }
@@ -529,7 +566,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
     if (!at || !ex || !drag) return;
     const crosshair = at.chart.options.plugins?.crosshair;
     if (crosshair) crosshair.selection = null;
-    at.chart.update('none');
+    at.chart.draw();
     live.current.dragged = drag.moved;
     if (!drag.moved) return; // a click: onClick below
     const x = axisOf(at.chart);
@@ -707,7 +744,7 @@ function MetricsChart({ id, title, unit, yMax, metrics, labels, store, windowMs,
 /** A range end: the date as well once the range spans more than a day. */
 function formatRangeEnd(ms: number, spanMs: number): string {
   if (spanMs <= DAY_MS) return formatClock(ms, spanMs <= 10 * MINUTE_MS);
-  return new Date(ms).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return RANGE_END_LABEL.format(ms);
 }
 
 export default memo(MetricsChart);

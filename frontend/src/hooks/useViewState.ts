@@ -4,7 +4,7 @@
 // host and panel changes replace the current one. The live range and the
 // metric groups are also saved as preferences for the next visit.
 
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { METRIC_GROUPS, TIME_WINDOWS, groupOfMetric } from '../services/constants';
 import { readPreference, writePreference } from '../services/preferences';
 import { DEFAULT_RANGE_ID, liveRange, readViewUrl, sameRange, writeViewUrl, type LiveRange, type ViewRange } from '../services/timeRange';
@@ -99,25 +99,27 @@ export function useViewState(): ViewStateHandle {
   // The address follows the view; a range change is a new history entry.
   const { range, host, groups } = view;
   const panelsKey = groups.join(',');
-  const [pushed, setPushed] = useState<ViewRange>(range);
+  // The range of the current history entry: a ref, since writing the address
+  // must not render the dashboard a second time.
+  const pushed = useRef<ViewRange>(range);
   useEffect(() => {
     const search = writeViewUrl({ range, host, panels: panelsOfGroups(panelsKey ? panelsKey.split(',') : []) }, window.location.search);
     if (search === window.location.search) return;
     const url = `${window.location.pathname}${search}${window.location.hash}`;
-    if (!sameRange(pushed, range)) {
+    if (!sameRange(pushed.current, range)) {
       window.history.pushState(null, '', url);
-      setPushed(range);
+      pushed.current = range;
     } else {
       window.history.replaceState(null, '', url);
     }
-  }, [range, host, panelsKey, pushed]);
+  }, [range, host, panelsKey]);
 
   // Back / Forward: the address is the truth again.
   useEffect(() => {
     const onPop = () => {
       const next = initialView(window.location.search);
       setView((v) => ({ ...next, lastLive: next.range.kind === 'live' ? next.range : v.lastLive, notices: next.notices }));
-      setPushed(next.range);
+      pushed.current = next.range;
     };
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);

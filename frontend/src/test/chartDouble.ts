@@ -54,6 +54,12 @@ export class FakeChart {
     this.updates.push(mode);
   }
 
+  /** Repaints without a layout or data pass (the crosshair and the zoom selection). */
+  draws = 0;
+  draw(): void {
+    this.draws += 1;
+  }
+
   destroy(): void {
     this.destroyed = true;
   }

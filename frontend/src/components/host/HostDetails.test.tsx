@@ -16,6 +16,7 @@ vi.mock('chart.js', () => {
       this.options = config.options;
     }
     update() {}
+    draw() {}
     destroy() {}
   }
   const part = (id: string) => ({ id });
