@@ -326,7 +326,7 @@ export default function Dashboard({ auth, theme }: DashboardProps) {
           <HostDetails
             store={store}
             feed={stream.hostFeed}
-            send={ws.send}
+            send={stream.sendLimited}
             ack={ack as HostAckData | null}
             connected={connected}
             role={role}

@@ -17,7 +17,7 @@ import { AUTH, type Auth } from './useAuth';
 import { createHostsSeries } from '../components/HostsOverview';
 import { createHostFeed, hostSubscription } from '../components/host/HostDetails';
 import type { HostFeed } from '../services/hostFeed';
-import type { HostAckData } from '../protocol/hostTypes';
+import type { HostAckData, SendRequest } from '../protocol/hostTypes';
 import { MAX_TOASTS } from '../components/Toasts';
 import { createOutageLog, expectedStepMs, maxGapFor, type OutageLog } from '../services/gaps';
 import { createSeriesStore, type SeriesStore } from '../services/seriesStore';
@@ -112,6 +112,9 @@ export interface DashboardStream {
   dismissBanner(): void;
   /** One `history` query (the explorer's charts); rejects with the server's error. */
   loadHistory(req: HistoryRequest): Promise<HistoryBands>;
+  /** A request on the socket, with `history` through the same limiter as the charts' (at most
+   * HISTORY_IN_FLIGHT at once, a refused one asked again): what the host panels send with. */
+  sendLimited: SendRequest;
   /** Notifications stored between from and to (ms), newest first. */
   loadNotifications(from: number, to: number): Promise<NotificationData[]>;
 }
@@ -514,6 +517,15 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
     return Array.isArray(reply.notifications) ? (reply.notifications as NotificationData[]) : [];
   }, []);
 
+  const sendLimited = useCallback<SendRequest>(
+    (type, data) => {
+      if (type === 'history') return requestHistory({ ...(data as Record<string, unknown>) });
+      const send = sendRef.current;
+      return send ? send(type, data as Record<string, unknown>) : Promise.reject(Object.assign(new Error('not connected'), { code: 'not_connected' }));
+    },
+    [requestHistory],
+  );
+
   const dismissBanner = useCallback(() => setBanner(null), []);
 
   return {
@@ -541,6 +553,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
     dismissBanner,
     loadHistory,
     loadNotifications,
+    sendLimited,
   };
 }
 
