@@ -17,7 +17,7 @@ from dashd.clients.seams import HistorySource, MetricCatalogue, QueryAdmission, 
 from dashd.clients.series_query import check_metric_selectors, resolve_selectors
 from dashd.errors import ProtocolError
 from dashd.errors import bad_message as bad
-from dashd.settings import Settings
+from dashd.settings import Settings, format_duration
 from dashd.timefmt import iso_ms, parse_time
 
 DEFAULT_HISTORY_POINTS = 300
@@ -85,7 +85,10 @@ class HistoryQueries:
         if from_ms >= to_ms:
             raise bad("history: 'from' must be before 'to'")
         if (to_ms - from_ms) / 1000.0 > settings.max_history_span:
-            raise ProtocolError("too_large", f"history: the range may span at most {settings.max_history_span:g}s")
+            raise ProtocolError(
+                "too_large",
+                f"history: the range may span at most {format_duration(settings.max_history_span)}",
+            )
         max_points = data.get("max_points", DEFAULT_HISTORY_POINTS)
         if (
             isinstance(max_points, int)

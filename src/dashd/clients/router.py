@@ -17,7 +17,7 @@ from dashd.clients.queries import stats_cost
 from dashd.clients.seams import RouterContext
 from dashd.errors import CLOSE_KICKED, CLOSE_UNAUTHORIZED, ProtocolError, correlation_id_of, decode_object
 from dashd.errors import bad_message as bad
-from dashd.settings import parse_duration
+from dashd.settings import format_duration, parse_duration
 from dashd.store.database import StoreUnavailable
 from dashd.stream.selection import select
 from dashd.stream.streams import SubscriptionFilter
@@ -357,7 +357,10 @@ class MessageRouter:
         if window <= 0:
             raise bad("stats: 'window' must be above 0")
         if window > settings.max_history_span:
-            raise ProtocolError("too_large", f"stats: 'window' may span at most {settings.max_history_span:g}s")
+            raise ProtocolError(
+                "too_large",
+                f"stats: 'window' may span at most {format_duration(settings.max_history_span)}",
+            )
         host = self._host(data, "stats")
         now = self.context.wall_clock_ms()
         self._check_reply_room("stats")
