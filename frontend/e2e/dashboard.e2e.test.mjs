@@ -23,11 +23,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, recordFrames } from './lib/browser.mjs';
 import { Dashd, FRONTEND_DIR, dashdBinDir, freePort, sleep, waitFor } from './lib/dashd.mjs';
 import { fillSynthetic } from './lib/synthetic.mjs';
+import { checkA11y as checkA11yOn } from './lib/a11y.mjs';
 
 const SECOND_MS = 1000;
 const MINUTE_MS = 60 * SECOND_MS;
@@ -39,8 +39,6 @@ const RECONNECT_TIMEOUT_MS = 45 * SECOND_MS;
 /** Issue 16: dashd stays down this long, and the page must be back this soon after it answers. */
 const OUTAGE_MS = 20 * SECOND_MS;
 const RECONNECT_AFTER_ANSWER_MS = 3 * SECOND_MS;
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
 const FRAME_SAMPLE_MS = 15 * SECOND_MS;
 /** Generous bound so a slow CI machine passes, but a per-frame re-layout or full re-parse would not. */
 const FRAME_P95_LIMIT_MS = 100;
@@ -76,25 +74,7 @@ const received = (type) => frames.filter((f) => f.dir === 'received' && f.msg.ty
 const status = () => page.getByTestId('connection-status');
 const evalDashd = (fn, arg) => page.evaluate(fn, arg);
 
-/**
- * axe-core on the page as it is now: no serious or critical WCAG 2.2 A/AA
- * violation. Injected per call (a reload drops it).
- */
-async function checkA11y(label) {
-  await page.evaluate(AXE_SOURCE);
-  const result = await page.evaluate(async (tags) => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
-    return r.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1, 2).join(' ')}`),
-    }));
-  }, AXE_TAGS);
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  console.log(`AXE state=${label} violations=${result.length} serious_or_critical=${bad.length}`);
-  assert.deepEqual(bad, [], `axe-core on ${label}: ${JSON.stringify(bad, null, 1)}`);
-}
+const checkA11y = (label) => checkA11yOn(page, label);
 
 async function expectState(state, timeoutMs = UI_TIMEOUT_MS) {
   await waitFor(async () => (await status().getAttribute('data-state')) === state, {

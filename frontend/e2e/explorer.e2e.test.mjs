@@ -19,10 +19,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, recordFrames } from './lib/browser.mjs';
 import { Dashd, FRONTEND_DIR, dashdBinDir, freePort, waitFor } from './lib/dashd.mjs';
+import { checkA11y as checkA11yOn } from './lib/a11y.mjs';
 
 const SECOND_MS = 1000;
 const MINUTE_MS = 60 * SECOND_MS;
@@ -38,8 +38,6 @@ const DESKTOP = { width: 1440, height: 900 };
 const CHARTS = ['cpu', 'memory', 'network', 'disk', 'connections'];
 /** Range ends are whole seconds; a drag lands within a pixel's worth. */
 const SAME_RANGE_SLACK_MS = 2 * SECOND_MS;
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
 
 const ARTIFACTS = path.join(FRONTEND_DIR, 'e2e', 'artifacts');
 const DIST = path.join(FRONTEND_DIR, 'dist');
@@ -142,16 +140,7 @@ async function dragOn(id, state, fromT, toT, { shift = false } = {}) {
   if (shift) await page.keyboard.up('Shift');
 }
 
-async function checkA11y(label) {
-  await page.evaluate(AXE_SOURCE);
-  const result = await page.evaluate(async (tags) => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
-  }, AXE_TAGS);
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  console.log(`AXE state=${label} violations=${result.length} serious_or_critical=${bad.length}`);
-  assert.deepEqual(bad, [], `axe-core on ${label}`);
-}
+const checkA11y = (label) => checkA11yOn(page, label);
 
 function parseCsv(text) {
   const [header, ...lines] = text.trim().split(/\r?\n/);

@@ -19,10 +19,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, recordFrames } from './lib/browser.mjs';
 import { Dashd, FRONTEND_DIR, dashdBinDir, freePort, sleep, waitFor } from './lib/dashd.mjs';
+import { checkA11y as checkA11yOn } from './lib/a11y.mjs';
 
 const SECOND_MS = 1000;
 const MINUTE_MS = 60 * SECOND_MS;
@@ -30,8 +30,6 @@ const SUITE_DEADLINE_MS = 4 * MINUTE_MS;
 const UI_TIMEOUT_MS = 15 * SECOND_MS;
 /** Issue 19, "done when": the host panels are on screen this soon after login. */
 const PANELS_WITHIN_MS = 2 * SECOND_MS;
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
 const DESKTOP = { width: 1440, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const ARTIFACTS = path.join(FRONTEND_DIR, 'e2e', 'artifacts');
@@ -58,21 +56,7 @@ process.on('exit', () => dashd?.killNow());
 const received = (type) => frames.filter((f) => f.dir === 'received' && f.msg.type === type);
 const sent = (type) => frames.filter((f) => f.dir === 'sent' && f.msg.type === type);
 
-async function checkA11y(label) {
-  await page.evaluate(AXE_SOURCE);
-  const result = await page.evaluate(async (tags) => {
-    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
-    return r.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1, 2).join(' ')}`),
-    }));
-  }, AXE_TAGS);
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  console.log(`AXE state=${label} violations=${result.length} serious_or_critical=${bad.length}`);
-  assert.deepEqual(bad, [], `axe-core on ${label}: ${JSON.stringify(bad, null, 1)}`);
-}
+const checkA11y = (label) => checkA11yOn(page, label);
 
 /** The reply (or error) to the first request of `type`, once it has come. */
 async function replyTo(type) {
