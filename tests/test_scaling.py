@@ -113,8 +113,21 @@ def mysql_db():
 def node(tmp_path: Path, name: str, bus: str, *extra: str) -> Daemon:
     state = tmp_path / name
     state.mkdir(exist_ok=True)
+    # The seed's metrics only (`--collectors host`): the final check counts
+    # every metric of every sample, and labelled series ride only in the
+    # samples that follow a collector's read.
     return Daemon(
-        state, free_port(), "--host-name", name, "--bus", bus, "--secret-file", str(tmp_path / "secret.key"), *extra
+        state,
+        free_port(),
+        "--host-name",
+        name,
+        "--bus",
+        bus,
+        "--secret-file",
+        str(tmp_path / "secret.key"),
+        "--collectors",
+        "host",
+        *extra,
     )
 
 
