@@ -200,7 +200,8 @@ def _pack(chunk_type: int, count: int, columns: list[bytes], level: int = _ZLIB_
     return _CHUNK_HEADER.pack(VERSION, chunk_type) + zlib.compress(body, level)
 
 
-def _unpack(blob: bytes, chunk_type: int, columns: int) -> list[np.ndarray]:
+def _open(blob: bytes, chunk_type: int) -> tuple[int, bytes]:
+    """Check one chunk's header and decompress it: (sample count, body)."""
     if blob is None or len(blob) < _CHUNK_HEADER.size:
         raise ChunkCorrupt("shorter than a chunk header")
     version, found_type = _CHUNK_HEADER.unpack_from(blob)
@@ -213,6 +214,11 @@ def _unpack(blob: bytes, chunk_type: int, columns: int) -> list[np.ndarray]:
     if len(body) < _COUNT.size:
         raise ChunkCorrupt("no sample count")
     (count,) = _COUNT.unpack_from(body)
+    return count, body
+
+
+def _unpack(blob: bytes, chunk_type: int, columns: int) -> list[np.ndarray]:
+    count, body = _open(blob, chunk_type)
     offset, result = _COUNT.size, []
     for _ in range(columns):
         column, offset = _read_column(body, offset, count)
@@ -281,18 +287,7 @@ class _Column:
 
 def _parse(blob: bytes, chunk_type: int, columns: int) -> tuple[int, list[_Column]]:
     """Decompress and split one chunk into its columns (no decoding)."""
-    if blob is None or len(blob) < _CHUNK_HEADER.size:
-        raise ChunkCorrupt("shorter than a chunk header")
-    version, found_type = _CHUNK_HEADER.unpack_from(blob)
-    if version != VERSION or found_type != chunk_type:
-        raise ChunkCorrupt(f"unexpected chunk version {version} / type {found_type}")
-    try:
-        body = zlib.decompress(bytes(blob[_CHUNK_HEADER.size :]))
-    except zlib.error as e:
-        raise ChunkCorrupt(f"bad compressed data ({e})") from None
-    if len(body) < _COUNT.size:
-        raise ChunkCorrupt("no sample count")
-    (count,) = _COUNT.unpack_from(body)
+    count, body = _open(blob, chunk_type)
     offset, parsed = _COUNT.size, []
     for _ in range(columns):
         if offset + _COLUMN_HEADER.size > len(body):
