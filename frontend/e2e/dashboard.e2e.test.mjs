@@ -23,11 +23,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { launchChromium, recordFrames } from './lib/browser.mjs';
 import { Dashd, FRONTEND_DIR, dashdBinDir, freePort, sleep, waitFor } from './lib/dashd.mjs';
 import { fillSynthetic } from './lib/synthetic.mjs';
 import { checkA11y as checkA11yOn } from './lib/a11y.mjs';
+import { orderedSteps } from './lib/steps.mjs';
 
 const SECOND_MS = 1000;
 const MINUTE_MS = 60 * SECOND_MS;
@@ -56,7 +57,6 @@ let browser;
 let page;
 let frames;
 const pageErrors = [];
-let failed = false;
 /** connection_ack seq of the page's current session (set after the reload). */
 let sessionAckSeq = null;
 
@@ -162,30 +162,14 @@ describe('dashboard against a real dashd in headless Chromium', { concurrency: f
   });
 
   after(async () => {
-    if (failed && dashd) console.error(`--- dashd log (last lines) ---\n${dashd.logTail(60)}`);
+    if (run.failed && dashd) console.error(`--- dashd log (last lines) ---\n${dashd.logTail(60)}`);
     await browser?.close().catch(() => {});
     await dashd?.stop();
     if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
     clearTimeout(watchdog);
   });
 
-  // Steps run in order on one page. After a failure the rest still run as
-  // long as the page is connected (so one failed check does not hide the
-  // others); otherwise they are skipped instead of timing out one by one.
-  const step = (name, fn) =>
-    it(name, async (t) => {
-      if (failed && (!page || (await status().getAttribute('data-state').catch(() => null)) !== 'connected')) {
-        t.skip('an earlier step failed and the page is not connected');
-        return;
-      }
-      try {
-        await fn();
-      } catch (err) {
-        failed = true;
-        await page?.screenshot({ path: path.join(ARTIFACTS, `failure-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-        throw err;
-      }
-    });
+  const { step, run } = orderedSteps({ page: () => page, status, artifacts: ARTIFACTS, prefix: 'failure-' });
 
   step('logs in with username and password', async () => {
     const password = await dashd.adminPassword();

@@ -19,10 +19,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { launchChromium, recordFrames } from './lib/browser.mjs';
 import { Dashd, FRONTEND_DIR, dashdBinDir, freePort, waitFor } from './lib/dashd.mjs';
 import { checkA11y as checkA11yOn } from './lib/a11y.mjs';
+import { orderedSteps } from './lib/steps.mjs';
 
 const SECOND_MS = 1000;
 const MINUTE_MS = 60 * SECOND_MS;
@@ -47,7 +48,6 @@ let dashd;
 let browser;
 let page;
 let frames;
-let failed = false;
 const pageErrors = [];
 /** The 10-minute view reached by zooming, and its address. */
 let zoomed = null;
@@ -176,27 +176,14 @@ describe('time explorer against a real dashd with 30 days of data', { concurrenc
   });
 
   after(async () => {
-    if (failed && dashd) console.error(`--- dashd log (last lines) ---\n${dashd.logTail(60)}`);
+    if (run.failed && dashd) console.error(`--- dashd log (last lines) ---\n${dashd.logTail(60)}`);
     await browser?.close().catch(() => {});
     await dashd?.stop();
     if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
     clearTimeout(watchdog);
   });
 
-  const step = (name, fn) =>
-    it(name, async (t) => {
-      if (failed && (!page || (await status().getAttribute('data-state').catch(() => null)) !== 'connected')) {
-        t.skip('an earlier step failed and the page is not connected');
-        return;
-      }
-      try {
-        await fn();
-      } catch (err) {
-        failed = true;
-        await page?.screenshot({ path: path.join(ARTIFACTS, `explorer-failure-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-        throw err;
-      }
-    });
+  const { step, run } = orderedSteps({ page: () => page, status, artifacts: ARTIFACTS, prefix: 'explorer-failure-' });
 
   step('signs in', async () => {
     const password = await dashd.adminPassword();
