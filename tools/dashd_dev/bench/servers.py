@@ -63,10 +63,13 @@ class ServerUnderTest:
         for worker in range(workers):
             child_env: dict[str, str] | None = None
             log = os.path.join(env.work_dir, f"{run_id}-{kind}-server{worker}.log")
-            if kind == "ws":
+            if kind in ("ws", "floor"):
+                # ws: the `ws` library (bench/server.js); floor: the kernel's limit,
+                # a handshake then one send() per socket (bench/floor.py). Same flags.
+                program, script = (env.node, "server.js") if kind == "ws" else (env.python, "floor.py")
                 argv = [
-                    env.node,
-                    os.path.join(env.bench_dir, "server.js"),
+                    program,
+                    os.path.join(env.bench_dir, script),
                     "--port",
                     "0",
                     "--rate",
@@ -76,22 +79,8 @@ class ServerUnderTest:
                     "--host-name",
                     BENCH_HOST,
                 ]
-                if session.deflate:
+                if kind == "ws" and session.deflate:
                     argv.append("--deflate")
-            elif kind == "floor":
-                # The kernel's limit: handshake, then one send() per socket (bench/floor.py).
-                argv = [
-                    env.python,
-                    os.path.join(env.bench_dir, "floor.py"),
-                    "--port",
-                    "0",
-                    "--rate",
-                    str(IDLE_HZ),
-                    "--metrics",
-                    json.dumps(BENCH_METRICS),
-                    "--host-name",
-                    BENCH_HOST,
-                ]
             else:
                 state = os.path.join(env.work_dir, f"{run_id}-state{worker}")
                 shutil.copytree(env.state_dir, state)
