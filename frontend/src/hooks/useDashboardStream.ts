@@ -119,6 +119,11 @@ export interface DashboardStream {
   loadNotifications(from: number, to: number): Promise<NotificationData[]>;
 }
 
+/** The error a request gets while there is no socket (typed like the server's errors). */
+function notConnected(): Error & { code: string } {
+  return Object.assign(new Error('not connected'), { code: 'not_connected' });
+}
+
 function relativeSpan(ms: number): string {
   return ms >= HOUR_MS ? `-${ms / HOUR_MS}h` : `-${Math.round(ms / MINUTE_MS)}m`;
 }
@@ -193,7 +198,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
     async (data: Record<string, unknown>): Promise<Record<string, unknown>> => {
       for (let attempt = 0; ; attempt += 1) {
         const send = sendRef.current;
-        if (!send) throw Object.assign(new Error('not connected'), { code: 'not_connected' });
+        if (!send) throw notConnected();
         try {
           return await historyLimiter.run(() => send('history', data));
         } catch (err) {
@@ -521,7 +526,7 @@ export function useDashboardStream(auth: Auth, { windowMs, host, groups }: Strea
     (type, data) => {
       if (type === 'history') return requestHistory({ ...(data as Record<string, unknown>) });
       const send = sendRef.current;
-      return send ? send(type, data as Record<string, unknown>) : Promise.reject(Object.assign(new Error('not connected'), { code: 'not_connected' }));
+      return send ? send(type, data as Record<string, unknown>) : Promise.reject(notConnected());
     },
     [requestHistory],
   );
